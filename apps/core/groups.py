@@ -1,0 +1,35 @@
+"""Channel-layer group names, built in one place so no consumer invents its own.
+
+Who may join which group is a security decision made by selectors; these only spell names.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _clean(value: str) -> str:
+    # Group names allow ASCII letters, digits, hyphens, underscores and periods only.
+    return _SAFE.sub("_", value)
+
+
+def user_group(user_id: int) -> str:
+    """Private events of one person (their orders, balances), across organizations."""
+    return f"user.{user_id}"
+
+
+def member_group(org_id: int, user_id: int) -> str:
+    """Every socket a member has open in one organization: removal closes them all."""
+    return f"member.{org_id}.{user_id}"
+
+
+def org_group(org_id: int) -> str:
+    """Events every member of an organization may see."""
+    return f"org.{org_id}"
+
+
+def symbol_group(symbol: str) -> str:
+    """Public market data of one pair, e.g. `market.BTC_USD`."""
+    return f"market.{_clean(symbol)}"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class KrakenConfig(AppConfig):
+    name = "apps.kraken"
+    label = "kraken"

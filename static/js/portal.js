@@ -1,0 +1,32 @@
+// Small progressive enhancements; every page works without this file.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    const target = event.target;
+    if (target instanceof HTMLSelectElement && target.hasAttribute("data-autosubmit")) {
+      target.form.submit();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("[data-theme-toggle]");
+    if (!button) return;
+    const root = document.documentElement;
+    root.dataset.theme = root.dataset.theme === "light" ? "dark" : "light";
+    try { localStorage.setItem("portal-theme", root.dataset.theme); } catch (e) { /* private mode */ }
+  });
+  try {
+    const saved = localStorage.getItem("portal-theme");
+    if (saved) document.documentElement.dataset.theme = saved;
+  } catch (e) { /* private mode */ }
+  // Toasts fade after a few seconds; errors stay until clicked.
+  function arm(toast) {
+    if (!toast.classList.contains("toast-error")) setTimeout(function () { toast.remove(); }, 6000);
+    toast.addEventListener("click", function () { toast.remove(); });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(".toast").forEach(arm);
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    document.querySelectorAll(".toast:not([data-armed])").forEach(function (t) { t.dataset.armed = "1"; arm(t); });
+  });
+})();

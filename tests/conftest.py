@@ -1,0 +1,81 @@
+"""Shared fixtures: named personas in one organization, and clients signed in as them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from apps.orgs.models import Membership, Organization
+from apps.orgs.permissions import Role
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+pytest_plugins = ["tests.plugins.sandbox"]
+
+
+@pytest.fixture
+def org(db: Any) -> Organization:
+    return OrganizationFactory(name="Acme Capital", slug="acme")
+
+
+def _member(org: Organization, role: str, email: str) -> Membership:
+    return MembershipFactory(org=org, role=role, user=UserFactory(email=email))
+
+
+@pytest.fixture
+def owner(org: Organization) -> Membership:
+    return _member(org, Role.OWNER, "owner@acme.test")
+
+
+@pytest.fixture
+def admin(org: Organization) -> Membership:
+    return _member(org, Role.ADMIN, "admin@acme.test")
+
+
+@pytest.fixture
+def trader(org: Organization) -> Membership:
+    return _member(org, Role.TRADER, "trader@acme.test")
+
+
+@pytest.fixture
+def treasurer(org: Organization) -> Membership:
+    return _member(org, Role.TREASURER, "treasurer@acme.test")
+
+
+@pytest.fixture
+def approver(org: Organization) -> Membership:
+    return _member(org, Role.APPROVER, "approver@acme.test")
+
+
+@pytest.fixture
+def viewer(org: Organization) -> Membership:
+    return _member(org, Role.VIEWER, "viewer@acme.test")
+
+
+@pytest.fixture
+def outsider(db: Any) -> Membership:
+    """A member of another organization."""
+    other = OrganizationFactory(name="Other Fund", slug="other")
+    return _member(other, Role.OWNER, "outsider@other.test")
+
+
+def verified_client(user: Any) -> Client:
+    """A client signed in as `user` with a confirmed TOTP device verified for this session."""
+    device, _ = TOTPDevice.objects.get_or_create(
+        user=user, name="default", defaults={"confirmed": True}
+    )
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session["otp_device_id"] = device.persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def client_for() -> Callable[[Membership], Client]:
+    """`client_for(trader)`: a 2FA-verified client signed in as that member."""
+    return lambda membership: verified_client(membership.user)

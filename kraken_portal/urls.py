@@ -9,5 +9,6 @@ urlpatterns = [
     path("o/<slug:org>/vault/", include("apps.vault.urls")),
     path("o/<slug:org>/markets/", include("apps.market.urls")),
     path("onboarding/", include("apps.orgs.onboarding_urls")),
+    path("invitations/", include("apps.orgs.invitation_urls")),
     path("staff/admin/", admin.site.urls),
 ]

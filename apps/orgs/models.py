@@ -75,6 +75,24 @@ class Invitation(models.Model):
         return f"Invitation of {self.email} to {self.org} as {self.role}"
 
 
+class BusinessType(models.TextChoices):
+    HEDGE_FUND = "hedge_fund", "Hedge fund"
+    ASSET_MANAGER = "asset_manager", "Asset manager"
+    FAMILY_OFFICE = "family_office", "Family office"
+    PROPRIETARY_TRADING = "proprietary_trading", "Proprietary trading firm"
+    CORPORATE_TREASURY = "corporate_treasury", "Corporate treasury"
+    BANK_BROKER = "bank_broker", "Bank / broker"
+    OTHER = "other", "Other"
+
+
+class AssetsUnderManagement(models.TextChoices):
+    UNDER_10M = "lt_10m", "Less than $10M"
+    FROM_10M_TO_50M = "10m_50m", "$10M to $50M"
+    FROM_50M_TO_250M = "50m_250m", "$50M to $250M"
+    FROM_250M_TO_1B = "250m_1b", "$250M to $1B"
+    OVER_1B = "gt_1b", "More than $1B"
+
+
 class OnboardingApplication(models.Model):
     """Kraken Institutional's sign-up form; staff review it in a queue."""
 
@@ -89,8 +107,8 @@ class OnboardingApplication(models.Model):
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     email = models.EmailField()
-    business_type = models.CharField(max_length=32)
-    assets_under_management = models.CharField(max_length=32)
+    business_type = models.CharField(max_length=32, choices=BusinessType.choices)
+    assets_under_management = models.CharField(max_length=32, choices=AssetsUnderManagement.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)

@@ -1,4 +1,12 @@
-from typing import Any
+from django.urls import path
+
+from apps.orgs import views
 
 app_name = "onboarding"
-urlpatterns: list[Any] = []
+urlpatterns = [
+    path("apply/", views.onboarding_apply, name="apply"),
+    path("apply/received/", views.onboarding_apply_done, name="apply-done"),
+    path("review/", views.onboarding_review_queue, name="review-queue"),
+    path("review/<int:pk>/approve/", views.onboarding_approve, name="review-approve"),
+    path("review/<int:pk>/reject/", views.onboarding_reject, name="review-reject"),
+]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
-from apps.orgs.models import Membership, Organization
-from apps.orgs.permissions import Capability
+from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
+from apps.orgs.permissions import Capability, Role
 
 NOT_A_MEMBER = "No such organization."
 ROLE_TOO_LOW = "Your role does not allow this."
@@ -34,3 +38,78 @@ def memberships_of(*, user: Any) -> QuerySet[Membership]:
 
 def org_members(*, org: Organization) -> QuerySet[Membership]:
     return Membership.objects.filter(org=org).select_related("user").order_by("user__email")
+
+
+def member_get_in_org(*, org: Organization, pk: int) -> Membership:
+    """A member of `org` by id; 404 when the id belongs to another organization."""
+    try:
+        return Membership.objects.select_related("user", "org").get(org=org, pk=pk)
+    except Membership.DoesNotExist:
+        raise Http404("No such member.") from None
+
+
+def owner_count(*, org: Organization) -> int:
+    return Membership.objects.filter(org=org, role=Role.OWNER).count()
+
+
+def token_hash(token: str) -> str:
+    """Invitation links carry a random token; only its SHA-256 is stored."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class InvitationState(StrEnum):
+    OPEN = "open"
+    EXPIRED = "expired"
+    ACCEPTED = "accepted"
+    REVOKED = "revoked"
+
+
+def invitation_state(invitation: Invitation, now: datetime | None = None) -> InvitationState:
+    if invitation.accepted_at is not None:
+        return InvitationState.ACCEPTED
+    if invitation.revoked_at is not None:
+        return InvitationState.REVOKED
+    if invitation.expires_at <= (now or timezone.now()):
+        return InvitationState.EXPIRED
+    return InvitationState.OPEN
+
+
+def invitation_by_token(*, token: str) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("org", "invited_by")
+        .filter(token_hash=token_hash(token))
+        .first()
+    )
+
+
+def invitations_pending(*, org: Organization) -> QuerySet[Invitation]:
+    """Invitations neither accepted nor revoked, expired ones included (they can be resent)."""
+    return Invitation.objects.filter(
+        org=org, accepted_at__isnull=True, revoked_at__isnull=True
+    ).select_related("invited_by")
+
+
+def invitation_get_in_org(*, org: Organization, pk: int) -> Invitation:
+    try:
+        return Invitation.objects.select_related("org").get(org=org, pk=pk)
+    except Invitation.DoesNotExist:
+        raise Http404("No such invitation.") from None
+
+
+def onboarding_pending() -> QuerySet[OnboardingApplication]:
+    return OnboardingApplication.objects.filter(status=OnboardingApplication.Status.PENDING)
+
+
+def onboarding_recently_reviewed(*, limit: int = 20) -> list[OnboardingApplication]:
+    return list(
+        OnboardingApplication.objects.exclude(status=OnboardingApplication.Status.PENDING)
+        .select_related("reviewed_by", "org")
+        .order_by("-reviewed_at")[:limit]
+    )
+
+
+def onboarding_get(*, pk: int) -> OnboardingApplication:
+    try:
+        return OnboardingApplication.objects.get(pk=pk)
+    except OnboardingApplication.DoesNotExist:
+        raise Http404("No such application.") from None

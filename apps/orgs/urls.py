@@ -5,4 +5,12 @@ from apps.orgs import views
 app_name = "orgs"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("members/", views.member_list, name="member-list"),
+    path("members/<int:pk>/role/", views.member_role, name="member-role"),
+    path("members/<int:pk>/remove/", views.member_remove, name="member-remove"),
+    path("invitations/new/", views.invitation_create, name="invitation-create"),
+    path("invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation-revoke"),
+    path("invitations/<int:pk>/resend/", views.invitation_resend, name="invitation-resend"),
+    path("permissions/", views.permission_table, name="permission-table"),
+    path("settings/", views.settings_view, name="settings"),
 ]

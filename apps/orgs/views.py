@@ -1,15 +1,352 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from typing import Any
 
-from apps.core.access import org_view
+from django.contrib import messages
+from django.contrib.auth import get_user_model, login
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.core.access import org_view, public_view, staff_view
+from apps.orgs import services
+from apps.orgs.forms import (
+    AcceptAsNewUserForm,
+    InvitationForm,
+    MemberRoleForm,
+    OnboardingForm,
+    OrganizationSettingsForm,
+    role_choices,
+)
 from apps.orgs.models import Membership
-from apps.orgs.permissions import Capability
+from apps.orgs.permissions import Capability, Role, permission_matrix
+from apps.orgs.selectors import (
+    InvitationState,
+    invitation_by_token,
+    invitation_get_in_org,
+    invitation_state,
+    invitations_pending,
+    member_get_in_org,
+    memberships_of,
+    onboarding_get,
+    onboarding_pending,
+    onboarding_recently_reviewed,
+    org_members,
+    owner_count,
+)
+
+ROLE_CHANGED = "{email} is now {role}."
+MEMBER_REMOVED = "{email} was removed from the organization."
+INVITATION_SENT = "Invitation sent to {email}."
+INVITATION_RESENT = "A new invitation link was sent to {email}; the previous link no longer works."
+INVITATION_REVOKED = "The invitation to {email} was revoked."
+SETTINGS_SAVED = "Settings saved."
+WELCOME = "Welcome to {org}."
+APPLICATION_RECEIVED = "Thank you: we received your application and will be in touch by email."
+APPLICATION_APPROVED = "{company} was approved; {email} has been invited as owner."
+APPLICATION_REJECTED = "{company} was rejected."
+
+
+def _error_text(error: ValidationError) -> str:
+    return " ".join(error.messages)
 
 
 @require_GET
 @org_view(Capability.VIEW)
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
-    return render(request, "orgs/dashboard.html", {"org": membership.org})
+    services.member_open_org(membership=membership)
+    org = membership.org
+    context: dict[str, Any] = {
+        "org": org,
+        "members_count": org_members(org=org).count(),
+        "other_memberships": [
+            m for m in memberships_of(user=request.user) if m.org_id != membership.org_id
+        ],
+        "can_manage_members": membership.can(Capability.MANAGE_MEMBERS),
+        "can_manage_policies": membership.can(Capability.MANAGE_POLICIES),
+        "capabilities": [label for cap, label, _ in permission_matrix() if membership.can(cap)],
+    }
+    if context["can_manage_members"]:
+        context["pending_invitations"] = list(invitations_pending(org=org))
+    return render(request, "orgs/dashboard.html", context)
+
+
+def _members_context(membership: Membership) -> dict[str, Any]:
+    org = membership.org
+    return {
+        "org": org,
+        "members": list(org_members(org=org)),
+        "invitations": list(invitations_pending(org=org)),
+        "role_choices": role_choices(actor_role=membership.role),
+        "owner_count": owner_count(org=org),
+        "is_owner": membership.role == Role.OWNER,
+        "invitation_form": InvitationForm(actor_role=membership.role),
+        "now": timezone.now(),
+    }
+
+
+@require_GET
+@org_view(Capability.MANAGE_MEMBERS)
+def member_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    return render(request, "orgs/members.html", _members_context(membership))
+
+
+@require_POST
+@org_view(Capability.MANAGE_MEMBERS)
+def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    target = member_get_in_org(org=membership.org, pk=pk)
+    form = MemberRoleForm(request.POST)
+    error = ""
+    if not form.is_valid():
+        error = " ".join(str(e) for e in form.errors.get("role", ["Choose a role."]))
+    else:
+        try:
+            target = services.membership_change_role(
+                membership=target, role=form.cleaned_data["role"], actor=membership, request=request
+            )
+        except ValidationError as exc:
+            error = _error_text(exc)
+    if getattr(request, "htmx", False):
+        # The row swaps in place; its message shows inside the row.
+        target.refresh_from_db()
+        context = _members_context(membership)
+        context.update(
+            m=target,
+            row_error=error,
+            row_notice=""
+            if error
+            else ROLE_CHANGED.format(email=target.user.email, role=target.get_role_display()),
+        )
+        return render(request, "orgs/members.html#member-row", context)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(
+            request, ROLE_CHANGED.format(email=target.user.email, role=target.get_role_display())
+        )
+    return redirect("orgs:member-list", org=membership.org.slug)
+
+
+@require_POST
+@org_view(Capability.MANAGE_MEMBERS)
+def member_remove(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    target = member_get_in_org(org=membership.org, pk=pk)
+    email = target.user.email
+    try:
+        services.membership_remove(membership=target, actor=membership, request=request)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, MEMBER_REMOVED.format(email=email))
+        if target.user_id == request.user.pk:
+            return redirect("core:home")
+    return redirect("orgs:member-list", org=membership.org.slug)
+
+
+@require_http_methods(["GET", "POST"])
+@org_view(Capability.MANAGE_MEMBERS)
+def invitation_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = InvitationForm(request.POST or None, actor_role=membership.role)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.invitation_create(
+                org=membership.org,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                actor=membership,
+                request=request,
+            )
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):
+                for field, errors in exc.error_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                form.add_error(None, exc)
+        else:
+            messages.success(request, INVITATION_SENT.format(email=form.cleaned_data["email"]))
+            return redirect("orgs:member-list", org=membership.org.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "orgs/invitation_form.html", {"org": membership.org, "form": form}, status=status
+    )
+
+
+@require_POST
+@org_view(Capability.MANAGE_MEMBERS)
+def invitation_revoke(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    invitation = invitation_get_in_org(org=membership.org, pk=pk)
+    try:
+        services.invitation_revoke(invitation=invitation, actor=membership, request=request)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, INVITATION_REVOKED.format(email=invitation.email))
+    return redirect("orgs:member-list", org=membership.org.slug)
+
+
+@require_POST
+@org_view(Capability.MANAGE_MEMBERS)
+def invitation_resend(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    invitation = invitation_get_in_org(org=membership.org, pk=pk)
+    try:
+        services.invitation_resend(invitation=invitation, actor=membership, request=request)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, INVITATION_RESENT.format(email=invitation.email))
+    return redirect("orgs:member-list", org=membership.org.slug)
+
+
+@require_GET
+@org_view(Capability.MANAGE_MEMBERS)
+def permission_table(request: HttpRequest, membership: Membership) -> HttpResponse:
+    return render(
+        request,
+        "orgs/permission_table.html",
+        {"org": membership.org, "roles": Role.choices, "rows": permission_matrix()},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@org_view(Capability.MANAGE_POLICIES)
+def settings_view(request: HttpRequest, membership: Membership) -> HttpResponse:
+    org = membership.org
+    initial = {"name": org.name, "require_2fa": org.require_2fa}
+    form = OrganizationSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.organization_update_settings(
+                org=org,
+                actor=membership,
+                name=form.cleaned_data["name"],
+                require_2fa=form.cleaned_data["require_2fa"],
+                request=request,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, SETTINGS_SAVED)
+            return redirect("orgs:settings", org=org.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "orgs/settings.html", {"org": org, "form": form}, status=status)
+
+
+# Invitation landing page: public, because the invitee may not have an account yet.
+
+
+@require_http_methods(["GET", "POST"])
+@public_view
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = invitation_by_token(token=token)
+    template = "orgs/invitation_accept.html"
+    if invitation is None:
+        return render(request, template, {"problem": services.INVITATION_INVALID}, status=404)
+    state = invitation_state(invitation)
+    if state is not InvitationState.OPEN:
+        return render(
+            request, template, {"problem": services.INVITATION_MESSAGES[state]}, status=410
+        )
+    context: dict[str, Any] = {"invitation": invitation, "org": invitation.org}
+    user: Any = request.user
+    if user.is_authenticated:
+        if user.email.strip().lower() != invitation.email.lower():
+            context["problem"] = services.INVITATION_WRONG_USER
+            return render(request, template, context, status=403)
+        if request.method == "POST":
+            try:
+                services.invitation_accept(invitation=invitation, user=user, request=request)
+            except ValidationError as exc:
+                context["problem"] = _error_text(exc)
+                return render(request, template, context, status=409)
+            messages.success(request, WELCOME.format(org=invitation.org.name))
+            return redirect("orgs:dashboard", org=invitation.org.slug)
+        return render(request, template, context)
+    if get_user_model().objects.filter(email__iexact=invitation.email).exists():
+        context["sign_in_url"] = reverse("accounts:login") + "?next=" + request.path
+        context["problem"] = services.ACCOUNT_EXISTS
+        return render(request, template, context)
+    form = AcceptAsNewUserForm(request.POST or None, email=invitation.email)
+    context["form"] = form
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = services.invitation_accept_as_new_user(
+                invitation=invitation,
+                first_name=form.cleaned_data["first_name"],
+                last_name=form.cleaned_data["last_name"],
+                password=form.cleaned_data["password1"],
+                request=request,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            login(request, membership.user, backend="apps.accounts.backends.EmailBackend")
+            messages.success(request, WELCOME.format(org=invitation.org.name))
+            return redirect("orgs:dashboard", org=invitation.org.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(request, template, context, status=status)
+
+
+# Institutional onboarding: the public application form and the staff review queue.
+
+
+@require_http_methods(["GET", "POST"])
+@public_view
+def onboarding_apply(request: HttpRequest) -> HttpResponse:
+    form = OnboardingForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.onboarding_apply(**form.cleaned_data, request=request)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            return redirect("onboarding:apply-done")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "orgs/onboarding_apply.html", {"form": form}, status=status)
+
+
+@require_GET
+@public_view
+def onboarding_apply_done(request: HttpRequest) -> HttpResponse:
+    return render(request, "orgs/onboarding_done.html", {"message": APPLICATION_RECEIVED})
+
+
+@require_GET
+@staff_view
+def onboarding_review_queue(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "orgs/onboarding_queue.html",
+        {"pending": list(onboarding_pending()), "reviewed": onboarding_recently_reviewed()},
+    )
+
+
+@require_POST
+@staff_view
+def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    application = onboarding_get(pk=pk)
+    try:
+        services.onboarding_approve(application=application, reviewer=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(
+            request,
+            APPLICATION_APPROVED.format(company=application.company_name, email=application.email),
+        )
+    return redirect("onboarding:review-queue")
+
+
+@require_POST
+@staff_view
+def onboarding_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    application = onboarding_get(pk=pk)
+    try:
+        services.onboarding_reject(application=application, reviewer=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, APPLICATION_REJECTED.format(company=application.company_name))
+    return redirect("onboarding:review-queue")

@@ -1,0 +1,122 @@
+"""Forms check input shape; the services hold the rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+
+from apps.orgs.countries import COUNTRIES, US_STATES
+from apps.orgs.models import AssetsUnderManagement, BusinessType
+from apps.orgs.permissions import Role
+from apps.orgs.services import SERVICE_UNAVAILABLE_REGION, UNAVAILABLE_US_STATES
+
+STATE_REQUIRED = "Choose the state your business is in."
+PASSWORDS_DIFFER = "The two passwords differ."
+
+
+def role_choices(*, actor_role: str) -> list[tuple[str, str]]:
+    """Only an owner may hand out the owner role."""
+    return [
+        (value, label)
+        for value, label in Role.choices
+        if actor_role == Role.OWNER or value != Role.OWNER
+    ]
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+
+    def __init__(self, *args: Any, actor_role: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = role_choices(actor_role=actor_role)  # type: ignore[attr-defined]
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class AcceptAsNewUserForm(forms.Form):
+    first_name = forms.CharField(max_length=150)
+    last_name = forms.CharField(max_length=150)
+    password1 = forms.CharField(
+        label="Password",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        max_length=128,
+        strip=False,
+    )
+    password2 = forms.CharField(
+        label="Password again",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        max_length=128,
+        strip=False,
+    )
+
+    def __init__(self, *args: Any, email: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        password1, password2 = data.get("password1"), data.get("password2")
+        if password1 and password2:
+            if password1 != password2:
+                self.add_error("password2", PASSWORDS_DIFFER)
+            else:
+                user = get_user_model()(
+                    email=self.email,
+                    first_name=data.get("first_name", ""),
+                    last_name=data.get("last_name", ""),
+                )
+                try:
+                    validate_password(password1, user)
+                except ValidationError as error:
+                    self.add_error("password1", error)
+        return data
+
+
+class OrganizationSettingsForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    require_2fa = forms.BooleanField(
+        required=False,
+        label="Require two-factor authentication for every member",
+        help_text="Members without 2FA are asked to set it up before they can continue.",
+    )
+
+
+class OnboardingForm(forms.Form):
+    company_name = forms.CharField(max_length=200)
+    country = forms.ChoiceField(
+        label="Country of business", choices=[("", "Select a country"), *COUNTRIES]
+    )
+    region = forms.ChoiceField(
+        label="US state",
+        choices=[("", "—"), *US_STATES],
+        required=False,
+        help_text="Only for businesses in the United States.",
+    )
+    first_name = forms.CharField(max_length=100)
+    last_name = forms.CharField(max_length=100)
+    email = forms.EmailField(label="Work email", max_length=254)
+    business_type = forms.ChoiceField(
+        label="Type of business", choices=[("", "Select"), *BusinessType.choices]
+    )
+    assets_under_management = forms.ChoiceField(
+        label="Assets under management", choices=[("", "Select"), *AssetsUnderManagement.choices]
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        country, region = data.get("country"), data.get("region", "")
+        if country == "US":
+            if not region:
+                self.add_error("region", STATE_REQUIRED)
+            elif region in UNAVAILABLE_US_STATES:
+                raise ValidationError(SERVICE_UNAVAILABLE_REGION)
+        else:
+            data["region"] = ""
+        return data

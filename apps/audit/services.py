@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import ipaddress
 import json
 from typing import Any
 
-from django.conf import settings
 from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.ipv6 import clean_ipv6_address
 
+from apps.audit.chain import GLOBAL_CHAIN, chain_key_for, record_content, record_hash
 from apps.audit.models import AuditChain, AuditRecord
+from apps.audit.selectors import audit_chains_verify
+
+__all__ = [
+    "FORBIDDEN_DETAIL_WORDS",
+    "GLOBAL_CHAIN",
+    "audit_record",
+    "chain_key_for",
+    "record_content",
+    "record_hash",
+]
 
 # Detail keys that could carry a secret are refused outright: an audit row is read by many and
 # exported as CSV, so a secret must never get there, even by accident.
 FORBIDDEN_DETAIL_WORDS = ("secret", "password", "otp", "token", "private", "passphrase")
-GLOBAL_CHAIN = "global"
-
-
-def _hmac_key() -> bytes:
-    key = settings.AUDIT_HMAC_KEY or ("audit:" + settings.SECRET_KEY)
-    return hashlib.sha256(key.encode()).digest()
-
-
-def chain_key_for(org_id: int | None) -> str:
-    return f"org:{org_id}" if org_id else GLOBAL_CHAIN
 
 
 def _check_detail(detail: Any, path: str = "") -> None:
@@ -41,29 +41,19 @@ def _check_detail(detail: Any, path: str = "") -> None:
             _check_detail(item, path)
 
 
-def record_content(record: AuditRecord) -> dict[str, Any]:
-    """The fields the HMAC covers, in a canonical form."""
-    return {
-        "chain": record.chain,
-        "seq": record.seq,
-        "created_at": record.created_at.isoformat(),
-        "org_id": record.org_id,
-        "actor_id": record.actor_id,
-        "actor_email": record.actor_email,
-        "action": record.action,
-        "target_type": record.target_type,
-        "target_id": record.target_id,
-        "target_repr": record.target_repr,
-        "ip": record.ip,
-        "user_agent": record.user_agent,
-        "detail": record.detail,
-        "prev_hash": record.prev_hash,
-    }
+def _normalized_ip(ip: str | None) -> str | None:
+    """The address exactly as the database will return it, so the HMAC still matches on reading.
 
-
-def record_hash(record: AuditRecord) -> str:
-    payload = json.dumps(record_content(record), sort_keys=True, separators=(",", ":"), default=str)
-    return hmac.new(_hmac_key(), payload.encode(), hashlib.sha256).hexdigest()
+    PostgreSQL's inet type rewrites IPv6 addresses (lower case, zeros compressed); an unparsable
+    value is dropped rather than failing the audited action.
+    """
+    if not ip:
+        return None
+    try:
+        parsed = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    return clean_ipv6_address(str(parsed)) if parsed.version == 6 else str(parsed)
 
 
 def _client_ip(request: HttpRequest | None) -> str | None:
@@ -111,7 +101,7 @@ def audit_record(
             target_type=target._meta.label_lower if target is not None else "",
             target_id=str(target.pk) if target is not None else "",
             target_repr=str(target)[:200] if target is not None else "",
-            ip=ip,
+            ip=_normalized_ip(ip),
             user_agent=(user_agent or "")[:300],
             detail=json.loads(json.dumps(detail, default=str)),
             prev_hash=chain.last_hash,
@@ -122,3 +112,21 @@ def audit_record(
         chain.last_hash = record.hash
         chain.save(update_fields=["last_seq", "last_hash"])
     return record
+
+
+def audit_chains_check() -> dict[str, Any]:
+    """Verify every chain and append the outcome to the global chain as `audit.verify`.
+
+    The nightly run leaves its own trace, so a reader can see when the trail was last proven
+    intact, and a break is on record even if nobody reads the worker's log.
+    """
+    reports = audit_chains_verify()
+    broken = [str(report.broken) for report in reports if report.broken is not None]
+    outcome: dict[str, Any] = {
+        "ok": not broken,
+        "chains": len(reports),
+        "records": sum(report.records for report in reports),
+        "broken": broken,
+    }
+    audit_record(action="audit.verify" if not broken else "audit.verify_failed", detail=outcome)
+    return outcome

@@ -1,0 +1,185 @@
+"""The organization's audit trail: a filterable page and a CSV export of the same selection."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import AsyncIterator
+from datetime import tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from asgiref.sync import sync_to_async
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
+from django.http.response import HttpResponseBase
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from django_htmx.middleware import HtmxDetails
+
+from apps.audit.forms import AuditFilterForm
+from apps.audit.models import AuditRecord
+from apps.audit.selectors import (
+    AuditFilters,
+    audit_actor_emails,
+    audit_export_batch,
+    audit_record_page,
+)
+from apps.audit.services import audit_record
+from apps.core.access import org_view
+from apps.orgs.models import Membership, Organization
+from apps.orgs.permissions import Capability
+
+BAD_PAGE = "The page marker must be a whole number."
+BAD_FILTERS = "Correct the filters to see the matching records."
+CSV_HEADER = (
+    "seq",
+    "time",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "target",
+    "ip",
+    "detail",
+    "hash",
+)
+# A spreadsheet runs a cell starting with one of these as a formula: exports neutralise them.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _reader_tz(user: Any) -> tzinfo:
+    try:
+        return ZoneInfo(getattr(user, "time_zone", "") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _filter_form(request: HttpRequest, membership: Membership) -> AuditFilterForm:
+    data = request.GET if any(key in request.GET for key in AuditFilterForm.base_fields) else None
+    return AuditFilterForm(
+        data, actors=audit_actor_emails(org=membership.org), tz=_reader_tz(request.user)
+    )
+
+
+def _query_without(request: HttpRequest, *keys: str) -> str:
+    params = request.GET.copy()
+    for key in keys:
+        params.pop(key, None)
+    return params.urlencode()
+
+
+# Everyone in the organization may read the trail: it shows who did what, which is what an
+# approver or viewer needs to trust the desk's actions, and it never holds secrets (the audit
+# service refuses secret-looking detail keys), so VIEW rather than MANAGE_MEMBERS.
+@require_GET
+@org_view(Capability.VIEW)
+def record_list(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
+    before_raw = request.GET.get("before", "")
+    try:
+        before = int(before_raw) if before_raw else None
+    except ValueError:
+        return HttpResponseBadRequest(BAD_PAGE)
+    form = _filter_form(request, membership)
+    valid = form.is_bound is False or form.is_valid()
+    page = None
+    if valid:
+        filters = form.filters() if form.is_bound else AuditFilters()
+        page = audit_record_page(org=membership.org, filters=filters, before=before)
+    template = "audit/record_list.html"
+    if request.htmx and not request.htmx.boosted:
+        # The filter form swaps the form and table (to show field errors); page links the table.
+        template += "#audit-trail" if request.htmx.target == "audit-trail" else "#record-table"
+    return render(
+        request,
+        template,
+        {
+            "org": membership.org,
+            "form": form,
+            "page": page,
+            "tz": _reader_tz(request.user),
+            "query": _query_without(request, "before"),
+            "bad_filters": BAD_FILTERS,
+        },
+    )
+
+
+class _Echo:
+    """A file-like object whose write returns the line, so csv.writer can feed a stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _csv_row(record: AuditRecord, tz: tzinfo) -> list[str]:
+    detail = json.dumps(record.detail, sort_keys=True, separators=(",", ":"))
+    values = (
+        record.seq,
+        record.created_at.astimezone(tz).isoformat(),
+        record.actor_email,
+        record.action,
+        record.target_type,
+        record.target_id,
+        record.target_repr,
+        record.ip,
+        detail,
+        record.hash,
+    )
+    return [_cell(value) for value in values]
+
+
+async def _csv_stream(
+    org: Organization, filters: AuditFilters, up_to_seq: int, tz: tzinfo
+) -> AsyncIterator[str]:
+    """The CSV, read in batches so memory stays flat however long the trail.
+
+    An async iterator, because the portal runs under ASGI, where Django would first read a
+    synchronous iterator whole into memory.
+    """
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_HEADER)
+    after_seq = 0
+    while True:
+        batch = await sync_to_async(audit_export_batch)(
+            org=org, filters=filters, after_seq=after_seq, up_to_seq=up_to_seq
+        )
+        if not batch:
+            return
+        yield "".join(writer.writerow(_csv_row(record, tz)) for record in batch)
+        after_seq = batch[-1].seq
+
+
+@require_GET
+@org_view(Capability.VIEW)
+def record_export(request: HttpRequest, membership: Membership) -> HttpResponseBase:
+    form = _filter_form(request, membership)
+    if form.is_bound and not form.is_valid():
+        return HttpResponseBadRequest(BAD_FILTERS + " " + form.errors.as_text())
+    filters = form.filters() if form.is_bound else AuditFilters()
+    # The export is itself on record; it covers everything written before it.
+    export = audit_record(
+        action="audit.export",
+        actor=membership,
+        request=request,
+        detail={"filters": {k: v for k, v in form.data.items() if k in form.fields and v}},
+    )
+    stream = _csv_stream(membership.org, filters, export.seq - 1, _reader_tz(request.user))
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
+    filename = f"audit-{membership.org.slug}-{stamp}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -14,6 +14,10 @@
     root.dataset.theme = root.dataset.theme === "light" ? "dark" : "light";
     try { localStorage.setItem("portal-theme", root.dataset.theme); } catch (e) { /* private mode */ }
   });
+  // The profile page marks a just-saved theme: the saved choice beats the toggle's memory.
+  if (document.querySelector("[data-theme-reset]")) {
+    try { localStorage.removeItem("portal-theme"); } catch (e) { /* private mode */ }
+  }
   try {
     const saved = localStorage.getItem("portal-theme");
     if (saved) document.documentElement.dataset.theme = saved;

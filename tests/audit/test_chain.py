@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from django.db import DatabaseError, connection, transaction
 
@@ -24,7 +26,7 @@ def test_many_appends_form_one_gapless_linked_chain_per_organization(owner, outs
     acme = list(AuditRecord.objects.filter(chain=chain_key_for(owner.org_id)).order_by("seq"))
     assert [r.seq for r in acme] == list(range(1, 61))
     assert acme[0].prev_hash == ""
-    for previous, record in zip(acme, acme[1:], strict=False):
+    for previous, record in itertools.pairwise(acme):
         assert record.prev_hash == previous.hash
     head = AuditChain.objects.get(key=chain_key_for(owner.org_id))
     assert (head.last_seq, head.last_hash) == (60, acme[-1].hash)
@@ -76,9 +78,12 @@ def test_a_record_reads_back_with_the_hash_it_was_sealed_with(owner) -> None:
 )
 def test_the_database_refuses_to_change_or_delete_a_record(owner, statement) -> None:
     record = audit_record(action="test.keep", actor=owner)
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [record.pk])
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement, [record.pk])
     record.refresh_from_db()
     assert record.action == "test.keep"
 

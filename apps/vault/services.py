@@ -1,0 +1,495 @@
+"""Writes for the credential vault. Every change is one function, audited in its transaction.
+
+Secrets enter only through `credential_create` and leave only through `credential_key_for_task`
+(inside Celery tasks). Everything else handles ids and metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from apps.audit.services import audit_record
+from apps.orgs.models import Membership
+from apps.orgs.permissions import Role
+from apps.vault import crypto
+from apps.vault.models import Credential, Permission, Use
+from apps.vault.validators import clean_key_pair
+
+if TYPE_CHECKING:
+    from apps.kraken.client import KrakenKey
+
+logger = logging.getLogger(__name__)
+
+DUPLICATE_USE = (
+    "You already have an active {use} key (“{label}”). Revoke it before adding another, so it "
+    "is always clear which key does what."
+)
+DUPLICATE_DESK_KEY = (
+    "The organization already has an active shared {use} desk key (“{label}”). Revoke it first."
+)
+DUPLICATE_API_KEY = "This API key is already stored in this organization."
+SHARED_NEEDS_OWNER = "Only an owner can set up a shared desk key."
+ALREADY_REVOKED = "This key is already revoked."
+CREDENTIAL_NOT_ACTIVE = "This key has been revoked and can no longer be used."
+PROBE_ALREADY_RUNNING = "A permission check for this key is already running."
+LABEL_REQUIRED = "Give the key a label."
+
+# A probe that has been "running" this long lost its worker; a new test may take over.
+PROBE_STALE_AFTER = timedelta(minutes=5)
+
+
+class CredentialUnavailable(Exception):
+    """The credential cannot be used (revoked, or gone). The message is safe to show."""
+
+
+def _binding(credential: Credential) -> crypto.Binding:
+    return crypto.Binding(
+        credential_id=credential.pk, org_id=credential.org_id, owner_id=credential.owner_id
+    )
+
+
+def _audit_detail(credential: Credential) -> dict[str, Any]:
+    return {
+        "label": credential.label,
+        "api_key": credential.masked_key,
+        "use": credential.use,
+        "account": credential.account_label,
+        "shared_desk_key": credential.is_shared_desk_key,
+    }
+
+
+def _enqueue_probe(credential_id: int) -> None:
+    from apps.vault.tasks import credential_probe_task
+
+    transaction.on_commit(partial(credential_probe_task.delay, credential_id))
+
+
+def _check_free(*, membership: Membership, use: str, api_key: str, shared: bool) -> None:
+    active = Credential.objects.filter(status=Credential.Status.ACTIVE)
+    use_label = Use(use).label.lower()
+    if shared:
+        clash = active.filter(org=membership.org, use=use, is_shared_desk_key=True).first()
+        if clash is not None:
+            raise ValidationError(
+                {"use": DUPLICATE_DESK_KEY.format(use=use_label, label=clash.label)}
+            )
+    else:
+        clash = active.filter(owner=membership, use=use, is_shared_desk_key=False).first()
+        if clash is not None:
+            raise ValidationError({"use": DUPLICATE_USE.format(use=use_label, label=clash.label)})
+    if active.filter(org=membership.org, api_key=api_key).exists():
+        raise ValidationError({"api_key": DUPLICATE_API_KEY})
+
+
+@sensitive_variables("secret", "otp", "cleaned_secret", "cleaned_otp")
+def credential_create(
+    *,
+    membership: Membership,
+    label: str,
+    api_key: str,
+    secret: str,
+    otp: str | None,
+    account: str,
+    use: str,
+    probe: bool = True,
+    shared: bool = False,
+    request: HttpRequest | None = None,
+) -> Credential:
+    """Store a Kraken API key pair for `membership`, sealed, and (by default) probe it.
+
+    Needs no request, so the demo-data command can call it; the view enforces step-up.
+    Raises ValidationError (field-keyed) for bad input, PermissionDenied when a non-owner asks
+    for a shared desk key, and crypto.VaultError when the keyring is missing or wrong, before
+    anything is written.
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        api_key, cleaned_secret, cleaned_otp = clean_key_pair(
+            api_key=api_key, secret=secret, otp=otp
+        )
+    except ValidationError as error:
+        errors.update(error.message_dict)
+    label = label.strip()
+    if not label:
+        errors["label"] = [LABEL_REQUIRED]
+    if use not in Use.values:
+        errors["use"] = [f"Choose one of: {', '.join(Use.labels)}."]
+    if errors:
+        raise ValidationError(errors)
+    if shared and membership.role != Role.OWNER:
+        raise PermissionDenied(SHARED_NEEDS_OWNER)
+    crypto.keyring_check()  # Refuse before writing anything if the vault cannot seal.
+
+    try:
+        with transaction.atomic():
+            _check_free(membership=membership, use=use, api_key=api_key, shared=shared)
+            credential = Credential(
+                org=membership.org,
+                owner=membership,
+                label=label[:80],
+                api_key=api_key,
+                account_label=account.strip()[:80],
+                use=use,
+                is_shared_desk_key=shared,
+                probe_status=(
+                    Credential.ProbeStatus.PENDING if probe else Credential.ProbeStatus.NOT_CHECKED
+                ),
+            )
+            credential.full_clean(exclude=["wrapped_key", "secret_ciphertext", "otp_ciphertext"])
+            # The row needs its id first: the id is part of the ciphertexts' associated data.
+            credential.save(force_insert=True)
+            sealed = crypto.seal(
+                binding=_binding(credential), secret=cleaned_secret, otp=cleaned_otp
+            )
+            credential.kek_id = sealed.kek_id
+            credential.wrapped_key = sealed.wrapped_key
+            credential.secret_ciphertext = sealed.secret_ciphertext
+            credential.otp_ciphertext = sealed.otp_ciphertext
+            credential.save(
+                update_fields=["kek_id", "wrapped_key", "secret_ciphertext", "otp_ciphertext"]
+            )
+            audit_record(
+                action="vault.credential.create",
+                actor=membership,
+                target=credential,
+                detail={**_audit_detail(credential), "has_2fa": cleaned_otp is not None},
+                request=request,
+            )
+            if shared:
+                audit_record(
+                    action="vault.credential.share",
+                    actor=membership,
+                    target=credential,
+                    detail=_audit_detail(credential),
+                    request=request,
+                )
+            if probe:
+                _enqueue_probe(credential.pk)
+    except IntegrityError:
+        # A concurrent request stored the same key or use first; report it like the pre-check.
+        _check_free(membership=membership, use=use, api_key=api_key, shared=shared)
+        raise
+    logger.info("vault: credential %s stored for membership %s", credential.pk, membership.pk)
+    return credential
+
+
+@transaction.atomic
+def credential_revoke(
+    *, credential: Credential, actor: Membership, request: HttpRequest | None = None
+) -> Credential:
+    """Mark the key revoked and destroy its sealed secret; the row stays for the record."""
+    now = timezone.now()
+    updated = Credential.objects.filter(pk=credential.pk, status=Credential.Status.ACTIVE).update(
+        status=Credential.Status.REVOKED,
+        revoked_at=now,
+        updated_at=now,
+        kek_id="",
+        wrapped_key=b"",
+        secret_ciphertext=b"",
+        otp_ciphertext=None,
+    )
+    if not updated:
+        raise ValidationError(ALREADY_REVOKED)
+    credential.refresh_from_db()
+    audit_record(
+        action="vault.credential.revoke",
+        actor=actor,
+        org=credential.org,
+        target=credential,
+        detail=_audit_detail(credential),
+        request=request,
+    )
+    return credential
+
+
+@transaction.atomic
+def credential_delete(
+    *, credential: Credential, actor: Membership, request: HttpRequest | None = None
+) -> None:
+    audit_record(
+        action="vault.credential.delete",
+        actor=actor,
+        org=credential.org,
+        target=credential,
+        detail={**_audit_detail(credential), "status": credential.status},
+        request=request,
+    )
+    credential.delete()
+
+
+@transaction.atomic
+def credential_set_shared(
+    *,
+    credential: Credential,
+    actor: Membership,
+    shared: bool,
+    request: HttpRequest | None = None,
+) -> Credential:
+    """Make a key the organization's shared desk key for its use, or a personal key again."""
+    if actor.role != Role.OWNER or credential.owner.role != Role.OWNER:
+        raise PermissionDenied(SHARED_NEEDS_OWNER)
+    if not credential.is_active:
+        raise ValidationError(CREDENTIAL_NOT_ACTIVE)
+    if credential.is_shared_desk_key == shared:
+        return credential
+    credential = Credential.objects.select_for_update().get(pk=credential.pk)
+    try:
+        with transaction.atomic():
+            credential.is_shared_desk_key = shared
+            credential.save(update_fields=["is_shared_desk_key", "updated_at"])
+    except IntegrityError:
+        use = credential.get_use_display().lower()
+        message = DUPLICATE_DESK_KEY if shared else DUPLICATE_USE
+        raise ValidationError(message.format(use=use, label="another key")) from None
+    audit_record(
+        action="vault.credential.share" if shared else "vault.credential.unshare",
+        actor=actor,
+        target=credential,
+        detail=_audit_detail(credential),
+        request=request,
+    )
+    return credential
+
+
+def credential_test(*, credential: Credential) -> Credential:
+    """Ask for a fresh permission probe; the worker picks it up after commit."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = (
+            Credential.objects.filter(pk=credential.pk, status=Credential.Status.ACTIVE)
+            .exclude(
+                probe_status=Credential.ProbeStatus.RUNNING,
+                probe_started_at__gt=now - PROBE_STALE_AFTER,
+            )
+            .update(probe_status=Credential.ProbeStatus.PENDING, updated_at=now)
+        )
+        if not updated:
+            credential.refresh_from_db()
+            raise ValidationError(
+                PROBE_ALREADY_RUNNING if credential.is_active else CREDENTIAL_NOT_ACTIVE
+            )
+        _enqueue_probe(credential.pk)
+    credential.refresh_from_db()
+    return credential
+
+
+@sensitive_variables("opened")
+def credential_key_for_task(*, credential_id: int, purpose: str) -> KrakenKey:
+    """Decrypt a credential for use inside a task. The only place a secret leaves the vault.
+
+    Raises CredentialUnavailable for a revoked or missing key and crypto.VaultError when the
+    keyring cannot open it. Records when the key was last used.
+    """
+    from apps.kraken.client import KrakenKey
+
+    credential = Credential.objects.filter(pk=credential_id).first()
+    if credential is None:
+        raise CredentialUnavailable("This key no longer exists.")
+    if not credential.is_active:
+        raise CredentialUnavailable(CREDENTIAL_NOT_ACTIVE)
+    opened = crypto.open_sealed(
+        binding=_binding(credential),
+        sealed=crypto.Sealed(
+            kek_id=credential.kek_id,
+            wrapped_key=bytes(credential.wrapped_key),
+            secret_ciphertext=bytes(credential.secret_ciphertext),
+            otp_ciphertext=(
+                bytes(credential.otp_ciphertext) if credential.otp_ciphertext else None
+            ),
+        ),
+    )
+    Credential.objects.filter(pk=credential.pk).update(last_used_at=timezone.now())
+    logger.info("vault: credential %s opened for %s", credential.pk, purpose)
+    return KrakenKey(
+        key_id=f"credential-{credential.pk}",
+        api_key=credential.api_key,
+        secret=opened.secret,
+        otp=opened.otp,
+        tier=settings.KRAKEN_TIER,
+    )
+
+
+RewrapOutcome = Literal["rewrapped", "current", "failed"]
+
+
+def credential_rewrap(*, credential_id: int) -> tuple[RewrapOutcome, str]:
+    """Re-wrap one credential's data key under the newest KEK, in its own transaction.
+
+    Safe to interrupt and repeat: the update is conditional on the KEK id read under a row
+    lock, so a row is re-wrapped once, and a row already under the newest KEK is left alone.
+    Returns the outcome and, for failures, a message that holds no secret.
+    """
+    try:
+        with transaction.atomic():
+            credential = (
+                Credential.objects.select_for_update()
+                .filter(pk=credential_id, status=Credential.Status.ACTIVE)
+                .first()
+            )
+            if credential is None or not credential.kek_id:
+                return "current", ""
+            result = crypto.rewrap(
+                binding=_binding(credential),
+                kek_id=credential.kek_id,
+                wrapped_key=bytes(credential.wrapped_key),
+            )
+            if result is None:
+                return "current", ""
+            new_id, new_wrapped = result
+            updated = Credential.objects.filter(pk=credential.pk, kek_id=credential.kek_id).update(
+                kek_id=new_id, wrapped_key=new_wrapped
+            )
+            return ("rewrapped", "") if updated else ("current", "")
+    except crypto.VaultUnavailable:
+        raise
+    except crypto.VaultError as error:
+        return "failed", str(error)
+
+
+# The permission probe: one harmless call per Kraken key permission. "EGeneral:Permission
+# denied" means not granted; any other answer means the call got past Kraken's permission check.
+# AddOrder carries validate=true, which Kraken treats as validate-only (FACTS §6.4: in a form
+# body any `validate` value means validate-only, and JSON honours the boolean), and the order
+# is a post-only bid far below any market, so even a lost flag could not buy anything.
+PROBE_CALLS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    (Permission.QUERY_FUNDS, "Balance", {}),
+    (Permission.QUERY_OPEN, "OpenOrders", {}),
+    (Permission.QUERY_CLOSED, "ClosedOrders", {}),
+    (Permission.QUERY_LEDGER, "Ledgers", {}),
+    (
+        Permission.TRADE,
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "limit",
+            "price": "1000",
+            "volume": "0.001",
+            "oflags": "post",
+            "validate": True,
+        },
+    ),
+    (Permission.DEPOSIT, "DepositMethods", {"asset": "XBT"}),
+    (Permission.WITHDRAW, "WithdrawAddresses", {}),
+    (Permission.EARN, "Earn/Allocations", {}),
+    (Permission.WEBSOCKET, "GetWebSocketsToken", {}),
+)
+PROBE_UNREACHABLE = "Could not reach Kraken ({kind}); try again later."
+
+
+def _short_error(error: BaseException) -> str:
+    """A short description of a failure that can never carry a secret.
+
+    Kraken's own error strings (`EAPI:Invalid key`) are safe; for anything else only the
+    exception's class name is kept, since its text might quote a request.
+    """
+    from apps.kraken.errors import KrakenError
+
+    if isinstance(error, KrakenError):
+        return str(error)[:200]
+    if isinstance(error, crypto.VaultError | CredentialUnavailable):
+        return str(error)[:200]
+    return PROBE_UNREACHABLE.format(kind=type(error).__name__)[:200]
+
+
+def credential_probe(*, credential_id: int) -> dict[str, Any] | None:
+    """Probe a claimed credential's permissions and record them. Returns the audit summary,
+    or None when another worker already claimed the probe (or the key is gone)."""
+    from apps.kraken.client import kraken_private
+    from apps.kraken.errors import AuthenticationError, KrakenError, PermissionDeniedError
+
+    now = timezone.now()
+    claimed = Credential.objects.filter(
+        pk=credential_id,
+        status=Credential.Status.ACTIVE,
+        probe_status=Credential.ProbeStatus.PENDING,
+    ).update(probe_status=Credential.ProbeStatus.RUNNING, probe_started_at=now)
+    if not claimed:
+        return None
+    found: dict[str, bool | None] = {}
+    error = ""
+    fatal = False
+    try:
+        key = credential_key_for_task(credential_id=credential_id, purpose="permission probe")
+    except (crypto.VaultError, CredentialUnavailable) as exc:
+        error, fatal = _short_error(exc), True
+    else:
+        for permission, method, params in PROBE_CALLS:
+            try:
+                kraken_private(key, method, dict(params))
+            except PermissionDeniedError:
+                found[permission] = False
+            except AuthenticationError as exc:
+                error, fatal = _short_error(exc), True
+                break
+            except KrakenError as exc:
+                # Past the permission check (invalid arguments, order minimums, funds...).
+                found[permission] = True
+                logger.info("vault: probe %s on credential %s: %s", method, credential_id, exc)
+            except Exception as exc:  # Network trouble: this permission stays undetermined.
+                found[permission] = None
+                error = _short_error(exc)
+                logger.warning(
+                    "vault: probe %s on credential %s failed: %s",
+                    method,
+                    credential_id,
+                    type(exc).__name__,
+                )
+            else:
+                found[permission] = True
+    return _probe_record(credential_id=credential_id, found=found, error=error, fatal=fatal)
+
+
+@transaction.atomic
+def _probe_record(
+    *, credential_id: int, found: dict[str, bool | None], error: str, fatal: bool
+) -> dict[str, Any] | None:
+    from apps.vault.policy import assess
+
+    credential = Credential.objects.select_for_update().filter(pk=credential_id).first()
+    if credential is None or credential.probe_status != Credential.ProbeStatus.RUNNING:
+        return None
+    now = timezone.now()
+    credential.probe_status = (
+        Credential.ProbeStatus.FAILED if fatal else Credential.ProbeStatus.DONE
+    )
+    credential.last_error = error
+    if not fatal:
+        credential.permissions = found
+        credential.permissions_checked_at = now
+    credential.save(
+        update_fields=[
+            "probe_status",
+            "last_error",
+            "permissions",
+            "permissions_checked_at",
+            "updated_at",
+        ]
+    )
+    assessment = assess(use=credential.use, permissions=credential.permissions)
+    summary: dict[str, Any] = {
+        "outcome": "failed" if fatal else "checked",
+        "granted": [name for name, value in found.items() if value is True],
+        "denied": [name for name, value in found.items() if value is False],
+        "undetermined": [name for name, value in found.items() if value is None],
+        "excess": list(assessment.excess),
+        "missing": list(assessment.missing),
+        "error": error,
+    }
+    audit_record(
+        action="vault.credential.probe",
+        org=credential.org,
+        target=credential,
+        detail=summary,
+    )
+    return summary

@@ -1,0 +1,213 @@
+"""API-key pages. Every view is org-scoped with MANAGE_KEYS; which key a member may see or change
+is decided by apps.vault.selectors (404 for another member's key, 403 for an admin and a desk
+key). Adding, deleting and sharing a key need a fresh 2FA step-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts.stepup import step_up_required
+from apps.core.access import org_view
+from apps.orgs.models import Membership
+from apps.orgs.permissions import Capability, Role
+from apps.vault import crypto, services
+from apps.vault.forms import CredentialForm
+from apps.vault.models import Credential, Permission
+from apps.vault.policy import Assessment, assess
+from apps.vault.selectors import credential_get, credential_list
+
+KEY_SAVED = (
+    "API key “{label}” saved. Its private key is encrypted and will not be shown again; "
+    "its permissions are being checked."
+)
+KEY_REVOKED = (
+    "API key “{label}” revoked and its private key destroyed. Delete the key on Kraken too."
+)
+KEY_DELETED = "API key “{label}” deleted. Delete the key on Kraken too."
+KEY_SHARED = "“{label}” is now the organization's shared {use} desk key."
+KEY_UNSHARED = "“{label}” is no longer a shared desk key."
+TEST_STARTED = "Checking the permissions of “{label}”…"
+
+
+@dataclass(frozen=True)
+class PermissionRow:
+    name: str
+    label: str
+    state: str  # "granted", "denied", "unknown" or "unchecked"
+    excess: bool
+
+
+@dataclass(frozen=True)
+class CredentialRow:
+    credential: Credential
+    assessment: Assessment
+    permissions: list[PermissionRow]
+    can_manage: bool
+
+
+def _row(credential: Credential, membership: Membership) -> CredentialRow:
+    found = credential.permissions or {}
+    assessment = assess(use=credential.use, permissions=found)
+    rows = []
+    for name, label in Permission.choices:
+        if name not in found:
+            state = "unchecked"
+        else:
+            state = {True: "granted", False: "denied"}.get(found[name], "unknown")
+        rows.append(PermissionRow(name, label, state, name in assessment.excess))
+    can_manage = not credential.is_shared_desk_key or membership.role == Role.OWNER
+    return CredentialRow(credential, assessment, rows, can_manage)
+
+
+def _error_text(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+@require_GET
+@org_view(Capability.MANAGE_KEYS)
+def credential_list_view(request: HttpRequest, membership: Membership) -> HttpResponse:
+    rows = [_row(c, membership) for c in credential_list(membership=membership)]
+    polling = any(row.credential.probe_in_progress for row in rows)
+    template = "vault/credential_list.html"
+    if getattr(request, "htmx", False):
+        template += "#credential-table"
+    return render(request, template, {"rows": rows, "polling": polling})
+
+
+@sensitive_post_parameters("secret", "otp")
+@require_http_methods(["GET", "POST"])
+@org_view(Capability.MANAGE_KEYS)
+@step_up_required
+def credential_create_view(request: HttpRequest, membership: Membership) -> HttpResponse:
+    status = 200
+    if request.method == "POST":
+        form = CredentialForm(request.POST, membership=membership)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                credential = services.credential_create(
+                    membership=membership,
+                    label=data["label"],
+                    api_key=data["api_key"],
+                    secret=data["secret"],
+                    otp=data["otp"],
+                    account=data["account"],
+                    use=data["use"],
+                    shared=bool(data.get("shared")),
+                    request=request,
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+                status = 400
+            except crypto.VaultError as error:
+                form.add_error(None, str(error))
+                status = 503
+            else:
+                messages.success(request, KEY_SAVED.format(label=credential.label))
+                return redirect(
+                    "vault:credential-detail", org=membership.org.slug, pk=credential.pk
+                )
+        else:
+            status = 400
+    else:
+        form = CredentialForm(membership=membership)
+    return render(request, "vault/credential_form.html", {"form": form}, status=status)
+
+
+@require_GET
+@org_view(Capability.MANAGE_KEYS)
+def credential_detail_view(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    credential = credential_get(membership=membership, credential_id=pk)
+    template = "vault/credential_detail.html"
+    if getattr(request, "htmx", False):
+        template += "#credential-permissions"
+    return render(request, template, {"row": _row(credential, membership)})
+
+
+@require_POST
+@org_view(Capability.MANAGE_KEYS)
+def credential_test_view(request: HttpRequest, membership: Membership, pk: int) -> HttpResponseBase:
+    credential = credential_get(membership=membership, credential_id=pk, manage=True)
+    try:
+        credential = services.credential_test(credential=credential)
+    except ValidationError as error:
+        if getattr(request, "htmx", False):
+            return HttpResponse(_error_text(error), status=409)
+        messages.error(request, _error_text(error))
+    else:
+        if getattr(request, "htmx", False):
+            return render(
+                request,
+                "vault/credential_detail.html#credential-permissions",
+                {"row": _row(credential, membership)},
+            )
+        messages.info(request, TEST_STARTED.format(label=credential.label))
+    return redirect("vault:credential-detail", org=membership.org.slug, pk=credential.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@org_view(Capability.MANAGE_KEYS)
+def credential_revoke_view(
+    request: HttpRequest, membership: Membership, pk: int
+) -> HttpResponseBase:
+    credential = credential_get(membership=membership, credential_id=pk, manage=True)
+    if request.method == "POST":
+        try:
+            services.credential_revoke(credential=credential, actor=membership, request=request)
+        except ValidationError as error:
+            messages.error(request, _error_text(error))
+        else:
+            messages.success(request, KEY_REVOKED.format(label=credential.label))
+        return redirect("vault:credential-detail", org=membership.org.slug, pk=credential.pk)
+    return render(
+        request,
+        "vault/credential_confirm.html",
+        {"credential": credential, "action": "revoke"},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@org_view(Capability.MANAGE_KEYS)
+@step_up_required
+def credential_delete_view(
+    request: HttpRequest, membership: Membership, pk: int
+) -> HttpResponseBase:
+    credential = credential_get(membership=membership, credential_id=pk, manage=True)
+    if request.method == "POST":
+        label = credential.label
+        services.credential_delete(credential=credential, actor=membership, request=request)
+        messages.success(request, KEY_DELETED.format(label=label))
+        return redirect("vault:credential-list", org=membership.org.slug)
+    return render(
+        request,
+        "vault/credential_confirm.html",
+        {"credential": credential, "action": "delete"},
+    )
+
+
+@require_POST
+@org_view(Capability.MANAGE_KEYS)
+@step_up_required
+def credential_share_view(
+    request: HttpRequest, membership: Membership, pk: int
+) -> HttpResponseBase:
+    credential = credential_get(membership=membership, credential_id=pk, manage=True)
+    shared = request.POST.get("shared") == "1"
+    try:
+        credential = services.credential_set_shared(
+            credential=credential, actor=membership, shared=shared, request=request
+        )
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        message = KEY_SHARED if shared else KEY_UNSHARED
+        use = credential.get_use_display().lower()
+        messages.success(request, message.format(label=credential.label, use=use))
+    return redirect("vault:credential-detail", org=membership.org.slug, pk=credential.pk)

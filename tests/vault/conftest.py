@@ -1,0 +1,110 @@
+"""Vault fixtures: a keyring, fresh Kraken-shaped key pairs, stored keys, stepped-up clients."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from apps.accounts.services import STEP_UP_SESSION_KEY
+from apps.orgs.models import Membership
+from apps.vault.models import Credential, Use
+from apps.vault.services import credential_create
+
+KEK_1 = base64.b64encode(os.urandom(32)).decode()
+KEK_2 = base64.b64encode(os.urandom(32)).decode()
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    api_key: str
+    secret: str
+    otp: str | None = None
+
+    def secret_forms(self) -> list[str]:
+        """Every spelling of the secret (and key password) that must never be found at rest."""
+        raw = base64.b64decode(self.secret)
+        forms = [
+            self.secret,
+            base64.b64encode(self.secret.encode()).decode(),
+            base64.urlsafe_b64encode(raw).decode(),
+            base64.urlsafe_b64encode(raw).decode().rstrip("="),
+            base64.urlsafe_b64encode(self.secret.encode()).decode(),
+            raw.hex(),
+            self.secret.encode().hex(),
+        ]
+        if self.otp:
+            forms += [
+                self.otp,
+                base64.b64encode(self.otp.encode()).decode(),
+                self.otp.encode().hex(),
+            ]
+        return forms
+
+
+def new_key_pair(otp: str | None = None) -> KeyPair:
+    return KeyPair(
+        api_key=base64.b64encode(os.urandom(42)).decode(),
+        secret=base64.b64encode(os.urandom(64)).decode(),
+        otp=otp,
+    )
+
+
+@pytest.fixture(autouse=True)
+def keyring(settings: Any) -> str:
+    settings.PORTAL_KEYRING = f"k1:{KEK_1}"
+    return str(settings.PORTAL_KEYRING)
+
+
+@pytest.fixture
+def key_pair() -> KeyPair:
+    return new_key_pair()
+
+
+@pytest.fixture
+def store_key() -> Callable[..., tuple[Credential, KeyPair]]:
+    """`store_key(membership, use=..., otp=...)`: a stored key (no probe) and its plain pair."""
+
+    def store(
+        membership: Membership,
+        *,
+        use: str = Use.TRADING,
+        otp: str | None = None,
+        shared: bool = False,
+        label: str = "Desk BTC",
+        pair: KeyPair | None = None,
+    ) -> tuple[Credential, KeyPair]:
+        pair = pair or new_key_pair(otp=otp)
+        credential = credential_create(
+            membership=membership,
+            label=label,
+            api_key=pair.api_key,
+            secret=pair.secret,
+            otp=pair.otp,
+            account="main",
+            use=use,
+            probe=False,
+            shared=shared,
+        )
+        return credential, pair
+
+    return store
+
+
+def step_up(client: Client) -> Client:
+    session = client.session
+    session[STEP_UP_SESSION_KEY] = time.time()
+    session.save()
+    return client
+
+
+@pytest.fixture
+def stepped_up_client_for(client_for: Callable[[Membership], Client]) -> Callable[..., Client]:
+    """A signed-in, 2FA-verified client that has just confirmed a step-up code."""
+    return lambda membership: step_up(client_for(membership))

@@ -1,22 +1,59 @@
-"""Production: everything `manage.py check --deploy` asks for, on top of base."""
+"""Production: everything `manage.py check --deploy` asks for, on top of base.
+
+Required environment: SECRET_KEY (50+ random characters), DATABASE_URL (PostgreSQL),
+ALLOWED_HOSTS, AUDIT_HMAC_KEY, and EMAIL_HOST (+ EMAIL_PORT, EMAIL_HOST_USER,
+EMAIL_HOST_PASSWORD, EMAIL_USE_TLS) for outgoing mail. TLS ends at a proxy that sets
+X-Forwarded-Proto.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any, cast
 
 from .base import *  # noqa: F403
-from .base import env, env_bool
+from .base import env, env_bool, env_int
 
 DEBUG = False
 if "SECRET_KEY" not in os.environ:
     raise RuntimeError("SECRET_KEY must be set in production.")
 SECRET_KEY = env("SECRET_KEY")
+if not env("DATABASE_URL").startswith(("postgres://", "postgresql://")):
+    # SQLite is a developer convenience: no row locks for the audit chain, no append-only DELETE
+    # trigger, one writer at a time.
+    raise RuntimeError("DATABASE_URL must point at PostgreSQL in production.")
+
+# Only the host names the portal is really served under; no development defaults.
+ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS").split(",") if h.strip()]
+
+# HTTPS everywhere. The proxy in front terminates TLS and says so in X-Forwarded-Proto; the
+# health check stays reachable over plain HTTP for the load balancer.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_HSTS_SECONDS = 31536000
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
+
+# Cookies only over HTTPS; the __Host- prefix also pins them to this exact host and path "/".
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_NAME = "__Host-sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
+
+# Real mail. A development backend set through EMAIL_BACKEND is reported by check --deploy.
+EMAIL_BACKEND_PATH = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+SMTP_OPTIONS: dict[str, object] = {
+    "host": env("EMAIL_HOST", "localhost"),
+    "port": env_int("EMAIL_PORT", 587),
+    "username": env("EMAIL_HOST_USER") or None,
+    "password": env("EMAIL_HOST_PASSWORD") or None,
+    "use_tls": env_bool("EMAIL_USE_TLS", True),
+    "timeout": env_int("EMAIL_TIMEOUT", 10),
+}
+MAILER: dict[str, object] = {
+    "BACKEND": EMAIL_BACKEND_PATH,
+    # Other backends (console, locmem, a provider's) take none of the SMTP options.
+    "OPTIONS": SMTP_OPTIONS if EMAIL_BACKEND_PATH.endswith("smtp.EmailBackend") else {},
+}
+MAILERS = {"default": cast(Any, MAILER)}

@@ -20,7 +20,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -67,7 +67,7 @@ def _user(request: HttpRequest) -> User:
 def _next_url(request: HttpRequest, default: str = "core:home") -> str:
     """A same-site `next` from the form or query string, or the default page."""
     candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if candidate and url_has_allowed_host_and_scheme(
+    if candidate.startswith("/") and url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return candidate
@@ -110,7 +110,7 @@ def _pending_user(request: HttpRequest) -> User | None:
 def login(request: HttpRequest) -> HttpResponse:
     next_url = _next_url(request)
     if request.user.is_authenticated and request.method == "GET":
-        return redirect(next_url)
+        return HttpResponseRedirect(next_url)
     notice = SIGNED_OUT_IDLE if request.session.pop(IDLE_SIGNED_OUT_KEY, False) else None
     form = SignInForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
@@ -137,7 +137,7 @@ def login(request: HttpRequest) -> HttpResponse:
                 return redirect(_with_next("accounts:two-factor-verify", next_url))
             auth_login(request, user, backend=BACKEND)
             services.sign_in_record(user=user, device=None, request=request)
-            return redirect(next_url)
+            return HttpResponseRedirect(next_url)
     return render(
         request, "accounts/login.html", {"form": form, "next": next_url, "notice": notice}
     )
@@ -167,7 +167,7 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
     elif request.user.is_authenticated:
         user = _user(request)
         if cast(Any, user).is_verified():
-            return redirect(next_url)
+            return HttpResponseRedirect(next_url)
     else:
         if PENDING_USER_KEY in request.session:
             _pending_clear(request)
@@ -201,7 +201,7 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
             django_otp.login(request, device)
             services.step_up_mark(request=request)
             services.sign_in_record(user=user, device=device, request=request)
-            return redirect(next_url)
+            return HttpResponseRedirect(next_url)
     return render(
         request,
         "accounts/two_factor_verify.html",
@@ -337,7 +337,7 @@ def step_up(request: HttpRequest) -> HttpResponseBase:
             services.step_up_confirm(user=user, device=device, request=request)
             minutes = max(1, settings.STEP_UP_MAX_AGE // 60)
             messages.success(request, STEP_UP_CONFIRMED.format(minutes=minutes))
-            return redirect(next_url)
+            return HttpResponseRedirect(next_url)
     return render(
         request,
         "accounts/step_up.html",

@@ -39,9 +39,7 @@ def wrong_code(device: TOTPDevice) -> str:
     """A 6-digit code that is not valid for any step the device would accept now."""
     device.refresh_from_db()
     now_t = int((time.time() - device.t0) // device.step) + device.drift
-    valid = {
-        f"{hotp(device.bin_key, t, device.digits):06d}" for t in range(now_t - 2, now_t + 3)
-    }
+    valid = {f"{hotp(device.bin_key, t, device.digits):06d}" for t in range(now_t - 2, now_t + 3)}
     return next(code for code in ("000000", "111111", "222222") if code not in valid)
 
 

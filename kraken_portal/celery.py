@@ -1,10 +1,29 @@
-"""Celery application. Queues: `default`, `orders` (trading), `funding` (withdrawals, transfers)."""
+"""Celery application. Queues: `default`, `orders` (trading), `funding` (withdrawals, transfers).
+
+Rules every task follows (settings in `settings/base.py`, CELERY_*):
+
+- JSON only, for messages and results: a task takes ids and plain values, never model instances
+  or pickles, so nothing a broker holds can run code when read.
+- Bounded: a soft time limit (60 s) raises inside the task so it can clean up, a hard limit
+  (90 s) kills it. A task that needs longer says so in its decorator and stays below the
+  visibility timeout.
+- One visibility timeout (1 h), for the broker and the result backend alike, longer than any
+  task's hard limit: Redis hands an unacknowledged message to another worker only after it, so a
+  task still running is never started a second time.
+- Acknowledged early by default (`task_acks_late = False`): a worker that dies mid-task loses the
+  task rather than running it twice. A task may set `acks_late=True` only when running it twice
+  is harmless — it claims its row with a conditional UPDATE, or it only reads and appends a
+  report. Anything that talks to Kraken with money at stake (placing an order, a withdrawal) is
+  not idempotent unless the service proves it, and so stays early-acked.
+- Enqueued with `transaction.on_commit`, so a task never looks for a row that is not committed.
+"""
 
 from __future__ import annotations
 
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kraken_portal.settings.base")
@@ -16,6 +35,7 @@ app.conf.task_routes = {
     "apps.trading.*": {"queue": "orders"},
     "apps.funding.*": {"queue": "funding"},
 }
+app.conf.broker_connection_retry_on_startup = True
 app.autodiscover_tasks()
 
 # Periodic tasks live here, in one place, each with a comment saying when it runs.
@@ -24,5 +44,11 @@ app.conf.beat_schedule = {
     "kraken-refresh-reference-data": {
         "task": "apps.kraken.tasks.refresh_reference_data",
         "schedule": 3600.0,
+    },
+    # Nightly at 02:30 UTC: recompute every audit chain; the outcome is itself an audit record
+    # (`audit.verify`, or `audit.verify_failed` naming the first broken link).
+    "audit-verify-chains": {
+        "task": "apps.audit.tasks.audit_verify_task",
+        "schedule": crontab(hour=2, minute=30),
     },
 }

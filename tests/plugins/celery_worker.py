@@ -1,0 +1,136 @@
+"""A real Celery worker for tests whose behaviour depends on one.
+
+`celery_worker_proc` starts `celery -A kraken_portal worker` as a subprocess (queues default,
+orders and funding; prefork, one child) against the test database and REDIS_URL, waits until it
+answers a ping, and stops it when the session ends. Tests that use it must commit their data
+(`@pytest.mark.django_db(transaction=True)`), since the worker has its own connection.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+QUEUES = "default,orders,funding"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class CeleryWorker:
+    process: subprocess.Popen[bytes]
+    hostname: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _database_url(settings: dict[str, Any], vendor: str) -> str:
+    if vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    user = quote(settings.get("USER") or "", safe="")
+    password = quote(settings.get("PASSWORD") or "", safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = f"{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
+    return f"postgres://{auth}{host}/{quote(settings['NAME'], safe='')}"
+
+
+def _wait_for_ping(app: Any, worker: CeleryWorker) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            pytest.fail(
+                f"The Celery worker exited with {worker.process.returncode}:\n{worker.log()}"
+            )
+        replies = app.control.ping(destination=[worker.hostname], timeout=0.5)
+        if any(worker.hostname in reply for reply in replies):
+            return
+    pytest.fail(
+        f"The Celery worker did not answer a ping in {START_TIMEOUT:.0f} s:\n{worker.log()}"
+    )
+
+
+def _stop(worker: CeleryWorker) -> None:
+    if worker.process.poll() is not None:
+        return
+    # SIGTERM is Celery's warm shutdown: the current task finishes, then the worker exits.
+    worker.process.send_signal(signal.SIGTERM)
+    try:
+        worker.process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.process.pid, signal.SIGKILL)
+        worker.process.wait(timeout=STOP_TIMEOUT)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_proc(django_db_setup: Any, django_db_blocker: Any) -> Iterator[CeleryWorker]:
+    from django.conf import settings
+    from django.db import connection
+
+    from kraken_portal.celery import app
+
+    with django_db_blocker.unblock():
+        database_url = _database_url(connection.settings_dict, connection.vendor)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "kraken_portal.settings.test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        "PYTHONUNBUFFERED": "1",
+    }
+    # Messages left over from an earlier, interrupted run must not reach this worker.
+    app.control.purge()
+    hostname = f"pytest-{uuid.uuid4().hex[:8]}@localhost"
+    log_file = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)  # noqa: SIM115
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "kraken_portal",
+        "worker",
+        "--queues",
+        QUEUES,
+        "--concurrency",
+        "1",
+        "--pool",
+        "prefork",
+        "--hostname",
+        hostname,
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    worker = CeleryWorker(process=process, hostname=hostname, log_path=Path(log_file.name))
+    try:
+        _wait_for_ping(app, worker)
+        yield worker
+    finally:
+        _stop(worker)
+        log_file.close()
+        worker.log_path.unlink(missing_ok=True)

@@ -238,11 +238,13 @@ def credential_set_shared(
     """Make a key the organization's shared desk key for its use, or a personal key again."""
     if actor.role != Role.OWNER or credential.owner.role != Role.OWNER:
         raise PermissionDenied(SHARED_NEEDS_OWNER)
+    credential = (
+        Credential.objects.select_for_update().select_related("owner").get(pk=credential.pk)
+    )
     if not credential.is_active:
         raise ValidationError(CREDENTIAL_NOT_ACTIVE)
     if credential.is_shared_desk_key == shared:
         return credential
-    credential = Credential.objects.select_for_update().get(pk=credential.pk)
     try:
         with transaction.atomic():
             credential.is_shared_desk_key = shared
@@ -311,7 +313,7 @@ def credential_key_for_task(*, credential_id: int, purpose: str) -> KrakenKey:
     Credential.objects.filter(pk=credential.pk).update(last_used_at=timezone.now())
     logger.info("vault: credential %s opened for %s", credential.pk, purpose)
     return KrakenKey(
-        key_id=f"credential-{credential.pk}",
+        key_id=f"cred:{credential.pk}",
         api_key=credential.api_key,
         secret=opened.secret,
         otp=opened.otp,
@@ -406,7 +408,15 @@ def credential_probe(*, credential_id: int) -> dict[str, Any] | None:
     """Probe a claimed credential's permissions and record them. Returns the audit summary,
     or None when another worker already claimed the probe (or the key is gone)."""
     from apps.kraken.client import kraken_private
-    from apps.kraken.errors import AuthenticationError, KrakenError, PermissionDeniedError
+    from apps.kraken.errors import (
+        AuthenticationError,
+        KrakenError,
+        NonceError,
+        PermissionDeniedError,
+        RateLimitError,
+        ServiceUnavailableError,
+        UnknownOutcomeError,
+    )
 
     now = timezone.now()
     claimed = Credential.objects.filter(
@@ -432,10 +442,20 @@ def credential_probe(*, credential_id: int) -> dict[str, Any] | None:
             except AuthenticationError as exc:
                 error, fatal = _short_error(exc), True
                 break
+            except (
+                NonceError,
+                RateLimitError,
+                ServiceUnavailableError,
+                UnknownOutcomeError,
+            ) as exc:
+                found[permission] = None  # Says nothing about the permission; try again later.
+                error = _short_error(exc)
             except KrakenError as exc:
-                # Past the permission check (invalid arguments, order minimums, funds...).
-                found[permission] = True
-                logger.info("vault: probe %s on credential %s: %s", method, credential_id, exc)
+                # Kraken looked at the arguments (order minimum, funds, ...), so the call got
+                # past its permission check, unless it did not know the method at all.
+                unknown_method = exc.code.startswith("EGeneral:Unknown method")
+                found[permission] = None if unknown_method else True
+                logger.info("vault: probe %s on credential %s: %s", method, credential_id, exc.code)
             except Exception as exc:  # Network trouble: this permission stays undetermined.
                 found[permission] = None
                 error = _short_error(exc)

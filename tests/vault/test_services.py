@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from apps.audit.models import AuditRecord
+from apps.orgs.permissions import Role
+from apps.vault import crypto
+from apps.vault.models import Credential, Use
+from apps.vault.selectors import NoCredential, credential_for
+from apps.vault.services import (
+    DUPLICATE_API_KEY,
+    CredentialUnavailable,
+    credential_create,
+    credential_key_for_task,
+    credential_revoke,
+    credential_set_shared,
+)
+from apps.vault.validators import PRIVATE_KEY_FORMAT
+from tests.vault.conftest import new_key_pair
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_stored_key_opens_inside_a_task_with_its_password_and_marks_it_used(
+    trader, store_key
+) -> None:
+    credential, pair = store_key(trader, otp="key-2fa-pw")
+    assert credential.last_used_at is None
+    key = credential_key_for_task(credential_id=credential.pk, purpose="test")
+    assert (key.api_key, key.secret, key.otp) == (pair.api_key, pair.secret, "key-2fa-pw")
+    assert key.key_id == f"cred:{credential.pk}"
+    assert pair.secret not in repr(key)
+    credential.refresh_from_db()
+    assert credential.last_used_at is not None
+
+
+def test_the_row_holds_no_plaintext_only_sealed_bytes(trader, store_key) -> None:
+    credential, pair = store_key(trader, otp="key-2fa-pw")
+    credential.refresh_from_db()
+    assert credential.kek_id == "k1"
+    stored = b"".join(
+        bytes(v)
+        for v in (credential.wrapped_key, credential.secret_ciphertext, credential.otp_ciphertext)
+    )
+    for form in pair.secret_forms():
+        assert form.encode() not in stored
+
+
+def test_a_ciphertext_copied_to_another_row_does_not_decrypt(trader, treasurer, store_key) -> None:
+    mine, _ = store_key(trader)
+    theirs, _ = store_key(treasurer, use=Use.FUNDING)
+    for other in (theirs, store_key(trader, use=Use.FUNDING)[0]):
+        Credential.objects.filter(pk=other.pk).update(
+            kek_id=mine.kek_id,
+            wrapped_key=bytes(mine.wrapped_key),
+            secret_ciphertext=bytes(mine.secret_ciphertext),
+        )
+        with pytest.raises(crypto.VaultKeyError, match="could not be decrypted"):
+            credential_key_for_task(credential_id=other.pk, purpose="test")
+
+
+def test_without_a_keyring_a_key_is_refused_and_nothing_is_stored(trader, settings) -> None:
+    settings.PORTAL_KEYRING = ""
+    pair = new_key_pair()
+    with pytest.raises(crypto.VaultUnavailable):
+        credential_create(
+            membership=trader,
+            label="x",
+            api_key=pair.api_key,
+            secret=pair.secret,
+            otp=None,
+            account="",
+            use=Use.TRADING,
+        )
+    assert not Credential.objects.exists()
+    assert not AuditRecord.objects.filter(action__startswith="vault.").exists()
+
+
+def test_with_a_wrong_keyring_a_stored_key_cannot_be_used(trader, store_key, settings) -> None:
+    credential, _ = store_key(trader)
+    settings.PORTAL_KEYRING = f"k1:{crypto.generate_kek()}"
+    with pytest.raises(crypto.VaultKeyError):
+        credential_key_for_task(credential_id=credential.pk, purpose="test")
+    settings.PORTAL_KEYRING = ""
+    with pytest.raises(crypto.VaultUnavailable):
+        credential_key_for_task(credential_id=credential.pk, purpose="test")
+
+
+def test_the_service_validates_the_key_formats_without_a_form(trader) -> None:
+    pair = new_key_pair()
+    with pytest.raises(ValidationError) as raised:
+        credential_create(
+            membership=trader,
+            label="x",
+            api_key=pair.api_key,
+            secret="c2hvcnQ=",
+            otp=None,
+            account="",
+            use=Use.TRADING,
+        )
+    assert raised.value.message_dict == {"secret": [PRIVATE_KEY_FORMAT]}
+    assert not Credential.objects.exists()
+
+
+def test_the_same_api_key_cannot_be_stored_twice_in_an_organization(trader, treasurer, store_key):
+    _, pair = store_key(trader)
+    with pytest.raises(ValidationError) as raised:
+        store_key(treasurer, use=Use.FUNDING, pair=pair)
+    assert raised.value.message_dict == {"api_key": [DUPLICATE_API_KEY]}
+
+
+def test_a_member_has_one_active_key_per_use_until_it_is_revoked(trader, store_key) -> None:
+    first, _ = store_key(trader)
+    with pytest.raises(ValidationError, match="already have an active trading key"):
+        store_key(trader)
+    credential_revoke(credential=first, actor=trader)
+    second, _ = store_key(trader)
+    assert credential_for(membership=trader, use=Use.TRADING) == second
+
+
+def test_revoking_destroys_the_sealed_secret_and_stops_use(trader, store_key) -> None:
+    credential, _ = store_key(trader)
+    credential_revoke(credential=credential, actor=trader)
+    credential.refresh_from_db()
+    assert credential.status == Credential.Status.REVOKED
+    assert bytes(credential.secret_ciphertext) == b""
+    assert bytes(credential.wrapped_key) == b""
+    with pytest.raises(CredentialUnavailable):
+        credential_key_for_task(credential_id=credential.pk, purpose="test")
+    with pytest.raises(ValidationError):
+        credential_revoke(credential=credential, actor=trader)
+
+
+def test_a_task_uses_the_members_own_key_for_the_use(trader, treasurer, store_key) -> None:
+    trading, _ = store_key(trader, use=Use.TRADING)
+    funding, _ = store_key(trader, use=Use.FUNDING)
+    store_key(treasurer, use=Use.TRADING)
+    assert credential_for(membership=trader, use=Use.TRADING) == trading
+    assert credential_for(membership=trader, use=Use.FUNDING) == funding
+
+
+def test_a_task_never_falls_back_to_another_members_key(trader, treasurer, store_key) -> None:
+    store_key(treasurer, use=Use.FUNDING)
+    with pytest.raises(NoCredential, match="no active funding API key"):
+        credential_for(membership=trader, use=Use.FUNDING)
+
+
+def test_a_task_falls_back_to_the_owners_shared_desk_key(owner, trader, store_key) -> None:
+    desk, _ = store_key(owner, use=Use.TRADING, shared=True)
+    assert credential_for(membership=trader, use=Use.TRADING) == desk
+    own, _ = store_key(trader, use=Use.TRADING)
+    assert credential_for(membership=trader, use=Use.TRADING) == own
+
+
+def test_a_desk_key_stops_serving_when_its_creator_is_no_longer_an_owner(
+    owner, trader, store_key
+) -> None:
+    store_key(owner, use=Use.TRADING, shared=True)
+    owner.role = Role.ADMIN
+    owner.save()
+    with pytest.raises(NoCredential):
+        credential_for(membership=trader, use=Use.TRADING)
+
+
+def test_only_an_owner_can_set_up_a_shared_desk_key(admin, trader, store_key) -> None:
+    for member in (admin, trader):
+        with pytest.raises(PermissionDenied):
+            store_key(member, shared=True)
+    credential, _ = store_key(trader)
+    with pytest.raises(PermissionDenied):
+        credential_set_shared(credential=credential, actor=trader, shared=True)
+
+
+def test_sharing_and_unsharing_a_desk_key_is_audited(owner, store_key) -> None:
+    credential, _ = store_key(owner)
+    credential_set_shared(credential=credential, actor=owner, shared=True)
+    credential_set_shared(credential=credential, actor=owner, shared=False)
+    actions = list(
+        AuditRecord.objects.filter(target_id=str(credential.pk))
+        .order_by("seq")
+        .values_list("action", flat=True)
+    )
+    assert actions == [
+        "vault.credential.create",
+        "vault.credential.share",
+        "vault.credential.unshare",
+    ]
+
+
+def test_every_vault_audit_row_is_free_of_the_secret(owner, store_key) -> None:
+    credential, pair = store_key(owner, otp="key-2fa-pw", shared=True)
+    credential_revoke(credential=credential, actor=owner)
+    records = AuditRecord.objects.filter(action__startswith="vault.")
+    assert records.count() == 3
+    text = " ".join(str(list(r.__dict__.values())) for r in records)
+    for form in pair.secret_forms():
+        assert form not in text
+    create = records.get(action="vault.credential.create")
+    assert create.detail["api_key"] == credential.masked_key
+    assert create.detail["has_2fa"] is True

@@ -18,7 +18,7 @@ def main() -> int:
     failures = 0
     for script in scripts:
         print(f"\n=== {script.name} ===", flush=True)
-        result = subprocess.run([sys.executable, str(script), *sys.argv[1:]], check=False)  # noqa: S603
+        result = subprocess.run([sys.executable, str(script), *sys.argv[1:]], check=False)
         if result.returncode != 0:
             failures += 1
             print(f"{script.name} exited with {result.returncode}", flush=True)

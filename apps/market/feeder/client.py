@@ -1,0 +1,269 @@
+"""The market-data feeder: Kraken WS v2 -> Decimal state -> coalesced, pre-rendered fragments.
+
+We use the `websockets` library directly rather than python-kraken-sdk's SpotWSClient: the SDK
+decodes JSON numbers as floats (checksums and money need `parse_float=Decimal` on the raw frame),
+and it runs its own reconnect loop, whereas ours must stop the instant the Redis lease is lost
+and must resubscribe a single symbol's book when its checksum fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import websockets
+from redis.asyncio import Redis
+
+from apps.market.feeder.book import ChecksumMismatch
+from apps.market.feeder.lease import Lease
+from apps.market.feeder.publisher import Publisher
+from apps.market.feeder.state import BOOK_DEPTH, SymbolState
+from apps.market.store import FEEDER_KEY, LEASE_KEY, PAIRS_KEY, dumps
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+# Kraken's v1/REST names some assets differently from WS v2 (`XBT/USD` is `BTC/USD` in v2).
+_V2_ASSET = {"XBT": "BTC", "XDG": "DOGE"}
+
+
+@dataclass(frozen=True)
+class PairInfo:
+    symbol: str  # WS v2 symbol, BTC/USD
+    rest_name: str  # REST altname, XBTUSD
+    price_decimals: int
+    qty_decimals: int
+
+
+def v2_symbol(wsname: str) -> str:
+    base, _, quote = wsname.partition("/")
+    return f"{_V2_ASSET.get(base, base)}/{_V2_ASSET.get(quote, quote)}"
+
+
+def backoff_delay(attempt: int) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # noqa: S311
+
+
+class Feeder:
+    def __init__(
+        self,
+        *,
+        ws_url: str,
+        api_url: str,
+        redis: Redis[bytes],
+        layer: Any,
+        pairs: list[str] | None = None,
+        interval: float = 0.25,
+        lease_ttl: float = 3.0,
+        lease_poll: float = 0.5,
+    ) -> None:
+        self.ws_url = ws_url
+        self.api_url = api_url.rstrip("/")
+        self.redis = redis
+        self.wanted = pairs
+        self.lease = Lease(redis, LEASE_KEY, ttl=lease_ttl, poll=lease_poll)
+        self.states: dict[str, SymbolState] = {}
+        self.publisher = Publisher(redis=redis, layer=layer, states=self.states, interval=interval)
+        self.state = "standby"
+        self.reconnects = 0
+        self.resyncs = 0
+        self.subscribed = asyncio.Event()  # set once the current connection has subscribed
+        self._ws: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        status = asyncio.create_task(self._report_status())
+        try:
+            while True:
+                self.state = "standby"
+                await self.lease.acquire()
+                logger.info("market feeder %s holds the lease", self.lease.owner[:8])
+                self.state = "active"
+                keeper = asyncio.create_task(self.lease.keep())
+                feeding = asyncio.create_task(self.feed())
+                try:
+                    await asyncio.wait({keeper, feeding}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (keeper, feeding):
+                        task.cancel()
+                    await asyncio.gather(keeper, feeding, return_exceptions=True)
+                logger.warning("market feeder lost its lease; standing by")
+        finally:
+            status.cancel()
+            with contextlib.suppress(Exception):
+                await self.lease.release()
+
+    async def _report_status(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                await self.redis.hset(
+                    FEEDER_KEY + ":" + self.lease.owner,
+                    mapping={"state": self.state, "updated_at": repr(time.time())},
+                )
+                await self.redis.expire(FEEDER_KEY + ":" + self.lease.owner, 10)
+                if self.state != "standby":
+                    await self.redis.hset(
+                        FEEDER_KEY,
+                        mapping={
+                            "owner": self.lease.owner,
+                            "state": self.state,
+                            "updated_at": repr(time.time()),
+                            "reconnects": str(self.reconnects),
+                            "resyncs": str(self.resyncs),
+                        },
+                    )
+            await asyncio.sleep(1)
+
+    # -- reference data ----------------------------------------------------------------------
+
+    async def discover(self, http: aiohttp.ClientSession) -> list[PairInfo]:
+        async with http.get(f"{self.api_url}/0/public/AssetPairs") as response:
+            body = json.loads(await response.text(), parse_float=Decimal)
+        pairs = [
+            PairInfo(
+                symbol=v2_symbol(info["wsname"]),
+                rest_name=info.get("altname", key),
+                price_decimals=int(info["pair_decimals"]),
+                qty_decimals=int(info["lot_decimals"]),
+            )
+            for key, info in sorted(body.get("result", {}).items())
+            if info.get("wsname")
+        ]
+        if self.wanted:
+            wanted = {s.strip().upper() for s in self.wanted}
+            pairs = [p for p in pairs if p.symbol in wanted]
+        return pairs
+
+    async def backfill(self, http: aiohttp.ClientSession, pair: PairInfo) -> None:
+        """One-minute history for the chart from public REST OHLC (best effort)."""
+        url = f"{self.api_url}/0/public/OHLC"
+        try:
+            async with http.get(url, params={"pair": pair.rest_name, "interval": "1"}) as response:
+                body = json.loads(await response.text(), parse_float=Decimal)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return
+        rows: list[list[Any]] = next(
+            (v for k, v in body.get("result", {}).items() if k != "last"), []
+        )
+        self.states[pair.symbol].seed_candles(rows)
+
+    async def prepare(self) -> list[PairInfo]:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            pairs = await self.discover(http)
+            for pair in pairs:
+                if pair.symbol not in self.states:
+                    self.states[pair.symbol] = SymbolState(
+                        pair.symbol,
+                        price_decimals=pair.price_decimals,
+                        qty_decimals=pair.qty_decimals,
+                    )
+            await asyncio.gather(*(self.backfill(http, p) for p in pairs))
+        await self.redis.set(
+            PAIRS_KEY,
+            dumps(
+                [
+                    {
+                        "symbol": p.symbol,
+                        "price_decimals": p.price_decimals,
+                        "qty_decimals": p.qty_decimals,
+                    }
+                    for p in pairs
+                ]
+            ),
+        )
+        return pairs
+
+    # -- the socket --------------------------------------------------------------------------
+
+    async def feed(self) -> None:
+        """Connect, subscribe and consume until cancelled, reconnecting with jittered backoff."""
+        attempt = 0
+        while True:
+            try:
+                pairs = await self.prepare()
+                async with websockets.connect(
+                    self.ws_url, max_size=2**24, ping_interval=20, open_timeout=10
+                ) as ws:
+                    self._ws = ws
+                    self.state = "connected"
+                    await self._subscribe(ws, [p.symbol for p in pairs])
+                    attempt = 0
+                    async for raw in ws:
+                        await self.handle(raw, time.time())
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, aiohttp.ClientError, websockets.WebSocketException):
+                logger.warning("market feed connection lost", exc_info=True)
+            except Exception:
+                logger.exception("market feed failed")
+            self._ws = None
+            self.subscribed.clear()
+            self.state = "reconnecting"
+            self.reconnects += 1
+            for st in self.states.values():
+                st.book.ready = False
+            await asyncio.sleep(backoff_delay(attempt))
+            attempt += 1
+
+    async def _subscribe(self, ws: Any, symbols: list[str]) -> None:
+        if not symbols:
+            return
+        for params in (
+            {"channel": "ticker", "symbol": symbols},
+            {"channel": "book", "symbol": symbols, "depth": BOOK_DEPTH},
+            {"channel": "trade", "symbol": symbols, "snapshot": True},
+            {"channel": "ohlc", "symbol": symbols, "interval": 1},
+        ):
+            await ws.send(json.dumps({"method": "subscribe", "params": params}))
+        self.subscribed.set()
+
+    async def resubscribe_book(self, symbol: str) -> None:
+        """Drop a drifted book and ask for a fresh snapshot of that symbol alone."""
+        self.resyncs += 1
+        ws = self._ws
+        if ws is None:
+            return
+        params = {"channel": "book", "symbol": [symbol], "depth": BOOK_DEPTH}
+        await ws.send(json.dumps({"method": "unsubscribe", "params": params}))
+        await ws.send(json.dumps({"method": "subscribe", "params": params}))
+
+    async def handle(self, raw: str | bytes, received_at: float) -> None:
+        message = json.loads(raw, parse_float=Decimal)
+        channel = message.get("channel")
+        if channel not in {"ticker", "book", "trade", "ohlc"}:
+            if message.get("success") is False:
+                logger.warning("market feed request refused: %s", message.get("error"))
+            return
+        snapshot = message.get("type") == "snapshot"
+        for entry in message.get("data", ()):
+            st = self.states.get(entry.get("symbol", ""))
+            if st is None:
+                continue
+            if channel == "book":
+                if not snapshot and not st.book.ready:
+                    continue  # waiting for the snapshot of a resubscribe
+                try:
+                    st.book.apply(entry, snapshot=snapshot)
+                except ChecksumMismatch as mismatch:
+                    logger.warning("market book dropped: %s", mismatch)
+                    await self.resubscribe_book(st.symbol)
+                st.received_at = received_at
+            elif channel == "ticker":
+                st.apply_ticker(entry, received_at)
+            elif channel == "trade":
+                st.apply_trade(entry, received_at)
+            else:
+                st.apply_ohlc(entry, received_at)
+            self.publisher.changed(st.symbol)

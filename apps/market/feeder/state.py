@@ -1,0 +1,113 @@
+"""The feeder's in-memory picture of one symbol, updated from WS v2 frames (Decimal throughout)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from apps.market.feeder.book import OrderBook
+from apps.market.store import symbol_slug
+
+BOOK_DEPTH = 25
+TRADES_KEPT = 30
+CANDLES_KEPT = 720  # twelve hours of one-minute candles
+TICKER_FIELDS = (
+    "bid",
+    "bid_qty",
+    "ask",
+    "ask_qty",
+    "last",
+    "volume",
+    "vwap",
+    "low",
+    "high",
+    "change",
+    "change_pct",
+)
+
+
+def _epoch(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+class SymbolState:
+    def __init__(self, symbol: str, *, price_decimals: int, qty_decimals: int) -> None:
+        self.symbol = symbol
+        self.slug = symbol_slug(symbol)
+        self.price_decimals = price_decimals
+        self.qty_decimals = qty_decimals
+        self.book = OrderBook(
+            symbol, depth=BOOK_DEPTH, price_decimals=price_decimals, qty_decimals=qty_decimals
+        )
+        self.ticker: dict[str, Decimal] = {}
+        self.trades: deque[dict[str, Any]] = deque(maxlen=TRADES_KEPT)
+        self.candles: dict[int, dict[str, Any]] = {}
+        self.received_at = 0.0  # wall time of the newest message, carried to the browser
+        self.previous_last: Decimal | None = None  # the last price the overview showed
+
+    def apply_ticker(self, entry: Mapping[str, Any], received_at: float) -> None:
+        for name in TICKER_FIELDS:
+            if entry.get(name) is not None:
+                self.ticker[name] = Decimal(entry[name])
+        self.received_at = received_at
+
+    def apply_trade(self, entry: Mapping[str, Any], received_at: float) -> None:
+        self.trades.appendleft(
+            {
+                "price": Decimal(entry["price"]),
+                "qty": Decimal(entry["qty"]),
+                "side": entry.get("side", ""),
+                "time": entry.get("timestamp", ""),
+            }
+        )
+        self.received_at = received_at
+
+    def apply_ohlc(self, entry: Mapping[str, Any], received_at: float) -> None:
+        begin = _epoch(entry["interval_begin"])
+        self.candles[begin] = {
+            "time": begin,
+            "open": Decimal(entry["open"]),
+            "high": Decimal(entry["high"]),
+            "low": Decimal(entry["low"]),
+            "close": Decimal(entry["close"]),
+            "volume": Decimal(entry["volume"]),
+        }
+        if len(self.candles) > CANDLES_KEPT:
+            for stale in sorted(self.candles)[: len(self.candles) - CANDLES_KEPT]:
+                del self.candles[stale]
+        self.received_at = received_at
+
+    def seed_candles(self, rows: list[list[Any]]) -> None:
+        """History from REST OHLC: `[time, open, high, low, close, vwap, volume, count]`."""
+        for row in rows[-CANDLES_KEPT:]:
+            begin = int(row[0])
+            self.candles.setdefault(
+                begin,
+                {
+                    "time": begin,
+                    "open": Decimal(row[1]),
+                    "high": Decimal(row[2]),
+                    "low": Decimal(row[3]),
+                    "close": Decimal(row[4]),
+                    "volume": Decimal(row[6]),
+                },
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored shape (see apps.market.store); pages and fragments render from it."""
+        return {
+            "symbol": self.symbol,
+            "slug": self.slug,
+            "price_decimals": self.price_decimals,
+            "qty_decimals": self.qty_decimals,
+            "ticker": dict(self.ticker),
+            "bids": [[p, q] for p, q in self.book.bids],
+            "asks": [[p, q] for p, q in self.book.asks],
+            "book_ready": self.book.ready,
+            "trades": list(self.trades),
+            "candles": [self.candles[k] for k in sorted(self.candles)],
+            "received_at": self.received_at,
+        }

@@ -1,0 +1,171 @@
+"""Turn a symbol's stored state into what templates show: formatted once, never per viewer.
+
+The same functions serve the feeder (which renders each fragment once per update) and the HTTP
+pages (which render the same partials from the state in Redis), so a page and its live updates
+cannot disagree. Amounts stay Decimal; they become text only here, at the pair's precision.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+SPARK_POINTS = 40
+SPARK_WIDTH = 120
+SPARK_HEIGHT = 32
+HUNDRED = Decimal(100)
+BPS = Decimal(10000)
+
+
+def dec(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def fmt(value: Any, places: int, *, grouped: bool = True) -> str:
+    if value is None or value == "":
+        return "—"
+    number = dec(value)
+    return f"{number:,.{places}f}" if grouped else f"{number:.{places}f}"
+
+
+def signed_pct(value: Any) -> str:
+    if value is None:
+        return "—"
+    number = dec(value)
+    return f"{number:+.2f}%"
+
+
+def direction(current: Any, previous: Any) -> str:
+    """`up`, `down` or `` for the flash class of a tile."""
+    if current is None or previous is None:
+        return ""
+    a, b = dec(current), dec(previous)
+    return "up" if a > b else "down" if a < b else ""
+
+
+def sparkline(candles: list[dict[str, Any]]) -> str:
+    """Polyline points of the last closes, scaled into the SVG's view box (geometry, not money)."""
+    closes = [dec(c["close"]) for c in candles[-SPARK_POINTS:]]
+    if len(closes) < 2:
+        return ""
+    low, high = min(closes), max(closes)
+    span = (high - low) or Decimal(1)
+    step = Decimal(SPARK_WIDTH) / (len(closes) - 1)
+    points = []
+    for index, close in enumerate(closes):
+        x = step * index
+        y = Decimal(SPARK_HEIGHT) - (close - low) / span * Decimal(SPARK_HEIGHT - 2) - 1
+        points.append(f"{x:.1f},{y:.1f}")
+    return " ".join(points)
+
+
+def stamp(state: dict[str, Any]) -> int:
+    """Milliseconds since the epoch at which the feeder received the newest message shown."""
+    return int(float(state.get("received_at") or 0) * 1000)
+
+
+def tile(state: dict[str, Any], previous_last: Any = None) -> dict[str, Any]:
+    ticker = state.get("ticker") or {}
+    pd = int(state["price_decimals"])
+    change = ticker.get("change_pct")
+    return {
+        "symbol": state["symbol"],
+        "slug": state["slug"],
+        "last": fmt(ticker.get("last"), pd),
+        "bid": fmt(ticker.get("bid"), pd),
+        "ask": fmt(ticker.get("ask"), pd),
+        "change_pct": signed_pct(change),
+        "trend": "" if change is None else ("up" if dec(change) >= 0 else "down"),
+        "flash": direction(ticker.get("last"), previous_last),
+        "spark": sparkline(state.get("candles") or []),
+        "t": stamp(state),
+    }
+
+
+def ladder(state: dict[str, Any]) -> dict[str, Any]:
+    pd, qd = int(state["price_decimals"]), int(state["qty_decimals"])
+
+    def rows(levels: list[list[Any]]) -> list[dict[str, str]]:
+        total = Decimal(0)
+        out = []
+        for price, qty in levels:
+            total += dec(qty)
+            out.append({"price": fmt(price, pd), "qty": fmt(qty, qd), "total": fmt(total, qd)})
+        return out
+
+    asks = rows(state.get("asks") or [])
+    bids = rows(state.get("bids") or [])
+    spread = spread_bps = "—"
+    if state.get("asks") and state.get("bids"):
+        best_ask, best_bid = dec(state["asks"][0][0]), dec(state["bids"][0][0])
+        gap = best_ask - best_bid
+        spread = fmt(gap, pd)
+        mid = (best_ask + best_bid) / 2
+        spread_bps = f"{gap / mid * BPS:.1f}" if mid else "—"
+    return {
+        "slug": state["slug"],
+        "asks": list(reversed(asks)),  # highest ask on top, best ask next to the spread
+        "bids": bids,
+        "spread": spread,
+        "spread_bps": spread_bps,
+        "ready": bool(state.get("book_ready")),
+        "t": stamp(state),
+    }
+
+
+def trades(state: dict[str, Any]) -> dict[str, Any]:
+    pd, qd = int(state["price_decimals"]), int(state["qty_decimals"])
+    return {
+        "slug": state["slug"],
+        "trades": [
+            {
+                "price": fmt(t["price"], pd),
+                "qty": fmt(t["qty"], qd),
+                "side": t.get("side", ""),
+                "time": t.get("time", ""),
+                "clock": (t.get("time") or "")[11:19],
+            }
+            for t in state.get("trades") or []
+        ],
+        "t": stamp(state),
+    }
+
+
+def stats(state: dict[str, Any]) -> dict[str, Any]:
+    ticker = state.get("ticker") or {}
+    pd, qd = int(state["price_decimals"]), int(state["qty_decimals"])
+    change = ticker.get("change_pct")
+    return {
+        "slug": state["slug"],
+        "symbol": state["symbol"],
+        "last": fmt(ticker.get("last"), pd),
+        "change": fmt(ticker.get("change"), pd),
+        "change_pct": signed_pct(change),
+        "trend": "" if change is None else ("up" if dec(change) >= 0 else "down"),
+        "high": fmt(ticker.get("high"), pd),
+        "low": fmt(ticker.get("low"), pd),
+        "vwap": fmt(ticker.get("vwap"), pd),
+        "volume": fmt(ticker.get("volume"), qd),
+        "bid": fmt(ticker.get("bid"), pd),
+        "ask": fmt(ticker.get("ask"), pd),
+        "t": stamp(state),
+    }
+
+
+def candle_points(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Candles for the chart, prices as exact decimal strings (the script makes numbers)."""
+    return [
+        {
+            "time": int(c["time"]),
+            "open": format(dec(c["open"]), "f"),
+            "high": format(dec(c["high"]), "f"),
+            "low": format(dec(c["low"]), "f"),
+            "close": format(dec(c["close"]), "f"),
+        }
+        for c in state.get("candles") or []
+    ]
+
+
+def last_candle(state: dict[str, Any]) -> dict[str, Any]:
+    points = candle_points({"candles": (state.get("candles") or [])[-1:]})
+    return {"slug": state["slug"], "candle": points[0] if points else None, "t": stamp(state)}

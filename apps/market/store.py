@@ -1,0 +1,56 @@
+"""Where the feeder leaves market data in Redis, and how it is spelled.
+
+The feeder is the only writer. Pages read a symbol's latest state (rendered server-side from it)
+and sockets read the pre-rendered fragments, so a page that connects gets a snapshot at once.
+All amounts are stored as decimal strings, never floats.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+PREFIX = "market:"
+LEASE_KEY = PREFIX + "feeder:lease"
+FEEDER_KEY = PREFIX + "feeder"  # hash: owner, state, connected_since, reconnects, updated_at
+PAIRS_KEY = PREFIX + "pairs"  # JSON list of pair descriptions, in display order
+HEALTH_KEY = PREFIX + "health"  # hash: symbol -> wall time (s) of its last message
+OVERVIEW_CHANNEL = "market.overview"  # channel-layer group of the markets overview
+
+
+def state_key(symbol: str) -> str:
+    return f"{PREFIX}state:{symbol}"
+
+
+def fragments_key(symbol: str) -> str:
+    """Hash of element id -> the latest pre-rendered HTML of that element."""
+    return f"{PREFIX}html:{symbol}"
+
+
+def symbol_slug(symbol: str) -> str:
+    """`BTC/USD` -> `BTC-USD`, the spelling used in URLs and element ids."""
+    return symbol.replace("/", "-")
+
+
+def slug_symbol(slug: str) -> str:
+    return slug.replace("-", "/")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_default, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> Any:
+    return json.loads(text, parse_float=Decimal)
+
+
+def candles_key(symbol: str) -> str:
+    """JSON list of one-minute candles (history for the chart), rewritten when a candle opens."""
+    return f"{PREFIX}candles:{symbol}"

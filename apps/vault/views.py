@@ -54,7 +54,8 @@ class CredentialRow:
 
 def _row(credential: Credential, membership: Membership) -> CredentialRow:
     found = credential.permissions or {}
-    assessment = assess(use=credential.use, permissions=found)
+    # A revoked key can do nothing any more, so it gets no least-privilege warnings.
+    assessment = assess(use=credential.use, permissions=found if credential.is_active else {})
     rows = []
     for name, label in Permission.choices:
         if name not in found:

@@ -1,0 +1,3 @@
+from apps.sandbox.cli import main
+
+main()

@@ -1,0 +1,222 @@
+"""REST authentication exactly as Kraken documents it (FACTS §1): API-Sign over the raw
+body, strictly increasing nonce per key with an optional window, permissions, lockout."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+PERMISSIONS: frozenset[str] = frozenset(
+    {
+        "query_funds",
+        "query_open",
+        "query_closed",
+        "query_ledger",
+        "export",
+        "trade",
+        "cancel",
+        "deposit",
+        "withdraw",
+        "earn",
+        "websocket",
+    }
+)
+ALL_PERMISSIONS: list[str] = sorted(PERMISSIONS)
+
+# Which key permission each private method needs (Kraken's key settings, FACTS §4).
+METHOD_PERMISSION: dict[str, str] = {
+    "Balance": "query_funds",
+    "BalanceEx": "query_funds",
+    "TradeBalance": "query_funds",
+    "CreditLines": "query_funds",
+    "OpenOrders": "query_open",
+    "QueryOrders": "query_open",
+    "OrderAmends": "query_open",
+    "ClosedOrders": "query_closed",
+    "TradesHistory": "query_closed",
+    "QueryTrades": "query_closed",
+    "OpenPositions": "query_open",
+    "Ledgers": "query_ledger",
+    "QueryLedgers": "query_ledger",
+    "TradeVolume": "query_ledger",
+    "AddOrder": "trade",
+    "AddOrderBatch": "trade",
+    "AmendOrder": "trade",
+    "EditOrder": "trade",
+    "CancelOrder": "trade",
+    "CancelAll": "trade",
+    "CancelAllOrdersAfter": "trade",
+    "CancelOrderBatch": "trade",
+    "GetWebSocketsToken": "websocket",
+    "DepositMethods": "deposit",
+    "DepositAddresses": "deposit",
+    "DepositStatus": "deposit",
+    "WithdrawMethods": "withdraw",
+    "WithdrawAddresses": "withdraw",
+    "WithdrawInfo": "withdraw",
+    "Withdraw": "withdraw",
+    "WithdrawStatus": "withdraw",
+    "WithdrawCancel": "withdraw",
+    "WalletTransfer": "withdraw",
+    "CreateSubaccount": "trade",
+    "AccountTransfer": "withdraw",
+    "Earn/Allocate": "earn",
+    "Earn/Deallocate": "earn",
+    "Earn/AllocateStatus": "earn",
+    "Earn/DeallocateStatus": "earn",
+    "Earn/Strategies": "earn",
+    "Earn/Allocations": "earn",
+}
+# Kraken's "cancel" permission alone allows cancelling but not placing.
+CANCEL_METHODS: frozenset[str] = frozenset(
+    {
+        "CancelOrder",
+        "CancelAll",
+        "CancelAllOrdersAfter",
+        "CancelOrderBatch",
+    }
+)
+
+LOCKOUT_THRESHOLD = 10  # consecutive failures before a lockout (Kraken does not publish it)
+LOCKOUT_SECONDS = 900.0  # "Temporary lockouts typically last approximately 15 minutes"
+
+
+@dataclass(slots=True)
+class ApiKey:
+    key: str
+    secret: str
+    account_id: str
+    permissions: set[str]
+    nonce_window: int = 0
+    otp: str | None = None
+    last_nonce: int = 0
+    # Nonces accepted inside the window, so a replay of the exact same nonce still fails.
+    recent: set[int] = field(default_factory=set)
+    failures: int = 0
+    locked_until: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "secret": self.secret,
+            "account_id": self.account_id,
+            "permissions": sorted(self.permissions),
+            "nonce_window": self.nonce_window,
+            "otp": self.otp,
+            "last_nonce": self.last_nonce,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ApiKey:
+        return cls(
+            key=d["key"],
+            secret=d["secret"],
+            account_id=d["account_id"],
+            permissions=set(d["permissions"]),
+            nonce_window=int(d.get("nonce_window", 0)),
+            otp=d.get("otp"),
+            last_nonce=int(d.get("last_nonce", 0)),
+        )
+
+
+def sign(urlpath: str, body: bytes, nonce: str, secret: str) -> str:
+    """API-Sign = b64(HMAC-SHA512(b64decode(secret), path || SHA256(nonce + body)))."""
+    digest = hashlib.sha256(nonce.encode() + body).digest()
+    mac = hmac.new(base64.b64decode(secret), urlpath.encode() + digest, hashlib.sha512)
+    return base64.b64encode(mac.digest()).decode()
+
+
+class AuthError(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class Authenticator:
+    def __init__(self) -> None:
+        self.keys: dict[str, ApiKey] = {}
+        # Sequential invalid-key errors per client address ("Too many sequential
+        # EAPI:Invalid key errors" → EGeneral:Temporary lockout).
+        self.bad_key_by_ip: dict[str, tuple[int, float]] = {}
+
+    def _fail(self, k: ApiKey, now: float) -> None:
+        k.failures += 1
+        if k.failures >= LOCKOUT_THRESHOLD:
+            k.locked_until = now + LOCKOUT_SECONDS
+            k.failures = 0
+
+    def check_nonce(self, k: ApiKey, nonce: int) -> bool:
+        if nonce > k.last_nonce:
+            if k.nonce_window:
+                k.recent = {n for n in k.recent if n > nonce - k.nonce_window}
+                k.recent.add(nonce)
+            k.last_nonce = nonce
+            return True
+        if k.nonce_window and nonce > k.last_nonce - k.nonce_window and nonce not in k.recent:
+            k.recent.add(nonce)
+            return True
+        return False
+
+    def verify(
+        self,
+        *,
+        path: str,
+        body: bytes,
+        api_key: str | None,
+        api_sign: str | None,
+        nonce_raw: object,
+        otp: object,
+        method: str,
+        ip: str,
+        now: float,
+    ) -> ApiKey:
+        """Return the key or raise AuthError with Kraken's exact error string."""
+        locked = self.bad_key_by_ip.get(ip)
+        if locked and locked[1] > now:
+            raise AuthError("EGeneral:Temporary lockout")
+        k = self.keys.get(api_key or "")
+        if k is None:
+            count = (locked[0] if locked and locked[1] == 0.0 else 0) + 1
+            if count >= LOCKOUT_THRESHOLD:
+                self.bad_key_by_ip[ip] = (0, now + LOCKOUT_SECONDS)
+            else:
+                self.bad_key_by_ip[ip] = (count, 0.0)
+            raise AuthError("EAPI:Invalid key")
+        self.bad_key_by_ip.pop(ip, None)
+        if k.locked_until > now:
+            raise AuthError("EGeneral:Temporary lockout")
+        if nonce_raw is None or isinstance(nonce_raw, bool):
+            self._fail(k, now)
+            raise AuthError("EAPI:Invalid nonce")
+        nonce_str = str(nonce_raw)
+        try:
+            nonce = int(nonce_str)
+        except ValueError:
+            self._fail(k, now)
+            raise AuthError("EAPI:Invalid nonce") from None
+        try:
+            expected = sign(path, body, nonce_str, k.secret)
+        except (binascii.Error, ValueError):
+            expected = ""
+        if not api_sign or not hmac.compare_digest(expected, api_sign):
+            self._fail(k, now)
+            raise AuthError("EAPI:Invalid signature")
+        if nonce < 0 or nonce >= 2**64 or not self.check_nonce(k, nonce):
+            self._fail(k, now)
+            raise AuthError("EAPI:Invalid nonce")
+        if k.otp is not None and (otp is None or str(otp) != k.otp):
+            self._fail(k, now)
+            raise AuthError("EAPI:Invalid key")
+        need = METHOD_PERMISSION.get(method)
+        if (
+            need is not None
+            and need not in k.permissions
+            and not (method in CANCEL_METHODS and "cancel" in k.permissions)
+        ):
+            raise AuthError("EGeneral:Permission denied")
+        k.failures = 0
+        return k

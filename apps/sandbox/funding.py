@@ -1,0 +1,380 @@
+"""Funding endpoints: deposits, withdrawals (with a time-driven status machine), wallet and
+subaccount transfers."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from .engine import Account, Engine
+from .errors import KrakenError, invalid
+from .pairs import ASSETS, Asset, fmt, resolve_asset
+from .params import Params, check_known, opt_bool, opt_dec, opt_int, opt_str, req_str
+from .private import Ctx, Handler, allow
+from .util import decimals_of
+
+D = Decimal
+ZERO = D(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    asset: str
+    name: str
+    network: str
+    fee: Decimal
+    minimum: Decimal
+    limit: Decimal
+    addr_prefix: str
+    addr_len: int
+    fiat: bool = False
+
+
+METHODS: dict[str, list[Method]] = {
+    "XXBT": [Method("XXBT", "Bitcoin", "Bitcoin", D("0.00015"), D("0.0005"), D("100"),
+                    "bc1q", 38)],
+    "XETH": [Method("XETH", "Ether", "Ethereum", D("0.0035"), D("0.005"), D("1000"),
+                    "0x", 40)],
+    "SOL": [Method("SOL", "Solana", "Solana", D("0.01"), D("0.05"), D("50000"), "", 44)],
+    "USDT": [Method("USDT", "Tether USD (ERC20)", "Ethereum", D("5"), D("10"), D("1000000"),
+                    "0x", 40),
+             Method("USDT", "Tether USD (TRC20)", "Tron", D("2.5"), D("5"), D("1000000"),
+                    "T", 33)],
+    "USDC": [Method("USDC", "USDC", "Ethereum", D("5"), D("10"), D("1000000"), "0x", 40)],
+    "DOT": [Method("DOT", "Polkadot", "Polkadot", D("0.05"), D("1.5"), D("100000"), "1", 47)],
+    "ADA": [Method("ADA", "ADA", "Cardano", D("0.5"), D("10"), D("1000000"), "addr1", 53)],
+    "XXRP": [Method("XXRP", "Ripple XRP", "Ripple", D("0.02"), D("25"), D("1000000"), "r",
+                    33)],
+    "XLTC": [Method("XLTC", "Litecoin", "Litecoin", D("0.001"), D("0.01"), D("10000"),
+                    "ltc1q", 38)],
+    "ZUSD": [Method("ZUSD", "Bank Frick (SWIFT)", "", D("35"), D("150"), D("1000000"), "", 0,
+                    fiat=True)],
+    "ZEUR": [Method("ZEUR", "SEPA (Clearjunction)", "", D("0.35"), D("10"), D("1000000"), "",
+                    0, fiat=True)],
+}
+
+WITHDRAW_FLOW = ("Initial", "Pending", "Settled", "Success")
+
+
+def _asset(p: Params, name: str = "asset") -> Asset:
+    raw = req_str(p, name)
+    a = resolve_asset(raw)
+    if a is None:
+        raise KrakenError("EQuery:Unknown asset" if name == "asset" else "EFunding:Unknown asset")
+    return a
+
+
+def _method(a: Asset, name: str | None) -> Method:
+    methods = METHODS.get(a.id, [])
+    if not methods:
+        raise KrakenError("EFunding:No funding method")
+    if name is None:
+        return methods[0]
+    for m in methods:
+        if m.name == name:
+            return m
+    raise KrakenError("EFunding:No funding method")
+
+
+def _address(e: Engine, m: Method, acct: Account, n: int) -> str:
+    h = hashlib.sha256(f"{e.seed}:{acct.id}:{m.name}:{n}".encode()).hexdigest()
+    if m.addr_prefix == "0x":
+        return "0x" + h[:40]
+    alphabet = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+    body = "".join(alphabet[int(h[i:i + 2], 16) % 32] for i in range(0, 2 * m.addr_len, 2))
+    return (m.addr_prefix + body)[: max(m.addr_len, len(m.addr_prefix) + 20)]
+
+
+def deposit_methods(c: Ctx) -> Any:
+    check_known(c.params, allow("asset", "aclass", "rebase_multiplier"))
+    a = _asset(c.params)
+    return [{
+        "method": m.name, "limit": False, "fee": fmt(ZERO, 10), "gen-address": not m.fiat,
+        "minimum": fmt(m.minimum, 8),
+    } for m in METHODS.get(a.id, [])]
+
+
+def deposit_addresses(c: Ctx) -> Any:
+    check_known(c.params, allow("asset", "method", "new", "amount", "aclass"))
+    a = _asset(c.params)
+    m = _method(a, req_str(c.params, "method"))
+    if m.fiat:
+        raise KrakenError("EFunding:No funding method")
+    new = opt_bool(c.params, "new")
+    key = f"{a.id}:{m.name}"
+    lst = c.acct.deposit_addresses.setdefault(key, [])
+    if new or not lst:
+        if len(lst) >= 10 and new:
+            raise KrakenError("EFunding:Too many addresses")
+        for entry in lst:
+            entry["new"] = False
+        lst.append({"address": _address(c.engine, m, c.acct, len(lst)), "expiretm": "0",
+                    "new": True})
+    return [dict(x) for x in reversed(lst)]
+
+
+def _deposit_json(d: dict[str, Any]) -> dict[str, Any]:
+    places = ASSETS[d["asset"]].decimals
+    out = {
+        "method": d["method"], "aclass": "currency", "asset": d["asset"],
+        "refid": d["refid"], "txid": d["txid"], "info": d["info"],
+        "amount": fmt(d["amount"], places), "fee": fmt(d["fee"], places),
+        "time": int(d["time"]), "status": d["status"],
+    }
+    return out
+
+
+def deposit_status(c: Ctx) -> Any:
+    check_known(c.params, allow("asset", "aclass", "method", "start", "end", "cursor",
+                                "limit", "rebase_multiplier"))
+    name = opt_str(c.params, "asset")
+    a = _asset(c.params) if name else None
+    method = opt_str(c.params, "method")
+    limit = opt_int(c.params, "limit") or 25
+    items = [d for d in c.acct.deposits
+             if (a is None or d["asset"] == a.id) and (method is None or d["method"] == method)]
+    items = sorted(items, key=lambda d: -d["time"])
+    if "cursor" in c.params:
+        return {"deposit": [_deposit_json(d) for d in items[:limit]], "next_cursor": None}
+    return [_deposit_json(d) for d in items[:limit]]
+
+
+def credit_deposit(
+    e: Engine, acct: Account, asset: str, amount: Decimal, method: str | None = None,
+) -> str:
+    a = ASSETS[asset]
+    m = _method(a, method)
+    refid = e.ids.refid("Q")
+    e.credit(acct, a.id, amount, "deposit", "", refid)
+    txid = hashlib.sha256(refid.encode()).hexdigest()
+    acct.deposits.append({
+        "method": m.name, "asset": a.id, "refid": refid, "txid": txid,
+        "info": _address(e, m, acct, 0) if not m.fiat else "", "amount": amount,
+        "fee": ZERO, "time": e.now(), "status": "Success",
+    })
+    return refid
+
+
+def withdraw_methods(c: Ctx) -> Any:
+    check_known(c.params, allow("asset", "aclass", "network", "rebase_multiplier"))
+    name = opt_str(c.params, "asset")
+    assets = [_asset(c.params)] if name else list(ASSETS.values())
+    network = opt_str(c.params, "network")
+    return [{"asset": m.asset, "method": m.name, "network": m.network or None,
+             "minimum": fmt(m.minimum, 8)}
+            for a in assets for m in METHODS.get(a.id, [])
+            if network is None or m.network == network]
+
+
+def withdraw_addresses(c: Ctx) -> Any:
+    check_known(c.params, allow("asset", "aclass", "method", "key", "verified"))
+    name = opt_str(c.params, "asset")
+    a = _asset(c.params) if name else None
+    method = opt_str(c.params, "method")
+    key = opt_str(c.params, "key")
+    verified = c.params.get("verified")
+    out = []
+    for w in c.acct.withdraw_addresses:
+        if a is not None and w["asset"] != a.id:
+            continue
+        if method is not None and w["method"] != method:
+            continue
+        if key is not None and w["key"] != key:
+            continue
+        if verified is not None and w["verified"] != opt_bool(c.params, "verified"):
+            continue
+        out.append({"address": w["address"], "asset": ASSETS[w["asset"]].altname,
+                    "method": w["method"], "key": w["key"], "verified": w["verified"]})
+    return out
+
+
+def _find_key(acct: Account, a: Asset, key: str) -> dict[str, Any]:
+    for w in acct.withdraw_addresses:
+        if w["key"] == key and w["asset"] == a.id:
+            return w
+    raise KrakenError("EFunding:Unknown withdraw key")
+
+
+def _amount(p: Params, a: Asset) -> Decimal:
+    amount = opt_dec(p, "amount")
+    if amount is None:
+        raise invalid("amount")
+    if amount <= 0 or decimals_of(amount) > a.decimals:
+        raise KrakenError("EFunding:Invalid amount")
+    return amount
+
+
+def withdraw_info(c: Ctx) -> Any:
+    check_known(c.params, allow("asset", "key", "amount", "aclass"))
+    a = _asset(c.params)
+    w = _find_key(c.acct, a, req_str(c.params, "key"))
+    amount = _amount(c.params, a)
+    m = _method(a, w["method"])
+    avail = max(ZERO, c.acct.available(a.id) - m.fee)
+    return {"method": m.name, "limit": fmt(min(m.limit, avail), 8),
+            "amount": fmt(amount - m.fee, 8), "fee": fmt(m.fee, 8)}
+
+
+def withdraw(c: Ctx) -> Any:
+    p = c.params
+    check_known(p, allow("asset", "key", "amount", "address", "max_fee", "aclass",
+                         "rebase_multiplier"))
+    e = c.engine
+    if e.status == "maintenance":
+        raise KrakenError("EService:Unavailable")
+    a = _asset(p)
+    w = _find_key(c.acct, a, req_str(p, "key"))
+    amount = _amount(p, a)
+    addr = opt_str(p, "address")
+    if addr is not None and addr != w["address"]:
+        raise KrakenError("EFunding:Invalid withdrawal address")
+    m = _method(a, w["method"])
+    max_fee = opt_dec(p, "max_fee")
+    if max_fee is not None and m.fee > max_fee:
+        raise KrakenError("EFunding:Max fee exceeded")
+    if amount < m.minimum:
+        raise KrakenError("EFunding:Invalid amount")
+    if amount > m.limit:
+        raise KrakenError("EFunding:Limit exceeded")
+    # Kraken deducts the fee from the amount; the balance moves by ``amount``.
+    if c.acct.available(a.id) < amount:
+        raise KrakenError("EFunding:Insufficient funds")
+    refid = e.ids.refid("F")
+    e.credit(c.acct, a.id, -(amount - m.fee), "withdrawal", "", refid, fee=m.fee)
+    c.acct.withdrawals.append({
+        "refid": refid, "asset": a.id, "method": m.name, "network": m.network,
+        "key": w["key"], "address": w["address"], "amount": amount - m.fee, "fee": m.fee,
+        "time": e.now(), "status": "Initial", "status_prop": None,
+        "fail": "fail" in w["key"].lower(),
+    })
+    return {"refid": refid}
+
+
+def advance_withdrawals(e: Engine, step: float) -> None:
+    """Move withdrawals along Initial → Pending → Settled → Success (or Failure)."""
+    now = e.now()
+    for acct in e.accounts.values():
+        for w in acct.withdrawals:
+            if w["status"] in ("Success", "Failure") or w["status_prop"] == "canceled":
+                continue
+            stage = min(3, int((now - w["time"]) // step)) if step > 0 else 3
+            if w["fail"] and stage >= 2:
+                w["status"] = "Failure"
+                e.credit(acct, w["asset"], w["amount"] + w["fee"], "withdrawal", "",
+                         w["refid"])
+                continue
+            w["status"] = WITHDRAW_FLOW[stage]
+
+
+def _withdrawal_json(w: dict[str, Any]) -> dict[str, Any]:
+    places = ASSETS[w["asset"]].decimals
+    txid = hashlib.sha256(w["refid"].encode()).hexdigest() if w["status"] in (
+        "Settled", "Success") else None
+    d: dict[str, Any] = {
+        "method": w["method"], "aclass": "currency", "asset": w["asset"],
+        "refid": w["refid"], "txid": txid, "info": w["address"],
+        "amount": fmt(w["amount"], places), "fee": fmt(w["fee"], places),
+        "time": int(w["time"]), "status": w["status"], "key": w["key"],
+    }
+    if w["network"]:
+        d["network"] = w["network"]
+    if w["status_prop"]:
+        d["status-prop"] = w["status_prop"]
+    return d
+
+
+def withdraw_status(c: Ctx) -> Any:
+    check_known(c.params, allow("asset", "aclass", "method", "start", "end", "cursor",
+                                "limit", "rebase_multiplier"))
+    name = opt_str(c.params, "asset")
+    a = _asset(c.params) if name else None
+    method = opt_str(c.params, "method")
+    limit = opt_int(c.params, "limit") or 500
+    items = [w for w in c.acct.withdrawals
+             if (a is None or w["asset"] == a.id) and (method is None or w["method"] == method)]
+    items = sorted(items, key=lambda w: -w["time"])[:limit]
+    if "cursor" in c.params:
+        return {"withdrawals": [_withdrawal_json(w) for w in items], "next_cursor": None}
+    return [_withdrawal_json(w) for w in items]
+
+
+def withdraw_cancel(c: Ctx) -> Any:
+    check_known(c.params, allow("asset", "refid"))
+    a = _asset(c.params)
+    refid = req_str(c.params, "refid")
+    for w in c.acct.withdrawals:
+        if w["refid"] == refid and w["asset"] == a.id:
+            if w["status"] != "Initial" or w["status_prop"]:
+                w["status_prop"] = w["status_prop"] or "cancel-denied"
+                return False
+            w["status_prop"] = "canceled"
+            w["status"] = "Failure"
+            c.engine.credit(c.acct, a.id, w["amount"] + w["fee"], "withdrawal", "", refid)
+            return True
+    raise KrakenError("EFunding:Unknown reference id")
+
+
+def wallet_transfer(c: Ctx) -> Any:
+    p = c.params
+    check_known(p, allow("asset", "from", "to", "amount"))
+    a = _asset(p)
+    if req_str(p, "from") != "Spot Wallet" or req_str(p, "to") != "Futures Wallet":
+        raise invalid("to")
+    amount = _amount(p, a)
+    if c.acct.available(a.id) < amount:
+        raise KrakenError("EFunding:Insufficient funds")
+    refid = c.engine.ids.refid("F")
+    c.engine.credit(c.acct, a.id, -amount, "transfer", "spottofutures", refid)
+    return {"refid": refid}
+
+
+def create_subaccount(c: Ctx) -> Any:
+    p = c.params
+    check_known(p, allow("username", "email"))
+    username = req_str(p, "username")
+    email = req_str(p, "email")
+    if c.acct.parent is not None:
+        raise KrakenError("EGeneral:Permission denied")
+    if "@" not in email:
+        raise invalid("email")
+    if any(x.username == username for x in c.engine.accounts.values()):
+        raise invalid("username")
+    sub = c.engine.create_account(parent=c.acct.id)
+    sub.username, sub.email = username, email
+    return True
+
+
+def account_transfer(c: Ctx) -> Any:
+    p = c.params
+    check_known(p, allow("asset", "amount", "from", "to", "asset_class"))
+    e = c.engine
+    a = _asset(p)
+    amount = _amount(p, a)
+    src = e.accounts.get(req_str(p, "from"))
+    dst = e.accounts.get(req_str(p, "to"))
+    if src is None:
+        raise invalid("from")
+    if dst is None:
+        raise invalid("to")
+    master = c.acct.id if c.acct.parent is None else None
+    family = {master} | {x.id for x in e.accounts.values() if x.parent == master}
+    if master is None or src.id not in family or dst.id not in family:
+        raise KrakenError("EGeneral:Permission denied")
+    if src.available(a.id) < amount:
+        raise KrakenError("EFunding:Insufficient funds")
+    tid = e.ids.kid("T")
+    e.credit(src, a.id, -amount, "transfer", "spotfromsubaccount", tid)
+    e.credit(dst, a.id, amount, "transfer", "spottosubaccount", tid)
+    return {"transfer_id": tid, "status": "complete"}
+
+
+FUNDING: dict[str, Handler] = {
+    "DepositMethods": deposit_methods, "DepositAddresses": deposit_addresses,
+    "DepositStatus": deposit_status, "WithdrawMethods": withdraw_methods,
+    "WithdrawAddresses": withdraw_addresses, "WithdrawInfo": withdraw_info,
+    "Withdraw": withdraw, "WithdrawStatus": withdraw_status,
+    "WithdrawCancel": withdraw_cancel, "WalletTransfer": wallet_transfer,
+    "CreateSubaccount": create_subaccount, "AccountTransfer": account_transfer,
+}

@@ -1,0 +1,259 @@
+"""aiohttp application: Kraken REST + WS v2 + the sandbox control API on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from . import control, earn, funding, state
+from .engine import Engine
+from .errors import KrakenError
+from .faults import Faults, html_5xx
+from .params import merge_query, parse_body
+from .private import PRIVATE, Ctx
+from .private import Handler as PrivateHandler
+from .public import PUBLIC
+from .util import dumps
+from .ws import WsHub
+
+LOG = logging.getLogger("apps.sandbox")
+JSON = "application/json"
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    seed: int = 1
+    tier: str = "intermediate"
+    state_file: str | None = None
+    faults: str = "none"
+    admin_token: str = ""
+    tick_ms: int = 250
+    clock_speed: float = 1.0
+    withdraw_step: float = 5.0
+    earn_delay: float = 5.0
+    save_every: float = 30.0
+
+
+@dataclass
+class Sandbox:
+    config: Config
+    engine: Engine
+    faults: Faults
+    hub: WsHub
+    handlers: dict[str, PrivateHandler] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def save(self) -> None:
+        if self.config.state_file:
+            state.save(self.engine, self.config.state_file)
+
+
+def build(config: Config) -> tuple[web.Application, Sandbox]:
+    from .clock import Clock
+
+    clock = Clock(config.clock_speed)
+    engine = Engine(seed=config.seed, tier=config.tier, clock=clock)
+    if config.state_file:
+        state.load(engine, config.state_file)
+    faults = Faults(config.seed)
+    faults.configure({"profile": config.faults})
+    hub = WsHub(engine, config.seed)
+    sb = Sandbox(config=config, engine=engine, faults=faults, hub=hub)
+    sb.handlers = {**PRIVATE, **funding.FUNDING,
+                   **earn.earn_handlers(lambda: sb.config.earn_delay)}
+    app = web.Application(client_max_size=1 << 20)
+    app["sandbox"] = sb
+
+    async def public(request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        return await _dispatch(sb, request, method, private=False)
+
+    async def private(request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        return await _dispatch(sb, request, method, private=True)
+
+    async def ws_public(request: web.Request) -> web.StreamResponse:
+        return await hub.handle(request, private=False)
+
+    async def ws_private(request: web.Request) -> web.StreamResponse:
+        return await hub.handle(request, private=True)
+
+    app.router.add_route("GET", "/0/public/{method}", public)
+    app.router.add_route("POST", "/0/public/{method}", public)
+    app.router.add_route("POST", "/0/private/{method:.+}", private)
+    app.router.add_route("GET", "/0/private/{method:.+}", private)
+    # python-kraken-sdk appends "/v2" to ws_url/auth_ws_url: ws_url=".../ws" and
+    # auth_ws_url=".../ws-auth" give these paths; bare "/v2" is public too.
+    app.router.add_get("/ws/v2", ws_public)
+    app.router.add_get("/v2", ws_public)
+    app.router.add_get("/ws-auth/v2", ws_private)
+    control.register(app, sb)
+    app.on_startup.append(lambda _app: _start(sb))
+    app.on_cleanup.append(lambda _app: _stop(sb))
+    return app, sb
+
+
+def _reply(result: Any = None, error: str | None = None) -> web.Response:
+    body = dumps({"error": [error]}) if error else dumps({"error": [], "result": result})
+    return web.Response(text=body, content_type=JSON)
+
+
+async def _dispatch(
+    sb: Sandbox, request: web.Request, method: str, *, private: bool,
+) -> web.StreamResponse:
+    rules = sb.faults.pick(method, private) if sb.faults.rules else []
+    lost = None
+    for r in rules:
+        if r.kind == "latency" and r.latency_ms:
+            await asyncio.sleep(r.latency_ms / 1000)
+        elif r.kind == "http_5xx":
+            return web.Response(status=r.status, text=html_5xx(r.status),
+                                content_type="text/html")
+        elif r.kind == "unavailable":
+            return _reply(error="EService:Unavailable")
+        elif r.kind == "busy":
+            return _reply(error="EService:Busy")
+        elif r.kind == "lost_response":
+            lost = r
+    try:
+        body = await request.read()
+    except (ConnectionError, asyncio.CancelledError):
+        raise
+    content_type = request.headers.get("Content-Type", "")
+    response = _handle(sb, request, method, body, content_type, private=private)
+    if lost is not None:
+        # The request WAS applied; the client just never learns the outcome.
+        if lost.mode == "5xx":
+            return web.Response(status=lost.status, text=html_5xx(lost.status),
+                                content_type="text/html")
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=502)  # never reaches the client: the socket is gone
+    return response
+
+
+def _handle(
+    sb: Sandbox, request: web.Request, method: str, body: bytes, content_type: str, *,
+    private: bool,
+) -> web.Response:
+    e = sb.engine
+    try:
+        if not private:
+            handler = PUBLIC.get(method)
+            if handler is None:
+                return _reply(error="EGeneral:Unknown method")
+            params = parse_body(body, content_type) if request.method == "POST" else {}
+            merge_query(params, dict(request.query))
+            return _reply(handler(e, params))
+        if request.method != "POST":
+            return _reply(error="EGeneral:Invalid arguments")
+        handler_p = sb.handlers.get(method)
+        if handler_p is None:
+            return _reply(error="EGeneral:Unknown method")
+        params = parse_body(body, content_type)
+        is_form = "json" not in content_type and body.lstrip()[:1] != b"{"
+        if e.status == "maintenance" and method not in ("Balance", "BalanceEx"):
+            return _reply(error="EService:Unavailable")
+        now = e.now()
+        peer = request.remote or "?"
+        from .auth import AuthError
+
+        try:
+            key = e.auth.verify(
+                path=f"/0/private/{method}", body=body,
+                api_key=request.headers.get("API-Key"),
+                api_sign=request.headers.get("API-Sign"), nonce_raw=params.get("nonce"),
+                otp=params.get("otp"), method=method, ip=peer, now=now,
+            )
+        except AuthError as err:
+            return _reply(error=err.error)
+        acct = e.accounts[key.account_id]
+        if not e.rest_limiter.charge(key.key, method, e.tier_of(acct), now):
+            return _reply(error="EAPI:Rate limit exceeded")
+        return _reply(handler_p(Ctx(e, acct, key, params, is_form)))
+    except KrakenError as err:
+        return _reply(error=err.error)
+    except Exception:  # a bug must still look like Kraken, never a traceback
+        LOG.exception("internal error in %s", method)
+        return _reply(error="EGeneral:Internal error")
+
+
+# ---------------------------------------------------------------------- background
+async def _loop(interval: float, fn: Callable[[], Awaitable[None] | None]) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            res = fn()
+            if asyncio.iscoroutine(res):
+                await res
+        except Exception:
+            LOG.exception("background task failed")
+
+
+def tick(sb: Sandbox) -> None:
+    """One simulation step: market, timers, funding/earn progress, WS fan-out."""
+    sb.engine.tick()
+    funding.advance_withdrawals(sb.engine, sb.config.withdraw_step)
+    earn.settle(sb.engine, sb.config.earn_delay)
+    sb.hub.publish_market()
+    for pid in list(sb.engine.markets):
+        sb.hub.mark_dirty(pid)
+    sb.hub.flush()
+
+
+async def _start(sb: Sandbox) -> None:
+    sb.tasks.append(asyncio.create_task(_loop(sb.config.tick_ms / 1000, lambda: tick(sb))))
+    sb.tasks.append(asyncio.create_task(_loop(1.0, sb.hub.heartbeat)))
+    if sb.config.state_file:
+        sb.tasks.append(asyncio.create_task(_loop(sb.config.save_every, sb.save)))
+
+    async def ws_chaos() -> None:
+        while True:
+            every = sb.faults.ws_disconnect_every
+            await asyncio.sleep(every if every > 0 else 1.0)
+            if sb.faults.ws_disconnect_every > 0:
+                await sb.hub.disconnect_all()
+
+    sb.tasks.append(asyncio.create_task(ws_chaos()))
+
+
+async def _stop(sb: Sandbox) -> None:
+    for t in sb.tasks:
+        t.cancel()
+    for t in sb.tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+    sb.save()
+
+
+def run(config: Config) -> None:
+    """Blocking entry point used by ``python -m apps.sandbox`` and the Django command."""
+    logging.basicConfig(level=os.environ.get("SANDBOX_LOG_LEVEL", "WARNING"))
+    app, sb = build(config)
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+        await site.start()
+        print(f"sandbox listening on http://{config.host}:{config.port}", flush=True)  # noqa: T201
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
+    del sb

@@ -3,44 +3,20 @@ helper that computes the code their app would show."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django_otp.oath import hotp
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts.models import User
+from tests.accounts.otp import totp_code, wrong_code
 from tests.factories import PASSWORD, UserFactory
 
 RECOVERY_CODES = [f"code{n:04d}" for n in range(10)]
-
-
-def totp_code(device: TOTPDevice) -> str:
-    """The code an authenticator app shows now that the device has not accepted yet.
-
-    django-otp refuses a code of a time step it has already accepted (replay protection), and
-    accepts one step either side of the current one; so pick the current step, or the next one
-    when the current one was used by an earlier sign-in in the same 30 seconds.
-    """
-    device.refresh_from_db()
-    now_t = int((time.time() - device.t0) // device.step) + device.drift
-    for t in (now_t, now_t + 1):
-        if t > device.last_t:
-            return f"{hotp(device.bin_key, t, device.digits):0{device.digits}d}"
-    raise AssertionError("Both acceptable time steps were already used.")
-
-
-def wrong_code(device: TOTPDevice) -> str:
-    """A 6-digit code that is not valid for any step the device would accept now."""
-    device.refresh_from_db()
-    now_t = int((time.time() - device.t0) // device.step) + device.drift
-    valid = {f"{hotp(device.bin_key, t, device.digits):06d}" for t in range(now_t - 2, now_t + 3)}
-    return next(code for code in ("000000", "111111", "222222") if code not in valid)
 
 
 @dataclass

@@ -14,7 +14,8 @@ from apps.accounts.forms import TOTP_SHAPE
 from apps.accounts.services import CODE_WRONG, RECOVERY_CODE_COUNT
 from apps.audit.models import AuditRecord
 from apps.orgs.permissions import Role
-from tests.accounts.conftest import Person, totp_code, wrong_code
+from tests.accounts.conftest import Person
+from tests.accounts.otp import totp_code, wrong_code
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,12 @@
-from typing import Any
+from django.urls import path
+
+from apps.market import views
 
 app_name = "market"
-urlpatterns: list[Any] = []
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("status/", views.status, name="status"),
+    path("<str:symbol>/", views.pair, name="pair"),
+    path("<str:symbol>/watch/", views.watch_add, name="watch-add"),
+    path("<str:symbol>/unwatch/", views.watch_remove, name="watch-remove"),
+]

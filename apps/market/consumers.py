@@ -1,0 +1,114 @@
+"""Live market fragments to signed-in members, each socket with its own bounded, latest-wins buffer.
+
+Every group message carries pre-rendered HTML parts `[(element_id, html), ...]`; the consumer never
+renders. Incoming parts replace any unsent part with the same element id (latest wins), and a
+sender task per socket drains the buffer in one frame, so a slow client only delays itself: the
+channel layer's handler never waits on the network. A client whose buffer grows past
+MAX_PENDING parts, or whose last send has been stuck for MAX_SEND_STALL seconds, is closed with
+1013 ("try again later"), which htmx's ws extension answers by reconnecting.
+
+Private events (orders, balances) sent to the user's group (joined by MemberConsumer) use the
+same `fragments` message type and slot straight in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from redis.asyncio import Redis
+
+from apps.core.consumers import MemberConsumer
+from apps.core.groups import symbol_group
+from apps.market.store import OVERVIEW_CHANNEL, PAIRS_KEY, fragments_key, loads, slug_symbol
+
+MAX_PENDING = 200
+MAX_SEND_STALL = 10.0
+CLOSE_TRY_AGAIN = 1013
+PAIR_ELEMENTS = ("stats", "ladder", "trades", "candle")
+
+
+@cache
+def _redis() -> Redis[bytes]:
+    return Redis.from_url(settings.REDIS_URL)
+
+
+class MarketConsumer(MemberConsumer):
+    async def joined(self) -> None:
+        self._pending: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._send_started: float | None = None
+        self._closing = False
+        slug = self.scope["url_route"]["kwargs"].get("symbol")
+        pairs = await self._pairs()
+        if slug:
+            symbol = slug_symbol(slug.upper())
+            if symbol not in pairs:
+                await self.close(code=4404)
+                return
+            self.market_groups = [symbol_group(symbol)]
+            wanted = {symbol: [f"{name}-{slug.upper()}" for name in PAIR_ELEMENTS]}
+        else:
+            self.market_groups = [OVERVIEW_CHANNEL]
+            wanted = {s: [f"tile-{s.replace('/', '-')}"] for s in pairs}
+        for group in self.market_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self._sender = asyncio.create_task(self._send_loop())
+        await self._send_snapshot(wanted)
+
+    async def _pairs(self) -> list[str]:
+        raw = await _redis().get(PAIRS_KEY)
+        return [p["symbol"] for p in loads(raw)] if raw else []
+
+    async def _send_snapshot(self, wanted: dict[str, list[str]]) -> None:
+        """The latest pre-rendered fragments, so the page is current before the next tick."""
+        client = _redis()
+        for symbol, elements in wanted.items():
+            values = await client.hmget(fragments_key(symbol), elements)
+            for element, html in zip(elements, values, strict=True):
+                if html is not None:
+                    # A live part that arrived meanwhile is newer than the stored one.
+                    self._pending.setdefault(element, html.decode())
+        self._wake.set()
+
+    async def fragments(self, event: dict[str, Any]) -> None:
+        """Queue pre-rendered parts, newest per element id; never waits on the network."""
+        if self._closing:
+            return
+        stalled = self._send_started is not None and (
+            time.monotonic() - self._send_started > MAX_SEND_STALL
+        )
+        for element, html in event["parts"]:
+            self._pending.pop(element, None)
+            self._pending[element] = html
+        if stalled or len(self._pending) > MAX_PENDING:
+            self._closing = True
+            await self.close(code=CLOSE_TRY_AGAIN)
+            return
+        self._wake.set()
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._pending:
+                continue
+            frame = "".join(self._pending.values())
+            self._pending.clear()
+            self._send_started = time.monotonic()
+            await self.send(text_data=frame)
+            self._send_started = None
+
+    async def disconnect(self, code: int) -> None:
+        sender = getattr(self, "_sender", None)
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+        for group in getattr(self, "market_groups", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await super().disconnect(code)

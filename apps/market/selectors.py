@@ -1,0 +1,120 @@
+"""Reads of market data (from the feeder's Redis store) and of watchlists."""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.http import Http404
+
+from apps.market.models import WatchlistItem
+from apps.market.store import (
+    FEEDER_KEY,
+    HEALTH_KEY,
+    PAIRS_KEY,
+    candles_key,
+    loads,
+    slug_symbol,
+    state_key,
+    symbol_slug,
+)
+
+UNKNOWN_PAIR = "No such market."
+# A pair whose last message is older than this is shown as stale.
+STALE_AFTER = 15.0
+FEEDER_STALE_AFTER = 5.0
+
+
+@cache
+def _redis() -> redis.Redis[bytes]:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def market_pairs() -> list[dict[str, Any]]:
+    raw = _redis().get(PAIRS_KEY)
+    pairs: list[dict[str, Any]] = loads(raw) if raw else []
+    return pairs
+
+
+def market_symbol_from_slug(*, slug: str) -> str:
+    """`BTC-USD` -> `BTC/USD` if the feeder knows that pair, else 404."""
+    symbol = slug_symbol(slug.upper())
+    if symbol not in {p["symbol"] for p in market_pairs()}:
+        raise Http404(UNKNOWN_PAIR)
+    return symbol
+
+
+def market_states(*, symbols: list[str]) -> dict[str, dict[str, Any]]:
+    if not symbols:
+        return {}
+    raws = _redis().mget([state_key(s) for s in symbols])
+    return {s: loads(raw) for s, raw in zip(symbols, raws, strict=True) if raw}
+
+
+def _empty_state(pair: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "symbol": pair["symbol"],
+        "slug": symbol_slug(pair["symbol"]),
+        "price_decimals": pair["price_decimals"],
+        "qty_decimals": pair["qty_decimals"],
+        "ticker": {},
+        "bids": [],
+        "asks": [],
+        "book_ready": False,
+        "trades": [],
+        "candles": [],
+        "received_at": 0,
+    }
+
+
+def market_state(*, symbol: str) -> dict[str, Any]:
+    pair = next(p for p in market_pairs() if p["symbol"] == symbol)
+    return market_states(symbols=[symbol]).get(symbol) or _empty_state(pair)
+
+
+def market_overview_states() -> list[dict[str, Any]]:
+    pairs = market_pairs()
+    states = market_states(symbols=[p["symbol"] for p in pairs])
+    return [states.get(p["symbol"]) or _empty_state(p) for p in pairs]
+
+
+def market_candles(*, symbol: str) -> list[dict[str, Any]]:
+    raw = _redis().get(candles_key(symbol))
+    candles: list[dict[str, Any]] = loads(raw) if raw else []
+    return candles
+
+
+def market_status() -> dict[str, Any]:
+    """The feeder's health and the age of each pair's last message, for the status page."""
+    client = _redis()
+    feeder = {k.decode(): v.decode() for k, v in client.hgetall(FEEDER_KEY).items()}
+    health = {k.decode(): float(v) for k, v in client.hgetall(HEALTH_KEY).items()}
+    now = time.time()
+    feeder_age = now - float(feeder["updated_at"]) if "updated_at" in feeder else None
+    feeder_ok = feeder_age is not None and feeder_age < FEEDER_STALE_AFTER
+    pairs = []
+    for pair in market_pairs():
+        seen = health.get(pair["symbol"])
+        age = now - seen if seen else None
+        pairs.append(
+            {
+                "symbol": pair["symbol"],
+                "age": age,
+                "stale": age is None or age > STALE_AFTER or not feeder_ok,
+            }
+        )
+    return {
+        "state": feeder.get("state", ""),
+        "feeder_ok": feeder_ok,
+        "feeder_age": feeder_age,
+        "reconnects": feeder.get("reconnects"),
+        "resyncs": feeder.get("resyncs"),
+        "pairs": pairs,
+    }
+
+
+def watchlist_symbols(*, user: Any) -> list[str]:
+    return list(WatchlistItem.objects.filter(user=user).values_list("symbol", flat=True))

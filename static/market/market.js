@@ -1,0 +1,100 @@
+// Markets: connection badge, stale marks, local trade times and the live candle chart.
+// Pages work without this file; it only enhances what the server rendered.
+(function () {
+  "use strict";
+  var STALE_AFTER_MS = 15000;
+
+  function badge(text, stale) {
+    var el = document.querySelector("[data-market-conn]");
+    if (!el) return;
+    el.textContent = text;
+    el.classList.toggle("stale", stale);
+    el.classList.toggle("badge-up", !stale);
+  }
+
+  function markStale() {
+    var now = Date.now();
+    var anyStale = false;
+    document.querySelectorAll("[data-market-live] [data-t]").forEach(function (el) {
+      var t = Number(el.getAttribute("data-t"));
+      var stale = !t || now - t > STALE_AFTER_MS;
+      el.classList.toggle("is-stale", stale);
+      anyStale = anyStale || stale;
+    });
+    return anyStale;
+  }
+
+  var formatter = null;
+  function localTimes(root) {
+    if (!formatter) {
+      var zone = document.body.getAttribute("data-time-zone") || "UTC";
+      try {
+        formatter = new Intl.DateTimeFormat(undefined, {
+          hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false, timeZone: zone,
+        });
+      } catch (e) {
+        formatter = new Intl.DateTimeFormat(undefined, { hour12: false, timeZone: "UTC" });
+      }
+    }
+    root.querySelectorAll("time[data-local-time]").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (!isNaN(when)) el.textContent = formatter.format(when);
+    });
+  }
+
+  var series = null;
+  function candleFrom(el) {
+    var raw = el && el.getAttribute("data-candle");
+    if (!raw) return null;
+    var p = raw.split(",");
+    return { time: Number(p[0]), open: Number(p[1]), high: Number(p[2]), low: Number(p[3]), close: Number(p[4]) };
+  }
+
+  function setUpChart() {
+    var box = document.getElementById("chart");
+    var data = document.getElementById("candles-data");
+    if (!box || !data || !window.LightweightCharts) return;
+    var LC = window.LightweightCharts;
+    var dark = document.documentElement.dataset.theme !== "light";
+    var chart = LC.createChart(box, {
+      autoSize: true,
+      layout: { background: { color: "transparent" }, textColor: dark ? "#c9d1d9" : "#24292f" },
+      grid: { vertLines: { visible: false }, horzLines: { color: dark ? "#21262d" : "#eaeef2" } },
+      timeScale: { timeVisible: true, secondsVisible: false },
+    });
+    series = chart.addSeries(LC.CandlestickSeries, {});
+    var candles = JSON.parse(data.textContent).map(function (c) {
+      return { time: c.time, open: Number(c.open), high: Number(c.high), low: Number(c.low), close: Number(c.close) };
+    });
+    series.setData(candles);
+    box.dataset.points = String(candles.length);
+  }
+
+  function updateCandle() {
+    var box = document.getElementById("chart");
+    if (!series || !box) return;
+    var candle = candleFrom(document.getElementById(box.getAttribute("data-chart")));
+    if (!candle) return;
+    try {
+      series.update(candle);
+      box.dataset.last = String(candle.close);
+    } catch (e) { /* an older candle than the chart's last one: ignore */ }
+  }
+
+  document.addEventListener("htmx:wsOpen", function () { badge("Live", markStale()); if (!markStale()) badge("Live", false); });
+  document.addEventListener("htmx:wsClose", function () { badge("Disconnected — reconnecting", true); });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    localTimes(document);
+    updateCandle();
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+    setUpChart();
+    badge("Connecting…", true);
+    setInterval(function () {
+      var conn = document.querySelector("[data-market-conn]");
+      if (!conn || conn.textContent.indexOf("Disconnected") === 0) return;
+      badge(markStale() ? "Stale" : "Live", markStale());
+    }, 2000);
+  });
+})();

@@ -81,7 +81,7 @@
     } catch (e) { /* an older candle than the chart's last one: ignore */ }
   }
 
-  document.addEventListener("htmx:wsOpen", function () { badge("Live", markStale()); if (!markStale()) badge("Live", false); });
+  document.addEventListener("htmx:wsOpen", function () { var stale = markStale(); badge(stale ? "Stale" : "Live", stale); });
   document.addEventListener("htmx:wsClose", function () { badge("Disconnected — reconnecting", true); });
   document.addEventListener("htmx:wsAfterMessage", function () {
     localTimes(document);

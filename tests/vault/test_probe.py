@@ -37,7 +37,7 @@ def kraken_is_the_sandbox(settings, sandbox) -> None:
 
 @pytest.fixture
 def account(sandbox) -> str:
-    return sandbox.create_account({"USD": "10000", "XBT": "1"})
+    return str(sandbox.create_account({"USD": "10000", "XBT": "1"}))
 
 
 def stored(membership, sandbox, account, permissions, *, use=Use.TRADING, otp=None):

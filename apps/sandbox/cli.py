@@ -7,6 +7,7 @@ import os
 import random
 
 from .ratelimit import TIERS
+from .server import Config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulated seconds for an Earn (de)allocation to settle")
 
 
-def config_from(ns: argparse.Namespace) -> object:
-    from .server import Config
+def config_from(ns: argparse.Namespace) -> Config:
 
     token = ns.admin_token or os.environ.get("SANDBOX_ADMIN_TOKEN", "")
     seed = ns.seed if ns.seed is not None else random.SystemRandom().randrange(1, 2**31)
@@ -43,12 +43,10 @@ def config_from(ns: argparse.Namespace) -> object:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .server import Config, run
+    from .server import run
 
     parser = argparse.ArgumentParser(prog="python -m apps.sandbox",
                                      description="Local Kraken SPOT exchange sandbox")
     add_arguments(parser)
     ns = parser.parse_args(argv)
-    cfg = config_from(ns)
-    assert isinstance(cfg, Config)
-    run(cfg)
+    run(config_from(ns))

@@ -243,7 +243,7 @@ class Engine:
         self, acct: Account, asset: str, amount: Decimal, fee: Decimal, ltype: str,
         subtype: str, refid: str,
     ) -> dict[str, Any]:
-        a = ASSETS[asset] if asset in ASSETS else None
+        a = ASSETS.get(asset)
         places = a.decimals if a else 10
         bal = acct.balances.get(asset, ZERO) + amount - fee
         acct.balances[asset] = q(bal, places)
@@ -510,9 +510,10 @@ class Engine:
             if not raw.startswith("+"):
                 raise invalid("price")
             trail = raw
-            offset_abs = (ref * to_decimal(raw[1:-1] if raw.endswith("%") else raw[1:])  # type: ignore[operator]
-                          / 100) if raw.endswith("%") else to_decimal(raw[1:])
-            assert offset_abs is not None
+            off = to_decimal(raw[1:-1] if raw.endswith("%") else raw[1:])
+            if off is None or off < 0:
+                raise invalid("price")
+            offset_abs = ref * off / 100 if raw.endswith("%") else off
             price = q(ref - offset_abs if side == "sell" else ref + offset_abs,
                       pair.pair_decimals)
             if ordertype == "trailing-stop-limit":
@@ -599,8 +600,8 @@ class Engine:
         if o.ordertype == "market":
             px = self._sweep_price(pair, "buy", o.volume)
         else:
-            px = o.price2 if o.ordertype.endswith("-limit") and o.price2 else o.price
-            assert px is not None
+            px = (o.price2 if o.ordertype.endswith("-limit") and o.price2 else o.price) or (
+                self.ref_price(pair))
         cost = o.volume * px
         return pair.quote, q(cost + cost * fee_pct / 100, ASSETS[pair.quote].decimals, ROUND_UP)
 
@@ -611,7 +612,8 @@ class Engine:
             m.bids.items(), reverse=True)
         left = volume
         px = m.best_ask() if side == "buy" else m.best_bid()
-        for px, qty in levels:
+        for level_px, qty in levels:
+            px = level_px
             left -= qty
             if left <= 0:
                 break
@@ -619,7 +621,6 @@ class Engine:
 
     def place(self, acct: Account, o: Order) -> None:
         """Place a validated order: funds check, hold, events, matching."""
-        pair = PAIRS[o.pair]
         tier = self.tier_of(acct)
         open_on_pair = sum(1 for t in acct.open_ids if acct.orders[t].pair == o.pair)
         if open_on_pair >= tier.max_open_per_pair:
@@ -630,9 +631,7 @@ class Engine:
         o.txid = self.ids.kid("O")
         acct.orders[o.txid] = o
         acct.open_ids.append(o.txid)
-        if o.ordertype != "market" or o.triggered:
-            self._hold(acct, o, asset, need)
-        elif o.side == "sell":
+        if o.ordertype != "market" or o.triggered or o.side == "sell":
             self._hold(acct, o, asset, need)
         self._exec_event(o, "pending_new", "pending_new")
         if o.starttm and o.starttm > self.now():
@@ -694,8 +693,7 @@ class Engine:
 
     @staticmethod
     def _book_key(o: Order) -> tuple[Decimal, int]:
-        lim = o.resting_limit()
-        assert lim is not None
+        lim = o.resting_limit() or ZERO
         return (-lim if o.side == "buy" else lim, o.seq)
 
     def _rest(self, o: Order) -> None:
@@ -735,8 +733,7 @@ class Engine:
                 break
             if limit is not None and (px > limit if o.side == "buy" else px < limit):
                 break
-            if use_user:
-                assert u is not None
+            if use_user and u is not None:
                 if u.account_id == o.account_id:
                     # Self-trade prevention (stptype).
                     if o.stptype in ("cancel-oldest", "cancel-both"):
@@ -759,13 +756,11 @@ class Engine:
                 if qty <= 0:
                     break
             touched = True
-            if use_user:
-                assert u is not None
+            if use_user and u is not None:
                 self._fill(self.accounts[u.account_id], u, px, qty, maker=True,
                            counter=o)
-                if not u.is_open or u.remaining <= 0:
-                    if u in opp:
-                        opp.remove(u)
+                if (not u.is_open or u.remaining <= 0) and u in opp:
+                    opp.remove(u)
             else:
                 synth[px] = avail - qty
                 if synth[px] <= 0:
@@ -844,7 +839,8 @@ class Engine:
             "exec_id": tid, "trade_id": trade_int, "last_qty": qty, "last_price": px,
             "liquidity_ind": "m" if maker else "t", "cost": cost_q,
             "fees": [{"asset": base.ws if fee_in_base else quote.ws, "qty": fee}],
-            "fee_usd_equiv": fee if quote.id == "ZUSD" and not fee_in_base else fee,
+            "fee_usd_equiv": q(self.balance_usd(acct, base.id if fee_in_base else quote.id,
+                                                fee), 4),
         })
         if full:
             self._finish(acct, o, "closed", None)
@@ -875,7 +871,8 @@ class Engine:
 
     def _spawn_close(self, acct: Account, o: Order) -> None:
         """Conditional close: place the attached opposite order for the executed volume."""
-        assert o.close is not None
+        if o.close is None:
+            return
         params: Params = {
             "type": "sell" if o.side == "buy" else "buy", "ordertype": o.close["ordertype"],
             "volume": fmt(o.vol_exec, PAIRS[o.pair].lot_decimals),

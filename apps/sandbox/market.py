@@ -17,6 +17,8 @@ from decimal import ROUND_DOWN, Decimal
 from .pairs import ASSETS, Pair
 
 D = Decimal
+ZERO = Decimal(0)
+ONE = Decimal(1)
 SECONDS_PER_YEAR = 365.0 * 86400.0
 OHLC_INTERVALS: tuple[int, ...] = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 SYNTH_LEVELS = 120  # per side; deeper book subscriptions get what exists (README)
@@ -65,9 +67,9 @@ class Market:
     trades: deque[PublicTrade] = field(default_factory=lambda: deque(maxlen=1000))
     spreads: deque[tuple[int, Decimal, Decimal]] = field(default_factory=lambda: deque(maxlen=1000))
     candles: dict[int, deque[Candle]] = field(default_factory=dict)
-    last_price: Decimal = D(0)
-    last_qty: Decimal = D(0)
-    level_step: Decimal = D(0)
+    last_price: Decimal = ZERO
+    last_qty: Decimal = ZERO
+    level_step: Decimal = ZERO
     # Last time the book/ticker changed, for WS update timestamps.
     updated: float = 0.0
 
@@ -108,7 +110,7 @@ class Market:
                 tid_base += 1
                 self._record_trade(PublicTrade(px, qty, t0 + 20.0 * k + 5.0, side, "m", tid_base))
 
-    def _rand_qty(self, scale: Decimal = D(1)) -> Decimal:
+    def _rand_qty(self, scale: Decimal = ONE) -> Decimal:
         usd = D(repr(round(self.rng.lognormvariate(7.5, 1.1), 2))) * scale
         # Quote currencies other than USD: value the quote with its USD hint.
         price_usd = self.mid * ASSETS[self.pair.quote].usd_hint
@@ -124,7 +126,7 @@ class Market:
 
     def _rebuild_top(self) -> None:
         p = self.pair
-        spread_ticks = max(1, int((self.mid * D("0.00008") / p.tick_size)))
+        spread_ticks = max(1, int(self.mid * D("0.00008") / p.tick_size))
         half = p.tick_size * spread_ticks / 2
         bb = ((self.mid - half) / p.tick_size).to_integral_value(ROUND_DOWN) * p.tick_size
         bb = bb.quantize(p.price_q)

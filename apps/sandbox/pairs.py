@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 D = Decimal
+ZERO = Decimal(0)
+ONE = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,9 +21,9 @@ class Asset:
     ws: str  # WS v2 name, e.g. BTC
     decimals: int
     display_decimals: int
-    collateral_value: Decimal = D("1")
+    collateral_value: Decimal = ONE
     # Mid price in USD used to value the asset (TradeBalance, fee volume).
-    usd_hint: Decimal = D("1")
+    usd_hint: Decimal = ONE
     aclass: str = "currency"
 
 

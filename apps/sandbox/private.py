@@ -138,8 +138,7 @@ def _time_bound(c: Ctx, name: str) -> float | None:
     if raw in c.acct.ledgers:
         return float(c.acct.ledgers[raw]["time"])
     v = opt_dec(c.params, name)
-    assert v is not None
-    return float(v)
+    return float(v) if v is not None else None
 
 
 def _paginate(c: Ctx, items: list[Any]) -> list[Any]:
@@ -420,11 +419,7 @@ def _target(c: Ctx, id_field: str = "txid") -> Order:
     cl = opt_str(p, "cl_ord_id")
     if (txid is None) == (cl is None):
         raise invalid(id_field)
-    if cl is not None:
-        o = c.engine.order_by_cl(c.acct, cl)
-    else:
-        assert txid is not None
-        o = c.acct.orders.get(txid)
+    o = c.engine.order_by_cl(c.acct, cl) if cl is not None else c.acct.orders.get(txid or "")
     if o is None:
         raise KrakenError("EOrder:Unknown order")
     if not o.is_open:
@@ -516,7 +511,7 @@ def cancel_order(c: Ctx) -> Any:
         o = e.order_by_cl(c.acct, cl)
         targets = [o] if o else []
     else:
-        assert txid is not None
+        txid = txid or ""
         targets = e.find_orders(c.acct, txid)
         if not targets and txid in c.acct.orders:
             raise KrakenError("EOrder:Invalid order")

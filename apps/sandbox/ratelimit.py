@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 D = Decimal
+ZERO = Decimal(0)
+ONE = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ REST_FREE: frozenset[str] = frozenset(
 class DecayCounter:
     __slots__ = ("last", "value")
 
-    def __init__(self, value: Decimal = D(0), last: float = 0.0) -> None:
+    def __init__(self, value: Decimal = ZERO, last: float = 0.0) -> None:
         self.value = value
         self.last = last
 

@@ -246,7 +246,7 @@ def run(config: Config) -> None:
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
         await site.start()
-        print(f"sandbox listening on http://{config.host}:{config.port}", flush=True)  # noqa: T201
+        print(f"sandbox listening on http://{config.host}:{config.port}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

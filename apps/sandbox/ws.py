@@ -187,7 +187,7 @@ class WsHub:
     async def disconnect_all(self) -> None:
         """Fault: drop every socket abruptly (clients see 1006 and must reconnect)."""
         for conn in list(self.conns):
-            transport = conn.ws._req.transport if conn.ws._req else None  # noqa: SLF001
+            transport = conn.ws._req.transport if conn.ws._req else None
             if transport is not None:
                 transport.abort()
             self.drop(conn)
@@ -432,11 +432,10 @@ class WsHub:
             diff: list[list[Level]] = []
             for old, new, synth in ((view.bids, new_b, m.bids), (view.asks, new_a, m.asks)):
                 changes: list[Level] = [(p, q) for p, q in new.items() if old.get(p) != q]
-                for p in old:
-                    # Levels pushed out of scope are truncated by the client; only
-                    # levels that vanished from the book are sent with qty 0.
-                    if p not in new and p not in synth and not self._user_level(pid, p):
-                        changes.append((p, D(0)))
+                # Levels pushed out of scope are truncated by the client; only levels
+                # that vanished from the book are sent with qty 0.
+                changes.extend((p, D(0)) for p in old if p not in new and p not in synth
+                               and not self._user_level(pid, p))
                 diff.append(changes)
             view.bids, view.asks = new_b, new_a
             if not diff[0] and not diff[1]:
@@ -588,12 +587,13 @@ class WsHub:
         for asset in sorted(set(acct.balances) | set(earn)):
             a = ASSETS[asset]
             spot = acct.balances.get(asset, D(0)).quantize(D(1).scaleb(-a.decimals))
-            wallets = [{"type": "spot", "id": "main", "balance": spot}]
+            wallets: list[dict[str, Any]] = [{"type": "spot", "id": "main", "balance": spot}]
+            total = spot
             if asset in earn:
-                wallets.append({"type": "earn", "id": "flex",
-                                "balance": earn[asset].quantize(D(1).scaleb(-a.decimals))})
-            out.append({"asset": a.ws, "asset_class": "currency",
-                        "balance": sum((w["balance"] for w in wallets), D(0)),  # type: ignore[misc]
+                flex = earn[asset].quantize(D(1).scaleb(-a.decimals))
+                wallets.append({"type": "earn", "id": "flex", "balance": flex})
+                total += flex
+            out.append({"asset": a.ws, "asset_class": "currency", "balance": total,
                         "wallets": wallets})
         return out
 

@@ -191,7 +191,7 @@ def start_sandbox(extra_args: Sequence[str] = (), seed: int | None = None,
     token = secrets.token_urlsafe(16)
     seed = seed if seed is not None else 4242
     env = dict(os.environ, SANDBOX_ADMIN_TOKEN=token)
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv
+    proc = subprocess.Popen(
         [sys.executable, "-m", "apps.sandbox", "--host", "127.0.0.1", "--port", str(port),
          "--seed", str(seed), *extra_args],
         cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

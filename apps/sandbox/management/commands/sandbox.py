@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from apps.sandbox.cli import add_arguments, config_from
-from apps.sandbox.server import Config, run
+from apps.sandbox.server import run
 
 
 class Command(BaseCommand):
@@ -19,6 +19,4 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         ns = argparse.Namespace(**options)
-        cfg = config_from(ns)
-        assert isinstance(cfg, Config)
-        run(cfg)
+        run(config_from(ns))

@@ -141,8 +141,10 @@ class Feeder:
             if info.get("wsname")
         ]
         if self.wanted:
-            wanted = {s.strip().upper() for s in self.wanted}
-            pairs = [p for p in pairs if p.symbol in wanted]
+            # Configured pairs keep the configured order (it is the overview's order).
+            by_symbol = {p.symbol: p for p in pairs}
+            wanted = [s.strip().upper() for s in self.wanted]
+            pairs = [by_symbol[s] for s in wanted if s in by_symbol]
         return pairs
 
     async def backfill(self, http: aiohttp.ClientSession, pair: PairInfo) -> None:

@@ -1,0 +1,78 @@
+"""Market fixtures: a clean market keyspace in this run's Redis, and a live feeder on the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from channels.layers import get_channel_layer
+from django.conf import settings
+from redis.asyncio import Redis
+
+from apps.market.feeder.client import Feeder
+from apps.market.store import PREFIX
+
+TEST_PAIRS = ["BTC/USD", "ETH/USD"]
+
+
+def _clear_market_keys() -> None:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(PREFIX + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def market_redis() -> Iterator[None]:
+    _clear_market_keys()
+    yield
+    _clear_market_keys()
+
+
+def make_feeder(sandbox: Any, redis_client: Redis, **kwargs: Any) -> Feeder:
+    options: dict[str, Any] = {"pairs": TEST_PAIRS, "lease_ttl": 1.5, "lease_poll": 0.2}
+    options.update(kwargs)
+    return Feeder(
+        ws_url=sandbox.ws_url,
+        api_url=sandbox.url,
+        redis=redis_client,
+        layer=get_channel_layer(),
+        **options,
+    )
+
+
+@pytest.fixture
+async def aredis(market_redis: None) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def running_feeder(sandbox: Any, aredis: Redis) -> AsyncIterator[Feeder]:
+    feeder = make_feeder(sandbox, aredis)
+    task = asyncio.create_task(feeder.run_forever())
+    yield feeder
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def eventually(check: Callable[[], Any], *, within: float = 15.0) -> Any:
+    """Poll `check` until it returns something truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {within} s")
+        await asyncio.sleep(0.1)

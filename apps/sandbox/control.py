@@ -187,8 +187,10 @@ def register(app: web.Application, sb: Sandbox) -> None:
                 setattr(sb.config, name, type(getattr(sb.config, name))(body[name]))
         if "flow_rate" in body:
             e.flow_rate = float(body["flow_rate"])
+        if "strict_validate_trap" in body:
+            e.strict_validate_trap = bool(body["strict_validate_trap"])
         return {"withdraw_step": sb.config.withdraw_step, "earn_delay": sb.config.earn_delay,
-                "flow_rate": e.flow_rate}
+                "flow_rate": e.flow_rate, "strict_validate_trap": e.strict_validate_trap}
 
     async def save(_request: web.Request) -> Any:
         sb.save()

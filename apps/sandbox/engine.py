@@ -178,6 +178,7 @@ class Engine:
         self.last_tick = clock.now()
         # Probability per simulated second that an outside participant sends a market order.
         self.flow_rate = 0.6
+        self.strict_validate_trap = False
         now = clock.now()
         for pid, pair in PAIRS.items():
             m = Market(pair=pair, rng=random.Random(f"{seed}:{pid}"), mid=pair.start_price)  # noqa: S311

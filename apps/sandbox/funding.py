@@ -79,7 +79,8 @@ def _method(a: Asset, name: str | None) -> Method:
 
 
 def _address(e: Engine, m: Method, acct: Account, n: int) -> str:
-    h = hashlib.sha256(f"{e.seed}:{acct.id}:{m.name}:{n}".encode()).hexdigest()
+    seed = f"{e.seed}:{acct.id}:{m.name}:{n}".encode()
+    h = hashlib.sha256(seed).hexdigest() + hashlib.sha256(seed + b"+").hexdigest()
     if m.addr_prefix == "0x":
         return "0x" + h[:40]
     alphabet = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
@@ -136,9 +137,17 @@ def deposit_status(c: Ctx) -> Any:
     items = [d for d in c.acct.deposits
              if (a is None or d["asset"] == a.id) and (method is None or d["method"] == method)]
     items = sorted(items, key=lambda d: -d["time"])
-    if "cursor" in c.params:
+    if _paginated(c.params):
         return {"deposit": [_deposit_json(d) for d in items[:limit]], "next_cursor": None}
     return [_deposit_json(d) for d in items[:limit]]
+
+
+def _paginated(p: Params) -> bool:
+    """``cursor`` is bool-or-string: false/absent → plain list, anything else → page."""
+    v = p.get("cursor")
+    if v is None or v is False:
+        return False
+    return not (isinstance(v, str) and v.strip().lower() in ("false", "0", ""))
 
 
 def credit_deposit(
@@ -295,7 +304,7 @@ def withdraw_status(c: Ctx) -> Any:
     items = [w for w in c.acct.withdrawals
              if (a is None or w["asset"] == a.id) and (method is None or w["method"] == method)]
     items = sorted(items, key=lambda w: -w["time"])[:limit]
-    if "cursor" in c.params:
+    if _paginated(c.params):
         return {"withdrawals": [_withdrawal_json(w) for w in items], "next_cursor": None}
     return [_withdrawal_json(w) for w in items]
 

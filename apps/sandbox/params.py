@@ -128,14 +128,21 @@ def opt_bool(p: Params, name: str, default: bool = False) -> bool:
     raise invalid(name)
 
 
-def validate_flag(p: Params, form: bool) -> bool:
-    """Kraken's form-encoding trap (FACTS §6.4): in a form body ANY ``validate`` value —
-    even ``false`` — means validate-only. JSON bodies honour the boolean."""
+def validate_flag(p: Params, form: bool, *, strict_trap: bool = False) -> bool:
+    """Kraken's form-encoding trap (FACTS §6.4): in a form body a ``validate`` value means
+    validate-only even when it reads like "no" (``validate=0``, ``validate=``,
+    ``validate=None``). The one exception is the literal ``false`` (any case): the
+    python-kraken-sdk sends ``validate=False`` on every AddOrder and places real orders on
+    production, so Kraken evidently honours it. ``strict_trap`` (control API) makes every
+    value validate-only, as in the historic reports. JSON bodies honour the boolean."""
     if "validate" not in p:
         return False
-    if form:
+    if not form:
+        return opt_bool(p, "validate")
+    value = p["validate"]
+    if strict_trap:
         return True
-    return opt_bool(p, "validate")
+    return not (isinstance(value, str) and value.strip().lower() == "false")
 
 
 def str_list(p: Params, name: str, limit: int | None = None) -> list[str] | None:

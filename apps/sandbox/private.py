@@ -363,7 +363,7 @@ def add_order(c: Ctx) -> Any:
     e.trading_charge(c.acct, pair.id, D(1))
     _gate_place(c, p)
     e.check_deadline(p)
-    validate = validate_flag(p, c.form)
+    validate = validate_flag(p, c.form, strict_trap=c.engine.strict_validate_trap)
     o = e.build_order(c.acct, p, pair)
     descr: dict[str, Any] = {"order": e.descr(o)}
     if o.close:
@@ -385,7 +385,7 @@ def add_order_batch(c: Ctx) -> Any:
     pair = e.resolve_pair_param(p)
     e.trading_charge(c.acct, pair.id, D(len(orders)) / 2)
     e.check_deadline(p)
-    validate = validate_flag(p, c.form)
+    validate = validate_flag(p, c.form, strict_trap=c.engine.strict_validate_trap)
     built: list[Order] = []
     for item in orders:
         if not isinstance(item, dict):
@@ -462,7 +462,7 @@ def edit_order(c: Ctx) -> Any:
     _gate_place(c, {"ordertype": old.ordertype, "oflags": p.get("oflags", ",".join(
         old.oflags))})
     e.check_deadline(p)
-    validate = validate_flag(p, c.form)
+    validate = validate_flag(p, c.form, strict_trap=c.engine.strict_validate_trap)
     new_p: Params = {
         "type": old.side, "ordertype": old.ordertype,
         "volume": p.get("volume") or fmt(old.volume, pair.lot_decimals),

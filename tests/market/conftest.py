@@ -76,3 +76,28 @@ async def eventually(check: Callable[[], Any], *, within: float = 15.0) -> Any:
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {within} s")
         await asyncio.sleep(0.1)
+
+
+async def _feed_until_published(sandbox: Any) -> None:
+    client = Redis.from_url(settings.REDIS_URL)
+    feeder = make_feeder(sandbox, client)
+    task = asyncio.create_task(feeder.run_forever())
+    try:
+        await eventually(
+            lambda: all(
+                st.book.ready and st.ticker and st.candles for st in feeder.states.values()
+            )
+            and len(feeder.states) == len(TEST_PAIRS)
+        )
+        await asyncio.sleep(0.6)  # let the trailing flushes store the newest state
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.aclose()
+
+
+@pytest.fixture
+def market_data(sandbox: Any, market_redis: None) -> None:
+    """Redis holds what a running feeder publishes for TEST_PAIRS (the feeder is then stopped)."""
+    asyncio.run(_feed_until_published(sandbox))

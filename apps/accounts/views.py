@@ -25,6 +25,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
+from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts import services
@@ -48,6 +49,9 @@ TWO_FACTOR_ENABLED = "Two-factor authentication is on. Keep your recovery codes 
 TWO_FACTOR_DISABLED = "Two-factor authentication is off for your account."
 STEP_UP_CONFIRMED = "Confirmed. You can continue for the next {minutes} minutes."
 PROFILE_SAVED = "Your profile is saved."
+RECOVERY_CODE_USED = (
+    "You signed in with a recovery code; {left} left. Generate new ones on your profile page."
+)
 
 BACKEND = "apps.accounts.backends.EmailBackend"
 
@@ -201,6 +205,9 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
             django_otp.login(request, device)
             services.step_up_mark(request=request)
             services.sign_in_record(user=user, device=device, request=request)
+            if isinstance(device, StaticDevice):
+                left = recovery_codes_remaining(user=user)
+                messages.warning(request, RECOVERY_CODE_USED.format(left=left))
             return HttpResponseRedirect(next_url)
     return render(
         request,

@@ -104,6 +104,8 @@ def test_a_recovery_code_signs_in_once(client: Client, person: Person) -> None:
         "second_factor": "recovery_code",
         "recovery_codes_left": 9,
     }
+    page = client.get(reverse("accounts:profile")).content.decode()
+    assert views.RECOVERY_CODE_USED.format(left=9) in page
 
     second = Client()
     second.post(LOGIN, {"email": person.user.email, "password": PASSWORD})

@@ -106,7 +106,6 @@ def credential_create_view(request: HttpRequest, membership: Membership) -> Http
                 )
             except ValidationError as error:
                 form.add_error(None, error)
-                status = 400
             except crypto.VaultError as error:
                 form.add_error(None, str(error))
                 status = 503
@@ -115,8 +114,6 @@ def credential_create_view(request: HttpRequest, membership: Membership) -> Http
                 return redirect(
                     "vault:credential-detail", org=membership.org.slug, pk=credential.pk
                 )
-        else:
-            status = 400
     else:
         form = CredentialForm(membership=membership)
     return render(request, "vault/credential_form.html", {"form": form}, status=status)

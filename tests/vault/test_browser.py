@@ -1,0 +1,75 @@
+"""A trader adds a Kraken key in Chromium, never sees the secret again, and watches the
+permission check arrive without reloading (htmx polling under the strict CSP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from apps.vault.models import Credential
+from apps.vault.tasks import credential_probe_task
+from tests.browser import conftest as browser_fixtures
+from tests.vault.conftest import KEK_1
+
+# The browser fixtures live in tests/browser/conftest.py, which only applies below
+# tests/browser; naming them here makes pytest find them for this module too.
+browser_context_args = browser_fixtures.browser_context_args
+page = browser_fixtures.page
+portal_server = browser_fixtures.portal_server
+portal_server_factory = browser_fixtures.portal_server_factory
+sign_in_browser = browser_fixtures.sign_in_browser
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def portal_server_env(sandbox) -> dict[str, str]:
+    return {"PORTAL_KEYRING": f"k1:{KEK_1}", "KRAKEN_API_URL": sandbox.url}
+
+
+def test_a_trader_adds_a_key_and_sees_its_permissions_checked(
+    page: Any, portal_server, sign_in_browser, trader, sandbox, settings
+) -> None:
+    settings.KRAKEN_API_URL = sandbox.url
+    device = TOTPDevice.objects.create(user=trader.user, name="Authenticator app", confirmed=True)
+    account = sandbox.create_account({"USD": "1000"})
+    key, secret = sandbox.create_key(
+        account, permissions=["query_funds", "query_open", "trade", "withdraw"]
+    )
+    sign_in_browser(page, trader.user, device)  # The sign-in code counts as a fresh step-up.
+
+    page.goto("/o/acme/vault/")
+    page.get_by_role("link", name="Add a key").click()
+    page.get_by_label("Label").fill("Desk BTC")
+    page.get_by_label("API key").fill(key)
+    page.get_by_label("Private key").fill("not-a-kraken-secret")
+    page.get_by_label("Intended use").select_option("trading")
+    page.get_by_role("button", name="Save key").click()
+    # A bad private key comes back as a field error, with the field emptied.
+    assert page.get_by_text("This does not look like a Kraken private key").is_visible()
+    assert page.get_by_label("Private key").input_value() == ""
+    assert page.get_by_label("API key").input_value() == key
+
+    page.get_by_label("Private key").fill(secret)
+    page.get_by_role("button", name="Save key").click()
+    page.wait_for_url("**/o/acme/vault/*/")
+    assert page.get_by_text("Checking this key's permissions").is_visible()
+    assert secret not in page.content()
+
+    # Play the worker: run the probe task the page is waiting for.
+    credential = Credential.objects.get(owner=trader)
+    credential_probe_task(credential.pk)
+
+    # htmx polls the permissions panel and swaps in the result, no reload.
+    warning = page.get_by_text("This key can withdraw funds")
+    warning.wait_for()
+    assert page.get_by_role("row", name="Create & modify orders granted").is_visible()
+    assert page.get_by_role("row", name="Query ledger entries not granted").is_visible()
+    assert secret not in page.content()
+
+    page.goto("/o/acme/vault/")
+    assert page.get_by_role("cell", name=credential.masked_key).is_visible()
+    assert key not in page.content()
+    assert page.console_errors == []  # type: ignore[attr-defined]

@@ -62,6 +62,11 @@ def register(app: web.Application, sb: Sandbox) -> None:
                 return _ok({"error": err.error}, 400)
             except (KeyError, ValueError, TypeError) as err:
                 return _ok({"error": f"bad request: {err}"}, 400)
+            except Exception as err:  # report, don't hide: this is a test tool
+                import traceback
+
+                return _ok({"error": f"internal: {err!r}",
+                            "traceback": traceback.format_exc()}, 500)
 
         return wrapper
 

@@ -67,7 +67,7 @@ def accrue(e: Engine, acct: Account, now: float) -> None:
             acct.earn_rewards[sid] = acct.earn_rewards.get(sid, ZERO) + reward
 
 
-def settle(e: Engine, delay: float) -> None:
+def settle(e: Engine) -> None:
     """Complete (de)allocations whose processing time has passed."""
     now = e.now()
     for acct in e.accounts.values():
@@ -84,7 +84,6 @@ def settle(e: Engine, delay: float) -> None:
                 acct.earn[sid] = acct.earn.get(sid, ZERO) - amount
                 e.credit(acct, s.asset, amount, "earn", "deallocation", e.ids.kid("E"))
             del acct.earn_pending[sid]
-        del delay
 
 
 def _strategy(p: dict[str, Any]) -> Strategy:

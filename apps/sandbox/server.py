@@ -204,7 +204,7 @@ def tick(sb: Sandbox) -> None:
     """One simulation step: market, timers, funding/earn progress, WS fan-out."""
     sb.engine.tick()
     funding.advance_withdrawals(sb.engine, sb.config.withdraw_step)
-    earn.settle(sb.engine, sb.config.earn_delay)
+    earn.settle(sb.engine)
     sb.hub.publish_market()
     for pid in list(sb.engine.markets):
         sb.hub.mark_dirty(pid)

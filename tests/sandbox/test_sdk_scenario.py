@@ -35,7 +35,8 @@ def test_market_client(sandbox: SandboxProcess) -> None:
     assert len(bids) == len(asks) == 10
     assert Decimal(bids[0][0]) < Decimal(asks[0][0])
     ohlc = market.get_ohlc(pair="XBTUSD", interval=5)
-    assert ohlc["XXBTZUSD"] and "last" in ohlc
+    assert ohlc["XXBTZUSD"]
+    assert "last" in ohlc
     assert market.get_recent_trades(pair="XBTUSD")["XXBTZUSD"]
     assert "XXBT" in market.get_assets(assets=["XBT"])
 
@@ -63,7 +64,8 @@ def test_rest_scenario(sandbox: SandboxProcess, creds: tuple[str, str, str]) -> 
     amend = trade.amend_order(txid=txid, limit_price="31000", order_qty="0.4")
     assert amend["amend_id"].startswith("T")
     info = user.get_orders_info(txid=txid)[txid]
-    assert info["descr"]["price"] == "31000.0" and info["vol"] == "0.40000000"
+    assert info["descr"]["price"] == "31000.0"
+    assert info["vol"] == "0.40000000"
     assert trade.cancel_order(txid=txid)["count"] == 1
     assert user.get_balances()["ZUSD"]["hold_trade"] == "0.0000"
     closed = user.get_closed_orders()["closed"]

@@ -132,3 +132,12 @@ def test_reprs_never_show_key_material() -> None:
     assert crypto.keyring().current_key.hex() not in repr(ring)
     assert SECRET not in repr(opened)
     assert "pw" not in repr(opened).replace("Opened", "")
+
+
+def test_a_malformed_keyring_fails_the_system_check(settings) -> None:
+    from django.core.checks import run_checks
+
+    settings.PORTAL_KEYRING = "k1:short"
+    assert [m.id for m in run_checks() if m.id and m.id.startswith("vault.")] == ["vault.E001"]
+    settings.PORTAL_KEYRING = ""
+    assert not [m for m in run_checks() if m.id and m.id.startswith("vault.")]

@@ -29,7 +29,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts import services
-from apps.accounts.forms import CodeForm, ProfileForm, SignInForm
+from apps.accounts.forms import CodeForm, ProfileForm, SignInForm, time_zone_choices
 from apps.accounts.middleware import IDLE_SIGNED_OUT_KEY
 from apps.accounts.models import User
 from apps.accounts.selectors import (
@@ -387,5 +387,6 @@ def profile(request: HttpRequest) -> HttpResponseBase:
             "codes_left": recovery_codes_remaining(user=user),
             "required_by": orgs_requiring_two_factor(user=user),
             "theme_reset": request.session.pop(THEME_RESET_KEY, False),
+            "time_zones": time_zone_choices(),
         },
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from functools import cache
+import weakref
 from typing import Any
 
 from django.conf import settings
@@ -32,9 +32,18 @@ CLOSE_TRY_AGAIN = 1013
 PAIR_ELEMENTS = ("stats", "ladder", "trades", "candle")
 
 
-@cache
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis[bytes]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _redis() -> Redis[bytes]:
-    return Redis.from_url(settings.REDIS_URL)
+    """One Redis client (and connection pool) per event loop: a pool cannot outlive its loop."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = Redis.from_url(settings.REDIS_URL)
+    return client
 
 
 class MarketConsumer(MemberConsumer):
@@ -66,9 +75,11 @@ class MarketConsumer(MemberConsumer):
 
     async def _send_snapshot(self, wanted: dict[str, list[str]]) -> None:
         """The latest pre-rendered fragments, so the page is current before the next tick."""
-        client = _redis()
+        pipe = _redis().pipeline(transaction=False)
         for symbol, elements in wanted.items():
-            values = await client.hmget(fragments_key(symbol), elements)
+            pipe.hmget(fragments_key(symbol), elements)
+        results = await pipe.execute()
+        for elements, values in zip(wanted.values(), results, strict=True):
             for element, html in zip(elements, values, strict=True):
                 if html is not None:
                     # A live part that arrived meanwhile is newer than the stored one.

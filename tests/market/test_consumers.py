@@ -1,0 +1,145 @@
+"""Market sockets: only signed-in members from our own origin; snapshot then live fragments."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+from django.test import Client
+
+from apps.market.consumers import MarketConsumer
+from apps.market.feeder.client import Feeder
+from apps.orgs.models import Membership
+from kraken_portal.asgi import application
+from tests.market.conftest import eventually
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+async def _close_thread_connections() -> Any:
+    yield
+    # The consumer's membership check ran in sync_to_async's thread: close its connection so
+    # the test database can be dropped.
+    await database_sync_to_async(connections.close_all)()
+
+
+def _headers(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN) -> list[Any]:
+    headers = [origin, (b"host", b"127.0.0.1")]
+    if client is not None:
+        cookie = f"sessionid={client.cookies['sessionid'].value}"
+        headers.append((b"cookie", cookie.encode()))
+    return headers
+
+
+async def _connect(path: str, headers: list[Any]) -> tuple[WebsocketCommunicator, bool, Any]:
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+async def test_an_anonymous_socket_is_refused(org: Any) -> None:
+    communicator, connected, code = await _connect("/ws/o/acme/markets/", _headers(None))
+    assert not connected
+    assert code == 4403
+    await communicator.disconnect()
+
+
+async def test_a_cross_origin_socket_is_refused(
+    client_for: Callable[[Membership], Client], viewer: Membership
+) -> None:
+    client = await database_sync_to_async(client_for)(viewer)
+    headers = _headers(client, origin=(b"origin", b"https://evil.example"))
+    communicator, connected, _ = await _connect("/ws/o/acme/markets/", headers)
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_a_member_of_another_organization_is_refused(
+    client_for: Callable[[Membership], Client], outsider: Membership, org: Any
+) -> None:
+    client = await database_sync_to_async(client_for)(outsider)
+    communicator, connected, code = await _connect("/ws/o/acme/markets/", _headers(client))
+    assert not connected
+    assert code == 4403
+    await communicator.disconnect()
+
+
+async def test_a_member_gets_the_tiles_at_once_then_live_updates(
+    client_for: Callable[[Membership], Client], viewer: Membership, running_feeder: Feeder
+) -> None:
+    await eventually(lambda: all(st.book.ready for st in running_feeder.states.values()))
+    await asyncio.sleep(0.5)  # the first flush has stored fragments
+    client = await database_sync_to_async(client_for)(viewer)
+    communicator, connected, _ = await _connect("/ws/o/acme/markets/", _headers(client))
+    assert connected
+    snapshot = await communicator.receive_from(timeout=5)
+    assert 'id="tile-BTC-USD"' in snapshot
+    assert 'id="tile-ETH-USD"' in snapshot
+    live = await communicator.receive_from(timeout=10)
+    assert 'hx-swap-oob="true"' in live
+    assert "data-t=" in live  # the feeder's receive time, for latency measurement
+    await communicator.disconnect()
+
+
+async def test_a_pair_socket_gets_the_book_trades_stats_and_candle(
+    client_for: Callable[[Membership], Client], viewer: Membership, running_feeder: Feeder
+) -> None:
+    await eventually(lambda: all(st.book.ready for st in running_feeder.states.values()))
+    await asyncio.sleep(0.5)
+    client = await database_sync_to_async(client_for)(viewer)
+    communicator, connected, _ = await _connect("/ws/o/acme/markets/BTC-USD/", _headers(client))
+    assert connected
+    snapshot = await communicator.receive_from(timeout=5)
+    for element in ("ladder-BTC-USD", "trades-BTC-USD", "stats-BTC-USD", "candle-BTC-USD"):
+        assert f'id="{element}"' in snapshot
+    assert "ETH-USD" not in snapshot
+    await communicator.disconnect()
+
+
+async def test_an_unknown_pair_socket_is_closed(
+    client_for: Callable[[Membership], Client], viewer: Membership, running_feeder: Feeder
+) -> None:
+    await eventually(lambda: len(running_feeder.states) == 2)
+    client = await database_sync_to_async(client_for)(viewer)
+    communicator, _, _ = await _connect("/ws/o/acme/markets/NOPE-USD/", _headers(client))
+    output = await communicator.receive_output(timeout=5)
+    assert output["type"] == "websocket.close"
+    await communicator.disconnect()
+
+
+class _Unsent(MarketConsumer):
+    """A consumer whose network side never drains: what a stalled client looks like to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = {}
+        self._wake = asyncio.Event()
+        self._send_started = None
+        self._closing = False
+        self.closed_with: int | None = None
+
+    async def close(self, code: Any = None, reason: Any = None) -> None:
+        self.closed_with = code
+
+
+async def test_a_slow_client_keeps_only_the_newest_html_per_element() -> None:
+    consumer = _Unsent()
+    await consumer.fragments({"type": "fragments", "parts": [["tile-BTC-USD", "old"]]})
+    await consumer.fragments({"type": "fragments", "parts": [["tile-BTC-USD", "new"]]})
+    assert consumer._pending == {"tile-BTC-USD": "new"}
+    assert consumer.closed_with is None
+
+
+async def test_a_client_too_far_behind_is_closed_so_it_reconnects() -> None:
+    consumer = _Unsent()
+    parts = [[f"order-{n}", "<div></div>"] for n in range(500)]
+    await consumer.fragments({"type": "fragments", "parts": parts})
+    assert consumer.closed_with == 1013  # htmx's ws extension reconnects on 1013

@@ -71,7 +71,9 @@ def _audit_detail(credential: Credential) -> dict[str, Any]:
 def _enqueue_probe(credential_id: int) -> None:
     from apps.vault.tasks import credential_probe_task
 
-    transaction.on_commit(partial(credential_probe_task.delay, credential_id))
+    # Robust: if the broker is down the key is still saved; the probe stays "pending" and the
+    # member can press "Test connection" again.
+    transaction.on_commit(partial(credential_probe_task.delay, credential_id), robust=True)
 
 
 def _check_free(*, membership: Membership, use: str, api_key: str, shared: bool) -> None:

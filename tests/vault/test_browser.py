@@ -26,7 +26,13 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def portal_server_env(sandbox) -> dict[str, str]:
-    return {"PORTAL_KEYRING": f"k1:{KEK_1}", "KRAKEN_API_URL": sandbox.url}
+    return {
+        "PORTAL_KEYRING": f"k1:{KEK_1}",
+        "KRAKEN_API_URL": sandbox.url,
+        # The server's probe message goes to an in-process broker, so a real worker started by
+        # another test (without this keyring) cannot take it; the test plays the worker.
+        "CELERY_BROKER_URL": "memory://",
+    }
 
 
 def test_a_trader_adds_a_key_and_sees_its_permissions_checked(

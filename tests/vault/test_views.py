@@ -351,3 +351,13 @@ def test_an_owner_shares_a_key_as_the_desk_key_with_step_up(
         url("credential-share", pk=mine.pk), {"shared": "1"}
     )
     assert response.status_code == 403
+
+
+def test_error_reports_would_mask_the_secret_fields(trader, stepped_up_client_for) -> None:
+    from django.views.debug import SafeExceptionReporterFilter
+
+    pair = new_key_pair(otp="pw-123")
+    response = stepped_up_client_for(trader).post(url("credential-create"), form_data(pair))
+    reported = SafeExceptionReporterFilter().get_post_parameters(response.wsgi_request)
+    assert reported["secret"] == reported["otp"] == SafeExceptionReporterFilter.cleansed_substitute
+    assert reported["api_key"] == pair.api_key

@@ -61,7 +61,10 @@ def register(app: web.Application, sb: Sandbox) -> None:
             except KrakenError as err:
                 return _ok({"error": err.error}, 400)
             except (KeyError, ValueError, TypeError) as err:
-                return _ok({"error": f"bad request: {err}"}, 400)
+                import traceback
+
+                return _ok({"error": f"bad request: {err!r}",
+                            "traceback": traceback.format_exc()}, 400)
             except Exception as err:  # report, don't hide: this is a test tool
                 import traceback
 

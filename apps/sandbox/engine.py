@@ -424,7 +424,8 @@ class Engine:
             d["trigger"] = o.trigger
         if o.status in ("closed", "canceled", "expired"):
             d["closetm"] = ts_num(o.closetm)
-            d["reason"] = o.reason
+            if o.reason is not None:
+                d["reason"] = o.reason
         if with_trades and o.trades:
             d["trades"] = list(o.trades)
         return d

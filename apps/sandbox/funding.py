@@ -171,8 +171,8 @@ def withdraw_methods(c: Ctx) -> Any:
     name = opt_str(c.params, "asset")
     assets = [_asset(c.params)] if name else list(ASSETS.values())
     network = opt_str(c.params, "network")
-    return [{"asset": m.asset, "method": m.name, "network": m.network or None,
-             "minimum": fmt(m.minimum, 8)}
+    return [{"asset": m.asset, "method": m.name, "minimum": fmt(m.minimum, 8),
+             **({"network": m.network} if m.network else {})}
             for a in assets for m in METHODS.get(a.id, [])
             if network is None or m.network == network]
 
@@ -279,14 +279,15 @@ def advance_withdrawals(e: Engine, step: float) -> None:
 
 def _withdrawal_json(w: dict[str, Any]) -> dict[str, Any]:
     places = ASSETS[w["asset"]].decimals
-    txid = hashlib.sha256(w["refid"].encode()).hexdigest() if w["status"] in (
-        "Settled", "Success") else None
     d: dict[str, Any] = {
         "method": w["method"], "aclass": "currency", "asset": w["asset"],
-        "refid": w["refid"], "txid": txid, "info": w["address"],
+        "refid": w["refid"], "info": w["address"],
         "amount": fmt(w["amount"], places), "fee": fmt(w["fee"], places),
         "time": int(w["time"]), "status": w["status"], "key": w["key"],
     }
+    if w["status"] in ("Settled", "Success"):
+        # The blockchain txid exists only once the transaction was broadcast.
+        d["txid"] = hashlib.sha256(w["refid"].encode()).hexdigest()
     if w["network"]:
         d["network"] = w["network"]
     if w["status_prop"]:
@@ -304,8 +305,7 @@ def withdraw_status(c: Ctx) -> Any:
     items = [w for w in c.acct.withdrawals
              if (a is None or w["asset"] == a.id) and (method is None or w["method"] == method)]
     items = sorted(items, key=lambda w: -w["time"])[:limit]
-    if _paginated(c.params):
-        return {"withdrawals": [_withdrawal_json(w) for w in items], "next_cursor": None}
+    # The spec documents only the plain list for WithdrawStatus, even with ``cursor``.
     return [_withdrawal_json(w) for w in items]
 
 

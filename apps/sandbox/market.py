@@ -182,6 +182,8 @@ class Market:
             top = sorted(side, reverse=side is self.bids)[:30]
             for _ in range(self.rng.randint(0, 3)):
                 px = top[self.rng.randrange(len(top))]
+                if px not in side:
+                    continue  # already churned away in this step
                 if self.rng.random() < 0.15 and px != top[0]:
                     del side[px]
                 else:

@@ -494,7 +494,9 @@ def edit_order(c: Ctx) -> Any:
         "volume": fmt(new.volume, pair.lot_decimals),
         "price": fmt(new.price, pair.pair_decimals) if new.price else "0",
         "price2": fmt(new.price2, pair.pair_decimals) if new.price2 else "0",
-        "orders_cancelled": 1, "newuserref": new.userref, "olduserref": old.userref,
+        "orders_cancelled": 1,
+        **({"newuserref": str(new.userref)} if new.userref is not None else {}),
+        **({"olduserref": str(old.userref)} if old.userref is not None else {}),
     }
 
 

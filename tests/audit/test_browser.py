@@ -1,0 +1,67 @@
+"""A viewer reads the audit trail in Chromium: filters through htmx, pages back, no CSP errors."""
+# ruff: noqa: F811  (the browser fixtures are imported, then requested by name)
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from playwright.sync_api import expect
+
+from apps.audit.services import audit_record
+
+# The browser fixtures live in tests/browser/conftest.py; importing them makes them available
+# here without moving this app's page test out of tests/audit.
+from tests.browser.conftest import (  # noqa: F401
+    browser_context_args,
+    page,
+    portal_server,
+    portal_server_env,
+    portal_server_factory,
+    sign_in_browser,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_viewer_filters_the_trail_and_pages_back(
+    page: Any,
+    portal_server,
+    sign_in_browser,
+    owner,
+    treasurer,
+    viewer,
+) -> None:
+    for i in range(55):
+        audit_record(action="order.place", actor=owner, detail={"n": i})
+    audit_record(action="withdrawal.request", actor=treasurer, detail={"asset": "BTC"})
+    viewer.user.time_zone = "Europe/Paris"
+    viewer.user.save(update_fields=["time_zone"])
+    device = TOTPDevice.objects.create(user=viewer.user, name="phone", confirmed=True)
+    sign_in_browser(page, viewer.user, device)
+
+    page.goto("/o/acme/audit/")
+    rows = page.locator("#record-table tbody tr")
+    expect(rows).to_have_count(50)
+    assert "Time (Europe/Paris)" in page.locator("#record-table thead").inner_text()
+
+    page.get_by_label("Action").fill("withdrawal.")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/o/acme/audit/?**action=withdrawal.**")
+    expect(rows).to_have_count(1)
+    assert "treasurer@acme.test" in rows.first.inner_text()
+    if os.environ.get("AUDIT_SCREENSHOT"):
+        # Playwright hides the caret with an injected <style>, which the CSP rightly blocks.
+        page.screenshot(path=os.environ["AUDIT_SCREENSHOT"], full_page=True)
+
+    page.get_by_label("Action").fill("order.")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(50)
+    page.get_by_role("link", name="Older records →").click()
+    page.wait_for_url("**before=**")
+    expect(rows).to_have_count(5)
+    assert rows.last.locator("td").first.inner_text() == "1"
+    if not os.environ.get("AUDIT_SCREENSHOT"):
+        assert page.console_errors == []

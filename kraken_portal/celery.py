@@ -24,13 +24,20 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kraken_portal.settings.base")
 
 app = Celery("kraken_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue("default"), Queue("orders"), Queue("funding")]
+# Each queue has its own exchange and routing key: with bare Queue(name) kombu binds all three
+# to the "default" routing key, and a task routed to `orders` would land in `default`.
+app.conf.task_queues = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in ("default", "orders", "funding")
+]
+app.conf.task_default_exchange = "default"
+app.conf.task_default_routing_key = "default"
 app.conf.task_routes = {
     "apps.trading.*": {"queue": "orders"},
     "apps.funding.*": {"queue": "funding"},

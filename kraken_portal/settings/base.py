@@ -136,8 +136,11 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "portal.sqlite3",
+            # Several processes share the file (web, worker, beat, feeder): wait for locks
+            # instead of failing, and take the write lock up front to avoid upgrade deadlocks.
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
                 "init_command": "PRAGMA journal_mode=WAL;",
             },
         }

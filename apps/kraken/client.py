@@ -242,10 +242,13 @@ def _wire_value(value: Any, *, as_json: bool) -> Any:
 def wire_params(params: dict[str, Any], *, as_json: bool) -> dict[str, Any]:
     """Request parameters as Kraken expects them: Decimals in plain notation, booleans as
     ``true``/``false``, lists comma-joined and ``close={...}`` as ``close[ordertype]=...`` in
-    form bodies; ``None`` values are left out."""
+    form bodies; ``None`` values and ``validate=False`` are left out."""
     out: dict[str, Any] = {}
     for name, value in params.items():
         if value is None:
+            continue
+        if name == "validate" and value is False:
+            # In a form body ANY validate value, even "false", means validate-only (FACTS §6.4).
             continue
         converted = _wire_value(value, as_json=as_json)
         if isinstance(converted, dict) and not as_json:

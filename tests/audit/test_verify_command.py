@@ -123,13 +123,11 @@ def test_an_unknown_organization_is_an_error(trail) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_command_exits_non_zero_on_a_break(owner) -> None:
+    # The success path (exit 0, counts) is covered through call_command above; one subprocess
+    # proves the exit status a cron job or CI step would see.
     records = [audit_record(action="test.step", actor=owner) for _ in range(3)]
     env = {**os.environ, "DATABASE_URL": _database_url()}
     command = [sys.executable, "manage.py", "audit_verify"]
-    intact = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    assert intact.returncode == 0, intact.stderr
-    assert "1 chains, 3 records verified" in intact.stdout
-
     tamper("UPDATE audit_auditrecord SET target_repr = %s WHERE id = %s", ["x", records[1].pk])
     broken = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert broken.returncode == 1

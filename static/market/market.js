@@ -58,7 +58,13 @@
     var dark = document.documentElement.dataset.theme !== "light";
     var chart = LC.createChart(box, {
       autoSize: true,
-      layout: { background: { color: "transparent" }, textColor: dark ? "#c9d1d9" : "#24292f" },
+      // The built-in logo injects a <style> element, which the strict CSP blocks; the page
+      // carries the attribution as a plain link under the chart instead.
+      layout: {
+        background: { color: "transparent" },
+        textColor: dark ? "#c9d1d9" : "#24292f",
+        attributionLogo: false,
+      },
       grid: { vertLines: { visible: false }, horzLines: { color: dark ? "#21262d" : "#eaeef2" } },
       timeScale: { timeVisible: true, secondsVisible: false },
     });

@@ -1,4 +1,4 @@
-"""Market fixtures: a clean market keyspace in this run's Redis, and a live feeder on the sandbox."""
+"""Market fixtures: a clean market keyspace in this run's Redis; a live feeder on the sandbox."""
 
 from __future__ import annotations
 
@@ -84,10 +84,10 @@ async def _feed_until_published(sandbox: Any) -> None:
     task = asyncio.create_task(feeder.run_forever())
     try:
         await eventually(
-            lambda: all(
-                st.book.ready and st.ticker and st.candles for st in feeder.states.values()
+            lambda: (
+                all(st.book.ready and st.ticker and st.candles for st in feeder.states.values())
+                and len(feeder.states) == len(TEST_PAIRS)
             )
-            and len(feeder.states) == len(TEST_PAIRS)
         )
         await asyncio.sleep(0.6)  # let the trailing flushes store the newest state
     finally:

@@ -37,10 +37,8 @@ def test_it_matches_the_v2_worked_example_from_the_docs() -> None:
 
 def test_it_matches_the_v1_worked_example_from_the_docs() -> None:
     asks = [(D("0.05005") + D("0.00005") * i, D("0.00000500")) for i in range(10)]
-    bids = [
-        (D(p), D("0.00000500"))
-        for p in "0.05000 0.04995 0.04990 0.04980 0.04975 0.04970 0.04965 0.04960 0.04955 0.04950".split()
-    ]
+    prices = "0.05000 0.04995 0.04990 0.04980 0.04975 0.04970 0.04965 0.04960 0.04955 0.04950"
+    bids = [(D(p), D("0.00000500")) for p in prices.split()]
     assert book_checksum(asks, bids, price_decimals=5, qty_decimals=8) == 974947235
 
 

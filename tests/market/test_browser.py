@@ -1,0 +1,124 @@
+"""In Chromium: market tiles, the order book and the candle chart change without a reload."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+
+from apps.market.store import fragments_key, loads, state_key
+from apps.orgs.models import Membership
+from tests.browser.conftest import (  # noqa: F401 - the browser fixtures, reused here
+    browser_context_args,
+    page,
+    portal_server,
+    portal_server_env,
+    portal_server_factory,
+)
+from tests.conftest import verified_client
+from tests.market.conftest import TEST_PAIRS
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def feeder_process(sandbox: Any, market_redis: None) -> Iterator[None]:
+    """`manage.py marketfeed` against the sandbox, as `make run` starts it."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "kraken_portal.settings.test",
+        "KRAKEN_API_URL": sandbox.url,
+        "KRAKEN_WS_URL": sandbox.ws_url,
+        "MARKET_PAIRS": ",".join(TEST_PAIRS),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "marketfeed"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        deadline = time.monotonic() + 30
+        while not client.hget(fragments_key("BTC/USD"), "ladder-BTC-USD"):
+            assert time.monotonic() < deadline, "the feeder published nothing"
+            assert process.poll() is None, "the feeder exited"
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        client.close()
+
+
+def _signed_in(page: Any, member: Membership, server_url: str) -> None:
+    client = verified_client(member.user)
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": server_url}]
+    )
+
+
+def _mid(symbol: str) -> Decimal:
+    state = loads(redis.Redis.from_url(settings.REDIS_URL).get(state_key(symbol)))
+    return (Decimal(state["ticker"]["bid"]) + Decimal(state["ticker"]["ask"])) / 2
+
+
+def test_a_price_tile_changes_without_reload_when_the_market_moves(
+    page: Any, portal_server: Any, viewer: Membership, sandbox: Any, feeder_process: None
+) -> None:
+    _signed_in(page, viewer, portal_server.url)
+    page.goto("/o/acme/markets/")
+    page.wait_for_selector("[data-market-conn]:has-text('Live')")
+    tile = page.locator("#tile-BTC-USD .tile-quote")
+    before = tile.inner_text()
+    page.evaluate("document.body.dataset.sameDocument = 'yes'")
+    target = (_mid("BTC/USD") * Decimal("1.05")).quantize(Decimal("0.1"))
+    sandbox.move_price("BTC/USD", str(target))
+    # Swaps replace the element (outerHTML), so look it up afresh each time.
+    page.wait_for_function(
+        "([sel, before]) => document.querySelector(sel).innerText !== before",
+        arg=["#tile-BTC-USD .tile-quote", before],
+        timeout=15_000,
+    )
+    # The page was never reloaded, and nothing broke the strict CSP.
+    assert page.evaluate("document.body.dataset.sameDocument") == "yes"
+    assert page.console_errors == []
+
+
+def test_the_ladder_and_the_live_candle_update_on_the_pair_page(
+    page: Any, portal_server: Any, viewer: Membership, sandbox: Any, feeder_process: None
+) -> None:
+    _signed_in(page, viewer, portal_server.url)
+    page.goto("/o/acme/markets/BTC-USD/")
+    page.wait_for_selector("[data-market-conn]:has-text('Live')")
+    assert int(page.get_attribute("#chart", "data-points") or 0) > 0  # history drawn
+    page.wait_for_selector("#chart canvas", state="attached")
+    best_bid = page.locator("#ladder-BTC-USD tbody.bids tr").first
+    before = best_bid.inner_text()
+    target = (_mid("BTC/USD") * Decimal("0.95")).quantize(Decimal("0.1"))
+    sandbox.move_price("BTC/USD", str(target))
+    page.wait_for_function(
+        "([sel, before]) => document.querySelector(sel).innerText !== before",
+        arg=["#ladder-BTC-USD tbody.bids tr", before],
+        timeout=15_000,
+    )
+    # The live candle reached the chart: its close follows the market to the new price.
+    page.wait_for_function(
+        "(target) => Math.abs(Number(document.getElementById('chart').dataset.last) - target)"
+        " / target < 0.02",
+        arg=float(target),
+        timeout=20_000,
+    )
+    assert page.locator("#ladder-BTC-USD tbody.bids tr").count() == 25
+    assert page.console_errors == []

@@ -17,13 +17,6 @@ from django.conf import settings
 
 from apps.market.store import fragments_key, loads, state_key
 from apps.orgs.models import Membership
-from tests.browser.conftest import (  # noqa: F401 - the browser fixtures, reused here
-    browser_context_args,
-    page,
-    portal_server,
-    portal_server_env,
-    portal_server_factory,
-)
 from tests.conftest import verified_client
 from tests.market.conftest import TEST_PAIRS
 

@@ -243,3 +243,13 @@ def test_cancelling_an_unknown_order_is_an_unknown_order_error(make_key: MakeKey
     key = make_key()
     with pytest.raises(errors.UnknownOrderError):
         kraken_private(key, "CancelOrder", {"txid": "OAAAAA-BBBBB-CCCCCC"})
+
+
+def test_a_key_with_an_api_password_sends_it(make_key: MakeKey, kraken_sandbox: Any) -> None:
+    account = kraken_sandbox.create_account({"USD": "5"}, tier="pro")
+    api_key, secret = kraken_sandbox.create_key(account, otp="desk-password")
+    with_otp = KrakenKey(key_id="o", api_key=api_key, secret=secret, otp="desk-password")
+    assert "ZUSD" in kraken_private(with_otp, "Balance")
+    without = KrakenKey(key_id="o", api_key=api_key, secret=secret)
+    with pytest.raises(errors.AuthenticationError):
+        kraken_private(without, "Balance")

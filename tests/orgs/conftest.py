@@ -1,0 +1,37 @@
+"""Helpers for the organization tests: emailed invitation links, staff reviewers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.test import Client
+
+from tests.conftest import verified_client
+from tests.factories import UserFactory
+
+LINK = re.compile(r"https?://\S+?(/invitations/([^/\s]+)/)")
+
+
+def invitation_links() -> list[tuple[str, str]]:
+    """(path, token) of every invitation link in the test mailbox, oldest first."""
+    found = []
+    for message in mail.outbox:
+        match = LINK.search(str(message.body))
+        if match:
+            found.append((match.group(1), match.group(2)))
+    return found
+
+
+@pytest.fixture
+def staff_client(db: Any) -> Client:
+    return verified_client(UserFactory(email="reviewer@kraken.test", is_staff=True))
+
+
+@pytest.fixture
+def committing(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
+    """`with committing():` runs the on-commit side effects (emails, socket events)."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)

@@ -1,0 +1,85 @@
+"""Removing a member or changing their role closes their open sockets, through real Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.db import connections
+from django.urls import path
+
+from apps.core.consumers import CLOSE_FORBIDDEN, MemberConsumer
+from apps.orgs import services
+from apps.orgs.models import Membership
+from apps.orgs.permissions import Role
+from tests.conftest import verified_client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class ProbeConsumer(MemberConsumer):
+    """The smallest member socket: only MemberConsumer's own checks and groups."""
+
+
+application = AuthMiddlewareStack(
+    URLRouter([path("ws/o/<slug:org>/probe/", ProbeConsumer.as_asgi())])
+)
+
+
+@pytest.fixture(autouse=True)
+async def close_socket_thread_connections() -> AsyncIterator[None]:
+    yield
+    # Consumers query the database from channels' worker thread; close its connection so the
+    # test database can be dropped at the end of the run.
+    await database_sync_to_async(connections.close_all)()
+
+
+async def connect_as(membership: Membership) -> WebsocketCommunicator:
+    client = await database_sync_to_async(verified_client)(membership.user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    communicator = WebsocketCommunicator(
+        application, f"/ws/o/{membership.org.slug}/probe/", headers=[(b"cookie", cookie.encode())]
+    )
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    return communicator
+
+
+async def closed_with(communicator: WebsocketCommunicator) -> Any:
+    message = await communicator.receive_output(timeout=5)
+    assert message["type"] == "websocket.close"
+    return message.get("code")
+
+
+async def test_removing_a_member_closes_their_open_socket(
+    owner: Membership, trader: Membership
+) -> None:
+    socket = await connect_as(trader)
+    assert await socket.receive_nothing(timeout=0.1)
+
+    await database_sync_to_async(services.membership_remove)(membership=trader, actor=owner)
+
+    assert await closed_with(socket) == CLOSE_FORBIDDEN
+    await socket.wait()
+
+
+async def test_changing_a_members_role_closes_their_open_socket(
+    owner: Membership, trader: Membership, viewer: Membership
+) -> None:
+    trader_socket = await connect_as(trader)
+    viewer_socket = await connect_as(viewer)
+
+    await database_sync_to_async(services.membership_change_role)(
+        membership=trader, role=Role.VIEWER, actor=owner
+    )
+
+    assert await closed_with(trader_socket) == CLOSE_FORBIDDEN
+    # Other members' sockets stay open.
+    assert await viewer_socket.receive_nothing(timeout=0.3)
+    await viewer_socket.disconnect()

@@ -36,8 +36,7 @@ app.conf.task_queues = [
     Queue(name, Exchange(name, type="direct"), routing_key=name)
     for name in ("default", "orders", "funding")
 ]
-app.conf.task_default_exchange = "default"
-app.conf.task_default_routing_key = "default"
+app.conf.update(task_default_exchange="default", task_default_routing_key="default")
 app.conf.task_routes = {
     "apps.trading.*": {"queue": "orders"},
     "apps.funding.*": {"queue": "funding"},

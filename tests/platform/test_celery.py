@@ -12,9 +12,24 @@ from apps.audit.services import audit_record
 from apps.audit.tasks import audit_verify_task
 from kraken_portal.celery import app
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+@pytest.mark.parametrize(
+    ("task", "queue"),
+    [
+        ("apps.trading.tasks.order_submit_task", "orders"),
+        ("apps.funding.tasks.withdrawal_execute_task", "funding"),
+        ("apps.audit.tasks.audit_verify_task", "default"),
+    ],
+)
+def test_tasks_are_routed_to_their_queue_by_app(task, queue) -> None:
+    route = app.amqp.router.route({}, task)
+    assert route["queue"].name == queue
+    assert route["queue"].routing_key == queue
+    assert route["queue"].exchange.name == queue
 
 
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
 def test_the_worker_consumes_the_three_queues_with_json_and_time_limits(celery_worker_proc) -> None:
     inspect = app.control.inspect([celery_worker_proc.hostname], timeout=5)
     queues = inspect.active_queues()[celery_worker_proc.hostname]
@@ -38,6 +53,8 @@ def enqueue_on_commit() -> list[Any]:
     return handles
 
 
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
 def test_a_task_enqueued_on_commit_runs_in_the_worker_and_writes_its_result(
     celery_worker_proc, owner
 ) -> None:
@@ -54,6 +71,8 @@ def test_a_task_enqueued_on_commit_runs_in_the_worker_and_writes_its_result(
     assert record.detail == outcome
 
 
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
 def test_the_worker_records_a_broken_chain_it_finds(celery_worker_proc, owner) -> None:
     records = [audit_record(action="test.before", actor=owner) for _ in range(3)]
     with connection.cursor() as cursor:

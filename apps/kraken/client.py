@@ -495,3 +495,14 @@ def _remember(key: KrakenKey, method: str, params: dict[str, Any], result: Any) 
         idents.append(str(params["cl_ord_id"]))
     if isinstance(pair, str) and idents:
         ratelimit.remember_orders(api_key=key.api_key, pair=pair, idents=idents)
+
+
+def websocket_urls() -> tuple[str, str]:
+    """(public, authenticated) WebSocket v2 URLs from settings."""
+    return str(settings.KRAKEN_WS_URL), str(settings.KRAKEN_WS_AUTH_URL)
+
+
+def websocket_token(key: KrakenKey) -> str:
+    """A token for the authenticated WebSocket (valid 15 minutes until a subscription uses it)."""
+    result = kraken_private(key, "GetWebSocketsToken")
+    return str(result["token"])

@@ -17,6 +17,7 @@ from apps.kraken.client import (
     kraken_private,
     kraken_public,
     nonce,
+    websocket_token,
 )
 
 MakeKey = Callable[..., KrakenKey]
@@ -253,3 +254,20 @@ def test_a_key_with_an_api_password_sends_it(make_key: MakeKey, kraken_sandbox: 
     without = KrakenKey(key_id="o", api_key=api_key, secret=secret)
     with pytest.raises(errors.AuthenticationError):
         kraken_private(without, "Balance")
+
+
+def test_a_lost_cancel_answer_is_an_unknown_outcome_too(
+    make_key: MakeKey, kraken_sandbox: Any
+) -> None:
+    key = make_key()
+    placed = kraken_private(key, "AddOrder", {**ORDER, "price": low_price(), "userref": 7})
+    kraken_sandbox.set_faults([{"kind": "lost_response", "endpoint": "CancelOrder", "mode": "5xx"}])
+    with pytest.raises(errors.UnknownOutcomeError) as info:
+        kraken_private(key, "CancelOrder", {"txid": placed["txid"][0]})
+    assert info.value.reference == f"txid={placed['txid'][0]}"
+    kraken_sandbox.set_faults([])
+    assert open_orders(kraken_sandbox, key) == []
+
+
+def test_a_websocket_token_comes_from_the_private_api(make_key: MakeKey) -> None:
+    assert websocket_token(make_key())

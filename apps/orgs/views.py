@@ -5,12 +5,13 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
 from apps.core.access import org_view, public_view, staff_view
 from apps.orgs import services
 from apps.orgs.forms import (
@@ -96,9 +97,13 @@ def member_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 @require_POST
 @org_view(Capability.MANAGE_MEMBERS)
-def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpResponseBase:
     target = member_get_in_org(org=membership.org, pk=pk)
     form = MemberRoleForm(request.POST)
+    touches_owner = Role.OWNER in (target.role, form.data.get("role"))
+    if touches_owner and not step_up_is_fresh(request):
+        # Making or unmaking an owner hands over the whole organization: confirm 2FA first.
+        return step_up_redirect(request)
     error = ""
     if not form.is_valid():
         error = " ".join(str(e) for e in form.errors.get("role", ["Choose a role."]))
@@ -212,7 +217,10 @@ def permission_table(request: HttpRequest, membership: Membership) -> HttpRespon
 
 @require_http_methods(["GET", "POST"])
 @org_view(Capability.MANAGE_POLICIES)
-def settings_view(request: HttpRequest, membership: Membership) -> HttpResponse:
+def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseBase:
+    if request.method == "POST" and not step_up_is_fresh(request):
+        # Policies (2FA for everyone) are sensitive: a fresh second-factor confirmation first.
+        return step_up_redirect(request)
     org = membership.org
     initial = {"name": org.name, "require_2fa": org.require_2fa}
     form = OrganizationSettingsForm(request.POST or None, initial=initial)

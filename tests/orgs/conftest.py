@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from apps.accounts.services import STEP_UP_SESSION_KEY
+from apps.orgs.models import Membership
 from tests.conftest import verified_client
 from tests.factories import UserFactory
 
@@ -24,6 +27,23 @@ def invitation_links() -> list[tuple[str, str]]:
         if match:
             found.append((match.group(1), match.group(2)))
     return found
+
+
+def stepped_up(client: Client) -> Client:
+    """The session has just confirmed a second-factor code (step-up, "sudo mode")."""
+    session = client.session
+    session[STEP_UP_SESSION_KEY] = time.time()
+    session.save()
+    return client
+
+
+@pytest.fixture
+def client_for() -> Callable[[Membership], Client]:
+    """Overrides the shared fixture: signed in, 2FA-verified and freshly stepped up.
+
+    Tests of the step-up itself use `tests.conftest.verified_client` directly.
+    """
+    return lambda membership: stepped_up(verified_client(membership.user))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from apps.audit.models import AuditRecord
 from apps.orgs import services
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
+from tests.conftest import verified_client
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -177,7 +178,22 @@ def test_a_removed_users_remembered_organization_is_forgotten(owner, viewer, cli
 def test_roles_are_never_changed_by_an_outsider_role_check_bypass(admin, client_for) -> None:
     # A user with no membership at all gets 404 for every member action.
     stranger = UserFactory()
-    from tests.conftest import verified_client
-
     response = verified_client(stranger).post(role_url(admin), {"role": Role.OWNER})
     assert response.status_code == 404
+
+
+def test_making_someone_an_owner_needs_a_fresh_second_factor(owner, admin) -> None:
+    stale = verified_client(owner.user)  # signed in with 2FA, but no recent step-up
+
+    response = stale.post(role_url(admin), {"role": Role.OWNER})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:step-up"))
+    admin.refresh_from_db()
+    assert admin.role == Role.ADMIN
+
+
+def test_ordinary_role_changes_need_no_step_up(admin, trader) -> None:
+    verified_client(admin.user).post(role_url(trader), {"role": Role.VIEWER})
+    trader.refresh_from_db()
+    assert trader.role == Role.VIEWER

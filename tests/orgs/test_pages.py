@@ -6,6 +6,8 @@ from django.utils.html import escape
 
 from apps.audit.models import AuditRecord
 from apps.orgs.permissions import CAPABILITY_LABELS, Role, permission_matrix
+from tests.conftest import verified_client
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +77,30 @@ def test_an_empty_organization_name_is_refused_next_to_the_field(owner, client_f
     assert "This field is required." in response.content.decode()
     owner.org.refresh_from_db()
     assert owner.org.name == "Acme Capital"
+
+
+def test_changing_policies_needs_a_fresh_second_factor(owner) -> None:
+    stale = verified_client(owner.user)
+    url = reverse("orgs:settings", kwargs={"org": "acme"})
+
+    assert stale.get(url).status_code == 200
+    response = stale.post(url, {"name": "Acme Capital"})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:step-up"))
+    owner.org.refresh_from_db()
+    assert owner.org.require_2fa is True
+
+
+@pytest.mark.parametrize(
+    "model", ["organization", "membership", "invitation", "onboardingapplication"]
+)
+def test_the_admin_site_shows_the_orgs_models_read_only(model: str, owner) -> None:
+    superuser = UserFactory(email="root@kraken.test", is_staff=True, is_superuser=True)
+    client = verified_client(superuser)
+
+    listing = client.get(reverse(f"admin:orgs_{model}_changelist"))
+    adding = client.get(reverse(f"admin:orgs_{model}_add"))
+
+    assert listing.status_code == 200
+    assert adding.status_code == 403

@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+import redis
 import requests
 import urllib3.exceptions
 from django.conf import settings
@@ -80,6 +81,7 @@ NON_IDEMPOTENT: frozenset[str] = frozenset(
 JSON_METHODS: frozenset[str] = frozenset({"AddOrderBatch", "CancelOrderBatch"})
 
 SEQUENCER_BUSY = "another request on this API key did not finish in time"
+COORDINATION_DOWN = "Redis is unavailable, so the request was not sent"
 
 
 @dataclass(frozen=True)
@@ -404,7 +406,10 @@ def kraken_private(
     params = dict(params or {})
     idem = is_idempotent(method, params) if idempotent is None else idempotent
     result = _with_retries(method, idem, lambda: _private_once(key, method, params, idem))
-    _remember(key, method, params, result)
+    try:
+        _remember(key, method, params, result)
+    except redis.RedisError:
+        logger.warning("Kraken order ages could not be recorded after %s", method)
     return result
 
 
@@ -414,49 +419,70 @@ def _private_once(key: KrakenKey, method: str, params: dict[str, Any], idempoten
     if key.otp:
         wire["otp"] = key.otp
     reference = _reference(params)
-    charges = ratelimit.charges_for(
-        api_key=key.api_key, tier=key.tier, method=method, params=params
-    )
-    timeout = _timeout()
-    max_wait = _setting("KRAKEN_RATE_MAX_WAIT", 45.0)
-    lease_wait = _setting("KRAKEN_SEQUENCER_WAIT", 30.0)
-    deadline = time.monotonic() + max_wait
-    client = _client_for(key)
     started = time.monotonic()
-    response: requests.Response | None = None
-    while response is None:
+    try:
+        charges = ratelimit.charges_for(
+            api_key=key.api_key, tier=key.tier, method=method, params=params
+        )
+        response = _send_in_order(
+            key, method, wire, charges, as_json=as_json, idempotent=idempotent, reference=reference
+        )
+    except nonce.SequencerTimeout:
+        raise ServiceUnavailableError(method, detail=SEQUENCER_BUSY) from None
+    except redis.RedisError:
+        # Redis is only used before sending (budget, lease, nonce; the lease release never
+        # raises), so the request was not sent: without Redis nonce order is not guaranteed.
+        raise ServiceUnavailableError(method, detail=COORDINATION_DOWN) from None
+    try:
+        result = parse_response(method, response, idempotent=idempotent, reference=reference)
+    except RateLimitError:
+        # Kraken saw more calls than the model (another program on this key, or a lost Redis).
+        try:
+            ratelimit.mark_exhausted(charges)
+        except redis.RedisError:
+            logger.warning("Kraken rate model could not be updated after %s", method)
+        raise
+    finally:
+        logger.debug("Kraken %s for %s took %.3fs", method, key.key_id, time.monotonic() - started)
+    return result
+
+
+def _send_in_order(
+    key: KrakenKey,
+    method: str,
+    wire: dict[str, Any],
+    charges: list[ratelimit.Charge],
+    *,
+    as_json: bool,
+    idempotent: bool,
+    reference: str | None,
+) -> requests.Response:
+    """Wait for budget, then charge it, allocate the nonce and send while holding the lease."""
+    timeout = _timeout()
+    deadline = time.monotonic() + _setting("KRAKEN_RATE_MAX_WAIT", 45.0)
+    lease_wait = _setting("KRAKEN_SEQUENCER_WAIT", 30.0)
+    client = _client_for(key)
+    while True:
         wait = ratelimit.peek(charges)
         if wait > 0:
             if time.monotonic() + wait > deadline:
                 raise _BudgetExhaustedError(method, detail=f"rate budget needs {wait:.1f}s more")
             time.sleep(wait)
             continue
-        try:
-            with nonce.sequenced(key.api_key, ttl=2 * timeout + 5, wait=lease_wait):
-                if ratelimit.try_take(charges) > 0:
-                    continue  # another worker took the budget first; wait outside the lease
-                try:
-                    response = cast(
-                        requests.Response,
-                        client.request(
-                            "POST", f"/0/private/{method}", params=wire, do_json=as_json
-                        ),
-                    )
-                except requests.RequestException as exc:
-                    raise _transport_error(
-                        method, exc, idempotent=idempotent, reference=reference
-                    ) from None
-        except nonce.SequencerTimeout:
-            raise ServiceUnavailableError(method, detail=SEQUENCER_BUSY) from None
-    try:
-        result = parse_response(method, response, idempotent=idempotent, reference=reference)
-    except RateLimitError:
-        # Kraken saw more calls than the model (another program on this key, or a lost Redis).
-        ratelimit.mark_exhausted(charges)
-        raise
-    finally:
-        logger.debug("Kraken %s for %s took %.3fs", method, key.key_id, time.monotonic() - started)
-    return result
+        with nonce.sequenced(key.api_key, ttl=2 * timeout + 5, wait=lease_wait):
+            if ratelimit.try_take(charges) > 0:
+                continue  # another worker took the budget first; wait outside the lease
+            try:
+                # With use_custom_exceptions=False the SDK returns the raw Response; it calls
+                # get_nonce() (our Redis counter) while we hold the lease.
+                return cast(
+                    requests.Response,
+                    client.request("POST", f"/0/private/{method}", params=wire, do_json=as_json),
+                )
+            except requests.RequestException as exc:
+                raise _transport_error(
+                    method, exc, idempotent=idempotent, reference=reference
+                ) from None
 
 
 class _BudgetExhaustedError(RateLimitError):

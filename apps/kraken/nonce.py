@@ -29,6 +29,7 @@ strings/64-bit integers in Redis (Lua numbers are doubles and would lose precisi
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import threading
@@ -39,6 +40,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     type RedisClient = redis.Redis[str]
@@ -156,4 +159,9 @@ def sequenced(
     try:
         yield
     finally:
-        _script(conn, _RELEASE)(keys=[lease_key, wake_key], args=[token, _WAKE_TTL_MS])
+        try:
+            _script(conn, _RELEASE)(keys=[lease_key, wake_key], args=[token, _WAKE_TTL_MS])
+        except redis.RedisError:
+            # The request has already been answered: never turn its result into an error.
+            # The lease then simply expires after ``ttl``.
+            logger.warning("Kraken sequencer lease could not be released; it will expire")

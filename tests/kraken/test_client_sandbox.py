@@ -271,3 +271,15 @@ def test_a_lost_cancel_answer_is_an_unknown_outcome_too(
 
 def test_a_websocket_token_comes_from_the_private_api(make_key: MakeKey) -> None:
     assert websocket_token(make_key())
+
+
+def test_without_redis_nothing_is_sent(
+    make_key: MakeKey, kraken_sandbox: Any, settings: Any
+) -> None:
+    key = make_key()
+    settings.KRAKEN_REDIS_URL = "redis://127.0.0.1:1/0"
+    with pytest.raises(errors.ServiceUnavailableError) as info:
+        kraken_private(key, "AddOrder", {**ORDER, "price": "1000"})
+    assert "not sent" in str(info.value)
+    settings.KRAKEN_REDIS_URL = ""
+    assert open_orders(kraken_sandbox, key) == []

@@ -113,7 +113,7 @@ def key_ref(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()[:24]
 
 
-def _script(client: RedisClient, source: str) -> Any:
+def lua_script(client: RedisClient, source: str) -> Any:
     cache: dict[tuple[int, str], Any] = getattr(_local, "scripts", {})
     _local.scripts = cache
     ident = (id(client), source)
@@ -127,7 +127,7 @@ def _script(client: RedisClient, source: str) -> Any:
 def next_nonce(api_key: str, *, client: RedisClient | None = None) -> int:
     """The next nonce for this API key: strictly greater than any nonce handed out before."""
     conn = client or redis_client()
-    value = _script(conn, _NEXT_NONCE)(
+    value = lua_script(conn, _NEXT_NONCE)(
         keys=[f"kraken:nonce:{key_ref(api_key)}"], args=[NONCE_TTL_SECONDS]
     )
     return int(cast(str, value))
@@ -160,7 +160,7 @@ def sequenced(
         yield
     finally:
         try:
-            _script(conn, _RELEASE)(keys=[lease_key, wake_key], args=[token, _WAKE_TTL_MS])
+            lua_script(conn, _RELEASE)(keys=[lease_key, wake_key], args=[token, _WAKE_TTL_MS])
         except redis.RedisError:
             # The request has already been answered: never turn its result into an error.
             # The lease then simply expires after ``ttl``.

@@ -17,9 +17,11 @@ belongs to, so the model keys it per API key and pair (exact when one key is use
 The model is a leaky bucket evaluated inside Redis with Redis' clock, atomically for all the
 counters a call touches: a call is admitted only when *every* counter has room (``level + cost
 <= max - headroom``), and then all are charged together. Callers charge right before sending,
-while they hold the key's sequencer (see nonce.py), so the model is charged no later than Kraken
-charges its counter and in the same order; one unit of headroom absorbs network jitter between
-the two clocks. The model may only ever be more pessimistic than Kraken.
+while they hold the key's sequencer (see nonce.py), so Kraken sees the same calls in the same
+order, each shifted by its network delay. A constant delay shifts both counters alike; only
+variation in the delay (jitter) can put Kraken's count above the model's, by at most
+decay x jitter, which the one unit of headroom absorbs (a full second of jitter at the fastest
+decay). If Kraken still says the limit was hit, the model is set to full (mark_exhausted).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from apps.kraken import naming
-from apps.kraken.nonce import _script, key_ref, redis_client
+from apps.kraken.nonce import key_ref, lua_script, redis_client
 
 if TYPE_CHECKING:
     from apps.kraken.nonce import RedisClient
@@ -144,7 +146,7 @@ def _run(mode: str, charges: list[Charge], client: RedisClient | None) -> float:
     args: list[Any] = [mode]
     for c in charges:
         args.extend([repr(c.amount), repr(c.capacity), repr(c.decay)])
-    result = _script(client or redis_client(), _BUCKET)(keys=[c.key for c in charges], args=args)
+    result = lua_script(client or redis_client(), _BUCKET)(keys=[c.key for c in charges], args=args)
     return float(cast(str, result))
 
 

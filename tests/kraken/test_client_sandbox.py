@@ -165,15 +165,24 @@ def test_a_cloudflare_page_is_service_unavailable(make_key: MakeKey, kraken_sand
     assert info.value.http_status == 520
 
 
-def test_reads_retry_through_transient_5xx_and_busy(make_key: MakeKey, kraken_sandbox: Any) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "http_5xx", "status": 502},
+        {"kind": "busy"},
+        {"kind": "unavailable"},
+        {"kind": "lost_response", "mode": "drop"},
+    ],
+)
+def test_reads_retry_through_transient_failures(
+    make_key: MakeKey, kraken_sandbox: Any, fault: dict[str, Any]
+) -> None:
     key = make_key()
-    kraken_sandbox.set_faults(
-        [
-            {"kind": "http_5xx", "endpoint": "Balance", "status": 502, "count": 1},
-            {"kind": "busy", "endpoint": "Balance", "count": 1},
-        ]
-    )
+    # Two failed attempts in a row, then the third succeeds.
+    kraken_sandbox.set_faults([{**fault, "endpoint": "Balance", "count": 2}])
     assert "ZUSD" in kraken_private(key, "Balance")
+    (rule,) = kraken_sandbox.control("GET", "/sandbox/faults")["rules"]
+    assert rule["count"] == 0
 
 
 def test_public_reads_retry_through_a_transient_5xx(kraken_sandbox: Any) -> None:

@@ -195,10 +195,13 @@ def register(app: web.Application, sb: Sandbox) -> None:
                 setattr(sb.config, name, type(getattr(sb.config, name))(body[name]))
         if "flow_rate" in body:
             e.flow_rate = float(body["flow_rate"])
+        if "rate_limits" in body:
+            e.rate_limits = bool(body["rate_limits"])
         if "strict_validate_trap" in body:
             e.strict_validate_trap = bool(body["strict_validate_trap"])
         return {"withdraw_step": sb.config.withdraw_step, "earn_delay": sb.config.earn_delay,
-                "flow_rate": e.flow_rate, "strict_validate_trap": e.strict_validate_trap}
+                "flow_rate": e.flow_rate, "strict_validate_trap": e.strict_validate_trap,
+                "rate_limits": e.rate_limits}
 
     async def save(_request: web.Request) -> Any:
         sb.save()

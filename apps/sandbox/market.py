@@ -99,16 +99,46 @@ class Market:
             path.append(price)
         path.reverse()
         tid_base = 10_000_000
+        # Build 1-minute candles directly (three trades per minute) and roll them up into
+        # the longer intervals; only the tail feeds the 1000-entry public trade tape.
+        minute_candles: list[Candle] = []
+        tape_from = minutes - (self.trades.maxlen or 1000) // 3
+        usd_price = self.mid * ASSETS[p.quote].usd_hint
         for i in range(minutes):
             t0 = start + i * 60
-            o, c = path[i], path[i + 1]
-            for k in range(3):
-                frac = D(k + 1) / D(3)
-                px = (o + (c - o) * frac).quantize(p.price_q)
-                qty = self._rand_qty(D("0.2"))
-                side = "b" if self.rng.random() < 0.5 else "s"
+            o, c = path[i].quantize(p.price_q), path[i + 1].quantize(p.price_q)
+            mid_px = ((o + c) / 2).quantize(p.price_q)
+            prices = (o, mid_px, c)
+            candle: Candle | None = None
+            for k, px in enumerate(prices):
+                usd = D(int(self.rng.lognormvariate(6.0, 1.0) * 100)) / 100
+                qty = max(p.ordermin, (usd / usd_price).quantize(p.lot_q, rounding=ROUND_DOWN))
                 tid_base += 1
-                self._record_trade(PublicTrade(px, qty, t0 + 20.0 * k + 5.0, side, "m", tid_base))
+                if i >= tape_from:
+                    self.trades.append(PublicTrade(px, qty, t0 + 20.0 * k + 5.0,
+                                                   "b" if k % 2 else "s", "m", tid_base))
+                if candle is None:
+                    candle = Candle(t0, px, px, px, px, px * qty, qty, 1)
+                else:
+                    candle.add(px, qty)
+            assert candle is not None  # noqa: S101 - three prices per minute, always set
+            minute_candles.append(candle)
+        for interval, dq in self.candles.items():
+            span = interval * 60
+            for mc in minute_candles:
+                begin = mc.begin // span * span
+                if dq and dq[-1].begin == begin:
+                    agg = dq[-1]
+                    agg.high, agg.low = max(agg.high, mc.high), min(agg.low, mc.low)
+                    agg.close = mc.close
+                    agg.notional += mc.notional
+                    agg.volume += mc.volume
+                    agg.count += mc.count
+                else:
+                    dq.append(Candle(begin, mc.open, mc.high, mc.low, mc.close, mc.notional,
+                                     mc.volume, mc.count))
+        last = self.trades[-1]
+        self.last_price, self.last_qty = last.price, last.qty
 
     def _rand_qty(self, scale: Decimal = ONE) -> Decimal:
         usd = D(repr(round(self.rng.lognormvariate(7.5, 1.1), 2))) * scale

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from . import control, earn, funding, state
+from .auth import AuthError
 from .engine import Engine
 from .errors import KrakenError
 from .faults import Faults, html_5xx
@@ -166,8 +167,6 @@ def _handle(
             return _reply(error="EService:Unavailable")
         now = e.now()
         peer = request.remote or "?"
-        from .auth import AuthError
-
         try:
             key = e.auth.verify(
                 path=f"/0/private/{method}", body=body,
@@ -178,7 +177,7 @@ def _handle(
         except AuthError as err:
             return _reply(error=err.error)
         acct = e.accounts[key.account_id]
-        if not e.rest_limiter.charge(key.key, method, e.tier_of(acct), now):
+        if e.rate_limits and not e.rest_limiter.charge(key.key, method, e.tier_of(acct), now):
             return _reply(error="EAPI:Rate limit exceeded")
         return _reply(handler_p(Ctx(e, acct, key, params, is_form)))
     except KrakenError as err:
@@ -255,5 +254,18 @@ def run(config: Config) -> None:
         await stop.wait()
         await runner.cleanup()
 
-    asyncio.run(main())
+    asyncio.run(main(), loop_factory=_loop_factory())
     del sb
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when present (it is in the lock via uvicorn[standard]): roughly doubles
+    request throughput; the stdlib loop otherwise. ``SANDBOX_UVLOOP=0`` opts out."""
+    if os.environ.get("SANDBOX_UVLOOP", "1") == "0":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory

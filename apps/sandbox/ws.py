@@ -95,6 +95,7 @@ class WsHub:
         self._rng = random.Random(seed ^ 0xC0)  # noqa: S311 - connection ids only
         self.book_messages = 0
         engine.listeners.append(self.on_event)
+        engine.exec_interest = lambda account_id: bool(self.exec_subs.get(account_id))
         engine.book_listeners.append(self.mark_dirty)
 
     # ------------------------------------------------------------------ plumbing

@@ -9,10 +9,14 @@ import urllib.request
 from apps.sandbox.auth import sign
 from tests.plugins.sandbox import SandboxProcess
 
-DOC_SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
+DOC_SECRET = (
+    "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
+)
 DOC_NONCE = "1616492376594"
 DOC_BODY = "nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"
-DOC_SIGN = "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8ndwLUQ=="
+DOC_SIGN = (
+    "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8ndwLUQ=="
+)
 
 
 def test_official_api_sign_example() -> None:
@@ -20,11 +24,12 @@ def test_official_api_sign_example() -> None:
 
 
 def _raw(sb: SandboxProcess, method: str, body: str, headers: dict[str, str]) -> dict:
-    req = urllib.request.Request(f"{sb.url}/0/private/{method}", data=body.encode(),
-                                 method="POST", headers=headers)
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    req = urllib.request.Request(  # noqa: S310 - local test server
+        f"{sb.url}/0/private/{method}", data=body.encode(), method="POST", headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
         assert resp.status == 200
-        return json.loads(resp.read())
+        result: dict = json.loads(resp.read())
+        return result
 
 
 def test_doc_vector_accepted_by_server(sandbox: SandboxProcess) -> None:

@@ -116,8 +116,9 @@ def test_specific_errors(sandbox: SandboxProcess, trader: tuple[str, str, str]) 
 
 
 def _post(sb: SandboxProcess, path: str, body: bytes, headers: dict[str, str]) -> Any:
-    req = urllib.request.Request(sb.url + path, data=body, method="POST", headers=headers)
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - local test server
+    req = urllib.request.Request(  # noqa: S310 - local test server
+        sb.url + path, data=body, method="POST", headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
         assert resp.status == 200
         return json.loads(resp.read())
 
@@ -138,7 +139,7 @@ numbers = st.one_of(
     st.decimals(allow_nan=False, allow_infinity=False, places=12).map(str),
     st.integers(min_value=-(10**20), max_value=10**20).map(str),
     st.sampled_from(["", " ", "1e5", "1E-9", "+1", "-0", "0", ".5", "5.", "NaN", "inf",
-                     "0x10", "1,5", "１２", "+5%", "#2%", "-2%", "+0"]),
+                     "0x10", "1,5", "\uff11\uff12", "+5%", "#2%", "-2%", "+0"]),
     st.text(max_size=12),
 )
 ADD_ORDER = st.fixed_dictionaries(

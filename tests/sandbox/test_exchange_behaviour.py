@@ -232,8 +232,9 @@ def _raw_post(sb: SandboxProcess, acct: Account, method: str, params: dict[str, 
     digest = hashlib.sha256((str(data["nonce"]) + body).encode()).digest()
     sig = base64.b64encode(hmac.new(base64.b64decode(acct.secret), path.encode() + digest,
                                     hashlib.sha512).digest()).decode()
-    req = urllib.request.Request(sb.url + path, data=body.encode(), method="POST",
-                                 headers={"API-Key": acct.key, "API-Sign": sig})
+    req = urllib.request.Request(  # noqa: S310 - local test server
+        sb.url + path, data=body.encode(), method="POST",
+        headers={"API-Key": acct.key, "API-Sign": sig})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - local server
             return resp.status, resp.read().decode()
@@ -310,13 +311,17 @@ async def test_ws_public_protocol(sandbox: SandboxProcess) -> None:
     assert unsub["error"] == "Subscription Not Found"
 
 
+async def _drain(ws: Any) -> None:
+    for _ in range(100):
+        await asyncio.wait_for(ws.recv(), 5)
+
+
 async def test_ws_forced_disconnect(sandbox: SandboxProcess) -> None:
     sandbox.set_faults([], ws_disconnect_every=1)
     try:
         async with websockets.connect(sandbox.ws_url) as ws:
             with pytest.raises(websockets.ConnectionClosed):
-                for _ in range(100):
-                    await asyncio.wait_for(ws.recv(), 5)
+                await _drain(ws)
     finally:
         sandbox.clear_faults()
 

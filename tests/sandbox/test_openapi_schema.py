@@ -216,8 +216,9 @@ def test_all_responses_match_spec(sandbox: SandboxProcess, schemas: dict[str, An
         schema = schemas.get(path, ENVELOPE)
         checked.add(path)
         errors = sorted(OAS30Validator(schema).iter_errors(body), key=str)
-        failures.extend(f"{path}: {e.message} at {list(e.absolute_path)}\n  body={json.dumps(body)[:400]}"
-                        for e in errors[:3])
+        failures.extend(
+            f"{path}: {e.message} at {list(e.absolute_path)}\n  body={json.dumps(body)[:400]}"
+            for e in errors[:3])
     assert not failures, "\n".join(failures)
     # Every path of the spec that the sandbox implements was exercised.
     missing = {p for p in schemas if p not in checked} - {

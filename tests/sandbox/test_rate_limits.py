@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import urllib.parse
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -53,7 +53,7 @@ def test_ledger_calls_cost_two_and_trading_calls_are_free(frozen: SandboxProcess
     sb = frozen
     acct = sb.create_account({"USD": "100000"}, tier="starter")
     key, secret = sb.create_key(acct)
-    for _ in range(7):  # 7 × 2 = 14
+    for _ in range(7):  # 7 * 2 = 14
         assert sb.private(key, secret, "Ledgers")["error"] == []
     assert sb.private(key, secret, "TradesHistory") == LIMIT  # 14 + 2 > 15
     assert sb.private(key, secret, "Balance")["error"] == []  # 15

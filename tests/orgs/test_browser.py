@@ -45,7 +45,11 @@ def test_a_washington_business_is_told_the_service_is_unavailable(
 ) -> None:
     page.goto("/onboarding/apply/")
     page.get_by_label("Company name").fill("Rainier Capital")
+    # The state field appears only for the United States.
+    page.get_by_label("Country of business").select_option("GB")
+    assert not page.get_by_label("US state").is_visible()
     page.get_by_label("Country of business").select_option("US")
+    assert page.get_by_label("US state").is_visible()
     page.get_by_label("US state").select_option("WA")
     page.get_by_label("First name").fill("Ray")
     page.get_by_label("Last name").fill("Nier")

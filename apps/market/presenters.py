@@ -59,9 +59,10 @@ def sparkline(candles: list[dict[str, Any]]) -> str:
     return " ".join(points)
 
 
-def stamp(state: dict[str, Any]) -> int:
+def stamp(state: dict[str, Any], part: str = "") -> int:
     """Milliseconds since the epoch at which the feeder received the newest message shown."""
-    return int(float(state.get("received_at") or 0) * 1000)
+    when = (state.get("stamps") or {}).get(part) or state.get("received_at") or 0
+    return int(float(when) * 1000)
 
 
 def tile(state: dict[str, Any], previous_last: Any = None) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def tile(state: dict[str, Any], previous_last: Any = None) -> dict[str, Any]:
         "trend": "" if change is None else ("up" if dec(change) >= 0 else "down"),
         "flash": direction(ticker.get("last"), previous_last),
         "spark": sparkline(state.get("candles") or []),
-        "t": stamp(state),
+        "t": stamp(state, "tile"),
     }
 
 
@@ -109,7 +110,7 @@ def ladder(state: dict[str, Any]) -> dict[str, Any]:
         "spread": spread,
         "spread_bps": spread_bps,
         "ready": bool(state.get("book_ready")),
-        "t": stamp(state),
+        "t": stamp(state, "ladder"),
     }
 
 
@@ -127,7 +128,7 @@ def trades(state: dict[str, Any]) -> dict[str, Any]:
             }
             for t in state.get("trades") or []
         ],
-        "t": stamp(state),
+        "t": stamp(state, "trades"),
     }
 
 
@@ -148,7 +149,7 @@ def stats(state: dict[str, Any]) -> dict[str, Any]:
         "volume": fmt(ticker.get("volume"), qd),
         "bid": fmt(ticker.get("bid"), pd),
         "ask": fmt(ticker.get("ask"), pd),
-        "t": stamp(state),
+        "t": stamp(state, "stats"),
     }
 
 
@@ -168,4 +169,8 @@ def candle_points(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 def last_candle(state: dict[str, Any]) -> dict[str, Any]:
     points = candle_points({"candles": (state.get("candles") or [])[-1:]})
-    return {"slug": state["slug"], "candle": points[0] if points else None, "t": stamp(state)}
+    return {
+        "slug": state["slug"],
+        "candle": points[0] if points else None,
+        "t": stamp(state, "candle"),
+    }

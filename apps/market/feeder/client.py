@@ -261,11 +261,11 @@ class Feeder:
                 except ChecksumMismatch as mismatch:
                     logger.warning("market book dropped: %s", mismatch)
                     await self.resubscribe_book(st.symbol)
-                st.received_at = received_at
+                st.touch(("ladder",), received_at)
             elif channel == "ticker":
                 st.apply_ticker(entry, received_at)
             elif channel == "trade":
                 st.apply_trade(entry, received_at)
             else:
                 st.apply_ohlc(entry, received_at)
-            self.publisher.changed(st.symbol)
+            self.publisher.changed(st.symbol, overview="tile" in st.dirty)

@@ -1,7 +1,9 @@
 """At most one flush per key per interval, and the last value always goes out (trailing flush).
 
-The first change after a quiet spell is flushed at once (leading edge), so a lone tick reaches
-screens without waiting; changes inside the interval are merged into one flush at its end.
+The first change after a quiet spell is flushed almost at once (leading edge, after a `gather`
+of a few milliseconds so that a burst, one exchange tick touching every pair, goes out as one
+frame rather than as a first symbol now and the rest an interval later); changes inside the
+interval are merged into one flush at its end.
 """
 
 from __future__ import annotations
@@ -15,9 +17,16 @@ logger = logging.getLogger(__name__)
 
 
 class Coalescer:
-    def __init__(self, flush: Callable[[str], Awaitable[None]], *, interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        flush: Callable[[str], Awaitable[None]],
+        *,
+        interval: float = 0.25,
+        gather: float = 0.01,
+    ) -> None:
         self.flush = flush
         self.interval = interval
+        self.gather = gather
         self._last: dict[str, float] = {}
         self._scheduled: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -28,7 +37,7 @@ class Coalescer:
             return  # the pending flush will read the newest state
         self._scheduled.add(key)
         delay = self._last.get(key, 0.0) + self.interval - time.monotonic()
-        task = asyncio.get_running_loop().create_task(self._run(key, max(delay, 0.0)))
+        task = asyncio.get_running_loop().create_task(self._run(key, max(delay, self.gather)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

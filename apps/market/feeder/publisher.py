@@ -9,6 +9,7 @@ exchange's rate, and the newest value always follows (trailing flush).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from django.template.loader import render_to_string
@@ -36,34 +37,24 @@ FRAGMENTS = "fragments"
 type Parts = list[tuple[str, str]]
 
 
-def render_symbol_parts(state: dict[str, Any]) -> Parts:
+_PART_RENDERERS: dict[str, tuple[str, Any]] = {
+    "stats": ("market/pair.html#stats", presenters.stats),
+    "ladder": ("market/pair.html#ladder", presenters.ladder),
+    "trades": ("market/pair.html#trades", presenters.trades),
+    "candle": ("market/pair.html#candle", presenters.last_candle),
+}
+SYMBOL_PARTS = tuple(_PART_RENDERERS)
+
+
+def render_symbol_parts(state: dict[str, Any], parts: Iterable[str] = SYMBOL_PARTS) -> Parts:
+    """The pair page's fragments named in `parts`, each rendered once for every viewer."""
     slug = state["slug"]
-    return [
-        (
-            f"stats-{slug}",
-            render_to_string(
-                "market/pair.html#stats", {"stats": presenters.stats(state), "oob": True}
-            ),
-        ),
-        (
-            f"ladder-{slug}",
-            render_to_string(
-                "market/pair.html#ladder", {"ladder": presenters.ladder(state), "oob": True}
-            ),
-        ),
-        (
-            f"trades-{slug}",
-            render_to_string(
-                "market/pair.html#trades", {"trades": presenters.trades(state), "oob": True}
-            ),
-        ),
-        (
-            f"candle-{slug}",
-            render_to_string(
-                "market/pair.html#candle", {"candle": presenters.last_candle(state), "oob": True}
-            ),
-        ),
-    ]
+    rendered: Parts = []
+    for part in parts:
+        template, present = _PART_RENDERERS[part]
+        html = render_to_string(template, {part: present(state), "oob": True})
+        rendered.append((f"{part}-{slug}", html))
+    return rendered
 
 
 def render_tile(state: dict[str, Any], previous_last: Any) -> tuple[str, str]:
@@ -88,10 +79,12 @@ class Publisher:
         self._candle_marks: dict[str, tuple[int, int]] = {}
         self.flushes = 0
 
-    def changed(self, symbol: str) -> None:
-        self._overview_dirty.add(symbol)
+    def changed(self, symbol: str, *, overview: bool = True) -> None:
+        """`symbol`'s state changed; `overview` if its tile (ticker or candle) changed too."""
         self.coalescer.mark(symbol)
-        self.coalescer.mark(OVERVIEW)
+        if overview:
+            self._overview_dirty.add(symbol)
+            self.coalescer.mark(OVERVIEW)
 
     async def _flush(self, key: str) -> None:
         if key == OVERVIEW:
@@ -101,17 +94,18 @@ class Publisher:
         self.flushes += 1
 
     def _state(self, symbol: str) -> dict[str, Any]:
-        state = self.states[symbol].as_dict()
-        state["candles"] = state["candles"][-SPARK_CANDLES:]
-        return state
+        return self.states[symbol].as_dict(candles=SPARK_CANDLES)
 
     async def _flush_symbol(self, symbol: str) -> None:
         st = self.states[symbol]
         state = self._state(symbol)
-        parts = render_symbol_parts(state)
+        changed = [part for part in SYMBOL_PARTS if part in st.dirty]
+        st.dirty.difference_update(SYMBOL_PARTS)
+        parts = render_symbol_parts(state, changed)
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(state_key(symbol), dumps(state))
-        pipe.hset(fragments_key(symbol), mapping=dict(parts))
+        if parts:
+            pipe.hset(fragments_key(symbol), mapping=dict(parts))
         pipe.hset(HEALTH_KEY, symbol, repr(st.received_at or time.time()))
         # The full history is rewritten only when a candle opens (or the set changes), not per tick.
         mark = (len(st.candles), max(st.candles) if st.candles else 0)
@@ -119,7 +113,8 @@ class Publisher:
             self._candle_marks[symbol] = mark
             pipe.set(candles_key(symbol), dumps([st.candles[k] for k in sorted(st.candles)]))
         await pipe.execute()
-        await self.layer.group_send(symbol_group(symbol), {"type": FRAGMENTS, "parts": parts})
+        if parts:
+            await self.layer.group_send(symbol_group(symbol), {"type": FRAGMENTS, "parts": parts})
 
     async def _flush_overview(self) -> None:
         dirty, self._overview_dirty = self._overview_dirty, set()
@@ -127,6 +122,7 @@ class Publisher:
         pipe = self.redis.pipeline(transaction=False)
         for symbol in sorted(dirty):
             st = self.states[symbol]
+            st.dirty.discard("tile")
             element, html = render_tile(self._state(symbol), st.previous_last)
             st.previous_last = st.ticker.get("last", st.previous_last)
             parts.append((element, html))

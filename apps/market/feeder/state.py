@@ -47,12 +47,23 @@ class SymbolState:
         self.candles: dict[int, dict[str, Any]] = {}
         self.received_at = 0.0  # wall time of the newest message, carried to the browser
         self.previous_last: Decimal | None = None  # the last price the overview showed
+        # Which fragments the messages since the last flush changed, and when each part's
+        # newest message arrived: a fragment is re-rendered only when its data changed, and
+        # its `data-t` is the receive time of the newest message it shows.
+        self.dirty: set[str] = set()
+        self.stamps: dict[str, float] = {}
+
+    def touch(self, parts: tuple[str, ...], received_at: float) -> None:
+        self.received_at = received_at
+        self.dirty.update(parts)
+        for part in parts:
+            self.stamps[part] = received_at
 
     def apply_ticker(self, entry: Mapping[str, Any], received_at: float) -> None:
         for name in TICKER_FIELDS:
             if entry.get(name) is not None:
                 self.ticker[name] = Decimal(entry[name])
-        self.received_at = received_at
+        self.touch(("stats", "tile"), received_at)
 
     def apply_trade(self, entry: Mapping[str, Any], received_at: float) -> None:
         self.trades.appendleft(
@@ -63,7 +74,7 @@ class SymbolState:
                 "time": entry.get("timestamp", ""),
             }
         )
-        self.received_at = received_at
+        self.touch(("trades",), received_at)
 
     def apply_ohlc(self, entry: Mapping[str, Any], received_at: float) -> None:
         begin = _epoch(entry["interval_begin"])
@@ -78,7 +89,7 @@ class SymbolState:
         if len(self.candles) > CANDLES_KEPT:
             for stale in sorted(self.candles)[: len(self.candles) - CANDLES_KEPT]:
                 del self.candles[stale]
-        self.received_at = received_at
+        self.touch(("candle", "tile"), received_at)
 
     def seed_candles(self, rows: list[list[Any]]) -> None:
         """History from REST OHLC: `[time, open, high, low, close, vwap, volume, count]`."""
@@ -96,8 +107,12 @@ class SymbolState:
                 },
             )
 
-    def as_dict(self) -> dict[str, Any]:
-        """The stored shape (see apps.market.store); pages and fragments render from it."""
+    def as_dict(self, *, candles: int = CANDLES_KEPT) -> dict[str, Any]:
+        """The stored shape (see apps.market.store); pages and fragments render from it.
+
+        `candles` limits the history included (the newest ones).
+        """
+        recent = sorted(self.candles)[-candles:]
         return {
             "symbol": self.symbol,
             "slug": self.slug,
@@ -108,6 +123,7 @@ class SymbolState:
             "asks": [[p, q] for p, q in self.book.asks],
             "book_ready": self.book.ready,
             "trades": list(self.trades),
-            "candles": [self.candles[k] for k in sorted(self.candles)],
+            "candles": [self.candles[k] for k in recent],
             "received_at": self.received_at,
+            "stamps": dict(self.stamps),
         }

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest
@@ -26,8 +26,8 @@ from apps.audit.services import audit_record
 from apps.core.groups import member_group
 from apps.core.realtime import publish_on_commit
 from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
-from apps.orgs.permissions import Role
-from apps.orgs.selectors import InvitationState, invitation_state, token_hash
+from apps.orgs.permissions import Capability, Role, role_can
+from apps.orgs.selectors import ROLE_TOO_LOW, InvitationState, invitation_state, token_hash
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ SERVICE_UNAVAILABLE_REGION = (
 )
 UNAVAILABLE_US_STATES = frozenset({"WA", "NY"})
 APPLICATION_ALREADY_REVIEWED = "This application has already been reviewed."
+MEMBER_GONE = "This person is no longer a member of the organization."
 
 
 def _new_token() -> str:
@@ -253,20 +254,32 @@ def invitation_accept_as_new_user(
     return _join(invitation=invitation, user=user, request=request)
 
 
-def _check_owner_rules(*, target: Membership, actor: Membership, new_role: str | None) -> None:
-    """`new_role` None means removal. Run inside the transaction, after locking the owners."""
+def _lock_members(*, membership: Membership, actor: Membership) -> tuple[Membership, str]:
+    """Serialise membership changes of one organization and re-read both parties under the lock.
+
+    Locking the organization row first (always the same single row) means two owners demoting
+    each other at the same moment queue up instead of deadlocking, and the second one sees the
+    first one's change.
+    """
+    Organization.objects.select_for_update().filter(pk=membership.org_id).first()
+    try:
+        target = Membership.objects.select_related("user", "org").get(pk=membership.pk)
+    except Membership.DoesNotExist:
+        raise ValidationError(MEMBER_GONE) from None
+    actor_role = Membership.objects.filter(pk=actor.pk).values_list("role", flat=True).first()
+    if actor_role is None or not role_can(actor_role, Capability.MANAGE_MEMBERS):
+        raise PermissionDenied(ROLE_TOO_LOW)
+    return target, actor_role
+
+
+def _check_owner_rules(*, target: Membership, actor_role: str, new_role: str | None) -> None:
+    """`new_role` None means removal. Call with the organization locked (`_lock_members`)."""
     touches_owner = target.role == Role.OWNER or new_role == Role.OWNER
-    if touches_owner and actor.role != Role.OWNER:
+    if touches_owner and actor_role != Role.OWNER:
         raise ValidationError(ONLY_OWNER_MANAGES_OWNERS)
-    if target.role == Role.OWNER and new_role != Role.OWNER:
-        # Lock every owner row so two owners cannot demote each other at the same moment.
-        owners = list(
-            Membership.objects.select_for_update()
-            .filter(org_id=target.org_id, role=Role.OWNER)
-            .values_list("pk", flat=True)
-        )
-        if len(owners) <= 1:
-            raise ValidationError(LAST_OWNER_REMOVE if new_role is None else LAST_OWNER_DEMOTE)
+    owners = Membership.objects.filter(org_id=target.org_id, role=Role.OWNER)
+    if target.role == Role.OWNER and new_role != Role.OWNER and owners.count() <= 1:
+        raise ValidationError(LAST_OWNER_REMOVE if new_role is None else LAST_OWNER_DEMOTE)
 
 
 def _close_sockets(membership: Membership) -> None:
@@ -281,12 +294,10 @@ def membership_change_role(
 ) -> Membership:
     if role not in Role.values:
         raise ValidationError({"role": "Choose a valid role."})
-    target = (
-        Membership.objects.select_for_update().select_related("user", "org").get(pk=membership.pk)
-    )
+    target, actor_role = _lock_members(membership=membership, actor=actor)
     if target.role == role:
         return target
-    _check_owner_rules(target=target, actor=actor, new_role=role)
+    _check_owner_rules(target=target, actor_role=actor_role, new_role=role)
     old_role = target.role
     target.role = role
     target.save(update_fields=["role", "updated_at"])
@@ -306,10 +317,8 @@ def membership_change_role(
 def membership_remove(
     *, membership: Membership, actor: Membership, request: HttpRequest | None = None
 ) -> None:
-    target = (
-        Membership.objects.select_for_update().select_related("user", "org").get(pk=membership.pk)
-    )
-    _check_owner_rules(target=target, actor=actor, new_role=None)
+    target, actor_role = _lock_members(membership=membership, actor=actor)
+    _check_owner_rules(target=target, actor_role=actor_role, new_role=None)
     audit_record(
         action="membership.remove",
         actor=actor,

@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--tick-ms", type=int, default=20)
     args, _unknown = parser.parse_known_args()  # run_all.py forwards its own argv
 
     sb = start_sandbox(["--tier", "pro"], seed=1)
@@ -158,11 +159,11 @@ def main() -> None:
     finally:
         stop_sandbox(sb)
 
-    sb = start_sandbox(["--tick-ms", "50"], seed=2)
+    sb = start_sandbox(["--tick-ms", str(args.tick_ms)], seed=2)
     try:
         rate, total = _run(ws_rate(sb, args.subscribers, args.seconds))
         print(f"WS book:  {rate:8.0f} updates/s delivered to {args.subscribers} subscribers "
-              f"(BTC/USD + ETH/USD depth 10, 50 ms market tick; {total} frames)")
+              f"(BTC/USD + ETH/USD depth 10, {args.tick_ms} ms market tick; {total} frames)")
     finally:
         stop_sandbox(sb)
 

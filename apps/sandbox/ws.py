@@ -32,6 +32,7 @@ PUBLIC_CHANNELS = frozenset({"book", "ticker", "trade", "ohlc", "instrument", "s
                              "heartbeat"})
 PRIVATE_CHANNELS = frozenset({"executions", "balances", "level3"})
 WS_VERSION = "2.0.10"
+MAX_QUEUE = 20_000  # outbound frames buffered per connection before it is dropped
 
 
 def checksum(asks: list[tuple[str, str]], bids: list[tuple[str, str]]) -> int:
@@ -55,8 +56,19 @@ class Conn:
     seq: dict[str, int] = field(default_factory=dict)
     last_sent: float = 0.0
     exec_opts: dict[str, Any] = field(default_factory=dict)
+    dead: bool = False
 
     def send(self, text: str) -> None:
+        if self.dead:
+            return
+        if self.queue.qsize() >= MAX_QUEUE:
+            # A consumer this far behind would be cut off by Kraken too; drop it rather
+            # than buffer without bound.
+            self.dead = True
+            transport = self.ws._req.transport if self.ws._req else None
+            if transport is not None:
+                transport.abort()
+            return
         self.queue.put_nowait(text)
 
     def next_seq(self, channel: str) -> int:
@@ -162,7 +174,7 @@ class WsHub:
         try:
             while True:
                 text = await conn.queue.get()
-                if text is None or conn.ws.closed:
+                if text is None or conn.ws.closed or conn.dead:
                     return
                 await conn.ws.send_str(text)
                 conn.last_sent = self.engine.now()

@@ -5,7 +5,7 @@ For each server and each client count N, the script starts the server as a subpr
 opens N WebSocket clients with the `websockets` library, and broadcasts through the channel
 layer exactly as the portal's code does (`group_send` to one group):
 
-- paced: a steady stream (default 20 messages at 10/s), the portal's normal ticker load;
+- paced: a light steady stream (default 8 messages at 2/s, like a ticker), for latency;
 - burst: messages sent back to back (default 20), to find how fast the server can fan out.
 
 Servers: uvicorn (as configured by default: it accepts the permessage-deflate that browsers and
@@ -308,8 +308,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="200,500", help="comma-separated client counts")
     parser.add_argument("--servers", default="uvicorn,uvicorn-nodeflate,daphne")
-    parser.add_argument("--paced", type=int, default=20, help="messages in the paced phase")
-    parser.add_argument("--rate", type=float, default=10.0, help="paced messages per second")
+    parser.add_argument("--paced", type=int, default=8, help="messages in the paced phase")
+    parser.add_argument("--rate", type=float, default=2.0, help="paced messages per second")
     parser.add_argument("--burst", type=int, default=20, help="messages in the burst phase")
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

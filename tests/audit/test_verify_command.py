@@ -125,6 +125,8 @@ def test_an_unknown_organization_is_an_error(trail) -> None:
 def test_the_command_exits_non_zero_on_a_break(owner) -> None:
     # The success path (exit 0, counts) is covered through call_command above; one subprocess
     # proves the exit status a cron job or CI step would see.
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("another process cannot open an in-memory SQLite test database")
     records = [audit_record(action="test.step", actor=owner) for _ in range(3)]
     env = {**os.environ, "DATABASE_URL": _database_url()}
     command = [sys.executable, "manage.py", "audit_verify"]

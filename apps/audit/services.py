@@ -87,9 +87,11 @@ def audit_record(
         ip = ip or _client_ip(request)
         user_agent = user_agent or request.META.get("HTTP_USER_AGENT", "")
     key = chain_key_for(org_id)
-    with transaction.atomic():
-        chain, _ = AuditChain.objects.get_or_create(key=key)
-        chain = AuditChain.objects.select_for_update().get(pk=chain.pk)
+    # No savepoint of our own: if the append fails, the caller's change must not commit either,
+    # so there is nothing to roll back to. Three statements per record: lock the head, insert,
+    # move the head.
+    with transaction.atomic(savepoint=False):
+        chain, _ = AuditChain.objects.select_for_update().get_or_create(key=key)
         record = AuditRecord(
             chain=key,
             seq=chain.last_seq + 1,

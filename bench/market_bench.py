@@ -41,7 +41,7 @@ def free_port() -> int:
 
 
 def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -123,6 +123,9 @@ async def baseline_server(port: int) -> None:
 
     raise_fd_limit()
     django.setup()
+    import logging
+
+    logging.getLogger("websockets").setLevel(logging.WARNING)
     from channels.layers import get_channel_layer
 
     from apps.market.store import OVERVIEW_CHANNEL
@@ -202,7 +205,32 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"port {port} did not open")
 
 
-def measure(server_pid: int, url: str, n: int, seconds: float, cookie: str) -> dict[str, Any]:
+class SourceCounter:
+    """Counts the overview batches the feeder publishes, so delivery is judged against supply."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.count = 0
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
+        self._thread.start()
+
+    async def _listen(self) -> None:
+        from channels.layers import get_channel_layer
+
+        from apps.market.store import OVERVIEW_CHANNEL
+
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(OVERVIEW_CHANNEL, channel)
+        while True:
+            await layer.receive(channel)
+            self.count += 1
+
+
+def measure(
+    server_pid: int, url: str, n: int, seconds: float, cookie: str, source: SourceCounter
+) -> dict[str, Any]:
     import psutil
 
     server = psutil.Process(server_pid)
@@ -222,7 +250,9 @@ def measure(server_pid: int, url: str, n: int, seconds: float, cookie: str) -> d
     client_ps = psutil.Process(client.pid)
     server.cpu_percent()
     client_ps.cpu_percent()
+    supplied = source.count
     time.sleep(seconds)
+    supplied = source.count - supplied
     server_cpu = server.cpu_percent()
     client_cpu = client_ps.cpu_percent()
     rss_during = server.memory_info().rss
@@ -233,6 +263,8 @@ def measure(server_pid: int, url: str, n: int, seconds: float, cookie: str) -> d
         client_cpu=client_cpu,
         kib_per_conn=(rss_during - rss_before) / 1024 / max(result["connected"], 1),
         fps=result["frames"] / result["elapsed"],
+        # Share of the frames the feeder supplied that reached the clients (1.0: all of them).
+        delivered=result["frames"] / max(supplied * result["connected"], 1),
     )
     time.sleep(2)  # let the server notice the disconnects before the next round
     return result
@@ -285,9 +317,10 @@ def main() -> int:
         portal_url = f"ws://127.0.0.1:{portal_port}/ws/o/{ORG_SLUG}/markets/"
         baseline_url = f"ws://127.0.0.1:{baseline_port}/"
         rows = []
+        source = SourceCounter()
         for n in counts:
-            ours = measure(portal.pid, portal_url, n, args.seconds, cookie)
-            base = measure(baseline.pid, baseline_url, n, args.seconds, "")
+            ours = measure(portal.pid, portal_url, n, args.seconds, cookie, source)
+            base = measure(baseline.pid, baseline_url, n, args.seconds, "", source)
             rows.append((n, ours, base))
             print(f"N={n}: portal {ours}\n       baseline {base}", file=sys.stderr, flush=True)
         print_table(rows)
@@ -306,7 +339,7 @@ def main() -> int:
 def print_table(rows: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
     head = (
         f"{'N':>5} {'server':>8} {'open':>5} {'p50 ms':>7} {'p99 ms':>7} {'frames/s':>9} "
-        f"{'srv CPU%':>8} {'cli CPU%':>8} {'KiB/conn':>8} {'vs base':>8}"
+        f"{'deliv%':>6} {'srv CPU%':>8} {'cli CPU%':>8} {'KiB/conn':>8} {'vs base':>8}"
     )
     print(head)
     print("-" * len(head))
@@ -315,10 +348,16 @@ def print_table(rows: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
             ratio = f"{ours['fps'] / base['fps']:.2f}" if name == "portal" and base["fps"] else ""
             print(
                 f"{n:>5} {name:>8} {r['open_at_end']:>5} {r['p50'] or 0:>7} {r['p99'] or 0:>7} "
-                f"{r['fps']:>9.0f} {r['server_cpu']:>8.0f} {r['client_cpu']:>8.0f} "
+                f"{r['fps']:>9.0f} {r['delivered'] * 100:>6.0f} "
+                f"{r['server_cpu']:>8.0f} {r['client_cpu']:>8.0f} "
                 f"{r['kib_per_conn']:>8.1f} {ratio:>8}"
             )
-    print("\nIdeal frames/s = N x 4 (the overview is coalesced to 4 updates a second).")
+    print(
+        "\nframes/s: frames all clients received per second; deliv%: share of the overview"
+        " batches the feeder published in the window that reached every client (latest-wins"
+        " merging under load lowers it); vs base: portal frames/s over baseline frames/s."
+        f"\nLoad average during the run: {os.getloadavg()}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-"""Live market fragments to signed-in members, each socket with its own bounded, latest-wins buffer.
+"""Live market fragments to signed-in members, each socket with a bounded, latest-wins buffer.
 
-Every group message carries pre-rendered HTML parts `[(element_id, html), ...]`; the consumer never
-renders. Incoming parts replace any unsent part with the same element id (latest wins), and a
-sender task per socket drains the buffer in one frame, so a slow client only delays itself: the
-channel layer's handler never waits on the network. A client whose buffer grows past
-MAX_PENDING parts, or whose last send has been stuck for MAX_SEND_STALL seconds, is closed with
-1013 ("try again later"), which htmx's ws extension answers by reconnecting.
+Every batch carries pre-rendered HTML parts `[(element_id, html), ...]`; the consumer never
+renders. Public market groups arrive through the process's LocalHub (one channel-layer
+subscription per process, see apps.market.hub); private groups through the channel layer.
+Incoming parts replace any unsent part with the same element id (latest wins), and a sender
+task per socket drains the buffer in one frame, so a slow client only delays itself: nothing
+upstream ever waits on its network. A client whose buffer grows past MAX_PENDING parts, or
+whose last send has been stuck for MAX_SEND_STALL seconds, is closed with 1013 ("try again
+later"), which htmx's ws extension answers by reconnecting.
 
 Private events (orders, balances) sent to the user's group (joined by MemberConsumer) use the
 same `fragments` message type and slot straight in.
@@ -24,6 +26,7 @@ from redis.asyncio import Redis
 
 from apps.core.consumers import MemberConsumer
 from apps.core.groups import symbol_group
+from apps.market.hub import local_hub
 from apps.market.store import OVERVIEW_CHANNEL, PAIRS_KEY, fragments_key, loads, slug_symbol
 
 MAX_PENDING = 200
@@ -64,9 +67,10 @@ class MarketConsumer(MemberConsumer):
         else:
             self.market_groups = [OVERVIEW_CHANNEL]
             wanted = {s: [f"tile-{s.replace('/', '-')}"] for s in pairs}
-        for group in self.market_groups:
-            await self.channel_layer.group_add(group, self.channel_name)
         self._sender = asyncio.create_task(self._send_loop())
+        hub = local_hub()
+        for group in self.market_groups:
+            await hub.join(group, self)
         await self._send_snapshot(wanted)
 
     async def _pairs(self) -> list[str]:
@@ -87,18 +91,26 @@ class MarketConsumer(MemberConsumer):
         self._wake.set()
 
     async def fragments(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler (private groups): the same buffer as the hub's batches."""
+        self.enqueue(event["parts"])
+
+    def enqueue(self, parts: list[Any]) -> None:
         """Queue pre-rendered parts, newest per element id; never waits on the network."""
         if self._closing:
             return
         stalled = self._send_started is not None and (
             time.monotonic() - self._send_started > MAX_SEND_STALL
         )
-        for element, html in event["parts"]:
-            self._pending.pop(element, None)
-            self._pending[element] = html
-        if stalled or len(self._pending) > MAX_PENDING:
+        pending = self._pending
+        for element, html in parts:
+            pending.pop(element, None)
+            pending[element] = html
+        if stalled or len(pending) > MAX_PENDING:
+            # Too far behind: drop the socket; the browser reconnects and gets a fresh snapshot.
             self._closing = True
-            await self.close(code=CLOSE_TRY_AGAIN)
+            pending.clear()
+            task = asyncio.create_task(self.close(code=CLOSE_TRY_AGAIN))
+            self._closer = task  # keep a reference until it has run
             return
         self._wake.set()
 
@@ -120,6 +132,7 @@ class MarketConsumer(MemberConsumer):
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
+        hub = local_hub()
         for group in getattr(self, "market_groups", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            hub.leave(group, self)
         await super().disconnect(code)

@@ -83,6 +83,8 @@ def celery_worker_proc(django_db_setup: Any, django_db_blocker: Any) -> Iterator
 
     from kraken_portal.celery import app
 
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("a worker process cannot open an in-memory SQLite test database")
     with django_db_blocker.unblock():
         database_url = _database_url(connection.settings_dict, connection.vendor)
     env = {

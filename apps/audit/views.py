@@ -35,7 +35,7 @@ from apps.core.access import org_view
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Capability
 
-BAD_PAGE = "The page marker must be a whole number."
+BAD_PAGE = "The page marker must be a positive whole number."
 BAD_FILTERS = "Correct the filters to see the matching records."
 CSV_HEADER = (
     "seq",
@@ -88,6 +88,8 @@ def record_list(request: HtmxHttpRequest, membership: Membership) -> HttpRespons
     try:
         before = int(before_raw) if before_raw else None
     except ValueError:
+        return HttpResponseBadRequest(BAD_PAGE)
+    if before is not None and not 0 < before < 2**63:
         return HttpResponseBadRequest(BAD_PAGE)
     form = _filter_form(request, membership)
     valid = form.is_bound is False or form.is_valid()

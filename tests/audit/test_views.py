@@ -141,8 +141,9 @@ def test_an_unknown_actor_is_a_field_error_not_a_crash(trail, viewer, client_for
     assert "Select a valid choice" in response.content.decode()
 
 
-def test_a_bad_page_marker_is_a_400_with_a_reason(viewer, client_for) -> None:
-    response = client_for(viewer).get(LIST, {"before": "abc"})
+@pytest.mark.parametrize("before", ["abc", "1.5", "-3", "0", str(10**30)])
+def test_a_bad_page_marker_is_a_400_with_a_reason(viewer, client_for, before) -> None:
+    response = client_for(viewer).get(LIST, {"before": before})
     assert response.status_code == 400
     assert response.content.decode() == BAD_PAGE
 

@@ -150,6 +150,7 @@ def register(app: web.Application, sb: Sandbox) -> None:
         if status not in STATUSES:
             raise ControlError(f"status must be one of {STATUSES}")
         e.status = status
+        sb.hub.broadcast_status()
         return {"status": e.status}
 
     async def set_faults(request: web.Request) -> Any:

@@ -454,8 +454,12 @@ class Engine:
         t = parse_rfc3339(raw)
         if t is None:
             raise invalid("deadline")
-        if t < self.now():
+        now = self.now()
+        if t < now:
             raise KrakenError("EService:Deadline elapsed")
+        if t > now + 60:
+            # The spec allows a deadline at most 60 s ahead.
+            raise invalid("deadline")
 
     # ------------------------------------------------------------------ AddOrder
     def build_order(self, acct: Account, p: Params, pair: Pair) -> Order:
@@ -541,6 +545,8 @@ class Engine:
             raise invalid("expiretm")
         if expiretm and expiretm < max(now, starttm) + 5:
             raise invalid("expiretm")
+        if tif == "GTD" and expiretm > now + 31 * 86400:
+            raise invalid("expiretm")  # GTD orders live at most one month
         userref = opt_int(p, "userref")
         if userref is not None and not (-(2**31) <= userref < 2**31):
             raise invalid("userref")

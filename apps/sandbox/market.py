@@ -84,6 +84,7 @@ class Market:
         self._rebuild_top()
         self.last_price = self.mid.quantize(p.price_q)
         self.updated = now
+        self.record_spread(now)
 
     def _backfill(self, now: float) -> None:
         """Give OHLC/Trades/Ticker 12 hours of plausible history at start-up."""

@@ -154,9 +154,7 @@ class WsHub:
         conn = Conn(ws=ws, private=private, conn_id=self._rng.getrandbits(63))
         self.conns.add(conn)
         writer = asyncio.create_task(self._writer(conn))
-        conn.send(self._frame({"channel": "status", "type": "update", "data": [{
-            "version": WS_VERSION, "system": self.engine.status, "api_version": "v2",
-            "connection_id": conn.conn_id}]}))
+        conn.send(self._status_frame(conn))
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -204,6 +202,16 @@ class WsHub:
             if transport is not None:
                 transport.abort()
             self.drop(conn)
+
+    def _status_frame(self, conn: Conn) -> str:
+        return self._frame({"channel": "status", "type": "update", "data": [{
+            "version": WS_VERSION, "system": self.engine.status, "api_version": "v2",
+            "connection_id": conn.conn_id}]})
+
+    def broadcast_status(self) -> None:
+        """Kraken pushes a status update to every connection when the system mode changes."""
+        for conn in list(self.conns):
+            conn.send(self._status_frame(conn))
 
     def heartbeat(self) -> None:
         now = self.engine.now()

@@ -21,6 +21,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -61,6 +62,7 @@ class SandboxProcess:
         self.proc = proc
         self.seed = seed
         self._nonce = int(time.time() * 1000)
+        self.log_path: Path | None = None  # the subprocess's stderr (kept until stop)
 
     # ------------------------------------------------------------------ control API
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -191,16 +193,22 @@ def start_sandbox(extra_args: Sequence[str] = (), seed: int | None = None,
     token = secrets.token_urlsafe(16)
     seed = seed if seed is not None else 4242
     env = dict(os.environ, SANDBOX_ADMIN_TOKEN=token)
+    # stderr goes to a file, not a pipe: nobody drains a pipe while tests run, and a full
+    # pipe would block the sandbox's logging (and so the whole exchange).
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop_sandbox
+        prefix=f"sandbox-{port}-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [sys.executable, "-m", "apps.sandbox", "--host", "127.0.0.1", "--port", str(port),
          "--seed", str(seed), *extra_args],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
     )
     sb = SandboxProcess(port, token, proc, seed)
+    sb.log_path = Path(log.name)
+    log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
+            err = sb.log_path.read_text(errors="replace")
             raise RuntimeError(f"sandbox exited early ({proc.returncode}):\n{err}")
         try:
             sb.health()
@@ -218,8 +226,8 @@ def stop_sandbox(sb: SandboxProcess) -> None:
     except subprocess.TimeoutExpired:
         sb.proc.kill()
         sb.proc.wait(timeout=5)
-    if sb.proc.stderr:
-        sb.proc.stderr.close()
+    if sb.log_path is not None:
+        sb.log_path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

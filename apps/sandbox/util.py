@@ -96,6 +96,8 @@ class IdGen:
     """Kraken-shaped ids (``OXXXXX-XXXXX-XXXXXX``), deterministic under the seed."""
 
     def __init__(self, seed: int) -> None:
+        self._seed = seed
+        self._generation = 0
         self._rng = random.Random(seed ^ 0x5EED)  # noqa: S311 - not crypto, ids only
         self._trade_seq = 40000000
 
@@ -123,7 +125,11 @@ class IdGen:
         return self._trade_seq
 
     def state(self) -> dict[str, Any]:
-        return {"trade_seq": self._trade_seq}
+        return {"trade_seq": self._trade_seq, "generation": self._generation}
 
     def restore(self, data: dict[str, Any]) -> None:
         self._trade_seq = int(data.get("trade_seq", self._trade_seq))
+        # A restart with the same seed must not replay the id sequence already used by the
+        # restored orders/trades/ledgers: every restore starts a new id generation.
+        self._generation = int(data.get("generation", 0)) + 1
+        self._rng = random.Random(f"{self._seed}:ids:{self._generation}")  # noqa: S311

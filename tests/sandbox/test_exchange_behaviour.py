@@ -418,6 +418,11 @@ def test_state_persists_across_restart(tmp_path: Path) -> None:
         assert a.bal("ZUSD") == Decimal("1234.5")
         assert a.ok("OpenOrders")["open"][txid]["status"] == "open"
         assert a.hold("ZUSD") > 0
+        # Same seed after a restart: new ids must not collide with restored ones.
+        txid2 = a.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
+                                  "price": "1000", "volume": "0.01"})["txid"][0]
+        assert txid2 != txid
+        assert set(a.ok("OpenOrders")["open"]) == {txid, txid2}
         a.ok("CancelOrder", {"txid": txid})
     finally:
         stop_sandbox(sb2)

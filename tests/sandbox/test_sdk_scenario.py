@@ -118,6 +118,31 @@ def test_rest_scenario(sandbox: SandboxProcess, creds: tuple[str, str, str]) -> 
     assert dot == Decimal("450")
 
 
+def test_sdk_batch_edit_and_account_calls(sandbox: SandboxProcess) -> None:
+    acct = sandbox.create_account({"USD": "100000", "XBT": "2"})
+    key, secret = sandbox.create_key(acct)
+    user = User(key=key, secret=secret, url=sandbox.url)
+    trade = Trade(key=key, secret=secret, url=sandbox.url)
+    batch = trade.create_order_batch(pair="BTC/USD", orders=[
+        {"ordertype": "limit", "type": "buy", "price": "30000", "volume": "0.01",
+         "cl_ord_id": "sdk-b1"},
+        {"ordertype": "limit", "type": "sell", "price": "99000", "volume": "0.01"},
+    ])
+    ids = [o["txid"] for o in batch["orders"]]
+    assert len(ids) == 2
+    edited = trade.edit_order(txid=ids[1], pair="XBTUSD", price="98000")
+    assert edited["originaltxid"] == ids[1]
+    assert trade.cancel_order_batch(orders=[ids[0], edited["txid"]])["count"] == 2
+    after = trade.cancel_all_orders_after_x(timeout=60)
+    assert after["triggerTime"] > after["currentTime"]
+    assert trade.cancel_all_orders_after_x(timeout=0)["triggerTime"] == "0"
+    vol = user.get_trade_volume(pair="XBTUSD")
+    assert vol["fees"]["XXBTZUSD"]["fee"] == "0.4000"
+    assert Decimal(user.get_balance(currency="XBT")["available_balance"]) == Decimal("2")
+    assert user.get_trade_balance()["eb"]
+    assert trade.cancel_all_orders()["count"] == 0
+
+
 def test_permission_error_maps_to_sdk_exception(sandbox: SandboxProcess) -> None:
     acct = sandbox.create_account({"USD": "100"})
     key, secret = sandbox.create_key(acct, permissions=["query_funds", "query_ledger"])

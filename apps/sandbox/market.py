@@ -8,6 +8,7 @@ supplies those via ``user_levels``).
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections import deque
@@ -22,6 +23,7 @@ ONE = Decimal(1)
 SECONDS_PER_YEAR = 365.0 * 86400.0
 OHLC_INTERVALS: tuple[int, ...] = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 SYNTH_LEVELS = 120  # per side; deeper book subscriptions get what exists (README)
+TOP_WINDOW = 40  # levels near the touch that are kept gap-free each tick
 
 
 @dataclass(slots=True)
@@ -174,29 +176,35 @@ class Market:
         self._fill_side(self.asks, ba, 1)
 
     def _fill_side(self, side: dict[Decimal, Decimal], best: Decimal, sign: int) -> None:
-        """Close gaps near the top and extend the side to SYNTH_LEVELS levels."""
+        """Close gaps near the top and keep the side at about SYNTH_LEVELS levels.
+
+        Only the top TOP_WINDOW levels are scanned each tick (the deep book does not move),
+        and trimming has some slack so the side is not re-sorted on every tick."""
         step = self.level_step
-        prices = sorted(side, reverse=sign < 0)
-        out: list[Decimal] = [prices[0]]
-        for px in prices[1:]:
-            prev = out[-1]
-            while abs(px - prev) > step * 4 and len(out) < SYNTH_LEVELS:
-                prev = (prev + sign * step * self.rng.randint(1, 3)).quantize(self.pair.price_q)
+        q = self.pair.price_q
+        top = (heapq.nsmallest if sign > 0 else heapq.nlargest)(TOP_WINDOW, side)
+        prev = top[0]
+        placed = 1
+        for px in top[1:]:
+            while abs(px - prev) > step * 4 and placed < TOP_WINDOW:
+                prev = (prev + sign * step * self.rng.randint(1, 3)).quantize(q)
                 if prev <= 0:
                     break
                 side.setdefault(prev, self._rand_qty())
-                out.append(prev)
-            out.append(px)
-        last = out[-1]
+                placed += 1
+            prev = px
+            placed += 1
         count = len(side)
-        while count < SYNTH_LEVELS:
-            last = (last + sign * step * self.rng.randint(1, 3)).quantize(self.pair.price_q)
-            if last <= 0:
-                break
-            if last not in side:
-                side[last] = self._rand_qty()
-                count += 1
-        if count > SYNTH_LEVELS:
+        if count < SYNTH_LEVELS:
+            last = max(side) if sign > 0 else min(side)
+            while count < SYNTH_LEVELS:
+                last = (last + sign * step * self.rng.randint(1, 3)).quantize(q)
+                if last <= 0:
+                    break
+                if last not in side:
+                    side[last] = self._rand_qty()
+                    count += 1
+        elif count > SYNTH_LEVELS + 20:
             for px in sorted(side, reverse=sign < 0)[SYNTH_LEVELS:]:
                 del side[px]
 

@@ -59,6 +59,9 @@ SERVICE_UNAVAILABLE_REGION = (
 )
 UNAVAILABLE_US_STATES = frozenset({"WA", "NY"})
 APPLICATION_ALREADY_REVIEWED = "This application has already been reviewed."
+APPLICATION_PENDING = (
+    "An application from this email address is already under review; we will be in touch."
+)
 MEMBER_GONE = "This person is no longer a member of the organization."
 
 
@@ -404,13 +407,19 @@ def onboarding_apply(
     if country == "US" and region in UNAVAILABLE_US_STATES:
         # Nothing is stored for an applicant we cannot serve.
         raise ValidationError(SERVICE_UNAVAILABLE_REGION)
+    email = email.strip().lower()
+    pending = OnboardingApplication.objects.filter(
+        email__iexact=email, status=OnboardingApplication.Status.PENDING
+    )
+    if pending.exists():
+        raise ValidationError({"email": APPLICATION_PENDING})
     application = OnboardingApplication(
         company_name=company_name,
         country=country,
         region=region,
         first_name=first_name,
         last_name=last_name,
-        email=email.strip().lower(),
+        email=email,
         business_type=business_type,
         assets_under_management=assets_under_management,
     )

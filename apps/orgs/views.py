@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.core.exceptions import ValidationError
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -53,6 +54,15 @@ APPLICATION_REJECTED = "{company} was rejected."
 
 def _error_text(error: ValidationError) -> str:
     return " ".join(error.messages)
+
+
+def _add_service_errors(form: Form, error: ValidationError) -> None:
+    """Show a service's refusal next to the field it names, or above the form."""
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
 
 
 @require_GET
@@ -165,11 +175,7 @@ def invitation_create(request: HttpRequest, membership: Membership) -> HttpRespo
                 request=request,
             )
         except ValidationError as exc:
-            if hasattr(exc, "error_dict"):
-                for field, errors in exc.error_dict.items():
-                    form.add_error(field if field in form.fields else None, errors)
-            else:
-                form.add_error(None, exc)
+            _add_service_errors(form, exc)
         else:
             messages.success(request, INVITATION_SENT.format(email=form.cleaned_data["email"]))
             return redirect("orgs:member-list", org=membership.org.slug)
@@ -308,7 +314,7 @@ def onboarding_apply(request: HttpRequest) -> HttpResponse:
         try:
             services.onboarding_apply(**form.cleaned_data, request=request)
         except ValidationError as exc:
-            form.add_error(None, exc)
+            _add_service_errors(form, exc)
         else:
             return redirect("onboarding:apply-done")
     status = 400 if request.method == "POST" else 200

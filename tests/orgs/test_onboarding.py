@@ -165,3 +165,12 @@ def test_a_rejected_application_creates_nothing(staff_client) -> None:
     assert not Organization.objects.exists()
     assert not mail.outbox
     assert "Rejected" in staff_client.get(QUEUE).content.decode()
+
+
+def test_a_second_application_while_the_first_is_pending_is_refused(db: Any) -> None:
+    Client().post(APPLY, application_data())
+    again = Client().post(APPLY, application_data(email="ADA@northwind.test"))
+
+    assert again.status_code == 400
+    assert escape(services.APPLICATION_PENDING) in again.content.decode()
+    assert OnboardingApplication.objects.count() == 1

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -274,6 +275,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", default="250,500,1000,2000")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--ws", default="auto", help="uvicorn's WebSocket implementation (as in the Procfile: auto)"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
 
@@ -297,11 +301,14 @@ def main() -> int:
             subprocess.Popen([sys.executable, "manage.py", "marketfeed"], cwd=ROOT, env=env)
         )
         portal_port, baseline_port = free_port(), free_port()
+        # BENCH_PROFILE=path: run the portal under cProfile (stats written when it stops).
+        profile = os.environ.get("BENCH_PROFILE")
+        profiler = ("-m", "cProfile", "-o", profile) if profile else ()
         portal = subprocess.Popen(
             [
-                *(sys.executable, "-m", "uvicorn", "kraken_portal.asgi:application"),
+                *(sys.executable, *profiler, "-m", "uvicorn", "kraken_portal.asgi:application"),
                 *("--host", "127.0.0.1", "--port", str(portal_port)),
-                *("--no-access-log", "--log-level", "warning"),
+                *("--no-access-log", "--log-level", "warning", "--ws", args.ws),
             ],
             cwd=ROOT,
             env=env,
@@ -326,7 +333,7 @@ def main() -> int:
         print_table(rows)
     finally:
         for process in processes:
-            process.terminate()
+            process.send_signal(signal.SIGINT)  # graceful: uvicorn and the feeder clean up
         for process in processes:
             try:
                 process.wait(timeout=10)

@@ -119,18 +119,15 @@ class Pair:
     volatility: Decimal
     stable: bool = False
     leverage: list[int] = field(default_factory=list)
+    # Quantisation steps, precomputed: they sit on every formatting hot path.
+    price_q: Decimal = field(init=False)
+    lot_q: Decimal = field(init=False)
+    cost_q: Decimal = field(init=False)
 
-    @property
-    def price_q(self) -> Decimal:
-        return D(1).scaleb(-self.pair_decimals)
-
-    @property
-    def lot_q(self) -> Decimal:
-        return D(1).scaleb(-self.lot_decimals)
-
-    @property
-    def cost_q(self) -> Decimal:
-        return D(1).scaleb(-self.cost_decimals)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "price_q", D(1).scaleb(-self.pair_decimals))
+        object.__setattr__(self, "lot_q", D(1).scaleb(-self.lot_decimals))
+        object.__setattr__(self, "cost_q", D(1).scaleb(-self.cost_decimals))
 
     @property
     def taker_fees(self) -> list[tuple[int, Decimal]]:
@@ -427,6 +424,9 @@ def next_fee(
     return None, None, tier
 
 
+_QUANTS: dict[int, Decimal] = {n: D(1).scaleb(-n) for n in range(19)}
+
+
 def fmt(value: Decimal, places: int) -> str:
     """Format a Decimal with a fixed number of places (Kraken's wire style)."""
-    return f"{value.quantize(D(1).scaleb(-places)):f}"
+    return f"{value.quantize(_QUANTS.get(places) or D(1).scaleb(-places)):f}"

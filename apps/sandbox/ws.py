@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import zlib
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from .private import ADD_FIELDS, Ctx, add_order, amend_order, cancel_all, cancel
 from .util import dumps, rfc3339
 
 D = Decimal
+LOG = logging.getLogger("apps.sandbox.ws")
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
 PUBLIC_CHANNELS = frozenset({"book", "ticker", "trade", "ohlc", "instrument", "status",
                              "heartbeat"})
@@ -258,12 +260,16 @@ class WsHub:
                 conn.send(self._ack(str(method), req_id, time_in, error="Method not found"))
         except KrakenError as err:
             conn.send(self._ack(str(method), req_id, time_in, error=err.error))
+        except Exception:  # a bug must not kill the socket or leak a traceback
+            LOG.exception("ws request failed: %.200s", text)
+            conn.send(self._ack(str(method), req_id, time_in, error="EGeneral:Internal error"))
 
     def _symbols(self, params: dict[str, Any]) -> list[Pair | str]:
         syms = params.get("symbol")
         if not isinstance(syms, list) or not syms:
             raise KrakenError("EGeneral:Invalid arguments:symbol")
-        return [PAIRS_BY_SYMBOL.get(s, str(s)) for s in syms]
+        return [PAIRS_BY_SYMBOL.get(s, s) if isinstance(s, str) else json.dumps(s)
+                for s in syms]
 
     def _auth(self, conn: Conn, params: dict[str, Any]) -> Account:
         token = params.get("token")

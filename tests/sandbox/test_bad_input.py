@@ -201,3 +201,45 @@ def test_fuzz_withdraw(sandbox: SandboxProcess, trader: tuple[str, str, str],
     if params.get("key") == "w1" and params.get("asset") in ("XBT", "XXBT", "BTC"):
         assert out["error"] != ["EAPI:Rate limit exceeded"]
     assert_kraken_shaped(out)
+
+
+WS_GARBAGE = [
+    "not json", "[1,2,3]", "42", '{"method": 5}', '{"method": "subscribe"}',
+    '{"method": "subscribe", "params": []}',
+    '{"method": "subscribe", "params": {"channel": "book", "symbol": "BTC/USD"}}',
+    '{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], '
+    '"depth": "10"}}',
+    '{"method": "subscribe", "params": {"channel": "nope", "symbol": ["BTC/USD"]}}',
+    '{"method": "subscribe", "params": {"channel": "executions"}}',
+    '{"method": "add_order", "params": {"order_type": "limit"}}',
+    '{"method": "unsubscribe", "params": {"channel": "ticker", "symbol": [null]}}',
+    '{"method": "ping", "req_id": "abc"}',
+    '{"method": "subscribe", "params": {"channel": "book", "symbol": [["BTC/USD"]]}}',
+    '{"method": "subscribe", "params": {"channel": "ohlc", "symbol": ["BTC/USD"], '
+    '"interval": [1]}}',
+    '{"method": "cancel_order", "params": {"order_id": "x", "token": {}}}',
+    '{"method": "amend_order", "params": {"order_id": [1], "token": 5}}',
+]
+
+
+async def test_ws_garbage_gets_errors_and_keeps_the_connection(
+        sandbox: SandboxProcess) -> None:
+    import websockets
+
+    for url in (sandbox.ws_url, sandbox.ws_auth_url):
+        async with websockets.connect(url) as ws:
+            await ws.recv()  # status
+            for frame in WS_GARBAGE:
+                await ws.send(frame)
+                reply = json.loads(await ws.recv())
+                if reply.get("method") == "pong":
+                    continue
+                assert reply.get("success") is False, (frame, reply)
+                assert isinstance(reply.get("error"), str)
+                assert "Internal error" not in reply["error"], (frame, reply)
+            await ws.send(json.dumps({"method": "ping", "req_id": 9}))
+            while True:
+                msg = json.loads(await ws.recv())
+                if msg.get("method") == "pong":
+                    assert msg["req_id"] == 9
+                    break

@@ -499,8 +499,8 @@ class Engine:
         if stptype not in ("cancel-newest", "cancel-oldest", "cancel-both"):
             raise invalid("stptype")
         ref = self.ref_price(pair, trigger)
-        price, spec = self._parse_price(opt_str(p, "price"), "price", pair, side, ref)
-        price2, spec2 = self._parse_price(opt_str(p, "price2"), "price2", pair, side,
+        price, _ = self._parse_price(opt_str(p, "price"), "price", pair, side, ref)
+        price2, _ = self._parse_price(opt_str(p, "price2"), "price2", pair, side,
                                           price or ref)
         trail: str | None = None
         if ordertype == "market":
@@ -530,8 +530,7 @@ class Engine:
                 raw2 = opt_str(p, "price2")
                 if not raw2 or raw2[0] not in "+-":
                     raise invalid("price2")
-                price2, spec2 = self._parse_price(raw2, "price2", pair, side, price)
-        del spec, spec2
+                price2, _ = self._parse_price(raw2, "price2", pair, side, price)
         for px in (price, price2):
             if px is not None and (px % pair.tick_size) != 0:
                 raise KrakenError("EOrder:Tick size check failed")
@@ -666,11 +665,9 @@ class Engine:
         pair = PAIRS[o.pair]
         limit = o.resting_limit()
         if "post" in o.oflags and limit is not None:
-            m = self.markets[o.pair]
             opp = self._best_opposite(pair, o.side)
             if opp is not None and ((o.side == "buy" and limit >= opp)
                                     or (o.side == "sell" and limit <= opp)):
-                del m
                 self._finish(acct, o, "canceled", "Post only order")
                 return
         if o.ordertype == "market" or (o.triggered and limit is None):
@@ -769,15 +766,14 @@ class Engine:
                     break
             touched = True
             if use_user and u is not None:
-                self._fill(self.accounts[u.account_id], u, px, qty, maker=True,
-                           counter=o)
+                self._fill(self.accounts[u.account_id], u, px, qty, maker=True)
                 if (not u.is_open or u.remaining <= 0) and u in opp:
                     opp.remove(u)
             else:
                 synth[px] = avail - qty
                 if synth[px] <= 0:
                     del synth[px]
-            self._fill(acct, o, px, qty, maker=False, counter=None)
+            self._fill(acct, o, px, qty, maker=False)
             if o.viqc:
                 quote_left -= px * qty
             m.record_trade(PublicTrade(px, qty, self.now(), "b" if o.side == "buy" else "s",
@@ -803,7 +799,6 @@ class Engine:
 
     def _fill(
         self, acct: Account, o: Order, px: Decimal, qty: Decimal, *, maker: bool,
-        counter: Order | None,
     ) -> None:
         pair = PAIRS[o.pair]
         base, quote = ASSETS[pair.base], ASSETS[pair.quote]
@@ -856,7 +851,6 @@ class Engine:
         })
         if full:
             self._finish(acct, o, "closed", None)
-        del counter
 
     def _finish(self, acct: Account, o: Order, status: str, reason: str | None) -> None:
         if not o.is_open:
@@ -1002,7 +996,7 @@ class Engine:
                 acct = self.accounts[o.account_id]
                 qty = o.remaining
                 lst.pop(0)
-                self._fill(acct, o, lim, qty, maker=True, counter=None)
+                self._fill(acct, o, lim, qty, maker=True)
                 m.record_trade(PublicTrade(lim, qty, self.now(),
                                            "s" if side == "buy" else "b", "m",
                                            self.ids.trade_seq()))
@@ -1024,8 +1018,7 @@ class Engine:
             if u is not None and u_px is not None and (
                     s_px is None or (u_px <= s_px if side == "buy" else u_px >= s_px)):
                 qty = min(want, u.remaining)
-                self._fill(self.accounts[u.account_id], u, u_px, qty, maker=True,
-                           counter=None)
+                self._fill(self.accounts[u.account_id], u, u_px, qty, maker=True)
                 if not u.is_open and u in opp:
                     opp.remove(u)
                 px = u_px

@@ -238,7 +238,7 @@ async def _stop(sb: Sandbox) -> None:
 def run(config: Config) -> None:
     """Blocking entry point used by ``python -m apps.sandbox`` and the Django command."""
     logging.basicConfig(level=os.environ.get("SANDBOX_LOG_LEVEL", "WARNING"))
-    app, sb = build(config)
+    app, _sb = build(config)
 
     async def main() -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -255,7 +255,6 @@ def run(config: Config) -> None:
         await runner.cleanup()
 
     asyncio.run(main(), loop_factory=_loop_factory())
-    del sb
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

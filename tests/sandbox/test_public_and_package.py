@@ -70,7 +70,7 @@ def test_ohlc_trades_spread_depth(sandbox: SandboxProcess) -> None:
         "EGeneral:Invalid arguments:count"]
 
 
-def test_same_seed_same_start(tmp_path: Path) -> None:
+def test_same_seed_same_start() -> None:
     # A very long tick interval: no ticks run, so we compare pure start-up state.
     a = start_sandbox(["--tick-ms", "600000"], seed=31337)
     b = start_sandbox(["--tick-ms", "600000"], seed=31337)
@@ -87,7 +87,6 @@ def test_same_seed_same_start(tmp_path: Path) -> None:
     finally:
         for sb in (a, b, c):
             stop_sandbox(sb)
-    del tmp_path
 
 
 def test_closed_orders_paginate_by_50(sandbox: SandboxProcess) -> None:

@@ -51,6 +51,7 @@ TRIGGERED_TYPES = frozenset({
 })
 OFLAGS = frozenset({"post", "fcib", "fciq", "nompp", "viqc"})
 CL_ORD_ID_MAX = 36
+MPP_PCT = Decimal(1)  # market price protection band (assumed; Kraken's is not public here)
 MAX_MARKET_STEP = 60.0  # simulated seconds of market movement per tick, at most
 
 
@@ -671,7 +672,14 @@ class Engine:
                 self._finish(acct, o, "canceled", "Post only order")
                 return
         if o.ordertype == "market" or (o.triggered and limit is None):
-            self._take(acct, o, None)
+            # Market price protection: unless ``nompp``, a market order does not walk the
+            # book further than MPP_PCT from the touch; the rest is cancelled.
+            protect: Decimal | None = None
+            touch = self._best_opposite(pair, o.side)
+            if "nompp" not in o.oflags and touch is not None:
+                band = touch * MPP_PCT / 100
+                protect = touch + band if o.side == "buy" else touch - band
+            self._take(acct, o, protect)
             if o.is_open:
                 self._finish(acct, o, "closed" if o.vol_exec else "canceled",
                              None if o.vol_exec else "Insufficient liquidity")

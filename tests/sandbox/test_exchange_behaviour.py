@@ -426,3 +426,26 @@ def test_state_persists_across_restart(tmp_path: Path) -> None:
         a.ok("CancelOrder", {"txid": txid})
     finally:
         stop_sandbox(sb2)
+
+
+def test_market_price_protection(sandbox: SandboxProcess) -> None:
+    sandbox.move_price("XBTUSD", "65000")
+    seller = Account(sandbox, {"XBT": "5"})
+    far = seller.ok("AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "limit",
+                                 "price": "67000", "volume": "1"})["txid"][0]
+    buyer = Account(sandbox, {"USD": "10000000"})
+
+    def sweep_volume() -> str:
+        asks = sandbox.public("Depth", pair="XBTUSD", count=500)["result"]["XXBTZUSD"]["asks"]
+        return str(sum(Decimal(a[1]) for a in asks if a[0] != "67000.0") + Decimal("0.5"))
+
+    txid = buyer.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market",
+                                 "volume": sweep_volume()})["txid"][0]
+    o = buyer.order(txid)
+    assert Decimal(o["vol_exec"]) < Decimal(o["vol"])  # stopped at the 1 % band
+    assert seller.order(far)["vol_exec"] == "0.00000000"
+    sandbox.move_price("XBTUSD", "65000")
+    buyer.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market",
+                          "volume": sweep_volume(), "oflags": "nompp"})
+    assert Decimal(seller.order(far)["vol_exec"]) > 0
+    seller("CancelAll")

@@ -50,6 +50,11 @@ def parse_body(body: bytes, content_type: str) -> Params:
             nested[sub] = value
         elif key not in out:
             out[key] = value
+        else:
+            # Repeated keys (urlencode(doseq=True) of a list) become a list; scalar
+            # parameters then reject it as ambiguous, list parameters accept it.
+            prev = out[key]
+            out[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
     return out
 
 

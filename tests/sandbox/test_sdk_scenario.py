@@ -102,6 +102,8 @@ def test_rest_scenario(sandbox: SandboxProcess, creds: tuple[str, str, str]) -> 
         funding.withdraw_funds(asset="XBT", key="nope", amount="0.1")
 
     # Earn: allocate, settle, deallocate.
+    both = earn.list_earn_strategies(asset="DOT", lock_type=["flex", "bonded"])["items"]
+    assert {s["lock_type"]["type"] for s in both} == {"flex", "bonded"}
     strategies = earn.list_earn_strategies(asset="DOT")["items"]
     flex = next(s for s in strategies if s["lock_type"]["type"] == "flex")
     assert earn.allocate_earn_funds(amount="100", strategy_id=flex["id"]) is True
@@ -141,6 +143,30 @@ def test_sdk_batch_edit_and_account_calls(sandbox: SandboxProcess) -> None:
     assert Decimal(user.get_balance(currency="XBT")["available_balance"]) == Decimal("2")
     assert user.get_trade_balance()["eb"]
     assert trade.cancel_all_orders()["count"] == 0
+
+
+def test_sdk_funding_and_subaccount_calls(sandbox: SandboxProcess) -> None:
+    acct = sandbox.create_account({"USD": "1000", "XBT": "2", "EUR": "100"})
+    key, secret = sandbox.create_key(acct)
+    funding = Funding(key=key, secret=secret, url=sandbox.url)
+    user = User(key=key, secret=secret, url=sandbox.url)
+    assert funding.get_deposit_methods(asset="XBT")[0]["method"] == "Bitcoin"
+    first = funding.get_deposit_address(asset="XBT", method="Bitcoin")
+    fresh = funding.get_deposit_address(asset="XBT", method="Bitcoin", new=True)
+    assert fresh[0]["new"] is True
+    assert fresh[0]["address"] != first[0]["address"]
+    assert any(m["method"] == "Bitcoin" for m in funding.withdraw_methods(asset="XBT"))
+    sandbox.add_withdraw_address(acct, "XBT", "sdk-w", "bc1qsdkwithdrawaddress0000000000000")
+    addrs = funding.withdraw_addresses(asset="XBT", verified=True)
+    assert addrs[0]["key"] == "sdk-w"
+    ref = funding.withdraw_funds(asset="XBT", key="sdk-w", amount="0.5")["refid"]
+    assert funding.cancel_withdraw(asset="XBT", refid=ref) is True
+    assert funding.wallet_transfer(asset="EUR", from_="Spot Wallet", to_="Futures Wallet",
+                                   amount="10")["refid"]
+    assert user.create_subaccount(username="sdk-sub", email="sdk@example.test") is True
+    sub = sandbox.create_subaccount(acct, "sdk-sub-2")
+    moved = user.account_transfer(asset="XBT", amount="0.25", from_=acct, to_=sub)
+    assert moved["status"] == "complete"
 
 
 def test_permission_error_maps_to_sdk_exception(sandbox: SandboxProcess) -> None:

@@ -243,3 +243,53 @@ async def test_ws_garbage_gets_errors_and_keeps_the_connection(
                 if msg.get("method") == "pong":
                     assert msg["req_id"] == 9
                     break
+
+
+WS_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**9),
+                      st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8),
+                      st.lists(st.integers(), max_size=2))
+WS_ADD = st.fixed_dictionaries(
+    {"order_type": st.sampled_from(["limit", "market", "stop-loss", "trailing-stop",
+                                    "iceberg", "x"]),
+     "side": st.sampled_from(["buy", "sell", "x"]),
+     "symbol": st.sampled_from(["BTC/USD", "ETH/USD", "XBT/USD", "NOPE/USD"])},
+    optional={"order_qty": WS_VALUES, "limit_price": WS_VALUES, "time_in_force": WS_VALUES,
+              "post_only": WS_VALUES, "order_userref": WS_VALUES, "cl_ord_id": WS_VALUES,
+              "triggers": st.one_of(WS_VALUES, st.fixed_dictionaries(
+                  {"price": WS_VALUES}, optional={"price_type": WS_VALUES,
+                                                  "reference": WS_VALUES})),
+              "display_qty": WS_VALUES, "expire_time": WS_VALUES, "leverage": WS_VALUES,
+              "fee_preference": WS_VALUES},
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(orders=st.lists(WS_ADD, min_size=1, max_size=5))
+def test_fuzz_ws_add_order(sandbox: SandboxProcess, trader: tuple[str, str, str],
+                           orders: list[dict[str, Any]]) -> None:
+    import asyncio
+
+    import websockets
+
+    _, key, secret = trader
+    token = sandbox.private(key, secret, "GetWebSocketsToken")["result"]["token"]
+    sandbox.advance(5)
+
+    async def run() -> None:
+        async with websockets.connect(sandbox.ws_auth_url) as ws:
+            await ws.recv()
+            for i, params in enumerate(orders):
+                await ws.send(json.dumps({"method": "add_order", "req_id": i,
+                                          "params": {**params, "token": token}}))
+                while True:
+                    reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if reply.get("req_id") == i:
+                        break
+                assert reply["method"] == "add_order"
+                if reply["success"]:
+                    assert isinstance(reply["result"]["order_id"], str)
+                else:
+                    assert KRAKEN_ERROR.match(reply["error"]), reply
+                    assert "Internal error" not in reply["error"], (params, reply)
+
+    asyncio.run(run())

@@ -80,7 +80,12 @@ async def run_clients(url: str, n: int, seconds: float, cookie: str, origin: str
         async with gate:
             try:
                 ws = await websockets.connect(
-                    url, additional_headers=headers, open_timeout=60, max_queue=None
+                    url,
+                    additional_headers=headers,
+                    open_timeout=60,
+                    max_queue=None,
+                    # Browsers always offer permessage-deflate; the server decides.
+                    compression="deflate",
                 )
             except (OSError, websockets.WebSocketException, TimeoutError):
                 failures += 1
@@ -143,7 +148,11 @@ async def baseline_server(port: int) -> None:
         finally:
             clients.discard(ws)
 
-    async with websockets.serve(handler, "127.0.0.1", port, max_queue=None):
+    deflate = os.environ.get("BENCH_DEFLATE", "1") == "1"
+    compression = "deflate" if deflate else None
+    async with websockets.serve(
+        handler, "127.0.0.1", port, max_queue=None, compression=compression
+    ):
         while True:
             message = await layer.receive(channel)
             frame = "".join(html for _, html in message["parts"])
@@ -276,6 +285,11 @@ def main() -> int:
     parser.add_argument("--clients", default="250,500,1000,2000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
+        "--no-deflate",
+        action="store_true",
+        help="turn permessage-deflate off on both servers (and the clients)",
+    )
+    parser.add_argument(
         "--ws", default="auto", help="uvicorn's WebSocket implementation (as in the Procfile: auto)"
     )
     args = parser.parse_args()
@@ -309,13 +323,16 @@ def main() -> int:
                 *(sys.executable, *profiler, "-m", "uvicorn", "kraken_portal.asgi:application"),
                 *("--host", "127.0.0.1", "--port", str(portal_port)),
                 *("--no-access-log", "--log-level", "warning", "--ws", args.ws),
+                *(("--ws-per-message-deflate", "false") if args.no_deflate else ()),
             ],
             cwd=ROOT,
             env=env,
         )
         processes.append(portal)
         baseline = subprocess.Popen(
-            [sys.executable, __file__, "--baseline-mode", str(baseline_port)], cwd=ROOT, env=env
+            [sys.executable, __file__, "--baseline-mode", str(baseline_port)],
+            cwd=ROOT,
+            env=dict(env, BENCH_DEFLATE="0" if args.no_deflate else "1"),
         )
         processes.append(baseline)
         wait_http(f"http://127.0.0.1:{portal_port}/healthz")

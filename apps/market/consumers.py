@@ -50,11 +50,15 @@ def _redis() -> Redis[bytes]:
 
 
 class MarketConsumer(MemberConsumer):
-    async def joined(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._pending: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._send_started: float | None = None
         self._closing = False
+        self.market_groups: list[str] = []
+
+    async def joined(self) -> None:
         slug = self.scope["url_route"]["kwargs"].get("symbol")
         pairs = await self._pairs()
         if slug:
@@ -123,7 +127,10 @@ class MarketConsumer(MemberConsumer):
             frame = "".join(self._pending.values())
             self._pending.clear()
             self._send_started = time.monotonic()
-            await self.send(text_data=frame)
+            try:
+                await self.send(text_data=frame)
+            except Exception:
+                return  # the socket is gone; disconnect() tidies up
             self._send_started = None
 
     async def disconnect(self, code: int) -> None:
@@ -133,6 +140,6 @@ class MarketConsumer(MemberConsumer):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
         hub = local_hub()
-        for group in getattr(self, "market_groups", []):
+        for group in self.market_groups:
             hub.leave(group, self)
         await super().disconnect(code)

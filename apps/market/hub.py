@@ -46,6 +46,17 @@ class LocalHub:
             members.discard(subscriber)
 
     async def _pump(self, group: str) -> None:
+        """Receive the group's batches for as long as the process lives, surviving Redis blips."""
+        while True:
+            try:
+                await self._pump_once(group)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("market hub: lost %s; rejoining", group)
+                await asyncio.sleep(1)
+
+    async def _pump_once(self, group: str) -> None:
         layer: Any = get_channel_layer()
         channel = await layer.new_channel()
         await layer.group_add(group, channel)

@@ -120,10 +120,6 @@ class _Unsent(MarketConsumer):
 
     def __init__(self) -> None:
         super().__init__()
-        self._pending = {}
-        self._wake = asyncio.Event()
-        self._send_started = None
-        self._closing = False
         self.closed_with: int | None = None
 
     async def close(self, code: Any = None, reason: Any = None) -> None:

@@ -33,6 +33,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 def database_from_url(url: str) -> dict[str, object]:
     """Turn `postgres://user:pass@host:port/name` or `sqlite:///path` into a DATABASES entry."""
     parsed = urlparse(url)
@@ -238,13 +243,12 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
-CELERY_VISIBILITY_TIMEOUT = 3600
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+_VISIBILITY_TIMEOUT = 3600
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _VISIBILITY_TIMEOUT}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": _VISIBILITY_TIMEOUT}
 CELERY_TASK_ACKS_LATE = False  # Only idempotent tasks opt in with acks_late=True.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES_NAMES = ("default", "orders", "funding")
 CELERY_RESULT_EXPIRES = 24 * 60 * 60
 CELERY_TASK_ALWAYS_EAGER = False
 
@@ -253,6 +257,13 @@ KRAKEN_API_URL = env("KRAKEN_API_URL", "https://api.kraken.com")
 KRAKEN_WS_URL = env("KRAKEN_WS_URL", "wss://ws.kraken.com/v2")
 KRAKEN_WS_AUTH_URL = env("KRAKEN_WS_AUTH_URL", "wss://ws-auth.kraken.com/v2")
 KRAKEN_TIER = env("KRAKEN_TIER", "starter")
+# Kraken client tuning (apps.kraken.client). Seconds unless named otherwise.
+KRAKEN_HTTP_TIMEOUT = env_int("KRAKEN_HTTP_TIMEOUT", 10)  # per HTTP request
+KRAKEN_READ_ATTEMPTS = env_int("KRAKEN_READ_ATTEMPTS", 4)  # tries for idempotent calls
+KRAKEN_RETRY_BASE_DELAY = env_float("KRAKEN_RETRY_BASE_DELAY", 0.25)  # first back-off
+KRAKEN_RETRY_MAX_DELAY = env_float("KRAKEN_RETRY_MAX_DELAY", 4.0)  # back-off cap
+KRAKEN_RATE_MAX_WAIT = env_float("KRAKEN_RATE_MAX_WAIT", 45.0)  # wait for rate budget
+KRAKEN_SEQUENCER_WAIT = env_float("KRAKEN_SEQUENCER_WAIT", 30.0)  # wait for the nonce lease
 
 # Vault: ordered key-encryption keys, "id:base64key,id:base64key"; the first one encrypts.
 PORTAL_KEYRING = env("PORTAL_KEYRING")

@@ -94,10 +94,12 @@ def build(config: Config) -> tuple[web.Application, Sandbox]:
     app.router.add_route("POST", "/0/private/{method:.+}", private)
     app.router.add_route("GET", "/0/private/{method:.+}", private)
     # python-kraken-sdk appends "/v2" to ws_url/auth_ws_url: ws_url=".../ws" and
-    # auth_ws_url=".../ws-auth" give these paths; bare "/v2" is public too.
+    # auth_ws_url=".../ws-auth" give the first two paths. Kraken separates public and
+    # private by host; one local host cannot, so a client given the bare base for both
+    # lands on "/v2", which therefore serves both (private channels still need a token).
     app.router.add_get("/ws/v2", ws_public)
-    app.router.add_get("/v2", ws_public)
     app.router.add_get("/ws-auth/v2", ws_private)
+    app.router.add_get("/v2", ws_private)
     control.register(app, sb)
     app.on_startup.append(lambda _app: _start(sb))
     app.on_cleanup.append(lambda _app: _stop(sb))

@@ -170,6 +170,29 @@ def test_sdk_funding_and_subaccount_calls(sandbox: SandboxProcess) -> None:
     assert moved["status"] == "complete"
 
 
+async def test_ws_client_with_bare_base_urls(sandbox: SandboxProcess) -> None:
+    """ws_url = auth_ws_url = "ws://host:port": the SDK appends "/v2" to both."""
+    acct = sandbox.create_account({"USD": "1000"})
+    key, secret = sandbox.create_key(acct)
+    messages: list[dict[str, Any]] = []
+
+    async def on_message(msg: dict[str, Any]) -> None:
+        messages.append(msg)
+
+    base = f"ws://{sandbox.host}:{sandbox.port}"
+    client = SpotWSClient(key=key, secret=secret, callback=on_message, rest_url=sandbox.url,
+                          ws_url=base, auth_ws_url=base)
+    await client.start()
+    try:
+        await client.subscribe(params={"channel": "ticker", "symbol": ["BTC/USD"]})
+        await client.subscribe(params={"channel": "balances"})
+        await _collect(messages, lambda m: m.get("channel") == "ticker")
+        await _collect(messages, lambda m: m.get("channel") == "balances"
+                       and m.get("type") == "snapshot")
+    finally:
+        await client.close()
+
+
 def test_permission_error_maps_to_sdk_exception(sandbox: SandboxProcess) -> None:
     acct = sandbox.create_account({"USD": "100"})
     key, secret = sandbox.create_key(acct, permissions=["query_funds", "query_ledger"])

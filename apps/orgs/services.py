@@ -28,6 +28,8 @@ from apps.core.realtime import publish_on_commit
 from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
 from apps.orgs.permissions import Capability, Role, role_can
 from apps.orgs.selectors import ROLE_TOO_LOW, InvitationState, invitation_state, token_hash
+from apps.vault.models import Credential
+from apps.vault.services import credential_revoke
 
 logger = logging.getLogger(__name__)
 
@@ -322,6 +324,14 @@ def membership_remove(
 ) -> None:
     target, actor_role = _lock_members(membership=membership, actor=actor)
     _check_owner_rules(target=target, actor_role=actor_role, new_role=None)
+    # The member's API keys go with the membership (the foreign key cascades). Revoke the
+    # active ones through the vault first, so each one is audited and its sealed secret is
+    # destroyed in this transaction, exactly as if the member had revoked it.
+    active_keys = Credential.objects.select_for_update().filter(
+        owner=target, status=Credential.Status.ACTIVE
+    )
+    for credential in active_keys:
+        credential_revoke(credential=credential, actor=actor, request=request)
     audit_record(
         action="membership.remove",
         actor=actor,

@@ -2,8 +2,10 @@
 
 `celery_worker_proc` starts `celery -A kraken_portal worker` as a subprocess (queues default,
 orders and funding; prefork, one child) against the test database and REDIS_URL, waits until it
-answers a ping, and stops it when the session ends. Tests that use it must commit their data
-(`@pytest.mark.django_db(transaction=True)`), since the worker has its own connection.
+answers a ping, and stops it when the session ends. `celery_worker_sandbox` is the same worker
+with its Kraken URLs aimed at the `sandbox` fixture, for tests whose tasks call Kraken. Tests
+that use either must commit their data (`@pytest.mark.django_db(transaction=True)`), since the
+worker has its own connection.
 """
 
 from __future__ import annotations
@@ -76,26 +78,9 @@ def _stop(worker: CeleryWorker) -> None:
         worker.process.wait(timeout=STOP_TIMEOUT)
 
 
-@pytest.fixture(scope="session")
-def celery_worker_proc(django_db_setup: Any, django_db_blocker: Any) -> Iterator[CeleryWorker]:
-    from django.conf import settings
-    from django.db import connection
-
+def _start(env: dict[str, str]) -> tuple[CeleryWorker, Any]:
     from kraken_portal.celery import app
 
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
-        pytest.skip("a worker process cannot open an in-memory SQLite test database")
-    with django_db_blocker.unblock():
-        database_url = _database_url(connection.settings_dict, connection.vendor)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "kraken_portal.settings.test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
-        "PYTHONUNBUFFERED": "1",
-    }
     # Messages left over from an earlier, interrupted run must not reach this worker.
     app.control.purge()
     hostname = f"pytest-{uuid.uuid4().hex[:8]}@localhost"
@@ -131,8 +116,92 @@ def celery_worker_proc(django_db_setup: Any, django_db_blocker: Any) -> Iterator
     worker = CeleryWorker(process=process, hostname=hostname, log_path=Path(log_file.name))
     try:
         _wait_for_ping(app, worker)
-        yield worker
-    finally:
+    except BaseException:
         _stop(worker)
         log_file.close()
         worker.log_path.unlink(missing_ok=True)
+        raise
+    return worker, log_file
+
+
+class _WorkerPool:
+    """At most one worker per session; restarted once if a test needs it aimed at the sandbox.
+
+    A worker points at Kraken through its environment (KRAKEN_* URLs), fixed when it starts.
+    Plain worker tests take whichever worker runs; a test that also needs the sandbox asks
+    for `celery_worker_sandbox`, which restarts the worker aimed at the sandbox if it is not
+    already, so no plain worker test has to start the sandbox.
+    """
+
+    def __init__(self, base_env: dict[str, str]) -> None:
+        self.base_env = base_env
+        self.worker: CeleryWorker | None = None
+        self.kraken: dict[str, str] = {}
+        self._log_file: Any = None
+
+    def get(self, kraken: dict[str, str] | None = None) -> CeleryWorker:
+        alive = self.worker is not None and self.worker.process.poll() is None
+        if alive and (kraken is None or kraken == self.kraken):
+            assert self.worker is not None
+            return self.worker
+        self.close()
+        self.kraken = dict(kraken or {})
+        self.worker, self._log_file = _start({**self.base_env, **self.kraken})
+        return self.worker
+
+    def close(self) -> None:
+        if self.worker is None:
+            return
+        _stop(self.worker)
+        self._log_file.close()
+        self.worker.log_path.unlink(missing_ok=True)
+        self.worker = None
+        self.kraken = {}
+
+
+@pytest.fixture(scope="session")
+def _celery_worker_pool(django_db_setup: Any, django_db_blocker: Any) -> Iterator[_WorkerPool]:
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("a worker process cannot open an in-memory SQLite test database")
+    with django_db_blocker.unblock():
+        database_url = _database_url(connection.settings_dict, connection.vendor)
+    pool = _WorkerPool(
+        {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "kraken_portal.settings.test",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": settings.REDIS_URL,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture
+def celery_worker_proc(_celery_worker_pool: _WorkerPool) -> CeleryWorker:
+    """The session's worker, started on first use; its Kraken URLs are whatever it has."""
+    return _celery_worker_pool.get()
+
+
+def sandbox_environment(sandbox: Any) -> dict[str, str]:
+    """The environment that points a process's Kraken client at `sandbox`."""
+    return {
+        "KRAKEN_API_URL": sandbox.url,
+        "KRAKEN_WS_URL": sandbox.ws_url,
+        "KRAKEN_WS_AUTH_URL": sandbox.ws_auth_url,
+    }
+
+
+@pytest.fixture
+def celery_worker_sandbox(_celery_worker_pool: _WorkerPool, sandbox: Any) -> CeleryWorker:
+    """The session's worker with KRAKEN_API_URL / KRAKEN_WS_URL / KRAKEN_WS_AUTH_URL aimed at
+    the `sandbox` fixture (restarted once if it was running without them)."""
+    return _celery_worker_pool.get(sandbox_environment(sandbox))

@@ -55,8 +55,11 @@ MPP_PCT = Decimal(1)  # market price protection band (assumed; Kraken's is not p
 MAX_MARKET_STEP = 60.0  # simulated seconds of market movement per tick, at most
 
 
+_QUANTS: dict[int, Decimal] = {n: D(1).scaleb(-n) for n in range(19)}
+
+
 def q(value: Decimal, places: int, rounding: str = ROUND_DOWN) -> Decimal:
-    return value.quantize(D(1).scaleb(-places), rounding=rounding)
+    return value.quantize(_QUANTS.get(places) or D(1).scaleb(-places), rounding=rounding)
 
 
 @dataclass(slots=True)

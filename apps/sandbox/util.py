@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import re
@@ -107,7 +108,9 @@ class IdGen:
         return "".join(_ID_ALPHA[(bits >> (5 * i)) & 31] for i in range(n))
 
     def kid(self, prefix: str) -> str:
-        return f"{prefix}{self._block(5)}-{self._block(5)}-{self._block(6)}"
+        # Base32 of 10 random bytes is exactly 16 characters of Kraken's id alphabet.
+        b = base64.b32encode(self._rng.randbytes(10)).decode()
+        return f"{prefix}{b[:5]}-{b[5:10]}-{b[10:16]}"
 
     def refid(self, prefix: str = "F") -> str:
         # Funding refids look like "FTQcuak-V6Za8qrWnhzTx67yYHz8Tg" in Kraken's examples.

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -85,6 +86,15 @@ async def rest_rate(sb: SandboxProcess, method: str, clients: int, seconds: floa
     return counts["ok"] / elapsed, counts
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process (Linux /proc), to report load-independent cost."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def add_order_params(i: int) -> dict[str, str]:
     # Alternate marketable buys and sells: every request matches against the book.
     side = "buy" if i % 2 == 0 else "sell"
@@ -149,13 +159,20 @@ def main() -> None:
     sb = start_sandbox(["--tier", "pro"], seed=1)
     try:
         sb.configure(rate_limits=False)  # measure the engine, not Kraken's throttles
+        pid = sb.proc.pid
+        cpu0 = cpu_seconds(pid)
         rate, counts = _run(rest_rate(sb, "Balance", args.clients, args.seconds))
+        cpu = (cpu_seconds(pid) - cpu0) / max(1, counts["ok"]) * 1e6
         print(f"Balance:  {rate:8.0f} req/s  ({counts['ok']} ok, {counts['err']} errors, "
-              f"{args.clients} signed clients)")
+              f"{args.clients} signed clients; sandbox CPU {cpu:.0f} us/req incl. ticks)")
+        cpu0 = cpu_seconds(pid)
         rate, counts = _run(rest_rate(sb, "AddOrder", args.clients, args.seconds,
-                                             add_order_params))
+                                      add_order_params))
+        cpu = (cpu_seconds(pid) - cpu0) / max(1, counts["ok"]) * 1e6
         print(f"AddOrder: {rate:8.0f} req/s  ({counts['ok']} ok, {counts['err']} errors, "
-              f"market orders matched against the book)")
+              f"market orders matched against the book; sandbox CPU {cpu:.0f} us/req)")
+        print(f"          load average now: {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} CPUs (client and server share them)")
     finally:
         stop_sandbox(sb)
 

@@ -160,10 +160,17 @@ CACHES = {
         "KEY_PREFIX": "portal",
     }
 }
+# Pub/sub layer (measured by the market team: one PUBLISH per group_send, fanned out in each
+# process; ~10x the deliveries/s of the list-based RedisChannelLayer at 1,000 members). Redis
+# pub/sub ignores the database number, so the prefix carries it: deployments or test runs that
+# share one Redis server on different databases never receive each other's group messages.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": "asgi.db" + (urlparse(REDIS_URL).path.strip("/") or "0"),
+        },
     }
 }
 

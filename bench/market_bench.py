@@ -253,21 +253,26 @@ def measure(
         env=dict(os.environ, BENCH_COOKIE=cookie),
     )
     assert client.stdout is not None
-    line = client.stdout.readline()
-    if line.strip() != "READY":
+    try:
+        line = client.stdout.readline()
+        if line.strip() != "READY":
+            client.wait()
+            raise RuntimeError(f"client process failed: {line!r}")
+        client_ps = psutil.Process(client.pid)
+        server.cpu_percent()
+        client_ps.cpu_percent()
+        supplied = source.count
+        time.sleep(seconds)
+        supplied = source.count - supplied
+        server_cpu = server.cpu_percent()
+        client_cpu = client_ps.cpu_percent()
+        rss_during = server.memory_info().rss
+        result: dict[str, Any] = json.loads(client.stdout.readline())
         client.wait()
-        raise RuntimeError(f"client process failed: {line!r}")
-    client_ps = psutil.Process(client.pid)
-    server.cpu_percent()
-    client_ps.cpu_percent()
-    supplied = source.count
-    time.sleep(seconds)
-    supplied = source.count - supplied
-    server_cpu = server.cpu_percent()
-    client_cpu = client_ps.cpu_percent()
-    rss_during = server.memory_info().rss
-    result: dict[str, Any] = json.loads(client.stdout.readline())
-    client.wait()
+    finally:
+        if client.poll() is None:  # interrupted: never leave the client process behind
+            client.kill()
+            client.wait()
     result.update(
         server_cpu=server_cpu,
         client_cpu=client_cpu,

@@ -716,15 +716,16 @@ class WsHub:
             if not isinstance(ids, list) or not isinstance(cls, list) or not (ids or cls):
                 raise KrakenError("EGeneral:Invalid arguments:order_id")
             e.check_can_cancel()
+            # WS v2 uses one string for already-gone and never-valid ids (FACTS §5.6).
             for ident in ids:
                 o = acct.orders.get(str(ident))
                 if o is None or not o.is_open:
-                    raise KrakenError("EOrder:Unknown order")
+                    raise KrakenError("EOrder:Invalid order")
                 e.cancel_with_penalty(acct, o)
             for cl in cls:
                 o2 = e.order_by_cl(acct, str(cl))
                 if o2 is None:
-                    raise KrakenError("EOrder:Unknown order")
+                    raise KrakenError("EOrder:Invalid order")
                 e.cancel_with_penalty(acct, o2)
             result = {"order_id": ids[0]} if len(ids) == 1 else (
                 {"cl_ord_id": cls[0]} if len(cls) == 1 and not ids else {"count": len(ids)

@@ -449,3 +449,47 @@ def test_market_price_protection(sandbox: SandboxProcess) -> None:
                           "volume": sweep_volume(), "oflags": "nompp"})
     assert Decimal(seller.order(far)["vol_exec"]) > 0
     seller("CancelAll")
+
+
+async def test_ws_trading_methods(sandbox: SandboxProcess, acct: Account) -> None:
+    token = acct.ok("GetWebSocketsToken")["token"]
+
+    async def call(ws: Any, method: str, params: dict[str, Any], req_id: int) -> Any:
+        await ws.send(json.dumps({"method": method, "req_id": req_id,
+                                  "params": {**params, "token": token}}))
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if msg.get("req_id") == req_id:
+                return msg
+
+    async with websockets.connect(sandbox.ws_auth_url) as ws:
+        await ws.recv()
+        add = await call(ws, "add_order", {
+            "order_type": "limit", "side": "buy", "order_qty": 0.01, "symbol": "BTC/USD",
+            "limit_price": 40000, "cl_ord_id": "ws-1"}, 1)
+        assert add["success"] is True
+        assert add["result"]["cl_ord_id"] == "ws-1"
+        oid = add["result"]["order_id"]
+        amend = await call(ws, "amend_order", {"order_id": oid, "limit_price": 41000.5,
+                                               "order_qty": 0.02}, 2)
+        assert amend["success"] is True
+        assert amend["result"]["amend_id"].startswith("T")
+        info = acct.order(oid)
+        assert (info["descr"]["price"], info["vol"]) == ("41000.5", "0.02000000")
+        stop = await call(ws, "add_order", {
+            "order_type": "stop-loss", "side": "sell", "order_qty": 0.01,
+            "symbol": "BTC/USD", "triggers": {"price": 50000, "reference": "last"}}, 3)
+        assert stop["success"] is True
+        bad = await call(ws, "add_order", {"order_type": "limit", "side": "buy",
+                                           "order_qty": 0.01, "symbol": "BTC/USD",
+                                           "limit_price": 40000, "leverage": 2}, 4)
+        assert bad["success"] is False
+        assert "Unsupported field" in bad["error"]
+        after = await call(ws, "cancel_all_orders_after", {"timeout": 60}, 5)
+        assert after["success"] is True
+        assert after["result"]["triggerTime"] > after["result"]["currentTime"]
+        cancel_all = await call(ws, "cancel_all", {}, 6)
+        assert cancel_all["result"]["count"] == 2
+        gone = await call(ws, "cancel_order", {"order_id": [oid]}, 7)
+        assert (gone["success"], gone["error"]) == (False, "EOrder:Invalid order")
+        await call(ws, "cancel_all_orders_after", {"timeout": 0}, 8)

@@ -6,6 +6,8 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.models import Device
 
 from apps.core.groups import member_group, user_group
 from apps.orgs.models import Membership
@@ -15,16 +17,26 @@ from apps.orgs.permissions import Capability
 CLOSE_FORBIDDEN = 4403
 
 
+def _session_verified(user: Any, persistent_id: Any) -> bool:
+    """What django-otp's middleware decides for a page: the session's device still exists, is
+    confirmed and belongs to this user. A bare device id in the session is not enough: the
+    authenticator may have been removed (2FA disabled) since the session was verified."""
+    if not isinstance(persistent_id, str) or not persistent_id:
+        return False
+    device = Device.from_persistent_id(persistent_id)
+    return device is not None and device.user_id == user.pk and bool(device.confirmed)
+
+
 @database_sync_to_async
 def _membership_for(
-    user: Any, org_slug: str, capability: Capability, verified: bool
+    user: Any, org_slug: str, capability: Capability, persistent_id: Any
 ) -> Membership | None:
     membership = (
         Membership.objects.select_related("org").filter(user=user, org__slug=org_slug).first()
     )
     if membership is None or not membership.can(capability):
         return None
-    if membership.org.require_2fa and not verified:
+    if membership.org.require_2fa and not _session_verified(user, persistent_id):
         # The session was not verified with 2FA although the organization requires it.
         return None
     return membership
@@ -47,8 +59,8 @@ class MemberConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         # django-otp keeps the verified device's id in the session; no id, no 2FA this session.
-        verified = bool(self.scope.get("session", {}).get("otp_device_id"))
-        self.membership = await _membership_for(user, org_slug, self.capability, verified)
+        persistent_id = self.scope.get("session", {}).get(DEVICE_ID_SESSION_KEY)
+        self.membership = await _membership_for(user, org_slug, self.capability, persistent_id)
         if self.membership is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return

@@ -1,0 +1,97 @@
+"""Member sockets apply the same 2FA rule as pages: a verified session needs a live device."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.db import connections
+from django.test import Client
+from django.urls import path
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from apps.core.consumers import CLOSE_FORBIDDEN, MemberConsumer
+from apps.orgs.models import Membership
+from tests.conftest import verified_client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class ProbeConsumer(MemberConsumer):
+    """Only MemberConsumer's own checks."""
+
+
+application = AuthMiddlewareStack(
+    URLRouter([path("ws/o/<slug:org>/probe/", ProbeConsumer.as_asgi())])
+)
+
+
+@pytest.fixture(autouse=True)
+async def close_socket_thread_connections() -> AsyncIterator[None]:
+    yield
+    await database_sync_to_async(connections.close_all)()
+
+
+@database_sync_to_async
+def _require_2fa(membership: Membership) -> None:
+    membership.org.require_2fa = True
+    membership.org.save(update_fields=["require_2fa"])
+
+
+async def _connect(membership: Membership, client: Client) -> tuple[bool, int | None]:
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    communicator = WebsocketCommunicator(
+        application, f"/ws/o/{membership.org.slug}/probe/", headers=[(b"cookie", cookie.encode())]
+    )
+    connected, code = await communicator.connect(timeout=5)
+    await communicator.disconnect()
+    return connected, code
+
+
+async def test_a_verified_member_connects_when_the_organization_requires_2fa(
+    trader: Membership,
+) -> None:
+    await _require_2fa(trader)
+    client = await database_sync_to_async(verified_client)(trader.user)
+
+    connected, _ = await _connect(trader, client)
+
+    assert connected
+
+
+async def test_a_session_whose_authenticator_was_removed_is_refused(trader: Membership) -> None:
+    await _require_2fa(trader)
+    client = await database_sync_to_async(verified_client)(trader.user)
+    # 2FA disabled from another session: this session still holds the old device's id.
+    await database_sync_to_async(TOTPDevice.objects.filter(user=trader.user).delete)()
+
+    connected, code = await _connect(trader, client)
+
+    assert not connected
+    assert code == CLOSE_FORBIDDEN
+
+
+async def test_a_session_with_another_users_device_id_is_refused(
+    trader: Membership, viewer: Membership
+) -> None:
+    await _require_2fa(trader)
+    client = await database_sync_to_async(verified_client)(trader.user)
+    other = await database_sync_to_async(verified_client)(viewer.user)
+
+    @database_sync_to_async
+    def borrow_device_id() -> None:
+        session = client.session
+        session["otp_device_id"] = other.session["otp_device_id"]
+        session.save()
+
+    await borrow_device_id()
+
+    connected, code = await _connect(trader, client)
+
+    assert not connected
+    assert code == CLOSE_FORBIDDEN

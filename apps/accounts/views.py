@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpRespons
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -109,6 +110,7 @@ def _pending_user(request: HttpRequest) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).first()
 
 
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 @public_view
 def login(request: HttpRequest) -> HttpResponse:
@@ -160,6 +162,7 @@ def logout(request: HttpRequest) -> HttpResponse:
 # Sign-in, step two: the code.
 
 
+@sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 @public_view
 def two_factor_verify(request: HttpRequest) -> HttpResponse:
@@ -235,6 +238,7 @@ def _manual_key(device: TOTPDevice) -> str:
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
+@sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 @login_view
 def two_factor_setup(request: HttpRequest) -> HttpResponseBase:
@@ -325,6 +329,7 @@ def two_factor_disable(request: HttpRequest) -> HttpResponseBase:
 # Step-up.
 
 
+@sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 @login_view
 def step_up(request: HttpRequest) -> HttpResponseBase:

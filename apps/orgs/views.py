@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
@@ -147,8 +148,13 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
 
 @require_POST
 @org_view(Capability.MANAGE_MEMBERS)
-def member_remove(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+def member_remove(request: HttpRequest, membership: Membership, pk: int) -> HttpResponseBase:
     target = member_get_in_org(org=membership.org, pk=pk)
+    removes_another_owner = target.role == Role.OWNER and target.pk != membership.pk
+    if removes_another_owner and membership.role == Role.OWNER and not step_up_is_fresh(request):
+        # Removing another owner is unmaking one: the same fresh 2FA confirmation as a
+        # demotion. (Non-owners are refused by the service; stepping down needs no step-up.)
+        return step_up_redirect(request)
     email = target.user.email
     try:
         services.membership_remove(membership=target, actor=membership, request=request)
@@ -163,9 +169,12 @@ def member_remove(request: HttpRequest, membership: Membership, pk: int) -> Http
 
 @require_http_methods(["GET", "POST"])
 @org_view(Capability.MANAGE_MEMBERS)
-def invitation_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+def invitation_create(request: HttpRequest, membership: Membership) -> HttpResponseBase:
     form = InvitationForm(request.POST or None, actor_role=membership.role)
     if request.method == "POST" and form.is_valid():
+        if form.cleaned_data["role"] == Role.OWNER and not step_up_is_fresh(request):
+            # Inviting an owner hands over the whole organization, like making one.
+            return step_up_redirect(request)
         try:
             services.invitation_create(
                 org=membership.org,
@@ -251,6 +260,7 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
 # Invitation landing page: public, because the invitee may not have an account yet.
 
 
+@sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 @public_view
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:

@@ -13,7 +13,11 @@ from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
-pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.celery_worker"]
+pytest_plugins = [
+    "tests.plugins.sandbox",
+    "tests.plugins.celery_worker",
+    "tests.plugins.browser",
+]
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 """A viewer reads the audit trail in Chromium: filters through htmx, pages back, no CSP errors."""
-# ruff: noqa: F811  (the browser fixtures are imported, then requested by name)
 
 from __future__ import annotations
 
@@ -11,17 +10,6 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
 from apps.audit.services import audit_record
-
-# The browser fixtures live in tests/browser/conftest.py; importing them makes them available
-# here without moving this app's page test out of tests/audit.
-from tests.browser.conftest import (  # noqa: F401
-    browser_context_args,
-    page,
-    portal_server,
-    portal_server_env,
-    portal_server_factory,
-    sign_in_browser,
-)
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
-from tests.browser.conftest import PortalServer
+from tests.plugins.browser import PortalServer
 
 pytestmark = pytest.mark.browser
 

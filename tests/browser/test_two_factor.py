@@ -11,8 +11,8 @@ from django.conf import settings
 from django_otp.oath import hotp
 
 from apps.orgs.permissions import Role
-from tests.browser.conftest import PortalServer
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
+from tests.plugins.browser import PortalServer
 
 pytestmark = pytest.mark.browser
 

@@ -16,14 +16,6 @@ from redis.asyncio import Redis
 
 from apps.market.feeder.client import Feeder
 from apps.market.store import PREFIX
-from tests.browser import conftest as browser_fixtures
-
-# The browser fixtures (tests/browser/conftest.py), reused by the market's Chromium tests.
-browser_context_args = browser_fixtures.browser_context_args
-page = browser_fixtures.page
-portal_server = browser_fixtures.portal_server
-portal_server_env = browser_fixtures.portal_server_env
-portal_server_factory = browser_fixtures.portal_server_factory
 
 TEST_PAIRS = ["BTC/USD", "ETH/USD"]
 

@@ -13,16 +13,6 @@ from django.test import Client
 
 from apps.accounts.services import STEP_UP_SESSION_KEY
 from apps.orgs.models import Membership
-
-# The browser fixtures (real server, Chromium page, sign-in) of tests/browser, for test_browser.py.
-from tests.browser.conftest import (  # noqa: F401
-    browser_context_args,
-    page,
-    portal_server,
-    portal_server_env,
-    portal_server_factory,
-    sign_in_browser,
-)
 from tests.conftest import verified_client
 from tests.factories import UserFactory
 

@@ -1,6 +1,7 @@
 """Browser-test infrastructure: the real portal served over ASGI, and real Chromium driving it.
 
-Fixtures (reuse them from any test under tests/; mark those tests ``@pytest.mark.browser``):
+A pytest plugin (registered in tests/conftest.py), so every test under tests/ can request these
+fixtures by name; mark those tests ``@pytest.mark.browser``.
 
 ``portal_server``
     A :class:`PortalServer` (``.url``, ``.ws_url``, ``.log()``) serving

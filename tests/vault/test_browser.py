@@ -10,16 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.vault.models import Credential
 from apps.vault.tasks import credential_probe_task
-from tests.browser import conftest as browser_fixtures
 from tests.vault.conftest import KEK_1
-
-# The browser fixtures live in tests/browser/conftest.py, which only applies below
-# tests/browser; naming them here makes pytest find them for this module too.
-browser_context_args = browser_fixtures.browser_context_args
-page = browser_fixtures.page
-portal_server = browser_fixtures.portal_server
-portal_server_factory = browser_fixtures.portal_server_factory
-sign_in_browser = browser_fixtures.sign_in_browser
 
 pytestmark = pytest.mark.browser
 

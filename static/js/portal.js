@@ -7,6 +7,14 @@
       target.form.submit();
     }
   });
+  // Destructive forms (remove a member, revoke an invitation, reject an application) ask first.
+  // Without JavaScript they submit directly, as every form must work without it.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement)) return;
+    const question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
   document.addEventListener("click", function (event) {
     const button = event.target.closest("[data-theme-toggle]");
     if (!button) return;

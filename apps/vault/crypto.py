@@ -27,6 +27,7 @@ from functools import lru_cache
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -166,11 +167,13 @@ class Opened:
         return "Opened(secret=<hidden>, otp=<hidden>)"
 
 
+@sensitive_variables()
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
+@sensitive_variables()
 def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
     blob = bytes(blob)
     if len(blob) <= NONCE_BYTES:
@@ -185,10 +188,12 @@ def _wrap_aad(binding: Binding, kek_id: str) -> bytes:
     return binding.aad("data-key") + b"|kek=" + kek_id.encode()
 
 
+@sensitive_variables()
 def _unwrap(ring: Keyring, binding: Binding, kek_id: str, wrapped_key: bytes) -> bytes:
     return _open(ring.get(kek_id), wrapped_key, _wrap_aad(binding, kek_id))
 
 
+@sensitive_variables()
 def seal(*, binding: Binding, secret: str, otp: str | None) -> Sealed:
     """Encrypt a secret (and optional API-key password) for the row `binding` names."""
     ring = keyring()
@@ -202,6 +207,7 @@ def seal(*, binding: Binding, secret: str, otp: str | None) -> Sealed:
     )
 
 
+@sensitive_variables()
 def open_sealed(*, binding: Binding, sealed: Sealed) -> Opened:
     """Decrypt what `seal` produced for the same row; raises VaultKeyError on any mismatch."""
     ring = keyring()
@@ -213,6 +219,7 @@ def open_sealed(*, binding: Binding, sealed: Sealed) -> Opened:
     return Opened(secret=secret, otp=otp)
 
 
+@sensitive_variables()
 def rewrap(*, binding: Binding, kek_id: str, wrapped_key: bytes) -> tuple[str, bytes] | None:
     """Re-wrap a data key under the current KEK: (new kek id, new wrapped key), or None when
     it is already wrapped under the current KEK."""

@@ -7,6 +7,7 @@ import binascii
 import re
 
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 SECRET_BYTES = 64
 API_KEY_RE = re.compile(r"^[A-Za-z0-9+/]{40,120}={0,2}$")
@@ -38,6 +39,7 @@ def clean_api_key(value: str) -> str:
     return value
 
 
+@sensitive_variables()
 def clean_secret(value: str) -> str:
     value = "".join(value.split())
     try:
@@ -49,6 +51,7 @@ def clean_secret(value: str) -> str:
     return value
 
 
+@sensitive_variables()
 def clean_otp(value: str | None) -> str | None:
     if value is None or value == "":
         return None
@@ -57,6 +60,7 @@ def clean_otp(value: str | None) -> str | None:
     return value
 
 
+@sensitive_variables()
 def clean_key_pair(*, api_key: str, secret: str, otp: str | None) -> tuple[str, str, str | None]:
     """All three checks at once, with errors keyed by field (for services called without a
     form, like the demo-data command)."""

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.stepup import step_up_required
@@ -86,6 +86,7 @@ def credential_list_view(request: HttpRequest, membership: Membership) -> HttpRe
 @require_http_methods(["GET", "POST"])
 @org_view(Capability.MANAGE_KEYS)
 @step_up_required
+@sensitive_variables("data")
 def credential_create_view(request: HttpRequest, membership: Membership) -> HttpResponse:
     status = 200
     if request.method == "POST":

@@ -44,20 +44,30 @@ class Signer:
         body = urllib.parse.urlencode({**params, "nonce": str(self.nonce)})
         path = f"/0/private/{method}"
         digest = hashlib.sha256((str(self.nonce) + body).encode()).digest()
-        sig = base64.b64encode(hmac.new(self.secret, path.encode() + digest,
-                                        hashlib.sha512).digest()).decode()
-        return body.encode(), {"API-Key": self.key, "API-Sign": sig,
-                               "Content-Type": "application/x-www-form-urlencoded"}
+        sig = base64.b64encode(
+            hmac.new(self.secret, path.encode() + digest, hashlib.sha512).digest()
+        ).decode()
+        return body.encode(), {
+            "API-Key": self.key,
+            "API-Sign": sig,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
 
 
-async def _client(session: aiohttp.ClientSession, url: str, signer: Signer, method: str,
-                  params_for: ParamsFor | None, until: float, counts: dict[str, int]) -> None:
+async def _client(
+    session: aiohttp.ClientSession,
+    url: str,
+    signer: Signer,
+    method: str,
+    params_for: ParamsFor | None,
+    until: float,
+    counts: dict[str, int],
+) -> None:
     i = 0
     while time.monotonic() < until:
         params = params_for(i) if params_for is not None else {}
         body, headers = signer.sign(method, params)
-        async with session.post(f"{url}/0/private/{method}", data=body,
-                                headers=headers) as resp:
+        async with session.post(f"{url}/0/private/{method}", data=body, headers=headers) as resp:
             data = await resp.json(content_type=None)
         counts["ok" if not data["error"] else "err"] += 1
         if data["error"] and counts["err"] <= 3:
@@ -65,8 +75,13 @@ async def _client(session: aiohttp.ClientSession, url: str, signer: Signer, meth
         i += 1
 
 
-async def rest_rate(sb: SandboxProcess, method: str, clients: int, seconds: float,
-                    params_for: ParamsFor | None = None) -> tuple[float, dict[str, int]]:
+async def rest_rate(
+    sb: SandboxProcess,
+    method: str,
+    clients: int,
+    seconds: float,
+    params_for: ParamsFor | None = None,
+) -> tuple[float, dict[str, int]]:
     signers = []
     for _ in range(clients):
         acct = sb.create_account({"USD": "100000000", "XBT": "10000"}, tier="pro")
@@ -75,13 +90,25 @@ async def rest_rate(sb: SandboxProcess, method: str, clients: int, seconds: floa
     connector = aiohttp.TCPConnector(limit=clients * 2)
     async with aiohttp.ClientSession(connector=connector) as session:
         # Warm-up so connection setup is not measured.
-        await asyncio.gather(*(_client(session, sb.url, s, method, params_for,
-                                       time.monotonic() + 0.3, {"ok": 0, "err": 0})
-                               for s in signers))
+        await asyncio.gather(
+            *(
+                _client(
+                    session,
+                    sb.url,
+                    s,
+                    method,
+                    params_for,
+                    time.monotonic() + 0.3,
+                    {"ok": 0, "err": 0},
+                )
+                for s in signers
+            )
+        )
         start = time.monotonic()
         until = start + seconds
-        await asyncio.gather(*(_client(session, sb.url, s, method, params_for, until, counts)
-                               for s in signers))
+        await asyncio.gather(
+            *(_client(session, sb.url, s, method, params_for, until, counts) for s in signers)
+        )
         elapsed = time.monotonic() - start
     return counts["ok"] / elapsed, counts
 
@@ -109,8 +136,18 @@ async def ws_rate(sb: SandboxProcess, subscribers: int, seconds: float) -> tuple
     async def sub(session: aiohttp.ClientSession) -> None:
         nonlocal received, ready
         async with session.ws_connect(sb.ws_url) as ws:
-            await ws.send_str(json.dumps({"method": "subscribe", "params": {
-                "channel": "book", "symbol": ["BTC/USD", "ETH/USD"], "depth": 10}}))
+            await ws.send_str(
+                json.dumps(
+                    {
+                        "method": "subscribe",
+                        "params": {
+                            "channel": "book",
+                            "symbol": ["BTC/USD", "ETH/USD"],
+                            "depth": 10,
+                        },
+                    }
+                )
+            )
             ready += 1
             while not stop.is_set():
                 try:
@@ -163,24 +200,31 @@ def main() -> None:
         cpu0 = cpu_seconds(pid)
         rate, counts = _run(rest_rate(sb, "Balance", args.clients, args.seconds))
         cpu = (cpu_seconds(pid) - cpu0) / max(1, counts["ok"]) * 1e6
-        print(f"Balance:  {rate:8.0f} req/s  ({counts['ok']} ok, {counts['err']} errors, "
-              f"{args.clients} signed clients; sandbox CPU {cpu:.0f} us/req incl. ticks)")
+        print(
+            f"Balance:  {rate:8.0f} req/s  ({counts['ok']} ok, {counts['err']} errors, "
+            f"{args.clients} signed clients; sandbox CPU {cpu:.0f} us/req incl. ticks)"
+        )
         cpu0 = cpu_seconds(pid)
-        rate, counts = _run(rest_rate(sb, "AddOrder", args.clients, args.seconds,
-                                      add_order_params))
+        rate, counts = _run(rest_rate(sb, "AddOrder", args.clients, args.seconds, add_order_params))
         cpu = (cpu_seconds(pid) - cpu0) / max(1, counts["ok"]) * 1e6
-        print(f"AddOrder: {rate:8.0f} req/s  ({counts['ok']} ok, {counts['err']} errors, "
-              f"market orders matched against the book; sandbox CPU {cpu:.0f} us/req)")
-        print(f"          load average now: {os.getloadavg()[0]:.1f} "
-              f"on {os.cpu_count()} CPUs (client and server share them)")
+        print(
+            f"AddOrder: {rate:8.0f} req/s  ({counts['ok']} ok, {counts['err']} errors, "
+            f"market orders matched against the book; sandbox CPU {cpu:.0f} us/req)"
+        )
+        print(
+            f"          load average now: {os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} CPUs (client and server share them)"
+        )
     finally:
         stop_sandbox(sb)
 
     sb = start_sandbox(["--tick-ms", str(args.tick_ms)], seed=2)
     try:
         rate, total = _run(ws_rate(sb, args.subscribers, args.seconds))
-        print(f"WS book:  {rate:8.0f} updates/s delivered to {args.subscribers} subscribers "
-              f"(BTC/USD + ETH/USD depth 10, {args.tick_ms} ms market tick; {total} frames)")
+        print(
+            f"WS book:  {rate:8.0f} updates/s delivered to {args.subscribers} subscribers "
+            f"(BTC/USD + ETH/USD depth 10, {args.tick_ms} ms market tick; {total} frames)"
+        )
     finally:
         stop_sandbox(sb)
 

@@ -63,13 +63,15 @@ def register(app: web.Application, sb: Sandbox) -> None:
             except (KeyError, ValueError, TypeError) as err:
                 import traceback
 
-                return _ok({"error": f"bad request: {err!r}",
-                            "traceback": traceback.format_exc()}, 400)
+                return _ok(
+                    {"error": f"bad request: {err!r}", "traceback": traceback.format_exc()}, 400
+                )
             except Exception as err:  # report, don't hide: this is a test tool
                 import traceback
 
-                return _ok({"error": f"internal: {err!r}",
-                            "traceback": traceback.format_exc()}, 500)
+                return _ok(
+                    {"error": f"internal: {err!r}", "traceback": traceback.format_exc()}, 500
+                )
 
         return wrapper
 
@@ -80,19 +82,29 @@ def register(app: web.Application, sb: Sandbox) -> None:
         return acct
 
     async def health(_request: web.Request) -> web.StreamResponse:
-        return _ok({"status": "ok", "time": e.now(), "seed": e.seed,
-                    "exchange_status": e.status, "accounts": len(e.accounts)})
+        return _ok(
+            {
+                "status": "ok",
+                "time": e.now(),
+                "seed": e.seed,
+                "exchange_status": e.status,
+                "accounts": len(e.accounts),
+            }
+        )
 
     async def create_account(request: web.Request) -> Any:
         body = await _json(request)
-        acct = e.create_account(body.get("balances") or {}, body.get("tier"),
-                                account_id=body.get("id"))
+        acct = e.create_account(
+            body.get("balances") or {}, body.get("tier"), account_id=body.get("id")
+        )
         return {"account_id": acct.id, "tier": acct.tier}
 
     async def get_account(request: web.Request) -> Any:
         acct = account(request)
         return {
-            "account_id": acct.id, "tier": acct.tier, "parent": acct.parent,
+            "account_id": acct.id,
+            "tier": acct.tier,
+            "parent": acct.parent,
             "balances": {k: fmt(v, ASSETS[k].decimals) for k, v in acct.balances.items()},
             "holds": {k: fmt(v, ASSETS[k].decimals) for k, v in acct.holds.items()},
             "open_orders": list(acct.open_ids),
@@ -105,8 +117,14 @@ def register(app: web.Application, sb: Sandbox) -> None:
         perms = body.get("permissions", ALL_PERMISSIONS)
         if not isinstance(perms, list) or any(p not in PERMISSIONS for p in perms):
             raise ControlError(f"permissions must be a subset of {ALL_PERMISSIONS}")
-        k = e.create_key(acct.id, perms, int(body.get("nonce_window", 0)), body.get("otp"),
-                         body.get("key"), body.get("secret"))
+        k = e.create_key(
+            acct.id,
+            perms,
+            int(body.get("nonce_window", 0)),
+            body.get("otp"),
+            body.get("key"),
+            body.get("secret"),
+        )
         return {"key": k.key, "secret": k.secret, "permissions": sorted(k.permissions)}
 
     async def deposit(request: web.Request) -> Any:
@@ -129,10 +147,18 @@ def register(app: web.Application, sb: Sandbox) -> None:
         method = body.get("method") or (methods[0].name if methods else "")
         if method not in {m.name for m in methods}:
             raise ControlError(f"method must be one of {[m.name for m in methods]}")
-        entry = {"asset": a.id, "method": method, "key": str(body["key"]),
-                 "address": str(body["address"]), "verified": bool(body.get("verified", True))}
-        acct.withdraw_addresses = [w for w in acct.withdraw_addresses
-                                   if not (w["key"] == entry["key"] and w["asset"] == a.id)]
+        entry = {
+            "asset": a.id,
+            "method": method,
+            "key": str(body["key"]),
+            "address": str(body["address"]),
+            "verified": bool(body.get("verified", True)),
+        }
+        acct.withdraw_addresses = [
+            w
+            for w in acct.withdraw_addresses
+            if not (w["key"] == entry["key"] and w["asset"] == a.id)
+        ]
         acct.withdraw_addresses.append(entry)
         return entry
 
@@ -200,9 +226,13 @@ def register(app: web.Application, sb: Sandbox) -> None:
             e.rate_limits = bool(body["rate_limits"])
         if "strict_validate_trap" in body:
             e.strict_validate_trap = bool(body["strict_validate_trap"])
-        return {"withdraw_step": sb.config.withdraw_step, "earn_delay": sb.config.earn_delay,
-                "flow_rate": e.flow_rate, "strict_validate_trap": e.strict_validate_trap,
-                "rate_limits": e.rate_limits}
+        return {
+            "withdraw_step": sb.config.withdraw_step,
+            "earn_delay": sb.config.earn_delay,
+            "flow_rate": e.flow_rate,
+            "strict_validate_trap": e.strict_validate_trap,
+            "rate_limits": e.rate_limits,
+        }
 
     async def save(_request: web.Request) -> Any:
         sb.save()
@@ -216,10 +246,15 @@ def register(app: web.Application, sb: Sandbox) -> None:
         acct = e.accounts[k.account_id]
         tier = e.tier_of(acct)
         now = e.now()
-        return {"api_counter": str(e.rest_limiter.value(key, tier, now)),
-                "api_max": str(tier.api_max),
-                "trading": {pid: str(e.trade_limiter.value(acct.id, pid, tier, now))
-                            for (aid, pid) in e.trade_limiter.counters if aid == acct.id}}
+        return {
+            "api_counter": str(e.rest_limiter.value(key, tier, now)),
+            "api_max": str(tier.api_max),
+            "trading": {
+                pid: str(e.trade_limiter.value(acct.id, pid, tier, now))
+                for (aid, pid) in e.trade_limiter.counters
+                if aid == acct.id
+            },
+        }
 
     r = app.router
     r.add_get("/sandbox/health", health)

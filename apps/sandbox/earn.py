@@ -36,15 +36,32 @@ class Strategy:
 
 
 STRATEGIES: dict[str, Strategy] = {
-    s.id: s for s in (
+    s.id: s
+    for s in (
         Strategy("ESRFUO3-Q62XD-WIOIL7", "DOT", "flex", D("8"), D("12"), D("0.01")),
-        Strategy("ESDQCOL-WTZEU-NU55QF", "DOT", "bonded", D("14"), D("18"), D("1"),
-                 bonding_s=0, unbonding_s=2419200),
+        Strategy(
+            "ESDQCOL-WTZEU-NU55QF",
+            "DOT",
+            "bonded",
+            D("14"),
+            D("18"),
+            D("1"),
+            bonding_s=0,
+            unbonding_s=2419200,
+        ),
         Strategy("ESLKQ2J-ZJQNA-5WFHZP", "XETH", "flex", D("2.5"), D("3.5"), D("0.001")),
         Strategy("ESXUM7H-SJHQ6-KOQNNI", "XXBT", "flex", D("0.1"), D("0.25"), D("0.0001")),
         Strategy("ESMWVX6-JAPVY-23L3CV", "USDC", "flex", D("3.5"), D("4.5"), D("1")),
-        Strategy("ESSR4XE-DS3WX-3YEXPA", "SOL", "bonded", D("6"), D("8"), D("0.5"),
-                 bonding_s=86400, unbonding_s=259200),
+        Strategy(
+            "ESSR4XE-DS3WX-3YEXPA",
+            "SOL",
+            "bonded",
+            D("6"),
+            D("8"),
+            D("0.5"),
+            bonding_s=86400,
+            unbonding_s=259200,
+        ),
         Strategy("ESUKXMZ-B34BL-LRAEDV", "ADA", "instant", D("1.5"), D("3"), D("5")),
     )
 }
@@ -116,19 +133,33 @@ def strategies(c: Ctx) -> Any:
             continue
         lock: dict[str, Any] = {"type": s.lock, "payout_frequency": s.payout_s}
         if s.lock == "bonded":
-            lock.update({"bonding_period": s.bonding_s, "bonding_period_variable": False,
-                         "bonding_rewards": False, "unbonding_period": s.unbonding_s,
-                         "unbonding_period_variable": False, "unbonding_rewards": False,
-                         "exit_queue_period": 0})
-        items.append({
-            "id": s.id, "asset": _wire_asset(s.asset), "lock_type": lock,
-            "apr_estimate": {"low": fmt(s.apr_low, 4), "high": fmt(s.apr_high, 4)},
-            "user_min_allocation": format(s.min_alloc, "f"),
-            "allocation_fee": "0.0000", "deallocation_fee": "0.0000",
-            "auto_compound": {"type": "enabled"}, "yield_source": {"type": "staking"},
-            "can_allocate": True, "can_deallocate": True,
-            "allocation_restriction_info": [],
-        })
+            lock.update(
+                {
+                    "bonding_period": s.bonding_s,
+                    "bonding_period_variable": False,
+                    "bonding_rewards": False,
+                    "unbonding_period": s.unbonding_s,
+                    "unbonding_period_variable": False,
+                    "unbonding_rewards": False,
+                    "exit_queue_period": 0,
+                }
+            )
+        items.append(
+            {
+                "id": s.id,
+                "asset": _wire_asset(s.asset),
+                "lock_type": lock,
+                "apr_estimate": {"low": fmt(s.apr_low, 4), "high": fmt(s.apr_high, 4)},
+                "user_min_allocation": format(s.min_alloc, "f"),
+                "allocation_fee": "0.0000",
+                "deallocation_fee": "0.0000",
+                "auto_compound": {"type": "enabled"},
+                "yield_source": {"type": "staking"},
+                "can_allocate": True,
+                "can_deallocate": True,
+                "allocation_restriction_info": [],
+            }
+        )
     if opt_bool(c.params, "ascending"):
         items.reverse()
     return {"items": items[:limit], "next_cursor": None}
@@ -169,35 +200,49 @@ def allocations(c: Ctx) -> Any:
             amount_allocated["pending"] = pair_amt(pend["amount"])
         if pend and pend["type"] == "deallocate" and s.lock == "bonded":
             amount_allocated["unbonding"] = {
-                **pair_amt(pend["amount"]), "allocation_count": 1,
-                "allocations": [{**pair_amt(pend["amount"]),
-                                 "created_at": rfc3339_s(pend["created"]),
-                                 "expires": rfc3339_s(pend["done_at"])}],
+                **pair_amt(pend["amount"]),
+                "allocation_count": 1,
+                "allocations": [
+                    {
+                        **pair_amt(pend["amount"]),
+                        "created_at": rfc3339_s(pend["created"]),
+                        "expires": rfc3339_s(pend["done_at"]),
+                    }
+                ],
             }
         now = e.now()
         period_start = now - (now % s.payout_s)
-        items.append({
-            "strategy_id": sid, "native_asset": _wire_asset(s.asset),
-            "amount_allocated": amount_allocated, "total_rewarded": pair_amt(reward),
-            "payout": {
-                "accumulated_reward": pair_amt(reward),
-                "estimated_reward": pair_amt(allocated * s.apr / 100 * D(s.payout_s) / YEAR),
-                "period_start": rfc3339_s(period_start),
-                "period_end": rfc3339_s(period_start + s.payout_s),
-            },
-        })
+        items.append(
+            {
+                "strategy_id": sid,
+                "native_asset": _wire_asset(s.asset),
+                "amount_allocated": amount_allocated,
+                "total_rewarded": pair_amt(reward),
+                "payout": {
+                    "accumulated_reward": pair_amt(reward),
+                    "estimated_reward": pair_amt(allocated * s.apr / 100 * D(s.payout_s) / YEAR),
+                    "period_start": rfc3339_s(period_start),
+                    "period_end": rfc3339_s(period_start + s.payout_s),
+                },
+            }
+        )
         total_alloc += (allocated + reward) * px
         total_rew += reward * px
     if not opt_bool(c.params, "ascending"):
         items.reverse()
-    return {"converted_asset": conv.altname, "total_allocated": fmt(total_alloc, 4),
-            "total_rewarded": fmt(total_rew, 4), "items": items}
+    return {
+        "converted_asset": conv.altname,
+        "total_allocated": fmt(total_alloc, 4),
+        "total_rewarded": fmt(total_rew, 4),
+        "items": items,
+    }
 
 
 def _busy(acct: Account, s: Strategy) -> None:
     if s.id in acct.earn_pending:
         raise KrakenError(
-            "EEarnings:Busy:Another (de)allocation for the same strategy is in progress")
+            "EEarnings:Busy:Another (de)allocation for the same strategy is in progress"
+        )
 
 
 def make_allocate(delay_getter: Any) -> Handler:
@@ -209,12 +254,17 @@ def make_allocate(delay_getter: Any) -> Handler:
         if c.acct.available(s.asset) < amount:
             raise KrakenError(
                 "EEarnings:Insufficient funds:Insufficient funds to complete the "
-                "(de)allocation request")
+                "(de)allocation request"
+            )
         now = c.engine.now()
         accrue(c.engine, c.acct, now)
         c.engine.credit(c.acct, s.asset, -amount, "earn", "allocation", c.engine.ids.kid("E"))
-        c.acct.earn_pending[s.id] = {"type": "allocate", "amount": amount, "created": now,
-                                     "done_at": now + float(delay_getter()) + s.bonding_s}
+        c.acct.earn_pending[s.id] = {
+            "type": "allocate",
+            "amount": amount,
+            "created": now,
+            "done_at": now + float(delay_getter()) + s.bonding_s,
+        }
         return True
 
     return allocate
@@ -234,9 +284,14 @@ def make_deallocate(delay_getter: Any) -> Handler:
         if c.acct.earn.get(s.id, ZERO) < amount:
             raise KrakenError(
                 "EEarnings:Insufficient funds:Insufficient funds to complete the "
-                "(de)allocation request")
-        c.acct.earn_pending[s.id] = {"type": "deallocate", "amount": amount, "created": now,
-                                     "done_at": now + float(delay_getter()) + s.unbonding_s}
+                "(de)allocation request"
+            )
+        c.acct.earn_pending[s.id] = {
+            "type": "deallocate",
+            "amount": amount,
+            "created": now,
+            "done_at": now + float(delay_getter()) + s.unbonding_s,
+        }
         return True
 
     return deallocate
@@ -254,7 +309,8 @@ def _status(kind: str) -> Handler:
 
 def earn_handlers(delay_getter: Any) -> dict[str, Handler]:
     return {
-        "Earn/Strategies": strategies, "Earn/Allocations": allocations,
+        "Earn/Strategies": strategies,
+        "Earn/Allocations": allocations,
         "Earn/Allocate": make_allocate(delay_getter),
         "Earn/Deallocate": make_deallocate(delay_getter),
         "Earn/AllocateStatus": _status("allocate"),

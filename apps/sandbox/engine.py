@@ -41,14 +41,30 @@ from .util import IdGen, decimals_of, parse_rfc3339, rfc3339, to_decimal, ts_num
 
 D = Decimal
 ZERO = D(0)
-ORDER_TYPES = frozenset({
-    "market", "limit", "iceberg", "stop-loss", "take-profit", "stop-loss-limit",
-    "take-profit-limit", "trailing-stop", "trailing-stop-limit", "settle-position",
-})
-TRIGGERED_TYPES = frozenset({
-    "stop-loss", "take-profit", "stop-loss-limit", "take-profit-limit", "trailing-stop",
-    "trailing-stop-limit",
-})
+ORDER_TYPES = frozenset(
+    {
+        "market",
+        "limit",
+        "iceberg",
+        "stop-loss",
+        "take-profit",
+        "stop-loss-limit",
+        "take-profit-limit",
+        "trailing-stop",
+        "trailing-stop-limit",
+        "settle-position",
+    }
+)
+TRIGGERED_TYPES = frozenset(
+    {
+        "stop-loss",
+        "take-profit",
+        "stop-loss-limit",
+        "take-profit-limit",
+        "trailing-stop",
+        "trailing-stop-limit",
+    }
+)
 OFLAGS = frozenset({"post", "fcib", "fciq", "nompp", "viqc"})
 CL_ORD_ID_MAX = 36
 MPP_PCT = Decimal(1)  # market price protection band (assumed; Kraken's is not public here)
@@ -205,8 +221,11 @@ class Engine:
 
     # ------------------------------------------------------------------ accounts / keys
     def create_account(
-        self, balances: dict[str, str] | None = None, tier: str | None = None,
-        parent: str | None = None, account_id: str | None = None,
+        self,
+        balances: dict[str, str] | None = None,
+        tier: str | None = None,
+        parent: str | None = None,
+        account_id: str | None = None,
     ) -> Account:
         self._acct_seq += 1
         aid = account_id or f"AA{self._acct_seq:02d}{self.ids.kid('N')[1:6]}"
@@ -230,8 +249,13 @@ class Engine:
         return TIERS[(master or acct).tier]
 
     def create_key(
-        self, account_id: str, permissions: list[str], nonce_window: int = 0,
-        otp: str | None = None, key: str | None = None, secret: str | None = None,
+        self,
+        account_id: str,
+        permissions: list[str],
+        nonce_window: int = 0,
+        otp: str | None = None,
+        key: str | None = None,
+        secret: str | None = None,
     ) -> ApiKey:
         import base64
         import secrets
@@ -241,16 +265,24 @@ class Engine:
         k = ApiKey(
             key=key or base64.b64encode(secrets.token_bytes(42)).decode(),
             secret=secret or base64.b64encode(secrets.token_bytes(64)).decode(),
-            account_id=account_id, permissions=set(permissions),
-            nonce_window=int(nonce_window), otp=otp,
+            account_id=account_id,
+            permissions=set(permissions),
+            nonce_window=int(nonce_window),
+            otp=otp,
         )
         self.auth.keys[k.key] = k
         return k
 
     # ------------------------------------------------------------------ ledger
     def _ledger(
-        self, acct: Account, asset: str, amount: Decimal, fee: Decimal, ltype: str,
-        subtype: str, refid: str,
+        self,
+        acct: Account,
+        asset: str,
+        amount: Decimal,
+        fee: Decimal,
+        ltype: str,
+        subtype: str,
+        refid: str,
     ) -> dict[str, Any]:
         a = ASSETS.get(asset)
         places = a.decimals if a else 10
@@ -259,17 +291,30 @@ class Engine:
         lid = self.ids.kid("L")
         now = self.now()
         entry = {
-            "refid": refid, "time": now, "type": ltype, "subtype": subtype,
-            "aclass": "currency", "asset": asset, "amount": amount, "fee": fee,
-            "balance": acct.balances[asset], "wallet": "spot / main",
+            "refid": refid,
+            "time": now,
+            "type": ltype,
+            "subtype": subtype,
+            "aclass": "currency",
+            "asset": asset,
+            "amount": amount,
+            "fee": fee,
+            "balance": acct.balances[asset],
+            "wallet": "spot / main",
         }
         acct.ledgers[lid] = entry
         self.emit(acct.id, "ledger", {"id": lid, **entry})
         return entry
 
     def credit(
-        self, acct: Account, asset: str, amount: Decimal, ltype: str, subtype: str,
-        refid: str, fee: Decimal = ZERO,
+        self,
+        acct: Account,
+        asset: str,
+        amount: Decimal,
+        ltype: str,
+        subtype: str,
+        refid: str,
+        fee: Decimal = ZERO,
     ) -> dict[str, Any]:
         return self._ledger(acct, asset, amount, fee, ltype, subtype, refid)
 
@@ -277,9 +322,14 @@ class Engine:
         a = ASSETS.get(e["asset"])
         places = a.decimals if a else 10
         return {
-            "refid": e["refid"], "time": ts_num(e["time"]), "type": e["type"],
-            "subtype": e["subtype"], "aclass": e["aclass"], "asset": e["asset"],
-            "amount": fmt(e["amount"], places), "fee": fmt(e["fee"], places),
+            "refid": e["refid"],
+            "time": ts_num(e["time"]),
+            "type": e["type"],
+            "subtype": e["subtype"],
+            "aclass": e["aclass"],
+            "asset": e["asset"],
+            "amount": fmt(e["amount"], places),
+            "fee": fmt(e["fee"], places),
             "balance": fmt(e["balance"], places),
         }
 
@@ -306,8 +356,14 @@ class Engine:
         return m.last_price
 
     def _parse_price(
-        self, raw: str | None, name: str, pair: Pair, side: str, ref: Decimal,
-        *, allow_relative: bool = True,
+        self,
+        raw: str | None,
+        name: str,
+        pair: Pair,
+        side: str,
+        ref: Decimal,
+        *,
+        allow_relative: bool = True,
     ) -> tuple[Decimal | None, str | None]:
         """Parse an absolute or relative (``+``/``-``/``#`` prefix, ``%`` suffix) price.
 
@@ -317,7 +373,7 @@ class Engine:
         s = raw.strip()
         prefix = s[0] if s[:1] in ("+", "-", "#") else ""
         pct = s.endswith("%")
-        body = s[len(prefix):len(s) - (1 if pct else 0)]
+        body = s[len(prefix) : len(s) - (1 if pct else 0)]
         value = to_decimal(body)
         if value is None or value < 0 or (not prefix and not pct and value == 0):
             raise invalid(name)
@@ -325,7 +381,8 @@ class Engine:
             if decimals_of(value) > pair.pair_decimals:
                 raise KrakenError(
                     f"EOrder:Invalid price:{pair.id} price can only be specified up to "
-                    f"{pair.pair_decimals} decimals.")
+                    f"{pair.pair_decimals} decimals."
+                )
             return value, None
         if not allow_relative:
             raise invalid(name)
@@ -366,7 +423,10 @@ class Engine:
 
     @staticmethod
     def _type_descr(
-        ordertype: str, price: Decimal | None, price2: Decimal | None, pair: Pair,
+        ordertype: str,
+        price: Decimal | None,
+        price2: Decimal | None,
+        pair: Pair,
         trail: str | None = None,
     ) -> str:
         def p(x: Decimal | None) -> str:
@@ -409,10 +469,13 @@ class Engine:
             "starttm": ts_num(o.starttm) if o.starttm else 0,
             "expiretm": ts_num(o.expiretm) if o.expiretm else 0,
             "descr": {
-                "pair": pair.altname, "type": o.side, "ordertype": o.ordertype,
+                "pair": pair.altname,
+                "type": o.side,
+                "ordertype": o.ordertype,
                 "price": fmt(o.price, pair.pair_decimals) if o.price is not None else "0",
                 "price2": fmt(o.price2, pair.pair_decimals) if o.price2 is not None else "0",
-                "leverage": "none", "order": self.descr(o),
+                "leverage": "none",
+                "order": self.descr(o),
                 "close": self.close_descr(o.close, pair),
             },
             "vol": fmt(o.volume, pair.lot_decimals),
@@ -420,8 +483,9 @@ class Engine:
             "cost": fmt(o.cost, pair.cost_decimals),
             "fee": fmt(o.fee, quote.decimals if o.hold_asset != pair.base else 8),
             "price": fmt(avg, pair.pair_decimals),
-            "stopprice": fmt(o.price if o.ordertype in TRIGGERED_TYPES and o.price
-                             else ZERO, pair.pair_decimals),
+            "stopprice": fmt(
+                o.price if o.ordertype in TRIGGERED_TYPES and o.price else ZERO, pair.pair_decimals
+            ),
             "limitprice": fmt(o.price2 if o.price2 is not None else ZERO, pair.pair_decimals),
             "misc": ",".join(o.misc),
             "oflags": ",".join(o.oflags),
@@ -504,8 +568,7 @@ class Engine:
             raise invalid("stptype")
         ref = self.ref_price(pair, trigger)
         price, _ = self._parse_price(opt_str(p, "price"), "price", pair, side, ref)
-        price2, _ = self._parse_price(opt_str(p, "price2"), "price2", pair, side,
-                                          price or ref)
+        price2, _ = self._parse_price(opt_str(p, "price2"), "price2", pair, side, price or ref)
         trail: str | None = None
         if ordertype == "market":
             if price is not None and opt_str(p, "price") not in (None, ""):
@@ -528,8 +591,7 @@ class Engine:
             if off is None or off < 0:
                 raise invalid("price")
             offset_abs = ref * off / 100 if raw.endswith("%") else off
-            price = q(ref - offset_abs if side == "sell" else ref + offset_abs,
-                      pair.pair_decimals)
+            price = q(ref - offset_abs if side == "sell" else ref + offset_abs, pair.pair_decimals)
             if ordertype == "trailing-stop-limit":
                 raw2 = opt_str(p, "price2")
                 if not raw2 or raw2[0] not in "+-":
@@ -595,11 +657,28 @@ class Engine:
             raise KrakenError("EOrder:Cost minimum not met")
         self._seq += 1
         o = Order(
-            txid="", account_id=acct.id, pair=pair.id, side=side, ordertype=ordertype,
-            volume=volume, price=price, price2=price2, opentm=now, seq=self._seq,
-            oflags=oflags, timeinforce=tif, starttm=starttm, expiretm=expiretm,
-            userref=userref, cl_ord_id=cl, display_vol=display, close=close_d,
-            trigger=trigger, stptype=stptype, trail_offset=trail, viqc=viqc,
+            txid="",
+            account_id=acct.id,
+            pair=pair.id,
+            side=side,
+            ordertype=ordertype,
+            volume=volume,
+            price=price,
+            price2=price2,
+            opentm=now,
+            seq=self._seq,
+            oflags=oflags,
+            timeinforce=tif,
+            starttm=starttm,
+            expiretm=expiretm,
+            userref=userref,
+            cl_ord_id=cl,
+            display_vol=display,
+            close=close_d,
+            trigger=trigger,
+            stptype=stptype,
+            trail_offset=trail,
+            viqc=viqc,
         )
         if trail is not None:
             o.trail_extreme = ref
@@ -616,15 +695,15 @@ class Engine:
             px = self._sweep_price(pair, "buy", o.volume)
         else:
             px = (o.price2 if o.ordertype.endswith("-limit") and o.price2 else o.price) or (
-                self.ref_price(pair))
+                self.ref_price(pair)
+            )
         cost = o.volume * px
         return pair.quote, q(cost + cost * fee_pct / 100, ASSETS[pair.quote].decimals, ROUND_UP)
 
     def _sweep_price(self, pair: Pair, side: str, volume: Decimal) -> Decimal:
         """Worst price a market order of ``volume`` would reach (for the funds check)."""
         m = self.markets[pair.id]
-        levels = sorted(m.asks.items()) if side == "buy" else sorted(
-            m.bids.items(), reverse=True)
+        levels = sorted(m.asks.items()) if side == "buy" else sorted(m.bids.items(), reverse=True)
         left = volume
         px = m.best_ask() if side == "buy" else m.best_bid()
         for level_px, qty in levels:
@@ -670,8 +749,9 @@ class Engine:
         limit = o.resting_limit()
         if "post" in o.oflags and limit is not None:
             opp = self._best_opposite(pair, o.side)
-            if opp is not None and ((o.side == "buy" and limit >= opp)
-                                    or (o.side == "sell" and limit <= opp)):
+            if opp is not None and (
+                (o.side == "buy" and limit >= opp) or (o.side == "sell" and limit <= opp)
+            ):
                 self._finish(acct, o, "canceled", "Post only order")
                 return
         if o.ordertype == "market" or (o.triggered and limit is None):
@@ -684,15 +764,23 @@ class Engine:
                 protect = touch + band if o.side == "buy" else touch - band
             self._take(acct, o, protect)
             if o.is_open:
-                self._finish(acct, o, "closed" if o.vol_exec else "canceled",
-                             None if o.vol_exec else "Insufficient liquidity")
+                self._finish(
+                    acct,
+                    o,
+                    "closed" if o.vol_exec else "canceled",
+                    None if o.vol_exec else "Insufficient liquidity",
+                )
             return
         self._take(acct, o, limit)
         if not o.is_open:
             return
         if o.timeinforce == "IOC":
-            self._finish(acct, o, "canceled" if not o.vol_exec else "closed",
-                         "Unfilled IOC order" if not o.vol_exec else None)
+            self._finish(
+                acct,
+                o,
+                "canceled" if not o.vol_exec else "closed",
+                "Unfilled IOC order" if not o.vol_exec else None,
+            )
             if o.vol_exec and o.status == "closed":
                 o.status = "canceled"
                 o.reason = "Partially filled IOC order"
@@ -703,8 +791,11 @@ class Engine:
         m = self.markets[pair.id]
         opp_side = "sell" if side == "buy" else "buy"
         user = self.book_orders[(pair.id, opp_side)]
-        synth = (min(m.asks) if m.asks else None) if side == "buy" else (
-            max(m.bids) if m.bids else None)
+        synth = (
+            (min(m.asks) if m.asks else None)
+            if side == "buy"
+            else (max(m.bids) if m.bids else None)
+        )
         up = user[0].resting_limit() if user else None
         cands = [x for x in (synth, up) if x is not None]
         if not cands:
@@ -746,8 +837,11 @@ class Engine:
             s_px = (min(synth) if o.side == "buy" else max(synth)) if synth else None
             u = opp[0] if opp else None
             u_px = u.resting_limit() if u else None
-            use_user = u is not None and u_px is not None and (
-                s_px is None or (u_px < s_px if o.side == "buy" else u_px > s_px))
+            use_user = (
+                u is not None
+                and u_px is not None
+                and (s_px is None or (u_px < s_px if o.side == "buy" else u_px > s_px))
+            )
             px = u_px if use_user else s_px
             if px is None:
                 break
@@ -787,9 +881,16 @@ class Engine:
             self._fill(acct, o, px, qty, maker=False)
             if o.viqc:
                 quote_left -= px * qty
-            m.record_trade(PublicTrade(px, qty, self.now(), "b" if o.side == "buy" else "s",
-                                       "m" if o.ordertype == "market" else "l",
-                                       self.ids.trade_seq()))
+            m.record_trade(
+                PublicTrade(
+                    px,
+                    qty,
+                    self.now(),
+                    "b" if o.side == "buy" else "s",
+                    "m" if o.ordertype == "market" else "l",
+                    self.ids.trade_seq(),
+                )
+            )
         if touched:
             m.updated = self.now()
             self._book_changed(o.pair)
@@ -809,7 +910,13 @@ class Engine:
         return q(avail / (px * (1 + fee_pct / 100)), pair.lot_decimals)
 
     def _fill(
-        self, acct: Account, o: Order, px: Decimal, qty: Decimal, *, maker: bool,
+        self,
+        acct: Account,
+        o: Order,
+        px: Decimal,
+        qty: Decimal,
+        *,
+        maker: bool,
     ) -> None:
         pair = PAIRS[o.pair]
         base, quote = ASSETS[pair.base], ASSETS[pair.quote]
@@ -830,36 +937,54 @@ class Engine:
             fee = q(cost * pct / 100, quote.decimals, ROUND_UP)
         cost_q = q(cost, quote.decimals)
         if o.side == "buy":
-            self._ledger(acct, quote.id, -cost_q, ZERO if fee_in_base else fee, "trade", "",
-                         tid)
+            self._ledger(acct, quote.id, -cost_q, ZERO if fee_in_base else fee, "trade", "", tid)
             self._ledger(acct, base.id, qty, fee if fee_in_base else ZERO, "trade", "", tid)
         else:
             self._ledger(acct, base.id, -qty, fee if fee_in_base else ZERO, "trade", "", tid)
-            self._ledger(acct, quote.id, cost_q, ZERO if fee_in_base else fee, "trade", "",
-                         tid)
+            self._ledger(acct, quote.id, cost_q, ZERO if fee_in_base else fee, "trade", "", tid)
         o.vol_exec += qty
         o.cost += cost_q
         o.fee += fee
         o.trades.append(tid)
-        usd = cost_q * quote.usd_hint if quote.id != "XXBT" else cost_q * self.markets[
-            "XXBTZUSD"].mid
+        usd = (
+            cost_q * quote.usd_hint if quote.id != "XXBT" else cost_q * self.markets["XXBTZUSD"].mid
+        )
         acct.volume_usd += usd
         now = self.now()
         trade_int = self.ids.trade_seq()
         acct.trades[tid] = {
-            "ordertxid": o.txid, "postxid": self.ids.kid("T"), "pair": pair.id,
-            "time": now, "type": o.side, "ordertype": o.ordertype, "price": px,
-            "cost": cost_q, "fee": fee, "vol": qty, "maker": maker, "trade_id": trade_int,
+            "ordertxid": o.txid,
+            "postxid": self.ids.kid("T"),
+            "pair": pair.id,
+            "time": now,
+            "type": o.side,
+            "ordertype": o.ordertype,
+            "price": px,
+            "cost": cost_q,
+            "fee": fee,
+            "vol": qty,
+            "maker": maker,
+            "trade_id": trade_int,
             "fee_asset": base.id if fee_in_base else quote.id,
         }
         full = o.remaining <= 0
-        self._exec_event(o, "trade", "filled" if full else "partially_filled", extra={
-            "exec_id": tid, "trade_id": trade_int, "last_qty": qty, "last_price": px,
-            "liquidity_ind": "m" if maker else "t", "cost": cost_q,
-            "fees": [{"asset": base.ws if fee_in_base else quote.ws, "qty": fee}],
-            "fee_usd_equiv": q(self.balance_usd(acct, base.id if fee_in_base else quote.id,
-                                                fee), 4),
-        })
+        self._exec_event(
+            o,
+            "trade",
+            "filled" if full else "partially_filled",
+            extra={
+                "exec_id": tid,
+                "trade_id": trade_int,
+                "last_qty": qty,
+                "last_price": px,
+                "liquidity_ind": "m" if maker else "t",
+                "cost": cost_q,
+                "fees": [{"asset": base.ws if fee_in_base else quote.ws, "qty": fee}],
+                "fee_usd_equiv": q(
+                    self.balance_usd(acct, base.id if fee_in_base else quote.id, fee), 4
+                ),
+            },
+        )
         if full:
             self._finish(acct, o, "closed", None)
 
@@ -881,8 +1006,7 @@ class Engine:
         extra: dict[str, Any] = {}
         if reason and status == "canceled":
             extra["cancel_reason"] = reason
-        self._exec_event(o, exec_type, "filled" if status == "closed" else status,
-                         extra=extra)
+        self._exec_event(o, exec_type, "filled" if status == "closed" else status, extra=extra)
         if status == "closed" and o.close and o.vol_exec > 0:
             self._spawn_close(acct, o)
 
@@ -891,7 +1015,8 @@ class Engine:
         if o.close is None:
             return
         params: Params = {
-            "type": "sell" if o.side == "buy" else "buy", "ordertype": o.close["ordertype"],
+            "type": "sell" if o.side == "buy" else "buy",
+            "ordertype": o.close["ordertype"],
             "volume": fmt(o.vol_exec, PAIRS[o.pair].lot_decimals),
             "price": o.close.get("price"),
         }
@@ -910,23 +1035,37 @@ class Engine:
 
     # ------------------------------------------------------------------ executions events
     def _exec_event(
-        self, o: Order, exec_type: str, order_status: str, extra: dict[str, Any] | None = None,
+        self,
+        o: Order,
+        exec_type: str,
+        order_status: str,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         if not self.listeners or not self.exec_interest(o.account_id):
             return
         pair = PAIRS[o.pair]
         ev: dict[str, Any] = {
-            "order_id": o.txid, "symbol": pair.symbol, "exec_type": exec_type,
-            "order_status": order_status, "side": o.side, "order_type": o.ordertype,
-            "order_qty": o.volume, "cum_qty": o.vol_exec, "cum_cost": o.cost,
+            "order_id": o.txid,
+            "symbol": pair.symbol,
+            "exec_type": exec_type,
+            "order_status": order_status,
+            "side": o.side,
+            "order_type": o.ordertype,
+            "order_qty": o.volume,
+            "cum_qty": o.vol_exec,
+            "cum_cost": o.cost,
             "fee_ccy_pref": "fcib" if "fcib" in o.oflags else "fciq",
-            "time_in_force": o.timeinforce, "timestamp": rfc3339(self.now()),
+            "time_in_force": o.timeinforce,
+            "timestamp": rfc3339(self.now()),
             "order_userref": o.userref or 0,
         }
         if o.cl_ord_id is not None:
             ev["cl_ord_id"] = o.cl_ord_id
-        lim = o.price2 if o.ordertype.endswith("-limit") else (
-            o.price if o.ordertype in ("limit", "iceberg") else None)
+        lim = (
+            o.price2
+            if o.ordertype.endswith("-limit")
+            else (o.price if o.ordertype in ("limit", "iceberg") else None)
+        )
         if lim is not None:
             ev["limit_price"] = lim
         if o.vol_exec:
@@ -953,8 +1092,11 @@ class Engine:
                 offset = o.trail_extreme * off / 100 if pct else off
                 o.price = q(o.trail_extreme + offset, pair.pair_decimals)
         stop = o.ordertype.startswith(("stop-loss", "trailing-stop"))
-        hit = (ref <= o.price if o.side == "sell" else ref >= o.price) if stop else (
-            ref >= o.price if o.side == "sell" else ref <= o.price)
+        hit = (
+            (ref <= o.price if o.side == "sell" else ref >= o.price)
+            if stop
+            else (ref >= o.price if o.side == "sell" else ref <= o.price)
+        )
         if not hit:
             return
         o.triggered = True
@@ -1008,9 +1150,16 @@ class Engine:
                 qty = o.remaining
                 lst.pop(0)
                 self._fill(acct, o, lim, qty, maker=True)
-                m.record_trade(PublicTrade(lim, qty, self.now(),
-                                           "s" if side == "buy" else "b", "m",
-                                           self.ids.trade_seq()))
+                m.record_trade(
+                    PublicTrade(
+                        lim,
+                        qty,
+                        self.now(),
+                        "s" if side == "buy" else "b",
+                        "m",
+                        self.ids.trade_seq(),
+                    )
+                )
                 self._book_changed(pid)
 
     def _outside_flow(self, pid: str) -> None:
@@ -1026,8 +1175,11 @@ class Engine:
             s_px = (min(synth) if side == "buy" else max(synth)) if synth else None
             u = opp[0] if opp else None
             u_px = u.resting_limit() if u else None
-            if u is not None and u_px is not None and (
-                    s_px is None or (u_px <= s_px if side == "buy" else u_px >= s_px)):
+            if (
+                u is not None
+                and u_px is not None
+                and (s_px is None or (u_px <= s_px if side == "buy" else u_px >= s_px))
+            ):
                 qty = min(want, u.remaining)
                 self._fill(self.accounts[u.account_id], u, u_px, qty, maker=True)
                 if not u.is_open and u in opp:
@@ -1042,9 +1194,16 @@ class Engine:
             else:
                 break
             want -= qty
-            m.record_trade(PublicTrade(px, q(qty, pair.lot_decimals), now,
-                                       "b" if side == "buy" else "s", "m",
-                                       self.ids.trade_seq()))
+            m.record_trade(
+                PublicTrade(
+                    px,
+                    q(qty, pair.lot_decimals),
+                    now,
+                    "b" if side == "buy" else "s",
+                    "m",
+                    self.ids.trade_seq(),
+                )
+            )
         self._book_changed(pid)
 
     def _timers(self, now: float) -> None:
@@ -1101,8 +1260,12 @@ class Engine:
         new_trigger_raw = opt_str(p, "trigger_price")
         display = opt_dec(p, "display_qty")
         post_only = opt_bool(p, "post_only")
-        if new_qty is None and new_limit_raw is None and new_trigger_raw is None and (
-                display is None):
+        if (
+            new_qty is None
+            and new_limit_raw is None
+            and new_trigger_raw is None
+            and (display is None)
+        ):
             raise invalid()
         if new_qty is not None:
             if new_qty <= 0 or decimals_of(new_qty) > pair.lot_decimals:
@@ -1113,8 +1276,9 @@ class Engine:
                 raise KrakenError("EOrder:Order minimum not met")
         new_limit: Decimal | None = None
         if new_limit_raw is not None:
-            new_limit, _ = self._parse_price(new_limit_raw, "limit_price", pair, o.side,
-                                             self.ref_price(pair))
+            new_limit, _ = self._parse_price(
+                new_limit_raw, "limit_price", pair, o.side, self.ref_price(pair)
+            )
             if new_limit is None or new_limit % pair.tick_size:
                 raise KrakenError("EOrder:Tick size check failed")
             if o.ordertype not in ("limit", "iceberg") and not o.ordertype.endswith("-limit"):
@@ -1123,27 +1287,35 @@ class Engine:
         if new_trigger_raw is not None:
             if o.ordertype not in TRIGGERED_TYPES or o.triggered:
                 raise invalid("trigger_price")
-            new_trigger, _ = self._parse_price(new_trigger_raw, "trigger_price", pair, o.side,
-                                               self.ref_price(pair, o.trigger))
+            new_trigger, _ = self._parse_price(
+                new_trigger_raw, "trigger_price", pair, o.side, self.ref_price(pair, o.trigger)
+            )
         if post_only and new_limit is not None:
             opp = self._best_opposite(pair, o.side)
-            if opp is not None and ((o.side == "buy" and new_limit >= opp) or
-                                    (o.side == "sell" and new_limit <= opp)):
+            if opp is not None and (
+                (o.side == "buy" and new_limit >= opp) or (o.side == "sell" and new_limit <= opp)
+            ):
                 raise KrakenError("EOrder:Post only order")
         # Re-reserve funds for the amended order.
         acct_hold_before = o.hold
         self._release(acct, o)
         trial_qty = new_qty if new_qty is not None else o.volume
-        limit_for_hold = new_limit if new_limit is not None else (
-            o.price2 if o.ordertype.endswith("-limit") else o.price)
+        limit_for_hold = (
+            new_limit
+            if new_limit is not None
+            else (o.price2 if o.ordertype.endswith("-limit") else o.price)
+        )
         if o.side == "sell":
             need = trial_qty - o.vol_exec
             asset = pair.base
         else:
             px = limit_for_hold or self.ref_price(pair)
             cost = (trial_qty - o.vol_exec) * px
-            need = q(cost * (1 + self._fee_pct(acct, pair, False) / 100),
-                     ASSETS[pair.quote].decimals, ROUND_UP)
+            need = q(
+                cost * (1 + self._fee_pct(acct, pair, False) / 100),
+                ASSETS[pair.quote].decimals,
+                ROUND_UP,
+            )
             asset = pair.quote
         if acct.available(asset) < need:
             self._hold(acct, o, o.hold_asset or asset, acct_hold_before)
@@ -1173,8 +1345,12 @@ class Engine:
         if not o.amends:
             o.amends.append(self._amend_entry(o, "original", self.ids.kid("T"), o.opentm))
         o.amends.append(self._amend_entry(o, "user", amend_id, self.now()))
-        self._exec_event(o, "amended", "partially_filled" if o.vol_exec else "new",
-                         extra={"reason": "User requested", "amended": True})
+        self._exec_event(
+            o,
+            "amended",
+            "partially_filled" if o.vol_exec else "new",
+            extra={"reason": "User requested", "amended": True},
+        )
         if was_resting:
             self._execute(acct, o)
         return amend_id
@@ -1182,7 +1358,8 @@ class Engine:
     def _amend_entry(self, o: Order, kind: str, amend_id: str, t: float) -> dict[str, Any]:
         pair = PAIRS[o.pair]
         e: dict[str, Any] = {
-            "amend_id": amend_id, "amend_type": kind,
+            "amend_id": amend_id,
+            "amend_type": kind,
             "order_qty": fmt(o.volume, pair.lot_decimals),
             "remaining_qty": fmt(o.remaining, pair.lot_decimals),
             "timestamp": int(t * 1e9),
@@ -1236,8 +1413,16 @@ class Engine:
         now = self.now()
         if self.status == "online":
             self._cross_resting(pid)
-            m.record_trade(PublicTrade(price.quantize(m.pair.price_q), m.pair.ordermin, now,
-                                       "b", "m", self.ids.trade_seq()))
+            m.record_trade(
+                PublicTrade(
+                    price.quantize(m.pair.price_q),
+                    m.pair.ordermin,
+                    now,
+                    "b",
+                    "m",
+                    self.ids.trade_seq(),
+                )
+            )
             for o in list(self.untriggered[pid]):
                 self._check_trigger(o, m.last_price if o.trigger == "last" else price)
         m.updated = now

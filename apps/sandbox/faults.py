@@ -17,8 +17,14 @@ CLOUDFLARE_HTML = """<html>
 </body>
 </html>
 """
-REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-           504: "Gateway Time-out", 520: "Origin Error", 522: "Connection timed out"}
+REASONS = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Time-out",
+    520: "Origin Error",
+    522: "Connection timed out",
+}
 
 
 @dataclass
@@ -35,33 +41,46 @@ class Rule:
         if self.count is not None and self.count <= 0:
             return False
         return self.endpoint in ("*", method) or (
-            self.endpoint == ("private" if private else "public"))
+            self.endpoint == ("private" if private else "public")
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "endpoint": self.endpoint, "probability": self.probability,
-                "count": self.count, "latency_ms": self.latency_ms, "status": self.status,
-                "mode": self.mode}
+        return {
+            "kind": self.kind,
+            "endpoint": self.endpoint,
+            "probability": self.probability,
+            "count": self.count,
+            "latency_ms": self.latency_ms,
+            "status": self.status,
+            "mode": self.mode,
+        }
 
 
 PROFILES: dict[str, dict[str, Any]] = {
     "none": {"rules": []},
     "slow": {"rules": [{"kind": "latency", "latency_ms": 150}]},
-    "flaky": {"rules": [
-        {"kind": "latency", "latency_ms": 40},
-        {"kind": "http_5xx", "endpoint": "private", "probability": 0.03, "status": 502},
-        {"kind": "busy", "endpoint": "private", "probability": 0.02},
-    ]},
-    "lossy": {"rules": [
-        {"kind": "lost_response", "endpoint": "AddOrder", "probability": 0.2, "mode": "drop"},
-        {"kind": "lost_response", "endpoint": "CancelOrder", "probability": 0.1,
-         "mode": "5xx"},
-    ]},
-    "chaos": {"rules": [
-        {"kind": "latency", "latency_ms": 100},
-        {"kind": "http_5xx", "probability": 0.05, "status": 520},
-        {"kind": "unavailable", "endpoint": "private", "probability": 0.03},
-        {"kind": "lost_response", "endpoint": "AddOrder", "probability": 0.1},
-    ], "ws_disconnect_every": 30},
+    "flaky": {
+        "rules": [
+            {"kind": "latency", "latency_ms": 40},
+            {"kind": "http_5xx", "endpoint": "private", "probability": 0.03, "status": 502},
+            {"kind": "busy", "endpoint": "private", "probability": 0.02},
+        ]
+    },
+    "lossy": {
+        "rules": [
+            {"kind": "lost_response", "endpoint": "AddOrder", "probability": 0.2, "mode": "drop"},
+            {"kind": "lost_response", "endpoint": "CancelOrder", "probability": 0.1, "mode": "5xx"},
+        ]
+    },
+    "chaos": {
+        "rules": [
+            {"kind": "latency", "latency_ms": 100},
+            {"kind": "http_5xx", "probability": 0.05, "status": 520},
+            {"kind": "unavailable", "endpoint": "private", "probability": 0.03},
+            {"kind": "lost_response", "endpoint": "AddOrder", "probability": 0.1},
+        ],
+        "ws_disconnect_every": 30,
+    },
 }
 
 
@@ -81,19 +100,25 @@ class Faults:
         for r in data.get("rules", []):
             if r.get("kind") not in KINDS:
                 raise ValueError(f"unknown fault kind {r.get('kind')!r}")
-            rules.append(Rule(
-                kind=r["kind"], endpoint=str(r.get("endpoint", "*")),
-                probability=float(r.get("probability", 1.0)),
-                count=None if r.get("count") is None else int(r["count"]),
-                latency_ms=int(r.get("latency_ms", 0)), status=int(r.get("status", 502)),
-                mode=str(r.get("mode", "drop")),
-            ))
+            rules.append(
+                Rule(
+                    kind=r["kind"],
+                    endpoint=str(r.get("endpoint", "*")),
+                    probability=float(r.get("probability", 1.0)),
+                    count=None if r.get("count") is None else int(r["count"]),
+                    latency_ms=int(r.get("latency_ms", 0)),
+                    status=int(r.get("status", 502)),
+                    mode=str(r.get("mode", "drop")),
+                )
+            )
         self.rules = rules
         self.ws_disconnect_every = float(data.get("ws_disconnect_every", 0) or 0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"rules": [r.to_json() for r in self.rules],
-                "ws_disconnect_every": self.ws_disconnect_every}
+        return {
+            "rules": [r.to_json() for r in self.rules],
+            "ws_disconnect_every": self.ws_disconnect_every,
+        }
 
     def pick(self, method: str, private: bool) -> list[Rule]:
         """Rules that fire for this request (each consumes one activation)."""

@@ -33,26 +33,28 @@ class Method:
 
 
 METHODS: dict[str, list[Method]] = {
-    "XXBT": [Method("XXBT", "Bitcoin", "Bitcoin", D("0.00015"), D("0.0005"), D("100"),
-                    "bc1q", 38)],
-    "XETH": [Method("XETH", "Ether", "Ethereum", D("0.0035"), D("0.005"), D("1000"),
-                    "0x", 40)],
+    "XXBT": [Method("XXBT", "Bitcoin", "Bitcoin", D("0.00015"), D("0.0005"), D("100"), "bc1q", 38)],
+    "XETH": [Method("XETH", "Ether", "Ethereum", D("0.0035"), D("0.005"), D("1000"), "0x", 40)],
     "SOL": [Method("SOL", "Solana", "Solana", D("0.01"), D("0.05"), D("50000"), "", 44)],
-    "USDT": [Method("USDT", "Tether USD (ERC20)", "Ethereum", D("5"), D("10"), D("1000000"),
-                    "0x", 40),
-             Method("USDT", "Tether USD (TRC20)", "Tron", D("2.5"), D("5"), D("1000000"),
-                    "T", 33)],
+    "USDT": [
+        Method("USDT", "Tether USD (ERC20)", "Ethereum", D("5"), D("10"), D("1000000"), "0x", 40),
+        Method("USDT", "Tether USD (TRC20)", "Tron", D("2.5"), D("5"), D("1000000"), "T", 33),
+    ],
     "USDC": [Method("USDC", "USDC", "Ethereum", D("5"), D("10"), D("1000000"), "0x", 40)],
     "DOT": [Method("DOT", "Polkadot", "Polkadot", D("0.05"), D("1.5"), D("100000"), "1", 47)],
     "ADA": [Method("ADA", "ADA", "Cardano", D("0.5"), D("10"), D("1000000"), "addr1", 53)],
-    "XXRP": [Method("XXRP", "Ripple XRP", "Ripple", D("0.02"), D("25"), D("1000000"), "r",
-                    33)],
-    "XLTC": [Method("XLTC", "Litecoin", "Litecoin", D("0.001"), D("0.01"), D("10000"),
-                    "ltc1q", 38)],
-    "ZUSD": [Method("ZUSD", "Bank Frick (SWIFT)", "", D("35"), D("150"), D("1000000"), "", 0,
-                    fiat=True)],
-    "ZEUR": [Method("ZEUR", "SEPA (Clearjunction)", "", D("0.35"), D("10"), D("1000000"), "",
-                    0, fiat=True)],
+    "XXRP": [Method("XXRP", "Ripple XRP", "Ripple", D("0.02"), D("25"), D("1000000"), "r", 33)],
+    "XLTC": [
+        Method("XLTC", "Litecoin", "Litecoin", D("0.001"), D("0.01"), D("10000"), "ltc1q", 38)
+    ],
+    "ZUSD": [
+        Method("ZUSD", "Bank Frick (SWIFT)", "", D("35"), D("150"), D("1000000"), "", 0, fiat=True)
+    ],
+    "ZEUR": [
+        Method(
+            "ZEUR", "SEPA (Clearjunction)", "", D("0.35"), D("10"), D("1000000"), "", 0, fiat=True
+        )
+    ],
 }
 
 WITHDRAW_FLOW = ("Initial", "Pending", "Settled", "Success")
@@ -84,17 +86,23 @@ def _address(e: Engine, m: Method, acct: Account, n: int) -> str:
     if m.addr_prefix == "0x":
         return "0x" + h[:40]
     alphabet = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-    body = "".join(alphabet[int(h[i:i + 2], 16) % 32] for i in range(0, 2 * m.addr_len, 2))
+    body = "".join(alphabet[int(h[i : i + 2], 16) % 32] for i in range(0, 2 * m.addr_len, 2))
     return (m.addr_prefix + body)[: max(m.addr_len, len(m.addr_prefix) + 20)]
 
 
 def deposit_methods(c: Ctx) -> Any:
     check_known(c.params, allow("asset", "aclass", "rebase_multiplier"))
     a = _asset(c.params)
-    return [{
-        "method": m.name, "limit": False, "fee": fmt(ZERO, 10), "gen-address": not m.fiat,
-        "minimum": fmt(m.minimum, 8),
-    } for m in METHODS.get(a.id, [])]
+    return [
+        {
+            "method": m.name,
+            "limit": False,
+            "fee": fmt(ZERO, 10),
+            "gen-address": not m.fiat,
+            "minimum": fmt(m.minimum, 8),
+        }
+        for m in METHODS.get(a.id, [])
+    ]
 
 
 def deposit_addresses(c: Ctx) -> Any:
@@ -111,31 +119,43 @@ def deposit_addresses(c: Ctx) -> Any:
             raise KrakenError("EFunding:Too many addresses")
         for entry in lst:
             entry["new"] = False
-        lst.append({"address": _address(c.engine, m, c.acct, len(lst)), "expiretm": "0",
-                    "new": True})
+        lst.append(
+            {"address": _address(c.engine, m, c.acct, len(lst)), "expiretm": "0", "new": True}
+        )
     return [dict(x) for x in reversed(lst)]
 
 
 def _deposit_json(d: dict[str, Any]) -> dict[str, Any]:
     places = ASSETS[d["asset"]].decimals
     out = {
-        "method": d["method"], "aclass": "currency", "asset": d["asset"],
-        "refid": d["refid"], "txid": d["txid"], "info": d["info"],
-        "amount": fmt(d["amount"], places), "fee": fmt(d["fee"], places),
-        "time": int(d["time"]), "status": d["status"],
+        "method": d["method"],
+        "aclass": "currency",
+        "asset": d["asset"],
+        "refid": d["refid"],
+        "txid": d["txid"],
+        "info": d["info"],
+        "amount": fmt(d["amount"], places),
+        "fee": fmt(d["fee"], places),
+        "time": int(d["time"]),
+        "status": d["status"],
     }
     return out
 
 
 def deposit_status(c: Ctx) -> Any:
-    check_known(c.params, allow("asset", "aclass", "method", "start", "end", "cursor",
-                                "limit", "rebase_multiplier"))
+    check_known(
+        c.params,
+        allow("asset", "aclass", "method", "start", "end", "cursor", "limit", "rebase_multiplier"),
+    )
     name = opt_str(c.params, "asset")
     a = _asset(c.params) if name else None
     method = opt_str(c.params, "method")
     limit = opt_int(c.params, "limit") or 25
-    items = [d for d in c.acct.deposits
-             if (a is None or d["asset"] == a.id) and (method is None or d["method"] == method)]
+    items = [
+        d
+        for d in c.acct.deposits
+        if (a is None or d["asset"] == a.id) and (method is None or d["method"] == method)
+    ]
     items = sorted(items, key=lambda d: -d["time"])
     if _paginated(c.params):
         return {"deposit": [_deposit_json(d) for d in items[:limit]], "next_cursor": None}
@@ -151,18 +171,30 @@ def _paginated(p: Params) -> bool:
 
 
 def credit_deposit(
-    e: Engine, acct: Account, asset: str, amount: Decimal, method: str | None = None,
+    e: Engine,
+    acct: Account,
+    asset: str,
+    amount: Decimal,
+    method: str | None = None,
 ) -> str:
     a = ASSETS[asset]
     m = _method(a, method)
     refid = e.ids.refid("Q")
     e.credit(acct, a.id, amount, "deposit", "", refid)
     txid = hashlib.sha256(refid.encode()).hexdigest()
-    acct.deposits.append({
-        "method": m.name, "asset": a.id, "refid": refid, "txid": txid,
-        "info": _address(e, m, acct, 0) if not m.fiat else "", "amount": amount,
-        "fee": ZERO, "time": e.now(), "status": "Success",
-    })
+    acct.deposits.append(
+        {
+            "method": m.name,
+            "asset": a.id,
+            "refid": refid,
+            "txid": txid,
+            "info": _address(e, m, acct, 0) if not m.fiat else "",
+            "amount": amount,
+            "fee": ZERO,
+            "time": e.now(),
+            "status": "Success",
+        }
+    )
     return refid
 
 
@@ -171,10 +203,17 @@ def withdraw_methods(c: Ctx) -> Any:
     name = opt_str(c.params, "asset")
     assets = [_asset(c.params)] if name else list(ASSETS.values())
     network = opt_str(c.params, "network")
-    return [{"asset": m.asset, "method": m.name, "minimum": fmt(m.minimum, 8),
-             **({"network": m.network} if m.network else {})}
-            for a in assets for m in METHODS.get(a.id, [])
-            if network is None or m.network == network]
+    return [
+        {
+            "asset": m.asset,
+            "method": m.name,
+            "minimum": fmt(m.minimum, 8),
+            **({"network": m.network} if m.network else {}),
+        }
+        for a in assets
+        for m in METHODS.get(a.id, [])
+        if network is None or m.network == network
+    ]
 
 
 def withdraw_addresses(c: Ctx) -> Any:
@@ -194,8 +233,15 @@ def withdraw_addresses(c: Ctx) -> Any:
             continue
         if verified is not None and w["verified"] != opt_bool(c.params, "verified"):
             continue
-        out.append({"address": w["address"], "asset": ASSETS[w["asset"]].altname,
-                    "method": w["method"], "key": w["key"], "verified": w["verified"]})
+        out.append(
+            {
+                "address": w["address"],
+                "asset": ASSETS[w["asset"]].altname,
+                "method": w["method"],
+                "key": w["key"],
+                "verified": w["verified"],
+            }
+        )
     return out
 
 
@@ -222,14 +268,19 @@ def withdraw_info(c: Ctx) -> Any:
     amount = _amount(c.params, a)
     m = _method(a, w["method"])
     avail = max(ZERO, c.acct.available(a.id) - m.fee)
-    return {"method": m.name, "limit": fmt(min(m.limit, avail), 8),
-            "amount": fmt(amount - m.fee, 8), "fee": fmt(m.fee, 8)}
+    return {
+        "method": m.name,
+        "limit": fmt(min(m.limit, avail), 8),
+        "amount": fmt(amount - m.fee, 8),
+        "fee": fmt(m.fee, 8),
+    }
 
 
 def withdraw(c: Ctx) -> Any:
     p = c.params
-    check_known(p, allow("asset", "key", "amount", "address", "max_fee", "aclass",
-                         "rebase_multiplier"))
+    check_known(
+        p, allow("asset", "key", "amount", "address", "max_fee", "aclass", "rebase_multiplier")
+    )
     e = c.engine
     if e.status == "maintenance":
         raise KrakenError("EService:Unavailable")
@@ -252,12 +303,22 @@ def withdraw(c: Ctx) -> Any:
         raise KrakenError("EFunding:Insufficient funds")
     refid = e.ids.refid("F")
     e.credit(c.acct, a.id, -(amount - m.fee), "withdrawal", "", refid, fee=m.fee)
-    c.acct.withdrawals.append({
-        "refid": refid, "asset": a.id, "method": m.name, "network": m.network,
-        "key": w["key"], "address": w["address"], "amount": amount - m.fee, "fee": m.fee,
-        "time": e.now(), "status": "Initial", "status_prop": None,
-        "fail": "fail" in w["key"].lower(),
-    })
+    c.acct.withdrawals.append(
+        {
+            "refid": refid,
+            "asset": a.id,
+            "method": m.name,
+            "network": m.network,
+            "key": w["key"],
+            "address": w["address"],
+            "amount": amount - m.fee,
+            "fee": m.fee,
+            "time": e.now(),
+            "status": "Initial",
+            "status_prop": None,
+            "fail": "fail" in w["key"].lower(),
+        }
+    )
     return {"refid": refid}
 
 
@@ -271,8 +332,7 @@ def advance_withdrawals(e: Engine, step: float) -> None:
             stage = min(3, int((now - w["time"]) // step)) if step > 0 else 3
             if w["fail"] and stage >= 2:
                 w["status"] = "Failure"
-                e.credit(acct, w["asset"], w["amount"] + w["fee"], "withdrawal", "",
-                         w["refid"])
+                e.credit(acct, w["asset"], w["amount"] + w["fee"], "withdrawal", "", w["refid"])
                 continue
             w["status"] = WITHDRAW_FLOW[stage]
 
@@ -280,10 +340,16 @@ def advance_withdrawals(e: Engine, step: float) -> None:
 def _withdrawal_json(w: dict[str, Any]) -> dict[str, Any]:
     places = ASSETS[w["asset"]].decimals
     d: dict[str, Any] = {
-        "method": w["method"], "aclass": "currency", "asset": w["asset"],
-        "refid": w["refid"], "info": w["address"],
-        "amount": fmt(w["amount"], places), "fee": fmt(w["fee"], places),
-        "time": int(w["time"]), "status": w["status"], "key": w["key"],
+        "method": w["method"],
+        "aclass": "currency",
+        "asset": w["asset"],
+        "refid": w["refid"],
+        "info": w["address"],
+        "amount": fmt(w["amount"], places),
+        "fee": fmt(w["fee"], places),
+        "time": int(w["time"]),
+        "status": w["status"],
+        "key": w["key"],
     }
     if w["status"] in ("Settled", "Success"):
         # The blockchain txid exists only once the transaction was broadcast.
@@ -296,14 +362,19 @@ def _withdrawal_json(w: dict[str, Any]) -> dict[str, Any]:
 
 
 def withdraw_status(c: Ctx) -> Any:
-    check_known(c.params, allow("asset", "aclass", "method", "start", "end", "cursor",
-                                "limit", "rebase_multiplier"))
+    check_known(
+        c.params,
+        allow("asset", "aclass", "method", "start", "end", "cursor", "limit", "rebase_multiplier"),
+    )
     name = opt_str(c.params, "asset")
     a = _asset(c.params) if name else None
     method = opt_str(c.params, "method")
     limit = opt_int(c.params, "limit") or 500
-    items = [w for w in c.acct.withdrawals
-             if (a is None or w["asset"] == a.id) and (method is None or w["method"] == method)]
+    items = [
+        w
+        for w in c.acct.withdrawals
+        if (a is None or w["asset"] == a.id) and (method is None or w["method"] == method)
+    ]
     items = sorted(items, key=lambda w: -w["time"])[:limit]
     # The spec documents only the plain list for WithdrawStatus, even with ``cursor``.
     return [_withdrawal_json(w) for w in items]
@@ -380,10 +451,16 @@ def account_transfer(c: Ctx) -> Any:
 
 
 FUNDING: dict[str, Handler] = {
-    "DepositMethods": deposit_methods, "DepositAddresses": deposit_addresses,
-    "DepositStatus": deposit_status, "WithdrawMethods": withdraw_methods,
-    "WithdrawAddresses": withdraw_addresses, "WithdrawInfo": withdraw_info,
-    "Withdraw": withdraw, "WithdrawStatus": withdraw_status,
-    "WithdrawCancel": withdraw_cancel, "WalletTransfer": wallet_transfer,
-    "CreateSubaccount": create_subaccount, "AccountTransfer": account_transfer,
+    "DepositMethods": deposit_methods,
+    "DepositAddresses": deposit_addresses,
+    "DepositStatus": deposit_status,
+    "WithdrawMethods": withdraw_methods,
+    "WithdrawAddresses": withdraw_addresses,
+    "WithdrawInfo": withdraw_info,
+    "Withdraw": withdraw,
+    "WithdrawStatus": withdraw_status,
+    "WithdrawCancel": withdraw_cancel,
+    "WalletTransfer": wallet_transfer,
+    "CreateSubaccount": create_subaccount,
+    "AccountTransfer": account_transfer,
 }

@@ -118,8 +118,11 @@ class Market:
                 qty = max(p.ordermin, (usd / usd_price).quantize(p.lot_q, rounding=ROUND_DOWN))
                 tid_base += 1
                 if i >= tape_from:
-                    self.trades.append(PublicTrade(px, qty, t0 + 20.0 * k + 5.0,
-                                                   "b" if k % 2 else "s", "m", tid_base))
+                    self.trades.append(
+                        PublicTrade(
+                            px, qty, t0 + 20.0 * k + 5.0, "b" if k % 2 else "s", "m", tid_base
+                        )
+                    )
                 if candle is None:
                     candle = Candle(t0, px, px, px, px, px * qty, qty, 1)
                 else:
@@ -138,8 +141,18 @@ class Market:
                     agg.volume += mc.volume
                     agg.count += mc.count
                 else:
-                    dq.append(Candle(begin, mc.open, mc.high, mc.low, mc.close, mc.notional,
-                                     mc.volume, mc.count))
+                    dq.append(
+                        Candle(
+                            begin,
+                            mc.open,
+                            mc.high,
+                            mc.low,
+                            mc.close,
+                            mc.notional,
+                            mc.volume,
+                            mc.count,
+                        )
+                    )
         last = self.trades[-1]
         self.last_price, self.last_qty = last.price, last.qty
 

@@ -61,7 +61,8 @@ def balance(c: Ctx) -> Any:
     for asset, amt in sorted(earn_by_asset(c.engine, c.acct).items()):
         if amt:
             out[f"{ASSETS[asset].altname if asset in ('XXBT',) else asset}.F"] = fmt(
-                amt, _asset_places(asset))
+                amt, _asset_places(asset)
+            )
     return out
 
 
@@ -96,15 +97,23 @@ def trade_balance(c: Ctx) -> Any:
     if a is None:
         raise KrakenError("EQuery:Unknown asset")
     e = c.engine
-    total_usd = sum((e.balance_usd(c.acct, asset, amt) for asset, amt in
-                     c.acct.balances.items()), ZERO)
+    total_usd = sum(
+        (e.balance_usd(c.acct, asset, amt) for asset, amt in c.acct.balances.items()), ZERO
+    )
     rate = e.balance_usd(c.acct, a.id, D(1)) or D(1)
     eb = total_usd / rate
     places = a.decimals
     z = fmt(ZERO, places)
     return {
-        "eb": fmt(eb, places), "tb": fmt(eb, places), "m": z, "n": z, "c": z, "v": z,
-        "e": fmt(eb, places), "mf": fmt(eb, places), "uv": z,
+        "eb": fmt(eb, places),
+        "tb": fmt(eb, places),
+        "m": z,
+        "n": z,
+        "c": z,
+        "v": z,
+        "e": fmt(eb, places),
+        "mf": fmt(eb, places),
+        "uv": z,
     }
 
 
@@ -122,8 +131,7 @@ def open_orders(c: Ctx) -> Any:
     check_known(c.params, allow("trades", "userref", "cl_ord_id", "rebase_multiplier"))
     with_trades = opt_bool(c.params, "trades")
     orders = _filter_orders(c, [c.acct.orders[t] for t in c.acct.open_ids])
-    return {"open": {o.txid: c.engine.order_json(o, with_trades=with_trades)
-                     for o in orders}}
+    return {"open": {o.txid: c.engine.order_json(o, with_trades=with_trades) for o in orders}}
 
 
 def _time_bound(c: Ctx, name: str) -> float | None:
@@ -145,13 +153,25 @@ def _paginate(c: Ctx, items: list[Any]) -> list[Any]:
     ofs = opt_int(c.params, "ofs") or 0
     if ofs < 0:
         raise invalid("ofs")
-    return items[ofs:ofs + PAGE]
+    return items[ofs : ofs + PAGE]
 
 
 def closed_orders(c: Ctx) -> Any:
-    check_known(c.params, allow("trades", "userref", "cl_ord_id", "start", "end", "ofs",
-                                "closetime", "consolidate_taker", "without_count",
-                                "rebase_multiplier"))
+    check_known(
+        c.params,
+        allow(
+            "trades",
+            "userref",
+            "cl_ord_id",
+            "start",
+            "end",
+            "ofs",
+            "closetime",
+            "consolidate_taker",
+            "without_count",
+            "rebase_multiplier",
+        ),
+    )
     with_trades = opt_bool(c.params, "trades")
     closetime = opt_str(c.params, "closetime") or "both"
     if closetime not in ("open", "close", "both"):
@@ -161,21 +181,24 @@ def closed_orders(c: Ctx) -> Any:
     orders = _filter_orders(c, orders)
 
     def in_range(o: Order) -> bool:
-        times = {"open": [o.opentm], "close": [o.closetm],
-                 "both": [o.opentm, o.closetm]}[closetime]
+        times = {"open": [o.opentm], "close": [o.closetm], "both": [o.opentm, o.closetm]}[closetime]
         return any((start is None or t > start) and (end is None or t <= end) for t in times)
 
     orders = sorted((o for o in orders if in_range(o)), key=lambda o: -o.closetm)
-    out: dict[str, Any] = {"closed": {o.txid: c.engine.order_json(o, with_trades=with_trades)
-                                      for o in _paginate(c, orders)}}
+    out: dict[str, Any] = {
+        "closed": {
+            o.txid: c.engine.order_json(o, with_trades=with_trades) for o in _paginate(c, orders)
+        }
+    }
     if not opt_bool(c.params, "without_count"):
         out["count"] = len(orders)
     return out
 
 
 def query_orders(c: Ctx) -> Any:
-    check_known(c.params, allow("txid", "trades", "userref", "consolidate_taker",
-                                "rebase_multiplier"))
+    check_known(
+        c.params, allow("txid", "trades", "userref", "consolidate_taker", "rebase_multiplier")
+    )
     ids = str_list(c.params, "txid", limit=50)
     if not ids:
         raise invalid("txid")
@@ -204,16 +227,25 @@ def order_amends(c: Ctx) -> Any:
     return {"amends": amends, "count": len(amends)}
 
 
-def trade_json(t: dict[str, Any], tid: str, with_ledgers: list[str] | None = None
-               ) -> dict[str, Any]:
+def trade_json(
+    t: dict[str, Any], tid: str, with_ledgers: list[str] | None = None
+) -> dict[str, Any]:
     pair = PAIRS[t["pair"]]
     fee_places = _asset_places(t["fee_asset"])
     d: dict[str, Any] = {
-        "ordertxid": t["ordertxid"], "postxid": t["postxid"], "pair": pair.id,
-        "time": ts_num(t["time"]), "type": t["type"], "ordertype": t["ordertype"],
-        "price": fmt(t["price"], pair.pair_decimals), "cost": fmt(t["cost"], pair.cost_decimals),
-        "fee": fmt(t["fee"], fee_places), "vol": fmt(t["vol"], pair.lot_decimals),
-        "margin": fmt(ZERO, pair.cost_decimals), "misc": "", "trade_id": t["trade_id"],
+        "ordertxid": t["ordertxid"],
+        "postxid": t["postxid"],
+        "pair": pair.id,
+        "time": ts_num(t["time"]),
+        "type": t["type"],
+        "ordertype": t["ordertype"],
+        "price": fmt(t["price"], pair.pair_decimals),
+        "cost": fmt(t["cost"], pair.cost_decimals),
+        "fee": fmt(t["fee"], fee_places),
+        "vol": fmt(t["vol"], pair.lot_decimals),
+        "margin": fmt(ZERO, pair.cost_decimals),
+        "misc": "",
+        "trade_id": t["trade_id"],
         "maker": t["maker"],
     }
     if with_ledgers is not None:
@@ -226,22 +258,39 @@ def _ledgers_for(acct: Account, refid: str) -> list[str]:
 
 
 def trades_history(c: Ctx) -> Any:
-    check_known(c.params, allow("type", "trades", "start", "end", "ofs", "consolidate_taker",
-                                "ledgers", "without_count", "rebase_multiplier"))
+    check_known(
+        c.params,
+        allow(
+            "type",
+            "trades",
+            "start",
+            "end",
+            "ofs",
+            "consolidate_taker",
+            "ledgers",
+            "without_count",
+            "rebase_multiplier",
+        ),
+    )
     ttype = opt_str(c.params, "type") or "all"
-    if ttype not in ("all", "any position", "closed position", "closing position",
-                     "no position"):
+    if ttype not in ("all", "any position", "closed position", "closing position", "no position"):
         raise invalid("type")
     with_ledgers = opt_bool(c.params, "ledgers")
     start, end = _time_bound(c, "start"), _time_bound(c, "end")
-    items = [(tid, t) for tid, t in c.acct.trades.items()
-             if (start is None or t["time"] > start) and (end is None or t["time"] <= end)]
+    items = [
+        (tid, t)
+        for tid, t in c.acct.trades.items()
+        if (start is None or t["time"] > start) and (end is None or t["time"] <= end)
+    ]
     if ttype not in ("all", "no position"):
         items = []
     items.sort(key=lambda x: -x[1]["time"])
-    out: dict[str, Any] = {"trades": {
-        tid: trade_json(t, tid, _ledgers_for(c.acct, tid) if with_ledgers else None)
-        for tid, t in _paginate(c, items)}}
+    out: dict[str, Any] = {
+        "trades": {
+            tid: trade_json(t, tid, _ledgers_for(c.acct, tid) if with_ledgers else None)
+            for tid, t in _paginate(c, items)
+        }
+    }
     if not opt_bool(c.params, "without_count"):
         out["count"] = len(items)
     return out
@@ -261,15 +310,34 @@ def query_trades(c: Ctx) -> Any:
     return out
 
 
-LEDGER_TYPES = frozenset({
-    "all", "trade", "deposit", "withdrawal", "transfer", "margin", "adjustment", "rollover",
-    "credit", "settled", "staking", "dividend", "sale", "nft_rebate", "earn",
-})
+LEDGER_TYPES = frozenset(
+    {
+        "all",
+        "trade",
+        "deposit",
+        "withdrawal",
+        "transfer",
+        "margin",
+        "adjustment",
+        "rollover",
+        "credit",
+        "settled",
+        "staking",
+        "dividend",
+        "sale",
+        "nft_rebate",
+        "earn",
+    }
+)
 
 
 def ledgers(c: Ctx) -> Any:
-    check_known(c.params, allow("asset", "aclass", "type", "start", "end", "ofs",
-                                "without_count", "rebase_multiplier"))
+    check_known(
+        c.params,
+        allow(
+            "asset", "aclass", "type", "start", "end", "ofs", "without_count", "rebase_multiplier"
+        ),
+    )
     ltype = opt_str(c.params, "type") or "all"
     if ltype not in LEDGER_TYPES:
         raise invalid("type")
@@ -283,13 +351,18 @@ def ledgers(c: Ctx) -> Any:
                 raise KrakenError("EQuery:Unknown asset")
             assets.add(a.id)
     start, end = _time_bound(c, "start"), _time_bound(c, "end")
-    items = [(lid, le) for lid, le in c.acct.ledgers.items()
-             if (assets is None or le["asset"] in assets)
-             and (ltype == "all" or le["type"] == ltype)
-             and (start is None or le["time"] > start) and (end is None or le["time"] <= end)]
+    items = [
+        (lid, le)
+        for lid, le in c.acct.ledgers.items()
+        if (assets is None or le["asset"] in assets)
+        and (ltype == "all" or le["type"] == ltype)
+        and (start is None or le["time"] > start)
+        and (end is None or le["time"] <= end)
+    ]
     items.sort(key=lambda x: -x[1]["time"])
-    out: dict[str, Any] = {"ledger": {lid: c.engine.ledger_json(lid, le)
-                                      for lid, le in _paginate(c, items)}}
+    out: dict[str, Any] = {
+        "ledger": {lid: c.engine.ledger_json(lid, le) for lid, le in _paginate(c, items)}
+    }
     if not opt_bool(c.params, "without_count"):
         out["count"] = len(items)
     return out
@@ -322,7 +395,8 @@ def trade_volume(c: Ctx) -> Any:
             for sched, target in ((pair.taker_fees, fees), (pair.maker_fees, fees_maker)):
                 nf, nv, tv = next_fee(sched, vol)
                 target[pair.id] = {
-                    "fee": fmt(fee_for(sched, vol), 4), "minfee": fmt(sched[-1][1], 4),
+                    "fee": fmt(fee_for(sched, vol), 4),
+                    "minfee": fmt(sched[-1][1], 4),
                     "maxfee": fmt(sched[0][1], 4),
                     "nextfee": fmt(nf, 4) if nf is not None else None,
                     "nextvolume": fmt(nv, 4) if nv is not None else None,
@@ -341,17 +415,37 @@ def ws_token(c: Ctx) -> Any:
 
 
 # ---------------------------------------------------------------------- trading
-ADD_FIELDS = frozenset({
-    "userref", "cl_ord_id", "ordertype", "type", "volume", "displayvol", "pair", "price",
-    "price2", "trigger", "leverage", "reduce_only", "stptype", "oflags", "timeinforce",
-    "starttm", "expiretm", "close", "deadline", "validate", "asset_class", "margin",
-})
+ADD_FIELDS = frozenset(
+    {
+        "userref",
+        "cl_ord_id",
+        "ordertype",
+        "type",
+        "volume",
+        "displayvol",
+        "pair",
+        "price",
+        "price2",
+        "trigger",
+        "leverage",
+        "reduce_only",
+        "stptype",
+        "oflags",
+        "timeinforce",
+        "starttm",
+        "expiretm",
+        "close",
+        "deadline",
+        "validate",
+        "asset_class",
+        "margin",
+    }
+)
 
 
 def _gate_place(c: Ctx, p: Params) -> None:
     flags = str_list(p, "oflags") or []
-    c.engine.check_can_place(
-        "post" in flags and opt_str(p, "ordertype") in ("limit", "iceberg"))
+    c.engine.check_can_place("post" in flags and opt_str(p, "ordertype") in ("limit", "iceberg"))
 
 
 def add_order(c: Ctx) -> Any:
@@ -377,8 +471,7 @@ def add_order(c: Ctx) -> Any:
 def add_order_batch(c: Ctx) -> Any:
     p = c.params
     e = c.engine
-    check_known(p, COMMON | frozenset({"orders", "pair", "deadline", "validate",
-                                       "asset_class"}))
+    check_known(p, COMMON | frozenset({"orders", "pair", "deadline", "validate", "asset_class"}))
     orders = p.get("orders")
     if c.form or not isinstance(orders, list) or not 2 <= len(orders) <= 15:
         raise invalid("orders")
@@ -429,8 +522,21 @@ def _target(c: Ctx, id_field: str = "txid") -> Order:
 
 def amend_order(c: Ctx) -> Any:
     p = c.params
-    check_known(p, allow("txid", "cl_ord_id", "order_qty", "display_qty", "limit_price",
-                         "trigger_price", "post_only", "deadline", "pair", "asset_class"))
+    check_known(
+        p,
+        allow(
+            "txid",
+            "cl_ord_id",
+            "order_qty",
+            "display_qty",
+            "limit_price",
+            "trigger_price",
+            "post_only",
+            "deadline",
+            "pair",
+            "asset_class",
+        ),
+    )
     c.engine.check_can_cancel()
     if c.engine.status == "cancel_only":
         raise KrakenError("EService:Market in cancel_only mode")
@@ -442,9 +548,23 @@ def amend_order(c: Ctx) -> Any:
 def edit_order(c: Ctx) -> Any:
     p = c.params
     e = c.engine
-    check_known(p, allow("txid", "pair", "volume", "displayvol", "price", "price2", "oflags",
-                         "userref", "deadline", "cancel_response", "validate",
-                         "asset_class"))
+    check_known(
+        p,
+        allow(
+            "txid",
+            "pair",
+            "volume",
+            "displayvol",
+            "price",
+            "price2",
+            "oflags",
+            "userref",
+            "deadline",
+            "cancel_response",
+            "validate",
+            "asset_class",
+        ),
+    )
     pair = e.resolve_pair_param(p)
     if opt_str(p, "cl_ord_id") is not None:
         raise invalid("cl_ord_id")
@@ -456,26 +576,28 @@ def edit_order(c: Ctx) -> Any:
         raise KrakenError("EOrder:Unknown order")
     if not old.is_open:
         raise KrakenError("EOrder:Invalid order")
-    if old.close or (old.ordertype in ("stop-loss", "take-profit", "trailing-stop")
-                     and old.triggered):
+    if old.close or (
+        old.ordertype in ("stop-loss", "take-profit", "trailing-stop") and old.triggered
+    ):
         raise KrakenError("EOrder:Invalid order")
-    _gate_place(c, {"ordertype": old.ordertype, "oflags": p.get("oflags", ",".join(
-        old.oflags))})
+    _gate_place(c, {"ordertype": old.ordertype, "oflags": p.get("oflags", ",".join(old.oflags))})
     e.check_deadline(p)
     validate = validate_flag(p, c.form, strict_trap=c.engine.strict_validate_trap)
     new_p: Params = {
-        "type": old.side, "ordertype": old.ordertype,
+        "type": old.side,
+        "ordertype": old.ordertype,
         "volume": p.get("volume") or fmt(old.volume, pair.lot_decimals),
-        "price": p.get("price") or (fmt(old.price, pair.pair_decimals)
-                                    if old.price is not None else None),
-        "price2": p.get("price2") or (fmt(old.price2, pair.pair_decimals)
-                                      if old.price2 is not None else None),
+        "price": p.get("price")
+        or (fmt(old.price, pair.pair_decimals) if old.price is not None else None),
+        "price2": p.get("price2")
+        or (fmt(old.price2, pair.pair_decimals) if old.price2 is not None else None),
         "oflags": p.get("oflags", ",".join(old.oflags)) or None,
         "userref": p.get("userref", old.userref),
     }
     if old.ordertype == "iceberg":
-        new_p["displayvol"] = p.get("displayvol") or fmt(old.display_vol or old.volume,
-                                                          pair.lot_decimals)
+        new_p["displayvol"] = p.get("displayvol") or fmt(
+            old.display_vol or old.volume, pair.lot_decimals
+        )
     new_p = {k: v for k, v in new_p.items() if v is not None}
     vol = opt_dec(new_p, "volume")
     if vol is not None and vol <= old.vol_exec:
@@ -490,7 +612,10 @@ def edit_order(c: Ctx) -> Any:
     new.volume = new.volume - old.vol_exec
     e.place(c.acct, new)
     return {
-        "descr": descr, "txid": new.txid, "originaltxid": old.txid, "status": "ok",
+        "descr": descr,
+        "txid": new.txid,
+        "originaltxid": old.txid,
+        "status": "ok",
         "volume": fmt(new.volume, pair.lot_decimals),
         "price": fmt(new.price, pair.pair_decimals) if new.price else "0",
         "price2": fmt(new.price2, pair.pair_decimals) if new.price2 else "0",
@@ -573,17 +698,32 @@ def cancel_all_after(c: Ctx) -> Any:
         raise invalid("timeout")
     now = c.engine.now()
     c.acct.cancel_after = now + timeout if timeout else 0.0
-    return {"currentTime": rfc3339_s(now),
-            "triggerTime": rfc3339_s(c.acct.cancel_after) if timeout else "0"}
+    return {
+        "currentTime": rfc3339_s(now),
+        "triggerTime": rfc3339_s(c.acct.cancel_after) if timeout else "0",
+    }
 
 
 PRIVATE: dict[str, Handler] = {
-    "Balance": balance, "BalanceEx": balance_ex, "TradeBalance": trade_balance,
-    "OpenOrders": open_orders, "ClosedOrders": closed_orders, "QueryOrders": query_orders,
-    "OrderAmends": order_amends, "TradesHistory": trades_history,
-    "QueryTrades": query_trades, "Ledgers": ledgers, "QueryLedgers": query_ledgers,
-    "TradeVolume": trade_volume, "GetWebSocketsToken": ws_token,
-    "AddOrder": add_order, "AddOrderBatch": add_order_batch, "AmendOrder": amend_order,
-    "EditOrder": edit_order, "CancelOrder": cancel_order, "CancelAll": cancel_all,
-    "CancelOrderBatch": cancel_order_batch, "CancelAllOrdersAfter": cancel_all_after,
+    "Balance": balance,
+    "BalanceEx": balance_ex,
+    "TradeBalance": trade_balance,
+    "OpenOrders": open_orders,
+    "ClosedOrders": closed_orders,
+    "QueryOrders": query_orders,
+    "OrderAmends": order_amends,
+    "TradesHistory": trades_history,
+    "QueryTrades": query_trades,
+    "Ledgers": ledgers,
+    "QueryLedgers": query_ledgers,
+    "TradeVolume": trade_volume,
+    "GetWebSocketsToken": ws_token,
+    "AddOrder": add_order,
+    "AddOrderBatch": add_order_batch,
+    "AmendOrder": amend_order,
+    "EditOrder": edit_order,
+    "CancelOrder": cancel_order,
+    "CancelAll": cancel_all,
+    "CancelOrderBatch": cancel_order_batch,
+    "CancelAllOrdersAfter": cancel_all_after,
 }

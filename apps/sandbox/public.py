@@ -61,7 +61,9 @@ def assets(e: Engine, p: Params) -> Any:
         chosen = []
     return {
         a.id: {
-            "aclass": a.aclass, "altname": a.altname, "decimals": a.decimals,
+            "aclass": a.aclass,
+            "altname": a.altname,
+            "decimals": a.decimals,
             "display_decimals": a.display_decimals,
             "collateral_value": RawNum(format(a.collateral_value, "f")),
             "status": "enabled",
@@ -84,15 +86,28 @@ def pair_info(pair: Pair, info: str = "info") -> dict[str, Any]:
     if info == "margin":
         return {"margin_call": 80, "margin_stop": 40}
     return {
-        "altname": pair.altname, "wsname": pair.wsname, "aclass_base": "currency",
-        "base": pair.base, "aclass_quote": "currency", "quote": pair.quote, "lot": "unit",
-        "cost_decimals": pair.cost_decimals, "pair_decimals": pair.pair_decimals,
-        "lot_decimals": pair.lot_decimals, "lot_multiplier": 1,
-        "leverage_buy": pair.leverage, "leverage_sell": pair.leverage,
-        "fees": fees, "fees_maker": fees_maker, "fee_volume_currency": "ZUSD",
-        "margin_call": 80, "margin_stop": 40,
-        "ordermin": format(pair.ordermin, "f"), "costmin": format(pair.costmin, "f"),
-        "tick_size": format(pair.tick_size, "f"), "status": "online",
+        "altname": pair.altname,
+        "wsname": pair.wsname,
+        "aclass_base": "currency",
+        "base": pair.base,
+        "aclass_quote": "currency",
+        "quote": pair.quote,
+        "lot": "unit",
+        "cost_decimals": pair.cost_decimals,
+        "pair_decimals": pair.pair_decimals,
+        "lot_decimals": pair.lot_decimals,
+        "lot_multiplier": 1,
+        "leverage_buy": pair.leverage,
+        "leverage_sell": pair.leverage,
+        "fees": fees,
+        "fees_maker": fees_maker,
+        "fee_volume_currency": "ZUSD",
+        "margin_call": 80,
+        "margin_stop": 40,
+        "ordermin": format(pair.ordermin, "f"),
+        "costmin": format(pair.costmin, "f"),
+        "tick_size": format(pair.tick_size, "f"),
+        "status": "online",
         "long_position_limit": 250 if pair.leverage else 0,
         "short_position_limit": 200 if pair.leverage else 0,
     }
@@ -159,12 +174,16 @@ def depth(e: Engine, p: Params) -> Any:
     count = count or 500
     ts = int(e.markets[pair.id].updated)
     pd, lot = pair.pair_decimals, pair.lot_decimals
-    return {pair.id: {
-        "asks": [[fmt(px, pd), fmt(qt, lot), ts] for px, qt in e.book_levels(
-            pair.id, "ask", count)],
-        "bids": [[fmt(px, pd), fmt(qt, lot), ts] for px, qt in e.book_levels(
-            pair.id, "bid", count)],
-    }}
+    return {
+        pair.id: {
+            "asks": [
+                [fmt(px, pd), fmt(qt, lot), ts] for px, qt in e.book_levels(pair.id, "ask", count)
+            ],
+            "bids": [
+                [fmt(px, pd), fmt(qt, lot), ts] for px, qt in e.book_levels(pair.id, "bid", count)
+            ],
+        }
+    }
 
 
 def ohlc(e: Engine, p: Params) -> Any:
@@ -178,9 +197,18 @@ def ohlc(e: Engine, p: Params) -> Any:
     candles = list(m.candles[interval])[-720:]
     pd, lot = pair.pair_decimals, pair.lot_decimals
     rows = [
-        [c.begin, fmt(c.open, pd), fmt(c.high, pd), fmt(c.low, pd), fmt(c.close, pd),
-         fmt(c.vwap(), pd), fmt(c.volume, lot), c.count]
-        for c in candles if since is None or c.begin > since
+        [
+            c.begin,
+            fmt(c.open, pd),
+            fmt(c.high, pd),
+            fmt(c.low, pd),
+            fmt(c.close, pd),
+            fmt(c.vwap(), pd),
+            fmt(c.volume, lot),
+            c.count,
+        ]
+        for c in candles
+        if since is None or c.begin > since
     ]
     last = candles[-2].begin if len(candles) >= 2 else (candles[-1].begin if candles else 0)
     return {pair.id: rows, "last": last}
@@ -201,8 +229,18 @@ def trades(e: Engine, p: Params) -> Any:
         sel = [t for t in sel if D(repr(t.time)) > cutoff]
     sel = sel[:count]
     pd, lot = pair.pair_decimals, pair.lot_decimals
-    rows = [[fmt(t.price, pd), fmt(t.qty, lot), RawNum(f"{t.time:.4f}"), t.side, t.ordtype, "",
-             t.trade_id] for t in sel]
+    rows = [
+        [
+            fmt(t.price, pd),
+            fmt(t.qty, lot),
+            RawNum(f"{t.time:.4f}"),
+            t.side,
+            t.ordtype,
+            "",
+            t.trade_id,
+        ]
+        for t in sel
+    ]
     last_t = sel[-1].time if sel else (since and float(since)) or e.now()
     return {pair.id: rows, "last": str(int(last_t * 1e9))}
 
@@ -213,13 +251,18 @@ def spread(e: Engine, p: Params) -> Any:
     since = opt_dec(p, "since")
     m = e.markets[pair.id]
     pd = pair.pair_decimals
-    rows = [[t, fmt(b, pd), fmt(a, pd)] for t, b, a in m.spreads
-            if since is None or t > since]
+    rows = [[t, fmt(b, pd), fmt(a, pd)] for t, b, a in m.spreads if since is None or t > since]
     return {pair.id: rows, "last": m.spreads[-1][0] if m.spreads else int(e.now())}
 
 
 PUBLIC: dict[str, Handler] = {
-    "Time": time_, "SystemStatus": system_status, "Assets": assets,
-    "AssetPairs": asset_pairs, "Ticker": ticker, "Depth": depth, "OHLC": ohlc,
-    "Trades": trades, "Spread": spread,
+    "Time": time_,
+    "SystemStatus": system_status,
+    "Assets": assets,
+    "AssetPairs": asset_pairs,
+    "Ticker": ticker,
+    "Depth": depth,
+    "OHLC": ohlc,
+    "Trades": trades,
+    "Spread": spread,
 }

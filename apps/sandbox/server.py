@@ -70,8 +70,7 @@ def build(config: Config) -> tuple[web.Application, Sandbox]:
     faults.configure({"profile": config.faults})
     hub = WsHub(engine, config.seed)
     sb = Sandbox(config=config, engine=engine, faults=faults, hub=hub)
-    sb.handlers = {**PRIVATE, **funding.FUNDING,
-                   **earn.earn_handlers(lambda: sb.config.earn_delay)}
+    sb.handlers = {**PRIVATE, **funding.FUNDING, **earn.earn_handlers(lambda: sb.config.earn_delay)}
     app = web.Application(client_max_size=1 << 20)
     app["sandbox"] = sb
 
@@ -112,7 +111,11 @@ def _reply(result: Any = None, error: str | None = None) -> web.Response:
 
 
 async def _dispatch(
-    sb: Sandbox, request: web.Request, method: str, *, private: bool,
+    sb: Sandbox,
+    request: web.Request,
+    method: str,
+    *,
+    private: bool,
 ) -> web.StreamResponse:
     rules = sb.faults.pick(method, private) if sb.faults.rules else []
     lost = None
@@ -120,8 +123,7 @@ async def _dispatch(
         if r.kind == "latency" and r.latency_ms:
             await asyncio.sleep(r.latency_ms / 1000)
         elif r.kind == "http_5xx":
-            return web.Response(status=r.status, text=html_5xx(r.status),
-                                content_type="text/html")
+            return web.Response(status=r.status, text=html_5xx(r.status), content_type="text/html")
         elif r.kind == "unavailable":
             return _reply(error="EService:Unavailable")
         elif r.kind == "busy":
@@ -137,8 +139,9 @@ async def _dispatch(
     if lost is not None:
         # The request WAS applied; the client just never learns the outcome.
         if lost.mode == "5xx":
-            return web.Response(status=lost.status, text=html_5xx(lost.status),
-                                content_type="text/html")
+            return web.Response(
+                status=lost.status, text=html_5xx(lost.status), content_type="text/html"
+            )
         if request.transport is not None:
             request.transport.abort()
         return web.Response(status=502)  # never reaches the client: the socket is gone
@@ -146,7 +149,12 @@ async def _dispatch(
 
 
 def _handle(
-    sb: Sandbox, request: web.Request, method: str, body: bytes, content_type: str, *,
+    sb: Sandbox,
+    request: web.Request,
+    method: str,
+    body: bytes,
+    content_type: str,
+    *,
     private: bool,
 ) -> web.Response:
     e = sb.engine
@@ -171,10 +179,15 @@ def _handle(
         peer = request.remote or "?"
         try:
             key = e.auth.verify(
-                path=f"/0/private/{method}", body=body,
+                path=f"/0/private/{method}",
+                body=body,
                 api_key=request.headers.get("API-Key"),
-                api_sign=request.headers.get("API-Sign"), nonce_raw=params.get("nonce"),
-                otp=params.get("otp"), method=method, ip=peer, now=now,
+                api_sign=request.headers.get("API-Sign"),
+                nonce_raw=params.get("nonce"),
+                otp=params.get("otp"),
+                method=method,
+                ip=peer,
+                now=now,
             )
         except AuthError as err:
             return _reply(error=err.error)

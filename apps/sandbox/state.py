@@ -38,8 +38,13 @@ def snapshot(e: Engine) -> dict[str, Any]:
         d["ws_tokens"] = {}
         accounts.append(d)
     return {
-        "version": VERSION, "seed": e.seed, "status": e.status, "now": e.now(),
-        "ids": e.ids.state(), "seq": e._seq, "acct_seq": e._acct_seq,
+        "version": VERSION,
+        "seed": e.seed,
+        "status": e.status,
+        "now": e.now(),
+        "ids": e.ids.state(),
+        "seq": e._seq,
+        "acct_seq": e._acct_seq,
         "keys": [k.to_json() for k in e.auth.keys.values()],
         "accounts": accounts,
         "markets": {pid: {"mid": m.mid, "last": m.last_price} for pid, m in e.markets.items()},
@@ -81,8 +86,9 @@ def load(e: Engine, path: str) -> bool:
     for raw in data["accounts"]:
         orders = raw.pop("orders")
         acct = Account(**{k: v for k, v in raw.items() if k in acct_fields})
-        acct.orders = {t: Order(**{k: v for k, v in o.items() if k in order_fields})
-                       for t, o in orders.items()}
+        acct.orders = {
+            t: Order(**{k: v for k, v in o.items() if k in order_fields}) for t, o in orders.items()
+        }
         e.accounts[acct.id] = acct
         for t in acct.open_ids:
             o = acct.orders[t]

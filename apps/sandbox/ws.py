@@ -30,8 +30,9 @@ from .util import dumps, rfc3339
 D = Decimal
 LOG = logging.getLogger("apps.sandbox.ws")
 BOOK_DEPTHS = (10, 25, 100, 500, 1000)
-PUBLIC_CHANNELS = frozenset({"book", "ticker", "trade", "ohlc", "instrument", "status",
-                             "heartbeat"})
+PUBLIC_CHANNELS = frozenset(
+    {"book", "ticker", "trade", "ohlc", "instrument", "status", "heartbeat"}
+)
 PRIVATE_CHANNELS = frozenset({"executions", "balances", "level3"})
 WS_VERSION = "2.0.10"
 MAX_QUEUE = 20_000  # outbound frames buffered per connection before it is dropped
@@ -104,7 +105,8 @@ class WsHub:
         self.dirty: set[str] = set()
         self._flush_scheduled = False
         self.last_trade_id: dict[str, int] = {
-            p: (m.trades[-1].trade_id if m.trades else 0) for p, m in engine.markets.items()}
+            p: (m.trades[-1].trade_id if m.trades else 0) for p, m in engine.markets.items()
+        }
         self.last_ticker: dict[str, tuple[Any, ...]] = {}
         self._rng = random.Random(seed ^ 0xC0)  # noqa: S311 - connection ids only
         self.book_messages = 0
@@ -134,8 +136,15 @@ class WsHub:
     def _frame(msg: dict[str, Any]) -> str:
         return dumps(msg)
 
-    def _ack(self, method: str, req_id: Any, time_in: str, result: dict[str, Any] | None = None,
-             error: str | None = None, **extra: Any) -> str:
+    def _ack(
+        self,
+        method: str,
+        req_id: Any,
+        time_in: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        **extra: Any,
+    ) -> str:
         msg: dict[str, Any] = {"method": method}
         if result is not None:
             msg["result"] = result
@@ -206,9 +215,20 @@ class WsHub:
             self.drop(conn)
 
     def _status_frame(self, conn: Conn) -> str:
-        return self._frame({"channel": "status", "type": "update", "data": [{
-            "version": WS_VERSION, "system": self.engine.status, "api_version": "v2",
-            "connection_id": conn.conn_id}]})
+        return self._frame(
+            {
+                "channel": "status",
+                "type": "update",
+                "data": [
+                    {
+                        "version": WS_VERSION,
+                        "system": self.engine.status,
+                        "api_version": "v2",
+                        "connection_id": conn.conn_id,
+                    }
+                ],
+            }
+        )
 
     def broadcast_status(self) -> None:
         """Kraken pushes a status update to every connection when the system mode changes."""
@@ -228,8 +248,16 @@ class WsHub:
         try:
             msg = json.loads(text, parse_float=Decimal)
         except ValueError:
-            conn.send(self._frame({"error": "Malformed request", "success": False,
-                                   "time_in": time_in, "time_out": time_in}))
+            conn.send(
+                self._frame(
+                    {
+                        "error": "Malformed request",
+                        "success": False,
+                        "time_in": time_in,
+                        "time_out": time_in,
+                    }
+                )
+            )
             return
         if not isinstance(msg, dict):
             conn.send(self._ack("", None, time_in, error="Malformed request"))
@@ -252,9 +280,16 @@ class WsHub:
                 self.subscribe(conn, params, req_id, time_in)
             elif method == "unsubscribe":
                 self.unsubscribe(conn, params, req_id, time_in)
-            elif method in ("add_order", "amend_order", "cancel_order", "cancel_all",
-                            "cancel_all_orders_after", "edit_order", "batch_add",
-                            "batch_cancel"):
+            elif method in (
+                "add_order",
+                "amend_order",
+                "cancel_order",
+                "cancel_all",
+                "cancel_all_orders_after",
+                "edit_order",
+                "batch_add",
+                "batch_cancel",
+            ):
                 self.trade(conn, str(method), params, req_id, time_in)
             else:
                 conn.send(self._ack(str(method), req_id, time_in, error="Method not found"))
@@ -268,8 +303,7 @@ class WsHub:
         syms = params.get("symbol")
         if not isinstance(syms, list) or not syms:
             raise KrakenError("EGeneral:Invalid arguments:symbol")
-        return [PAIRS_BY_SYMBOL.get(s, s) if isinstance(s, str) else json.dumps(s)
-                for s in syms]
+        return [PAIRS_BY_SYMBOL.get(s, s) if isinstance(s, str) else json.dumps(s) for s in syms]
 
     def _auth(self, conn: Conn, params: dict[str, Any]) -> Account:
         token = params.get("token")
@@ -293,34 +327,62 @@ class WsHub:
         if channel == "instrument":
             conn.subs.add(("instrument", ""))
             self.instrument_subs.add(conn)
-            conn.send(self._ack("subscribe", req_id, time_in,
-                                {"channel": "instrument", "snapshot": True}))
+            conn.send(
+                self._ack("subscribe", req_id, time_in, {"channel": "instrument", "snapshot": True})
+            )
             if params.get("snapshot", True):
-                conn.send(self._frame({"channel": "instrument", "type": "snapshot",
-                                       "data": self._instrument()}))
+                conn.send(
+                    self._frame(
+                        {"channel": "instrument", "type": "snapshot", "data": self._instrument()}
+                    )
+                )
             return
         if channel not in PUBLIC_CHANNELS or channel in ("status", "heartbeat"):
             conn.send(self._ack("subscribe", req_id, time_in, error="Subscription name invalid"))
             return
         for sym in self._symbols(params):
             if isinstance(sym, str):
-                conn.send(self._ack("subscribe", req_id, time_in,
-                                    error=f"Currency pair not supported {sym}", symbol=sym))
+                conn.send(
+                    self._ack(
+                        "subscribe",
+                        req_id,
+                        time_in,
+                        error=f"Currency pair not supported {sym}",
+                        symbol=sym,
+                    )
+                )
                 continue
             self._subscribe_public(conn, str(channel), sym, params, req_id, time_in)
 
-    def _subscribe_public(self, conn: Conn, channel: str, pair: Pair, params: dict[str, Any],
-                          req_id: Any, time_in: str) -> None:
+    def _subscribe_public(
+        self,
+        conn: Conn,
+        channel: str,
+        pair: Pair,
+        params: dict[str, Any],
+        req_id: Any,
+        time_in: str,
+    ) -> None:
         snapshot = bool(params.get("snapshot", True))
         if channel == "book":
             depth = params.get("depth", 10)
             if depth not in BOOK_DEPTHS:
-                conn.send(self._ack("subscribe", req_id, time_in,
-                                    error="EGeneral:Invalid arguments:depth", symbol=pair.symbol))
+                conn.send(
+                    self._ack(
+                        "subscribe",
+                        req_id,
+                        time_in,
+                        error="EGeneral:Invalid arguments:depth",
+                        symbol=pair.symbol,
+                    )
+                )
                 return
             if conn in self.book_subs[pair.id]:
-                conn.send(self._ack("subscribe", req_id, time_in, error="Already subscribed",
-                                    symbol=pair.symbol))
+                conn.send(
+                    self._ack(
+                        "subscribe", req_id, time_in, error="Already subscribed", symbol=pair.symbol
+                    )
+                )
                 return
             # Publish pending changes first so the snapshot equals what existing
             # subscribers of this depth hold; later diffs then apply cleanly.
@@ -329,62 +391,127 @@ class WsHub:
                 self.publish_book(pair.id)
             self.book_subs[pair.id][conn] = depth
             conn.subs.add(("book", pair.symbol))
-            conn.send(self._ack("subscribe", req_id, time_in, {
-                "channel": "book", "depth": depth, "snapshot": snapshot,
-                "symbol": pair.symbol}))
+            conn.send(
+                self._ack(
+                    "subscribe",
+                    req_id,
+                    time_in,
+                    {
+                        "channel": "book",
+                        "depth": depth,
+                        "snapshot": snapshot,
+                        "symbol": pair.symbol,
+                    },
+                )
+            )
             view = self.views.get((pair.id, depth))
             if view is None:
                 view = BookView(*self._levels(pair.id, depth))
                 self.views[(pair.id, depth)] = view
             if snapshot:
-                conn.send(self._book_frame(pair, "snapshot", sorted(
-                    view.bids.items(), reverse=True), sorted(view.asks.items()), view))
+                conn.send(
+                    self._book_frame(
+                        pair,
+                        "snapshot",
+                        sorted(view.bids.items(), reverse=True),
+                        sorted(view.asks.items()),
+                        view,
+                    )
+                )
             return
         if channel == "ticker":
             trig = params.get("event_trigger", "trades")
             self.ticker_subs[pair.id][conn] = str(trig)
             conn.subs.add(("ticker", pair.symbol))
-            conn.send(self._ack("subscribe", req_id, time_in, {
-                "channel": "ticker", "event_trigger": trig, "snapshot": snapshot,
-                "symbol": pair.symbol}))
+            conn.send(
+                self._ack(
+                    "subscribe",
+                    req_id,
+                    time_in,
+                    {
+                        "channel": "ticker",
+                        "event_trigger": trig,
+                        "snapshot": snapshot,
+                        "symbol": pair.symbol,
+                    },
+                )
+            )
             if snapshot:
-                conn.send(self._frame({"channel": "ticker", "type": "snapshot",
-                                       "data": [self._ticker(pair)]}))
+                conn.send(
+                    self._frame(
+                        {"channel": "ticker", "type": "snapshot", "data": [self._ticker(pair)]}
+                    )
+                )
             return
         if channel == "trade":
             self.trade_subs[pair.id].add(conn)
             conn.subs.add(("trade", pair.symbol))
-            conn.send(self._ack("subscribe", req_id, time_in, {
-                "channel": "trade", "snapshot": snapshot, "symbol": pair.symbol}))
+            conn.send(
+                self._ack(
+                    "subscribe",
+                    req_id,
+                    time_in,
+                    {"channel": "trade", "snapshot": snapshot, "symbol": pair.symbol},
+                )
+            )
             if snapshot:
                 trades = list(self.engine.markets[pair.id].trades)[-50:]
-                conn.send(self._frame({"channel": "trade", "type": "snapshot",
-                                       "data": [self._trade(pair, t) for t in trades]}))
+                conn.send(
+                    self._frame(
+                        {
+                            "channel": "trade",
+                            "type": "snapshot",
+                            "data": [self._trade(pair, t) for t in trades],
+                        }
+                    )
+                )
             return
         if channel == "ohlc":
             interval = params.get("interval", 1)
             if interval not in OHLC_INTERVALS:
-                conn.send(self._ack("subscribe", req_id, time_in,
-                                    error="EGeneral:Invalid arguments:interval",
-                                    symbol=pair.symbol))
+                conn.send(
+                    self._ack(
+                        "subscribe",
+                        req_id,
+                        time_in,
+                        error="EGeneral:Invalid arguments:interval",
+                        symbol=pair.symbol,
+                    )
+                )
                 return
             self.ohlc_subs.setdefault((pair.id, interval), set()).add(conn)
             conn.subs.add(("ohlc", pair.symbol))
-            conn.send(self._ack("subscribe", req_id, time_in, {
-                "channel": "ohlc", "interval": interval, "snapshot": snapshot,
-                "symbol": pair.symbol}))
+            conn.send(
+                self._ack(
+                    "subscribe",
+                    req_id,
+                    time_in,
+                    {
+                        "channel": "ohlc",
+                        "interval": interval,
+                        "snapshot": snapshot,
+                        "symbol": pair.symbol,
+                    },
+                )
+            )
             if snapshot:
                 candles = list(self.engine.markets[pair.id].candles[interval])[-50:]
-                conn.send(self._frame({"channel": "ohlc", "type": "snapshot", "data": [
-                    self._candle(pair, c, interval) for c in candles]}))
+                conn.send(
+                    self._frame(
+                        {
+                            "channel": "ohlc",
+                            "type": "snapshot",
+                            "data": [self._candle(pair, c, interval) for c in candles],
+                        }
+                    )
+                )
 
     def unsubscribe(self, conn: Conn, params: dict[str, Any], req_id: Any, time_in: str) -> None:
         channel = str(params.get("channel"))
         if channel in ("executions", "balances", "instrument"):
             key = (channel, "")
             if key not in conn.subs:
-                conn.send(self._ack("unsubscribe", req_id, time_in,
-                                    error="Subscription Not Found"))
+                conn.send(self._ack("unsubscribe", req_id, time_in, error="Subscription Not Found"))
                 return
             conn.subs.discard(key)
             if channel == "instrument":
@@ -398,8 +525,11 @@ class WsHub:
         for sym in self._symbols(params):
             name = sym.symbol if isinstance(sym, Pair) else sym
             if not isinstance(sym, Pair) or (channel, name) not in conn.subs:
-                conn.send(self._ack("unsubscribe", req_id, time_in,
-                                    error="Subscription Not Found", symbol=name))
+                conn.send(
+                    self._ack(
+                        "unsubscribe", req_id, time_in, error="Subscription Not Found", symbol=name
+                    )
+                )
                 continue
             conn.subs.discard((channel, name))
             result: dict[str, Any] = {"channel": channel, "symbol": name}
@@ -417,24 +547,32 @@ class WsHub:
             conn.send(self._ack("unsubscribe", req_id, time_in, result))
 
     # ------------------------------------------------------------------ book
-    def _levels(self, pid: str, depth: int) -> tuple[dict[Decimal, Decimal],
-                                                     dict[Decimal, Decimal]]:
-        return (dict(self.engine.book_levels(pid, "bid", depth)),
-                dict(self.engine.book_levels(pid, "ask", depth)))
+    def _levels(
+        self, pid: str, depth: int
+    ) -> tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]:
+        return (
+            dict(self.engine.book_levels(pid, "bid", depth)),
+            dict(self.engine.book_levels(pid, "ask", depth)),
+        )
 
-    def _book_frame(self, pair: Pair, kind: str, bids: list[Level], asks: list[Level],
-                    view: BookView) -> str:
+    def _book_frame(
+        self, pair: Pair, kind: str, bids: list[Level], asks: list[Level], view: BookView
+    ) -> str:
         pd, ld = pair.pair_decimals, pair.lot_decimals
         top_a = sorted(view.asks.items())[:10]
         top_b = sorted(view.bids.items(), reverse=True)[:10]
-        crc = checksum([(fmt(p, pd), fmt(q, ld)) for p, q in top_a],
-                       [(fmt(p, pd), fmt(q, ld)) for p, q in top_b])
+        crc = checksum(
+            [(fmt(p, pd), fmt(q, ld)) for p, q in top_a],
+            [(fmt(p, pd), fmt(q, ld)) for p, q in top_b],
+        )
         data: dict[str, Any] = {
             "symbol": pair.symbol,
-            "bids": [{"price": p.quantize(pair.price_q), "qty": q.quantize(pair.lot_q)}
-                     for p, q in bids],
-            "asks": [{"price": p.quantize(pair.price_q), "qty": q.quantize(pair.lot_q)}
-                     for p, q in asks],
+            "bids": [
+                {"price": p.quantize(pair.price_q), "qty": q.quantize(pair.lot_q)} for p, q in bids
+            ],
+            "asks": [
+                {"price": p.quantize(pair.price_q), "qty": q.quantize(pair.lot_q)} for p, q in asks
+            ],
             "checksum": crc,
         }
         if kind == "update":
@@ -461,8 +599,11 @@ class WsHub:
                 changes: list[Level] = [(p, q) for p, q in new.items() if old.get(p) != q]
                 # Levels pushed out of scope are truncated by the client; only levels
                 # that vanished from the book are sent with qty 0.
-                changes.extend((p, D(0)) for p in old if p not in new and p not in synth
-                               and not self._user_level(pid, p))
+                changes.extend(
+                    (p, D(0))
+                    for p in old
+                    if p not in new and p not in synth and not self._user_level(pid, p)
+                )
                 diff.append(changes)
             view.bids, view.asks = new_b, new_a
             if not diff[0] and not diff[1]:
@@ -492,43 +633,80 @@ class WsHub:
         pct = (change / opn * 100).quantize(D("0.01")) if opn else D(0)
         return {
             "symbol": pair.symbol,
-            "bid": bid[0][0] if bid else m.mid, "bid_qty": bid[0][1] if bid else D(0),
-            "ask": ask[0][0] if ask else m.mid, "ask_qty": ask[0][1] if ask else D(0),
-            "last": m.last_price, "volume": vol.quantize(pair.lot_q),
-            "vwap": vwap.quantize(pair.price_q), "low": low, "high": high,
-            "change": change.quantize(pair.price_q), "change_pct": pct,
+            "bid": bid[0][0] if bid else m.mid,
+            "bid_qty": bid[0][1] if bid else D(0),
+            "ask": ask[0][0] if ask else m.mid,
+            "ask_qty": ask[0][1] if ask else D(0),
+            "last": m.last_price,
+            "volume": vol.quantize(pair.lot_q),
+            "vwap": vwap.quantize(pair.price_q),
+            "low": low,
+            "high": high,
+            "change": change.quantize(pair.price_q),
+            "change_pct": pct,
         }
 
     @staticmethod
     def _trade(pair: Pair, t: Any) -> dict[str, Any]:
-        return {"symbol": pair.symbol, "side": "buy" if t.side == "b" else "sell",
-                "price": t.price, "qty": t.qty.quantize(pair.lot_q),
-                "ord_type": "market" if t.ordtype == "m" else "limit",
-                "trade_id": t.trade_id, "timestamp": rfc3339(t.time)}
+        return {
+            "symbol": pair.symbol,
+            "side": "buy" if t.side == "b" else "sell",
+            "price": t.price,
+            "qty": t.qty.quantize(pair.lot_q),
+            "ord_type": "market" if t.ordtype == "m" else "limit",
+            "trade_id": t.trade_id,
+            "timestamp": rfc3339(t.time),
+        }
 
     @staticmethod
     def _candle(pair: Pair, c: Any, interval: int) -> dict[str, Any]:
-        return {"symbol": pair.symbol, "open": c.open, "high": c.high, "low": c.low,
-                "close": c.close, "trades": c.count, "volume": c.volume.quantize(pair.lot_q),
-                "vwap": c.vwap().quantize(pair.price_q),
-                "interval_begin": rfc3339(c.begin), "interval": interval,
-                "timestamp": rfc3339(c.begin + interval * 60)}
+        return {
+            "symbol": pair.symbol,
+            "open": c.open,
+            "high": c.high,
+            "low": c.low,
+            "close": c.close,
+            "trades": c.count,
+            "volume": c.volume.quantize(pair.lot_q),
+            "vwap": c.vwap().quantize(pair.price_q),
+            "interval_begin": rfc3339(c.begin),
+            "interval": interval,
+            "timestamp": rfc3339(c.begin + interval * 60),
+        }
 
     @staticmethod
     def _instrument() -> dict[str, Any]:
         return {
-            "assets": [{"id": a.ws, "status": "enabled", "precision": a.decimals,
-                        "precision_display": a.display_decimals, "borrowable": False,
-                        "collateral_value": a.collateral_value, "margin_rate": D(0)}
-                       for a in ASSETS.values()],
-            "pairs": [{"symbol": p.symbol, "base": ASSETS[p.base].ws,
-                       "quote": ASSETS[p.quote].ws, "status": "online",
-                       "qty_precision": p.lot_decimals, "qty_increment": p.lot_q,
-                       "price_precision": p.pair_decimals, "price_increment": p.tick_size,
-                       "cost_precision": p.cost_decimals, "cost_min": p.costmin,
-                       "qty_min": p.ordermin, "marginable": bool(p.leverage),
-                       "has_index": True}
-                      for p in PAIRS.values()],
+            "assets": [
+                {
+                    "id": a.ws,
+                    "status": "enabled",
+                    "precision": a.decimals,
+                    "precision_display": a.display_decimals,
+                    "borrowable": False,
+                    "collateral_value": a.collateral_value,
+                    "margin_rate": D(0),
+                }
+                for a in ASSETS.values()
+            ],
+            "pairs": [
+                {
+                    "symbol": p.symbol,
+                    "base": ASSETS[p.base].ws,
+                    "quote": ASSETS[p.quote].ws,
+                    "status": "online",
+                    "qty_precision": p.lot_decimals,
+                    "qty_increment": p.lot_q,
+                    "price_precision": p.pair_decimals,
+                    "price_increment": p.tick_size,
+                    "cost_precision": p.cost_decimals,
+                    "cost_min": p.costmin,
+                    "qty_min": p.ordermin,
+                    "marginable": bool(p.leverage),
+                    "has_index": True,
+                }
+                for p in PAIRS.values()
+            ],
         }
 
     def publish_market(self) -> None:
@@ -536,19 +714,32 @@ class WsHub:
         for pid, m in self.engine.markets.items():
             pair = PAIRS[pid]
             last = self.last_trade_id[pid]
-            new = [t for t in m.trades if t.trade_id > last] if m.trades and (
-                m.trades[-1].trade_id > last) else []
+            new = (
+                [t for t in m.trades if t.trade_id > last]
+                if m.trades and (m.trades[-1].trade_id > last)
+                else []
+            )
             if new:
                 self.last_trade_id[pid] = new[-1].trade_id
                 if self.trade_subs[pid]:
-                    frame = self._frame({"channel": "trade", "type": "update",
-                                         "data": [self._trade(pair, t) for t in new]})
+                    frame = self._frame(
+                        {
+                            "channel": "trade",
+                            "type": "update",
+                            "data": [self._trade(pair, t) for t in new],
+                        }
+                    )
                     for conn in self.trade_subs[pid]:
                         conn.send(frame)
                 for (opid, interval), conns in self.ohlc_subs.items():
                     if opid == pid and conns:
-                        frame = self._frame({"channel": "ohlc", "type": "update", "data": [
-                            self._candle(pair, m.candles[interval][-1], interval)]})
+                        frame = self._frame(
+                            {
+                                "channel": "ohlc",
+                                "type": "update",
+                                "data": [self._candle(pair, m.candles[interval][-1], interval)],
+                            }
+                        )
                         for conn in conns:
                             conn.send(frame)
             tsubs = self.ticker_subs[pid]
@@ -569,15 +760,22 @@ class WsHub:
             o = acct.orders[t]
             pair = PAIRS[o.pair]
             d: dict[str, Any] = {
-                "order_id": o.txid, "symbol": pair.symbol, "order_qty": o.volume,
-                "cum_qty": o.vol_exec, "cum_cost": o.cost, "order_type": o.ordertype,
-                "side": o.side, "time_in_force": o.timeinforce,
-                "order_status": "partially_filled" if o.vol_exec else (
-                    "new" if o.status == "open" else "pending_new"),
+                "order_id": o.txid,
+                "symbol": pair.symbol,
+                "order_qty": o.volume,
+                "cum_qty": o.vol_exec,
+                "cum_cost": o.cost,
+                "order_type": o.ordertype,
+                "side": o.side,
+                "time_in_force": o.timeinforce,
+                "order_status": "partially_filled"
+                if o.vol_exec
+                else ("new" if o.status == "open" else "pending_new"),
                 "exec_type": "pending_new" if o.status == "pending" else "new",
-                "order_userref": o.userref or 0, "timestamp": rfc3339(o.opentm),
-                "fee_usd_equiv": o.fee, "fee_ccy_pref": "fcib" if "fcib" in o.oflags
-                else "fciq",
+                "order_userref": o.userref or 0,
+                "timestamp": rfc3339(o.opentm),
+                "fee_usd_equiv": o.fee,
+                "fee_ccy_pref": "fcib" if "fcib" in o.oflags else "fciq",
             }
             lim = o.price2 if o.ordertype.endswith("-limit") else o.price
             if lim is not None:
@@ -593,15 +791,24 @@ class WsHub:
         out = []
         for tid, t in list(acct.trades.items())[-50:]:
             pair = PAIRS[t["pair"]]
-            out.append({
-                "order_id": t["ordertxid"], "exec_id": tid, "exec_type": "trade",
-                "trade_id": t["trade_id"], "symbol": pair.symbol, "side": t["type"],
-                "last_qty": t["vol"], "last_price": t["price"],
-                "liquidity_ind": "m" if t["maker"] else "t", "cost": t["cost"],
-                "order_status": "filled", "order_type": t["ordertype"],
-                "timestamp": rfc3339(t["time"]),
-                "fees": [{"asset": ASSETS[t["fee_asset"]].ws, "qty": t["fee"]}],
-            })
+            out.append(
+                {
+                    "order_id": t["ordertxid"],
+                    "exec_id": tid,
+                    "exec_type": "trade",
+                    "trade_id": t["trade_id"],
+                    "symbol": pair.symbol,
+                    "side": t["type"],
+                    "last_qty": t["vol"],
+                    "last_price": t["price"],
+                    "liquidity_ind": "m" if t["maker"] else "t",
+                    "cost": t["cost"],
+                    "order_status": "filled",
+                    "order_type": t["ordertype"],
+                    "timestamp": rfc3339(t["time"]),
+                    "fees": [{"asset": ASSETS[t["fee_asset"]].ws, "qty": t["fee"]}],
+                }
+            )
         return out
 
     def _balances_snapshot(self, acct: Account) -> list[dict[str, Any]]:
@@ -620,12 +827,20 @@ class WsHub:
                 flex = earn[asset].quantize(D(1).scaleb(-a.decimals))
                 wallets.append({"type": "earn", "id": "flex", "balance": flex})
                 total += flex
-            out.append({"asset": a.ws, "asset_class": "currency", "balance": total,
-                        "wallets": wallets})
+            out.append(
+                {"asset": a.ws, "asset_class": "currency", "balance": total, "wallets": wallets}
+            )
         return out
 
-    def _subscribe_private(self, conn: Conn, channel: str, acct: Account,
-                           params: dict[str, Any], req_id: Any, time_in: str) -> None:
+    def _subscribe_private(
+        self,
+        conn: Conn,
+        channel: str,
+        acct: Account,
+        params: dict[str, Any],
+        req_id: Any,
+        time_in: str,
+    ) -> None:
         conn.subs.add((channel, ""))
         if channel == "executions":
             self.exec_subs.setdefault(acct.id, set()).add(conn)
@@ -640,15 +855,31 @@ class WsHub:
                 data.extend(self._order_snapshot(acct))
             if params.get("snap_trades", False):
                 data.extend(self._trade_snapshot(acct))
-            conn.send(self._frame({"channel": "executions", "type": "snapshot", "data": data,
-                                   "sequence": conn.next_seq("executions")}))
+            conn.send(
+                self._frame(
+                    {
+                        "channel": "executions",
+                        "type": "snapshot",
+                        "data": data,
+                        "sequence": conn.next_seq("executions"),
+                    }
+                )
+            )
         else:
             self.balance_subs.setdefault(acct.id, set()).add(conn)
-            conn.send(self._ack("subscribe", req_id, time_in,
-                                {"channel": "balances", "snapshot": True}))
-            conn.send(self._frame({"channel": "balances", "type": "snapshot",
-                                   "data": self._balances_snapshot(acct),
-                                   "sequence": conn.next_seq("balances")}))
+            conn.send(
+                self._ack("subscribe", req_id, time_in, {"channel": "balances", "snapshot": True})
+            )
+            conn.send(
+                self._frame(
+                    {
+                        "channel": "balances",
+                        "type": "snapshot",
+                        "data": self._balances_snapshot(acct),
+                        "sequence": conn.next_seq("balances"),
+                    }
+                )
+            )
 
     def on_event(self, account_id: str, kind: str, payload: dict[str, Any]) -> None:
         if kind == "execution":
@@ -657,31 +888,58 @@ class WsHub:
                 return
             for conn in conns:
                 if not conn.exec_opts.get("order_status", True) and payload["exec_type"] in (
-                        "pending_new", "trade", "amended", "restated"):
+                    "pending_new",
+                    "trade",
+                    "amended",
+                    "restated",
+                ):
                     continue
-                conn.send(self._frame({"channel": "executions", "type": "update",
-                                       "data": [payload],
-                                       "sequence": conn.next_seq("executions")}))
+                conn.send(
+                    self._frame(
+                        {
+                            "channel": "executions",
+                            "type": "update",
+                            "data": [payload],
+                            "sequence": conn.next_seq("executions"),
+                        }
+                    )
+                )
         elif kind == "ledger":
             conns = self.balance_subs.get(account_id)
             if not conns:
                 return
             a = ASSETS.get(payload["asset"])
             data = {
-                "ledger_id": payload["id"], "ref_id": payload["refid"],
-                "timestamp": rfc3339(payload["time"]), "type": payload["type"],
-                "subtype": payload["subtype"], "category": payload["type"],
-                "asset": a.ws if a else payload["asset"], "asset_class": "currency",
-                "amount": payload["amount"], "fee": payload["fee"],
-                "balance": payload["balance"], "wallet_type": "spot", "wallet_id": "main",
+                "ledger_id": payload["id"],
+                "ref_id": payload["refid"],
+                "timestamp": rfc3339(payload["time"]),
+                "type": payload["type"],
+                "subtype": payload["subtype"],
+                "category": payload["type"],
+                "asset": a.ws if a else payload["asset"],
+                "asset_class": "currency",
+                "amount": payload["amount"],
+                "fee": payload["fee"],
+                "balance": payload["balance"],
+                "wallet_type": "spot",
+                "wallet_id": "main",
             }
             for conn in conns:
-                conn.send(self._frame({"channel": "balances", "type": "update",
-                                       "data": [data], "sequence": conn.next_seq("balances")}))
+                conn.send(
+                    self._frame(
+                        {
+                            "channel": "balances",
+                            "type": "update",
+                            "data": [data],
+                            "sequence": conn.next_seq("balances"),
+                        }
+                    )
+                )
 
     # ------------------------------------------------------------------ trading
-    def trade(self, conn: Conn, method: str, params: dict[str, Any], req_id: Any,
-              time_in: str) -> None:
+    def trade(
+        self, conn: Conn, method: str, params: dict[str, Any], req_id: Any, time_in: str
+    ) -> None:
         acct = self._auth(conn, params)
         e = self.engine
         key = next(iter(k for k in e.auth.keys.values() if k.account_id == acct.id), None)
@@ -697,14 +955,18 @@ class WsHub:
             if "order_userref" in params:
                 result["order_userref"] = params["order_userref"]
         elif method == "amend_order":
-            rest = {"txid": params.get("order_id"), "cl_ord_id": params.get("cl_ord_id"),
-                    "order_qty": params.get("order_qty"),
-                    "limit_price": params.get("limit_price"),
-                    "trigger_price": params.get("trigger_price"),
-                    "display_qty": params.get("display_qty"),
-                    "post_only": params.get("post_only")}
-            rest = {k: str(v) if isinstance(v, Decimal) else v for k, v in rest.items()
-                    if v is not None}
+            rest = {
+                "txid": params.get("order_id"),
+                "cl_ord_id": params.get("cl_ord_id"),
+                "order_qty": params.get("order_qty"),
+                "limit_price": params.get("limit_price"),
+                "trigger_price": params.get("trigger_price"),
+                "display_qty": params.get("display_qty"),
+                "post_only": params.get("post_only"),
+            }
+            rest = {
+                k: str(v) if isinstance(v, Decimal) else v for k, v in rest.items() if v is not None
+            }
             out = amend_order(Ctx(e, acct, key, rest, form=False))
             result = {"amend_id": out["amend_id"]}
             for k in ("order_id", "cl_ord_id"):
@@ -727,14 +989,21 @@ class WsHub:
                 if o2 is None:
                     raise KrakenError("EOrder:Invalid order")
                 e.cancel_with_penalty(acct, o2)
-            result = {"order_id": ids[0]} if len(ids) == 1 else (
-                {"cl_ord_id": cls[0]} if len(cls) == 1 and not ids else {"count": len(ids)
-                                                                        + len(cls)})
+            result = (
+                {"order_id": ids[0]}
+                if len(ids) == 1
+                else (
+                    {"cl_ord_id": cls[0]}
+                    if len(cls) == 1 and not ids
+                    else {"count": len(ids) + len(cls)}
+                )
+            )
         elif method == "cancel_all":
             result = cancel_all(Ctx(e, acct, key, {}, form=False))
         elif method == "cancel_all_orders_after":
-            out = cancel_all_after(Ctx(e, acct, key, {"timeout": params.get("timeout")},
-                                       form=False))
+            out = cancel_all_after(
+                Ctx(e, acct, key, {"timeout": params.get("timeout")}, form=False)
+            )
             result = out
         elif method == "batch_add":
             orders = params.get("orders")
@@ -756,19 +1025,42 @@ class WsHub:
     @staticmethod
     def _ws_to_rest(p: dict[str, Any]) -> dict[str, Any]:
         """Translate WS v2 add_order spellings into AddOrder's REST parameters."""
+
         def s(v: Any) -> str:
             return format(v, "f") if isinstance(v, Decimal) else str(v)
 
-        allowed = {"order_type", "side", "order_qty", "symbol", "limit_price",
-                   "limit_price_type", "triggers", "time_in_force", "post_only",
-                   "reduce_only", "fee_preference", "no_mpp", "order_userref", "cl_ord_id",
-                   "display_qty", "effective_time", "expire_time", "deadline", "validate",
-                   "stp_type", "conditional", "margin", "token", "cash_order_qty"}
+        allowed = {
+            "order_type",
+            "side",
+            "order_qty",
+            "symbol",
+            "limit_price",
+            "limit_price_type",
+            "triggers",
+            "time_in_force",
+            "post_only",
+            "reduce_only",
+            "fee_preference",
+            "no_mpp",
+            "order_userref",
+            "cl_ord_id",
+            "display_qty",
+            "effective_time",
+            "expire_time",
+            "deadline",
+            "validate",
+            "stp_type",
+            "conditional",
+            "margin",
+            "token",
+            "cash_order_qty",
+        }
         for k in p:
             if k not in allowed:
                 raise KrakenError(f"EGeneral:Invalid arguments:Unsupported field: '{k}'")
         rest: dict[str, Any] = {
-            "pair": s(p.get("symbol", "")), "type": p.get("side"),
+            "pair": s(p.get("symbol", "")),
+            "type": p.get("side"),
             "ordertype": p.get("order_type"),
         }
         if "order_qty" in p:

@@ -34,8 +34,17 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALL_PERMISSIONS: tuple[str, ...] = (
-    "query_funds", "query_open", "query_closed", "query_ledger", "export", "trade",
-    "cancel", "deposit", "withdraw", "earn", "websocket",
+    "query_funds",
+    "query_open",
+    "query_closed",
+    "query_ledger",
+    "export",
+    "trade",
+    "cancel",
+    "deposit",
+    "withdraw",
+    "earn",
+    "websocket",
 )
 
 
@@ -48,8 +57,9 @@ def free_port() -> int:
 class SandboxProcess:
     """Handle to a running sandbox: URLs plus control-API and signed-REST helpers."""
 
-    def __init__(self, port: int, admin_token: str, proc: subprocess.Popen[bytes],
-                 seed: int) -> None:
+    def __init__(
+        self, port: int, admin_token: str, proc: subprocess.Popen[bytes], seed: int
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = port
         self.url = f"http://{self.host}:{port}"
@@ -68,9 +78,13 @@ class SandboxProcess:
     def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body or {}).encode() if method != "GET" else None
         req = urllib.request.Request(  # noqa: S310 - local http only
-            self.url + path, data=data, method=method,
-            headers={"Authorization": f"Bearer {self.admin_token}",
-                     "Content-Type": "application/json"},
+            self.url + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.admin_token}",
+                "Content-Type": "application/json",
+            },
         )
         try:
             with urllib.request.urlopen(req, timeout=15) as resp:  # noqa: S310
@@ -83,16 +97,23 @@ class SandboxProcess:
             result: dict[str, Any] = json.loads(resp.read())
             return result
 
-    def create_account(self, balances: dict[str, str] | None = None,
-                       tier: str | None = None) -> str:
+    def create_account(
+        self, balances: dict[str, str] | None = None, tier: str | None = None
+    ) -> str:
         body: dict[str, Any] = {"balances": balances or {}}
         if tier:
             body["tier"] = tier
         return str(self.control("POST", "/sandbox/accounts", body)["account_id"])
 
-    def create_key(self, account_id: str, permissions: Sequence[str] = ALL_PERMISSIONS,
-                   nonce_window: int = 0, otp: str | None = None, key: str | None = None,
-                   secret: str | None = None) -> tuple[str, str]:
+    def create_key(
+        self,
+        account_id: str,
+        permissions: Sequence[str] = ALL_PERMISSIONS,
+        nonce_window: int = 0,
+        otp: str | None = None,
+        key: str | None = None,
+        secret: str | None = None,
+    ) -> tuple[str, str]:
         body: dict[str, Any] = {"permissions": list(permissions), "nonce_window": nonce_window}
         if otp is not None:
             body["otp"] = otp
@@ -107,32 +128,40 @@ class SandboxProcess:
         result: dict[str, Any] = self.control("GET", f"/sandbox/accounts/{account_id}")
         return result
 
-    def deposit(self, account_id: str, asset: str, amount: str,
-                method: str | None = None) -> str:
+    def deposit(self, account_id: str, asset: str, amount: str, method: str | None = None) -> str:
         body: dict[str, Any] = {"asset": asset, "amount": amount}
         if method:
             body["method"] = method
-        return str(self.control("POST", f"/sandbox/accounts/{account_id}/deposits",
-                                body)["refid"])
+        return str(self.control("POST", f"/sandbox/accounts/{account_id}/deposits", body)["refid"])
 
-    def add_withdraw_address(self, account_id: str, asset: str, key: str, address: str,
-                             method: str | None = None) -> dict[str, Any]:
+    def add_withdraw_address(
+        self, account_id: str, asset: str, key: str, address: str, method: str | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"asset": asset, "key": key, "address": address}
         if method:
             body["method"] = method
         result: dict[str, Any] = self.control(
-            "POST", f"/sandbox/accounts/{account_id}/withdraw-addresses", body)
+            "POST", f"/sandbox/accounts/{account_id}/withdraw-addresses", body
+        )
         return result
 
     def create_subaccount(self, account_id: str, username: str = "") -> str:
-        return str(self.control("POST", f"/sandbox/accounts/{account_id}/subaccounts",
-                                {"username": username})["account_id"])
+        return str(
+            self.control(
+                "POST", f"/sandbox/accounts/{account_id}/subaccounts", {"username": username}
+            )["account_id"]
+        )
 
     def set_status(self, status: str) -> None:
         self.control("POST", "/sandbox/status", {"status": status})
 
-    def set_faults(self, rules: list[dict[str, Any]] | None = None, *,
-                   profile: str | None = None, ws_disconnect_every: float = 0) -> Any:
+    def set_faults(
+        self,
+        rules: list[dict[str, Any]] | None = None,
+        *,
+        profile: str | None = None,
+        ws_disconnect_every: float = 0,
+    ) -> Any:
         body: dict[str, Any] = {"rules": rules or [], "ws_disconnect_every": ws_disconnect_every}
         if profile:
             body["profile"] = profile
@@ -142,8 +171,9 @@ class SandboxProcess:
         self.set_faults([])
 
     def move_price(self, pair: str, price: str) -> Any:
-        return self.control("POST", f"/sandbox/markets/{urllib.parse.quote(pair, safe='')}"
-                            "/price", {"price": price})
+        return self.control(
+            "POST", f"/sandbox/markets/{urllib.parse.quote(pair, safe='')}/price", {"price": price}
+        )
 
     def advance(self, seconds: float) -> float:
         """Fast-forward the sandbox clock (rate-limit decay, expiries, withdrawals …)."""
@@ -166,28 +196,45 @@ class SandboxProcess:
         self._nonce = max(self._nonce + 1, int(time.time() * 1000))
         return self._nonce
 
-    def private(self, key: str, secret: str, method: str, params: dict[str, Any] | None = None,
-                *, as_json: bool = False, nonce: int | None = None) -> dict[str, Any]:
+    def private(
+        self,
+        key: str,
+        secret: str,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        as_json: bool = False,
+        nonce: int | None = None,
+    ) -> dict[str, Any]:
         """Signed private call (form-encoded by default), returning the parsed envelope."""
         data = dict(params or {})
         data["nonce"] = nonce if nonce is not None else self.next_nonce()
         body = json.dumps(data) if as_json else urllib.parse.urlencode(data)
         path = f"/0/private/{method}"
         digest = hashlib.sha256((str(data["nonce"]) + body).encode()).digest()
-        sig = base64.b64encode(hmac.new(base64.b64decode(secret), path.encode() + digest,
-                                        hashlib.sha512).digest()).decode()
+        sig = base64.b64encode(
+            hmac.new(base64.b64decode(secret), path.encode() + digest, hashlib.sha512).digest()
+        ).decode()
         req = urllib.request.Request(  # noqa: S310
-            self.url + path, data=body.encode(), method="POST",
-            headers={"API-Key": key, "API-Sign": sig,
-                     "Content-Type": "application/json" if as_json
-                     else "application/x-www-form-urlencoded"})
+            self.url + path,
+            data=body.encode(),
+            method="POST",
+            headers={
+                "API-Key": key,
+                "API-Sign": sig,
+                "Content-Type": "application/json"
+                if as_json
+                else "application/x-www-form-urlencoded",
+            },
+        )
         with urllib.request.urlopen(req, timeout=15) as resp:  # noqa: S310
             result: dict[str, Any] = json.loads(resp.read())
             return result
 
 
-def start_sandbox(extra_args: Sequence[str] = (), seed: int | None = None,
-                  timeout: float = 30.0) -> SandboxProcess:
+def start_sandbox(
+    extra_args: Sequence[str] = (), seed: int | None = None, timeout: float = 30.0
+) -> SandboxProcess:
     """Start ``python -m apps.sandbox`` on a free port and wait for /sandbox/health."""
     port = free_port()
     token = secrets.token_urlsafe(16)
@@ -196,11 +243,25 @@ def start_sandbox(extra_args: Sequence[str] = (), seed: int | None = None,
     # stderr goes to a file, not a pipe: nobody drains a pipe while tests run, and a full
     # pipe would block the sandbox's logging (and so the whole exchange).
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop_sandbox
-        prefix=f"sandbox-{port}-", suffix=".log", delete=False)
+        prefix=f"sandbox-{port}-", suffix=".log", delete=False
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "apps.sandbox", "--host", "127.0.0.1", "--port", str(port),
-         "--seed", str(seed), *extra_args],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
+        [
+            sys.executable,
+            "-m",
+            "apps.sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--seed",
+            str(seed),
+            *extra_args,
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )
     sb = SandboxProcess(port, token, proc, seed)
     sb.log_path = Path(log.name)

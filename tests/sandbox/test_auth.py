@@ -25,7 +25,8 @@ def test_official_api_sign_example() -> None:
 
 def _raw(sb: SandboxProcess, method: str, body: str, headers: dict[str, str]) -> dict:
     req = urllib.request.Request(  # noqa: S310 - local test server
-        f"{sb.url}/0/private/{method}", data=body.encode(), method="POST", headers=headers)
+        f"{sb.url}/0/private/{method}", data=body.encode(), method="POST", headers=headers
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
         assert resp.status == 200
         result: dict = json.loads(resp.read())
@@ -36,9 +37,12 @@ def test_doc_vector_accepted_by_server(sandbox: SandboxProcess) -> None:
     """The exact documented request (key + secret + nonce + body) passes the server check."""
     acct = sandbox.create_account({"USD": "100000"})
     key, _ = sandbox.create_key(acct, key="doc-vector-key", secret=DOC_SECRET)
-    out = _raw(sandbox, "AddOrder", DOC_BODY, {
-        "API-Key": key, "API-Sign": DOC_SIGN,
-        "Content-Type": "application/x-www-form-urlencoded"})
+    out = _raw(
+        sandbox,
+        "AddOrder",
+        DOC_BODY,
+        {"API-Key": key, "API-Sign": DOC_SIGN, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert out["error"] == []
     assert out["result"]["descr"]["order"] == "buy 1.25000000 XBTUSD @ limit 37500.0"
 
@@ -60,16 +64,23 @@ def test_error_strings(sandbox: SandboxProcess) -> None:
     assert ok["error"] == []
     # Reused and lower nonces are rejected.
     assert sandbox.private(key, secret, "Balance", nonce=5_000_000_000_000) == {
-        "error": ["EAPI:Invalid nonce"]}
+        "error": ["EAPI:Invalid nonce"]
+    }
     assert sandbox.private(key, secret, "Balance", nonce=4_999_999_999_999) == {
-        "error": ["EAPI:Invalid nonce"]}
+        "error": ["EAPI:Invalid nonce"]
+    }
     assert sandbox.private(key, secret, "Balance", nonce=5_000_000_000_001)["error"] == []
     # Missing permission.
-    assert sandbox.private(key, secret, "AddOrder", {
-        "pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "100",
-        "volume": "1"}, nonce=5_000_000_000_002) == {"error": ["EGeneral:Permission denied"]}
+    assert sandbox.private(
+        key,
+        secret,
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "100", "volume": "1"},
+        nonce=5_000_000_000_002,
+    ) == {"error": ["EGeneral:Permission denied"]}
     assert sandbox.private(key, secret, "Ledgers", nonce=5_000_000_000_003) == {
-        "error": ["EGeneral:Permission denied"]}
+        "error": ["EGeneral:Permission denied"]
+    }
     # Missing headers / unknown method.
     assert _raw(sandbox, "Balance", "nonce=1", {}) == {"error": ["EAPI:Invalid key"]}
     assert sandbox.private(key, secret, "NoSuchMethod") == {"error": ["EGeneral:Unknown method"]}
@@ -82,11 +93,9 @@ def test_nonce_window(sandbox: SandboxProcess) -> None:
     # Lower but inside the window and unseen: accepted (out-of-order arrival).
     assert sandbox.private(key, secret, "Balance", nonce=9_500)["error"] == []
     # The exact same nonce again: rejected.
-    assert sandbox.private(key, secret, "Balance", nonce=9_500) == {
-        "error": ["EAPI:Invalid nonce"]}
+    assert sandbox.private(key, secret, "Balance", nonce=9_500) == {"error": ["EAPI:Invalid nonce"]}
     # Outside the window: rejected.
-    assert sandbox.private(key, secret, "Balance", nonce=8_000) == {
-        "error": ["EAPI:Invalid nonce"]}
+    assert sandbox.private(key, secret, "Balance", nonce=8_000) == {"error": ["EAPI:Invalid nonce"]}
 
 
 def test_otp(sandbox: SandboxProcess) -> None:
@@ -94,7 +103,8 @@ def test_otp(sandbox: SandboxProcess) -> None:
     key, secret = sandbox.create_key(acct, otp="hunter2")
     assert sandbox.private(key, secret, "Balance")["error"] == ["EAPI:Invalid key"]
     assert sandbox.private(key, secret, "Balance", {"otp": "wrong"})["error"] == [
-        "EAPI:Invalid key"]
+        "EAPI:Invalid key"
+    ]
     assert sandbox.private(key, secret, "Balance", {"otp": "hunter2"})["error"] == []
 
 
@@ -115,8 +125,13 @@ def test_lockout_after_repeated_failures(sandbox: SandboxProcess) -> None:
 def test_form_validate_trap(sandbox: SandboxProcess) -> None:
     acct = sandbox.create_account({"USD": "100000"})
     key, secret = sandbox.create_key(acct)
-    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "30000",
-             "volume": "0.01"}
+    order = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "30000",
+        "volume": "0.01",
+    }
     for value in ("true", "1", "0", "", "None", "no"):
         out = sandbox.private(key, secret, "AddOrder", {**order, "validate": value})
         assert out["error"] == []

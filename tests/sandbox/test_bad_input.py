@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 
 from tests.plugins.sandbox import SandboxProcess
 
-KRAKEN_ERROR = re.compile(r"^[EW](General|Auth|API|Query|Order|Trade|Funding|Service|"
-                          r"Earnings|Database|Session):")
+KRAKEN_ERROR = re.compile(
+    r"^[EW](General|Auth|API|Query|Order|Trade|Funding|Service|"
+    r"Earnings|Database|Session):"
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,9 @@ class Caller:
     def __init__(self, sb: SandboxProcess, key: str, secret: str) -> None:
         self.sb, self.key, self.secret, self.n = sb, key, secret, 0
 
-    def __call__(self, method: str, params: dict[str, Any], *, as_json: bool = False
-                 ) -> dict[str, Any]:
+    def __call__(
+        self, method: str, params: dict[str, Any], *, as_json: bool = False
+    ) -> dict[str, Any]:
         self.n += 1
         if self.n % 10 == 0:
             self.sb.advance(30)
@@ -64,21 +67,30 @@ def assert_kraken_shaped(out: dict[str, Any]) -> None:
 def test_specific_errors(sandbox: SandboxProcess, trader: tuple[str, str, str]) -> None:
     _, key, secret = trader
     call = Caller(sandbox, key, secret)
-    base = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "30000",
-            "volume": "0.01"}
+    base = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "30000",
+        "volume": "0.01",
+    }
     cases: list[tuple[dict[str, Any], str]] = [
         ({**base, "pair": "NOPEUSD"}, "EQuery:Unknown asset pair"),
         ({**base, "volume": "-1"}, "EGeneral:Invalid arguments:volume"),
         ({**base, "volume": "abc"}, "EGeneral:Invalid arguments:volume"),
         ({**base, "volume": "0.000000001"}, "EGeneral:Invalid arguments:volume"),
-        ({**base, "price": "30000.05"},
-         "EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals."),
+        (
+            {**base, "price": "30000.05"},
+            "EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals.",
+        ),
         ({**base, "ordertype": "sideways"}, "EGeneral:Invalid arguments:ordertype"),
         ({**base, "type": "hold"}, "EGeneral:Invalid arguments:type"),
         ({**base, "bogus": "1"}, "EGeneral:Invalid arguments:bogus"),
         ({**base, "volume": "0.00001"}, "EOrder:Order minimum not met"),
-        ({**base, "pair": "XRPUSD", "price": "0.00001", "volume": "10"},
-         "EOrder:Cost minimum not met"),
+        (
+            {**base, "pair": "XRPUSD", "price": "0.00001", "volume": "10"},
+            "EOrder:Cost minimum not met",
+        ),
         ({**base, "volume": "1000"}, "EOrder:Insufficient funds"),
         ({**base, "oflags": "post,fly"}, "EGeneral:Invalid arguments:oflags"),
         ({**base, "oflags": "fcib,fciq"}, "EGeneral:Invalid arguments:oflags"),
@@ -87,50 +99,67 @@ def test_specific_errors(sandbox: SandboxProcess, trader: tuple[str, str, str]) 
         ({**base, "userref": "1", "cl_ord_id": "x"}, "EGeneral:Invalid arguments:cl_ord_id"),
         ({**base, "deadline": "2001-01-01T00:00:00Z"}, "EService:Deadline elapsed"),
         ({**base, "deadline": "tomorrow"}, "EGeneral:Invalid arguments:deadline"),
-        ({**base, "ordertype": "stop-loss-limit", "price": "70000"},
-         "EGeneral:Invalid arguments:price2"),
+        (
+            {**base, "ordertype": "stop-loss-limit", "price": "70000"},
+            "EGeneral:Invalid arguments:price2",
+        ),
         ({k: v for k, v in base.items() if k != "pair"}, "EGeneral:Invalid arguments:pair"),
     ]
     for params, expected in cases:
         assert call("AddOrder", params) == {"error": [expected]}, params
     assert call("CancelOrder", {"txid": "OXXXXX-XXXXX-XXXXXX"}) == {
-        "error": ["EOrder:Unknown order"]}
+        "error": ["EOrder:Unknown order"]
+    }
     assert call("Ledgers", {"asset": "NOPE"}) == {"error": ["EQuery:Unknown asset"]}
     assert call("AddOrderBatch", {"pair": "XBTUSD", "orders": "x"}) == {
-        "error": ["EGeneral:Invalid arguments:orders"]}
-    assert call("Withdraw", {"asset": "XBT", "key": "w1", "amount": "0.1",
-                             "max_fee": "0.00001"}) == {"error": ["EFunding:Max fee exceeded"]}
-    assert call("Withdraw", {"asset": "XBT", "key": "w1", "amount": "0.1",
-                             "address": "bc1qsomeoneelse"}) == {
-        "error": ["EFunding:Invalid withdrawal address"]}
+        "error": ["EGeneral:Invalid arguments:orders"]
+    }
+    assert call(
+        "Withdraw", {"asset": "XBT", "key": "w1", "amount": "0.1", "max_fee": "0.00001"}
+    ) == {"error": ["EFunding:Max fee exceeded"]}
+    assert call(
+        "Withdraw", {"asset": "XBT", "key": "w1", "amount": "0.1", "address": "bc1qsomeoneelse"}
+    ) == {"error": ["EFunding:Invalid withdrawal address"]}
     assert call("Withdraw", {"asset": "XBT", "key": "zz", "amount": "0.1"}) == {
-        "error": ["EFunding:Unknown withdraw key"]}
+        "error": ["EFunding:Unknown withdraw key"]
+    }
     assert call("Withdraw", {"asset": "XBT", "key": "w1", "amount": "-3"}) == {
-        "error": ["EFunding:Invalid amount"]}
+        "error": ["EFunding:Invalid amount"]
+    }
     assert call("Earn/Allocate", {"strategy_id": "nope", "amount": "1"}) == {
-        "error": ["EGeneral:Invalid arguments:Invalid strategy ID"]}
+        "error": ["EGeneral:Invalid arguments:Invalid strategy ID"]
+    }
     assert sandbox.public("Ticker", pair="FOO") == {"error": ["EQuery:Unknown asset pair"]}
     assert sandbox.public("OHLC", pair="XBTUSD", interval="7") == {
-        "error": ["EGeneral:Invalid arguments:interval"]}
+        "error": ["EGeneral:Invalid arguments:interval"]
+    }
     assert sandbox.public("Nope") == {"error": ["EGeneral:Unknown method"]}
 
 
 def _post(sb: SandboxProcess, path: str, body: bytes, headers: dict[str, str]) -> Any:
     req = urllib.request.Request(  # noqa: S310 - local test server
-        sb.url + path, data=body, method="POST", headers=headers)
+        sb.url + path, data=body, method="POST", headers=headers
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
         assert resp.status == 200
         return json.loads(resp.read())
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1,2,3]", b"\xff\xfe\x00", b"nonce",
-                                  b"nonce=1&&&=", b'{"nonce": [1]}', b""])
-def test_malformed_bodies(sandbox: SandboxProcess, trader: tuple[str, str, str],
-                          body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[1,2,3]", b"\xff\xfe\x00", b"nonce", b"nonce=1&&&=", b'{"nonce": [1]}', b""],
+)
+def test_malformed_bodies(
+    sandbox: SandboxProcess, trader: tuple[str, str, str], body: bytes
+) -> None:
     _, key, _ = trader
     for ctype in ("application/json", "application/x-www-form-urlencoded"):
-        out = _post(sandbox, "/0/private/AddOrder", body,
-                    {"API-Key": key, "API-Sign": "AAAA", "Content-Type": ctype})
+        out = _post(
+            sandbox,
+            "/0/private/AddOrder",
+            body,
+            {"API-Key": key, "API-Sign": "AAAA", "Content-Type": ctype},
+        )
         assert_kraken_shaped(out)
         assert out["error"]
 
@@ -138,41 +167,83 @@ def test_malformed_bodies(sandbox: SandboxProcess, trader: tuple[str, str, str],
 numbers = st.one_of(
     st.decimals(allow_nan=False, allow_infinity=False, places=12).map(str),
     st.integers(min_value=-(10**20), max_value=10**20).map(str),
-    st.sampled_from(["", " ", "1e5", "1E-9", "+1", "-0", "0", ".5", "5.", "NaN", "inf",
-                     "0x10", "1,5", "\uff11\uff12", "+5%", "#2%", "-2%", "+0"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "1e5",
+            "1E-9",
+            "+1",
+            "-0",
+            "0",
+            ".5",
+            "5.",
+            "NaN",
+            "inf",
+            "0x10",
+            "1,5",
+            "\uff11\uff12",
+            "+5%",
+            "#2%",
+            "-2%",
+            "+0",
+        ]
+    ),
     st.text(max_size=12),
 )
 ADD_ORDER = st.fixed_dictionaries(
     {
-        "pair": st.one_of(st.sampled_from(["XBTUSD", "XXBTZUSD", "BTC/USD", "ETHUSD",
-                                           "xbt/usd", "DOGEUSD"]), st.text(max_size=10)),
+        "pair": st.one_of(
+            st.sampled_from(["XBTUSD", "XXBTZUSD", "BTC/USD", "ETHUSD", "xbt/usd", "DOGEUSD"]),
+            st.text(max_size=10),
+        ),
         "type": st.sampled_from(["buy", "sell", "BUY", "", "hold"]),
-        "ordertype": st.sampled_from(["market", "limit", "iceberg", "stop-loss",
-                                      "take-profit", "stop-loss-limit", "take-profit-limit",
-                                      "trailing-stop", "trailing-stop-limit",
-                                      "settle-position", "fok"]),
+        "ordertype": st.sampled_from(
+            [
+                "market",
+                "limit",
+                "iceberg",
+                "stop-loss",
+                "take-profit",
+                "stop-loss-limit",
+                "take-profit-limit",
+                "trailing-stop",
+                "trailing-stop-limit",
+                "settle-position",
+                "fok",
+            ]
+        ),
         "volume": numbers,
     },
     optional={
-        "price": numbers, "price2": numbers, "oflags": st.sampled_from(
-            ["post", "fcib", "fciq", "nompp", "viqc", "post,viqc", "fcib,fciq", "x", ""]),
+        "price": numbers,
+        "price2": numbers,
+        "oflags": st.sampled_from(
+            ["post", "fcib", "fciq", "nompp", "viqc", "post,viqc", "fcib,fciq", "x", ""]
+        ),
         "timeinforce": st.sampled_from(["GTC", "IOC", "GTD", "gtc", "FOK"]),
-        "expiretm": numbers, "starttm": numbers, "userref": numbers,
-        "cl_ord_id": st.text(max_size=40), "displayvol": numbers,
+        "expiretm": numbers,
+        "starttm": numbers,
+        "userref": numbers,
+        "cl_ord_id": st.text(max_size=40),
+        "displayvol": numbers,
         "trigger": st.sampled_from(["last", "index", "mark"]),
         "stptype": st.sampled_from(["cancel-newest", "cancel-oldest", "cancel-both", "x"]),
         "leverage": st.sampled_from(["none", "2", "x"]),
         "close[ordertype]": st.sampled_from(["limit", "stop-loss", "market", "x"]),
-        "close[price]": numbers, "deadline": st.text(max_size=25),
-        "validate": st.sampled_from(["true", "false"]), "unknown_field": numbers,
+        "close[price]": numbers,
+        "deadline": st.text(max_size=25),
+        "validate": st.sampled_from(["true", "false"]),
+        "unknown_field": numbers,
     },
 )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(params=ADD_ORDER, as_json=st.booleans())
-def test_fuzz_add_order(sandbox: SandboxProcess, trader: tuple[str, str, str],
-                        params: dict[str, Any], as_json: bool) -> None:
+def test_fuzz_add_order(
+    sandbox: SandboxProcess, trader: tuple[str, str, str], params: dict[str, Any], as_json: bool
+) -> None:
     _, key, secret = trader
     if as_json:
         close = {k[6:-1]: params.pop(k) for k in list(params) if k.startswith("close[")}
@@ -183,19 +254,27 @@ def test_fuzz_add_order(sandbox: SandboxProcess, trader: tuple[str, str, str],
 
 
 WITHDRAW = st.fixed_dictionaries(
-    {"asset": st.one_of(st.sampled_from(["XBT", "XXBT", "BTC", "ETH", "USD", "ZZZ"]),
-                        st.text(max_size=6)),
-     "key": st.one_of(st.just("w1"), st.text(max_size=8)),
-     "amount": numbers},
-    optional={"max_fee": numbers, "address": st.text(max_size=40),
-              "aclass": st.sampled_from(["currency", "x"]), "junk": numbers},
+    {
+        "asset": st.one_of(
+            st.sampled_from(["XBT", "XXBT", "BTC", "ETH", "USD", "ZZZ"]), st.text(max_size=6)
+        ),
+        "key": st.one_of(st.just("w1"), st.text(max_size=8)),
+        "amount": numbers,
+    },
+    optional={
+        "max_fee": numbers,
+        "address": st.text(max_size=40),
+        "aclass": st.sampled_from(["currency", "x"]),
+        "junk": numbers,
+    },
 )
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(params=WITHDRAW, as_json=st.booleans())
-def test_fuzz_withdraw(sandbox: SandboxProcess, trader: tuple[str, str, str],
-                       params: dict[str, Any], as_json: bool) -> None:
+def test_fuzz_withdraw(
+    sandbox: SandboxProcess, trader: tuple[str, str, str], params: dict[str, Any], as_json: bool
+) -> None:
     _, key, secret = trader
     out = _caller(sandbox, key, secret)("Withdraw", params, as_json=as_json)
     if params.get("key") == "w1" and params.get("asset") in ("XBT", "XXBT", "BTC"):
@@ -204,11 +283,14 @@ def test_fuzz_withdraw(sandbox: SandboxProcess, trader: tuple[str, str, str],
 
 
 WS_GARBAGE = [
-    "not json", "[1,2,3]", "42", '{"method": 5}', '{"method": "subscribe"}',
+    "not json",
+    "[1,2,3]",
+    "42",
+    '{"method": 5}',
+    '{"method": "subscribe"}',
     '{"method": "subscribe", "params": []}',
     '{"method": "subscribe", "params": {"channel": "book", "symbol": "BTC/USD"}}',
-    '{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], '
-    '"depth": "10"}}',
+    '{"method": "subscribe", "params": {"channel": "book", "symbol": ["BTC/USD"], "depth": "10"}}',
     '{"method": "subscribe", "params": {"channel": "nope", "symbol": ["BTC/USD"]}}',
     '{"method": "subscribe", "params": {"channel": "executions"}}',
     '{"method": "add_order", "params": {"order_type": "limit"}}',
@@ -222,8 +304,7 @@ WS_GARBAGE = [
 ]
 
 
-async def test_ws_garbage_gets_errors_and_keeps_the_connection(
-        sandbox: SandboxProcess) -> None:
+async def test_ws_garbage_gets_errors_and_keeps_the_connection(sandbox: SandboxProcess) -> None:
     import websockets
 
     for url in (sandbox.ws_url, sandbox.ws_auth_url):
@@ -245,28 +326,48 @@ async def test_ws_garbage_gets_errors_and_keeps_the_connection(
                     break
 
 
-WS_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**9),
-                      st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8),
-                      st.lists(st.integers(), max_size=2))
+WS_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**9),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+)
 WS_ADD = st.fixed_dictionaries(
-    {"order_type": st.sampled_from(["limit", "market", "stop-loss", "trailing-stop",
-                                    "iceberg", "x"]),
-     "side": st.sampled_from(["buy", "sell", "x"]),
-     "symbol": st.sampled_from(["BTC/USD", "ETH/USD", "XBT/USD", "NOPE/USD"])},
-    optional={"order_qty": WS_VALUES, "limit_price": WS_VALUES, "time_in_force": WS_VALUES,
-              "post_only": WS_VALUES, "order_userref": WS_VALUES, "cl_ord_id": WS_VALUES,
-              "triggers": st.one_of(WS_VALUES, st.fixed_dictionaries(
-                  {"price": WS_VALUES}, optional={"price_type": WS_VALUES,
-                                                  "reference": WS_VALUES})),
-              "display_qty": WS_VALUES, "expire_time": WS_VALUES, "leverage": WS_VALUES,
-              "fee_preference": WS_VALUES},
+    {
+        "order_type": st.sampled_from(
+            ["limit", "market", "stop-loss", "trailing-stop", "iceberg", "x"]
+        ),
+        "side": st.sampled_from(["buy", "sell", "x"]),
+        "symbol": st.sampled_from(["BTC/USD", "ETH/USD", "XBT/USD", "NOPE/USD"]),
+    },
+    optional={
+        "order_qty": WS_VALUES,
+        "limit_price": WS_VALUES,
+        "time_in_force": WS_VALUES,
+        "post_only": WS_VALUES,
+        "order_userref": WS_VALUES,
+        "cl_ord_id": WS_VALUES,
+        "triggers": st.one_of(
+            WS_VALUES,
+            st.fixed_dictionaries(
+                {"price": WS_VALUES}, optional={"price_type": WS_VALUES, "reference": WS_VALUES}
+            ),
+        ),
+        "display_qty": WS_VALUES,
+        "expire_time": WS_VALUES,
+        "leverage": WS_VALUES,
+        "fee_preference": WS_VALUES,
+    },
 )
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(orders=st.lists(WS_ADD, min_size=1, max_size=5))
-def test_fuzz_ws_add_order(sandbox: SandboxProcess, trader: tuple[str, str, str],
-                           orders: list[dict[str, Any]]) -> None:
+def test_fuzz_ws_add_order(
+    sandbox: SandboxProcess, trader: tuple[str, str, str], orders: list[dict[str, Any]]
+) -> None:
     import asyncio
 
     import websockets
@@ -279,8 +380,11 @@ def test_fuzz_ws_add_order(sandbox: SandboxProcess, trader: tuple[str, str, str]
         async with websockets.connect(sandbox.ws_auth_url) as ws:
             await ws.recv()
             for i, params in enumerate(orders):
-                await ws.send(json.dumps({"method": "add_order", "req_id": i,
-                                          "params": {**params, "token": token}}))
+                await ws.send(
+                    json.dumps(
+                        {"method": "add_order", "req_id": i, "params": {**params, "token": token}}
+                    )
+                )
                 while True:
                     reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
                     if reply.get("req_id") == i:

@@ -35,8 +35,9 @@ def crc(asks: list[tuple[str, str]], bids: list[tuple[str, str]]) -> int:
 class Book:
     """A client-side v2 book: apply levels, drop qty 0, truncate to depth."""
 
-    def __init__(self, depth: int, price_places: int | None = None,
-                 qty_places: int | None = None) -> None:
+    def __init__(
+        self, depth: int, price_places: int | None = None, qty_places: int | None = None
+    ) -> None:
         self.depth = depth
         self.bids: dict[Decimal, Decimal] = {}
         self.asks: dict[Decimal, Decimal] = {}
@@ -52,37 +53,69 @@ class Book:
                 else:
                     book[p] = q
         for book, rev in ((self.bids, True), (self.asks, False)):
-            for p in sorted(book, reverse=rev)[self.depth:]:
+            for p in sorted(book, reverse=rev)[self.depth :]:
                 del book[p]
 
     def _fmt(self, d: Decimal, places: int | None) -> str:
         return f"{d:.{places}f}" if places is not None else str(d)
 
     def checksum(self) -> int:
-        asks = [(self._fmt(p, self.pp), self._fmt(q, self.qp))
-                for p, q in sorted(self.asks.items())[:10]]
-        bids = [(self._fmt(p, self.pp), self._fmt(q, self.qp))
-                for p, q in sorted(self.bids.items(), reverse=True)[:10]]
+        asks = [
+            (self._fmt(p, self.pp), self._fmt(q, self.qp))
+            for p, q in sorted(self.asks.items())[:10]
+        ]
+        bids = [
+            (self._fmt(p, self.pp), self._fmt(q, self.qp))
+            for p, q in sorted(self.bids.items(), reverse=True)[:10]
+        ]
         return crc(asks, bids)
 
 
 def test_docs_v2_worked_example() -> None:
-    asks = [("45285.2", "0.00100000"), ("45286.4", "1.54571953"), ("45286.6", "1.54571109"),
-            ("45289.6", "1.54560911"), ("45290.2", "0.15890660"), ("45291.8", "1.54553491"),
-            ("45294.7", "0.04454749"), ("45296.1", "0.35380000"), ("45297.5", "0.09945542"),
-            ("45299.5", "0.18772827")]
-    bids = [("45283.5", "0.10000000"), ("45283.4", "1.54582015"), ("45282.1", "0.10000000"),
-            ("45281.0", "0.10000000"), ("45280.3", "1.54592586"), ("45279.0", "0.07990000"),
-            ("45277.6", "0.03310103"), ("45277.5", "0.30000000"), ("45277.3", "1.54602737"),
-            ("45276.6", "0.15445238")]
+    asks = [
+        ("45285.2", "0.00100000"),
+        ("45286.4", "1.54571953"),
+        ("45286.6", "1.54571109"),
+        ("45289.6", "1.54560911"),
+        ("45290.2", "0.15890660"),
+        ("45291.8", "1.54553491"),
+        ("45294.7", "0.04454749"),
+        ("45296.1", "0.35380000"),
+        ("45297.5", "0.09945542"),
+        ("45299.5", "0.18772827"),
+    ]
+    bids = [
+        ("45283.5", "0.10000000"),
+        ("45283.4", "1.54582015"),
+        ("45282.1", "0.10000000"),
+        ("45281.0", "0.10000000"),
+        ("45280.3", "1.54592586"),
+        ("45279.0", "0.07990000"),
+        ("45277.6", "0.03310103"),
+        ("45277.5", "0.30000000"),
+        ("45277.3", "1.54602737"),
+        ("45276.6", "0.15445238"),
+    ]
     assert crc(asks, bids) == 3310070434
 
 
 def test_docs_v1_worked_example() -> None:
-    asks = [(f"{Decimal('0.05005') + Decimal('0.00005') * i:.5f}", "0.00000500")
-            for i in range(10)]
-    bids = [(p, "0.00000500") for p in ("0.05000", "0.04995", "0.04990", "0.04980", "0.04975",
-                                        "0.04970", "0.04965", "0.04960", "0.04955", "0.04950")]
+    asks = [(f"{Decimal('0.05005') + Decimal('0.00005') * i:.5f}", "0.00000500") for i in range(10)]
+    bids = [
+        (p, "0.00000500")
+        for p in (
+            "0.05000",
+            "0.04995",
+            "0.04990",
+            "0.04980",
+            "0.04975",
+            "0.04970",
+            "0.04965",
+            "0.04960",
+            "0.04955",
+            "0.04950",
+        )
+    ]
     assert crc(asks, bids) == 974947235
 
 
@@ -123,8 +156,14 @@ async def test_sandbox_book_stream_checksums(fast_sandbox: SandboxProcess) -> No
 
     async def reader(symbol: str, depth: int, pd: int) -> None:
         async with websockets.connect(sb.ws_url, max_queue=None) as ws:
-            await ws.send(json.dumps({"method": "subscribe", "params": {
-                "channel": "book", "symbol": [symbol], "depth": depth}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "method": "subscribe",
+                        "params": {"channel": "book", "symbol": [symbol], "depth": depth},
+                    }
+                )
+            )
             book_wire = Book(depth)  # checksum over the exact wire digits
             book_fmt = Book(depth, pd, 8)  # …and over re-formatted numbers
             books[(symbol, depth)] = book_wire
@@ -150,18 +189,34 @@ async def test_sandbox_book_stream_checksums(fast_sandbox: SandboxProcess) -> No
     async def trader() -> None:
         # Resting and crossing user orders make user levels appear/disappear in the book.
         for i in range(30):
-            book = (await asyncio.to_thread(sb.public, "Depth", pair="XBTUSD", count=3))
+            book = await asyncio.to_thread(sb.public, "Depth", pair="XBTUSD", count=3)
             best_bid = Decimal(book["result"]["XXBTZUSD"]["bids"][0][0])
             px = best_bid - Decimal(i % 5)
-            out = await asyncio.to_thread(sb.private, key, secret, "AddOrder", {
-                "pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": str(px),
-                "volume": "0.3"})
+            out = await asyncio.to_thread(
+                sb.private,
+                key,
+                secret,
+                "AddOrder",
+                {
+                    "pair": "XBTUSD",
+                    "type": "buy",
+                    "ordertype": "limit",
+                    "price": str(px),
+                    "volume": "0.3",
+                },
+            )
             if i % 3 == 0 and out["error"] == []:
-                await asyncio.to_thread(sb.private, key, secret, "CancelOrder",
-                                        {"txid": out["result"]["txid"][0]})
+                await asyncio.to_thread(
+                    sb.private, key, secret, "CancelOrder", {"txid": out["result"]["txid"][0]}
+                )
             if i % 7 == 0:
-                await asyncio.to_thread(sb.private, key, secret, "AddOrder", {
-                    "pair": "XBTUSD", "type": "sell", "ordertype": "market", "volume": "0.5"})
+                await asyncio.to_thread(
+                    sb.private,
+                    key,
+                    secret,
+                    "AddOrder",
+                    {"pair": "XBTUSD", "type": "sell", "ordertype": "market", "volume": "0.5"},
+                )
             await asyncio.sleep(0.08)
 
     await asyncio.gather(*(reader(s, d, p) for s, d, p in subs), trader())

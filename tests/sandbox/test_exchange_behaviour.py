@@ -23,8 +23,9 @@ class Account:
         self.id = sb.create_account(balances, tier=tier)
         self.key, self.secret = sb.create_key(self.id)
 
-    def __call__(self, method: str, params: dict[str, Any] | None = None, **kw: Any
-                 ) -> dict[str, Any]:
+    def __call__(
+        self, method: str, params: dict[str, Any] | None = None, **kw: Any
+    ) -> dict[str, Any]:
         out = self.sb.private(self.key, self.secret, method, params, **kw)
         return out
 
@@ -59,8 +60,10 @@ def acct(sandbox: SandboxProcess) -> Iterator[Account]:
 
 
 def test_limit_order_holds_and_maker_fill(sandbox: SandboxProcess, acct: Account) -> None:
-    txid = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                                "price": "60000", "volume": "1"})["txid"][0]
+    txid = acct.ok(
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "60000", "volume": "1"},
+    )["txid"][0]
     # Hold = cost + worst-case fee (0.26% taker at tier 0 → 60000 * 1.0040).
     assert acct.hold("ZUSD") == Decimal("60240.0000")
     sandbox.move_price("XBTUSD", "59000")
@@ -79,38 +82,96 @@ def test_limit_order_holds_and_maker_fill(sandbox: SandboxProcess, acct: Account
 def test_post_only_ioc_and_market(sandbox: SandboxProcess, acct: Account) -> None:
     m = mid(sandbox)
     cross = str((m + 500).quantize(Decimal("0.1")))
-    txid = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                                "price": cross, "volume": "0.01", "oflags": "post"})["txid"][0]
+    txid = acct.ok(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "limit",
+            "price": cross,
+            "volume": "0.01",
+            "oflags": "post",
+        },
+    )["txid"][0]
     o = acct.order(txid)
     assert (o["status"], o["reason"]) == ("canceled", "Post only order")
     far = str((m - 5000).quantize(Decimal("0.1")))
-    txid = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                                "price": far, "volume": "0.01",
-                                "timeinforce": "IOC"})["txid"][0]
+    txid = acct.ok(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "limit",
+            "price": far,
+            "volume": "0.01",
+            "timeinforce": "IOC",
+        },
+    )["txid"][0]
     assert acct.order(txid)["status"] == "canceled"
-    txid = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "market",
-                                "volume": "0.5"})["txid"][0]
+    txid = acct.ok(
+        "AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "market", "volume": "0.5"}
+    )["txid"][0]
     o = acct.order(txid)
     assert o["status"] == "closed"
     assert Decimal(o["cost"]) > 0
     # viqc: buy for 1000 USD of quote.
-    txid = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market",
-                                "volume": "1000", "oflags": "viqc"})["txid"][0]
+    txid = acct.ok(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "market",
+            "volume": "1000",
+            "oflags": "viqc",
+        },
+    )["txid"][0]
     o = acct.order(txid)
     assert Decimal(o["cost"]) <= Decimal("1000")
     assert Decimal(o["cost"]) > Decimal("999")
 
 
 def test_stop_loss_take_profit_trailing(sandbox: SandboxProcess, acct: Account) -> None:
-    sl = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "stop-loss",
-                              "price": "60000", "volume": "0.1"})["txid"][0]
-    tp = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "take-profit",
-                              "price": "70000", "volume": "0.1"})["txid"][0]
-    ts = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "trailing-stop",
-                              "price": "+1000", "volume": "0.1"})["txid"][0]
-    sll = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "buy",
-                               "ordertype": "stop-loss-limit", "price": "71000",
-                               "price2": "72600", "volume": "0.1"})["txid"][0]
+    sl = acct.ok(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "sell",
+            "ordertype": "stop-loss",
+            "price": "60000",
+            "volume": "0.1",
+        },
+    )["txid"][0]
+    tp = acct.ok(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "sell",
+            "ordertype": "take-profit",
+            "price": "70000",
+            "volume": "0.1",
+        },
+    )["txid"][0]
+    ts = acct.ok(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "sell",
+            "ordertype": "trailing-stop",
+            "price": "+1000",
+            "volume": "0.1",
+        },
+    )["txid"][0]
+    sll = acct.ok(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "stop-loss-limit",
+            "price": "71000",
+            "price2": "72600",
+            "volume": "0.1",
+        },
+    )["txid"][0]
     assert {acct.order(t)["status"] for t in (sl, tp, ts, sll)} == {"open"}
     sandbox.move_price("XBTUSD", "72000")  # take-profit + buy stop-loss-limit fire
     assert acct.order(tp)["status"] == "closed"
@@ -127,18 +188,34 @@ def test_stop_loss_take_profit_trailing(sandbox: SandboxProcess, acct: Account) 
 
 
 def test_iceberg_display_and_conditional_close(sandbox: SandboxProcess, acct: Account) -> None:
-    txid = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "iceberg",
-                                "price": "90000", "volume": "3", "displayvol": "0.5"}
-                   )["txid"][0]
+    txid = acct.ok(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "sell",
+            "ordertype": "iceberg",
+            "price": "90000",
+            "volume": "3",
+            "displayvol": "0.5",
+        },
+    )["txid"][0]
     asks = sandbox.public("Depth", pair="XBTUSD", count=500)["result"]["XXBTZUSD"]["asks"]
     level = [a for a in asks if a[0] == "90000.0"]
     assert level
     assert Decimal(level[0][1]) < Decimal("3")  # only the display part is public
     acct.ok("CancelOrder", {"txid": txid})
-    parent = acct.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                                  "price": "64000", "volume": "0.2",
-                                  "close[ordertype]": "limit", "close[price]": "80000"}
-                     )["txid"][0]
+    parent = acct.ok(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "limit",
+            "price": "64000",
+            "volume": "0.2",
+            "close[ordertype]": "limit",
+            "close[price]": "80000",
+        },
+    )["txid"][0]
     sandbox.move_price("XBTUSD", "63000")
     assert acct.order(parent)["status"] == "closed"
     children = [o for o in acct.ok("OpenOrders")["open"].values() if o["refid"] == parent]
@@ -147,11 +224,17 @@ def test_iceberg_display_and_conditional_close(sandbox: SandboxProcess, acct: Ac
 
 
 def test_client_ids_amend_edit_batch(sandbox: SandboxProcess, acct: Account) -> None:
-    base = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "50000",
-            "volume": "0.1"}
+    base = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "50000",
+        "volume": "0.1",
+    }
     acct.ok("AddOrder", {**base, "cl_ord_id": "desk-1"})
     assert acct("AddOrder", {**base, "cl_ord_id": "desk-1"})["error"] == [
-        "EOrder:Duplicate cl_ord_id"]
+        "EOrder:Duplicate cl_ord_id"
+    ]
     open_ = acct.ok("OpenOrders", {"cl_ord_id": "desk-1"})["open"]
     assert len(open_) == 1
     acct.ok("AmendOrder", {"cl_ord_id": "desk-1", "order_qty": "0.2"})
@@ -173,7 +256,8 @@ def test_client_ids_amend_edit_batch(sandbox: SandboxProcess, acct: Account) -> 
     for o in batch["orders"]:
         o.pop("pair")
     assert acct("AddOrderBatch", {"pair": "XBTUSD", "orders": "x"})["error"] == [
-        "EGeneral:Invalid arguments:orders"]
+        "EGeneral:Invalid arguments:orders"
+    ]
     res = acct.ok("AddOrderBatch", batch, as_json=True)
     assert [("txid" in o) for o in res["orders"]] == [True, True]
     ids = [o["txid"] for o in res["orders"]]
@@ -181,8 +265,13 @@ def test_client_ids_amend_edit_batch(sandbox: SandboxProcess, acct: Account) -> 
 
 
 def test_timers_gtd_starttm_dead_man_switch(sandbox: SandboxProcess, acct: Account) -> None:
-    base = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "40000",
-            "volume": "0.1"}
+    base = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "40000",
+        "volume": "0.1",
+    }
     gtd = acct.ok("AddOrder", {**base, "timeinforce": "GTD", "expiretm": "+60"})["txid"][0]
     later = acct.ok("AddOrder", {**base, "starttm": "+30"})["txid"][0]
     assert acct.order(later)["status"] == "pending"
@@ -201,8 +290,13 @@ def test_timers_gtd_starttm_dead_man_switch(sandbox: SandboxProcess, acct: Accou
 
 
 def test_system_status_modes(sandbox: SandboxProcess, acct: Account) -> None:
-    base = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "40000",
-            "volume": "0.1"}
+    base = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "40000",
+        "volume": "0.1",
+    }
     txid = acct.ok("AddOrder", base)["txid"][0]
     try:
         sandbox.set_status("cancel_only")
@@ -219,8 +313,9 @@ def test_system_status_modes(sandbox: SandboxProcess, acct: Account) -> None:
     assert acct.ok("CancelOrder", {"txid": txid})["count"] == 1
 
 
-def _raw_post(sb: SandboxProcess, acct: Account, method: str, params: dict[str, Any]
-              ) -> tuple[int, str]:
+def _raw_post(
+    sb: SandboxProcess, acct: Account, method: str, params: dict[str, Any]
+) -> tuple[int, str]:
     import base64
     import hashlib
     import hmac
@@ -230,11 +325,15 @@ def _raw_post(sb: SandboxProcess, acct: Account, method: str, params: dict[str, 
     body = urllib.parse.urlencode(data)
     path = f"/0/private/{method}"
     digest = hashlib.sha256((str(data["nonce"]) + body).encode()).digest()
-    sig = base64.b64encode(hmac.new(base64.b64decode(acct.secret), path.encode() + digest,
-                                    hashlib.sha512).digest()).decode()
+    sig = base64.b64encode(
+        hmac.new(base64.b64decode(acct.secret), path.encode() + digest, hashlib.sha512).digest()
+    ).decode()
     req = urllib.request.Request(  # noqa: S310 - local test server
-        sb.url + path, data=body.encode(), method="POST",
-        headers={"API-Key": acct.key, "API-Sign": sig})
+        sb.url + path,
+        data=body.encode(),
+        method="POST",
+        headers={"API-Key": acct.key, "API-Sign": sig},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - local server
             return resp.status, resp.read().decode()
@@ -243,27 +342,46 @@ def _raw_post(sb: SandboxProcess, acct: Account, method: str, params: dict[str, 
 
 
 def test_faults(sandbox: SandboxProcess, acct: Account) -> None:
-    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "40000",
-             "volume": "0.1", "userref": "4242"}
+    order = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "40000",
+        "volume": "0.1",
+        "userref": "4242",
+    }
     try:
-        sandbox.set_faults([{"kind": "http_5xx", "endpoint": "Balance", "status": 502,
-                             "count": 1}])
+        sandbox.set_faults([{"kind": "http_5xx", "endpoint": "Balance", "status": 502, "count": 1}])
         status, body = _raw_post(sandbox, acct, "Balance", {})
         assert status == 502
         assert "cloudflare" in body
         assert "<html>" in body
         assert acct("Balance")["error"] == []  # count exhausted
-        sandbox.set_faults([{"kind": "unavailable", "endpoint": "private", "count": 1},
-                            {"kind": "busy", "endpoint": "BalanceEx"}])
+        sandbox.set_faults(
+            [
+                {"kind": "unavailable", "endpoint": "private", "count": 1},
+                {"kind": "busy", "endpoint": "BalanceEx"},
+            ]
+        )
         assert acct("Balance") == {"error": ["EService:Unavailable"]}
         assert acct("BalanceEx") == {"error": ["EService:Busy"]}
         # Lost response: the order IS placed, the client sees a dropped connection.
-        sandbox.set_faults([{"kind": "lost_response", "endpoint": "AddOrder", "count": 1,
-                             "mode": "drop"}])
+        sandbox.set_faults(
+            [{"kind": "lost_response", "endpoint": "AddOrder", "count": 1, "mode": "drop"}]
+        )
         with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
             acct("AddOrder", order)
-        sandbox.set_faults([{"kind": "lost_response", "endpoint": "AddOrder", "count": 1,
-                             "mode": "5xx", "status": 520}])
+        sandbox.set_faults(
+            [
+                {
+                    "kind": "lost_response",
+                    "endpoint": "AddOrder",
+                    "count": 1,
+                    "mode": "5xx",
+                    "status": 520,
+                }
+            ]
+        )
         status, _ = _raw_post(sandbox, acct, "AddOrder", order)
         assert status == 520
         sandbox.clear_faults()
@@ -285,15 +403,34 @@ async def test_ws_public_protocol(sandbox: SandboxProcess) -> None:
         assert status["channel"] == "status"
         assert status["data"][0]["api_version"] == "v2"
         await ws.send(json.dumps({"method": "ping", "req_id": 101}))
-        await ws.send(json.dumps({"method": "subscribe", "req_id": 7, "params": {
-            "channel": "ticker", "symbol": ["BTC/USD", "ETH/USD", "NOPE/USD"]}}))
-        await ws.send(json.dumps({"method": "subscribe", "params": {
-            "channel": "trade", "symbol": ["BTC/USD"]}}))
-        await ws.send(json.dumps({"method": "subscribe", "params": {
-            "channel": "ohlc", "symbol": ["BTC/USD"], "interval": 5}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "method": "subscribe",
+                    "req_id": 7,
+                    "params": {"channel": "ticker", "symbol": ["BTC/USD", "ETH/USD", "NOPE/USD"]},
+                }
+            )
+        )
+        await ws.send(
+            json.dumps(
+                {"method": "subscribe", "params": {"channel": "trade", "symbol": ["BTC/USD"]}}
+            )
+        )
+        await ws.send(
+            json.dumps(
+                {
+                    "method": "subscribe",
+                    "params": {"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 5},
+                }
+            )
+        )
         await ws.send(json.dumps({"method": "subscribe", "params": {"channel": "instrument"}}))
-        await ws.send(json.dumps({"method": "unsubscribe", "params": {
-            "channel": "book", "symbol": ["BTC/USD"]}}))
+        await ws.send(
+            json.dumps(
+                {"method": "unsubscribe", "params": {"channel": "book", "symbol": ["BTC/USD"]}}
+            )
+        )
         seen: list[dict[str, Any]] = []
         while len(seen) < 60:
             seen.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
@@ -305,8 +442,12 @@ async def test_ws_public_protocol(sandbox: SandboxProcess) -> None:
     assert [a["success"] for a in acks] == [True, True, False]
     assert acks[2]["error"] == "Currency pair not supported NOPE/USD"
     chans = {(m.get("channel"), m.get("type")) for m in seen}
-    assert {("ticker", "snapshot"), ("trade", "snapshot"), ("ohlc", "snapshot"),
-            ("instrument", "snapshot")} <= chans
+    assert {
+        ("ticker", "snapshot"),
+        ("trade", "snapshot"),
+        ("ohlc", "snapshot"),
+        ("instrument", "snapshot"),
+    } <= chans
     unsub = next(m for m in seen if m.get("method") == "unsubscribe")
     assert unsub["error"] == "Subscription Not Found"
 
@@ -330,12 +471,21 @@ async def test_ws_private_requires_valid_token(sandbox: SandboxProcess, acct: Ac
     token = acct.ok("GetWebSocketsToken")["token"]
     async with websockets.connect(sandbox.ws_auth_url) as ws:
         await ws.recv()
-        await ws.send(json.dumps({"method": "subscribe", "params": {
-            "channel": "executions", "token": "bogus"}}))
+        await ws.send(
+            json.dumps(
+                {"method": "subscribe", "params": {"channel": "executions", "token": "bogus"}}
+            )
+        )
         bad = json.loads(await ws.recv())
         assert (bad["success"], bad["error"]) == (False, "EAPI:Invalid token")
-        await ws.send(json.dumps({"method": "subscribe", "params": {
-            "channel": "executions", "token": token, "snap_trades": True}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "method": "subscribe",
+                    "params": {"channel": "executions", "token": token, "snap_trades": True},
+                }
+            )
+        )
         ack = json.loads(await ws.recv())
         assert ack["success"] is True
         snap = json.loads(await ws.recv())
@@ -344,11 +494,13 @@ async def test_ws_private_requires_valid_token(sandbox: SandboxProcess, acct: Ac
     async with websockets.connect(sandbox.ws_auth_url) as ws:
         await ws.recv()
         fresh = acct.ok("GetWebSocketsToken")["token"]
-        await ws.send(json.dumps({"method": "subscribe", "params": {
-            "channel": "balances", "token": token}}))
+        await ws.send(
+            json.dumps({"method": "subscribe", "params": {"channel": "balances", "token": token}})
+        )
         assert json.loads(await ws.recv())["error"] == "EAPI:Invalid token"
-        await ws.send(json.dumps({"method": "subscribe", "params": {
-            "channel": "balances", "token": fresh}}))
+        await ws.send(
+            json.dumps({"method": "subscribe", "params": {"channel": "balances", "token": fresh}})
+        )
         assert json.loads(await ws.recv())["success"] is True
         snap = json.loads(await ws.recv())
         assert {b["asset"] for b in snap["data"]} >= {"USD", "BTC"}
@@ -357,12 +509,13 @@ async def test_ws_private_requires_valid_token(sandbox: SandboxProcess, acct: Ac
 def test_subaccounts_and_transfers(sandbox: SandboxProcess, acct: Account) -> None:
     assert acct.ok("CreateSubaccount", {"username": "desk-a", "email": "a@example.test"})
     sub = sandbox.create_subaccount(acct.id, "desk-b")
-    res = acct.ok("AccountTransfer", {"asset": "XBT", "amount": "1", "from": acct.id,
-                                      "to": sub})
+    res = acct.ok("AccountTransfer", {"asset": "XBT", "amount": "1", "from": acct.id, "to": sub})
     assert res["status"] == "complete"
     assert sandbox.account(sub)["balances"]["XXBT"] == "1.0000000000"
-    ref = acct.ok("WalletTransfer", {"asset": "XBT", "from": "Spot Wallet",
-                                     "to": "Futures Wallet", "amount": "0.5"})["refid"]
+    ref = acct.ok(
+        "WalletTransfer",
+        {"asset": "XBT", "from": "Spot Wallet", "to": "Futures Wallet", "amount": "0.5"},
+    )["refid"]
     assert ref
 
 
@@ -386,15 +539,21 @@ def test_withdraw_cancel_and_failure(sandbox: SandboxProcess, acct: Account) -> 
 
 def test_earn_busy_and_minimum(sandbox: SandboxProcess) -> None:
     a = Account(sandbox, {"DOT": "100"})
-    sid = next(s["id"] for s in a.ok("Earn/Strategies", {"asset": "DOT"})["items"]
-               if s["lock_type"]["type"] == "flex")
+    sid = next(
+        s["id"]
+        for s in a.ok("Earn/Strategies", {"asset": "DOT"})["items"]
+        if s["lock_type"]["type"] == "flex"
+    )
     assert a("Earn/Allocate", {"strategy_id": sid, "amount": "0.001"})["error"] == [
-        "EEarnings:Below min:(De)allocation operation amount less than minimum"]
+        "EEarnings:Below min:(De)allocation operation amount less than minimum"
+    ]
     assert a.ok("Earn/Allocate", {"strategy_id": sid, "amount": "10"}) is True
     assert a("Earn/Allocate", {"strategy_id": sid, "amount": "10"})["error"] == [
-        "EEarnings:Busy:Another (de)allocation for the same strategy is in progress"]
+        "EEarnings:Busy:Another (de)allocation for the same strategy is in progress"
+    ]
     assert a("Earn/Allocate", {"strategy_id": sid, "amount": "1000"})["error"] == [
-        "EEarnings:Busy:Another (de)allocation for the same strategy is in progress"]
+        "EEarnings:Busy:Another (de)allocation for the same strategy is in progress"
+    ]
     sandbox.advance(30)  # the allocation settles; pending funds earn nothing
     sandbox.advance(86400 * 30)  # a month of rewards at ~10% APR
     allocs = a.ok("Earn/Allocations")["items"][0]
@@ -407,8 +566,16 @@ def test_state_persists_across_restart(tmp_path: Path) -> None:
     sb = start_sandbox(["--state", str(state)], seed=7)
     try:
         a = Account(sb, {"USD": "1234.5"})
-        txid = a.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                                 "price": "1000", "volume": "0.01"})["txid"][0]
+        txid = a.ok(
+            "AddOrder",
+            {
+                "pair": "XBTUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "price": "1000",
+                "volume": "0.01",
+            },
+        )["txid"][0]
     finally:
         stop_sandbox(sb)  # SIGTERM → save on shutdown
     assert json.loads(state.read_text())["version"] == 1
@@ -419,8 +586,16 @@ def test_state_persists_across_restart(tmp_path: Path) -> None:
         assert a.ok("OpenOrders")["open"][txid]["status"] == "open"
         assert a.hold("ZUSD") > 0
         # Same seed after a restart: new ids must not collide with restored ones.
-        txid2 = a.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                                  "price": "1000", "volume": "0.01"})["txid"][0]
+        txid2 = a.ok(
+            "AddOrder",
+            {
+                "pair": "XBTUSD",
+                "type": "buy",
+                "ordertype": "limit",
+                "price": "1000",
+                "volume": "0.01",
+            },
+        )["txid"][0]
         assert txid2 != txid
         assert set(a.ok("OpenOrders")["open"]) == {txid, txid2}
         a.ok("CancelOrder", {"txid": txid})
@@ -431,22 +606,34 @@ def test_state_persists_across_restart(tmp_path: Path) -> None:
 def test_market_price_protection(sandbox: SandboxProcess) -> None:
     sandbox.move_price("XBTUSD", "65000")
     seller = Account(sandbox, {"XBT": "5"})
-    far = seller.ok("AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "limit",
-                                 "price": "67000", "volume": "1"})["txid"][0]
+    far = seller.ok(
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "sell", "ordertype": "limit", "price": "67000", "volume": "1"},
+    )["txid"][0]
     buyer = Account(sandbox, {"USD": "10000000"})
 
     def sweep_volume() -> str:
         asks = sandbox.public("Depth", pair="XBTUSD", count=500)["result"]["XXBTZUSD"]["asks"]
         return str(sum(Decimal(a[1]) for a in asks if a[0] != "67000.0") + Decimal("0.5"))
 
-    txid = buyer.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market",
-                                 "volume": sweep_volume()})["txid"][0]
+    txid = buyer.ok(
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": sweep_volume()},
+    )["txid"][0]
     o = buyer.order(txid)
     assert Decimal(o["vol_exec"]) < Decimal(o["vol"])  # stopped at the 1 % band
     assert seller.order(far)["vol_exec"] == "0.00000000"
     sandbox.move_price("XBTUSD", "65000")
-    buyer.ok("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market",
-                          "volume": sweep_volume(), "oflags": "nompp"})
+    buyer.ok(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "market",
+            "volume": sweep_volume(),
+            "oflags": "nompp",
+        },
+    )
     assert Decimal(seller.order(far)["vol_exec"]) > 0
     seller("CancelAll")
 
@@ -455,8 +642,9 @@ async def test_ws_trading_methods(sandbox: SandboxProcess, acct: Account) -> Non
     token = acct.ok("GetWebSocketsToken")["token"]
 
     async def call(ws: Any, method: str, params: dict[str, Any], req_id: int) -> Any:
-        await ws.send(json.dumps({"method": method, "req_id": req_id,
-                                  "params": {**params, "token": token}}))
+        await ws.send(
+            json.dumps({"method": method, "req_id": req_id, "params": {**params, "token": token}})
+        )
         while True:
             msg = json.loads(await asyncio.wait_for(ws.recv(), 5))
             if msg.get("req_id") == req_id:
@@ -464,25 +652,55 @@ async def test_ws_trading_methods(sandbox: SandboxProcess, acct: Account) -> Non
 
     async with websockets.connect(sandbox.ws_auth_url) as ws:
         await ws.recv()
-        add = await call(ws, "add_order", {
-            "order_type": "limit", "side": "buy", "order_qty": 0.01, "symbol": "BTC/USD",
-            "limit_price": 40000, "cl_ord_id": "ws-1"}, 1)
+        add = await call(
+            ws,
+            "add_order",
+            {
+                "order_type": "limit",
+                "side": "buy",
+                "order_qty": 0.01,
+                "symbol": "BTC/USD",
+                "limit_price": 40000,
+                "cl_ord_id": "ws-1",
+            },
+            1,
+        )
         assert add["success"] is True
         assert add["result"]["cl_ord_id"] == "ws-1"
         oid = add["result"]["order_id"]
-        amend = await call(ws, "amend_order", {"order_id": oid, "limit_price": 41000.5,
-                                               "order_qty": 0.02}, 2)
+        amend = await call(
+            ws, "amend_order", {"order_id": oid, "limit_price": 41000.5, "order_qty": 0.02}, 2
+        )
         assert amend["success"] is True
         assert amend["result"]["amend_id"].startswith("T")
         info = acct.order(oid)
         assert (info["descr"]["price"], info["vol"]) == ("41000.5", "0.02000000")
-        stop = await call(ws, "add_order", {
-            "order_type": "stop-loss", "side": "sell", "order_qty": 0.01,
-            "symbol": "BTC/USD", "triggers": {"price": 50000, "reference": "last"}}, 3)
+        stop = await call(
+            ws,
+            "add_order",
+            {
+                "order_type": "stop-loss",
+                "side": "sell",
+                "order_qty": 0.01,
+                "symbol": "BTC/USD",
+                "triggers": {"price": 50000, "reference": "last"},
+            },
+            3,
+        )
         assert stop["success"] is True
-        bad = await call(ws, "add_order", {"order_type": "limit", "side": "buy",
-                                           "order_qty": 0.01, "symbol": "BTC/USD",
-                                           "limit_price": 40000, "leverage": 2}, 4)
+        bad = await call(
+            ws,
+            "add_order",
+            {
+                "order_type": "limit",
+                "side": "buy",
+                "order_qty": 0.01,
+                "symbol": "BTC/USD",
+                "limit_price": 40000,
+                "leverage": 2,
+            },
+            4,
+        )
         assert bad["success"] is False
         assert "Unsupported field" in bad["error"]
         after = await call(ws, "cancel_all_orders_after", {"timeout": 60}, 5)

@@ -45,8 +45,11 @@ def resolve(node: Any, base: Path, cache: dict[Path, Any], root: Any, depth: int
                 target_path, doc, new_root = base, root, root
             target = _pointer(doc, frag) if frag else doc
             return resolve(target, target_path, cache, new_root, depth + 1)
-        return {k: resolve(v, base, cache, root, depth) for k, v in node.items()
-                if k not in ("example", "examples")}
+        return {
+            k: resolve(v, base, cache, root, depth)
+            for k, v in node.items()
+            if k not in ("example", "examples")
+        }
     if isinstance(node, list):
         return [resolve(v, base, cache, root, depth) for v in node]
     return node
@@ -95,7 +98,8 @@ def _fix_spec(node: Any) -> Any:
 
 
 ENVELOPE: dict[str, Any] = {
-    "type": "object", "required": ["error"],
+    "type": "object",
+    "required": ["error"],
     "properties": {"error": {"type": "array", "items": {"type": "string"}}},
 }
 
@@ -111,8 +115,9 @@ class Recorder:
         self.seen.append((f"/public/{method}", out))
         return out
 
-    def priv(self, method: str, params: dict[str, Any] | None = None, *,
-             as_json: bool = False) -> dict[str, Any]:
+    def priv(
+        self, method: str, params: dict[str, Any] | None = None, *, as_json: bool = False
+    ) -> dict[str, Any]:
         # Fast-forward so the REST call counter (pro: max 20, -1/s) never trips here.
         self.calls += 1
         if self.calls % 8 == 0:
@@ -124,8 +129,9 @@ class Recorder:
 
 def test_all_responses_match_spec(sandbox: SandboxProcess, schemas: dict[str, Any]) -> None:
     sb = sandbox
-    acct = sb.create_account({"USD": "500000", "XBT": "5", "ETH": "20", "DOT": "1000",
-                              "EUR": "1000"}, tier="pro")
+    acct = sb.create_account(
+        {"USD": "500000", "XBT": "5", "ETH": "20", "DOT": "1000", "EUR": "1000"}, tier="pro"
+    )
     key, secret = sb.create_key(acct)
     sb.add_withdraw_address(acct, "XBT", "btc-1", "bc1qschemaaddress00000000000000000")
     sb.deposit(acct, "XBT", "0.5")
@@ -139,25 +145,68 @@ def test_all_responses_match_spec(sandbox: SandboxProcess, schemas: dict[str, An
     r.pub("Ticker")
     r.pub("Ticker", pair="NOPE")
 
-    for m in ("Balance", "BalanceEx", "TradeBalance", "OpenOrders", "ClosedOrders",
-              "TradesHistory", "Ledgers", "GetWebSocketsToken", "WithdrawMethods",
-              "WithdrawAddresses", "WithdrawStatus", "Earn/Strategies", "Earn/Allocations",
-              "CancelAll"):
+    for m in (
+        "Balance",
+        "BalanceEx",
+        "TradeBalance",
+        "OpenOrders",
+        "ClosedOrders",
+        "TradesHistory",
+        "Ledgers",
+        "GetWebSocketsToken",
+        "WithdrawMethods",
+        "WithdrawAddresses",
+        "WithdrawStatus",
+        "Earn/Strategies",
+        "Earn/Allocations",
+        "CancelAll",
+    ):
         r.priv(m)
     r.priv("TradeVolume", {"pair": "XBTUSD,ETHUSD"})
 
-    resting = r.priv("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                                  "price": "30000", "volume": "0.5", "cl_ord_id": "schema-1"})
+    resting = r.priv(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "limit",
+            "price": "30000",
+            "volume": "0.5",
+            "cl_ord_id": "schema-1",
+        },
+    )
     txid = resting["result"]["txid"][0]
-    r.priv("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "stop-loss-limit",
-                        "price": "90000", "price2": "90100", "volume": "0.01",
-                        "close[ordertype]": "limit", "close[price]": "95000"})
-    r.priv("AddOrder", {"pair": "XBTUSD", "type": "sell", "ordertype": "limit",
-                        "price": "30000", "volume": "0.01", "validate": "true"})
-    filled = r.priv("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market",
-                                 "volume": "0.05"})
-    r.priv("AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "limit",
-                        "price": "1.23", "volume": "nope"})
+    r.priv(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "stop-loss-limit",
+            "price": "90000",
+            "price2": "90100",
+            "volume": "0.01",
+            "close[ordertype]": "limit",
+            "close[price]": "95000",
+        },
+    )
+    r.priv(
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "sell",
+            "ordertype": "limit",
+            "price": "30000",
+            "volume": "0.01",
+            "validate": "true",
+        },
+    )
+    filled = r.priv(
+        "AddOrder", {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.05"}
+    )
+    r.priv(
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "1.23", "volume": "nope"},
+    )
     r.priv("AmendOrder", {"txid": txid, "limit_price": "30500"})
     r.priv("OrderAmends", {"order_id": txid})
     r.priv("OpenOrders", {"trades": "true"})
@@ -170,11 +219,23 @@ def test_all_responses_match_spec(sandbox: SandboxProcess, schemas: dict[str, An
     ledgers = r.priv("Ledgers", {"asset": "XBT"})
     r.priv("QueryLedgers", {"id": next(iter(ledgers["result"]["ledger"]))})
     r.priv("CancelOrder", {"txid": new_txid})
-    r.priv("AddOrderBatch", {"pair": "XBTUSD", "orders": [
-        {"type": "buy", "ordertype": "limit", "price": "31000", "volume": "0.01",
-         "cl_ord_id": "b-1"},
-        {"type": "buy", "ordertype": "limit", "price": "31001", "volume": "0.01"},
-    ]}, as_json=True)
+    r.priv(
+        "AddOrderBatch",
+        {
+            "pair": "XBTUSD",
+            "orders": [
+                {
+                    "type": "buy",
+                    "ordertype": "limit",
+                    "price": "31000",
+                    "volume": "0.01",
+                    "cl_ord_id": "b-1",
+                },
+                {"type": "buy", "ordertype": "limit", "price": "31001", "volume": "0.01"},
+            ],
+        },
+        as_json=True,
+    )
     r.priv("CancelOrderBatch", {"orders": [], "cl_ord_ids": ["b-1"]}, as_json=True)
     r.priv("CancelAllOrdersAfter", {"timeout": "60"})
     r.priv("CancelAllOrdersAfter", {"timeout": "0"})
@@ -189,8 +250,10 @@ def test_all_responses_match_spec(sandbox: SandboxProcess, schemas: dict[str, An
     r.priv("WithdrawStatus", {"asset": "XBT", "cursor": "true"})
     r.priv("WithdrawCancel", {"asset": "XBT", "refid": ref["result"]["refid"]})
     r.priv("WithdrawCancel", {"asset": "XBT", "refid": "FNOPE-00000000000000000000000"})
-    r.priv("WalletTransfer", {"asset": "EUR", "from": "Spot Wallet", "to": "Futures Wallet",
-                              "amount": "10"})
+    r.priv(
+        "WalletTransfer",
+        {"asset": "EUR", "from": "Spot Wallet", "to": "Futures Wallet", "amount": "10"},
+    )
     r.priv("CreateSubaccount", {"username": "schema-sub", "email": "sub@example.test"})
     sub = sb.create_subaccount(acct, "schema-sub-2")
     r.priv("AccountTransfer", {"asset": "XBT", "amount": "0.01", "from": acct, "to": sub})
@@ -218,9 +281,11 @@ def test_all_responses_match_spec(sandbox: SandboxProcess, schemas: dict[str, An
         errors = sorted(OAS30Validator(schema).iter_errors(body), key=str)
         failures.extend(
             f"{path}: {e.message} at {list(e.absolute_path)}\n  body={json.dumps(body)[:400]}"
-            for e in errors[:3])
+            for e in errors[:3]
+        )
     assert not failures, "\n".join(failures)
     # Every path of the spec that the sandbox implements was exercised.
     missing = {p for p in schemas if p not in checked} - {
-        "/private/RetrieveExport"}  # binary zip download
+        "/private/RetrieveExport"
+    }  # binary zip download
     assert not missing, missing

@@ -15,12 +15,18 @@ from tests.plugins.sandbox import SandboxProcess, start_sandbox, stop_sandbox
 PACKAGE = Path(__file__).resolve().parents[2] / "apps" / "sandbox"
 
 EXPECTED_PAIRS = {
-    "XXBTZUSD": ("XBTUSD", "XBT/USD"), "XETHZUSD": ("ETHUSD", "ETH/USD"),
-    "SOLUSD": ("SOLUSD", "SOL/USD"), "XXBTZEUR": ("XBTEUR", "XBT/EUR"),
-    "XETHXXBT": ("ETHXBT", "ETH/XBT"), "USDTZUSD": ("USDTUSD", "USDT/USD"),
-    "USDCUSD": ("USDCUSD", "USDC/USD"), "ZEURZUSD": ("EURUSD", "EUR/USD"),
-    "DOTUSD": ("DOTUSD", "DOT/USD"), "ADAUSD": ("ADAUSD", "ADA/USD"),
-    "XXRPZUSD": ("XRPUSD", "XRP/USD"), "XLTCZUSD": ("LTCUSD", "LTC/USD"),
+    "XXBTZUSD": ("XBTUSD", "XBT/USD"),
+    "XETHZUSD": ("ETHUSD", "ETH/USD"),
+    "SOLUSD": ("SOLUSD", "SOL/USD"),
+    "XXBTZEUR": ("XBTEUR", "XBT/EUR"),
+    "XETHXXBT": ("ETHXBT", "ETH/XBT"),
+    "USDTZUSD": ("USDTUSD", "USDT/USD"),
+    "USDCUSD": ("USDCUSD", "USDC/USD"),
+    "ZEURZUSD": ("EURUSD", "EUR/USD"),
+    "DOTUSD": ("DOTUSD", "DOT/USD"),
+    "ADAUSD": ("ADAUSD", "ADA/USD"),
+    "XXRPZUSD": ("XRPUSD", "XRP/USD"),
+    "XLTCZUSD": ("LTCUSD", "LTC/USD"),
 }
 
 
@@ -67,7 +73,8 @@ def test_ohlc_trades_spread_depth(sandbox: SandboxProcess) -> None:
     assert bids[0] < asks[0]
     assert sandbox.public("Spread", pair="XBTUSD")["result"]["XXBTZUSD"]
     assert sandbox.public("Depth", pair="XBTUSD", count=501)["error"] == [
-        "EGeneral:Invalid arguments:count"]
+        "EGeneral:Invalid arguments:count"
+    ]
 
 
 def test_same_seed_same_start() -> None:
@@ -76,12 +83,13 @@ def test_same_seed_same_start() -> None:
     b = start_sandbox(["--tick-ms", "600000"], seed=31337)
     c = start_sandbox(["--tick-ms", "600000"], seed=31338)
     try:
+
         def snap(sb: SandboxProcess) -> tuple[object, object]:
             # Drop wall-clock stamps; prices, sizes and history come from the seed.
             book = sb.public("Depth", pair="SOLUSD", count=20)["result"]["SOLUSD"]
             ohlc = sb.public("OHLC", pair="XBTUSD")["result"]["XXBTZUSD"]
-            return ([lvl[:2] for lvl in book["bids"] + book["asks"]],
-                    [r[1:] for r in ohlc])
+            return ([lvl[:2] for lvl in book["bids"] + book["asks"]], [r[1:] for r in ohlc])
+
         assert snap(a) == snap(b)
         assert snap(a) != snap(c)
     finally:
@@ -92,8 +100,13 @@ def test_same_seed_same_start() -> None:
 def test_closed_orders_paginate_by_50(sandbox: SandboxProcess) -> None:
     acct = sandbox.create_account({"USD": "1000000"}, tier="pro")
     key, secret = sandbox.create_key(acct)
-    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "1000",
-             "volume": "0.001"}
+    order = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "1000",
+        "volume": "0.001",
+    }
     for i in range(60):
         if i % 20 == 0:
             sandbox.advance(60)
@@ -134,7 +147,9 @@ def test_package_imports_nothing_from_the_portal() -> None:
                 names = [node.module]
             for name in names:
                 assert not (name.startswith("apps.") and not name.startswith("apps.sandbox")), (
-                    path, name)
+                    path,
+                    name,
+                )
                 assert not name.startswith("kraken_portal"), (path, name)
                 if name.startswith("django"):
                     assert management, (path, name)
@@ -145,9 +160,30 @@ def test_management_command_parses_the_same_flags() -> None:
     from apps.sandbox.management.commands.sandbox import Command
 
     parser = Command().create_parser("manage.py", "sandbox")
-    ns = parser.parse_args(["--host", "127.0.0.1", "--port", "9999", "--seed", "5",
-                            "--tier", "starter", "--state", "x.json", "--faults", "flaky",
-                            "--admin-token", "t"])
+    ns = parser.parse_args(
+        [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "9999",
+            "--seed",
+            "5",
+            "--tier",
+            "starter",
+            "--state",
+            "x.json",
+            "--faults",
+            "flaky",
+            "--admin-token",
+            "t",
+        ]
+    )
     cfg = config_from(ns)
     assert (cfg.port, cfg.seed, cfg.tier, cfg.state_file, cfg.faults, cfg.admin_token) == (
-        9999, 5, "starter", "x.json", "flaky", "t")
+        9999,
+        5,
+        "starter",
+        "x.json",
+        "flaky",
+        "t",
+    )

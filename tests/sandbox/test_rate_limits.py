@@ -30,10 +30,14 @@ def _trading_counter(sb: SandboxProcess, key: str, pair: str = "XXBTZUSD") -> De
     return Decimal(sb.control("GET", f"/sandbox/limits?{query}")["trading"].get(pair, "0"))
 
 
-@pytest.mark.parametrize(("tier", "cap", "decay"), [
-    ("starter", 15, Decimal("0.33")), ("intermediate", 20, Decimal("0.5")),
-    ("pro", 20, Decimal("1")),
-])
+@pytest.mark.parametrize(
+    ("tier", "cap", "decay"),
+    [
+        ("starter", 15, Decimal("0.33")),
+        ("intermediate", 20, Decimal("0.5")),
+        ("pro", 20, Decimal("1")),
+    ],
+)
 def test_rest_counter(frozen: SandboxProcess, tier: str, cap: int, decay: Decimal) -> None:
     sb = frozen
     acct = sb.create_account({"USD": "1000"}, tier=tier)
@@ -59,12 +63,14 @@ def test_ledger_calls_cost_two_and_trading_calls_are_free(frozen: SandboxProcess
     assert sb.private(key, secret, "Balance")["error"] == []  # 15
     assert sb.private(key, secret, "Balance") == LIMIT
     # AddOrder/CancelOrder run on the matching-engine limiter, not this counter.
-    out = sb.private(key, secret, "AddOrder", {"pair": "XBTUSD", "type": "buy",
-                                               "ordertype": "limit", "price": "1000",
-                                               "volume": "0.01"})
+    out = sb.private(
+        key,
+        secret,
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "1000", "volume": "0.01"},
+    )
     assert out["error"] == []
-    assert sb.private(key, secret, "CancelOrder",
-                      {"txid": out["result"]["txid"][0]})["error"] == []
+    assert sb.private(key, secret, "CancelOrder", {"txid": out["result"]["txid"][0]})["error"] == []
 
 
 def test_trading_counter_threshold_and_decay(frozen: SandboxProcess) -> None:
@@ -72,11 +78,17 @@ def test_trading_counter_threshold_and_decay(frozen: SandboxProcess) -> None:
     acct = sb.create_account({"USD": "100000"}, tier="starter")
     key, secret = sb.create_key(acct)
     # Invalid orders still cost the fixed +1 ("applied on receipt").
-    bad = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "1000.05",
-           "volume": "0.01"}
+    bad = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "1000.05",
+        "volume": "0.01",
+    }
     for _ in range(60):
-        assert sb.private(key, secret, "AddOrder", bad) == {"error": [
-            "EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals."]}
+        assert sb.private(key, secret, "AddOrder", bad) == {
+            "error": ["EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals."]
+        }
     assert sb.private(key, secret, "AddOrder", bad) == ORDER_LIMIT
     sb.advance(5)  # starter decays 1/s
     for _ in range(5):
@@ -84,15 +96,19 @@ def test_trading_counter_threshold_and_decay(frozen: SandboxProcess) -> None:
     assert sb.private(key, secret, "AddOrder", bad) == ORDER_LIMIT
 
 
-@pytest.mark.parametrize(("age", "penalty"), [(0, 8), (7, 6), (12, 5), (30, 4), (60, 2),
-                                              (200, 1), (400, 0)])
+@pytest.mark.parametrize(
+    ("age", "penalty"), [(0, 8), (7, 6), (12, 5), (30, 4), (60, 2), (200, 1), (400, 0)]
+)
 def test_cancel_penalty_by_order_age(frozen: SandboxProcess, age: float, penalty: int) -> None:
     sb = frozen
     acct = sb.create_account({"USD": "100000"}, tier="pro")
     key, secret = sb.create_key(acct)
-    out = sb.private(key, secret, "AddOrder", {"pair": "XBTUSD", "type": "buy",
-                                               "ordertype": "limit", "price": "1000",
-                                               "volume": "0.01"})
+    out = sb.private(
+        key,
+        secret,
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "1000", "volume": "0.01"},
+    )
     txid = out["result"]["txid"][0]
     if age:
         sb.advance(age)
@@ -106,12 +122,14 @@ def test_amend_penalty(frozen: SandboxProcess) -> None:
     sb = frozen
     acct = sb.create_account({"USD": "100000"}, tier="pro")
     key, secret = sb.create_key(acct)
-    out = sb.private(key, secret, "AddOrder", {"pair": "XBTUSD", "type": "buy",
-                                               "ordertype": "limit", "price": "1000",
-                                               "volume": "0.01"})
+    out = sb.private(
+        key,
+        secret,
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "1000", "volume": "0.01"},
+    )
     before = _trading_counter(sb, key)
-    sb.private(key, secret, "AmendOrder", {"txid": out["result"]["txid"][0],
-                                           "limit_price": "1001"})
+    sb.private(key, secret, "AmendOrder", {"txid": out["result"]["txid"][0], "limit_price": "1001"})
     assert _trading_counter(sb, key) - before == pytest.approx(4, abs=Decimal("0.01"))
 
 
@@ -119,15 +137,19 @@ def test_open_orders_per_pair_limit(frozen: SandboxProcess) -> None:
     sb = frozen
     acct = sb.create_account({"USD": "1000000"}, tier="starter")
     key, secret = sb.create_key(acct)
-    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "price": "1000",
-             "volume": "0.001"}
+    order = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "price": "1000",
+        "volume": "0.001",
+    }
     for i in range(60):
         if i and i % 30 == 0:
             sb.advance(60)  # let the trading counter decay; open orders stay
         assert sb.private(key, secret, "AddOrder", order)["error"] == [], i
     sb.advance(60)
-    assert sb.private(key, secret, "AddOrder", order) == {
-        "error": ["EOrder:Orders limit exceeded"]}
+    assert sb.private(key, secret, "AddOrder", order) == {"error": ["EOrder:Orders limit exceeded"]}
     # Another pair has its own allowance.
     other = {**order, "pair": "ETHUSD", "volume": "0.01", "price": "100"}
     assert sb.private(key, secret, "AddOrder", other)["error"] == []

@@ -53,8 +53,9 @@ def test_rest_scenario(sandbox: SandboxProcess, creds: tuple[str, str, str]) -> 
     assert user.get_balances()["XXBT"]["hold_trade"] == "0.0000000000"
 
     # Place a resting limit buy well below the market: it holds USD.
-    res = trade.create_order(ordertype="limit", side="buy", pair="XBTUSD", volume="0.5",
-                             price="30000", userref=42)
+    res = trade.create_order(
+        ordertype="limit", side="buy", pair="XBTUSD", volume="0.5", price="30000", userref=42
+    )
     txid = res["txid"][0]
     assert user.get_balances()["ZUSD"]["hold_trade"] != "0.0000"
     opened = user.get_open_orders()["open"]
@@ -79,8 +80,9 @@ def test_rest_scenario(sandbox: SandboxProcess, creds: tuple[str, str, str]) -> 
     assert user.get_ledgers_info(asset="XBT")["count"] >= 2
 
     # Validate-only orders never reach the book.
-    v = trade.create_order(ordertype="limit", side="buy", pair="XBTUSD", volume="0.5",
-                           price="30000", validate=True)
+    v = trade.create_order(
+        ordertype="limit", side="buy", pair="XBTUSD", volume="0.5", price="30000", validate=True
+    )
     assert "txid" not in v
 
     # Deposit (control API) shows up in DepositStatus.
@@ -125,11 +127,19 @@ def test_sdk_batch_edit_and_account_calls(sandbox: SandboxProcess) -> None:
     key, secret = sandbox.create_key(acct)
     user = User(key=key, secret=secret, url=sandbox.url)
     trade = Trade(key=key, secret=secret, url=sandbox.url)
-    batch = trade.create_order_batch(pair="BTC/USD", orders=[
-        {"ordertype": "limit", "type": "buy", "price": "30000", "volume": "0.01",
-         "cl_ord_id": "sdk-b1"},
-        {"ordertype": "limit", "type": "sell", "price": "99000", "volume": "0.01"},
-    ])
+    batch = trade.create_order_batch(
+        pair="BTC/USD",
+        orders=[
+            {
+                "ordertype": "limit",
+                "type": "buy",
+                "price": "30000",
+                "volume": "0.01",
+                "cl_ord_id": "sdk-b1",
+            },
+            {"ordertype": "limit", "type": "sell", "price": "99000", "volume": "0.01"},
+        ],
+    )
     ids = [o["txid"] for o in batch["orders"]]
     assert len(ids) == 2
     edited = trade.edit_order(txid=ids[1], pair="XBTUSD", price="98000")
@@ -161,8 +171,9 @@ def test_sdk_funding_and_subaccount_calls(sandbox: SandboxProcess) -> None:
     assert addrs[0]["key"] == "sdk-w"
     ref = funding.withdraw_funds(asset="XBT", key="sdk-w", amount="0.5")["refid"]
     assert funding.cancel_withdraw(asset="XBT", refid=ref) is True
-    assert funding.wallet_transfer(asset="EUR", from_="Spot Wallet", to_="Futures Wallet",
-                                   amount="10")["refid"]
+    assert funding.wallet_transfer(
+        asset="EUR", from_="Spot Wallet", to_="Futures Wallet", amount="10"
+    )["refid"]
     created: object = user.create_subaccount(username="sdk-sub", email="sdk@example.test")
     assert created is True  # the SDK annotates dict; Kraken answers a bare `true`
     sub = sandbox.create_subaccount(acct, "sdk-sub-2")
@@ -180,15 +191,22 @@ async def test_ws_client_with_bare_base_urls(sandbox: SandboxProcess) -> None:
         messages.append(msg)
 
     base = f"ws://{sandbox.host}:{sandbox.port}"
-    client = SpotWSClient(key=key, secret=secret, callback=on_message, rest_url=sandbox.url,
-                          ws_url=base, auth_ws_url=base)
+    client = SpotWSClient(
+        key=key,
+        secret=secret,
+        callback=on_message,
+        rest_url=sandbox.url,
+        ws_url=base,
+        auth_ws_url=base,
+    )
     await client.start()
     try:
         await client.subscribe(params={"channel": "ticker", "symbol": ["BTC/USD"]})
         await client.subscribe(params={"channel": "balances"})
         await _collect(messages, lambda m: m.get("channel") == "ticker")
-        await _collect(messages, lambda m: m.get("channel") == "balances"
-                       and m.get("type") == "snapshot")
+        await _collect(
+            messages, lambda m: m.get("channel") == "balances" and m.get("type") == "snapshot"
+        )
     finally:
         await client.close()
 
@@ -198,8 +216,7 @@ def test_permission_error_maps_to_sdk_exception(sandbox: SandboxProcess) -> None
     key, secret = sandbox.create_key(acct, permissions=["query_funds", "query_ledger"])
     trade = Trade(key=key, secret=secret, url=sandbox.url)
     with pytest.raises(KrakenPermissionDeniedError):
-        trade.create_order(ordertype="limit", side="buy", pair="XBTUSD", volume="1",
-                           price="100")
+        trade.create_order(ordertype="limit", side="buy", pair="XBTUSD", volume="1", price="100")
     user = User(key=key, secret=secret, url=sandbox.url)
     with pytest.raises(KrakenInvalidArgumentsError):
         user.get_ledgers_info(asset="XBT", extra_params={"bogus": "1"})
@@ -222,28 +239,46 @@ async def test_ws_client_executions(sandbox: SandboxProcess) -> None:
     async def on_message(msg: dict[str, Any]) -> None:
         messages.append(msg)
 
-    client = SpotWSClient(key=key, secret=secret, callback=on_message, rest_url=sandbox.url,
-                          ws_url=sandbox.ws_base, auth_ws_url=sandbox.ws_auth_base)
+    client = SpotWSClient(
+        key=key,
+        secret=secret,
+        callback=on_message,
+        rest_url=sandbox.url,
+        ws_url=sandbox.ws_base,
+        auth_ws_url=sandbox.ws_auth_base,
+    )
     await client.start()
     try:
         await client.subscribe(params={"channel": "book", "symbol": ["BTC/USD"]})
         await client.subscribe(params={"channel": "executions", "snap_orders": True})
         await client.subscribe(params={"channel": "balances"})
         await _collect(messages, lambda m: m.get("channel") == "book")
-        await _collect(messages, lambda m: m.get("channel") == "executions"
-                       and m.get("type") == "snapshot")
+        await _collect(
+            messages, lambda m: m.get("channel") == "executions" and m.get("type") == "snapshot"
+        )
         await _collect(messages, lambda m: m.get("channel") == "balances")
 
         # An order over REST shows on executions: pending_new → new.
         trade = Trade(key=key, secret=secret, url=sandbox.url)
-        txid = (await asyncio.to_thread(
-            trade.create_order, ordertype="limit", side="buy", pair="XBTUSD", volume="0.1",
-            price="40000"))["txid"][0]
+        txid = (
+            await asyncio.to_thread(
+                trade.create_order,
+                ordertype="limit",
+                side="buy",
+                pair="XBTUSD",
+                volume="0.1",
+                price="40000",
+            )
+        )["txid"][0]
 
         def exec_of(oid: str, kind: str) -> Any:
-            return lambda m: m.get("channel") == "executions" and any(
-                d.get("order_id") == oid and d.get("exec_type") == kind
-                for d in m.get("data", []))
+            return lambda m: (
+                m.get("channel") == "executions"
+                and any(
+                    d.get("order_id") == oid and d.get("exec_type") == kind
+                    for d in m.get("data", [])
+                )
+            )
 
         await _collect(messages, exec_of(txid, "pending_new"))
         await _collect(messages, exec_of(txid, "new"))
@@ -252,13 +287,25 @@ async def test_ws_client_executions(sandbox: SandboxProcess) -> None:
         await asyncio.to_thread(sandbox.move_price, "XBTUSD", "39000")
         await _collect(messages, exec_of(txid, "trade"))
         await _collect(messages, exec_of(txid, "filled"))
-        await _collect(messages, lambda m: m.get("channel") == "balances"
-                       and m.get("type") == "update")
+        await _collect(
+            messages, lambda m: m.get("channel") == "balances" and m.get("type") == "update"
+        )
 
         # Trade over the socket: add_order then cancel_order.
-        await client.send_message({"method": "add_order", "params": {
-            "order_type": "limit", "side": "sell", "order_qty": 0.05, "symbol": "BTC/USD",
-            "limit_price": 90000, "order_userref": 7}}, raw=False)
+        await client.send_message(
+            {
+                "method": "add_order",
+                "params": {
+                    "order_type": "limit",
+                    "side": "sell",
+                    "order_qty": 0.05,
+                    "symbol": "BTC/USD",
+                    "limit_price": 90000,
+                    "order_userref": 7,
+                },
+            },
+            raw=False,
+        )
         await _collect(messages, lambda m: m.get("method") == "add_order" and m.get("success"))
         oid = next(m for m in messages if m.get("method") == "add_order")["result"]["order_id"]
         await _collect(messages, exec_of(oid, "new"))

@@ -33,6 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import psutil
 from channels_redis.pubsub import RedisPubSubChannelLayer
@@ -220,7 +221,10 @@ async def bench_one(name: str, n: int, args: argparse.Namespace, deadline: float
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    layer = RedisPubSubChannelLayer(hosts=[args.redis_url])
+    # The same prefix as the server's CHANNEL_LAYERS (settings/base.py): pub/sub channels are
+    # not per database, so the portal prefixes them with the Redis database number.
+    prefix = "asgi.db" + (urlparse(args.redis_url).path.strip("/") or "0")
+    layer = RedisPubSubChannelLayer(hosts=[args.redis_url], prefix=prefix)
     clients = Clients()
     result: dict[str, str] = {"server": name, "clients": str(n)}
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -395,6 +396,7 @@ if __name__ == "__main__":
         cookie = os.environ.get("BENCH_COOKIE", "")
         asyncio.run(run_clients(url, int(n), float(seconds), cookie, origin="http://127.0.0.1"))
     elif len(sys.argv) > 1 and sys.argv[1] == "--baseline-mode":
-        asyncio.run(baseline_server(int(sys.argv[2])))
+        with contextlib.suppress(KeyboardInterrupt):  # stopped by the coordinator's SIGINT
+            asyncio.run(baseline_server(int(sys.argv[2])))
     else:
         sys.exit(main())

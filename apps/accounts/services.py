@@ -29,6 +29,8 @@ from apps.accounts.selectors import (
     totp_device_pending,
 )
 from apps.audit.services import audit_record
+from apps.core.groups import user_group
+from apps.core.realtime import publish_on_commit
 from apps.orgs.models import Organization
 
 RECOVERY_CODE_COUNT = 10
@@ -197,6 +199,9 @@ def two_factor_disable(*, user: User, request: HttpRequest) -> None:
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
     audit_record(action="auth.two_factor_disabled", actor=user, request=request)
+    # Open sockets were authorised with the second factor; close them. They reconnect, and
+    # organizations that require 2FA refuse them until the user enrols again.
+    publish_on_commit(user_group(user.pk), {"type": "session.close"})
 
 
 @transaction.atomic(durable=True)

@@ -11,10 +11,11 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connections
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import path
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.services import two_factor_disable
 from apps.core.consumers import CLOSE_FORBIDDEN, MemberConsumer
 from apps.orgs.models import Membership
 from tests.conftest import verified_client
@@ -94,4 +95,26 @@ async def test_a_session_with_another_users_device_id_is_refused(
     connected, code = await _connect(trader, client)
 
     assert not connected
+    assert code == CLOSE_FORBIDDEN
+
+
+async def test_disabling_2fa_closes_the_users_open_sockets(trader: Membership) -> None:
+    await _require_2fa(trader)
+    client = await database_sync_to_async(verified_client)(trader.user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    socket = WebsocketCommunicator(
+        application, f"/ws/o/{trader.org.slug}/probe/", headers=[(b"cookie", cookie.encode())]
+    )
+    connected, _ = await socket.connect(timeout=5)
+    assert connected
+
+    request = RequestFactory().post("/accounts/two-factor/disable/")
+    await database_sync_to_async(two_factor_disable)(user=trader.user, request=request)
+
+    message = await socket.receive_output(timeout=5)
+    assert message["type"] == "websocket.close"
+    assert message.get("code") == CLOSE_FORBIDDEN
+    await socket.wait()
+    reconnected, code = await _connect(trader, client)
+    assert not reconnected
     assert code == CLOSE_FORBIDDEN

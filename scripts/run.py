@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+# PORTAL_VAR_DIR lets two portals share a checkout without sharing secrets, state or database.
+VAR = Path(os.environ.get("PORTAL_VAR_DIR", ROOT / "var")).resolve()
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from ensure_services import ensure_redis  # noqa: E402
@@ -32,6 +33,7 @@ def _persisted(name: str, make: str) -> str:
 def main() -> None:
     VAR.mkdir(exist_ok=True)
     env = dict(os.environ)
+    env["PORTAL_VAR_DIR"] = str(VAR)
     env.setdefault("DEBUG", "1")
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     env.setdefault("PORTAL_PORT", "8000")

@@ -206,8 +206,15 @@ class Feeder:
                         await self.handle(raw, time.time())
             except asyncio.CancelledError:
                 raise
-            except (OSError, TimeoutError, aiohttp.ClientError, websockets.WebSocketException):
-                logger.warning("market feed connection lost", exc_info=True)
+            except (
+                OSError,
+                TimeoutError,
+                aiohttp.ClientError,
+                websockets.WebSocketException,
+            ) as exc:
+                # Expected while the exchange restarts or the network blips: one line, no
+                # traceback, and the loop below retries with backoff.
+                logger.warning("market feed connection lost (%s); retrying", _describe(exc))
             except Exception:
                 logger.exception("market feed failed")
             self._ws = None
@@ -269,3 +276,7 @@ class Feeder:
             else:
                 st.apply_ohlc(entry, received_at)
             self.publisher.changed(st.symbol, overview="tile" in st.dirty)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -29,9 +31,16 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=0.25, help="Coalescing interval (s).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        asyncio.run(self._run(options["interval"]))
+        # Ctrl-C (make run) and SIGTERM (honcho, systemd) are the normal way to stop: end
+        # quietly instead of printing a KeyboardInterrupt traceback.
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(self._run(options["interval"]))
+        self.stdout.write("market feeder stopped")
 
     async def _run(self, interval: float) -> None:
+        main = asyncio.current_task()
+        if main is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
         redis = Redis.from_url(settings.REDIS_URL)
         feeder = Feeder(
             ws_url=settings.KRAKEN_WS_URL,
@@ -42,6 +51,7 @@ class Command(BaseCommand):
             interval=interval,
         )
         try:
-            await feeder.run_forever()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder.run_forever()
         finally:
             await redis.aclose()  # type: ignore[attr-defined]

@@ -256,7 +256,9 @@ def run(config: Config) -> None:
     app, _sb = build(config)
 
     async def main() -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Open WebSockets (the portal's feeder) would hold a shutdown for aiohttp's default
+        # 60 s, longer than a supervisor waits before SIGKILL; 2 s is plenty to say goodbye.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
         await site.start()
@@ -267,6 +269,7 @@ def run(config: Config) -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        _sb.save()  # Keep the state even if the supervisor kills us during cleanup.
         await runner.cleanup()
 
     asyncio.run(main(), loop_factory=_loop_factory())

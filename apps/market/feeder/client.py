@@ -196,7 +196,12 @@ class Feeder:
             try:
                 pairs = await self.prepare()
                 async with websockets.connect(
-                    self.ws_url, max_size=2**24, ping_interval=20, open_timeout=10
+                    # close_timeout: on shutdown don't wait long for the exchange's goodbye.
+                    self.ws_url,
+                    max_size=2**24,
+                    ping_interval=20,
+                    open_timeout=10,
+                    close_timeout=2,
                 ) as ws:
                     self._ws = ws
                     self.state = "connected"

@@ -142,24 +142,38 @@ def _deposit_json(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def deposit_status(c: Ctx) -> Any:
-    check_known(
-        c.params,
-        allow("asset", "aclass", "method", "start", "end", "cursor", "limit", "rebase_multiplier"),
-    )
-    name = opt_str(c.params, "asset")
-    a = _asset(c.params) if name else None
+_HISTORY_PARAMS = allow(
+    "asset", "aclass", "method", "start", "end", "cursor", "limit", "rebase_multiplier"
+)
+
+
+def _history(c: Ctx, rows: list[dict[str, Any]], default_limit: int) -> list[dict[str, Any]]:
+    """The filters DepositStatus and WithdrawStatus share: ``asset``, ``method``, ``start``
+    and ``end`` (unix seconds; entries created before ``start`` or after ``end`` are left
+    out), newest first, at most ``limit``."""
+    check_known(c.params, _HISTORY_PARAMS)
+    a = _asset(c.params) if opt_str(c.params, "asset") else None
     method = opt_str(c.params, "method")
-    limit = opt_int(c.params, "limit") or 25
+    start = opt_dec(c.params, "start")
+    end = opt_dec(c.params, "end")
+    limit = opt_int(c.params, "limit") or default_limit
     items = [
-        d
-        for d in c.acct.deposits
-        if (a is None or d["asset"] == a.id) and (method is None or d["method"] == method)
+        r
+        for r in rows
+        if (a is None or r["asset"] == a.id)
+        and (method is None or r["method"] == method)
+        and (start is None or r["time"] >= start)
+        and (end is None or r["time"] <= end)
     ]
-    items = sorted(items, key=lambda d: -d["time"])
+    items.sort(key=lambda r: -r["time"])
+    return items[:limit]
+
+
+def deposit_status(c: Ctx) -> Any:
+    items = [_deposit_json(d) for d in _history(c, c.acct.deposits, 25)]
     if _paginated(c.params):
-        return {"deposit": [_deposit_json(d) for d in items[:limit]], "next_cursor": None}
-    return [_deposit_json(d) for d in items[:limit]]
+        return {"deposit": items, "next_cursor": None}
+    return items
 
 
 def _paginated(p: Params) -> bool:
@@ -362,22 +376,8 @@ def _withdrawal_json(w: dict[str, Any]) -> dict[str, Any]:
 
 
 def withdraw_status(c: Ctx) -> Any:
-    check_known(
-        c.params,
-        allow("asset", "aclass", "method", "start", "end", "cursor", "limit", "rebase_multiplier"),
-    )
-    name = opt_str(c.params, "asset")
-    a = _asset(c.params) if name else None
-    method = opt_str(c.params, "method")
-    limit = opt_int(c.params, "limit") or 500
-    items = [
-        w
-        for w in c.acct.withdrawals
-        if (a is None or w["asset"] == a.id) and (method is None or w["method"] == method)
-    ]
-    items = sorted(items, key=lambda w: -w["time"])[:limit]
     # The spec documents only the plain list for WithdrawStatus, even with ``cursor``.
-    return [_withdrawal_json(w) for w in items]
+    return [_withdrawal_json(w) for w in _history(c, c.acct.withdrawals, 500)]
 
 
 def withdraw_cancel(c: Ctx) -> Any:

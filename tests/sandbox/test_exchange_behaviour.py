@@ -711,3 +711,17 @@ async def test_ws_trading_methods(sandbox: SandboxProcess, acct: Account) -> Non
         gone = await call(ws, "cancel_order", {"order_id": [oid]}, 7)
         assert (gone["success"], gone["error"]) == (False, "EOrder:Invalid order")
         await call(ws, "cancel_all_orders_after", {"timeout": 0}, 8)
+
+
+def test_deposit_status_honours_start_and_end(sandbox: SandboxProcess) -> None:
+    a = Account(sandbox, {"USD": "10"})
+    first = sandbox.deposit(a.id, "XBT", "0.1")
+    between = sandbox.advance(600)
+    second = sandbox.deposit(a.id, "XBT", "0.2")
+
+    def refids(params: dict[str, Any]) -> list[str]:
+        return [d["refid"] for d in a.ok("DepositStatus", {"asset": "XBT", **params})]
+
+    assert refids({}) == [second, first]  # newest first
+    assert refids({"start": str(int(between))}) == [second]
+    assert refids({"end": str(int(between))}) == [first]

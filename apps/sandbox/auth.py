@@ -202,7 +202,9 @@ class Authenticator:
             expected = sign(path, body, nonce_str, k.secret)
         except (binascii.Error, ValueError):
             expected = ""
-        if not api_sign or not hmac.compare_digest(expected, api_sign):
+        # Bytes, not str: compare_digest raises TypeError on a non-ASCII str header.
+        given = api_sign.encode("utf-8", "surrogateescape") if api_sign else b""
+        if not given or not hmac.compare_digest(expected.encode(), given):
             self._fail(k, now)
             raise AuthError("EAPI:Invalid signature")
         if nonce < 0 or nonce >= 2**64 or not self.check_nonce(k, nonce):

@@ -147,3 +147,19 @@ def test_form_validate_trap(sandbox: SandboxProcess) -> None:
         sandbox.configure(strict_validate_trap=False)
     out = sandbox.private(key, secret, "AddOrder", {**order, "validate": "false"})
     assert "txid" in out["result"]
+
+
+def test_non_ascii_signature_is_an_invalid_signature(sandbox: SandboxProcess) -> None:
+    acct = sandbox.create_account({"USD": "10"})
+    key, _ = sandbox.create_key(acct)
+    out = _raw(
+        sandbox,
+        "Balance",
+        f"nonce={sandbox.next_nonce()}",
+        {
+            "API-Key": key,
+            "API-Sign": "sign\u00e9",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert out == {"error": ["EAPI:Invalid signature"]}

@@ -13,7 +13,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
-from apps.orgs.permissions import Capability, Role
+from apps.orgs.permissions import Capability
 
 NOT_A_MEMBER = "No such organization."
 ROLE_TOO_LOW = "Your role does not allow this."
@@ -46,10 +46,6 @@ def member_get_in_org(*, org: Organization, pk: int) -> Membership:
         return Membership.objects.select_related("user", "org").get(org=org, pk=pk)
     except Membership.DoesNotExist:
         raise Http404("No such member.") from None
-
-
-def owner_count(*, org: Organization) -> int:
-    return Membership.objects.filter(org=org, role=Role.OWNER).count()
 
 
 def token_hash(token: str) -> str:

@@ -38,7 +38,6 @@ from apps.orgs.selectors import (
     onboarding_pending,
     onboarding_recently_reviewed,
     org_members,
-    owner_count,
 )
 
 ROLE_CHANGED = "{email} is now {role}."
@@ -86,15 +85,21 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(request, "orgs/dashboard.html", context)
 
 
+def _member_row_context(membership: Membership) -> dict[str, Any]:
+    """What one row of the members table needs (the htmx role change renders only that row)."""
+    return {
+        "org": membership.org,
+        "role_choices": role_choices(actor_role=membership.role),
+        "is_owner": membership.role == Role.OWNER,
+    }
+
+
 def _members_context(membership: Membership) -> dict[str, Any]:
     org = membership.org
     return {
-        "org": org,
+        **_member_row_context(membership),
         "members": list(org_members(org=org)),
         "invitations": list(invitations_pending(org=org)),
-        "role_choices": role_choices(actor_role=membership.role),
-        "owner_count": owner_count(org=org),
-        "is_owner": membership.role == Role.OWNER,
         "invitation_form": InvitationForm(actor_role=membership.role),
         "now": timezone.now(),
     }
@@ -128,7 +133,7 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
     if getattr(request, "htmx", False):
         # The row swaps in place; its message shows inside the row.
         target.refresh_from_db()
-        context = _members_context(membership)
+        context = _member_row_context(membership)
         context.update(
             m=target,
             row_error=error,

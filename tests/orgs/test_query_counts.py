@@ -1,0 +1,93 @@
+"""List pages cost the same number of queries however many rows they show."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.orgs.models import Invitation, Membership, Organization
+from apps.orgs.permissions import Role
+from tests.factories import MembershipFactory
+
+
+def _queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(captured.captured_queries)
+
+
+def _grow(org: Organization, owner: Membership, n: int) -> None:
+    for _ in range(n):
+        member = MembershipFactory(org=org, role=Role.TRADER)
+        Invitation.objects.create(
+            org=org,
+            email=f"invited-{member.pk}@example.test",
+            role=Role.VIEWER,
+            token_hash=f"probe-{member.pk}",
+            invited_by=owner.user,
+            expires_at=timezone.now() + timedelta(days=1),
+        )
+        audit_record(action="probe.row", actor=owner, org=org, detail={"n": 1})
+
+
+def test_members_list_queries_do_not_grow_with_members(
+    org: Organization, owner: Membership, client_for: Callable[[Membership], Client]
+) -> None:
+    client = client_for(owner)
+    url = reverse("orgs:member-list", kwargs={"org": org.slug})
+    _queries(client, url)
+    before = _queries(client, url)
+    _grow(org, owner, 5)
+    assert _queries(client, url) == before
+
+
+def test_dashboard_queries_do_not_grow_with_members(
+    org: Organization, owner: Membership, client_for: Callable[[Membership], Client]
+) -> None:
+    client = client_for(owner)
+    url = reverse("orgs:dashboard", kwargs={"org": org.slug})
+    _queries(client, url)
+    before = _queries(client, url)
+    _grow(org, owner, 5)
+    assert _queries(client, url) == before
+
+
+def test_audit_list_queries_do_not_grow_with_records(
+    org: Organization, owner: Membership, client_for: Callable[[Membership], Client]
+) -> None:
+    client = client_for(owner)
+    url = reverse("audit:record-list", kwargs={"org": org.slug})
+    _queries(client, url)
+    before = _queries(client, url)
+    _grow(org, owner, 5)
+    assert _queries(client, url) == before
+
+
+def test_an_htmx_role_change_costs_the_same_however_many_members(
+    org: Organization,
+    owner: Membership,
+    trader: Membership,
+    client_for: Callable[[Membership], Client],
+) -> None:
+    client = client_for(owner)
+    url = reverse("orgs:member-role", kwargs={"org": org.slug, "pk": trader.pk})
+
+    def change(role: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(url, {"role": role}, HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+        assert f'id="member-{trader.pk}"' in response.text
+        return len(captured.captured_queries)
+
+    change(Role.VIEWER)
+    before = change(Role.TRADER)
+    _grow(org, owner, 5)
+    assert change(Role.VIEWER) == before

@@ -7,7 +7,6 @@ import json
 from collections.abc import AsyncIterator
 from datetime import tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from asgiref.sync import sync_to_async
 from django.http import (
@@ -57,17 +56,11 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def _reader_tz(user: Any) -> tzinfo:
-    try:
-        return ZoneInfo(getattr(user, "time_zone", "") or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def _filter_form(request: HttpRequest, membership: Membership) -> AuditFilterForm:
+    """The filters, with dates read as days in the reader's time zone (TimezoneMiddleware)."""
     data = request.GET if any(key in request.GET for key in AuditFilterForm.base_fields) else None
     return AuditFilterForm(
-        data, actors=audit_actor_emails(org=membership.org), tz=_reader_tz(request.user)
+        data, actors=audit_actor_emails(org=membership.org), tz=timezone.get_current_timezone()
     )
 
 
@@ -108,7 +101,7 @@ def record_list(request: HtmxHttpRequest, membership: Membership) -> HttpRespons
             "org": membership.org,
             "form": form,
             "page": page,
-            "tz": _reader_tz(request.user),
+            "tz": form.tz,
             "query": _query_without(request, "before"),
             "bad_filters": BAD_FILTERS,
         },
@@ -179,7 +172,7 @@ def record_export(request: HttpRequest, membership: Membership) -> HttpResponseB
         request=request,
         detail={"filters": {k: v for k, v in form.data.items() if k in form.fields and v}},
     )
-    stream = _csv_stream(membership.org, filters, export.seq - 1, _reader_tz(request.user))
+    stream = _csv_stream(membership.org, filters, export.seq - 1, form.tz)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
     filename = f"audit-{membership.org.slug}-{stamp}.csv"

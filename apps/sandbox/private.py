@@ -57,12 +57,11 @@ def balance(c: Ctx) -> Any:
     out: dict[str, str] = {}
     for asset, amt in sorted(c.acct.balances.items()):
         out[asset] = fmt(amt, _asset_places(asset))
-    # Earn allocations show as read-only ".F" balances (Kraken Rewards naming).
+    # Earn allocations show as read-only ".F" balances named by altname, like Kraken's
+    # other suffixed balances ("XBT.F", "ETH.F", "DOT.F"; cf. "ETH2.S", "USD.M").
     for asset, amt in sorted(earn_by_asset(c.engine, c.acct).items()):
         if amt:
-            out[f"{ASSETS[asset].altname if asset in ('XXBT',) else asset}.F"] = fmt(
-                amt, _asset_places(asset)
-            )
+            out[f"{ASSETS[asset].altname}.F"] = fmt(amt, ASSETS[asset].decimals)
     return out
 
 

@@ -725,3 +725,13 @@ def test_deposit_status_honours_start_and_end(sandbox: SandboxProcess) -> None:
     assert refids({}) == [second, first]  # newest first
     assert refids({"start": str(int(between))}) == [second]
     assert refids({"end": str(int(between))}) == [first]
+
+
+def test_earn_balances_are_named_by_altname(sandbox: SandboxProcess) -> None:
+    a = Account(sandbox, {"ETH": "1"})
+    sid = a.ok("Earn/Strategies", {"asset": "ETH"})["items"][0]["id"]
+    assert a.ok("Earn/Allocate", {"strategy_id": sid, "amount": "0.5"}) is True
+    sandbox.advance(30)
+    balances = a.ok("Balance")
+    assert Decimal(balances["ETH.F"]) >= Decimal("0.5")
+    assert "XETH.F" not in balances

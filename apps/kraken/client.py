@@ -8,9 +8,10 @@ SDK's ``_get_kraken_signature`` (proven against Kraken's official example in the
 
 Every private call goes through the same steps:
 
-1. wait for budget in the key's rate counters (ratelimit.py), without holding anything;
-2. take the key's sequencer lease (nonce.py), charge the counters, allocate the nonce, send,
-   and keep the lease until the response has arrived, so requests arrive in nonce order;
+1. take the key's sequencer lease (nonce.py) and charge its rate counters (ratelimit.py); if
+   they have no room, release the lease and wait for budget without holding anything;
+2. allocate the nonce and send, keeping the lease until the response has arrived, so requests
+   arrive in nonce order;
 3. map the answer: result, typed KrakenError, or, for a non-idempotent call whose answer was
    lost, UnknownOutcomeError, which is never retried. Idempotent reads are retried a bounded
    number of times with jittered exponential backoff on transient failures.
@@ -457,32 +458,37 @@ def _send_in_order(
     idempotent: bool,
     reference: str | None,
 ) -> requests.Response:
-    """Wait for budget, then charge it, allocate the nonce and send while holding the lease."""
+    """Charge the budget, allocate the nonce and send, all while holding the key's lease.
+
+    ``try_take`` checks and charges in one step and says how long to wait when it refuses, so
+    there is no separate look at the counters before taking the lease: a call with budget to
+    spare costs four Redis round trips (lease, take, nonce, release). Without room the lease is
+    released at once and the wait happens outside it.
+    """
     timeout = _timeout()
     deadline = time.monotonic() + _setting("KRAKEN_RATE_MAX_WAIT", 45.0)
     lease_wait = _setting("KRAKEN_SEQUENCER_WAIT", 30.0)
     client = _client_for(key)
     while True:
-        wait = ratelimit.peek(charges)
-        if wait > 0:
-            if time.monotonic() + wait > deadline:
-                raise _BudgetExhaustedError(method, detail=f"rate budget needs {wait:.1f}s more")
-            time.sleep(wait)
-            continue
         with nonce.sequenced(key.api_key, ttl=2 * timeout + 5, wait=lease_wait):
-            if ratelimit.try_take(charges) > 0:
-                continue  # another worker took the budget first; wait outside the lease
-            try:
-                # With use_custom_exceptions=False the SDK returns the raw Response; it calls
-                # get_nonce() (our Redis counter) while we hold the lease.
-                return cast(
-                    requests.Response,
-                    client.request("POST", f"/0/private/{method}", params=wire, do_json=as_json),
-                )
-            except requests.RequestException as exc:
-                raise _transport_error(
-                    method, exc, idempotent=idempotent, reference=reference
-                ) from None
+            wait = ratelimit.try_take(charges)
+            if wait <= 0:
+                try:
+                    # With use_custom_exceptions=False the SDK returns the raw Response; it
+                    # calls get_nonce() (our Redis counter) while we hold the lease.
+                    return cast(
+                        requests.Response,
+                        client.request(
+                            "POST", f"/0/private/{method}", params=wire, do_json=as_json
+                        ),
+                    )
+                except requests.RequestException as exc:
+                    raise _transport_error(
+                        method, exc, idempotent=idempotent, reference=reference
+                    ) from None
+        if time.monotonic() + wait > deadline:
+            raise _BudgetExhaustedError(method, detail=f"rate budget needs {wait:.1f}s more")
+        time.sleep(wait)
 
 
 class _BudgetExhaustedError(RateLimitError):

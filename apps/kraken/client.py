@@ -51,7 +51,6 @@ from apps.kraken.naming import decimal_to_wire
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "kraken-institutional-portal/0.1 (python-kraken-sdk)"
-TIERS = ("starter", "intermediate", "pro")
 
 # Calls whose effect must not happen twice. A lost answer on one of these is an
 # UnknownOutcomeError and is never re-sent automatically (FACTS §6.2). Cancels are included:
@@ -93,11 +92,10 @@ class KrakenKey:
     api_key: str
     secret: str = field(repr=False)
     otp: str | None = field(default=None, repr=False)
-    tier: str = "starter"  # starter|intermediate|pro
+    tier: str = "starter"  # a key of ratelimit.TIERS
 
     def __post_init__(self) -> None:
-        if self.tier not in TIERS:
-            raise ValueError(f"Unknown Kraken tier {self.tier!r}; expected one of {TIERS}")
+        ratelimit.tier_limits(self.tier)  # ValueError for an unknown tier, at construction
 
 
 def _setting(name: str, default: float) -> float:
@@ -527,11 +525,6 @@ def _remember(key: KrakenKey, method: str, params: dict[str, Any], result: Any) 
         idents.append(str(params["cl_ord_id"]))
     if isinstance(pair, str) and idents:
         ratelimit.remember_orders(api_key=key.api_key, pair=pair, idents=idents)
-
-
-def websocket_urls() -> tuple[str, str]:
-    """(public, authenticated) WebSocket v2 URLs from settings."""
-    return str(settings.KRAKEN_WS_URL), str(settings.KRAKEN_WS_AUTH_URL)
 
 
 def websocket_token(key: KrakenKey) -> str:

@@ -148,12 +148,6 @@ def pair_symbol_from_parts(base: str, quote: str) -> str:
     return f"{normalize_asset(base)}/{normalize_asset(quote)}"
 
 
-def pair_parts(symbol: str) -> tuple[str, str]:
-    """``BTC/USD`` → (``BTC``, ``USD``) for any spelling accepted by :func:`pair_symbol`."""
-    base, _, quote = pair_symbol(symbol).partition("/")
-    return base, quote
-
-
 # --- Decimal quantisation -------------------------------------------------------------------
 
 

@@ -44,7 +44,3 @@ def asset_get(*, name: str) -> Asset:
     if asset is not None:
         return asset
     return Asset.objects.get(symbol=naming.normalize_asset(raw))
-
-
-def asset_list() -> QuerySet[Asset]:
-    return Asset.objects.order_by("symbol")

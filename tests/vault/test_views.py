@@ -4,7 +4,9 @@ import logging
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from apps.audit.models import AuditRecord
@@ -127,6 +129,24 @@ def test_the_list_shows_the_masked_key_never_the_whole_one(trader, client_for, s
     assert credential.masked_key in text
     assert pair.api_key not in text
     assert pair.secret not in text
+
+
+def test_the_list_costs_the_same_queries_however_many_keys_it_shows(
+    owner, trader, client_for, store_key
+) -> None:
+    store_key(owner, use=Use.TRADING, label="Owner trading")
+    client = client_for(owner)
+    client.get(url("credential-list"))  # warm the session and caches
+    with CaptureQueriesContext(connection) as one_key:
+        assert client.get(url("credential-list")).status_code == 200
+    store_key(owner, use=Use.FUNDING, label="Owner funding")
+    store_key(trader, use=Use.TRADING, shared=False, label="Trader personal")
+    store_key(owner, use=Use.FUNDING, shared=True, label="Desk funding")
+    with CaptureQueriesContext(connection) as four_keys:
+        text = client.get(url("credential-list")).content.decode()
+    assert "Desk funding" in text
+    assert "Owner funding" in text
+    assert len(four_keys) == len(one_key)
 
 
 def test_the_list_serves_its_table_fragment_to_htmx(trader, client_for, store_key) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -199,30 +200,34 @@ def invitation_create(request: HttpRequest, membership: Membership) -> HttpRespo
     )
 
 
-@require_POST
-@org_view(Capability.MANAGE_MEMBERS)
-def invitation_revoke(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+def _invitation_act(
+    request: HttpRequest,
+    membership: Membership,
+    pk: int,
+    service: Callable[..., object],
+    done: str,
+) -> HttpResponse:
+    """Run an invitation service from the members page and come back to it with its outcome."""
     invitation = invitation_get_in_org(org=membership.org, pk=pk)
     try:
-        services.invitation_revoke(invitation=invitation, actor=membership, request=request)
+        service(invitation=invitation, actor=membership, request=request)
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
-        messages.success(request, INVITATION_REVOKED.format(email=invitation.email))
+        messages.success(request, done.format(email=invitation.email))
     return redirect("orgs:member-list", org=membership.org.slug)
+
+
+@require_POST
+@org_view(Capability.MANAGE_MEMBERS)
+def invitation_revoke(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    return _invitation_act(request, membership, pk, services.invitation_revoke, INVITATION_REVOKED)
 
 
 @require_POST
 @org_view(Capability.MANAGE_MEMBERS)
 def invitation_resend(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    invitation = invitation_get_in_org(org=membership.org, pk=pk)
-    try:
-        services.invitation_resend(invitation=invitation, actor=membership, request=request)
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, INVITATION_RESENT.format(email=invitation.email))
-    return redirect("orgs:member-list", org=membership.org.slug)
+    return _invitation_act(request, membership, pk, services.invitation_resend, INVITATION_RESENT)
 
 
 @require_GET

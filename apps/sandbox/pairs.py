@@ -81,7 +81,7 @@ STD_MAKER: list[tuple[int, Decimal]] = [
     (5000000, D("0.02")),
     (10000000, D("0.00")),
 ]
-# Stablecoin / FX pairs have a flat, lower schedule.
+# Stablecoin / FX pairs have a flat, lower schedule: maker and taker pay the same.
 STABLE_TAKER: list[tuple[int, Decimal]] = [
     (0, D("0.20")),
     (50000, D("0.16")),
@@ -90,14 +90,7 @@ STABLE_TAKER: list[tuple[int, Decimal]] = [
     (500000, D("0.04")),
     (1000000, D("0.00")),
 ]
-STABLE_MAKER: list[tuple[int, Decimal]] = [
-    (0, D("0.20")),
-    (50000, D("0.16")),
-    (100000, D("0.12")),
-    (250000, D("0.08")),
-    (500000, D("0.04")),
-    (1000000, D("0.00")),
-]
+STABLE_MAKER = STABLE_TAKER
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .errors import KrakenError, invalid
+from .errors import invalid
 from .util import to_decimal
 
 Params = dict[str, Any]
@@ -164,7 +164,3 @@ def str_list(p: Params, name: str, limit: int | None = None) -> list[str] | None
     if limit is not None and len(items) > limit:
         raise invalid(name)
     return items
-
-
-def fail(error: str) -> KrakenError:
-    return KrakenError(error)

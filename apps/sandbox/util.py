@@ -90,9 +90,6 @@ def decimals_of(d: Decimal) -> int:
     return -exp if isinstance(exp, int) and exp < 0 else 0
 
 
-_ID_ALPHA = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-
-
 class IdGen:
     """Kraken-shaped ids (``OXXXXX-XXXXX-XXXXXX``), deterministic under the seed."""
 
@@ -101,11 +98,6 @@ class IdGen:
         self._generation = 0
         self._rng = random.Random(seed ^ 0x5EED)  # noqa: S311 - not crypto, ids only
         self._trade_seq = 40000000
-
-    def _block(self, n: int) -> str:
-        # 5 bits per character from one getrandbits call: ids are on the hot path.
-        bits = self._rng.getrandbits(5 * n)
-        return "".join(_ID_ALPHA[(bits >> (5 * i)) & 31] for i in range(n))
 
     def kid(self, prefix: str) -> str:
         # Base32 of 10 random bytes is exactly 16 characters of Kraken's id alphabet.

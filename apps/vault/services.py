@@ -39,6 +39,7 @@ DUPLICATE_DESK_KEY = (
 )
 DUPLICATE_API_KEY = "This API key is already stored in this organization."
 SHARED_NEEDS_OWNER = "Only an owner can set up a shared desk key."
+CONCURRENT_CHANGE = "Another change to these keys happened at the same time. Please try again."
 ALREADY_REVOKED = "This key is already revoked."
 CREDENTIAL_NOT_ACTIVE = "This key has been revoked and can no longer be used."
 PROBE_ALREADY_RUNNING = "A permission check for this key is already running."
@@ -180,7 +181,8 @@ def credential_create(
     except IntegrityError:
         # A concurrent request stored the same key or use first; report it like the pre-check.
         _check_free(membership=membership, use=use, api_key=api_key, shared=shared)
-        raise
+        # The clash is gone again (revoked meanwhile): a form error, never a 500.
+        raise ValidationError(CONCURRENT_CHANGE) from None
     logger.info("vault: credential %s stored for membership %s", credential.pk, membership.pk)
     return credential
 

@@ -347,17 +347,6 @@ def membership_remove(
     _close_sockets(target)
 
 
-def member_open_org(*, membership: Membership) -> None:
-    """Remember the organization the member works in (the switcher and home use it).
-
-    A navigation preference, not a change to the organization: it is not audited.
-    """
-    user: Any = membership.user
-    if user.current_org_id != membership.org_id:
-        user.current_org_id = membership.org_id
-        user.save(update_fields=["current_org"])
-
-
 @transaction.atomic
 def organization_update_settings(
     *,

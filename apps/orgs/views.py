@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.accounts.services import user_current_org_set
 from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
 from apps.core.access import org_view, public_view, staff_view
 from apps.orgs import services
@@ -34,7 +35,6 @@ from apps.orgs.selectors import (
     invitation_state,
     invitations_pending,
     member_get_in_org,
-    memberships_of,
     onboarding_get,
     onboarding_pending,
     onboarding_recently_reviewed,
@@ -69,14 +69,12 @@ def _add_service_errors(form: Form, error: ValidationError) -> None:
 @require_GET
 @org_view(Capability.VIEW)
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
-    services.member_open_org(membership=membership)
+    user_current_org_set(user=membership.user, org=membership.org)
     org = membership.org
+    # The other organizations come from `switch_orgs` (apps.core.context_processors.portal).
     context: dict[str, Any] = {
         "org": org,
         "members_count": org_members(org=org).count(),
-        "other_memberships": [
-            m for m in memberships_of(user=request.user) if m.org_id != membership.org_id
-        ],
         "can_manage_members": membership.can(Capability.MANAGE_MEMBERS),
         "can_manage_policies": membership.can(Capability.MANAGE_POLICIES),
         "capabilities": [label for cap, label, _ in permission_matrix() if membership.can(cap)],

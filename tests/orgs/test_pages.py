@@ -104,3 +104,23 @@ def test_the_admin_site_shows_the_orgs_models_read_only(model: str, owner) -> No
 
     assert listing.status_code == 200
     assert adding.status_code == 403
+
+
+def test_the_dashboard_lists_the_members_other_organizations_and_remembers_this_one(
+    trader, client_for
+) -> None:
+    from apps.orgs.models import Membership, Organization
+
+    elsewhere = Organization.objects.create(name="Elsewhere Fund", slug="elsewhere", country="GB")
+    Membership.objects.create(org=elsewhere, user=trader.user, role=Role.VIEWER)
+    client = client_for(trader)
+
+    page = client.get(reverse("orgs:dashboard", kwargs={"org": "acme"})).content.decode()
+    section = page[page.index("Your other organizations") :]
+    assert reverse("orgs:dashboard", kwargs={"org": "elsewhere"}) in section
+    assert reverse("orgs:dashboard", kwargs={"org": "acme"}) not in section
+    trader.user.refresh_from_db()
+    assert trader.user.current_org_id == trader.org_id
+
+    alone = client.get(reverse("orgs:dashboard", kwargs={"org": "elsewhere"})).content.decode()
+    assert "Acme" in alone[alone.index("Your other organizations") :]

@@ -26,6 +26,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
+from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -162,6 +163,16 @@ def logout(request: HttpRequest) -> HttpResponse:
 # Sign-in, step two: the code.
 
 
+def _code_check(request: HttpRequest, user: User, form: CodeForm, *, purpose: str) -> Device | None:
+    """The device that accepts the form's code; or None, with the failure recorded and shown."""
+    try:
+        return services.two_factor_check(user=user, code=form.cleaned_data["code"])
+    except ValidationError as error:
+        services.two_factor_failure_record(user=user, request=request, purpose=purpose)
+        form.add_error("code", error)
+        return None
+
+
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 @public_view
@@ -189,10 +200,8 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
 
     form = CodeForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        try:
-            device = services.two_factor_check(user=user, code=form.cleaned_data["code"])
-        except ValidationError as error:
-            services.two_factor_failure_record(user=user, request=request, purpose="sign_in")
+        device = _code_check(request, user, form, purpose="sign_in")
+        if device is None:
             if pending is not None:
                 failures = int(request.session.get(PENDING_FAILURES_KEY, 0)) + 1
                 request.session[PENDING_FAILURES_KEY] = failures
@@ -200,7 +209,6 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
                     _pending_clear(request)
                     messages.error(request, PENDING_EXPIRED)
                     return redirect(_with_next("accounts:login", next_url))
-            form.add_error("code", error)
         else:
             if pending is not None:
                 _pending_clear(request)
@@ -339,12 +347,8 @@ def step_up(request: HttpRequest) -> HttpResponseBase:
         return redirect(_with_next("accounts:two-factor-setup", next_url))
     form = CodeForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        try:
-            device = services.two_factor_check(user=user, code=form.cleaned_data["code"])
-        except ValidationError as error:
-            services.two_factor_failure_record(user=user, request=request, purpose="step_up")
-            form.add_error("code", error)
-        else:
+        device = _code_check(request, user, form, purpose="step_up")
+        if device is not None:
             django_otp.login(request, device)
             services.step_up_confirm(user=user, device=device, request=request)
             minutes = max(1, settings.STEP_UP_MAX_AGE // 60)

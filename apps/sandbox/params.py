@@ -16,11 +16,16 @@ Params = dict[str, Any]
 _BRACKET = re.compile(r"^([A-Za-z_]+)\[([A-Za-z0-9_]*)\]$")
 
 
+def is_json(body: bytes, content_type: str) -> bool:
+    """A body is JSON when declared so or when it starts with ``{`` (else form-encoded)."""
+    return "json" in content_type or body.lstrip()[:1] == b"{"
+
+
 def parse_body(body: bytes, content_type: str) -> Params:
     """Parse a form or JSON body. ``close[ordertype]``-style form keys become nested dicts."""
     if not body.strip():
         return {}
-    if "json" in content_type or body.lstrip()[:1] == b"{":
+    if is_json(body, content_type):
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):

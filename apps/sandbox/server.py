@@ -18,7 +18,7 @@ from .auth import AuthError
 from .engine import Engine
 from .errors import KrakenError
 from .faults import Faults, html_5xx
-from .params import merge_query, parse_body
+from .params import is_json, merge_query, parse_body
 from .private import PRIVATE, Ctx
 from .private import Handler as PrivateHandler
 from .public import PUBLIC
@@ -172,7 +172,7 @@ def _handle(
         if handler_p is None:
             return _reply(error="EGeneral:Unknown method")
         params = parse_body(body, content_type)
-        is_form = "json" not in content_type and body.lstrip()[:1] != b"{"
+        is_form = not is_json(body, content_type)
         if e.status == "maintenance" and method not in ("Balance", "BalanceEx"):
             return _reply(error="EService:Unavailable")
         now = e.now()

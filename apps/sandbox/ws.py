@@ -309,11 +309,14 @@ class WsHub:
         token = params.get("token")
         if not conn.private:
             raise KrakenError("EGeneral:Permission denied")
+        # A token used by a live subscription stays valid for that connection; tokens are
+        # unique, so the connection's own account answers without scanning every account.
+        if conn.account is not None and str(token) in conn.account.ws_tokens:
+            return conn.account
         now = self.engine.now()
         for acct in self.engine.accounts.values():
             exp = acct.ws_tokens.get(str(token))
-            # A token used by a live subscription stays valid for that connection.
-            if exp is not None and (exp > now or conn.account is acct):
+            if exp is not None and exp > now:
                 conn.account = acct
                 return acct
         raise KrakenError("EAPI:Invalid token")

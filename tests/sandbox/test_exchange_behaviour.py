@@ -735,3 +735,28 @@ def test_earn_balances_are_named_by_altname(sandbox: SandboxProcess) -> None:
     balances = a.ok("Balance")
     assert Decimal(balances["ETH.F"]) >= Decimal("0.5")
     assert "XETH.F" not in balances
+
+
+async def test_ws_token_stays_valid_on_the_connection_that_used_it(
+    sandbox: SandboxProcess, acct: Account
+) -> None:
+    token = acct.ok("GetWebSocketsToken")["token"]
+
+    async def reply(ws: Any, method: str) -> dict[str, Any]:
+        for _ in range(100):
+            msg: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if msg.get("method") == method:
+                return msg
+        raise AssertionError(f"no {method} reply")
+
+    async with websockets.connect(sandbox.ws_auth_url) as ws:
+        await ws.send(
+            json.dumps({"method": "subscribe", "params": {"channel": "executions", "token": token}})
+        )
+        assert (await reply(ws, "subscribe"))["success"] is True
+        sandbox.advance(901)  # past the 15 minutes of an unused token
+        await ws.send(json.dumps({"method": "cancel_all", "params": {"token": token}}))
+        assert (await reply(ws, "cancel_all"))["success"] is True
+    async with websockets.connect(sandbox.ws_auth_url) as ws:
+        await ws.send(json.dumps({"method": "cancel_all", "params": {"token": token}}))
+        assert (await reply(ws, "cancel_all"))["error"] == "EAPI:Invalid token"

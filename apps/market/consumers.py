@@ -22,7 +22,7 @@ import weakref
 from typing import Any
 
 from django.conf import settings
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from apps.core.consumers import MemberConsumer
 from apps.core.groups import symbol_group
@@ -45,7 +45,12 @@ def _redis() -> Redis[bytes]:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = _clients[loop] = Redis.from_url(settings.REDIS_URL)
+        # A bounded, blocking pool: a thousand sockets connecting at once queue for a few
+        # connections instead of each opening its own (which timed out under load).
+        pool: BlockingConnectionPool[Any] = BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=32, timeout=20
+        )
+        client = _clients[loop] = Redis(connection_pool=pool)
     return client
 
 

@@ -65,10 +65,6 @@ def role_can(role: str, capability: Capability) -> bool:
     return capability in PERMISSIONS.get(role, frozenset())
 
 
-def roles_with(capability: Capability) -> list[str]:
-    return [role for role in Role.values if role_can(role, capability)]
-
-
 def permission_matrix() -> list[tuple[Capability, str, list[bool]]]:
     """Rows of (capability, label, allowed per role in Role order) for the admins' page."""
     return [

@@ -245,7 +245,13 @@ def measure(
     import psutil
 
     server = psutil.Process(server_pid)
-    rss_before = server.memory_info().rss
+    # With --workers the server is a supervisor and its worker processes: count them all.
+    family = [server, *server.children(recursive=True)]
+
+    def rss() -> int:
+        return sum(p.memory_info().rss for p in family)
+
+    rss_before = rss()
     # The session cookie travels in the environment, not on a command line others can read.
     client = subprocess.Popen(
         [sys.executable, __file__, "--client-mode", url, str(n), str(seconds)],
@@ -260,14 +266,15 @@ def measure(
             client.wait()
             raise RuntimeError(f"client process failed: {line!r}")
         client_ps = psutil.Process(client.pid)
-        server.cpu_percent()
+        for process in family:
+            process.cpu_percent()
         client_ps.cpu_percent()
         supplied = source.count
         time.sleep(seconds)
         supplied = source.count - supplied
-        server_cpu = server.cpu_percent()
+        server_cpu = sum(p.cpu_percent() for p in family)
         client_cpu = client_ps.cpu_percent()
-        rss_during = server.memory_info().rss
+        rss_during = rss()
         result: dict[str, Any] = json.loads(client.stdout.readline())
         client.wait()
     finally:
@@ -297,6 +304,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--ws", default="auto", help="uvicorn's WebSocket implementation (as in the Procfile: auto)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes for the portal (Procfile: one, or WEB_CONCURRENCY)",
     )
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
@@ -330,6 +343,7 @@ def main() -> int:
                 *("--host", "127.0.0.1", "--port", str(portal_port)),
                 *("--no-access-log", "--log-level", "warning", "--ws", args.ws),
                 *(("--ws-per-message-deflate", "false") if args.no_deflate else ()),
+                *(("--workers", str(args.workers)) if args.workers > 1 else ()),
             ],
             cwd=ROOT,
             env=env,

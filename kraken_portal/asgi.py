@@ -34,3 +34,12 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+import gc  # noqa: E402
+
+# Everything imported so far (Django, the apps, their modules) lives as long as the process.
+# Moving it out of the collector's reach means each full collection scans only what sockets
+# and requests created: measured under `make bench`, a full collection with a thousand
+# sockets open fell from 116-192 ms to 109-141 ms of stalled event loop, and the ones while
+# sockets connect from 65-85 ms to 13-30 ms.
+gc.freeze()

@@ -22,6 +22,19 @@ IDLE_SIGNED_OUT_KEY = "idle_signed_out"
 LAST_SEEN_RESOLUTION = 30
 
 
+def session_last_seen(session: Any, *, default: float) -> float:
+    """When the session last made a request (`default` if it has not been recorded yet).
+    An unreadable value cannot vouch for recent activity, so it counts as long ago."""
+    try:
+        return float(session.get(LAST_SEEN_KEY, default))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def session_is_idle(session: Any, *, now: float) -> bool:
+    return now - session_last_seen(session, default=now) > settings.SESSION_IDLE_TIMEOUT
+
+
 class IdleTimeoutMiddleware:
     """Signs a user out after SESSION_IDLE_TIMEOUT seconds without a request."""
 
@@ -31,11 +44,8 @@ class IdleTimeoutMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.user.is_authenticated:
             now = time.time()
-            try:
-                last_seen = float(request.session.get(LAST_SEEN_KEY, now))
-            except (TypeError, ValueError):
-                last_seen = 0.0  # An unreadable value cannot vouch for recent activity.
-            if now - last_seen > settings.SESSION_IDLE_TIMEOUT:
+            last_seen = session_last_seen(request.session, default=now)
+            if session_is_idle(request.session, now=now):
                 logout(request)
                 request.session[IDLE_SIGNED_OUT_KEY] = True
                 if request.headers.get("HX-Request") == "true":

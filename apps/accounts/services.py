@@ -30,7 +30,7 @@ from apps.accounts.selectors import (
 )
 from apps.audit.services import audit_record
 from apps.core.groups import user_group
-from apps.core.realtime import publish_on_commit
+from apps.core.realtime import CLOSE_REAUTHORISE, close_sockets_on_commit
 from apps.orgs.models import Organization
 
 RECOVERY_CODE_COUNT = 10
@@ -201,7 +201,7 @@ def two_factor_disable(*, user: User, request: HttpRequest) -> None:
     audit_record(action="auth.two_factor_disabled", actor=user, request=request)
     # Open sockets were authorised with the second factor; close them. They reconnect, and
     # organizations that require 2FA refuse them until the user enrols again.
-    publish_on_commit(user_group(user.pk), {"type": "session.close"})
+    close_sockets_on_commit(user_group(user.pk), CLOSE_REAUTHORISE)
 
 
 @transaction.atomic(durable=True)

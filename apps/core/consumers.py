@@ -1,20 +1,32 @@
-"""Base for every WebSocket consumer: authenticated, organization-checked, closable on removal."""
+"""Base for every WebSocket consumer: authenticated, organization-checked, and open no longer
+than the sign-in session that opened it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from importlib import import_module
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
 
-from apps.core.groups import member_group, user_group
+from apps.accounts.middleware import session_is_idle, session_last_seen
+from apps.core.groups import member_group, session_group, user_group
+from apps.core.realtime import CLOSE_CODES, CLOSE_FORBIDDEN, CLOSE_SIGNED_OUT
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
 
-# Close code 4403: the server refused the socket (not signed in, not a member, role too low).
-CLOSE_FORBIDDEN = 4403
+__all__ = ["CLOSE_FORBIDDEN", "CLOSE_SIGNED_OUT", "MemberConsumer"]
+
+# The session is re-read this long after the moment it would go idle, so a request made just
+# before that moment has been saved.
+SESSION_RECHECK_SLACK = 1.0
 
 
 def _session_verified(user: Any, persistent_id: Any) -> bool:
@@ -42,11 +54,22 @@ def _membership_for(
     return membership
 
 
+@database_sync_to_async
+def _stored_session(session_key: str) -> dict[str, Any]:
+    """The session as stored now: empty once it was signed out, flushed or has expired."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return dict(store.load())
+
+
 class MemberConsumer(AsyncWebsocketConsumer):
     """Accepts only signed-in members with `capability` in the URL's organization.
 
-    Every socket joins the member's group (removal closes it) and the user's private group
-    (orders, balances later). Subclasses add their own groups in `joined()`.
+    Every socket joins the member's group (removal closes it), the user's private group
+    (orders, balances later) and its session's group (signing out closes it). A socket is only
+    as good as its session: one that has gone idle (no page request for SESSION_IDLE_TIMEOUT,
+    the same rule pages follow) is refused, and an open one is closed with CLOSE_SIGNED_OUT
+    when the session goes idle, is signed out or expires. Subclasses add their own groups in
+    `joined()`.
     """
 
     capability: Capability = Capability.VIEW
@@ -54,12 +77,21 @@ class MemberConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
+        session = self.scope.get("session")
         org_slug = self.scope["url_route"]["kwargs"].get("org", "")
-        if user is None or not user.is_authenticated:
+        if user is None or not user.is_authenticated or session is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        now = time.time()
+        if session_is_idle(session, now=now):
+            # The next page request would sign this session out; the socket does not outlive
+            # it. Accepted first so the browser learns why (a refused handshake only reads as
+            # 1006, which htmx answers by retrying for ever) and shows "signed out".
+            await self.accept()
+            await self.close(code=CLOSE_SIGNED_OUT)
+            return
         # django-otp keeps the verified device's id in the session; no id, no 2FA this session.
-        persistent_id = self.scope.get("session", {}).get(DEVICE_ID_SESSION_KEY)
+        persistent_id = session.get(DEVICE_ID_SESSION_KEY)
         self.membership = await _membership_for(user, org_slug, self.capability, persistent_id)
         if self.membership is None:
             await self.close(code=CLOSE_FORBIDDEN)
@@ -67,19 +99,48 @@ class MemberConsumer(AsyncWebsocketConsumer):
         self.private_groups = [
             member_group(self.membership.org_id, user.pk),
             user_group(user.pk),
+            session_group(session.session_key),
         ]
         for group in self.private_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self._session_watch = asyncio.create_task(
+            self._watch_session(
+                session.session_key, str(user.pk), session_last_seen(session, default=now)
+            )
+        )
         await self.joined()
 
     async def joined(self) -> None:
         """Hook for subclasses: join more groups, send a snapshot."""
 
+    async def _watch_session(self, session_key: str, user_id: str, last_seen: float) -> None:
+        """Sleep until the session would go idle, then look again: a member who keeps using
+        the portal costs one session read per idle period, an idle one is closed."""
+        while True:
+            deadline = last_seen + settings.SESSION_IDLE_TIMEOUT
+            await asyncio.sleep(max(deadline - time.time(), 0) + SESSION_RECHECK_SLACK)
+            stored = await _stored_session(session_key)
+            if stored.get(SESSION_KEY) != user_id:
+                break  # signed out, flushed or expired
+            # Nothing newer recorded: the last time this socket knew of still stands.
+            last_seen = session_last_seen(stored, default=last_seen)
+            if time.time() - last_seen > settings.SESSION_IDLE_TIMEOUT:
+                break
+        await self.close(code=CLOSE_SIGNED_OUT)
+
     async def disconnect(self, code: int) -> None:
+        watch = getattr(self, "_session_watch", None)
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watch
         for group in getattr(self, "private_groups", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def session_close(self, event: dict[str, Any]) -> None:
-        """Sent to the member's group when they are removed or their role changes."""
-        await self.close(code=CLOSE_FORBIDDEN)
+        """Sent to a member's, user's or session's group when what authorised the socket has
+        changed: removal, role change, 2FA removed, signed out. The code tells the page
+        whether to reconnect (see apps.core.realtime)."""
+        code = event.get("code")
+        await self.close(code=code if code in CLOSE_CODES else CLOSE_FORBIDDEN)

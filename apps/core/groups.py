@@ -5,6 +5,7 @@ Who may join which group is a security decision made by selectors; these only sp
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -23,6 +24,12 @@ def user_group(user_id: int) -> str:
 def member_group(org_id: int, user_id: int) -> str:
     """Every socket a member has open in one organization: removal closes them all."""
     return f"member.{org_id}.{user_id}"
+
+
+def session_group(session_key: str) -> str:
+    """Every socket opened with one sign-in session: signing out closes them all. The key is
+    hashed because it is a bearer secret and group names are visible in Redis."""
+    return f"session.{hashlib.sha256(session_key.encode()).hexdigest()[:40]}"
 
 
 def org_group(org_id: int) -> str:

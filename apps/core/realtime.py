@@ -19,3 +19,16 @@ def _send(group: str, message: dict[str, Any]) -> None:
 def publish_on_commit(group: str, message: dict[str, Any]) -> None:
     """Send `message` to `group` once the surrounding transaction has committed."""
     transaction.on_commit(partial(_send, group, message))
+
+
+# How the server closes a socket tells the page what to do next. Browsers' htmx WebSocket
+# extension reconnects by itself only after 1006, 1011, 1012 and 1013.
+CLOSE_REAUTHORISE = 1012  # "service restart": reconnect, and the server decides afresh
+CLOSE_SIGNED_OUT = 4401  # the session ended (signed out, idle, expired): sign in again
+CLOSE_FORBIDDEN = 4403  # not, or no longer, allowed here: reconnecting would not help
+CLOSE_CODES = frozenset({CLOSE_REAUTHORISE, CLOSE_SIGNED_OUT, CLOSE_FORBIDDEN})
+
+
+def close_sockets_on_commit(group: str, code: int) -> None:
+    """Close every socket in `group` with `code`, once the change that ends them has committed."""
+    publish_on_commit(group, {"type": "session.close", "code": code})

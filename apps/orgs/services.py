@@ -24,7 +24,7 @@ from django.utils.text import slugify
 
 from apps.audit.services import audit_record
 from apps.core.groups import member_group
-from apps.core.realtime import publish_on_commit
+from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE, close_sockets_on_commit
 from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
 from apps.orgs.permissions import Capability, Role, role_can
 from apps.orgs.selectors import ROLE_TOO_LOW, InvitationState, invitation_state, token_hash
@@ -287,10 +287,8 @@ def _check_owner_rules(*, target: Membership, actor_role: str, new_role: str | N
         raise ValidationError(LAST_OWNER_REMOVE if new_role is None else LAST_OWNER_DEMOTE)
 
 
-def _close_sockets(membership: Membership) -> None:
-    publish_on_commit(
-        member_group(membership.org_id, membership.user_id), {"type": "session.close"}
-    )
+def _close_sockets(membership: Membership, code: int) -> None:
+    close_sockets_on_commit(member_group(membership.org_id, membership.user_id), code)
 
 
 @transaction.atomic
@@ -313,8 +311,9 @@ def membership_change_role(
         detail={"member": target.user.email, "from": old_role, "to": role},
         request=request,
     )
-    # Open sockets were authorised for the old role: close them; the pages reconnect.
-    _close_sockets(target)
+    # Open sockets were authorised for the old role: close them; the pages reconnect and are
+    # authorised afresh for the new one.
+    _close_sockets(target, CLOSE_REAUTHORISE)
     return target
 
 
@@ -344,7 +343,7 @@ def membership_remove(
     if user.current_org_id == target.org_id:
         user.current_org = None
         user.save(update_fields=["current_org"])
-    _close_sockets(target)
+    _close_sockets(target, CLOSE_FORBIDDEN)
 
 
 @transaction.atomic

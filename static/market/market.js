@@ -87,8 +87,24 @@
     } catch (e) { /* an older candle than the chart's last one: ignore */ }
   }
 
-  document.addEventListener("htmx:wsOpen", function () { var stale = markStale(); badge(stale ? "Stale" : "Live", stale); });
-  document.addEventListener("htmx:wsClose", function () { badge("Disconnected — reconnecting", true); });
+  // Set while the socket is closed, so the stale check below leaves the reason on show.
+  var closed = false;
+  // The server's close code says why (apps/core/realtime.py); htmx reconnects by itself only
+  // after 1006, 1011, 1012 and 1013, so the other two tell the user what to do instead.
+  var CLOSED_BECAUSE = {
+    4401: "Signed out — reload to sign in again",
+    4403: "No access to this page any more — reload",
+  };
+  document.addEventListener("htmx:wsOpen", function () {
+    closed = false;
+    var stale = markStale();
+    badge(stale ? "Stale" : "Live", stale);
+  });
+  document.addEventListener("htmx:wsClose", function (evt) {
+    var code = evt.detail && evt.detail.event ? evt.detail.event.code : 0;
+    closed = true;
+    badge(CLOSED_BECAUSE[code] || "Disconnected — reconnecting", true);
+  });
   document.addEventListener("htmx:wsAfterMessage", function () {
     localTimes(document);
     updateCandle();
@@ -98,9 +114,9 @@
     setUpChart();
     badge("Connecting…", true);
     setInterval(function () {
-      var conn = document.querySelector("[data-market-conn]");
-      if (!conn || conn.textContent.indexOf("Disconnected") === 0) return;
-      badge(markStale() ? "Stale" : "Live", markStale());
+      if (closed) return;
+      var stale = markStale();
+      badge(stale ? "Stale" : "Live", stale);
     }, 2000);
   });
 })();

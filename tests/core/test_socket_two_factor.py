@@ -17,6 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts.services import two_factor_disable
 from apps.core.consumers import CLOSE_FORBIDDEN, MemberConsumer
+from apps.core.realtime import CLOSE_REAUTHORISE
 from apps.orgs.models import Membership
 from tests.conftest import verified_client
 
@@ -113,8 +114,10 @@ async def test_disabling_2fa_closes_the_users_open_sockets(trader: Membership) -
 
     message = await socket.receive_output(timeout=5)
     assert message["type"] == "websocket.close"
-    assert message.get("code") == CLOSE_FORBIDDEN
+    # Closed so that the page reconnects and is judged afresh...
+    assert message.get("code") == CLOSE_REAUTHORISE
     await socket.wait()
+    # ...and refused: the organization requires a second factor the session no longer has.
     reconnected, code = await _connect(trader, client)
     assert not reconnected
     assert code == CLOSE_FORBIDDEN

@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,14 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
+from django.db import connections
+from django.test import Client
+from django.urls import reverse
 
 from apps.market.store import fragments_key, loads, state_key
+from apps.orgs import services
 from apps.orgs.models import Membership
+from apps.orgs.permissions import Role
 from tests.conftest import verified_client
 from tests.market.conftest import TEST_PAIRS
 
@@ -55,11 +61,27 @@ def feeder_process(sandbox: Any, market_redis: None) -> Iterator[None]:
         client.close()
 
 
-def _signed_in(page: Any, member: Membership, server_url: str) -> None:
+def _signed_in(page: Any, member: Membership, server_url: str) -> Client:
+    """Signs the browser in; the returned client shares its session (another tab)."""
     client = verified_client(member.user)
     page.context.add_cookies(
         [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": server_url}]
     )
+    return client
+
+
+def _in_thread[T](fn: Callable[[], T]) -> T:
+    """Run `fn` in a thread of its own, as a view runs. Playwright's sync API keeps an event
+    loop in the test's thread, where publishing to sockets (async_to_sync) refuses to run."""
+
+    def run() -> T:
+        try:
+            return fn()
+        finally:
+            connections.close_all()  # the thread's own connection, or the test database stays
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
 
 
 def _mid(symbol: str) -> Decimal:
@@ -114,4 +136,40 @@ def test_the_ladder_and_the_live_candle_update_on_the_pair_page(
         timeout=20_000,
     )
     assert page.locator("#ladder-BTC-USD tbody.bids tr").count() == 25
+    assert page.console_errors == []
+
+
+def test_signing_out_in_another_tab_ends_the_live_page_and_says_so(
+    page: Any, portal_server: Any, viewer: Membership, feeder_process: None
+) -> None:
+    other_tab = _signed_in(page, viewer, portal_server.url)
+    page.goto("/o/acme/markets/")
+    page.wait_for_selector("[data-market-conn]:has-text('Live')")
+
+    assert _in_thread(lambda: other_tab.post(reverse("accounts:logout"))).status_code == 302
+
+    # Prices stop, and the badge says why instead of "reconnecting" for ever.
+    page.wait_for_selector("[data-market-conn]:has-text('Signed out')", timeout=15_000)
+    assert page.console_errors == []
+
+
+def test_a_role_change_reconnects_the_live_page_for_the_new_role(
+    page: Any, portal_server: Any, owner: Membership, viewer: Membership, feeder_process: None
+) -> None:
+    page.add_init_script(
+        "window.wsOpens = 0;"
+        "document.addEventListener('htmx:wsOpen', function () { window.wsOpens += 1; });"
+    )
+    _signed_in(page, viewer, portal_server.url)
+    page.goto("/o/acme/markets/")
+    page.wait_for_selector("[data-market-conn]:has-text('Live')")
+    assert page.evaluate("() => window.wsOpens") == 1
+
+    _in_thread(
+        lambda: services.membership_change_role(membership=viewer, role=Role.TRADER, actor=owner)
+    )
+
+    # The server closed the socket (authorised for the old role); htmx opened a new one.
+    page.wait_for_function("() => window.wsOpens >= 2", timeout=20_000)
+    page.wait_for_selector("[data-market-conn]:has-text('Live')")
     assert page.console_errors == []

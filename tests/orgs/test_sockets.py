@@ -15,6 +15,7 @@ from django.db import connections
 from django.urls import path
 
 from apps.core.consumers import CLOSE_FORBIDDEN, MemberConsumer
+from apps.core.realtime import CLOSE_REAUTHORISE
 from apps.orgs import services
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
@@ -79,7 +80,12 @@ async def test_changing_a_members_role_closes_their_open_socket(
         membership=trader, role=Role.VIEWER, actor=owner
     )
 
-    assert await closed_with(trader_socket) == CLOSE_FORBIDDEN
+    # The page reconnects (htmx does so after 1012) and is authorised for the new role.
+    assert await closed_with(trader_socket) == CLOSE_REAUTHORISE
     # Other members' sockets stay open.
     assert await viewer_socket.receive_nothing(timeout=0.3)
     await viewer_socket.disconnect()
+    await trader_socket.wait()
+    # Reconnecting works: a viewer may still watch (connect_as asserts the handshake).
+    again = await connect_as(trader)
+    await again.disconnect()

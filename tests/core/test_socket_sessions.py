@@ -1,0 +1,142 @@
+"""A socket lives no longer than the sign-in session that opened it: signing out, going idle
+or losing the session closes it with 4401, which tells the page to stop reconnecting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.db import connections
+from django.test import Client
+from django.urls import path, reverse
+
+from apps.accounts.middleware import LAST_SEEN_KEY
+from apps.core.consumers import CLOSE_SIGNED_OUT, MemberConsumer
+from apps.orgs.models import Membership
+from tests.conftest import verified_client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class ProbeConsumer(MemberConsumer):
+    """Only MemberConsumer's own checks."""
+
+
+application = AuthMiddlewareStack(
+    URLRouter([path("ws/o/<slug:org>/probe/", ProbeConsumer.as_asgi())])
+)
+
+
+@pytest.fixture(autouse=True)
+async def close_socket_thread_connections() -> AsyncIterator[None]:
+    yield
+    await database_sync_to_async(connections.close_all)()
+
+
+def session_key(client: Client) -> str:
+    return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+
+async def open_socket(membership: Membership, client: Client) -> WebsocketCommunicator:
+    cookie = f"{settings.SESSION_COOKIE_NAME}={session_key(client)}"
+    socket = WebsocketCommunicator(
+        application, f"/ws/o/{membership.org.slug}/probe/", headers=[(b"cookie", cookie.encode())]
+    )
+    connected, _ = await socket.connect(timeout=5)
+    assert connected
+    return socket
+
+
+async def close_code(socket: WebsocketCommunicator, timeout: float = 10) -> Any:
+    message = await socket.receive_output(timeout=timeout)
+    assert message["type"] == "websocket.close"
+    return message.get("code")
+
+
+@database_sync_to_async
+def signed_in(membership: Membership) -> Client:
+    return verified_client(membership.user)
+
+
+@database_sync_to_async
+def set_last_seen(client: Client, when: float) -> None:
+    session = client.session
+    session[LAST_SEEN_KEY] = when
+    session.save()
+
+
+async def test_signing_out_closes_that_sessions_sockets_and_no_others(
+    trader: Membership,
+) -> None:
+    laptop, desk = await signed_in(trader), await signed_in(trader)
+    laptop_socket = await open_socket(trader, laptop)
+    desk_socket = await open_socket(trader, desk)
+
+    response = await database_sync_to_async(laptop.post)(reverse("accounts:logout"))
+    assert response.status_code == 302
+
+    assert await close_code(laptop_socket) == CLOSE_SIGNED_OUT
+    # The same person signed in elsewhere keeps their live page.
+    assert await desk_socket.receive_nothing(timeout=0.3)
+    await desk_socket.disconnect()
+
+
+async def test_an_idle_session_cannot_open_a_socket(trader: Membership) -> None:
+    client = await signed_in(trader)
+    await set_last_seen(client, time.time() - settings.SESSION_IDLE_TIMEOUT - 5)
+
+    socket = await open_socket(trader, client)
+
+    # Accepted only to be told why, so the page says "signed out" instead of retrying.
+    assert await close_code(socket) == CLOSE_SIGNED_OUT
+
+
+async def test_an_open_socket_closes_when_its_session_goes_idle(
+    trader: Membership, settings: Any
+) -> None:
+    settings.SESSION_IDLE_TIMEOUT = 2
+    client = await signed_in(trader)
+    await set_last_seen(client, time.time())
+    socket = await open_socket(trader, client)
+
+    assert await close_code(socket) == CLOSE_SIGNED_OUT
+
+
+async def test_page_requests_keep_the_socket_open_past_the_first_idle_deadline(
+    trader: Membership, settings: Any
+) -> None:
+    settings.SESSION_IDLE_TIMEOUT = 4
+    client = await signed_in(trader)
+    opened = time.time()
+    await set_last_seen(client, opened)
+    socket = await open_socket(trader, client)
+
+    await asyncio.sleep(2)
+    await set_last_seen(client, time.time())  # what a page request records
+    # Idle since `opened` it would have closed about 5 s in; the request moved that on.
+    assert await socket.receive_nothing(timeout=max(0.0, opened + 6 - time.time()))
+
+    assert await close_code(socket) == CLOSE_SIGNED_OUT
+
+
+async def test_a_socket_closes_when_its_session_is_deleted(
+    trader: Membership, settings: Any
+) -> None:
+    settings.SESSION_IDLE_TIMEOUT = 2
+    client = await signed_in(trader)
+    await set_last_seen(client, time.time())
+    socket = await open_socket(trader, client)
+
+    # Sessions end without a sign-out too: expiry, clearsessions, an administrator.
+    await database_sync_to_async(Session.objects.filter(session_key=session_key(client)).delete)()
+
+    assert await close_code(socket) == CLOSE_SIGNED_OUT

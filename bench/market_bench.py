@@ -149,7 +149,7 @@ async def baseline_server(port: int) -> None:
         finally:
             clients.discard(ws)
 
-    deflate = os.environ.get("BENCH_DEFLATE", "1") == "1"
+    deflate = os.environ.get("BENCH_DEFLATE", "0") == "1"
     compression = "deflate" if deflate else None
     async with websockets.serve(
         handler, "127.0.0.1", port, max_queue=None, compression=compression
@@ -298,18 +298,24 @@ def main() -> int:
     parser.add_argument("--clients", default="250,500,1000,2000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument(
-        "--no-deflate",
+        "--deflate",
         action="store_true",
-        help="turn permessage-deflate off on both servers (and the clients)",
-    )
-    parser.add_argument(
-        "--ws", default="auto", help="uvicorn's WebSocket implementation (as in the Procfile: auto)"
+        help="turn permessage-deflate on in both servers (the portal runs without it, see"
+        " kraken_portal/serve.py)",
     )
     parser.add_argument(
         "--workers",
         type=int,
         default=1,
         help="uvicorn worker processes for the portal (Procfile: one, or WEB_CONCURRENCY)",
+    )
+    parser.add_argument(
+        "--flow-rate",
+        type=float,
+        default=4.0,
+        help="the sandbox's outside trades per pair per second: at 4 every pair trades on every"
+        " 250 ms tick, so every overview frame carries all 12 tiles at the 4 Hz cap (the"
+        " sandbox's own 0.6 gives about 3.5 frames a second of 2 tiles each)",
     )
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
@@ -327,6 +333,7 @@ def main() -> int:
     )
     cookie = prepare_member()
     sandbox = start_sandbox()
+    sandbox.configure(flow_rate=args.flow_rate)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         env.update(KRAKEN_API_URL=sandbox.url, KRAKEN_WS_URL=sandbox.ws_url)
@@ -339,11 +346,10 @@ def main() -> int:
         profiler = ("-m", "cProfile", "-o", profile) if profile else ()
         portal = subprocess.Popen(
             [
-                *(sys.executable, *profiler, "-m", "uvicorn", "kraken_portal.asgi:application"),
-                *("--host", "127.0.0.1", "--port", str(portal_port)),
-                *("--no-access-log", "--log-level", "warning", "--ws", args.ws),
-                *(("--ws-per-message-deflate", "false") if args.no_deflate else ()),
-                *(("--workers", str(args.workers)) if args.workers > 1 else ()),
+                *(sys.executable, *profiler, "-m", "kraken_portal.serve"),
+                *("--host", "127.0.0.1", "--port", str(portal_port), "--log-level", "warning"),
+                *(("--deflate",) if args.deflate else ()),
+                *("--workers", str(args.workers)),
             ],
             cwd=ROOT,
             env=env,
@@ -352,7 +358,7 @@ def main() -> int:
         baseline = subprocess.Popen(
             [sys.executable, __file__, "--baseline-mode", str(baseline_port)],
             cwd=ROOT,
-            env=dict(env, BENCH_DEFLATE="0" if args.no_deflate else "1"),
+            env=dict(env, BENCH_DEFLATE="1" if args.deflate else "0"),
         )
         processes.append(baseline)
         wait_http(f"http://127.0.0.1:{portal_port}/healthz")
@@ -383,6 +389,7 @@ def main() -> int:
 def print_table(rows: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
     head = (
         f"{'N':>5} {'server':>8} {'open':>5} {'p50 ms':>7} {'p99 ms':>7} {'frames/s':>9} "
+        f"{'Hz/cli':>6} {'tiles/fr':>8} "
         f"{'deliv%':>6} {'srv CPU%':>8} {'cli CPU%':>8} {'KiB/conn':>8} {'vs base':>8}"
     )
     print(head)
@@ -392,12 +399,15 @@ def print_table(rows: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
             ratio = f"{ours['fps'] / base['fps']:.2f}" if name == "portal" and base["fps"] else ""
             print(
                 f"{n:>5} {name:>8} {r['open_at_end']:>5} {r['p50'] or 0:>7} {r['p99'] or 0:>7} "
-                f"{r['fps']:>9.0f} {r['delivered'] * 100:>6.0f} "
+                f"{r['fps']:>9.0f} {r['fps'] / max(r['open_at_end'], 1):>6.2f} "
+                f"{r['fragments'] / max(r['frames'], 1):>8.1f} {r['delivered'] * 100:>6.0f} "
                 f"{r['server_cpu']:>8.0f} {r['client_cpu']:>8.0f} "
                 f"{r['kib_per_conn']:>8.1f} {ratio:>8}"
             )
     print(
-        "\nframes/s: frames all clients received per second; deliv%: share of the overview"
+        "\nframes/s: frames all clients received per second; Hz/cli: frames per client per"
+        " second (the overview's cap is 4); tiles/fr: price tiles per frame;"
+        " deliv%: share of the overview"
         " batches the feeder published in the window that reached every client (latest-wins"
         " merging under load lowers it); vs base: portal frames/s over baseline frames/s."
         f"\nLoad average during the run: {os.getloadavg()}"

@@ -14,18 +14,16 @@ from pathlib import Path
 
 import uvicorn
 
+from kraken_portal.serve import APP, OPTIONS
+
 
 def main(port_file: str) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        "kraken_portal.asgi:application",
-        lifespan="off",
-        log_level="warning",
-        ws="websockets-sansio",
-    )
+    # The same server options as production (kraken_portal.serve), on our own socket.
+    config = uvicorn.Config(APP, lifespan="off", log_level="warning", **OPTIONS)
     server = uvicorn.Server(config)
     tmp = Path(port_file + ".tmp")
     tmp.write_text(str(port))

@@ -9,6 +9,8 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
+from apps.orgs.models import Membership
+from tests.conftest import verified_client
 from tests.plugins.browser import PortalServer
 
 pytestmark = pytest.mark.browser
@@ -32,3 +34,20 @@ def test_websockets_reach_channels_which_refuses_a_foreign_origin(
             open_timeout=5,
         )
     assert refused.value.response.status_code == 403
+
+
+def test_market_sockets_are_not_compressed_even_when_the_browser_offers_it(
+    portal_server: PortalServer, viewer: Membership
+) -> None:
+    # Private events will share these sockets with text others can influence: compressing both
+    # in one stream is how BREACH-style attacks read secrets (kraken_portal/serve.py).
+    cookie = verified_client(viewer.user).cookies["sessionid"].value
+    with connect(
+        portal_server.ws_url + f"/ws/o/{viewer.org.slug}/markets/",
+        origin=Origin(portal_server.url),
+        additional_headers={"Cookie": f"sessionid={cookie}"},
+        compression="deflate",  # what every browser offers
+    ) as socket:
+        assert socket.response is not None
+        assert "Sec-WebSocket-Extensions" not in socket.response.headers
+        assert socket.protocol.extensions == []

@@ -314,8 +314,8 @@ def main() -> int:
         type=float,
         default=4.0,
         help="the sandbox's outside trades per pair per second: at 4 every pair trades on every"
-        " 250 ms tick, so every overview frame carries all 12 tiles at the 4 Hz cap (the"
-        " sandbox's own 0.6 gives about 3.5 frames a second of 2 tiles each)",
+        " 250 ms tick, so every overview frame carries all 12 tiles at the 4 Hz cap, the worst"
+        " case (the sandbox's own 0.6 gives about 9 tiles a frame)",
     )
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]

@@ -119,3 +119,25 @@ async def test_a_standby_feeder_takes_over_the_lease_when_the_active_one_dies(
 
 async def _no_release() -> None:
     return None
+
+
+async def test_a_tiles_bid_and_ask_follow_the_book_between_trades(
+    sandbox: Any, running_feeder: Feeder
+) -> None:
+    await eventually(lambda: _book_ready(running_feeder))
+    st = running_feeder.states["BTC/USD"]
+    sandbox.configure(flow_rate=0)  # nobody trades; the book still moves every tick
+    try:
+        await asyncio.sleep(0.6)  # a trade from the tick before may still be on its way
+        newest_trade = st.trades[0] if st.trades else None
+        quotes: set[tuple[Decimal, Decimal]] = set()
+
+        def quote_moved() -> bool:
+            quotes.add((st.ticker["bid"], st.ticker["ask"]))
+            return len(quotes) >= 3
+
+        await eventually(quote_moved)
+        # The quotes moved without a trade (the tape is bounded, so compare its newest entry).
+        assert (st.trades[0] if st.trades else None) is newest_trade
+    finally:
+        sandbox.configure(flow_rate=0.6)

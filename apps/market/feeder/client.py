@@ -235,7 +235,9 @@ class Feeder:
         if not symbols:
             return
         for params in (
-            {"channel": "ticker", "symbol": symbols},
+            # "bbo": a ticker on every change of the best bid or offer, not only on trades (the
+            # default), so a tile's bid/ask are current between trades.
+            {"channel": "ticker", "symbol": symbols, "event_trigger": "bbo"},
             {"channel": "book", "symbol": symbols, "depth": BOOK_DEPTH},
             {"channel": "trade", "symbol": symbols, "snapshot": True},
             {"channel": "ohlc", "symbol": symbols, "interval": 1},

@@ -7,8 +7,11 @@ cannot disagree. Amounts stay Decimal; they become text only here, at the pair's
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
+
+from apps.market.store import symbol_slug
 
 SPARK_POINTS = 40
 SPARK_WIDTH = 120
@@ -63,6 +66,12 @@ def stamp(state: dict[str, Any], part: str = "") -> int:
     """Milliseconds since the epoch at which the feeder received the newest message shown."""
     when = (state.get("stamps") or {}).get(part) or state.get("received_at") or 0
     return int(float(when) * 1000)
+
+
+def feed(*, heard_at: float, down: Iterable[str]) -> dict[str, Any]:
+    """The feed's pulse for live pages: when Kraken was last heard from (ms) and the slugs of
+    the pairs whose books are being rebuilt."""
+    return {"heard": int(heard_at * 1000), "down": " ".join(symbol_slug(s) for s in down)}
 
 
 def tile(state: dict[str, Any], previous_last: Any = None) -> dict[str, Any]:

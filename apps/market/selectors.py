@@ -23,8 +23,6 @@ from apps.market.store import (
 )
 
 UNKNOWN_PAIR = "No such market."
-# A pair whose last message is older than this is shown as stale.
-STALE_AFTER = 15.0
 FEEDER_STALE_AFTER = 5.0
 
 
@@ -103,7 +101,7 @@ def market_status() -> dict[str, Any]:
             {
                 "symbol": pair["symbol"],
                 "age": age,
-                "stale": age is None or age > STALE_AFTER or not feeder_ok,
+                "stale": age is None or age > settings.MARKET_STALE_AFTER or not feeder_ok,
             }
         )
     return {
@@ -114,6 +112,18 @@ def market_status() -> dict[str, Any]:
         "resyncs": feeder.get("resyncs"),
         "pairs": pairs,
     }
+
+
+def market_feed() -> dict[str, Any]:
+    """The feed's pulse as the feeder last recorded it (see Publisher.heartbeat): when Kraken
+    was last heard from and the symbols whose books are being rebuilt."""
+    raw = _redis().hmget(FEEDER_KEY, ["heard_at", "down"])
+    heard_at, down = (value.decode() if value else "" for value in raw)
+    try:
+        heard = float(heard_at)
+    except ValueError:
+        heard = 0.0
+    return {"heard_at": heard, "down": down.split()}
 
 
 def watchlist_symbols(*, user: Any) -> list[str]:

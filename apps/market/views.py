@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,6 +15,13 @@ from apps.market import presenters, selectors, services
 from apps.market.store import symbol_slug
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
+
+
+def _feed_context() -> dict[str, Any]:
+    return {
+        "feed": presenters.feed(**selectors.market_feed()),
+        "stale_after_ms": int(settings.MARKET_STALE_AFTER * 1000),
+    }
 
 
 def _socket_url(membership: Membership, slug: str = "") -> str:
@@ -36,6 +46,7 @@ def overview(request: HttpRequest, membership: Membership) -> HttpResponse:
             "tiles": tiles,
             "socket_url": _socket_url(membership),
             "feeder_ok": selectors.market_status()["feeder_ok"],
+            **_feed_context(),
         },
     )
 
@@ -61,6 +72,7 @@ def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpRespo
             "watched": pair_symbol in selectors.watchlist_symbols(user=request.user),
             "socket_url": _socket_url(membership, symbol_slug(pair_symbol)),
             "feeder_ok": selectors.market_status()["feeder_ok"],
+            **_feed_context(),
         },
     )
 

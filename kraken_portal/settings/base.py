@@ -189,6 +189,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # Sessions end after this much inactivity (IdleTimeoutMiddleware) and never outlive a browser day.
+# Live market pages call their data stale when the feeder has heard nothing from Kraken (not
+# even a heartbeat) for this many seconds, or a pair's book is being rebuilt.
+MARKET_STALE_AFTER = env_float("MARKET_STALE_AFTER", 15.0)
 SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 30 * 60)
 SESSION_COOKIE_AGE = 12 * 60 * 60
 SESSION_ENGINE = "django.contrib.sessions.backends.db"

@@ -2,7 +2,10 @@
 // Pages work without this file; it only enhances what the server rendered.
 (function () {
   "use strict";
-  var STALE_AFTER_MS = 15000;
+  function staleAfterMs() {
+    var live = document.querySelector("[data-market-live]");
+    return Number(live && live.getAttribute("data-stale-after-ms")) || 15000;
+  }
 
   function badge(text, stale) {
     var el = document.querySelector("[data-market-conn]");
@@ -12,12 +15,18 @@
     el.classList.toggle("badge-up", !stale);
   }
 
+  // Stale is judged by the feed's pulse (#market-feed, refreshed every second by the feeder):
+  // everything is stale when Kraken has not been heard from lately, and a pair is while its
+  // book is being rebuilt. A pair that simply has not changed is not stale.
   function markStale() {
-    var now = Date.now();
-    var anyStale = false;
+    var feed = document.getElementById("market-feed");
+    var heard = Number(feed && feed.getAttribute("data-heard"));
+    var feedStale = !heard || Date.now() - heard > staleAfterMs();
+    var down = ((feed && feed.getAttribute("data-down")) || "").split(" ");
+    var anyStale = feedStale;
     document.querySelectorAll("[data-market-live] [data-t]").forEach(function (el) {
-      var t = Number(el.getAttribute("data-t"));
-      var stale = !t || now - t > STALE_AFTER_MS;
+      var slug = el.id.slice(el.id.indexOf("-") + 1);  // tile-BTC-USD -> BTC-USD
+      var stale = feedStale || down.indexOf(slug) >= 0;
       el.classList.toggle("is-stale", stale);
       anyStale = anyStale || stale;
     });

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def feeder_process(sandbox: Any, market_redis: None) -> Iterator[None]:
+def feeder_process(sandbox: Any, market_redis: None) -> Iterator[subprocess.Popen[bytes]]:
     """`manage.py marketfeed` against the sandbox, as `make run` starts it."""
     env = {
         **os.environ,
@@ -54,11 +54,17 @@ def feeder_process(sandbox: Any, market_redis: None) -> Iterator[None]:
             assert time.monotonic() < deadline, "the feeder published nothing"
             assert process.poll() is None, "the feeder exited"
             time.sleep(0.1)
-        yield
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=10)
         client.close()
+
+
+@pytest.fixture
+def portal_server_env() -> dict[str, str]:
+    # Pages here call the feed stale after 4 s of silence instead of 15, so a test can see it.
+    return {"MARKET_STALE_AFTER": "4"}
 
 
 def _signed_in(page: Any, member: Membership, server_url: str) -> Client:
@@ -90,7 +96,7 @@ def _mid(symbol: str) -> Decimal:
 
 
 def test_a_price_tile_changes_without_reload_when_the_market_moves(
-    page: Any, portal_server: Any, viewer: Membership, sandbox: Any, feeder_process: None
+    page: Any, portal_server: Any, viewer: Membership, sandbox: Any, feeder_process: Any
 ) -> None:
     _signed_in(page, viewer, portal_server.url)
     page.goto("/o/acme/markets/")
@@ -112,7 +118,7 @@ def test_a_price_tile_changes_without_reload_when_the_market_moves(
 
 
 def test_the_ladder_and_the_live_candle_update_on_the_pair_page(
-    page: Any, portal_server: Any, viewer: Membership, sandbox: Any, feeder_process: None
+    page: Any, portal_server: Any, viewer: Membership, sandbox: Any, feeder_process: Any
 ) -> None:
     _signed_in(page, viewer, portal_server.url)
     page.goto("/o/acme/markets/BTC-USD/")
@@ -140,7 +146,7 @@ def test_the_ladder_and_the_live_candle_update_on_the_pair_page(
 
 
 def test_signing_out_in_another_tab_ends_the_live_page_and_says_so(
-    page: Any, portal_server: Any, viewer: Membership, feeder_process: None
+    page: Any, portal_server: Any, viewer: Membership, feeder_process: Any
 ) -> None:
     other_tab = _signed_in(page, viewer, portal_server.url)
     page.goto("/o/acme/markets/")
@@ -154,7 +160,7 @@ def test_signing_out_in_another_tab_ends_the_live_page_and_says_so(
 
 
 def test_a_role_change_reconnects_the_live_page_for_the_new_role(
-    page: Any, portal_server: Any, owner: Membership, viewer: Membership, feeder_process: None
+    page: Any, portal_server: Any, owner: Membership, viewer: Membership, feeder_process: Any
 ) -> None:
     page.add_init_script(
         "window.wsOpens = 0;"
@@ -172,4 +178,22 @@ def test_a_role_change_reconnects_the_live_page_for_the_new_role(
     # The server closed the socket (authorised for the old role); htmx opened a new one.
     page.wait_for_function("() => window.wsOpens >= 2", timeout=20_000)
     page.wait_for_selector("[data-market-conn]:has-text('Live')")
+    assert page.console_errors == []
+
+
+def test_the_page_turns_stale_when_the_feed_stops(
+    page: Any, portal_server: Any, viewer: Membership, feeder_process: Any
+) -> None:
+    _signed_in(page, viewer, portal_server.url)
+    page.goto("/o/acme/markets/")
+    page.wait_for_selector("[data-market-conn]:has-text('Live')")
+    assert page.locator("#tile-BTC-USD.is-stale").count() == 0
+
+    feeder_process.terminate()  # Kraken's data stops reaching the portal
+    feeder_process.wait(timeout=10)
+
+    page.wait_for_selector("[data-market-conn]:has-text('Stale')", timeout=15_000)
+    page.wait_for_selector("#tile-BTC-USD.is-stale", timeout=5_000)
+    # The socket itself is fine: the page says the data is old, not that it is disconnected.
+    assert page.locator("[data-market-conn]:has-text('Disconnected')").count() == 0
     assert page.console_errors == []

@@ -5,14 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from channels.layers import get_channel_layer
 from redis.asyncio import Redis
 
 from apps.market.feeder.client import Feeder
-from apps.market.store import FEEDER_KEY, LEASE_KEY, PAIRS_KEY, fragments_key, loads, state_key
+from apps.market.feeder.publisher import FEED_ELEMENT
+from apps.market.store import (
+    FEEDER_KEY,
+    LEASE_KEY,
+    OVERVIEW_CHANNEL,
+    PAIRS_KEY,
+    fragments_key,
+    loads,
+    state_key,
+)
 from tests.market.conftest import eventually, make_feeder
 
 pytestmark = pytest.mark.timeout(90)
@@ -141,3 +153,36 @@ async def test_a_tiles_bid_and_ask_follow_the_book_between_trades(
         assert (st.trades[0] if st.trades else None) is newest_trade
     finally:
         sandbox.configure(flow_rate=0.6)
+
+
+async def _next_pulse(layer: Any, channel: str) -> str:
+    while True:
+        message = await asyncio.wait_for(layer.receive(channel), timeout=10)
+        parts = dict(message["parts"])
+        if FEED_ELEMENT in parts:
+            return str(parts[FEED_ELEMENT])
+
+
+async def test_every_second_it_tells_pages_when_kraken_was_last_heard_from(
+    running_feeder: Feeder,
+) -> None:
+    started = time.time()
+    await eventually(lambda: _book_ready(running_feeder))
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(OVERVIEW_CHANNEL, channel)
+    try:
+        pulse = await _next_pulse(layer, channel)
+        heard = re.search(r'data-heard="(\d+)"', pulse)
+        assert heard is not None
+        # The time of a message received while this test ran (ms since the epoch).
+        assert int(heard.group(1)) / 1000 > started
+        assert 'data-down=""' in pulse  # every book is usable
+
+        # A book waiting for its snapshot after a resubscribe is named, so its pages go stale.
+        running_feeder.states["BTC/USD"].book.ready = False
+        await eventually(lambda: "BTC/USD" in running_feeder.rebuilding())
+        pulse = await _next_pulse(layer, channel)
+        assert 'data-down="BTC-USD"' in pulse
+    finally:
+        await layer.group_discard(OVERVIEW_CHANNEL, channel)

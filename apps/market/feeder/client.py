@@ -75,6 +75,8 @@ class Feeder:
         self.states: dict[str, SymbolState] = {}
         self.publisher = Publisher(redis=redis, layer=layer, states=self.states, interval=interval)
         self.state = "standby"
+        # When anything last arrived from Kraken (data or its once-a-second heartbeat).
+        self.heard_at = 0.0
         self.reconnects = 0
         self.resyncs = 0
         self.subscribed = asyncio.Event()  # set once the current connection has subscribed
@@ -106,6 +108,7 @@ class Feeder:
 
     async def _report_status(self) -> None:
         while True:
+            down = self.rebuilding()
             with contextlib.suppress(OSError):
                 await self.redis.hset(
                     FEEDER_KEY + ":" + self.lease.owner,
@@ -119,11 +122,22 @@ class Feeder:
                             "owner": self.lease.owner,
                             "state": self.state,
                             "updated_at": repr(time.time()),
+                            "heard_at": repr(self.heard_at),
+                            "down": " ".join(down),
                             "reconnects": str(self.reconnects),
                             "resyncs": str(self.resyncs),
                         },
                     )
+            if self.state != "standby":
+                try:
+                    await self.publisher.heartbeat(heard_at=self.heard_at, down=down)
+                except Exception:  # Redis away: the pages turn stale, which is the truth
+                    logger.warning("market heartbeat not sent", exc_info=True)
             await asyncio.sleep(1)
+
+    def rebuilding(self) -> list[str]:
+        """Pairs whose book is not usable now (waiting for a snapshot after a resubscribe)."""
+        return [st.symbol for st in self.states.values() if not st.book.ready]
 
     # -- reference data ----------------------------------------------------------------------
 
@@ -256,6 +270,7 @@ class Feeder:
         await ws.send(json.dumps({"method": "subscribe", "params": params}))
 
     async def handle(self, raw: str | bytes, received_at: float) -> None:
+        self.heard_at = received_at
         message = json.loads(raw, parse_float=Decimal)
         channel = message.get("channel")
         if channel not in {"ticker", "book", "trade", "ohlc"}:

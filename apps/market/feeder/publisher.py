@@ -65,6 +65,14 @@ def render_symbol_parts(state: dict[str, Any], parts: Iterable[str] = SYMBOL_PAR
     return rendered
 
 
+FEED_ELEMENT = "market-feed"
+
+
+def render_feed(*, heard_at: float, down: Iterable[str]) -> str:
+    context = {"feed": presenters.feed(heard_at=heard_at, down=down), "oob": True}
+    return _render("market/_feed.html", context)
+
+
 def render_tile(state: dict[str, Any], previous_last: Any) -> tuple[str, str]:
     context = {"tile": presenters.tile(state, previous_last), "oob": True}
     return f"tile-{state['slug']}", _render("market/overview.html#tile", context)
@@ -93,6 +101,16 @@ class Publisher:
         if overview:
             self._overview_dirty.add(symbol)
             self.coalescer.mark(OVERVIEW)
+
+    async def heartbeat(self, *, heard_at: float, down: list[str]) -> None:
+        """Once a second, to every market group: when Kraken was last heard from and which
+        books are being rebuilt. Pages judge staleness by this, not by how long ago a pair
+        last changed, so a quiet market is not mistaken for a dead feed."""
+        parts = [(FEED_ELEMENT, render_feed(heard_at=heard_at, down=down))]
+        message = {"type": FRAGMENTS, "parts": parts}
+        await self.layer.group_send(OVERVIEW_CHANNEL, message)
+        for symbol in self.states:
+            await self.layer.group_send(symbol_group(symbol), message)
 
     async def _flush(self, key: str) -> None:
         if key == OVERVIEW:

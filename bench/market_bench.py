@@ -406,7 +406,8 @@ def print_table(rows: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
             )
     print(
         "\nframes/s: frames all clients received per second; Hz/cli: frames per client per"
-        " second (the overview's cap is 4); tiles/fr: price tiles per frame;"
+        " second (tiles at most 4 a second, plus the feed's pulse once a second, often in the"
+        " same frame); tiles/fr: price tiles per frame;"
         " deliv%: share of the overview"
         " batches the feeder published in the window that reached every client (latest-wins"
         " merging under load lowers it); vs base: portal frames/s over baseline frames/s."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from importlib import import_module
 from typing import Any
@@ -25,8 +26,11 @@ from apps.orgs.permissions import Capability
 __all__ = ["CLOSE_FORBIDDEN", "CLOSE_SIGNED_OUT", "MemberConsumer"]
 
 # The session is re-read this long after the moment it would go idle, so a request made just
-# before that moment has been saved.
-SESSION_RECHECK_SLACK = 1.0
+# before that moment has been saved, even a slow one.
+SESSION_RECHECK_SLACK = 5.0
+# "Internal error": htmx reconnects after it.
+CLOSE_SERVER_ERROR = 1011
+logger = logging.getLogger(__name__)
 
 
 def _session_verified(user: Any, persistent_id: Any) -> bool:
@@ -84,17 +88,14 @@ class MemberConsumer(AsyncWebsocketConsumer):
             return
         now = time.time()
         if session_is_idle(session, now=now):
-            # The next page request would sign this session out; the socket does not outlive
-            # it. Accepted first so the browser learns why (a refused handshake only reads as
-            # 1006, which htmx answers by retrying for ever) and shows "signed out".
-            await self.accept()
-            await self.close(code=CLOSE_SIGNED_OUT)
+            # The next page request would sign this session out; the socket does not outlive it.
+            await self._refuse(CLOSE_SIGNED_OUT)
             return
         # django-otp keeps the verified device's id in the session; no id, no 2FA this session.
         persistent_id = session.get(DEVICE_ID_SESSION_KEY)
         self.membership = await _membership_for(user, org_slug, self.capability, persistent_id)
         if self.membership is None:
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self._refuse(CLOSE_FORBIDDEN)
             return
         self.private_groups = [
             member_group(self.membership.org_id, user.pk),
@@ -104,29 +105,50 @@ class MemberConsumer(AsyncWebsocketConsumer):
         for group in self.private_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        # A sign-out between the handshake and joining the session's group closed nothing (the
+        # layer keeps no messages for late joiners): look at the session once more.
+        if (await _stored_session(session.session_key)).get(SESSION_KEY) != str(user.pk):
+            await self.close(code=CLOSE_SIGNED_OUT)
+            return
+        await self.joined()
+        # Started last, so a joined() that fails leaves no task behind (disconnect() would
+        # not run to cancel it).
         self._session_watch = asyncio.create_task(
             self._watch_session(
                 session.session_key, str(user.pk), session_last_seen(session, default=now)
             )
         )
-        await self.joined()
 
     async def joined(self) -> None:
         """Hook for subclasses: join more groups, send a snapshot."""
 
+    async def _refuse(self, code: int) -> None:
+        """Accept only to close with `code`. A refused handshake reaches the browser as 1006,
+        which htmx answers by retrying for ever; a close code lets the page stop and say why.
+        Nothing is sent in between. (Anonymous sockets are still refused at the handshake.)"""
+        await self.accept()
+        await self.close(code=code)
+
     async def _watch_session(self, session_key: str, user_id: str, last_seen: float) -> None:
         """Sleep until the session would go idle, then look again: a member who keeps using
         the portal costs one session read per idle period, an idle one is closed."""
-        while True:
-            deadline = last_seen + settings.SESSION_IDLE_TIMEOUT
-            await asyncio.sleep(max(deadline - time.time(), 0) + SESSION_RECHECK_SLACK)
-            stored = await _stored_session(session_key)
-            if stored.get(SESSION_KEY) != user_id:
-                break  # signed out, flushed or expired
-            # Nothing newer recorded: the last time this socket knew of still stands.
-            last_seen = session_last_seen(stored, default=last_seen)
-            if time.time() - last_seen > settings.SESSION_IDLE_TIMEOUT:
-                break
+        try:
+            while True:
+                deadline = last_seen + settings.SESSION_IDLE_TIMEOUT
+                await asyncio.sleep(max(deadline - time.time(), 0) + SESSION_RECHECK_SLACK)
+                stored = await _stored_session(session_key)
+                if stored.get(SESSION_KEY) != user_id:
+                    break  # signed out, flushed or expired
+                # Nothing newer recorded: the last time this socket knew of still stands.
+                last_seen = session_last_seen(stored, default=last_seen)
+                if time.time() - last_seen > settings.SESSION_IDLE_TIMEOUT:
+                    break
+        except Exception:
+            # The session could not be read: a socket nobody can vouch for closes, and the
+            # page reconnects (1011) to be judged afresh.
+            logger.warning("socket session check failed; closing the socket", exc_info=True)
+            await self.close(code=CLOSE_SERVER_ERROR)
+            return
         await self.close(code=CLOSE_SIGNED_OUT)
 
     async def disconnect(self, code: int) -> None:

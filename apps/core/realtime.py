@@ -17,8 +17,11 @@ def _send(group: str, message: dict[str, Any]) -> None:
 
 
 def publish_on_commit(group: str, message: dict[str, Any]) -> None:
-    """Send `message` to `group` once the surrounding transaction has committed."""
-    transaction.on_commit(partial(_send, group, message))
+    """Send `message` to `group` once the surrounding transaction has committed.
+
+    Robust: a channel layer that is down is logged, never raised into the caller, because the
+    change has committed by then (and signing out, for one, must not fail because Redis did)."""
+    transaction.on_commit(partial(_send, group, message), robust=True)
 
 
 # How the server closes a socket tells the page what to do next. Browsers' htmx WebSocket

@@ -7,6 +7,7 @@ cannot disagree. Amounts stay Decimal; they become text only here, at the pair's
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
@@ -68,10 +69,13 @@ def stamp(state: dict[str, Any], part: str = "") -> int:
     return int(float(when) * 1000)
 
 
-def feed(*, heard_at: float, down: Iterable[str]) -> dict[str, Any]:
-    """The feed's pulse for live pages: when Kraken was last heard from (ms) and the slugs of
-    the pairs whose books are being rebuilt."""
-    return {"heard": int(heard_at * 1000), "down": " ".join(symbol_slug(s) for s in down)}
+def feed(*, heard_at: float, down: Iterable[str], now: float | None = None) -> dict[str, Any]:
+    """The feed's pulse for live pages: how long ago Kraken was last heard from (ms; -1 if
+    never) and the slugs of the pairs whose books are being rebuilt. An age, not a time: the
+    browser's clock need not agree with ours."""
+    now = time.time() if now is None else now
+    age = max(0, int((now - heard_at) * 1000)) if heard_at else -1
+    return {"age": age, "down": " ".join(symbol_slug(s) for s in down)}
 
 
 def tile(state: dict[str, Any], previous_last: Any = None) -> dict[str, Any]:

@@ -18,10 +18,23 @@
   // Stale is judged by the feed's pulse (#market-feed, refreshed every second by the feeder):
   // everything is stale when Kraken has not been heard from lately, and a pair is while its
   // book is being rebuilt. A pair that simply has not changed is not stale.
-  function markStale() {
+  // The pulse carries an age, not a time, so this clock need not agree with the server's:
+  // each new pulse element is read once, against the moment it arrived.
+  var pulse = null;
+  var heardAt = 0;
+  function readPulse() {
     var feed = document.getElementById("market-feed");
-    var heard = Number(feed && feed.getAttribute("data-heard"));
-    var feedStale = !heard || Date.now() - heard > staleAfterMs();
+    if (feed && feed !== pulse) {
+      pulse = feed;
+      var age = Number(feed.getAttribute("data-age-ms"));
+      heardAt = age >= 0 ? Date.now() - age : 0;
+    }
+    return feed;
+  }
+
+  function markStale() {
+    var feed = readPulse();
+    var feedStale = !heardAt || Date.now() - heardAt > staleAfterMs();
     var down = ((feed && feed.getAttribute("data-down")) || "").split(" ");
     var anyStale = feedStale;
     document.querySelectorAll("[data-market-live] [data-t]").forEach(function (el) {
@@ -96,13 +109,15 @@
     } catch (e) { /* an older candle than the chart's last one: ignore */ }
   }
 
-  // Set while the socket is closed, so the stale check below leaves the reason on show.
-  var closed = false;
+  // Set while no socket is open (from the start, until the first opens), so the stale check
+  // below leaves "Connecting…" or the reason for a close on show.
+  var closed = true;
   // The server's close code says why (apps/core/realtime.py); htmx reconnects by itself only
   // after 1006, 1011, 1012 and 1013, so the other two tell the user what to do instead.
   var CLOSED_BECAUSE = {
     4401: "Signed out — reload to sign in again",
     4403: "No access to this page any more — reload",
+    4404: "This pair is not traded here",
   };
   document.addEventListener("htmx:wsOpen", function () {
     closed = false;
@@ -115,6 +130,7 @@
     badge(CLOSED_BECAUSE[code] || "Disconnected — reconnecting", true);
   });
   document.addEventListener("htmx:wsAfterMessage", function () {
+    readPulse();
     localTimes(document);
     updateCandle();
   });

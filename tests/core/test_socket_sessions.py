@@ -14,12 +14,14 @@ from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.db import connections
 from django.test import Client
 from django.urls import path, reverse
 
 from apps.accounts.middleware import LAST_SEEN_KEY
+from apps.core import consumers
 from apps.core.consumers import CLOSE_SIGNED_OUT, MemberConsumer
 from apps.orgs.models import Membership
 from tests.conftest import verified_client
@@ -34,6 +36,12 @@ class ProbeConsumer(MemberConsumer):
 application = AuthMiddlewareStack(
     URLRouter([path("ws/o/<slug:org>/probe/", ProbeConsumer.as_asgi())])
 )
+
+
+@pytest.fixture(autouse=True)
+def quick_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Re-read the session half a second after the idle deadline instead of five seconds.
+    monkeypatch.setattr(consumers, "SESSION_RECHECK_SLACK", 0.5)
 
 
 @pytest.fixture(autouse=True)
@@ -121,14 +129,15 @@ async def test_page_requests_keep_the_socket_open_past_the_first_idle_deadline(
     socket = await open_socket(trader, client)
 
     await asyncio.sleep(2)
-    await set_last_seen(client, time.time())  # what a page request records
+    # What the idle middleware records on a request (it writes at most every 30 s).
+    await set_last_seen(client, time.time())
     # Idle since `opened` it would have closed about 5 s in; the request moved that on.
     assert await socket.receive_nothing(timeout=max(0.0, opened + 6 - time.time()))
 
     assert await close_code(socket) == CLOSE_SIGNED_OUT
 
 
-async def test_a_socket_closes_when_its_session_is_deleted(
+async def test_a_socket_closes_when_its_session_no_longer_names_the_user(
     trader: Membership, settings: Any
 ) -> None:
     settings.SESSION_IDLE_TIMEOUT = 2
@@ -136,7 +145,36 @@ async def test_a_socket_closes_when_its_session_is_deleted(
     await set_last_seen(client, time.time())
     socket = await open_socket(trader, client)
 
-    # Sessions end without a sign-out too: expiry, clearsessions, an administrator.
-    await database_sync_to_async(Session.objects.filter(session_key=session_key(client)).delete)()
+    # Sessions end without the sign-out signal too (another sign-in rotating it, an
+    # administrator): the session is busy, but it no longer belongs to this person.
+    @database_sync_to_async
+    def forget_the_user() -> None:
+        session = client.session
+        session.pop(SESSION_KEY)
+        session[LAST_SEEN_KEY] = time.time() + 60
+        session.save()
+
+    await forget_the_user()
+
+    assert await close_code(socket) == CLOSE_SIGNED_OUT
+
+
+async def test_signing_out_while_the_socket_connects_still_closes_it(
+    trader: Membership, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await signed_in(trader)
+    # The session ends after the handshake read it but before the socket joined its session's
+    # group, so the sign-out's message reached nobody: this interleaving is forced here.
+    gone = database_sync_to_async(Session.objects.filter(session_key=session_key(client)).delete)
+    checked = consumers._membership_for
+
+    async def membership_then_sign_out(*args: Any) -> Any:
+        membership = await checked(*args)
+        await gone()
+        return membership
+
+    monkeypatch.setattr(consumers, "_membership_for", membership_then_sign_out)
+
+    socket = await open_socket(trader, client)
 
     assert await close_code(socket) == CLOSE_SIGNED_OUT

@@ -46,11 +46,18 @@ def _require_2fa(membership: Membership) -> None:
 
 
 async def _connect(membership: Membership, client: Client) -> tuple[bool, int | None]:
+    """(stayed open, close code). A refused member is accepted only to be closed at once with
+    the reason (a bare refused handshake reads as 1006 in a browser, which retries for ever)."""
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
     communicator = WebsocketCommunicator(
         application, f"/ws/o/{membership.org.slug}/probe/", headers=[(b"cookie", cookie.encode())]
     )
     connected, code = await communicator.connect(timeout=5)
+    # The refusal's close follows the accept at once; a member's probe socket sends nothing.
+    if connected and not await communicator.receive_nothing(timeout=1.0):
+        message = await communicator.receive_output(timeout=1)
+        assert message["type"] == "websocket.close"
+        connected, code = False, message.get("code")
     await communicator.disconnect()
     return connected, code
 

@@ -108,32 +108,33 @@ class Feeder:
 
     async def _report_status(self) -> None:
         while True:
-            down = self.rebuilding()
-            with contextlib.suppress(OSError):
-                await self.redis.hset(
-                    FEEDER_KEY + ":" + self.lease.owner,
-                    mapping={"state": self.state, "updated_at": repr(time.time())},
-                )
-                await self.redis.expire(FEEDER_KEY + ":" + self.lease.owner, 10)
-                if self.state != "standby":
-                    await self.redis.hset(
-                        FEEDER_KEY,
-                        mapping={
-                            "owner": self.lease.owner,
-                            "state": self.state,
-                            "updated_at": repr(time.time()),
-                            "heard_at": repr(self.heard_at),
-                            "down": " ".join(down),
-                            "reconnects": str(self.reconnects),
-                            "resyncs": str(self.resyncs),
-                        },
-                    )
-            if self.state != "standby":
-                try:
-                    await self.publisher.heartbeat(heard_at=self.heard_at, down=down)
-                except Exception:  # Redis away: the pages turn stale, which is the truth
-                    logger.warning("market heartbeat not sent", exc_info=True)
+            try:
+                await self._report_once()
+            except Exception:  # Redis away: pages turn stale, which is the truth; try again
+                logger.warning("market feeder status not recorded", exc_info=True)
             await asyncio.sleep(1)
+
+    async def _report_once(self) -> None:
+        """The status page's record, and (when active) the pulse every live page listens to."""
+        own = FEEDER_KEY + ":" + self.lease.owner
+        await self.redis.hset(own, mapping={"state": self.state, "updated_at": repr(time.time())})
+        await self.redis.expire(own, 10)
+        if self.state == "standby":
+            return
+        down = self.rebuilding()
+        await self.redis.hset(
+            FEEDER_KEY,
+            mapping={
+                "owner": self.lease.owner,
+                "state": self.state,
+                "updated_at": repr(time.time()),
+                "heard_at": repr(self.heard_at),
+                "down": " ".join(down),
+                "reconnects": str(self.reconnects),
+                "resyncs": str(self.resyncs),
+            },
+        )
+        await self.publisher.heartbeat(heard_at=self.heard_at, down=down)
 
     def rebuilding(self) -> list[str]:
         """Pairs whose book is not usable now (waiting for a snapshot after a resubscribe)."""

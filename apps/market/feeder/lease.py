@@ -12,6 +12,7 @@ import asyncio
 import uuid
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -59,6 +60,6 @@ class Lease:
             try:
                 if not await self.renew():
                     return
-            except OSError:
+            except (OSError, RedisError):
                 # Redis unreachable: we cannot prove we still hold the lease, so stop feeding.
                 return

@@ -109,7 +109,7 @@ class Publisher:
         parts = [(FEED_ELEMENT, render_feed(heard_at=heard_at, down=down))]
         message = {"type": FRAGMENTS, "parts": parts}
         await self.layer.group_send(OVERVIEW_CHANNEL, message)
-        for symbol in self.states:
+        for symbol in list(self.states):  # pairs may be added while this awaits
             await self.layer.group_send(symbol_group(symbol), message)
 
     async def _flush(self, key: str) -> None:

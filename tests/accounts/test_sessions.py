@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 import zoneinfo
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -74,3 +75,20 @@ def test_an_unknown_stored_time_zone_falls_back_to_utc(signed_in: Client, person
     person.user.save()
     page = signed_in.get(reverse("accounts:two-factor-setup")).content.decode()
     assert " UTC." in page
+
+
+@pytest.mark.django_db(transaction=True)  # on-commit work runs, as in production
+def test_signing_out_works_while_the_channel_layer_is_down(
+    signed_in: Client, settings: Any
+) -> None:
+    # Closing the session's sockets is best effort: nothing listens on port 1.
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},
+        }
+    }
+    response = signed_in.post(reverse("accounts:logout"))
+    assert response.status_code == 302
+    assert "_auth_user_id" not in signed_in.session
+    assert signed_in.get(PROFILE).status_code == 302  # signed out for real

@@ -82,6 +82,18 @@ def set_last_seen(client: Client, when: float) -> None:
     session.save()
 
 
+async def active_socket(
+    membership: Membership, settings: Any, *, idle_timeout: int
+) -> tuple[Client, WebsocketCommunicator, float]:
+    """A socket whose session made a request just now; the idle timeout shortened for tests.
+    Returns the session's client, the socket and when that request was."""
+    settings.SESSION_IDLE_TIMEOUT = idle_timeout
+    client = await signed_in(membership)
+    now = time.time()
+    await set_last_seen(client, now)
+    return client, await open_socket(membership, client), now
+
+
 async def test_signing_out_closes_that_sessions_sockets_and_no_others(
     trader: Membership,
 ) -> None:
@@ -111,10 +123,7 @@ async def test_an_idle_session_cannot_open_a_socket(trader: Membership) -> None:
 async def test_an_open_socket_closes_when_its_session_goes_idle(
     trader: Membership, settings: Any
 ) -> None:
-    settings.SESSION_IDLE_TIMEOUT = 2
-    client = await signed_in(trader)
-    await set_last_seen(client, time.time())
-    socket = await open_socket(trader, client)
+    _, socket, _ = await active_socket(trader, settings, idle_timeout=2)
 
     assert await close_code(socket) == CLOSE_SIGNED_OUT
 
@@ -122,16 +131,12 @@ async def test_an_open_socket_closes_when_its_session_goes_idle(
 async def test_page_requests_keep_the_socket_open_past_the_first_idle_deadline(
     trader: Membership, settings: Any
 ) -> None:
-    settings.SESSION_IDLE_TIMEOUT = 4
-    client = await signed_in(trader)
-    opened = time.time()
-    await set_last_seen(client, opened)
-    socket = await open_socket(trader, client)
+    client, socket, opened = await active_socket(trader, settings, idle_timeout=4)
 
     await asyncio.sleep(2)
     # What the idle middleware records on a request (it writes at most every 30 s).
     await set_last_seen(client, time.time())
-    # Idle since `opened` it would have closed about 5 s in; the request moved that on.
+    # Idle since `opened` it would have closed 4.5 s in; the request moved that to 6.5 s.
     assert await socket.receive_nothing(timeout=max(0.0, opened + 6 - time.time()))
 
     assert await close_code(socket) == CLOSE_SIGNED_OUT
@@ -140,10 +145,7 @@ async def test_page_requests_keep_the_socket_open_past_the_first_idle_deadline(
 async def test_a_socket_closes_when_its_session_no_longer_names_the_user(
     trader: Membership, settings: Any
 ) -> None:
-    settings.SESSION_IDLE_TIMEOUT = 2
-    client = await signed_in(trader)
-    await set_last_seen(client, time.time())
-    socket = await open_socket(trader, client)
+    client, socket, _ = await active_socket(trader, settings, idle_timeout=2)
 
     # Sessions end without the sign-out signal too (another sign-in rotating it, an
     # administrator): the session is busy, but it no longer belongs to this person.

@@ -113,7 +113,7 @@
   // below leaves "Connecting…" or the reason for a close on show.
   var closed = true;
   // The server's close code says why (apps/core/realtime.py); htmx reconnects by itself only
-  // after 1006, 1011, 1012 and 1013, so the other two tell the user what to do instead.
+  // after 1006, 1011, 1012 and 1013, so for the others the badge tells the user what to do.
   var CLOSED_BECAUSE = {
     4401: "Signed out — reload to sign in again",
     4403: "No access to this page any more — reload",

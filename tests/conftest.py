@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
+from django.db import connections
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -83,3 +85,11 @@ def verified_client(user: Any) -> Client:
 def client_for() -> Callable[[Membership], Client]:
     """`client_for(trader)`: a 2FA-verified client signed in as that member."""
     return lambda membership: verified_client(membership.user)
+
+
+@pytest.fixture
+async def socket_db_connections() -> AsyncIterator[None]:
+    """For tests that run consumers in-process: their database work ran in channels' worker
+    thread, whose connection must be closed or the test database cannot be dropped."""
+    yield
+    await database_sync_to_async(connections.close_all)()

@@ -5,69 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
-from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.models import Session
-from django.db import connections
 from django.test import Client
-from django.urls import path, reverse
+from django.urls import reverse
 
 from apps.accounts.middleware import LAST_SEEN_KEY
 from apps.core import consumers
-from apps.core.consumers import CLOSE_SIGNED_OUT, MemberConsumer
+from apps.core.consumers import CLOSE_SIGNED_OUT
 from apps.orgs.models import Membership
 from tests.conftest import verified_client
+from tests.sockets import close_code, open_probe, session_key
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class ProbeConsumer(MemberConsumer):
-    """Only MemberConsumer's own checks."""
-
-
-application = AuthMiddlewareStack(
-    URLRouter([path("ws/o/<slug:org>/probe/", ProbeConsumer.as_asgi())])
-)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("socket_db_connections"),
+]
 
 
 @pytest.fixture(autouse=True)
 def quick_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
     # Re-read the session half a second after the idle deadline instead of five seconds.
     monkeypatch.setattr(consumers, "SESSION_RECHECK_SLACK", 0.5)
-
-
-@pytest.fixture(autouse=True)
-async def close_socket_thread_connections() -> AsyncIterator[None]:
-    yield
-    await database_sync_to_async(connections.close_all)()
-
-
-def session_key(client: Client) -> str:
-    return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
-
-
-async def open_socket(membership: Membership, client: Client) -> WebsocketCommunicator:
-    cookie = f"{settings.SESSION_COOKIE_NAME}={session_key(client)}"
-    socket = WebsocketCommunicator(
-        application, f"/ws/o/{membership.org.slug}/probe/", headers=[(b"cookie", cookie.encode())]
-    )
-    connected, _ = await socket.connect(timeout=5)
-    assert connected
-    return socket
-
-
-async def close_code(socket: WebsocketCommunicator, timeout: float = 10) -> Any:
-    message = await socket.receive_output(timeout=timeout)
-    assert message["type"] == "websocket.close"
-    return message.get("code")
 
 
 @database_sync_to_async
@@ -91,15 +56,15 @@ async def active_socket(
     client = await signed_in(membership)
     now = time.time()
     await set_last_seen(client, now)
-    return client, await open_socket(membership, client), now
+    return client, await open_probe(membership, client), now
 
 
 async def test_signing_out_closes_that_sessions_sockets_and_no_others(
     trader: Membership,
 ) -> None:
     laptop, desk = await signed_in(trader), await signed_in(trader)
-    laptop_socket = await open_socket(trader, laptop)
-    desk_socket = await open_socket(trader, desk)
+    laptop_socket = await open_probe(trader, laptop)
+    desk_socket = await open_probe(trader, desk)
 
     response = await database_sync_to_async(laptop.post)(reverse("accounts:logout"))
     assert response.status_code == 302
@@ -114,7 +79,7 @@ async def test_an_idle_session_cannot_open_a_socket(trader: Membership) -> None:
     client = await signed_in(trader)
     await set_last_seen(client, time.time() - settings.SESSION_IDLE_TIMEOUT - 5)
 
-    socket = await open_socket(trader, client)
+    socket = await open_probe(trader, client)
 
     # Accepted only to be told why, so the page says "signed out" instead of retrying.
     assert await close_code(socket) == CLOSE_SIGNED_OUT
@@ -177,6 +142,6 @@ async def test_signing_out_while_the_socket_connects_still_closes_it(
 
     monkeypatch.setattr(consumers, "_membership_for", membership_then_sign_out)
 
-    socket = await open_socket(trader, client)
+    socket = await open_probe(trader, client)
 
     assert await close_code(socket) == CLOSE_SIGNED_OUT

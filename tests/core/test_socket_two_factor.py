@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
-from channels.routing import URLRouter
-from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.db import connections
 from django.test import Client, RequestFactory
-from django.urls import path
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts.services import two_factor_disable
-from apps.core.consumers import CLOSE_FORBIDDEN, MemberConsumer
+from apps.core.consumers import CLOSE_FORBIDDEN
 from apps.core.realtime import CLOSE_REAUTHORISE
 from apps.orgs.models import Membership
 from tests.conftest import verified_client
+from tests.sockets import open_probe, probe
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class ProbeConsumer(MemberConsumer):
-    """Only MemberConsumer's own checks."""
-
-
-application = AuthMiddlewareStack(
-    URLRouter([path("ws/o/<slug:org>/probe/", ProbeConsumer.as_asgi())])
-)
-
-
-@pytest.fixture(autouse=True)
-async def close_socket_thread_connections() -> AsyncIterator[None]:
-    yield
-    await database_sync_to_async(connections.close_all)()
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("socket_db_connections"),
+]
 
 
 @database_sync_to_async
@@ -48,10 +29,7 @@ def _require_2fa(membership: Membership) -> None:
 async def _connect(membership: Membership, client: Client) -> tuple[bool, int | None]:
     """(stayed open, close code). A refused member is accepted only to be closed at once with
     the reason (a bare refused handshake reads as 1006 in a browser, which retries for ever)."""
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    communicator = WebsocketCommunicator(
-        application, f"/ws/o/{membership.org.slug}/probe/", headers=[(b"cookie", cookie.encode())]
-    )
+    communicator = probe(membership, client)
     connected, code = await communicator.connect(timeout=5)
     # The refusal's close follows the accept at once; a member's probe socket sends nothing.
     if connected and not await communicator.receive_nothing(timeout=1.0):
@@ -109,12 +87,7 @@ async def test_a_session_with_another_users_device_id_is_refused(
 async def test_disabling_2fa_closes_the_users_open_sockets(trader: Membership) -> None:
     await _require_2fa(trader)
     client = await database_sync_to_async(verified_client)(trader.user)
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    socket = WebsocketCommunicator(
-        application, f"/ws/o/{trader.org.slug}/probe/", headers=[(b"cookie", cookie.encode())]
-    )
-    connected, _ = await socket.connect(timeout=5)
-    assert connected
+    socket = await open_probe(trader, client)  # asserts the handshake succeeded
 
     request = RequestFactory().post("/accounts/two-factor/disable/")
     await database_sync_to_async(two_factor_disable)(user=trader.user, request=request)

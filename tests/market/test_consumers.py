@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connections
 from django.test import Client
 
 from apps.market.consumers import MarketConsumer
@@ -18,17 +17,13 @@ from apps.orgs.models import Membership
 from kraken_portal.asgi import application
 from tests.market.conftest import eventually
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("socket_db_connections"),
+    pytest.mark.timeout(60),
+]
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
-
-
-@pytest.fixture(autouse=True)
-async def _close_thread_connections() -> Any:
-    yield
-    # The consumer's membership check ran in sync_to_async's thread: close its connection so
-    # the test database can be dropped.
-    await database_sync_to_async(connections.close_all)()
 
 
 def _headers(client: Client | None, origin: tuple[bytes, bytes] = ORIGIN) -> list[Any]:

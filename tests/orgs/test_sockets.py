@@ -2,60 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
-from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.db import connections
-from django.urls import path
 
-from apps.core.consumers import CLOSE_FORBIDDEN, MemberConsumer
+from apps.core.consumers import CLOSE_FORBIDDEN
 from apps.core.realtime import CLOSE_REAUTHORISE
 from apps.orgs import services
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
 from tests.conftest import verified_client
+from tests.sockets import close_code, open_probe
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class ProbeConsumer(MemberConsumer):
-    """The smallest member socket: only MemberConsumer's own checks and groups."""
-
-
-application = AuthMiddlewareStack(
-    URLRouter([path("ws/o/<slug:org>/probe/", ProbeConsumer.as_asgi())])
-)
-
-
-@pytest.fixture(autouse=True)
-async def close_socket_thread_connections() -> AsyncIterator[None]:
-    yield
-    # Consumers query the database from channels' worker thread; close its connection so the
-    # test database can be dropped at the end of the run.
-    await database_sync_to_async(connections.close_all)()
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("socket_db_connections"),
+]
 
 
 async def connect_as(membership: Membership) -> WebsocketCommunicator:
     client = await database_sync_to_async(verified_client)(membership.user)
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    communicator = WebsocketCommunicator(
-        application, f"/ws/o/{membership.org.slug}/probe/", headers=[(b"cookie", cookie.encode())]
-    )
-    connected, _ = await communicator.connect(timeout=5)
-    assert connected
-    return communicator
+    return await open_probe(membership, client)
 
 
 async def closed_with(communicator: WebsocketCommunicator) -> Any:
-    message = await communicator.receive_output(timeout=5)
-    assert message["type"] == "websocket.close"
-    return message.get("code")
+    return await close_code(communicator, timeout=5)
 
 
 async def test_removing_a_member_closes_their_open_socket(

@@ -32,20 +32,11 @@ from typing import Any
 
 import pytest
 
+from apps.sandbox.auth import ALL_PERMISSIONS as SANDBOX_PERMISSIONS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ALL_PERMISSIONS: tuple[str, ...] = (
-    "query_funds",
-    "query_open",
-    "query_closed",
-    "query_ledger",
-    "export",
-    "trade",
-    "cancel",
-    "deposit",
-    "withdraw",
-    "earn",
-    "websocket",
-)
+# Every permission a sandbox key can hold, from the sandbox itself so the two cannot drift.
+ALL_PERMISSIONS: tuple[str, ...] = tuple(SANDBOX_PERMISSIONS)
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apps.sandbox.engine import ORDER_TYPES
 from tests.plugins.sandbox import SandboxProcess
 
 KRAKEN_ERROR = re.compile(
@@ -198,21 +199,8 @@ ADD_ORDER = st.fixed_dictionaries(
             st.text(max_size=10),
         ),
         "type": st.sampled_from(["buy", "sell", "BUY", "", "hold"]),
-        "ordertype": st.sampled_from(
-            [
-                "market",
-                "limit",
-                "iceberg",
-                "stop-loss",
-                "take-profit",
-                "stop-loss-limit",
-                "take-profit-limit",
-                "trailing-stop",
-                "trailing-stop-limit",
-                "settle-position",
-                "fok",
-            ]
-        ),
+        # Every order type the exchange knows, and one it does not.
+        "ordertype": st.sampled_from([*sorted(ORDER_TYPES), "fok"]),
         "volume": numbers,
     },
     optional={

@@ -54,10 +54,8 @@ def market_states(*, symbols: list[str]) -> dict[str, dict[str, Any]]:
 
 def _empty_state(pair: dict[str, Any]) -> dict[str, Any]:
     return {
-        "symbol": pair["symbol"],
+        **pair,  # the symbol, its decimals and its assets' (see PairInfo.described)
         "slug": symbol_slug(pair["symbol"]),
-        "price_decimals": pair["price_decimals"],
-        "qty_decimals": pair["qty_decimals"],
         "ticker": {},
         "bids": [],
         "asks": [],

@@ -42,6 +42,17 @@ class PairInfo:
     rest_name: str  # REST altname, XBTUSD
     price_decimals: int
     qty_decimals: int
+    # The assets' names (WS v2) and decimals, for formatting (apps.core.amounts.PairDecimals).
+    assets: tuple[tuple[str, Any], ...] = ()
+
+    def described(self) -> dict[str, Any]:
+        """The stored description of the pair (PAIRS_KEY, and each state's head)."""
+        return {
+            "symbol": self.symbol,
+            "price_decimals": self.price_decimals,
+            "qty_decimals": self.qty_decimals,
+            **dict(self.assets),
+        }
 
 
 def v2_symbol(wsname: str) -> str:
@@ -142,15 +153,28 @@ class Feeder:
 
     # -- reference data ----------------------------------------------------------------------
 
+    async def _assets(self, http: aiohttp.ClientSession) -> dict[str, Any]:
+        """Kraken's Assets (decimals, display decimals) by REST id; empty if unavailable, in
+        which case amounts fall back to the pair's own decimals."""
+        try:
+            async with http.get(f"{self.api_url}/0/public/Assets") as response:
+                body = json.loads(await response.text(), parse_float=Decimal)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return {}
+        result: dict[str, Any] = body.get("result") or {}
+        return result
+
     async def discover(self, http: aiohttp.ClientSession) -> list[PairInfo]:
         async with http.get(f"{self.api_url}/0/public/AssetPairs") as response:
             body = json.loads(await response.text(), parse_float=Decimal)
+        assets = await self._assets(http)
         pairs = [
             PairInfo(
                 symbol=v2_symbol(info["wsname"]),
                 rest_name=info.get("altname", key),
                 price_decimals=int(info["pair_decimals"]),
                 qty_decimals=int(info["lot_decimals"]),
+                assets=_asset_decimals(v2_symbol(info["wsname"]), info, assets),
             )
             for key, info in sorted(body.get("result", {}).items())
             if info.get("wsname")
@@ -185,21 +209,10 @@ class Feeder:
                         pair.symbol,
                         price_decimals=pair.price_decimals,
                         qty_decimals=pair.qty_decimals,
+                        described=pair.described(),
                     )
             await asyncio.gather(*(self.backfill(http, p) for p in pairs))
-        await self.redis.set(
-            PAIRS_KEY,
-            dumps(
-                [
-                    {
-                        "symbol": p.symbol,
-                        "price_decimals": p.price_decimals,
-                        "qty_decimals": p.qty_decimals,
-                    }
-                    for p in pairs
-                ]
-            ),
-        )
+        await self.redis.set(PAIRS_KEY, dumps([p.described() for p in pairs]))
         return pairs
 
     # -- the socket --------------------------------------------------------------------------
@@ -299,6 +312,20 @@ class Feeder:
             else:
                 st.apply_ohlc(entry, received_at)
             self.publisher.changed(st.symbol, overview="tile" in st.dirty)
+
+
+def _asset_decimals(
+    symbol: str, info: dict[str, Any], assets: dict[str, Any]
+) -> tuple[tuple[str, Any], ...]:
+    """The base and quote assets' names and decimals, as PairDecimals reads them."""
+    base, _, quote = symbol.partition("/")
+    found: dict[str, Any] = {"base": base, "quote": quote}
+    for side in ("base", "quote"):
+        asset = assets.get(info.get(side, ""))
+        if asset:
+            found[f"{side}_decimals"] = int(asset["decimals"])
+            found[f"{side}_display_decimals"] = int(asset["display_decimals"])
+    return tuple(found.items())
 
 
 def _describe(exc: BaseException) -> str:

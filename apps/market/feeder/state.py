@@ -34,8 +34,18 @@ def _epoch(text: str) -> int:
 
 
 class SymbolState:
-    def __init__(self, symbol: str, *, price_decimals: int, qty_decimals: int) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        price_decimals: int,
+        qty_decimals: int,
+        described: Mapping[str, Any] | None = None,
+    ) -> None:
         self.symbol = symbol
+        # The pair's assets and their decimals (see PairInfo.described), carried in the state
+        # so every fragment formats amounts from the state alone.
+        self.described = dict(described or {})
         self.slug = symbol_slug(symbol)
         self.price_decimals = price_decimals
         self.qty_decimals = qty_decimals
@@ -114,6 +124,7 @@ class SymbolState:
         """
         recent = sorted(self.candles)[-candles:]
         return {
+            **self.described,
             "symbol": self.symbol,
             "slug": self.slug,
             "price_decimals": self.price_decimals,

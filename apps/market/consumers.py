@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import time
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -33,6 +34,7 @@ MAX_PENDING = 200
 MAX_SEND_STALL = 10.0
 CLOSE_TRY_AGAIN = 1013
 PAIR_ELEMENTS = ("stats", "ladder", "trades", "candle")
+OVERVIEW_ELEMENTS = ("tile", "row")  # each pair's tile and its table row
 
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis[bytes]] = (
@@ -52,6 +54,19 @@ def _redis() -> Redis[bytes]:
         )
         client = _clients[loop] = Redis(connection_pool=pool)
     return client
+
+
+def _frames(parts: Iterable[str]) -> list[str]:
+    """The pending parts as WebSocket frames: table rows in a frame of their own.
+
+    The browser parses a frame as one piece of HTML, and HTML keeps a `<tr>` only among table
+    rows: after a tile's `<a>` its tags would be dropped and the row lost. So rows travel
+    together, everything else together (at most two frames per flush).
+    """
+    rows, other = [], []
+    for html in parts:
+        (rows if html.startswith("<tr") else other).append(html)
+    return [frame for frame in ("".join(other), "".join(rows)) if frame]
 
 
 class MarketConsumer(MemberConsumer):
@@ -75,7 +90,9 @@ class MarketConsumer(MemberConsumer):
             wanted = {symbol: [f"{name}-{slug.upper()}" for name in PAIR_ELEMENTS]}
         else:
             self.market_groups = [OVERVIEW_CHANNEL]
-            wanted = {s: [f"tile-{s.replace('/', '-')}"] for s in pairs}
+            wanted = {
+                s: [f"{view}-{s.replace('/', '-')}" for view in OVERVIEW_ELEMENTS] for s in pairs
+            }
         self._sender = asyncio.create_task(self._send_loop())
         hub = local_hub()
         for group in self.market_groups:
@@ -129,11 +146,12 @@ class MarketConsumer(MemberConsumer):
             self._wake.clear()
             if not self._pending:
                 continue
-            frame = "".join(self._pending.values())
+            frames = _frames(self._pending.values())
             self._pending.clear()
             self._send_started = time.monotonic()
             try:
-                await self.send(text_data=frame)
+                for frame in frames:
+                    await self.send(text_data=frame)
             except Exception:
                 return  # the socket is gone; disconnect() tidies up
             self._send_started = None

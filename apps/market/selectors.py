@@ -10,7 +10,7 @@ import redis
 from django.conf import settings
 from django.http import Http404
 
-from apps.market.models import WatchlistItem
+from apps.market.models import MarketPreference, WatchlistItem
 from apps.market.store import (
     FEEDER_KEY,
     HEALTH_KEY,
@@ -126,3 +126,9 @@ def market_feed() -> dict[str, Any]:
 
 def watchlist_symbols(*, user: Any) -> list[str]:
     return list(WatchlistItem.objects.filter(user=user).values_list("symbol", flat=True))
+
+
+def market_layout(*, user: Any) -> str:
+    """`tiles` or `table`: how `user` last chose to see the markets overview."""
+    layout = MarketPreference.objects.filter(user=user).values_list("layout", flat=True).first()
+    return layout or MarketPreference.Layout.TILES

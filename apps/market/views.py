@@ -5,16 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from apps.core.access import org_view
 from apps.market import presenters, selectors, services
+from apps.market.models import MarketPreference
 from apps.market.store import symbol_slug
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 def _feed_context() -> dict[str, Any]:
@@ -29,21 +36,72 @@ def _socket_url(membership: Membership, slug: str = "") -> str:
     return f"/ws/o/{membership.org.slug}/markets/{tail}"
 
 
+# The overview table's sortable columns: (query value, heading). "symbol" sorts by name; the
+# others by the exact numbers each row carries (presenters.tile "keys").
+SORT_COLUMNS = (
+    ("symbol", "Pair"),
+    ("last", "Last"),
+    ("change", "24h"),
+    ("volume", "24h volume (base)"),
+    ("quote-volume", "24h volume (quote)"),
+    ("high", "24h high"),
+    ("low", "24h low"),
+    ("spread", "Spread (bps)"),
+)
+
+
+def _sorted(items: list[dict[str, Any]], sort: str, descending: bool) -> list[dict[str, Any]]:
+    """Server-side order (without JavaScript, or on load): the script keeps it while live."""
+    if sort == "symbol":
+        return sorted(items, key=lambda item: item["tile"]["symbol"], reverse=descending)
+    present = [item for item in items if item["tile"]["keys"].get(sort)]
+    missing = [item for item in items if not item["tile"]["keys"].get(sort)]
+    present.sort(key=lambda item: presenters.dec(item["tile"]["keys"][sort]), reverse=descending)
+    return present + missing  # pairs without a value sort last either way
+
+
 @require_GET
 @org_view(Capability.VIEW)
 def overview(request: HttpRequest, membership: Membership) -> HttpResponse:
     watched = set(selectors.watchlist_symbols(user=request.user))
+    query = request.GET.get("q", "").strip()[:32]
+    sort = request.GET.get("sort", "")
+    sort = sort if sort in dict(SORT_COLUMNS) else ""
+    descending = request.GET.get("dir") == "desc"
     tiles = [
-        {"tile": presenters.tile(state), "watched": state["symbol"] in watched}
+        {
+            "tile": presenters.tile(state),
+            "watched": state["symbol"] in watched,
+            "shown": query.upper() in state["symbol"].upper(),
+        }
         for state in selectors.market_overview_states()
     ]
     tiles.sort(key=lambda item: not item["watched"])  # stable: watched pairs first
+    if sort:
+        tiles = _sorted(tiles, sort, descending)
+    columns = [
+        {
+            "key": key,
+            "label": label,
+            "sorted": key == sort,
+            "next": "asc" if key == sort and descending else "desc",
+            "aria": ("descending" if descending else "ascending") if key == sort else "",
+        }
+        for key, label in SORT_COLUMNS
+    ]
     return render(
         request,
         "market/overview.html",
         {
             "membership": membership,
             "tiles": tiles,
+            "columns": columns,
+            "query": query,
+            "matches": sum(1 for item in tiles if item["shown"]),
+            "sort": sort,
+            "direction": "desc" if descending else "asc",
+            "layout": selectors.market_layout(user=request.user),
+            "layouts": MarketPreference.Layout.choices,
             "socket_url": _socket_url(membership),
             "feeder_ok": selectors.market_status()["feeder_ok"],
             **_feed_context(),
@@ -85,6 +143,19 @@ def status(request: HttpRequest, membership: Membership) -> HttpResponse:
         "market/status.html",
         {"membership": membership, "status": selectors.market_status()},
     )
+
+
+@require_POST
+@org_view(Capability.VIEW)
+def layout(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
+    """Remember tiles or table; the script has already switched the page itself."""
+    try:
+        services.market_layout_set(user=request.user, layout=request.POST.get("layout", ""))
+    except ValidationError as error:
+        return HttpResponseBadRequest(error.messages[0])
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect(reverse("market:overview", kwargs={"org": membership.org.slug}))
 
 
 def _watch_response(

@@ -129,10 +129,136 @@
     closed = true;
     badge(CLOSED_BECAUSE[code] || "Disconnected — reconnecting", true);
   });
+  // Focus survives live updates: a fragment replaced while it (or a control inside it) had
+  // focus is found again by its id, and the same control inside it is focused again.
+  var FOCUSABLE = "a[href], button, input, select, textarea, [tabindex]";
+  function rememberFocus() {
+    var active = document.activeElement;
+    if (!active || active === document.body) return null;
+    var holder = active.id ? active : active.closest("[id]");
+    if (!holder) return null;
+    var index = holder === active ? -1 : Array.prototype.indexOf.call(holder.querySelectorAll(FOCUSABLE), active);
+    return { id: holder.id, index: index, element: active };
+  }
+  function restoreFocus(saved) {
+    if (!saved || document.activeElement === saved.element) return;
+    if (document.body.contains(saved.element)) { saved.element.focus({ preventScroll: true }); return; }
+    var holder = document.getElementById(saved.id);
+    if (!holder) return;
+    var target = saved.index < 0 ? holder : holder.querySelectorAll(FOCUSABLE)[saved.index];
+    if (target) target.focus({ preventScroll: true });
+  }
+
+  // The overview's search, sort and layout: the controls live outside the live fragments, and
+  // what they hide or reorder are containers (tile cards, one tbody per pair) that updates never
+  // replace, so a choice holds while prices change; the order is re-applied to the new values.
+  function overview() { return document.querySelector("[data-market-table]") ? document.querySelector("[data-market-live]") : null; }
+
+  function applyFilter() {
+    var live = overview();
+    var input = document.querySelector("[data-market-search]");
+    if (!live || !input) return;
+    var needle = input.value.trim().toUpperCase();
+    var shown = 0;
+    live.querySelectorAll("[data-pair]").forEach(function (el) {
+      var match = el.getAttribute("data-pair").toUpperCase().indexOf(needle) >= 0;
+      el.hidden = !match;
+      if (match && el.tagName === "TBODY") shown += 1;
+    });
+    var empty = live.querySelector("[data-market-empty]");
+    if (empty) empty.hidden = shown > 0;
+  }
+
+  function sortValue(tbody, key) {
+    if (key === "symbol") return tbody.getAttribute("data-pair");
+    var row = tbody.querySelector("tr[id^='row-']");
+    var raw = row ? row.getAttribute("data-k-" + key) : "";
+    return raw === "" || raw === null ? null : Number(raw);
+  }
+
+  function applySort() {
+    var live = overview();
+    if (!live || !live.dataset.sort) return;
+    var key = live.dataset.sort;
+    var sign = live.dataset.dir === "desc" ? -1 : 1;
+    var table = live.querySelector("[data-market-table]");
+    var bodies = Array.prototype.slice.call(table.tBodies);
+    var ordered = bodies.slice().sort(function (a, b) {
+      var x = sortValue(a, key), y = sortValue(b, key);
+      if (x === null || y === null) return x === y ? 0 : x === null ? 1 : -1;  // empty last
+      return (x < y ? -1 : x > y ? 1 : 0) * sign;
+    });
+    if (ordered.every(function (body, i) { return body === bodies[i]; })) return;
+    var saved = rememberFocus();
+    ordered.forEach(function (body) { table.appendChild(body); });
+    var tiles = live.querySelector("[data-view='tiles']");
+    if (tiles) {
+      ordered.forEach(function (body) {
+        var card = tiles.querySelector("[data-pair='" + body.getAttribute("data-pair") + "']");
+        if (card) tiles.appendChild(card);
+      });
+    }
+    restoreFocus(saved);
+  }
+
+  function syncUrl() {
+    var live = overview();
+    var input = document.querySelector("[data-market-search]");
+    if (!live) return;
+    var params = new URLSearchParams();
+    if (input && input.value.trim()) params.set("q", input.value.trim());
+    if (live.dataset.sort) { params.set("sort", live.dataset.sort); params.set("dir", live.dataset.dir); }
+    var query = params.toString();
+    history.replaceState(null, "", location.pathname + (query ? "?" + query : ""));
+    document.querySelectorAll("[data-market-search-form] input[type=hidden]").forEach(function (el) { el.remove(); });
+  }
+
+  document.addEventListener("input", function (event) {
+    if (!event.target.matches || !event.target.matches("[data-market-search]")) return;
+    applyFilter();
+    syncUrl();
+  });
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("[data-sort-key]");
+    var live = overview();
+    if (link && live) {
+      event.preventDefault();
+      var key = link.getAttribute("data-sort-key");
+      live.dataset.dir = live.dataset.sort === key && live.dataset.dir === "desc" ? "asc" : "desc";
+      live.dataset.sort = key;
+      document.querySelectorAll("[data-sort-key]").forEach(function (other) {
+        var th = other.closest("th");
+        if (other === link) th.setAttribute("aria-sort", live.dataset.dir === "desc" ? "descending" : "ascending");
+        else th.removeAttribute("aria-sort");
+      });
+      applySort();
+      syncUrl();
+      link.focus();
+      return;
+    }
+    var choice = event.target.closest && event.target.closest("[data-layout-switch] button[name=layout]");
+    if (choice && live) {
+      // Switch at once; htmx posts the choice so it is remembered for next time.
+      live.classList.remove("layout-tiles", "layout-table");
+      live.classList.add("layout-" + choice.value);
+      choice.parentNode.querySelectorAll("button[name=layout]").forEach(function (button) {
+        button.setAttribute("aria-pressed", String(button === choice));
+      });
+    }
+  });
+
+  var focusBefore = null;
+  document.addEventListener("htmx:wsBeforeMessage", function () {
+    focusBefore = rememberFocus();
+  });
   document.addEventListener("htmx:wsAfterMessage", function () {
     readPulse();
     localTimes(document);
     updateCandle();
+    applySort();
+    restoreFocus(focusBefore);
+    focusBefore = null;
   });
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);

@@ -110,3 +110,18 @@ def test_a_member_adds_and_removes_a_pair_from_their_watchlist_with_htmx(
     assert response.status_code == 302
     assert response["Location"] == OVERVIEW
     assert not WatchlistItem.objects.exists()
+
+
+def test_the_layout_choice_is_remembered_and_a_bad_one_refused(
+    client_for: Callable[[Membership], Client], viewer: Membership
+) -> None:
+    from apps.market.models import MarketPreference
+
+    client = client_for(viewer)
+    url = "/o/acme/markets/layout/"
+    assert client.post(url, {"layout": "sideways"}).status_code == 400
+    response = client.post(url, {"layout": "table"}, headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert MarketPreference.objects.get(user=viewer.user).layout == "table"
+    assert client.post(url, {"layout": "tiles"}).status_code == 302
+    assert MarketPreference.objects.get(user=viewer.user).layout == "tiles"

@@ -63,7 +63,8 @@ def _frames(parts: Iterable[str]) -> list[str]:
     rows: after a tile's `<a>` its tags would be dropped and the row lost. So rows travel
     together, everything else together (at most two frames per flush).
     """
-    rows, other = [], []
+    rows: list[str] = []
+    other: list[str] = []
     for html in parts:
         (rows if html.startswith("<tr") else other).append(html)
     return [frame for frame in ("".join(other), "".join(rows)) if frame]

@@ -219,6 +219,52 @@ def chart_format(state: dict[str, Any]) -> dict[str, Any]:
     return {"precision": pair.price_decimals, "minMove": format(pair.price_step, "f")}
 
 
+# The chart's intervals: (minutes, label). One-minute candles are the live series; the
+# others are built from them for the last twelve hours and from Kraken's OHLC before that.
+INTERVALS = ((1, "1m"), (5, "5m"), (15, "15m"), (60, "1h"), (240, "4h"), (1440, "1d"))
+
+
+def aggregate_candles(candles: list[dict[str, Any]], minutes: int) -> list[dict[str, Any]]:
+    """One-minute candles merged into buckets of `minutes`, aligned to the epoch (UTC midnight
+    for days), as Kraken aligns its own."""
+    if minutes == 1:
+        return list(candles)
+    width = minutes * 60
+    buckets: dict[int, dict[str, Any]] = {}
+    for candle in sorted(candles, key=lambda c: int(c["time"])):
+        begin = int(candle["time"]) // width * width
+        bucket = buckets.get(begin)
+        high, low, close = dec(candle["high"]), dec(candle["low"]), dec(candle["close"])
+        if bucket is None:
+            buckets[begin] = {
+                "time": begin,
+                "open": dec(candle["open"]),
+                "high": high,
+                "low": low,
+                "close": close,
+            }
+        else:
+            bucket["high"] = max(bucket["high"], high)
+            bucket["low"] = min(bucket["low"], low)
+            bucket["close"] = close
+    return [buckets[k] for k in sorted(buckets)]
+
+
+def chart_candles(
+    history: list[dict[str, Any]], minutes_1m: list[dict[str, Any]], minutes: int
+) -> list[dict[str, Any]]:
+    """The chart's candles of `minutes`: Kraken's history, with every bucket the one-minute
+    candles cover built from them instead. The first covered bucket is left to the history
+    when the one-minute candles start inside it (they would undercount it)."""
+    recent = aggregate_candles(minutes_1m, minutes)
+    width = minutes * 60
+    if recent and minutes_1m and min(int(c["time"]) for c in minutes_1m) % width:
+        recent = recent[1:]
+    merged = {int(c["time"]): c for c in history}
+    merged.update({int(c["time"]): c for c in recent})
+    return candle_points({"candles": [merged[k] for k in sorted(merged)]})
+
+
 def candle_points(state: dict[str, Any]) -> list[dict[str, Any]]:
     """Candles for the chart, prices as exact decimal strings (the script makes numbers)."""
     return [

@@ -77,8 +77,8 @@ def market_overview_states() -> list[dict[str, Any]]:
     return [states.get(p["symbol"]) or _empty_state(p) for p in pairs]
 
 
-def market_candles(*, symbol: str) -> list[dict[str, Any]]:
-    raw = _redis().get(candles_key(symbol))
+def market_candles(*, symbol: str, interval: int = 1) -> list[dict[str, Any]]:
+    raw = _redis().get(candles_key(symbol, interval))
     candles: list[dict[str, Any]] = loads(raw) if raw else []
     return candles
 

@@ -114,9 +114,19 @@ def overview(request: HttpRequest, membership: Membership) -> HttpResponse:
 def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpResponse:
     pair_symbol = selectors.market_symbol_from_slug(slug=symbol)
     state = selectors.market_state(symbol=pair_symbol)
-    history = {c["time"]: c for c in selectors.market_candles(symbol=pair_symbol)}
-    history.update({c["time"]: c for c in state.get("candles") or []})
-    candles = presenters.candle_points({"candles": [history[k] for k in sorted(history)]})
+    intervals = dict(presenters.INTERVALS)
+    try:
+        interval = int(request.GET.get("interval", "1"))
+    except ValueError:
+        interval = 1
+    interval = interval if interval in intervals else 1
+    minutes = {c["time"]: c for c in selectors.market_candles(symbol=pair_symbol)}
+    minutes.update({c["time"]: c for c in state.get("candles") or []})
+    one_minute = [minutes[k] for k in sorted(minutes)]
+    history = (
+        [] if interval == 1 else selectors.market_candles(symbol=pair_symbol, interval=interval)
+    )
+    candles = presenters.chart_candles(history, one_minute, interval)
     return render(
         request,
         "market/pair.html",
@@ -127,6 +137,14 @@ def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpRespo
             "trades": presenters.trades(state),
             "candle": presenters.last_candle(state),
             "candles": candles,
+            "chart_format": presenters.chart_format(state),
+            "interval": interval,
+            "interval_label": intervals[interval],
+            "intervals": [
+                {"minutes": m, "label": label, "current": m == interval}
+                for m, label in presenters.INTERVALS
+            ],
+            "time_zone": getattr(request.user, "time_zone", "") or "UTC",
             "watched": pair_symbol in selectors.watchlist_symbols(user=request.user),
             "socket_url": _socket_url(membership, symbol_slug(pair_symbol)),
             "feeder_ok": selectors.market_status()["feeder_ok"],

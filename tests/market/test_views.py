@@ -125,3 +125,29 @@ def test_the_layout_choice_is_remembered_and_a_bad_one_refused(
     assert MarketPreference.objects.get(user=viewer.user).layout == "table"
     assert client.post(url, {"layout": "tiles"}).status_code == 302
     assert MarketPreference.objects.get(user=viewer.user).layout == "tiles"
+
+
+@pytest.mark.parametrize("interval", ["15", "1440", "7", "abc", "-1", ""])
+def test_the_pair_page_takes_any_interval_and_never_fails(
+    client_for: Callable[[Membership], Client],
+    viewer: Membership,
+    market_data: None,
+    interval: str,
+) -> None:
+    response = client_for(viewer).get(PAIR, {"interval": interval})
+    assert response.status_code == 200
+    expected = interval if interval in {"15", "1440"} else "1"
+    assert f'data-interval="{expected}"' in response.content.decode()
+
+
+def test_longer_candles_are_built_from_the_minutes() -> None:
+    from apps.market.presenters import aggregate_candles
+
+    minutes = [
+        {"time": 900 + 60 * i, "open": str(i), "high": str(10 + i), "low": str(i), "close": str(i)}
+        for i in range(16)
+    ]
+    buckets = aggregate_candles(minutes, 15)
+    assert [b["time"] for b in buckets] == [900, 1800]
+    first = buckets[0]
+    assert (first["open"], first["high"], first["low"], first["close"]) == (0, 24, 0, 14)

@@ -25,11 +25,16 @@ from redis.asyncio import Redis
 from apps.market.feeder.book import ChecksumMismatch
 from apps.market.feeder.lease import Lease
 from apps.market.feeder.publisher import Publisher
-from apps.market.feeder.state import BOOK_DEPTH, SymbolState
-from apps.market.store import FEEDER_KEY, LEASE_KEY, PAIRS_KEY, dumps
+from apps.market.feeder.state import BOOK_DEPTH, SymbolState, candle_from_row
+from apps.market.store import FEEDER_KEY, LEASE_KEY, PAIRS_KEY, candles_key, dumps
 
 logger = logging.getLogger(__name__)
 
+# The chart's longer intervals (minutes): history from REST OHLC, refreshed every
+# HISTORY_REFRESH seconds. Recent buckets come from the live one-minute candles instead, so
+# this history only has to reach back further than those twelve hours.
+HISTORY_INTERVALS = (5, 15, 60, 240, 1440)
+HISTORY_REFRESH = 900.0
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 # Kraken's v1/REST names some assets differently from WS v2 (`XBT/USD` is `BTC/USD` in v2).
@@ -91,6 +96,7 @@ class Feeder:
         self.reconnects = 0
         self.resyncs = 0
         self.subscribed = asyncio.Event()  # set once the current connection has subscribed
+        self.pairs: list[PairInfo] = []  # as last discovered
         self._ws: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -105,10 +111,11 @@ class Feeder:
                 self.state = "active"
                 keeper = asyncio.create_task(self.lease.keep())
                 feeding = asyncio.create_task(self.feed())
+                history = asyncio.create_task(self._refresh_history())
                 try:
                     await asyncio.wait({keeper, feeding}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    for task in (keeper, feeding):
+                    for task in (keeper, feeding, history):
                         task.cancel()
                     await asyncio.gather(keeper, feeding, return_exceptions=True)
                 logger.warning("market feeder lost its lease; standing by")
@@ -199,6 +206,35 @@ class Feeder:
         )
         self.states[pair.symbol].seed_candles(rows)
 
+    async def _ohlc(
+        self, http: aiohttp.ClientSession, pair: PairInfo, interval: int
+    ) -> list[list[Any]]:
+        url = f"{self.api_url}/0/public/OHLC"
+        params = {"pair": pair.rest_name, "interval": str(interval)}
+        async with http.get(url, params=params) as response:
+            body = json.loads(await response.text(), parse_float=Decimal)
+        rows: list[list[Any]] = next(
+            (v for k, v in body.get("result", {}).items() if k != "last"), []
+        )
+        return rows
+
+    async def _refresh_history(self) -> None:
+        """The longer intervals' candles, once the pairs are known and then every so often."""
+        while not self.pairs:
+            await asyncio.sleep(0.5)
+        while True:
+            timeout = aiohttp.ClientTimeout(total=10)
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                for pair in list(self.pairs):
+                    for interval in HISTORY_INTERVALS:
+                        try:
+                            rows = await self._ohlc(http, pair, interval)
+                        except (aiohttp.ClientError, TimeoutError, ValueError):
+                            continue  # best effort: the chart still has the recent buckets
+                        candles = [candle_from_row(row) for row in rows]
+                        await self.redis.set(candles_key(pair.symbol, interval), dumps(candles))
+            await asyncio.sleep(HISTORY_REFRESH)
+
     async def prepare(self) -> list[PairInfo]:
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as http:
@@ -213,6 +249,7 @@ class Feeder:
                     )
             await asyncio.gather(*(self.backfill(http, p) for p in pairs))
         await self.redis.set(PAIRS_KEY, dumps([p.described() for p in pairs]))
+        self.pairs = pairs
         return pairs
 
     # -- the socket --------------------------------------------------------------------------

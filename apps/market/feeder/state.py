@@ -33,6 +33,18 @@ def _epoch(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
 
 
+def candle_from_row(row: list[Any]) -> dict[str, Any]:
+    """A REST OHLC row `[time, open, high, low, close, vwap, volume, count]` as a candle."""
+    return {
+        "time": int(row[0]),
+        "open": Decimal(row[1]),
+        "high": Decimal(row[2]),
+        "low": Decimal(row[3]),
+        "close": Decimal(row[4]),
+        "volume": Decimal(row[6]),
+    }
+
+
 class SymbolState:
     def __init__(
         self,
@@ -104,18 +116,7 @@ class SymbolState:
     def seed_candles(self, rows: list[list[Any]]) -> None:
         """History from REST OHLC: `[time, open, high, low, close, vwap, volume, count]`."""
         for row in rows[-CANDLES_KEPT:]:
-            begin = int(row[0])
-            self.candles.setdefault(
-                begin,
-                {
-                    "time": begin,
-                    "open": Decimal(row[1]),
-                    "high": Decimal(row[2]),
-                    "low": Decimal(row[3]),
-                    "close": Decimal(row[4]),
-                    "volume": Decimal(row[6]),
-                },
-            )
+            self.candles.setdefault(int(row[0]), candle_from_row(row))
 
     def as_dict(self, *, candles: int = CANDLES_KEPT) -> dict[str, Any]:
         """The stored shape (see apps.market.store); pages and fragments render from it.

@@ -155,10 +155,11 @@ def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpRespo
 
 @require_GET
 @org_view(Capability.VIEW)
-def status(request: HttpRequest, membership: Membership) -> HttpResponse:
+def status(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
+    template = "market/status.html" + ("#status-panel" if request.htmx else "")
     return render(
         request,
-        "market/status.html",
+        template,
         {"membership": membership, "status": selectors.market_status()},
     )
 

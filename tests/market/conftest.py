@@ -20,7 +20,7 @@ from apps.market.store import PREFIX
 TEST_PAIRS = ["BTC/USD", "ETH/USD"]
 
 
-def _clear_market_keys() -> None:
+def clear_market_keys() -> None:
     client = redis.Redis.from_url(settings.REDIS_URL)
     keys = list(client.scan_iter(PREFIX + "*"))
     if keys:
@@ -30,9 +30,9 @@ def _clear_market_keys() -> None:
 
 @pytest.fixture
 def market_redis() -> Iterator[None]:
-    _clear_market_keys()
+    clear_market_keys()
     yield
-    _clear_market_keys()
+    clear_market_keys()
 
 
 def make_feeder(sandbox: Any, redis_client: Redis, **kwargs: Any) -> Feeder:
@@ -142,3 +142,10 @@ def feeder_subprocess(sandbox: Any, pairs: list[str]) -> Iterator[Any]:
         process.terminate()
         process.wait(timeout=10)
         client.close()
+
+
+@pytest.fixture
+def feeder_process(sandbox: Any, market_redis: None) -> Iterator[Any]:
+    """`manage.py marketfeed` against the sandbox for TEST_PAIRS, as `make run` starts it."""
+    with feeder_subprocess(sandbox, TEST_PAIRS) as process:
+        yield process

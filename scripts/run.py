@@ -34,7 +34,9 @@ def main() -> None:
     VAR.mkdir(exist_ok=True)
     env = dict(os.environ)
     env["PORTAL_VAR_DIR"] = str(VAR)
-    env.setdefault("DEBUG", "1")
+    # The portal's own 404 and 500 pages, as in production; `DEBUG=1 make run` asks for
+    # Django's debug pages instead. Static files are served by WhiteNoise either way.
+    env.setdefault("DEBUG", "0")
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     env.setdefault("PORTAL_PORT", "8000")
     env.setdefault("SANDBOX_PORT", "8765")
@@ -57,6 +59,13 @@ def main() -> None:
     python = sys.executable
     subprocess.run(  # noqa: S603 - fixed argument list.
         [python, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    # Hashed, compressed copies for WhiteNoise (with DEBUG off, pages name the hashed files).
+    subprocess.run(  # noqa: S603 - fixed argument list.
+        [python, "manage.py", "collectstatic", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
     )
     os.chdir(ROOT)
     os.execve(  # noqa: S606 - replaces this process with honcho, which supervises the rest.

@@ -10,3 +10,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Tests never run collectstatic: WhiteNoise serves straight from the source folders, looked up
+# per request (which also spares a warning about the missing STATIC_ROOT).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

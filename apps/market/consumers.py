@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import weakref
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from django.conf import settings
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -34,7 +36,12 @@ MAX_PENDING = 200
 MAX_SEND_STALL = 10.0
 CLOSE_TRY_AGAIN = 1013
 PAIR_ELEMENTS = ("stats", "ladder", "trades", "candle")
-OVERVIEW_ELEMENTS = ("tile", "row")  # each pair's tile and its table row
+# The overview renders each pair twice, as a tile and as a table row; a socket receives only
+# the view its page shows (`?view=` when it connects, then `{"view": ...}` messages when the
+# person switches), so the table costs the many tile viewers nothing.
+OVERVIEW_VIEWS = {"tiles": "tile", "table": "row"}
+DEFAULT_VIEW = "tiles"
+MAX_CLIENT_MESSAGE = 200
 
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis[bytes]] = (
@@ -78,6 +85,9 @@ class MarketConsumer(MemberConsumer):
         self._send_started: float | None = None
         self._closing = False
         self.market_groups: list[str] = []
+        self.pairs: list[str] = []
+        self.view = ""  # overview only: "tiles" or "table"
+        self._skip = "\0"  # element-id prefix this socket does not want (none by default)
 
     async def joined(self) -> None:
         slug = self.scope["url_route"]["kwargs"].get("symbol")
@@ -91,14 +101,40 @@ class MarketConsumer(MemberConsumer):
             wanted = {symbol: [f"{name}-{slug.upper()}" for name in PAIR_ELEMENTS]}
         else:
             self.market_groups = [OVERVIEW_CHANNEL]
-            wanted = {
-                s: [f"{view}-{s.replace('/', '-')}" for view in OVERVIEW_ELEMENTS] for s in pairs
-            }
+            self.pairs = pairs
+            query = parse_qs(self.scope.get("query_string", b"").decode())
+            self._choose_view((query.get("view") or [DEFAULT_VIEW])[0])
+            wanted = self._overview_elements()
         self._sender = asyncio.create_task(self._send_loop())
         hub = local_hub()
         for group in self.market_groups:
             await hub.join(group, self)
         await self._send_snapshot(wanted)
+
+    def _choose_view(self, view: str) -> None:
+        self.view = view if view in OVERVIEW_VIEWS else DEFAULT_VIEW
+        other = [prefix for name, prefix in OVERVIEW_VIEWS.items() if name != self.view]
+        self._skip = other[0] + "-"
+
+    def _overview_elements(self) -> dict[str, list[str]]:
+        prefix = OVERVIEW_VIEWS[self.view]
+        return {s: [f"{prefix}-{s.replace('/', '-')}"] for s in self.pairs}
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The only thing a page may say: which overview view it shows now. Anything else, or
+        anything on a pair page, is ignored."""
+        if not self.view or not text_data or len(text_data) > MAX_CLIENT_MESSAGE:
+            return
+        try:
+            view = json.loads(text_data).get("view")
+        except (ValueError, AttributeError):
+            return
+        if view in OVERVIEW_VIEWS and view != self.view:
+            self._choose_view(view)
+            for element in [e for e in self._pending if e.startswith(self._skip)]:
+                del self._pending[element]  # queued for the view no longer shown
+            # The newly shown view's current fragments, so it is up to date at once.
+            await self._send_snapshot(self._overview_elements())
 
     async def _pairs(self) -> list[str]:
         raw = await _redis().get(PAIRS_KEY)
@@ -129,7 +165,10 @@ class MarketConsumer(MemberConsumer):
             time.monotonic() - self._send_started > MAX_SEND_STALL
         )
         pending = self._pending
+        skip = self._skip
         for element, html in parts:
+            if element.startswith(skip):
+                continue
             pending.pop(element, None)
             pending[element] = html
         if stalled or len(pending) > MAX_PENDING:

@@ -33,9 +33,12 @@ def signed_pct(value: Any) -> str:
     return amounts.format_percent(value)
 
 
-def sort_key(value: Any) -> str:
-    """A number for the overview table's client-side sort (exact text; empty sorts last)."""
-    return "" if value is None or value == "" else format(dec(value), "f")
+def sort_key(value: Any, places: int | None = None) -> str:
+    """A number for the overview table's client-side sort and the depth chart: exact text, or
+    rounded to `places` where the exact value is a long quotient; empty sorts last."""
+    if value is None or value == "":
+        return ""
+    return amounts.to_wire(value, places) if places is not None else format(dec(value), "f")
 
 
 def direction(current: Any, previous: Any) -> str:
@@ -121,10 +124,10 @@ def tile(state: dict[str, Any], previous_last: Any = None) -> dict[str, Any]:
             "last": sort_key(ticker.get("last")),
             "change": sort_key(change),
             "volume": sort_key(volume),
-            "quote-volume": sort_key(quote_volume),
+            "quote-volume": sort_key(quote_volume, 2),
             "high": sort_key(ticker.get("high")),
             "low": sort_key(ticker.get("low")),
-            "spread": sort_key(bps),
+            "spread": sort_key(bps, 3),
         },
         "t": stamp(state, "tile"),
     }

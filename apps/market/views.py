@@ -31,9 +31,10 @@ def _feed_context() -> dict[str, Any]:
     }
 
 
-def _socket_url(membership: Membership, slug: str = "") -> str:
+def _socket_url(membership: Membership, slug: str = "", view: str = "") -> str:
     tail = f"{slug}/" if slug else ""
-    return f"/ws/o/{membership.org.slug}/markets/{tail}"
+    query = f"?view={view}" if view else ""
+    return f"/ws/o/{membership.org.slug}/markets/{tail}{query}"
 
 
 # The overview table's sortable columns: (query value, heading). "symbol" sorts by name; the
@@ -79,6 +80,7 @@ def overview(request: HttpRequest, membership: Membership) -> HttpResponse:
     tiles.sort(key=lambda item: not item["watched"])  # stable: watched pairs first
     if sort:
         tiles = _sorted(tiles, sort, descending)
+    layout = selectors.market_layout(user=request.user)
     columns = [
         {
             "key": key,
@@ -100,9 +102,9 @@ def overview(request: HttpRequest, membership: Membership) -> HttpResponse:
             "matches": sum(1 for item in tiles if item["shown"]),
             "sort": sort,
             "direction": "desc" if descending else "asc",
-            "layout": selectors.market_layout(user=request.user),
+            "layout": layout,
             "layouts": MarketPreference.Layout.choices,
-            "socket_url": _socket_url(membership),
+            "socket_url": _socket_url(membership, view=layout),
             "feeder_ok": selectors.market_status()["feeder_ok"],
             **_feed_context(),
         },

@@ -209,7 +209,12 @@
     4403: "No access to this page any more — reload",
     4404: "This pair is not traded here",
   };
-  document.addEventListener("htmx:wsOpen", function () {
+  var socket = null;  // the open socket's htmx wrapper, to tell it which overview view shows
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    socket = evt.detail && evt.detail.socketWrapper;
+    var live = overview();
+    // After a reconnect the socket starts from the view in its address: say the current one.
+    if (live && socket) socket.send(JSON.stringify({ view: currentView(live) }));
     closed = false;
     var stale = markStale();
     badge(stale ? "Stale" : "Live", stale);
@@ -243,6 +248,8 @@
   // what they hide or reorder are containers (tile cards, one tbody per pair) that updates never
   // replace, so a choice holds while prices change; the order is re-applied to the new values.
   function overview() { return document.querySelector("[data-market-table]") ? document.querySelector("[data-market-live]") : null; }
+
+  function currentView(live) { return live.classList.contains("layout-table") ? "table" : "tiles"; }
 
   function applyFilter() {
     var live = overview();
@@ -332,6 +339,8 @@
       // Switch at once; htmx posts the choice so it is remembered for next time.
       live.classList.remove("layout-tiles", "layout-table");
       live.classList.add("layout-" + choice.value);
+      // The socket sends only the shown view's fragments; it answers with the new view's.
+      if (socket) socket.send(JSON.stringify({ view: choice.value }));
       choice.parentNode.querySelectorAll("button[name=layout]").forEach(function (button) {
         button.setAttribute("aria-pressed", String(button === choice));
       });

@@ -66,7 +66,7 @@ def test_the_overview_shows_a_tile_per_pair_with_a_live_socket(
     html = response.content.decode()
     assert 'id="tile-BTC-USD"' in html
     assert 'id="tile-ETH-USD"' in html
-    assert 'ws-connect="/ws/o/acme/markets/"' in html
+    assert 'ws-connect="/ws/o/acme/markets/?view=tiles"' in html  # tiles unless chosen
     assert "<polyline" in html  # the sparkline
     assert 'style="' not in html  # strict CSP: no inline styles
 

@@ -180,9 +180,9 @@ def layout(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
 
 
 def _watch_response(
-    request: HttpRequest, membership: Membership, symbol: str, watched: bool
+    request: HtmxHttpRequest, membership: Membership, symbol: str, watched: bool
 ) -> HttpResponse:
-    if getattr(request, "htmx", False):
+    if request.htmx:
         context = {
             "membership": membership,
             "symbol": symbol,
@@ -195,7 +195,7 @@ def _watch_response(
 
 @require_POST
 @org_view(Capability.VIEW)
-def watch_add(request: HttpRequest, membership: Membership, symbol: str) -> HttpResponse:
+def watch_add(request: HtmxHttpRequest, membership: Membership, symbol: str) -> HttpResponse:
     pair_symbol = selectors.market_symbol_from_slug(slug=symbol)
     services.watchlist_add(user=request.user, symbol=pair_symbol)
     return _watch_response(request, membership, pair_symbol, watched=True)
@@ -203,7 +203,7 @@ def watch_add(request: HttpRequest, membership: Membership, symbol: str) -> Http
 
 @require_POST
 @org_view(Capability.VIEW)
-def watch_remove(request: HttpRequest, membership: Membership, symbol: str) -> HttpResponse:
+def watch_remove(request: HtmxHttpRequest, membership: Membership, symbol: str) -> HttpResponse:
     pair_symbol = selectors.market_symbol_from_slug(slug=symbol)
     services.watchlist_remove(user=request.user, symbol=pair_symbol)
     return _watch_response(request, membership, pair_symbol, watched=False)

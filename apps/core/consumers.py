@@ -1,5 +1,6 @@
-"""Base for every WebSocket consumer: authenticated, organization-checked, and open no longer
-than the sign-in session that opened it."""
+"""Base for every WebSocket consumer: signed in, and open no longer than the sign-in session
+that opened it. Who may open which socket (membership, capability) is decided by subclasses
+in higher layers (apps.orgs.consumers.MemberConsumer), through `authorise()`."""
 
 from __future__ import annotations
 
@@ -14,16 +15,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.models import Device
+from django.contrib.sessions.backends.base import SessionBase
 
-from apps.accounts.middleware import session_is_idle, session_last_seen
-from apps.core.groups import member_group, session_group, user_group
+from apps.core.groups import session_group, user_group
 from apps.core.realtime import CLOSE_CODES, CLOSE_FORBIDDEN, CLOSE_SIGNED_OUT
-from apps.orgs.models import Membership
-from apps.orgs.permissions import Capability
+from apps.core.sessions import session_is_idle, session_last_seen
 
-__all__ = ["CLOSE_FORBIDDEN", "CLOSE_SIGNED_OUT", "MemberConsumer"]
+__all__ = ["SessionConsumer"]
 
 # The session is re-read this long after the moment it would go idle, so a request made just
 # before that moment has been saved, even a slow one.
@@ -33,31 +31,6 @@ CLOSE_SERVER_ERROR = 1011
 logger = logging.getLogger(__name__)
 
 
-def _session_verified(user: Any, persistent_id: Any) -> bool:
-    """What django-otp's middleware decides for a page: the session's device still exists, is
-    confirmed and belongs to this user. A bare device id in the session is not enough: the
-    authenticator may have been removed (2FA disabled) since the session was verified."""
-    if not isinstance(persistent_id, str) or not persistent_id:
-        return False
-    device = Device.from_persistent_id(persistent_id)
-    return device is not None and device.user_id == user.pk and bool(device.confirmed)
-
-
-@database_sync_to_async
-def _membership_for(
-    user: Any, org_slug: str, capability: Capability, persistent_id: Any
-) -> Membership | None:
-    membership = (
-        Membership.objects.select_related("org").filter(user=user, org__slug=org_slug).first()
-    )
-    if membership is None or not membership.can(capability):
-        return None
-    if membership.org.require_2fa and not _session_verified(user, persistent_id):
-        # The session was not verified with 2FA although the organization requires it.
-        return None
-    return membership
-
-
 @database_sync_to_async
 def _stored_session(session_key: str) -> dict[str, Any]:
     """The session as stored now: empty once it was signed out, flushed or has expired."""
@@ -65,24 +38,24 @@ def _stored_session(session_key: str) -> dict[str, Any]:
     return dict(store.load())
 
 
-class MemberConsumer(AsyncWebsocketConsumer):
-    """Accepts only signed-in members with `capability` in the URL's organization.
+class SessionConsumer(AsyncWebsocketConsumer):
+    """Accepts only signed-in users whose session is live and whom `authorise()` admits.
 
-    Every socket joins the member's group (removal closes it), the user's private group
-    (orders, balances later) and its session's group (signing out closes it). A socket is only
-    as good as its session: one that has gone idle (no page request for SESSION_IDLE_TIMEOUT,
-    the same rule pages follow) is refused, and an open one is closed with CLOSE_SIGNED_OUT
-    when the session goes idle, is signed out or expires. Subclasses add their own groups in
-    `joined()`.
+    Every socket joins the groups `authorise()` returns, the user's private group and its
+    session's group (signing out closes it). A socket is only as good as its session: one
+    that has gone idle (no page request for SESSION_IDLE_TIMEOUT, the same rule pages follow)
+    is refused, and an open one is closed with CLOSE_SIGNED_OUT when the session goes idle,
+    is signed out or expires. Subclasses add their own groups in `joined()`.
     """
 
-    capability: Capability = Capability.VIEW
-    membership: Membership | None = None
+    async def authorise(self, user: Any, session: SessionBase) -> list[str] | None:
+        """The groups this socket joins besides the user's and the session's, or None to
+        refuse it with CLOSE_FORBIDDEN. The base admits any signed-in user."""
+        return []
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         session = self.scope.get("session")
-        org_slug = self.scope["url_route"]["kwargs"].get("org", "")
         if user is None or not user.is_authenticated or session is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -91,14 +64,12 @@ class MemberConsumer(AsyncWebsocketConsumer):
             # The next page request would sign this session out; the socket does not outlive it.
             await self._refuse(CLOSE_SIGNED_OUT)
             return
-        # django-otp keeps the verified device's id in the session; no id, no 2FA this session.
-        persistent_id = session.get(DEVICE_ID_SESSION_KEY)
-        self.membership = await _membership_for(user, org_slug, self.capability, persistent_id)
-        if self.membership is None:
+        groups = await self.authorise(user, session)
+        if groups is None:
             await self._refuse(CLOSE_FORBIDDEN)
             return
         self.private_groups = [
-            member_group(self.membership.org_id, user.pk),
+            *groups,
             user_group(user.pk),
             session_group(session.session_key),
         ]

@@ -24,10 +24,10 @@ from typing import Any
 from django.conf import settings
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from apps.core.consumers import MemberConsumer
 from apps.core.groups import symbol_group
 from apps.market.hub import local_hub
 from apps.market.store import OVERVIEW_CHANNEL, PAIRS_KEY, fragments_key, loads, slug_symbol
+from apps.orgs.consumers import MemberConsumer
 
 MAX_PENDING = 200
 MAX_SEND_STALL = 10.0

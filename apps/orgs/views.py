@@ -16,8 +16,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.services import user_current_org_set
 from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
-from apps.core.access import org_view, public_view, staff_view
+from apps.core.access import public_view, staff_view
 from apps.orgs import services
+from apps.orgs.access import org_view
 from apps.orgs.forms import (
     AcceptAsNewUserForm,
     InvitationForm,

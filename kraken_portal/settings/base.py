@@ -125,7 +125,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "apps.core.context_processors.portal",
+                "kraken_portal.context_processors.portal",
             ],
             "builtins": ["django_htmx.templatetags.django_htmx"],
         },

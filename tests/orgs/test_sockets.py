@@ -8,8 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from apps.core.consumers import CLOSE_FORBIDDEN
-from apps.core.realtime import CLOSE_REAUTHORISE
+from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE
 from apps.orgs import services
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role

@@ -87,6 +87,8 @@ INSTALLED_APPS = [
     "apps.vault",
     "apps.kraken",
     "apps.market",
+    # The composition layer: the home page's template context and the demo_data command.
+    "kraken_portal",
     # The sandbox is a separate exchange; it is installed only so `manage.py sandbox` exists.
     "apps.sandbox",
 ]

@@ -28,8 +28,7 @@ from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE, close_sockets
 from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
 from apps.orgs.permissions import Capability, Role, role_can
 from apps.orgs.selectors import ROLE_TOO_LOW, InvitationState, invitation_state, token_hash
-from apps.vault.models import Credential
-from apps.vault.services import credential_revoke
+from apps.orgs.signals import membership_removed, membership_role_changed
 
 logger = logging.getLogger(__name__)
 
@@ -311,6 +310,9 @@ def membership_change_role(
         detail={"member": target.user.email, "from": old_role, "to": role},
         request=request,
     )
+    membership_role_changed.send(
+        sender=Membership, membership=target, old_role=old_role, actor=actor, request=request
+    )
     # Open sockets were authorised for the old role: close them; the pages reconnect and are
     # authorised afresh for the new one.
     _close_sockets(target, CLOSE_REAUTHORISE)
@@ -323,14 +325,10 @@ def membership_remove(
 ) -> None:
     target, actor_role = _lock_members(membership=membership, actor=actor)
     _check_owner_rules(target=target, actor_role=actor_role, new_role=None)
-    # The member's API keys go with the membership (the foreign key cascades). Revoke the
-    # active ones through the vault first, so each one is audited and its sealed secret is
-    # destroyed in this transaction, exactly as if the member had revoked it.
-    active_keys = Credential.objects.select_for_update().filter(
-        owner=target, status=Credential.Status.ACTIVE
-    )
-    for credential in active_keys:
-        credential_revoke(credential=credential, actor=actor, request=request)
+    # What hangs off the membership in higher layers reacts here, in this transaction: the
+    # vault revokes the member's active API keys (each audited, its sealed secret destroyed)
+    # before the foreign key's cascade takes the rows away.
+    membership_removed.send(sender=Membership, membership=target, actor=actor, request=request)
     audit_record(
         action="membership.remove",
         actor=actor,

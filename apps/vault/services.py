@@ -216,6 +216,21 @@ def credential_revoke(
     return credential
 
 
+def credentials_revoke_for_member(
+    *, membership: Membership, actor: Membership, request: HttpRequest | None = None
+) -> None:
+    """Revoke every active key of a member who is leaving, inside the removal's transaction.
+
+    The keys go with the membership (the foreign key cascades); revoking the active ones first
+    audits each one and destroys its sealed secret, exactly as if the member had revoked it.
+    """
+    active_keys = Credential.objects.select_for_update().filter(
+        owner=membership, status=Credential.Status.ACTIVE
+    )
+    for credential in active_keys:
+        credential_revoke(credential=credential, actor=actor, request=request)
+
+
 @transaction.atomic
 def credential_delete(
     *, credential: Credential, actor: Membership, request: HttpRequest | None = None

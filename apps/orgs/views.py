@@ -17,7 +17,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.services import user_current_org_set
 from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
 from apps.core.access import public_view, staff_view
-from apps.orgs import services
 from apps.orgs.access import org_view
 from apps.orgs.forms import (
     AcceptAsNewUserForm,
@@ -41,6 +40,7 @@ from apps.orgs.selectors import (
     onboarding_recently_reviewed,
     org_members,
 )
+from apps.orgs.services import invitations, memberships, onboarding, organizations
 
 ROLE_CHANGED = "{email} is now {role}."
 MEMBER_REMOVED = "{email} was removed from the organization."
@@ -125,7 +125,7 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
         error = " ".join(str(e) for e in form.errors.get("role", ["Choose a role."]))
     else:
         try:
-            target = services.membership_change_role(
+            target = memberships.membership_change_role(
                 membership=target, role=form.cleaned_data["role"], actor=membership, request=request
             )
         except ValidationError as exc:
@@ -162,7 +162,7 @@ def member_remove(request: HttpRequest, membership: Membership, pk: int) -> Http
         return step_up_redirect(request)
     email = target.user.email
     try:
-        services.membership_remove(membership=target, actor=membership, request=request)
+        memberships.membership_remove(membership=target, actor=membership, request=request)
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
@@ -181,7 +181,7 @@ def invitation_create(request: HttpRequest, membership: Membership) -> HttpRespo
             # Inviting an owner hands over the whole organization, like making one.
             return step_up_redirect(request)
         try:
-            services.invitation_create(
+            invitations.invitation_create(
                 org=membership.org,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
@@ -220,13 +220,17 @@ def _invitation_act(
 @require_POST
 @org_view(Capability.MANAGE_MEMBERS)
 def invitation_revoke(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    return _invitation_act(request, membership, pk, services.invitation_revoke, INVITATION_REVOKED)
+    return _invitation_act(
+        request, membership, pk, invitations.invitation_revoke, INVITATION_REVOKED
+    )
 
 
 @require_POST
 @org_view(Capability.MANAGE_MEMBERS)
 def invitation_resend(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    return _invitation_act(request, membership, pk, services.invitation_resend, INVITATION_RESENT)
+    return _invitation_act(
+        request, membership, pk, invitations.invitation_resend, INVITATION_RESENT
+    )
 
 
 @require_GET
@@ -250,7 +254,7 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
     form = OrganizationSettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.organization_update_settings(
+            organizations.organization_update_settings(
                 org=org,
                 actor=membership,
                 name=form.cleaned_data["name"],
@@ -276,21 +280,21 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = invitation_by_token(token=token)
     template = "orgs/invitation_accept.html"
     if invitation is None:
-        return render(request, template, {"problem": services.INVITATION_INVALID}, status=404)
+        return render(request, template, {"problem": invitations.INVITATION_INVALID}, status=404)
     state = invitation_state(invitation)
     if state is not InvitationState.OPEN:
         return render(
-            request, template, {"problem": services.INVITATION_MESSAGES[state]}, status=410
+            request, template, {"problem": invitations.INVITATION_MESSAGES[state]}, status=410
         )
     context: dict[str, Any] = {"invitation": invitation, "org": invitation.org}
     user: Any = request.user
     if user.is_authenticated:
         if user.email.strip().lower() != invitation.email.lower():
-            context["problem"] = services.INVITATION_WRONG_USER
+            context["problem"] = invitations.INVITATION_WRONG_USER
             return render(request, template, context, status=403)
         if request.method == "POST":
             try:
-                services.invitation_accept(invitation=invitation, user=user, request=request)
+                invitations.invitation_accept(invitation=invitation, user=user, request=request)
             except ValidationError as exc:
                 context["problem"] = _error_text(exc)
                 return render(request, template, context, status=409)
@@ -299,13 +303,13 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, template, context)
     if get_user_model().objects.filter(email__iexact=invitation.email).exists():
         context["sign_in_url"] = reverse("accounts:login") + "?next=" + request.path
-        context["problem"] = services.ACCOUNT_EXISTS
+        context["problem"] = invitations.ACCOUNT_EXISTS
         return render(request, template, context)
     form = AcceptAsNewUserForm(request.POST or None, email=invitation.email)
     context["form"] = form
     if request.method == "POST" and form.is_valid():
         try:
-            membership = services.invitation_accept_as_new_user(
+            membership = invitations.invitation_accept_as_new_user(
                 invitation=invitation,
                 first_name=form.cleaned_data["first_name"],
                 last_name=form.cleaned_data["last_name"],
@@ -331,7 +335,7 @@ def onboarding_apply(request: HttpRequest) -> HttpResponse:
     form = OnboardingForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.onboarding_apply(**form.cleaned_data, request=request)
+            onboarding.onboarding_apply(**form.cleaned_data, request=request)
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
@@ -361,7 +365,9 @@ def onboarding_review_queue(request: HttpRequest) -> HttpResponse:
 def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
     application = onboarding_get(pk=pk)
     try:
-        services.onboarding_approve(application=application, reviewer=request.user, request=request)
+        onboarding.onboarding_approve(
+            application=application, reviewer=request.user, request=request
+        )
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
@@ -377,7 +383,9 @@ def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
 def onboarding_reject(request: HttpRequest, pk: int) -> HttpResponse:
     application = onboarding_get(pk=pk)
     try:
-        services.onboarding_reject(application=application, reviewer=request.user, request=request)
+        onboarding.onboarding_reject(
+            application=application, reviewer=request.user, request=request
+        )
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:

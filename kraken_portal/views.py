@@ -10,9 +10,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from apps.accounts.models import User
-from apps.accounts.services import user_current_org_set
 from apps.core.access import login_view
 from apps.orgs.selectors import NOT_A_MEMBER, memberships_of
+from apps.orgs.services.organizations import user_current_org_set
 
 
 @require_GET

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.services import user_current_org_set
+from apps.accounts.models import User
 from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
 from apps.core.access import public_view, staff_view
 from apps.orgs.access import org_view
@@ -41,6 +41,7 @@ from apps.orgs.selectors import (
     org_members,
 )
 from apps.orgs.services import invitations, memberships, onboarding, organizations
+from apps.orgs.services.organizations import user_current_org_set
 
 ROLE_CHANGED = "{email} is now {role}."
 MEMBER_REMOVED = "{email} was removed from the organization."
@@ -366,7 +367,7 @@ def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
     application = onboarding_get(pk=pk)
     try:
         onboarding.onboarding_approve(
-            application=application, reviewer=request.user, request=request
+            application=application, reviewer=cast(User, request.user), request=request
         )
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
@@ -384,7 +385,7 @@ def onboarding_reject(request: HttpRequest, pk: int) -> HttpResponse:
     application = onboarding_get(pk=pk)
     try:
         onboarding.onboarding_reject(
-            application=application, reviewer=request.user, request=request
+            application=application, reviewer=cast(User, request.user), request=request
         )
     except ValidationError as exc:
         messages.error(request, _error_text(exc))

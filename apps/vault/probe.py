@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.core.trail import audit_record
 from apps.kraken.client import kraken_private
 from apps.kraken.errors import (
     AuthenticationError,

@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from apps.audit.services import audit_record
+from apps.core.trail import audit_record
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
 from apps.vault import crypto

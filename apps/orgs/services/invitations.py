@@ -10,10 +10,8 @@ import logging
 import secrets
 from datetime import timedelta
 from functools import partial
-from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
@@ -21,7 +19,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.audit.services import audit_record
+from apps.accounts.models import User
+from apps.core.trail import audit_record
 from apps.orgs.models import Invitation, Membership, Organization
 from apps.orgs.permissions import Role
 from apps.orgs.selectors import InvitationState, invitation_state, token_hash
@@ -79,7 +78,7 @@ def _send_invitation_email(invitation_id: int, token: str) -> None:
 
 
 def invitation_issue(
-    *, org: Organization, email: str, role: str, invited_by: Any, request: HttpRequest | None
+    *, org: Organization, email: str, role: str, invited_by: User, request: HttpRequest | None
 ) -> Invitation:
     """Create and email an invitation. Callers hold the transaction and have checked the actor."""
     email = email.strip().lower()
@@ -178,7 +177,7 @@ def invitation_revoke(
     )
 
 
-def _join(*, invitation: Invitation, user: Any, request: HttpRequest | None) -> Membership:
+def _join(*, invitation: Invitation, user: User, request: HttpRequest | None) -> Membership:
     if user.email.strip().lower() != invitation.email.strip().lower():
         raise ValidationError(INVITATION_WRONG_USER)
     now = timezone.now()
@@ -211,7 +210,7 @@ def _join(*, invitation: Invitation, user: Any, request: HttpRequest | None) -> 
 
 @transaction.atomic
 def invitation_accept(
-    *, invitation: Invitation, user: Any, request: HttpRequest | None = None
+    *, invitation: Invitation, user: User, request: HttpRequest | None = None
 ) -> Membership:
     """A signed-in person whose address the invitation was sent to joins the organization."""
     return _join(invitation=invitation, user=user, request=request)
@@ -227,10 +226,9 @@ def invitation_accept_as_new_user(
     request: HttpRequest | None = None,
 ) -> Membership:
     """Someone without an account sets their name and password and joins."""
-    user_model: Any = get_user_model()
-    if user_model.objects.filter(email__iexact=invitation.email).exists():
+    if User.objects.filter(email__iexact=invitation.email).exists():
         raise ValidationError(ACCOUNT_EXISTS)
-    user = user_model.objects.create_user(
+    user = User.objects.create_user(
         invitation.email, password, first_name=first_name, last_name=last_name
     )
     audit_record(action="user.create", actor=user, target=user, request=request)

@@ -11,9 +11,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 
-from apps.audit.services import audit_record
 from apps.core.groups import member_group
 from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE, close_sockets_on_commit
+from apps.core.trail import audit_record
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Capability, Role, role_can
 from apps.orgs.selectors import ROLE_TOO_LOW

@@ -4,15 +4,14 @@ created and its first owner invited) or reject.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
-from apps.audit.services import audit_record
+from apps.accounts.models import User
+from apps.core.trail import audit_record
 from apps.orgs.models import OnboardingApplication, Organization
 from apps.orgs.permissions import Role
 from apps.orgs.services.invitations import invitation_issue
@@ -81,7 +80,7 @@ def onboarding_apply(
     return application
 
 
-def _claim_review(*, application: OnboardingApplication, reviewer: Any, status: str) -> None:
+def _claim_review(*, application: OnboardingApplication, reviewer: User, status: str) -> None:
     claimed = OnboardingApplication.objects.filter(
         pk=application.pk, status=OnboardingApplication.Status.PENDING
     ).update(status=status, reviewed_at=timezone.now(), reviewed_by=reviewer)
@@ -92,7 +91,7 @@ def _claim_review(*, application: OnboardingApplication, reviewer: Any, status: 
 
 @transaction.atomic
 def onboarding_approve(
-    *, application: OnboardingApplication, reviewer: Any, request: HttpRequest | None = None
+    *, application: OnboardingApplication, reviewer: User, request: HttpRequest | None = None
 ) -> OnboardingApplication:
     """Create the organization and invite the applicant as its owner."""
     _claim_review(
@@ -130,7 +129,7 @@ def onboarding_approve(
 
 @transaction.atomic
 def onboarding_reject(
-    *, application: OnboardingApplication, reviewer: Any, request: HttpRequest | None = None
+    *, application: OnboardingApplication, reviewer: User, request: HttpRequest | None = None
 ) -> OnboardingApplication:
     _claim_review(
         application=application, reviewer=reviewer, status=OnboardingApplication.Status.REJECTED

@@ -7,7 +7,8 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from apps.audit.services import audit_record
+from apps.accounts.models import User
+from apps.core.trail import audit_record
 from apps.orgs.models import Membership, Organization
 
 
@@ -41,3 +42,11 @@ def organization_update_settings(
         request=request,
     )
     return org
+
+
+def user_current_org_set(*, user: User, org: Organization) -> User:
+    """Remember the organization the user switched to (the caller checked membership)."""
+    if user.current_org_id != org.pk:
+        user.current_org = org
+        user.save(update_fields=["current_org"])
+    return user

@@ -1,6 +1,18 @@
-"""Base for every WebSocket consumer: signed in, and open no longer than the sign-in session
-that opened it. Who may open which socket (membership, capability) is decided by subclasses
-in higher layers (apps.orgs.consumers.MemberConsumer), through `authorise()`."""
+"""Bases for every WebSocket consumer.
+
+`SessionConsumer`: signed in, and open no longer than the sign-in session that opened it. Who
+may open which socket (membership, capability) is decided by subclasses in higher layers
+(apps.orgs.consumers.MemberConsumer), through `authorise()`.
+
+`LatestWinsConsumer`: a live page's socket with a bounded, latest-wins buffer. Every batch
+carries pre-rendered HTML parts `[(element_id, html), ...]`; the consumer never renders.
+Incoming parts replace any unsent part with the same element id (latest wins), and a sender
+task per socket drains the buffer in one frame, so a slow client only delays itself: nothing
+upstream ever waits on its network. A client whose buffer grows past MAX_PENDING parts, or
+whose last send has been stuck for MAX_SEND_STALL seconds, is closed with 1013 ("try again
+later"), which htmx's ws extension answers by reconnecting. Private events sent to a group the
+socket joined use the `fragments` message type and slot straight in.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from importlib import import_module
 from typing import Any
 
@@ -21,13 +34,17 @@ from apps.core.groups import session_group, user_group
 from apps.core.realtime import CLOSE_CODES, CLOSE_FORBIDDEN, CLOSE_SIGNED_OUT
 from apps.core.sessions import session_is_idle, session_last_seen
 
-__all__ = ["SessionConsumer"]
+__all__ = ["LatestWinsConsumer", "SessionConsumer"]
 
 # The session is re-read this long after the moment it would go idle, so a request made just
 # before that moment has been saved, even a slow one.
 SESSION_RECHECK_SLACK = 5.0
 # "Internal error": htmx reconnects after it.
 CLOSE_SERVER_ERROR = 1011
+# "Try again later": a client too far behind reconnects and gets a fresh snapshot.
+CLOSE_TRY_AGAIN = 1013
+MAX_PENDING = 200
+MAX_SEND_STALL = 10.0
 logger = logging.getLogger(__name__)
 
 
@@ -137,3 +154,74 @@ class SessionConsumer(AsyncWebsocketConsumer):
         whether to reconnect (see apps.core.realtime)."""
         code = event.get("code")
         await self.close(code=code if code in CLOSE_CODES else CLOSE_FORBIDDEN)
+
+
+class LatestWinsConsumer(SessionConsumer):
+    """A socket that sends pre-rendered fragments through a bounded, latest-wins buffer.
+
+    Subclasses call `start_sending()` once joined, and feed the buffer with `enqueue()` (or
+    `fragments` messages from the channel layer)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._send_started: float | None = None
+        self._closing = False
+
+    def start_sending(self) -> None:
+        self._sender = asyncio.create_task(self._send_loop())
+
+    async def fragments(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler (private groups): the same buffer as every other batch."""
+        self.enqueue(event["parts"])
+
+    def enqueue_snapshot(self, parts: Iterable[tuple[str, str]]) -> None:
+        """Queue stored parts, except where a live part that arrived meanwhile (newer than
+        the stored one) is already waiting."""
+        for element, html in parts:
+            self._pending.setdefault(element, html)
+        self._wake.set()
+
+    def enqueue(self, parts: list[Any]) -> None:
+        """Queue pre-rendered parts, newest per element id; never waits on the network."""
+        if self._closing:
+            return
+        stalled = self._send_started is not None and (
+            time.monotonic() - self._send_started > MAX_SEND_STALL
+        )
+        pending = self._pending
+        for element, html in parts:
+            pending.pop(element, None)
+            pending[element] = html
+        if stalled or len(pending) > MAX_PENDING:
+            # Too far behind: drop the socket; the browser reconnects and gets a fresh snapshot.
+            self._closing = True
+            pending.clear()
+            task = asyncio.create_task(self.close(code=CLOSE_TRY_AGAIN))
+            self._closer = task  # keep a reference until it has run
+            return
+        self._wake.set()
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._pending:
+                continue
+            frame = "".join(self._pending.values())
+            self._pending.clear()
+            self._send_started = time.monotonic()
+            try:
+                await self.send(text_data=frame)
+            except Exception:
+                return  # the socket is gone; disconnect() tidies up
+            self._send_started = None
+
+    async def disconnect(self, code: int) -> None:
+        sender = getattr(self, "_sender", None)
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+        await super().disconnect(code)

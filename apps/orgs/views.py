@@ -73,7 +73,7 @@ def _add_service_errors(form: Form, error: ValidationError) -> None:
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     user_current_org_set(user=membership.user, org=membership.org)
     org = membership.org
-    # The other organizations come from `switch_orgs` (apps.core.context_processors.portal).
+    # The other organizations come from `switch_orgs` (kraken_portal.context_processors.portal).
     context: dict[str, Any] = {
         "org": org,
         "members_count": org_members(org=org).count(),

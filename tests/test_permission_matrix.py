@@ -1,9 +1,9 @@
 """The permission matrix of every URL, generated from the URL configuration.
 
-Each view declares its access policy with one decorator of apps/core/access.py, which sets
-`view.access`. This module walks the whole URL tree, so a new view is tested as soon as it is
-routed: one without a policy fails, and so does a URL with an argument this module cannot fill
-(add a sample to SAMPLE_KWARGS below).
+Each view declares its access policy with one decorator of apps/core/access.py (or
+apps/orgs/access.py for `org_view`), which sets `view.access`. This module walks the whole URL
+tree, so a new view is tested as soon as it is routed: one without a policy fails, and so does
+a URL with an argument this module cannot fill (add a sample to SAMPLE_KWARGS below).
 
 What is checked, per policy:
 - org views: anonymous → sign-in, a member of another organization → 404, each role without the
@@ -273,7 +273,10 @@ def test_the_url_configuration_has_routes_to_check() -> None:
 
 def test_every_view_declares_an_access_policy() -> None:
     missing = [f"{r.name} ({r.route})" for r in ROUTES if r.access is None]
-    assert missing == [], "Views without an apps/core/access.py decorator: " + ", ".join(missing)
+    assert missing == [], (
+        "Views without an access decorator (apps/core/access.py, apps/orgs/access.py): "
+        + ", ".join(missing)
+    )
 
 
 def test_every_sample_argument_entry_belongs_to_a_url() -> None:

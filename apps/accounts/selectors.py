@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts.models import User
-from apps.orgs.models import Organization
+
+if TYPE_CHECKING:
+    # Only for the annotation: accounts sits below orgs and reaches organizations through the
+    # user's memberships (a relation orgs declares), never by importing orgs at run time.
+    from apps.orgs.models import Organization
 
 # The names our services give the two devices; a user has at most one of each.
 TOTP_DEVICE_NAME = "Authenticator app"
@@ -47,6 +53,5 @@ def two_factor_enabled(*, user: User) -> bool:
 
 
 def orgs_requiring_two_factor(*, user: User) -> list[Organization]:
-    return list(
-        Organization.objects.filter(memberships__user=user, require_2fa=True).order_by("name")
-    )
+    memberships = user.memberships.select_related("org").filter(org__require_2fa=True)
+    return [membership.org for membership in memberships.order_by("org__name")]

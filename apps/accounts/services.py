@@ -28,10 +28,9 @@ from apps.accounts.selectors import (
     totp_device_confirmed,
     totp_device_pending,
 )
-from apps.audit.services import audit_record
 from apps.core.groups import user_group
 from apps.core.realtime import CLOSE_REAUTHORISE, close_sockets_on_commit
-from apps.orgs.models import Organization
+from apps.core.trail import audit_record
 
 RECOVERY_CODE_COUNT = 10
 
@@ -224,12 +223,4 @@ def user_profile_update(*, user: User, time_zone: str, theme: str) -> User:
     user.theme = theme
     user.full_clean(exclude=["password", "current_org"])
     user.save(update_fields=["time_zone", "theme"])
-    return user
-
-
-def user_current_org_set(*, user: User, org: Organization) -> User:
-    """Remember the organization the user switched to (the caller checked membership)."""
-    if user.current_org_id != org.pk:
-        user.current_org = org
-        user.save(update_fields=["current_org"])
     return user

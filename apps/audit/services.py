@@ -14,6 +14,7 @@ from django.utils.ipv6 import clean_ipv6_address
 from apps.audit.chain import GLOBAL_CHAIN, chain_key_for, record_content, record_hash
 from apps.audit.models import AuditChain, AuditRecord
 from apps.audit.selectors import audit_chains_verify
+from apps.core.trail import Actor
 
 __all__ = [
     "FORBIDDEN_DETAIL_WORDS",
@@ -65,8 +66,8 @@ def _client_ip(request: HttpRequest | None) -> str | None:
 def audit_record(
     *,
     action: str,
-    actor: Any = None,
-    org: Any = None,
+    actor: Actor = None,
+    org: models.Model | None = None,
     target: models.Model | None = None,
     detail: dict[str, Any] | None = None,
     request: HttpRequest | None = None,
@@ -76,12 +77,13 @@ def audit_record(
     """Append one record to the organization's chain. Call it inside the change's transaction.
 
     `actor` is a User or a Membership (its user is taken); `org` an Organization or None.
+    Other layers call it through the kernel's port, apps.core.trail.audit_record.
     """
     detail = detail or {}
     _check_detail(detail)
     user = getattr(actor, "user", actor)
-    if org is None and actor is not None and hasattr(actor, "org"):
-        org = actor.org
+    if org is None:
+        org = getattr(actor, "org", None)
     org_id = getattr(org, "pk", None)
     if request is not None:
         ip = ip or _client_ip(request)

@@ -30,7 +30,7 @@ from apps.audit.selectors import (
     audit_record_page,
 )
 from apps.audit.services import audit_record
-from apps.core.access import org_view
+from apps.orgs.access import org_view
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Capability
 

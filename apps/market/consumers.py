@@ -1,37 +1,28 @@
-"""Live market fragments to signed-in members, each socket with a bounded, latest-wins buffer.
+"""Live market fragments to signed-in members, through the kernel's latest-wins buffer
+(apps.core.consumers.LatestWinsConsumer: a slow client only delays itself, one too far behind
+is closed with 1013 and reconnects).
 
-Every batch carries pre-rendered HTML parts `[(element_id, html), ...]`; the consumer never
-renders. Public market groups arrive through the process's LocalHub (one channel-layer
-subscription per process, see apps.market.hub); private groups through the channel layer.
-Incoming parts replace any unsent part with the same element id (latest wins), and a sender
-task per socket drains the buffer in one frame, so a slow client only delays itself: nothing
-upstream ever waits on its network. A client whose buffer grows past MAX_PENDING parts, or
-whose last send has been stuck for MAX_SEND_STALL seconds, is closed with 1013 ("try again
-later"), which htmx's ws extension answers by reconnecting.
-
-Private events (orders, balances) sent to the user's group (joined by MemberConsumer) use the
-same `fragments` message type and slot straight in.
+Public market groups arrive through the process's LocalHub (one channel-layer subscription per
+process, see apps.market.hub); private groups through the channel layer. Private events
+(orders, balances) sent to the user's group (joined by MemberConsumer) use the same
+`fragments` message type and slot straight in.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 import weakref
 from typing import Any
 
 from django.conf import settings
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from apps.core.consumers import MemberConsumer
+from apps.core.consumers import LatestWinsConsumer
 from apps.core.groups import symbol_group
 from apps.market.hub import local_hub
 from apps.market.store import OVERVIEW_CHANNEL, PAIRS_KEY, fragments_key, loads, slug_symbol
+from apps.orgs.consumers import MemberConsumer
 
-MAX_PENDING = 200
-MAX_SEND_STALL = 10.0
-CLOSE_TRY_AGAIN = 1013
 PAIR_ELEMENTS = ("stats", "ladder", "trades", "candle")
 
 
@@ -54,13 +45,9 @@ def _redis() -> Redis[bytes]:
     return client
 
 
-class MarketConsumer(MemberConsumer):
+class MarketConsumer(MemberConsumer, LatestWinsConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pending: dict[str, str] = {}
-        self._wake = asyncio.Event()
-        self._send_started: float | None = None
-        self._closing = False
         self.market_groups: list[str] = []
 
     async def joined(self) -> None:
@@ -76,7 +63,7 @@ class MarketConsumer(MemberConsumer):
         else:
             self.market_groups = [OVERVIEW_CHANNEL]
             wanted = {s: [f"tile-{s.replace('/', '-')}"] for s in pairs}
-        self._sender = asyncio.create_task(self._send_loop())
+        self.start_sending()
         hub = local_hub()
         for group in self.market_groups:
             await hub.join(group, self)
@@ -92,58 +79,14 @@ class MarketConsumer(MemberConsumer):
         for symbol, elements in wanted.items():
             pipe.hmget(fragments_key(symbol), elements)
         results = await pipe.execute()
-        for elements, values in zip(wanted.values(), results, strict=True):
-            for element, html in zip(elements, values, strict=True):
-                if html is not None:
-                    # A live part that arrived meanwhile is newer than the stored one.
-                    self._pending.setdefault(element, html.decode())
-        self._wake.set()
-
-    async def fragments(self, event: dict[str, Any]) -> None:
-        """Channel-layer handler (private groups): the same buffer as the hub's batches."""
-        self.enqueue(event["parts"])
-
-    def enqueue(self, parts: list[Any]) -> None:
-        """Queue pre-rendered parts, newest per element id; never waits on the network."""
-        if self._closing:
-            return
-        stalled = self._send_started is not None and (
-            time.monotonic() - self._send_started > MAX_SEND_STALL
+        self.enqueue_snapshot(
+            (element, html.decode())
+            for elements, values in zip(wanted.values(), results, strict=True)
+            for element, html in zip(elements, values, strict=True)
+            if html is not None
         )
-        pending = self._pending
-        for element, html in parts:
-            pending.pop(element, None)
-            pending[element] = html
-        if stalled or len(pending) > MAX_PENDING:
-            # Too far behind: drop the socket; the browser reconnects and gets a fresh snapshot.
-            self._closing = True
-            pending.clear()
-            task = asyncio.create_task(self.close(code=CLOSE_TRY_AGAIN))
-            self._closer = task  # keep a reference until it has run
-            return
-        self._wake.set()
-
-    async def _send_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._pending:
-                continue
-            frame = "".join(self._pending.values())
-            self._pending.clear()
-            self._send_started = time.monotonic()
-            try:
-                await self.send(text_data=frame)
-            except Exception:
-                return  # the socket is gone; disconnect() tidies up
-            self._send_started = None
 
     async def disconnect(self, code: int) -> None:
-        sender = getattr(self, "_sender", None)
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
         hub = local_hub()
         for group in self.market_groups:
             hub.leave(group, self)

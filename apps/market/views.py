@@ -10,9 +10,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.core.access import org_view
 from apps.market import presenters, selectors, services
 from apps.market.store import symbol_slug
+from apps.orgs.access import org_view
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
 

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from apps.orgs.countries import COUNTRIES, US_STATES
 from apps.orgs.models import AssetsUnderManagement, BusinessType
 from apps.orgs.permissions import Role
-from apps.orgs.services import SERVICE_UNAVAILABLE_REGION, UNAVAILABLE_US_STATES
+from apps.orgs.services.onboarding import SERVICE_UNAVAILABLE_REGION, UNAVAILABLE_US_STATES
 
 STATE_REQUIRED = "Choose the state your business is in."
 PASSWORDS_DIFFER = "The two passwords differ."

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
@@ -14,10 +14,10 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.services import user_current_org_set
+from apps.accounts.models import User
 from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
-from apps.core.access import org_view, public_view, staff_view
-from apps.orgs import services
+from apps.core.access import public_view, staff_view
+from apps.orgs.access import org_view
 from apps.orgs.forms import (
     AcceptAsNewUserForm,
     InvitationForm,
@@ -40,6 +40,8 @@ from apps.orgs.selectors import (
     onboarding_recently_reviewed,
     org_members,
 )
+from apps.orgs.services import invitations, memberships, onboarding, organizations
+from apps.orgs.services.organizations import user_current_org_set
 
 ROLE_CHANGED = "{email} is now {role}."
 MEMBER_REMOVED = "{email} was removed from the organization."
@@ -71,7 +73,7 @@ def _add_service_errors(form: Form, error: ValidationError) -> None:
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     user_current_org_set(user=membership.user, org=membership.org)
     org = membership.org
-    # The other organizations come from `switch_orgs` (apps.core.context_processors.portal).
+    # The other organizations come from `switch_orgs` (kraken_portal.context_processors.portal).
     context: dict[str, Any] = {
         "org": org,
         "members_count": org_members(org=org).count(),
@@ -124,7 +126,7 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
         error = " ".join(str(e) for e in form.errors.get("role", ["Choose a role."]))
     else:
         try:
-            target = services.membership_change_role(
+            target = memberships.membership_change_role(
                 membership=target, role=form.cleaned_data["role"], actor=membership, request=request
             )
         except ValidationError as exc:
@@ -161,7 +163,7 @@ def member_remove(request: HttpRequest, membership: Membership, pk: int) -> Http
         return step_up_redirect(request)
     email = target.user.email
     try:
-        services.membership_remove(membership=target, actor=membership, request=request)
+        memberships.membership_remove(membership=target, actor=membership, request=request)
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
@@ -180,7 +182,7 @@ def invitation_create(request: HttpRequest, membership: Membership) -> HttpRespo
             # Inviting an owner hands over the whole organization, like making one.
             return step_up_redirect(request)
         try:
-            services.invitation_create(
+            invitations.invitation_create(
                 org=membership.org,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
@@ -219,13 +221,17 @@ def _invitation_act(
 @require_POST
 @org_view(Capability.MANAGE_MEMBERS)
 def invitation_revoke(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    return _invitation_act(request, membership, pk, services.invitation_revoke, INVITATION_REVOKED)
+    return _invitation_act(
+        request, membership, pk, invitations.invitation_revoke, INVITATION_REVOKED
+    )
 
 
 @require_POST
 @org_view(Capability.MANAGE_MEMBERS)
 def invitation_resend(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    return _invitation_act(request, membership, pk, services.invitation_resend, INVITATION_RESENT)
+    return _invitation_act(
+        request, membership, pk, invitations.invitation_resend, INVITATION_RESENT
+    )
 
 
 @require_GET
@@ -249,7 +255,7 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
     form = OrganizationSettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            services.organization_update_settings(
+            organizations.organization_update_settings(
                 org=org,
                 actor=membership,
                 name=form.cleaned_data["name"],
@@ -275,21 +281,21 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = invitation_by_token(token=token)
     template = "orgs/invitation_accept.html"
     if invitation is None:
-        return render(request, template, {"problem": services.INVITATION_INVALID}, status=404)
+        return render(request, template, {"problem": invitations.INVITATION_INVALID}, status=404)
     state = invitation_state(invitation)
     if state is not InvitationState.OPEN:
         return render(
-            request, template, {"problem": services.INVITATION_MESSAGES[state]}, status=410
+            request, template, {"problem": invitations.INVITATION_MESSAGES[state]}, status=410
         )
     context: dict[str, Any] = {"invitation": invitation, "org": invitation.org}
     user: Any = request.user
     if user.is_authenticated:
         if user.email.strip().lower() != invitation.email.lower():
-            context["problem"] = services.INVITATION_WRONG_USER
+            context["problem"] = invitations.INVITATION_WRONG_USER
             return render(request, template, context, status=403)
         if request.method == "POST":
             try:
-                services.invitation_accept(invitation=invitation, user=user, request=request)
+                invitations.invitation_accept(invitation=invitation, user=user, request=request)
             except ValidationError as exc:
                 context["problem"] = _error_text(exc)
                 return render(request, template, context, status=409)
@@ -298,13 +304,13 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, template, context)
     if get_user_model().objects.filter(email__iexact=invitation.email).exists():
         context["sign_in_url"] = reverse("accounts:login") + "?next=" + request.path
-        context["problem"] = services.ACCOUNT_EXISTS
+        context["problem"] = invitations.ACCOUNT_EXISTS
         return render(request, template, context)
     form = AcceptAsNewUserForm(request.POST or None, email=invitation.email)
     context["form"] = form
     if request.method == "POST" and form.is_valid():
         try:
-            membership = services.invitation_accept_as_new_user(
+            membership = invitations.invitation_accept_as_new_user(
                 invitation=invitation,
                 first_name=form.cleaned_data["first_name"],
                 last_name=form.cleaned_data["last_name"],
@@ -330,7 +336,7 @@ def onboarding_apply(request: HttpRequest) -> HttpResponse:
     form = OnboardingForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.onboarding_apply(**form.cleaned_data, request=request)
+            onboarding.onboarding_apply(**form.cleaned_data, request=request)
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
@@ -360,7 +366,9 @@ def onboarding_review_queue(request: HttpRequest) -> HttpResponse:
 def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
     application = onboarding_get(pk=pk)
     try:
-        services.onboarding_approve(application=application, reviewer=request.user, request=request)
+        onboarding.onboarding_approve(
+            application=application, reviewer=cast(User, request.user), request=request
+        )
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
@@ -376,7 +384,9 @@ def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
 def onboarding_reject(request: HttpRequest, pk: int) -> HttpResponse:
     application = onboarding_get(pk=pk)
     try:
-        services.onboarding_reject(application=application, reviewer=request.user, request=request)
+        onboarding.onboarding_reject(
+            application=application, reviewer=cast(User, request.user), request=request
+        )
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:

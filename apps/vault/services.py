@@ -18,11 +18,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from apps.audit.services import audit_record
+from apps.core.trail import audit_record
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
 from apps.vault import crypto
-from apps.vault.models import Credential, Permission, Use
+from apps.vault.models import Credential, Use
 from apps.vault.validators import clean_key_pair
 
 if TYPE_CHECKING:
@@ -216,6 +216,21 @@ def credential_revoke(
     return credential
 
 
+def credentials_revoke_for_member(
+    *, membership: Membership, actor: Membership, request: HttpRequest | None = None
+) -> None:
+    """Revoke every active key of a member who is leaving, inside the removal's transaction.
+
+    The keys go with the membership (the foreign key cascades); revoking the active ones first
+    audits each one and destroys its sealed secret, exactly as if the member had revoked it.
+    """
+    active_keys = Credential.objects.select_for_update().filter(
+        owner=membership, status=Credential.Status.ACTIVE
+    )
+    for credential in active_keys:
+        credential_revoke(credential=credential, actor=actor, request=request)
+
+
 @transaction.atomic
 def credential_delete(
     *, credential: Credential, actor: Membership, request: HttpRequest | None = None
@@ -360,160 +375,3 @@ def credential_rewrap(*, credential_id: int) -> tuple[RewrapOutcome, str]:
         raise
     except crypto.VaultError as error:
         return "failed", str(error)
-
-
-# The permission probe: one harmless call per Kraken key permission. "EGeneral:Permission
-# denied" means not granted; any other answer means the call got past Kraken's permission check.
-# AddOrder carries validate=true, which Kraken treats as validate-only (FACTS §6.4: in a form
-# body any `validate` value means validate-only, and JSON honours the boolean), and the order
-# is a post-only bid far below any market, so even a lost flag could not buy anything.
-PROBE_CALLS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    (Permission.QUERY_FUNDS, "Balance", {}),
-    (Permission.QUERY_OPEN, "OpenOrders", {}),
-    (Permission.QUERY_CLOSED, "ClosedOrders", {}),
-    (Permission.QUERY_LEDGER, "Ledgers", {}),
-    (
-        Permission.TRADE,
-        "AddOrder",
-        {
-            "pair": "XBTUSD",
-            "type": "buy",
-            "ordertype": "limit",
-            "price": "1000",
-            "volume": "0.001",
-            "oflags": "post",
-            "validate": True,
-        },
-    ),
-    (Permission.DEPOSIT, "DepositMethods", {"asset": "XBT"}),
-    (Permission.WITHDRAW, "WithdrawAddresses", {}),
-    (Permission.EARN, "Earn/Allocations", {}),
-    (Permission.WEBSOCKET, "GetWebSocketsToken", {}),
-)
-PROBE_UNREACHABLE = "Could not reach Kraken ({kind}); try again later."
-
-
-def _short_error(error: BaseException) -> str:
-    """A short description of a failure that can never carry a secret.
-
-    Kraken's own error strings (`EAPI:Invalid key`) are safe; for anything else only the
-    exception's class name is kept, since its text might quote a request.
-    """
-    from apps.kraken.errors import KrakenError
-
-    if isinstance(error, KrakenError):
-        return str(error)[:200]
-    if isinstance(error, crypto.VaultError | CredentialUnavailable):
-        return str(error)[:200]
-    return PROBE_UNREACHABLE.format(kind=type(error).__name__)[:200]
-
-
-def credential_probe(*, credential_id: int) -> dict[str, Any] | None:
-    """Probe a claimed credential's permissions and record them. Returns the audit summary,
-    or None when another worker already claimed the probe (or the key is gone)."""
-    from apps.kraken.client import kraken_private
-    from apps.kraken.errors import (
-        AuthenticationError,
-        KrakenError,
-        NonceError,
-        PermissionDeniedError,
-        RateLimitError,
-        ServiceUnavailableError,
-        UnknownOutcomeError,
-    )
-
-    now = timezone.now()
-    claimed = Credential.objects.filter(
-        pk=credential_id,
-        status=Credential.Status.ACTIVE,
-        probe_status=Credential.ProbeStatus.PENDING,
-    ).update(probe_status=Credential.ProbeStatus.RUNNING, probe_started_at=now)
-    if not claimed:
-        return None
-    found: dict[str, bool | None] = {}
-    error = ""
-    fatal = False
-    try:
-        key = credential_key_for_task(credential_id=credential_id, purpose="permission probe")
-    except (crypto.VaultError, CredentialUnavailable) as exc:
-        error, fatal = _short_error(exc), True
-    else:
-        for permission, method, params in PROBE_CALLS:
-            try:
-                kraken_private(key, method, dict(params))
-            except PermissionDeniedError:
-                found[permission] = False
-            except AuthenticationError as exc:
-                error, fatal = _short_error(exc), True
-                break
-            except (
-                NonceError,
-                RateLimitError,
-                ServiceUnavailableError,
-                UnknownOutcomeError,
-            ) as exc:
-                found[permission] = None  # Says nothing about the permission; try again later.
-                error = _short_error(exc)
-            except KrakenError as exc:
-                # Kraken looked at the arguments (order minimum, funds, ...), so the call got
-                # past its permission check, unless it did not know the method at all.
-                unknown_method = exc.code.startswith("EGeneral:Unknown method")
-                found[permission] = None if unknown_method else True
-                logger.info("vault: probe %s on credential %s: %s", method, credential_id, exc.code)
-            except Exception as exc:  # Network trouble: this permission stays undetermined.
-                found[permission] = None
-                error = _short_error(exc)
-                logger.warning(
-                    "vault: probe %s on credential %s failed: %s",
-                    method,
-                    credential_id,
-                    type(exc).__name__,
-                )
-            else:
-                found[permission] = True
-    return _probe_record(credential_id=credential_id, found=found, error=error, fatal=fatal)
-
-
-@transaction.atomic
-def _probe_record(
-    *, credential_id: int, found: dict[str, bool | None], error: str, fatal: bool
-) -> dict[str, Any] | None:
-    from apps.vault.policy import assess
-
-    credential = Credential.objects.select_for_update().filter(pk=credential_id).first()
-    if credential is None or credential.probe_status != Credential.ProbeStatus.RUNNING:
-        return None
-    now = timezone.now()
-    credential.probe_status = (
-        Credential.ProbeStatus.FAILED if fatal else Credential.ProbeStatus.DONE
-    )
-    credential.last_error = error
-    if not fatal:
-        credential.permissions = found
-        credential.permissions_checked_at = now
-    credential.save(
-        update_fields=[
-            "probe_status",
-            "last_error",
-            "permissions",
-            "permissions_checked_at",
-            "updated_at",
-        ]
-    )
-    assessment = assess(use=credential.use, permissions=credential.permissions)
-    summary: dict[str, Any] = {
-        "outcome": "failed" if fatal else "checked",
-        "granted": [name for name, value in found.items() if value is True],
-        "denied": [name for name, value in found.items() if value is False],
-        "undetermined": [name for name, value in found.items() if value is None],
-        "excess": list(assessment.excess),
-        "missing": list(assessment.missing),
-        "error": error,
-    }
-    audit_record(
-        action="vault.credential.probe",
-        org=credential.org,
-        target=credential,
-        detail=summary,
-    )
-    return summary

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from apps.vault.services import credential_probe
+from apps.vault.probe import credential_probe
 
 
 @shared_task(acks_late=True, ignore_result=True)

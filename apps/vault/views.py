@@ -14,7 +14,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.stepup import step_up_required
-from apps.core.access import org_view
+from apps.orgs.access import org_view
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability, Role
 from apps.vault import crypto, services

@@ -87,6 +87,8 @@ INSTALLED_APPS = [
     "apps.vault",
     "apps.kraken",
     "apps.market",
+    # The composition layer: the home page's template context and the demo_data command.
+    "kraken_portal",
     # The sandbox is a separate exchange; it is installed only so `manage.py sandbox` exists.
     "apps.sandbox",
 ]
@@ -125,7 +127,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "apps.core.context_processors.portal",
+                "kraken_portal.context_processors.portal",
             ],
             "builtins": ["django_htmx.templatetags.django_htmx"],
         },

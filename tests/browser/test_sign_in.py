@@ -9,8 +9,8 @@ import pytest
 from django.urls import NoReverseMatch, reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.core.navigation import NAVIGATION
 from apps.orgs.permissions import Role, role_can
+from kraken_portal.navigation import NAVIGATION
 from tests.accounts.otp import totp_code, wrong_code
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
 

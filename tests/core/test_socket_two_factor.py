@@ -8,8 +8,7 @@ from django.test import Client, RequestFactory
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts.services import two_factor_disable
-from apps.core.consumers import CLOSE_FORBIDDEN
-from apps.core.realtime import CLOSE_REAUTHORISE
+from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE
 from apps.orgs.models import Membership
 from tests.conftest import verified_client
 from tests.sockets import open_probe, probe

@@ -8,11 +8,10 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from apps.core.consumers import CLOSE_FORBIDDEN
-from apps.core.realtime import CLOSE_REAUTHORISE
-from apps.orgs import services
+from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
+from apps.orgs.services import memberships
 from tests.conftest import verified_client
 from tests.sockets import close_code, open_probe
 
@@ -37,7 +36,7 @@ async def test_removing_a_member_closes_their_open_socket(
     socket = await connect_as(trader)
     assert await socket.receive_nothing(timeout=0.1)
 
-    await database_sync_to_async(services.membership_remove)(membership=trader, actor=owner)
+    await database_sync_to_async(memberships.membership_remove)(membership=trader, actor=owner)
 
     assert await closed_with(socket) == CLOSE_FORBIDDEN
     await socket.wait()
@@ -49,7 +48,7 @@ async def test_changing_a_members_role_closes_their_open_socket(
     trader_socket = await connect_as(trader)
     viewer_socket = await connect_as(viewer)
 
-    await database_sync_to_async(services.membership_change_role)(
+    await database_sync_to_async(memberships.membership_change_role)(
         membership=trader, role=Role.VIEWER, actor=owner
     )
 

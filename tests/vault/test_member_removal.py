@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 
 from apps.audit.models import AuditRecord
 from apps.orgs.models import Membership
-from apps.orgs.services import LAST_OWNER_REMOVE, membership_remove
+from apps.orgs.services.memberships import LAST_OWNER_REMOVE, membership_remove
 from apps.vault.models import Credential, Use
 from apps.vault.services import credential_revoke
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
-from apps.core.navigation import NAVIGATION
+from kraken_portal.navigation import NAVIGATION
 
 
 def portal(request: HttpRequest) -> dict[str, Any]:

@@ -1,0 +1,22 @@
+"""The vault's reactions to changes announced by lower layers (apps.orgs.signals). Connected
+in VaultConfig.ready(); each runs inside the announcing service's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from apps.orgs.models import Membership
+from apps.vault.services import credentials_revoke_for_member
+
+
+def on_membership_removed(
+    sender: type[Membership],
+    *,
+    membership: Membership,
+    actor: Membership,
+    request: HttpRequest | None,
+    **kwargs: Any,
+) -> None:
+    credentials_revoke_for_member(membership=membership, actor=actor, request=request)

@@ -335,7 +335,7 @@ def parse_response(
         raise ServiceUnavailableError(method, detail="unreadable answer", http_status=status)
     codes = [str(c) for c in data.get("error") or []]
     if any(not is_warning(c) for c in codes):
-        raise error_from_codes(method, codes)
+        raise error_from_codes(method, codes, idempotent=idempotent, reference=reference)
     if codes:
         logger.warning("Kraken %s answered with warnings: %s", method, ", ".join(codes))
     return data.get("result")

@@ -57,3 +57,7 @@ MAILER: dict[str, object] = {
     "OPTIONS": SMTP_OPTIONS if EMAIL_BACKEND_PATH.endswith("smtp.EmailBackend") else {},
 }
 MAILERS = {"default": cast(Any, MAILER)}
+
+# No admin for 2FA devices or sign-in lockouts: deleting a device or lifting a lockout there
+# would bypass the audited flows that own them.
+ADMIN_HIDDEN_APPS = ["otp_totp", "otp_static", "axes"]

@@ -154,6 +154,8 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Production requires TLS (rediss://) or a password in every Redis URL (apps/core/checks.py).
+REDIS_REQUIRE_SECURE = env_bool("REDIS_REQUIRE_SECURE", False)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

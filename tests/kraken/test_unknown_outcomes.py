@@ -162,3 +162,73 @@ def test_an_order_over_the_trading_limit_is_a_rejection(make_key: MakeKey) -> No
         kraken_private(key, "AddOrder", {**ORDER, "price": low_price()}, operation=OP)
     assert type(info.value) is errors.RateLimitError
     assert info.value.code == "EOrder:Rate limit exceeded"
+
+
+def account_of(key: KrakenKey) -> str:
+    return key.key_id.split(":", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("params", "cls", "code"),
+    [
+        (
+            {"key": "nowhere", "amount": Decimal("0.1")},
+            errors.InvalidArgumentsError,
+            "EFunding:Unknown withdraw key",
+        ),
+        (
+            {"key": "cold", "amount": Decimal("0.1"), "max_fee": Decimal("0")},
+            errors.InvalidArgumentsError,
+            "EFunding:Max fee exceeded",
+        ),
+        # Not in the table: still Kraken's refusal, so a plain rejection, never unknown.
+        (
+            {"key": "cold", "amount": Decimal("0.1"), "address": "bc1qsomeoneelse"},
+            errors.KrakenError,
+            "EFunding:Invalid withdrawal address",
+        ),
+        (
+            {"key": "cold", "amount": Decimal("50")},
+            errors.InsufficientFundsError,
+            "EFunding:Insufficient funds",
+        ),
+    ],
+)
+def test_refused_withdrawals_are_rejections_and_move_nothing(
+    make_key: MakeKey,
+    kraken_sandbox: Any,
+    params: dict[str, Any],
+    cls: type[errors.KrakenError],
+    code: str,
+) -> None:
+    key = make_key()
+    account = account_of(key)
+    kraken_sandbox.add_withdraw_address(account, "XBT", "cold", "bc1qcoldwalletaddress")
+    before = kraken_sandbox.account(account)["balances"]
+    with pytest.raises(errors.KrakenError) as info:
+        kraken_private(key, "Withdraw", {"asset": "XBT", **params}, operation=OP)
+    assert type(info.value) is cls
+    assert info.value.code == code
+    assert kraken_sandbox.account(account)["balances"] == before
+
+
+def test_earn_refusals_are_rejections_even_when_kraken_says_busy(make_key: MakeKey) -> None:
+    key = make_key(balances={"DOT": "100"})
+    strategies = kraken_private(key, "Earn/Strategies", {"asset": "DOT"})["items"]
+    strategy = next(s["id"] for s in strategies if s["lock_type"]["type"] == "flex")
+    with pytest.raises(errors.KrakenError) as below:
+        kraken_private(
+            key,
+            "Earn/Allocate",
+            {"strategy_id": strategy, "amount": Decimal("0.001")},
+            operation=OP,
+        )
+    assert type(below.value) is errors.InvalidArgumentsError
+    assert below.value.code.startswith("EEarnings:Below min")
+    allocate = {"strategy_id": strategy, "amount": Decimal("10")}
+    assert kraken_private(key, "Earn/Allocate", allocate, operation=OP) is True
+    # The first allocation is still pending: Kraken refuses the second, it does not queue it.
+    with pytest.raises(errors.KrakenError) as busy:
+        kraken_private(key, "Earn/Allocate", allocate, operation=OP)
+    assert type(busy.value) is errors.ServiceUnavailableError
+    assert busy.value.code.startswith("EEarnings:Busy")

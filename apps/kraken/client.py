@@ -100,6 +100,7 @@ IDEMPOTENT_OVERRIDE = (
     "Kraken {method} is not idempotent here; idempotent=True would let a retry repeat it."
 )
 SEQUENCER_BUSY = "another request on this API key did not finish in time"
+COORDINATION_DOWN = "Redis is unavailable, so the request was not sent"
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,6 @@ class OperationRequiredError(TypeError):
     def __init__(self, method: str) -> None:
         self.method = method
         super().__init__(OPERATION_REQUIRED.format(method=method))
-
-
-COORDINATION_DOWN = "Redis is unavailable, so the request was not sent"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,3 +171,19 @@ def test_a_refused_write_leaves_the_rate_model_as_it_was(make_key: MakeKey) -> N
         with pytest.raises(OperationRequiredError):
             kraken_private(key, "AddOrder", ORDER)
     assert ratelimit.peek(charges) == before == 0
+
+
+def test_only_the_exchange_app_declares_operations() -> None:
+    """``OperationRef(`` is the one greppable way to send a write: outside apps/exchange (and
+    the client that defines it) no production module may build one."""
+    root = Path(__file__).resolve().parents[2]
+    allowed = {root / "apps/kraken/client.py"}
+    found = [
+        path.relative_to(root).as_posix()
+        for top in ("apps", "kraken_portal", "scripts", "bench")
+        for path in (root / top).rglob("*.py")
+        if path not in allowed
+        and not path.is_relative_to(root / "apps/exchange")
+        and "OperationRef(" in path.read_text(encoding="utf-8")
+    ]
+    assert found == []

@@ -67,7 +67,8 @@ SITE_URL = env("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # Django's admin with the portal's site: the portal's sign-in and verified 2FA only.
+    "kraken_portal.admin_config.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -155,6 +156,8 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Production requires TLS (rediss://) or a password in every Redis URL (apps/core/checks.py).
+REDIS_REQUIRE_SECURE = env_bool("REDIS_REQUIRE_SECURE", False)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -204,6 +207,10 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from <body hx-headers>, not
 # A sensitive action needs a TOTP confirmation no older than this (step-up "sudo mode").
 STEP_UP_MAX_AGE = env_int("STEP_UP_MAX_AGE", 5 * 60)
 OTP_TOTP_ISSUER = "Kraken Institutional Portal"
+# The 2FA device admins never show a device's secret key or its QR code.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# App labels whose models the admin site leaves out (production: 2FA devices and lockouts).
+ADMIN_HIDDEN_APPS: list[str] = []
 
 # django-axes: five failures per account and address, then a cool-off.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)

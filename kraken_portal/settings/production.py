@@ -1,9 +1,9 @@
 """Production: everything `manage.py check --deploy` asks for, on top of base.
 
 Required environment: SECRET_KEY (50+ random characters), DATABASE_URL (PostgreSQL),
-ALLOWED_HOSTS, AUDIT_HMAC_KEY, and EMAIL_HOST (+ EMAIL_PORT, EMAIL_HOST_USER,
-EMAIL_HOST_PASSWORD, EMAIL_USE_TLS) for outgoing mail. TLS ends at a proxy that sets
-X-Forwarded-Proto.
+ALLOWED_HOSTS, AUDIT_HMAC_KEY, REDIS_URL (rediss:// or with a password), and EMAIL_HOST
+(+ EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS) for outgoing mail. TLS ends
+at a proxy that sets X-Forwarded-Proto.
 """
 
 from __future__ import annotations
@@ -57,3 +57,11 @@ MAILER: dict[str, object] = {
     "OPTIONS": SMTP_OPTIONS if EMAIL_BACKEND_PATH.endswith("smtp.EmailBackend") else {},
 }
 MAILERS = {"default": cast(Any, MAILER)}
+
+# No admin for 2FA devices or sign-in lockouts: deleting a device or lifting a lockout there
+# would bypass the audited flows that own them.
+ADMIN_HIDDEN_APPS = ["otp_totp", "otp_static", "axes"]
+
+# Every Redis URL (REDIS_URL, CELERY_BROKER_URL, ...) must use TLS or carry a password: the
+# system check core.E001 stops manage.py commands otherwise.
+REDIS_REQUIRE_SECURE = True

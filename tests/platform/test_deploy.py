@@ -50,8 +50,12 @@ call_command("check", deploy=True, fail_level="WARNING")
 """
 
 
+# Production requires TLS or a password for Redis (core.E001); checks never connect to it.
+SECURE_REDIS_URL = "rediss://:redis-password@redis.example.test:6380/0"
+
+
 def test_check_deploy_reports_no_issues_with_production_settings() -> None:
-    result = run_python(CHECK_DEPLOY, production_env())
+    result = run_python(CHECK_DEPLOY, production_env(REDIS_URL=SECURE_REDIS_URL))
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout + result.stderr
 

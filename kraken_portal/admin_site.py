@@ -9,7 +9,6 @@ portal's sign-in (with its lockouts) and 2FA verification, and ``has_permission`
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.views import redirect_to_login
@@ -17,8 +16,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django_otp import devices_for_user
 from django_otp.admin import OTPAdminSite
+
+from apps.core.access import needs_two_factor
 
 ADMIN_STAFF_ONLY = "The admin site is for Kraken Institutional staff."
 
@@ -43,8 +43,6 @@ class PortalAdminSite(OTPAdminSite):
             return redirect_to_login(next_url)
         if not (user.is_active and user.is_staff):
             raise PermissionDenied(ADMIN_STAFF_ONLY)
-        if not user.is_verified():
-            has_device = any(True for _ in devices_for_user(user, confirmed=True))
-            step = "accounts:two-factor-verify" if has_device else "accounts:two-factor-setup"
-            return HttpResponseRedirect(f"{reverse(step)}?{urlencode({'next': next_url})}")
+        if (response := needs_two_factor(request, require=True, next_url=next_url)) is not None:
+            return response
         return HttpResponseRedirect(next_url)

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.urls import reverse
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,13 @@ class Access:
     capability: str | None = None
 
 
-def needs_two_factor(request: HttpRequest, require: bool) -> HttpResponse | None:
-    """Redirect to 2FA set-up or verification when the session is not verified but must be."""
+def needs_two_factor(
+    request: HttpRequest, require: bool, next_url: str | None = None
+) -> HttpResponse | None:
+    """Redirect to 2FA set-up or verification when the session is not verified but must be.
+
+    ``next_url`` (default: this request's path) is where the 2FA step sends the user back to.
+    """
     user: Any = request.user
     if user.is_verified():
         return None
@@ -40,9 +46,9 @@ def needs_two_factor(request: HttpRequest, require: bool) -> HttpResponse | None
     if not (require or has_device):
         return None
     target = "accounts:two-factor-verify" if has_device else "accounts:two-factor-setup"
-    response = redirect(target)
-    response["Location"] += "?next=" + request.get_full_path()
-    return response
+    next_value = next_url if next_url is not None else request.get_full_path()
+    query = urlencode({"next": next_value}, safe="/")
+    return HttpResponseRedirect(f"{reverse(target)}?{query}")
 
 
 def login_view[V: Callable[..., HttpResponseBase]](view: V) -> V:

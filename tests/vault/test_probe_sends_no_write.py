@@ -4,7 +4,7 @@ read or validate-only, so the client sends it (and may retry it) and it can neve
 from __future__ import annotations
 
 from apps.kraken.client import NON_IDEMPOTENT, is_idempotent, is_validate_only
-from apps.vault.services import PROBE_CALLS
+from apps.vault.probe import PROBE_CALLS
 
 
 def test_every_probe_call_is_a_read_or_validate_only() -> None:

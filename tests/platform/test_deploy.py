@@ -8,6 +8,7 @@ import re
 import secrets
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ SCRIPT_TAG = re.compile(r"<script\b[^>]*>", re.IGNORECASE)
 
 
 def production_env(**overrides: str) -> dict[str, str]:
+    anchors = Path(tempfile.gettempdir()) / "portal-test-audit-anchors"
+    anchors.mkdir(exist_ok=True)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -30,6 +33,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         SECRET_KEY=secrets.token_urlsafe(50),
         AUDIT_HMAC_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="portal.example.test",
+        AUDIT_ANCHOR_DIR=str(anchors),
         DATABASE_URL=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal"),
     )
     env.update(overrides)
@@ -56,11 +60,12 @@ def test_check_deploy_reports_no_issues_with_production_settings() -> None:
     assert "System check identified no issues" in result.stdout + result.stderr
 
 
-def test_check_deploy_would_catch_a_weak_secret_key() -> None:
+def test_check_deploy_would_catch_a_weak_secret_key_and_no_anchor_dir() -> None:
     # The clean result above means something only if the same run does flag real problems.
-    result = run_python(CHECK_DEPLOY, production_env(SECRET_KEY="short"))
+    result = run_python(CHECK_DEPLOY, production_env(SECRET_KEY="short", AUDIT_ANCHOR_DIR=""))
     assert result.returncode != 0
     assert "security.W009" in result.stderr
+    assert "audit.W002" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from apps.accounts.selectors import (
     totp_device_pending,
 )
 from apps.audit.services import audit_record
+from apps.audit.throttle import audit_record_throttled
 from apps.core.groups import user_group
 from apps.core.realtime import CLOSE_REAUTHORISE, close_sockets_on_commit
 from apps.orgs.models import Organization
@@ -108,8 +109,12 @@ def sign_in_record(*, user: User, device: Device | None, request: HttpRequest) -
 def sign_in_failure_record(
     *, email: str, user: User | None, locked_out: bool, request: HttpRequest
 ) -> None:
-    """A failed password check (or an attempt during a lockout), in the global chain."""
-    audit_record(
+    """A failed password check (or an attempt during a lockout), in the global chain.
+
+    At most once a minute per client address, with the count of failures left out: a flood
+    neither grows the chain nor makes sign-in queue on the chain head (apps/audit/throttle.py).
+    """
+    audit_record_throttled(
         action="auth.sign_in_failed",
         actor=user,
         detail={"email": email[:254], "locked_out": locked_out},

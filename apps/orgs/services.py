@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.audit.services import audit_record
+from apps.audit.throttle import audit_record_throttled
 from apps.core.groups import member_group
 from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE, close_sockets_on_commit
 from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
@@ -423,7 +424,9 @@ def onboarding_apply(
     )
     application.full_clean()
     application.save()
-    audit_record(
+    # The form is public: at most one record a minute per client address (the application
+    # itself is stored either way), so a flood cannot grow the chain (apps/audit/throttle.py).
+    audit_record_throttled(
         action="onboarding.apply",
         target=application,
         detail={"company": company_name, "country": country, "region": region},

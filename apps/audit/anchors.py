@@ -8,9 +8,9 @@ object-locked bucket, a WORM mount, a host the portal can add to but not edit). 
 of any record at or before an anchored sequence number changes the hash at that number, and
 `audit_verify --anchors DIR` names the anchor that no longer matches.
 
-Files are only ever added: one per chain per day (`org-12_2026-12-01.json`), written to a
-temporary name, made read-only and linked into place, which fails rather than overwrite a file
-that exists. A second run on the same day leaves the day's file as it is.
+Files are only ever added: one per chain per day (`org-12_2026-12-01.json`), written whole,
+read-only, and linked into place, which fails rather than overwrite a file that exists (see
+`_write_once`). A second run on the same day leaves the day's file as it is.
 """
 
 from __future__ import annotations
@@ -73,28 +73,68 @@ def anchor_file_name(*, chain: str, day: str) -> str:
 
 
 def _write_once(path: Path, content: bytes) -> bool:
-    """Write `path` atomically unless it exists; True if written. Never replaces a file."""
+    """Write `path` atomically unless it exists; True if written. Never replaces a file.
+
+    The content is written to an unnamed file (O_TMPFILE), made read-only, and then linked
+    under its name: link(), unlike rename(), refuses an existing target, so a second publisher
+    or a second run the same day cannot replace what was published, and nothing needs removing
+    afterwards, which an append-only directory (`chattr +a`) would refuse. Where unnamed files
+    are not supported, a temporary name is used instead (the directory must allow removing it).
+    """
+    try:
+        descriptor = os.open(path.parent, os.O_TMPFILE | os.O_WRONLY, 0o444)
+    except (AttributeError, OSError):
+        return _write_once_named(path, content)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        _write_all(descriptor, content)
+        try:
+            # With a directory descriptor CPython calls linkat(), which can follow the /proc
+            # link to the unnamed file; plain link() cannot.
+            os.link(
+                f"/proc/self/fd/{descriptor}", path.name, dst_dir_fd=directory, follow_symlinks=True
+            )
+        except FileExistsError:
+            return False
+        os.fsync(directory)
+    finally:
+        os.close(descriptor)
+        os.close(directory)
+    return True
+
+
+def _write_once_named(path: Path, content: bytes) -> bool:
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".anchor-", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o444)
-            os.fsync(handle.fileno())
         try:
-            # link(), unlike rename(), refuses an existing target: a second publisher, or a
-            # second run the same day, cannot replace what was published.
+            os.fchmod(descriptor, 0o444)
+            _write_all(descriptor, content)
+        finally:
+            os.close(descriptor)
+        try:
             os.link(temporary, path)
         except FileExistsError:
             return False
     finally:
         os.unlink(temporary)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the new name itself survives a crash
-    finally:
-        os.close(directory)
+    _sync_directory(path.parent)
     return True
+
+
+def _write_all(descriptor: int, content: bytes) -> None:
+    view = memoryview(content)
+    while view:
+        view = view[os.write(descriptor, view) :]
+    os.fsync(descriptor)
+
+
+def _sync_directory(directory: Path) -> None:
+    """The new name itself survives a crash."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def audit_anchors_publish(*, directory: Path, now: datetime | None = None) -> AnchorPublication:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import stat
+import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -164,3 +167,28 @@ def test_beat_publishes_daily_to_the_configured_directory(tmp_path: Path, owner,
     assert audit_anchors_publish_task.apply().get() == {"written": 0, "already_there": 1}
     settings.AUDIT_ANCHOR_DIR = ""
     assert audit_anchors_publish_task.apply().get() == {"written": 0, "already_there": 0}
+
+
+@pytest.fixture
+def append_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory where files can be added but not removed, renamed or replaced (Linux ext4)."""
+    directory = tmp_path / "worm"
+    directory.mkdir()
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed")
+    made = subprocess.run(["chattr", "+a", str(directory)], capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make an append-only directory here: {made.stderr!r}")
+    yield directory
+    subprocess.run(["chattr", "-a", str(directory)], check=True)
+
+
+def test_publishing_works_in_an_append_only_directory(append_only_dir: Path, owner) -> None:
+    audit_record(action="test.step", actor=owner)
+    [path] = audit_anchors_publish(directory=append_only_dir, now=DAY_ONE).written
+    audit_record(action="test.later", actor=owner)
+    assert audit_anchors_publish(directory=append_only_dir, now=DAY_ONE).already_there == [path]
+    assert json.loads(path.read_text())["seq"] == 1
+    with pytest.raises(PermissionError):
+        path.unlink()
+    assert "1 anchors checked, no broken link" in verify("--anchors", str(append_only_dir))

@@ -18,7 +18,7 @@ from django.db import connection
 from apps.audit.anchors import audit_anchors_publish
 from apps.audit.chain import chain_key_for, record_hash
 from apps.audit.models import AuditChain, AuditRecord
-from apps.audit.services import audit_record
+from apps.audit.services import audit_chains_check, audit_record
 from apps.audit.tasks import audit_anchors_publish_task
 from kraken_portal.celery import app as celery_app
 
@@ -192,3 +192,19 @@ def test_publishing_works_in_an_append_only_directory(append_only_dir: Path, own
     with pytest.raises(PermissionError):
         path.unlink()
     assert "1 anchors checked, no broken link" in verify("--anchors", str(append_only_dir))
+
+
+def test_the_nightly_check_also_compares_the_published_heads(
+    tmp_path: Path, owner, settings
+) -> None:
+    for _ in range(3):
+        audit_record(action="test.step", actor=owner)
+    audit_anchors_publish(directory=tmp_path, now=DAY_ONE)
+    settings.AUDIT_ANCHOR_DIR = str(tmp_path)
+    assert audit_chains_check()["anchors"] == 1
+    rewrite_with_the_key(chain=chain_key_for(owner.org_id), seq=1, action="test.innocent")
+    outcome = audit_chains_check()
+    assert (outcome["ok"], outcome["broken"]) == (False, [])
+    [mismatch] = outcome["anchor_mismatches"]
+    assert mismatch.startswith(f"anchor org-{owner.org_id}_2026-11-30.json: ")
+    assert AuditRecord.objects.get(action="audit.verify_failed").detail == outcome

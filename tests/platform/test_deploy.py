@@ -68,6 +68,12 @@ def test_check_deploy_would_catch_a_weak_secret_key_and_no_anchor_dir() -> None:
     assert "audit.W002" in result.stderr
 
 
+def test_check_deploy_warns_when_the_anchor_dir_does_not_exist(tmp_path: Path) -> None:
+    result = run_python(CHECK_DEPLOY, production_env(AUDIT_ANCHOR_DIR=str(tmp_path / "nope")))
+    assert result.returncode != 0
+    assert "audit.W003" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

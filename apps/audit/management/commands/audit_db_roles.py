@@ -73,7 +73,7 @@ class Command(BaseCommand):
             if password is None:
                 raise CommandError(ENV_VARIABLE_UNSET.format(name=options["password_env"]))
         with transaction.atomic(durable=True), connection.cursor() as cursor:
-            owner = self._check_runner(cursor, role=role)
+            owner = self._check_runner(cursor, role=role, schema=options["schema"])
             for statement in statements:
                 cursor.execute(statement)
             if password is not None:
@@ -86,12 +86,11 @@ class Command(BaseCommand):
             "`migrate`."
         )
 
-    def _check_runner(self, cursor: Any, *, role: str) -> str:
+    def _check_runner(self, cursor: Any, *, role: str, schema: str) -> str:
         cursor.execute(
             "SELECT current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), "
-            "(SELECT tableowner FROM pg_tables WHERE tablename = %s AND schemaname = "
-            "current_schema())",
-            [AuditRecord._meta.db_table],
+            "(SELECT tableowner FROM pg_tables WHERE tablename = %s AND schemaname = %s)",
+            [AuditRecord._meta.db_table, schema],
         )
         user, superuser, owner = cursor.fetchone()
         if owner is None:

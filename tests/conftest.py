@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import redis
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import connections
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.audit.throttle import KEY_PREFIX
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
@@ -20,6 +23,20 @@ pytest_plugins = [
     "tests.plugins.celery_worker",
     "tests.plugins.browser",
 ]
+
+
+@pytest.fixture(autouse=True)
+def audit_flood_windows_closed() -> None:
+    """Every test starts with no audit flood window open (apps/audit/throttle.py).
+
+    The windows live in Redis, which outlives a test's database transaction: without this, a
+    failed sign-in in one test would silence the next test's record from the same address.
+    """
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=KEY_PREFIX + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture

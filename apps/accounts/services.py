@@ -30,7 +30,7 @@ from apps.accounts.selectors import (
 )
 from apps.core.groups import user_group
 from apps.core.realtime import CLOSE_REAUTHORISE, close_sockets_on_commit
-from apps.core.trail import audit_record
+from apps.core.trail import audit_record, audit_record_throttled
 
 RECOVERY_CODE_COUNT = 10
 
@@ -107,8 +107,12 @@ def sign_in_record(*, user: User, device: Device | None, request: HttpRequest) -
 def sign_in_failure_record(
     *, email: str, user: User | None, locked_out: bool, request: HttpRequest
 ) -> None:
-    """A failed password check (or an attempt during a lockout), in the global chain."""
-    audit_record(
+    """A failed password check (or an attempt during a lockout), in the global chain.
+
+    At most once a minute per client address, with the count of failures left out: a flood
+    neither grows the chain nor makes sign-in queue on the chain head (apps/audit/throttle.py).
+    """
+    audit_record_throttled(
         action="auth.sign_in_failed",
         actor=user,
         detail={"email": email[:254], "locked_out": locked_out},

@@ -288,6 +288,9 @@ KRAKEN_SEQUENCER_WAIT = env_float("KRAKEN_SEQUENCER_WAIT", 30.0)  # wait for the
 PORTAL_KEYRING = env("PORTAL_KEYRING")
 # Audit chain HMAC key; falls back to a key derived from SECRET_KEY.
 AUDIT_HMAC_KEY = env("AUDIT_HMAC_KEY")
+# Where beat publishes each audit chain's head daily (apps/audit/anchors.py); meant to be
+# write-once storage. Empty: nothing is published (check --deploy warns).
+AUDIT_ANCHOR_DIR = env("AUDIT_ANCHOR_DIR")
 
 LOGGING = {
     "version": 1,

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import User
-from apps.core.trail import audit_record
+from apps.core.trail import audit_record, audit_record_throttled
 from apps.orgs.models import OnboardingApplication, Organization
 from apps.orgs.permissions import Role
 from apps.orgs.services.invitations import invitation_issue
@@ -71,7 +71,9 @@ def onboarding_apply(
     )
     application.full_clean()
     application.save()
-    audit_record(
+    # The form is public: at most one record a minute per client address (the application
+    # itself is stored either way), so a flood cannot grow the chain (apps/audit/throttle.py).
+    audit_record_throttled(
         action="onboarding.apply",
         target=application,
         detail={"company": company_name, "country": country, "region": region},

@@ -45,12 +45,12 @@ async def _json(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def register(app: web.Application, sb: Sandbox) -> None:
-    e = sb.engine
+def register(app: web.Application, sandbox: Sandbox) -> None:
+    engine = sandbox.engine
 
     def guarded(fn: Callable[[web.Request], Awaitable[Any]]) -> RouteHandler:
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            token = sb.config.admin_token
+            token = sandbox.config.admin_token
             given = request.headers.get("Authorization", "")
             if not token or not hmac.compare_digest(given, f"Bearer {token}"):
                 return _ok({"error": "unauthorized"}, 401)
@@ -76,7 +76,7 @@ def register(app: web.Application, sb: Sandbox) -> None:
         return wrapper
 
     def account(request: web.Request) -> Any:
-        acct = e.accounts.get(request.match_info["id"])
+        acct = engine.accounts.get(request.match_info["id"])
         if acct is None:
             raise ControlError("unknown account", 404)
         return acct
@@ -85,16 +85,16 @@ def register(app: web.Application, sb: Sandbox) -> None:
         return _ok(
             {
                 "status": "ok",
-                "time": e.now(),
-                "seed": e.seed,
-                "exchange_status": e.status,
-                "accounts": len(e.accounts),
+                "time": engine.now(),
+                "seed": engine.seed,
+                "exchange_status": engine.status,
+                "accounts": len(engine.accounts),
             }
         )
 
     async def create_account(request: web.Request) -> Any:
         body = await _json(request)
-        acct = e.create_account(
+        acct = engine.create_account(
             body.get("balances") or {}, body.get("tier"), account_id=body.get("id")
         )
         return {"account_id": acct.id, "tier": acct.tier}
@@ -108,7 +108,7 @@ def register(app: web.Application, sb: Sandbox) -> None:
             "balances": {k: fmt(v, ASSETS[k].decimals) for k, v in acct.balances.items()},
             "holds": {k: fmt(v, ASSETS[k].decimals) for k, v in acct.holds.items()},
             "open_orders": list(acct.open_ids),
-            "subaccounts": [a.id for a in e.accounts.values() if a.parent == acct.id],
+            "subaccounts": [a.id for a in engine.accounts.values() if a.parent == acct.id],
         }
 
     async def create_key(request: web.Request) -> Any:
@@ -117,7 +117,7 @@ def register(app: web.Application, sb: Sandbox) -> None:
         perms = body.get("permissions", ALL_PERMISSIONS)
         if not isinstance(perms, list) or any(p not in PERMISSIONS for p in perms):
             raise ControlError(f"permissions must be a subset of {ALL_PERMISSIONS}")
-        k = e.create_key(
+        k = engine.create_key(
             acct.id,
             perms,
             int(body.get("nonce_window", 0)),
@@ -134,7 +134,7 @@ def register(app: web.Application, sb: Sandbox) -> None:
         amount = to_decimal(body.get("amount"))
         if a is None or amount is None or amount <= 0:
             raise ControlError("asset and positive amount required")
-        refid = credit_deposit(e, acct, a.id, amount, body.get("method"))
+        refid = credit_deposit(engine, acct, a.id, amount, body.get("method"))
         return {"refid": refid, "balance": fmt(acct.balances[a.id], a.decimals)}
 
     async def withdraw_address(request: web.Request) -> Any:
@@ -165,7 +165,7 @@ def register(app: web.Application, sb: Sandbox) -> None:
     async def subaccount(request: web.Request) -> Any:
         acct = account(request)
         body = await _json(request)
-        sub = e.create_account(body.get("balances") or {}, parent=acct.id)
+        sub = engine.create_account(body.get("balances") or {}, parent=acct.id)
         sub.username = str(body.get("username", sub.id))
         sub.email = str(body.get("email", ""))
         return {"account_id": sub.id, "parent": acct.id}
@@ -175,17 +175,17 @@ def register(app: web.Application, sb: Sandbox) -> None:
         status = body.get("status")
         if status not in STATUSES:
             raise ControlError(f"status must be one of {STATUSES}")
-        e.status = status
-        sb.hub.broadcast_status()
-        return {"status": e.status}
+        engine.status = status
+        sandbox.hub.broadcast_status()
+        return {"status": engine.status}
 
     async def set_faults(request: web.Request) -> Any:
         body = await _json(request)
-        sb.faults.configure(body)
-        return sb.faults.to_json()
+        sandbox.faults.configure(body)
+        return sandbox.faults.to_json()
 
     async def get_faults(_request: web.Request) -> Any:
-        return sb.faults.to_json()
+        return sandbox.faults.to_json()
 
     async def move_price(request: web.Request) -> Any:
         pair = resolve_pair(request.match_info["pair"])
@@ -195,10 +195,10 @@ def register(app: web.Application, sb: Sandbox) -> None:
         price = to_decimal(body.get("price"))
         if price is None or price <= 0:
             raise ControlError("positive price required")
-        e.set_price(pair.id, price.quantize(pair.price_q))
-        sb.hub.publish_market()
-        sb.hub.flush()
-        return {"pair": pair.id, "price": fmt(e.markets[pair.id].mid, pair.pair_decimals)}
+        engine.set_price(pair.id, price.quantize(pair.price_q))
+        sandbox.hub.publish_market()
+        sandbox.hub.flush()
+        return {"pair": pair.id, "price": fmt(engine.markets[pair.id].mid, pair.pair_decimals)}
 
     async def clock(request: web.Request) -> Any:
         body = await _json(request)
@@ -206,69 +206,69 @@ def register(app: web.Application, sb: Sandbox) -> None:
             speed = float(body["speed"])
             if not 0 < speed <= 10000:
                 raise ControlError("speed must be in (0, 10000]")
-            e.clock.set_speed(speed)
+            engine.clock.set_speed(speed)
         if "advance" in body:
-            e.clock.advance(float(body["advance"]))
+            engine.clock.advance(float(body["advance"]))
         if body.get("tick", True):
             from .server import tick
 
-            tick(sb)
-        return {"now": e.now(), "speed": e.clock.speed, "offset": e.clock.offset}
+            tick(sandbox)
+        return {"now": engine.now(), "speed": engine.clock.speed, "offset": engine.clock.offset}
 
     async def config(request: web.Request) -> Any:
         body = await _json(request)
         for name in ("withdraw_step", "earn_delay", "tick_ms"):
             if name in body:
-                setattr(sb.config, name, type(getattr(sb.config, name))(body[name]))
+                setattr(sandbox.config, name, type(getattr(sandbox.config, name))(body[name]))
         if "flow_rate" in body:
-            e.flow_rate = float(body["flow_rate"])
+            engine.flow_rate = float(body["flow_rate"])
         if "rate_limits" in body:
-            e.rate_limits = bool(body["rate_limits"])
+            engine.rate_limits = bool(body["rate_limits"])
         if "strict_validate_trap" in body:
-            e.strict_validate_trap = bool(body["strict_validate_trap"])
+            engine.strict_validate_trap = bool(body["strict_validate_trap"])
         return {
-            "withdraw_step": sb.config.withdraw_step,
-            "earn_delay": sb.config.earn_delay,
-            "flow_rate": e.flow_rate,
-            "strict_validate_trap": e.strict_validate_trap,
-            "rate_limits": e.rate_limits,
+            "withdraw_step": sandbox.config.withdraw_step,
+            "earn_delay": sandbox.config.earn_delay,
+            "flow_rate": engine.flow_rate,
+            "strict_validate_trap": engine.strict_validate_trap,
+            "rate_limits": engine.rate_limits,
         }
 
     async def save(_request: web.Request) -> Any:
-        sb.save()
-        return {"saved": bool(sb.config.state_file)}
+        sandbox.save()
+        return {"saved": bool(sandbox.config.state_file)}
 
     async def limits(request: web.Request) -> Any:
         key = request.query.get("key", "")
-        k = e.auth.keys.get(key)
+        k = engine.auth.keys.get(key)
         if k is None:
             raise ControlError("unknown key", 404)
-        acct = e.accounts[k.account_id]
-        tier = e.tier_of(acct)
-        now = e.now()
+        acct = engine.accounts[k.account_id]
+        tier = engine.tier_of(acct)
+        now = engine.now()
         return {
-            "api_counter": str(e.rest_limiter.value(key, tier, now)),
+            "api_counter": str(engine.rest_limiter.value(key, tier, now)),
             "api_max": str(tier.api_max),
             "trading": {
-                pid: str(e.trade_limiter.value(acct.id, pid, tier, now))
-                for (aid, pid) in e.trade_limiter.counters
+                pid: str(engine.trade_limiter.value(acct.id, pid, tier, now))
+                for (aid, pid) in engine.trade_limiter.counters
                 if aid == acct.id
             },
         }
 
-    r = app.router
-    r.add_get("/sandbox/health", health)
-    r.add_post("/sandbox/accounts", guarded(create_account))
-    r.add_get("/sandbox/accounts/{id}", guarded(get_account))
-    r.add_post("/sandbox/accounts/{id}/keys", guarded(create_key))
-    r.add_post("/sandbox/accounts/{id}/deposits", guarded(deposit))
-    r.add_post("/sandbox/accounts/{id}/withdraw-addresses", guarded(withdraw_address))
-    r.add_post("/sandbox/accounts/{id}/subaccounts", guarded(subaccount))
-    r.add_post("/sandbox/status", guarded(set_status))
-    r.add_post("/sandbox/faults", guarded(set_faults))
-    r.add_get("/sandbox/faults", guarded(get_faults))
-    r.add_post("/sandbox/markets/{pair}/price", guarded(move_price))
-    r.add_post("/sandbox/clock", guarded(clock))
-    r.add_post("/sandbox/config", guarded(config))
-    r.add_post("/sandbox/save", guarded(save))
-    r.add_get("/sandbox/limits", guarded(limits))
+    router = app.router
+    router.add_get("/sandbox/health", health)
+    router.add_post("/sandbox/accounts", guarded(create_account))
+    router.add_get("/sandbox/accounts/{id}", guarded(get_account))
+    router.add_post("/sandbox/accounts/{id}/keys", guarded(create_key))
+    router.add_post("/sandbox/accounts/{id}/deposits", guarded(deposit))
+    router.add_post("/sandbox/accounts/{id}/withdraw-addresses", guarded(withdraw_address))
+    router.add_post("/sandbox/accounts/{id}/subaccounts", guarded(subaccount))
+    router.add_post("/sandbox/status", guarded(set_status))
+    router.add_post("/sandbox/faults", guarded(set_faults))
+    router.add_get("/sandbox/faults", guarded(get_faults))
+    router.add_post("/sandbox/markets/{pair}/price", guarded(move_price))
+    router.add_post("/sandbox/clock", guarded(clock))
+    router.add_post("/sandbox/config", guarded(config))
+    router.add_post("/sandbox/save", guarded(save))
+    router.add_get("/sandbox/limits", guarded(limits))

@@ -13,9 +13,8 @@ from .params import check_known, opt_bool, opt_dec, opt_int, opt_str, req_str, s
 from .private import Ctx, Handler, allow
 from .util import decimals_of, rfc3339_s
 
-D = Decimal
-ZERO = D(0)
-YEAR = D(365 * 86400)
+ZERO = Decimal(0)
+YEAR = Decimal(365 * 86400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,33 +35,48 @@ class Strategy:
 
 
 STRATEGIES: dict[str, Strategy] = {
-    s.id: s
-    for s in (
-        Strategy("ESRFUO3-Q62XD-WIOIL7", "DOT", "flex", D("8"), D("12"), D("0.01")),
+    strategy.id: strategy
+    for strategy in (
+        Strategy(
+            "ESRFUO3-Q62XD-WIOIL7", "DOT", "flex", Decimal("8"), Decimal("12"), Decimal("0.01")
+        ),
         Strategy(
             "ESDQCOL-WTZEU-NU55QF",
             "DOT",
             "bonded",
-            D("14"),
-            D("18"),
-            D("1"),
+            Decimal("14"),
+            Decimal("18"),
+            Decimal("1"),
             bonding_s=0,
             unbonding_s=2419200,
         ),
-        Strategy("ESLKQ2J-ZJQNA-5WFHZP", "XETH", "flex", D("2.5"), D("3.5"), D("0.001")),
-        Strategy("ESXUM7H-SJHQ6-KOQNNI", "XXBT", "flex", D("0.1"), D("0.25"), D("0.0001")),
-        Strategy("ESMWVX6-JAPVY-23L3CV", "USDC", "flex", D("3.5"), D("4.5"), D("1")),
+        Strategy(
+            "ESLKQ2J-ZJQNA-5WFHZP", "XETH", "flex", Decimal("2.5"), Decimal("3.5"), Decimal("0.001")
+        ),
+        Strategy(
+            "ESXUM7H-SJHQ6-KOQNNI",
+            "XXBT",
+            "flex",
+            Decimal("0.1"),
+            Decimal("0.25"),
+            Decimal("0.0001"),
+        ),
+        Strategy(
+            "ESMWVX6-JAPVY-23L3CV", "USDC", "flex", Decimal("3.5"), Decimal("4.5"), Decimal("1")
+        ),
         Strategy(
             "ESSR4XE-DS3WX-3YEXPA",
             "SOL",
             "bonded",
-            D("6"),
-            D("8"),
-            D("0.5"),
+            Decimal("6"),
+            Decimal("8"),
+            Decimal("0.5"),
             bonding_s=86400,
             unbonding_s=259200,
         ),
-        Strategy("ESUKXMZ-B34BL-LRAEDV", "ADA", "instant", D("1.5"), D("3"), D("5")),
+        Strategy(
+            "ESUKXMZ-B34BL-LRAEDV", "ADA", "instant", Decimal("1.5"), Decimal("3"), Decimal("5")
+        ),
     )
 }
 
@@ -71,74 +85,80 @@ def _wire_asset(asset: str) -> str:
     return ASSETS[asset].altname
 
 
-def accrue(e: Engine, acct: Account, now: float) -> None:
+def accrue(engine: Engine, acct: Account, now: float) -> None:
     """Accrue rewards linearly since the last accrual (APR midpoint)."""
-    dt = D(repr(max(0.0, now - acct.earn_accrued_at))) if acct.earn_accrued_at else ZERO
+    dt = Decimal(repr(max(0.0, now - acct.earn_accrued_at))) if acct.earn_accrued_at else ZERO
     acct.earn_accrued_at = now
     if not dt:
         return
     for sid, amt in acct.earn.items():
-        s = STRATEGIES.get(sid)
-        if s and amt > 0:
-            reward = amt * s.apr / 100 * dt / YEAR
+        strategy = STRATEGIES.get(sid)
+        if strategy and amt > 0:
+            reward = amt * strategy.apr / 100 * dt / YEAR
             acct.earn_rewards[sid] = acct.earn_rewards.get(sid, ZERO) + reward
 
 
-def settle(e: Engine) -> None:
+def settle(engine: Engine) -> None:
     """Complete (de)allocations whose processing time has passed."""
-    now = e.now()
-    for acct in e.accounts.values():
+    now = engine.now()
+    for acct in engine.accounts.values():
         if acct.earn or acct.earn_pending:
-            accrue(e, acct, now)
-        for sid, op in list(acct.earn_pending.items()):
-            if op["done_at"] > now:
+            accrue(engine, acct, now)
+        for sid, operation in list(acct.earn_pending.items()):
+            if operation["done_at"] > now:
                 continue
-            s = STRATEGIES[sid]
-            amount: Decimal = op["amount"]
-            if op["type"] == "allocate":
+            strategy = STRATEGIES[sid]
+            amount: Decimal = operation["amount"]
+            if operation["type"] == "allocate":
                 acct.earn[sid] = acct.earn.get(sid, ZERO) + amount
             else:
                 acct.earn[sid] = acct.earn.get(sid, ZERO) - amount
-                e.credit(acct, s.asset, amount, "earn", "deallocation", e.ids.kid("E"))
+                engine.credit(
+                    acct, strategy.asset, amount, "earn", "deallocation", engine.ids.kid("E")
+                )
             del acct.earn_pending[sid]
 
 
 def _strategy(p: dict[str, Any]) -> Strategy:
     sid = req_str(p, "strategy_id")
-    s = STRATEGIES.get(sid)
-    if s is None:
+    strategy = STRATEGIES.get(sid)
+    if strategy is None:
         raise KrakenError("EGeneral:Invalid arguments:Invalid strategy ID")
-    return s
+    return strategy
 
 
-def _amount(p: dict[str, Any], s: Strategy) -> Decimal:
+def _amount(p: dict[str, Any], strategy: Strategy) -> Decimal:
     amount = opt_dec(p, "amount")
-    if amount is None or amount <= 0 or decimals_of(amount) > ASSETS[s.asset].decimals:
+    if amount is None or amount <= 0 or decimals_of(amount) > ASSETS[strategy.asset].decimals:
         raise invalid("amount")
-    if amount < s.min_alloc:
+    if amount < strategy.min_alloc:
         raise KrakenError("EEarnings:Below min:(De)allocation operation amount less than minimum")
     return amount
 
 
-def strategies(c: Ctx) -> Any:
-    check_known(c.params, allow("ascending", "asset", "cursor", "limit", "lock_type"))
-    asset = opt_str(c.params, "asset")
-    locks = str_list(c.params, "lock_type")
-    limit = opt_int(c.params, "limit") or 100
+def strategies(ctx: Ctx) -> Any:
+    check_known(ctx.params, allow("ascending", "asset", "cursor", "limit", "lock_type"))
+    asset = opt_str(ctx.params, "asset")
+    locks = str_list(ctx.params, "lock_type")
+    limit = opt_int(ctx.params, "limit") or 100
     items = []
-    for s in STRATEGIES.values():
-        if asset and _wire_asset(s.asset) != asset.upper() and s.asset != asset.upper():
+    for strategy in STRATEGIES.values():
+        if (
+            asset
+            and _wire_asset(strategy.asset) != asset.upper()
+            and strategy.asset != asset.upper()
+        ):
             continue
-        if locks and s.lock not in locks:
+        if locks and strategy.lock not in locks:
             continue
-        lock: dict[str, Any] = {"type": s.lock, "payout_frequency": s.payout_s}
-        if s.lock == "bonded":
+        lock: dict[str, Any] = {"type": strategy.lock, "payout_frequency": strategy.payout_s}
+        if strategy.lock == "bonded":
             lock.update(
                 {
-                    "bonding_period": s.bonding_s,
+                    "bonding_period": strategy.bonding_s,
                     "bonding_period_variable": False,
                     "bonding_rewards": False,
-                    "unbonding_period": s.unbonding_s,
+                    "unbonding_period": strategy.unbonding_s,
                     "unbonding_period_variable": False,
                     "unbonding_rewards": False,
                     "exit_queue_period": 0,
@@ -146,11 +166,14 @@ def strategies(c: Ctx) -> Any:
             )
         items.append(
             {
-                "id": s.id,
-                "asset": _wire_asset(s.asset),
+                "id": strategy.id,
+                "asset": _wire_asset(strategy.asset),
                 "lock_type": lock,
-                "apr_estimate": {"low": fmt(s.apr_low, 4), "high": fmt(s.apr_high, 4)},
-                "user_min_allocation": format(s.min_alloc, "f"),
+                "apr_estimate": {
+                    "low": fmt(strategy.apr_low, 4),
+                    "high": fmt(strategy.apr_high, 4),
+                },
+                "user_min_allocation": format(strategy.min_alloc, "f"),
                 "allocation_fee": "0.0000",
                 "deallocation_fee": "0.0000",
                 "auto_compound": {"type": "enabled"},
@@ -160,37 +183,37 @@ def strategies(c: Ctx) -> Any:
                 "allocation_restriction_info": [],
             }
         )
-    if opt_bool(c.params, "ascending"):
+    if opt_bool(ctx.params, "ascending"):
         items.reverse()
     return {"items": items[:limit], "next_cursor": None}
 
 
-def allocations(c: Ctx) -> Any:
-    check_known(c.params, allow("ascending", "converted_asset", "hide_zero_allocations"))
-    e = c.engine
-    accrue(e, c.acct, e.now())
-    conv_name = opt_str(c.params, "converted_asset") or "USD"
+def allocations(ctx: Ctx) -> Any:
+    check_known(ctx.params, allow("ascending", "converted_asset", "hide_zero_allocations"))
+    engine = ctx.engine
+    accrue(engine, ctx.acct, engine.now())
+    conv_name = opt_str(ctx.params, "converted_asset") or "USD"
     conv = None
     for a in ASSETS.values():
         if conv_name.upper() in (a.id, a.altname, a.ws):
             conv = a
     if conv is None:
         raise KrakenError("EQuery:Unknown asset")
-    hide = opt_bool(c.params, "hide_zero_allocations")
-    rate_conv = e.balance_usd(c.acct, conv.id, D(1)) or D(1)
+    hide = opt_bool(ctx.params, "hide_zero_allocations")
+    rate_conv = engine.balance_usd(ctx.acct, conv.id, Decimal(1)) or Decimal(1)
     items = []
     total_alloc = ZERO
     total_rew = ZERO
-    sids = set(c.acct.earn) | set(c.acct.earn_pending)
+    sids = set(ctx.acct.earn) | set(ctx.acct.earn_pending)
     for sid in sorted(sids):
-        s = STRATEGIES[sid]
-        allocated = c.acct.earn.get(sid, ZERO)
-        reward = c.acct.earn_rewards.get(sid, ZERO)
-        pend = c.acct.earn_pending.get(sid)
+        strategy = STRATEGIES[sid]
+        allocated = ctx.acct.earn.get(sid, ZERO)
+        reward = ctx.acct.earn_rewards.get(sid, ZERO)
+        pend = ctx.acct.earn_pending.get(sid)
         if hide and not allocated and not pend:
             continue
-        px = e.balance_usd(c.acct, s.asset, D(1)) / rate_conv
-        places = ASSETS[s.asset].decimals
+        px = engine.balance_usd(ctx.acct, strategy.asset, Decimal(1)) / rate_conv
+        places = ASSETS[strategy.asset].decimals
 
         def pair_amt(x: Decimal, places: int = places, px: Decimal = px) -> dict[str, str]:
             return {"native": fmt(x, places), "converted": fmt(x * px, 4)}
@@ -198,7 +221,7 @@ def allocations(c: Ctx) -> Any:
         amount_allocated: dict[str, Any] = {"total": pair_amt(allocated + reward)}
         if pend and pend["type"] == "allocate":
             amount_allocated["pending"] = pair_amt(pend["amount"])
-        if pend and pend["type"] == "deallocate" and s.lock == "bonded":
+        if pend and pend["type"] == "deallocate" and strategy.lock == "bonded":
             amount_allocated["unbonding"] = {
                 **pair_amt(pend["amount"]),
                 "allocation_count": 1,
@@ -210,25 +233,27 @@ def allocations(c: Ctx) -> Any:
                     }
                 ],
             }
-        now = e.now()
-        period_start = now - (now % s.payout_s)
+        now = engine.now()
+        period_start = now - (now % strategy.payout_s)
         items.append(
             {
                 "strategy_id": sid,
-                "native_asset": _wire_asset(s.asset),
+                "native_asset": _wire_asset(strategy.asset),
                 "amount_allocated": amount_allocated,
                 "total_rewarded": pair_amt(reward),
                 "payout": {
                     "accumulated_reward": pair_amt(reward),
-                    "estimated_reward": pair_amt(allocated * s.apr / 100 * D(s.payout_s) / YEAR),
+                    "estimated_reward": pair_amt(
+                        allocated * strategy.apr / 100 * Decimal(strategy.payout_s) / YEAR
+                    ),
                     "period_start": rfc3339_s(period_start),
-                    "period_end": rfc3339_s(period_start + s.payout_s),
+                    "period_end": rfc3339_s(period_start + strategy.payout_s),
                 },
             }
         )
         total_alloc += (allocated + reward) * px
         total_rew += reward * px
-    if not opt_bool(c.params, "ascending"):
+    if not opt_bool(ctx.params, "ascending"):
         items.reverse()
     return {
         "converted_asset": conv.altname,
@@ -238,32 +263,34 @@ def allocations(c: Ctx) -> Any:
     }
 
 
-def _busy(acct: Account, s: Strategy) -> None:
-    if s.id in acct.earn_pending:
+def _busy(acct: Account, strategy: Strategy) -> None:
+    if strategy.id in acct.earn_pending:
         raise KrakenError(
             "EEarnings:Busy:Another (de)allocation for the same strategy is in progress"
         )
 
 
 def make_allocate(delay_getter: Any) -> Handler:
-    def allocate(c: Ctx) -> Any:
-        check_known(c.params, allow("amount", "strategy_id"))
-        s = _strategy(c.params)
-        amount = _amount(c.params, s)
-        _busy(c.acct, s)
-        if c.acct.available(s.asset) < amount:
+    def allocate(ctx: Ctx) -> Any:
+        check_known(ctx.params, allow("amount", "strategy_id"))
+        strategy = _strategy(ctx.params)
+        amount = _amount(ctx.params, strategy)
+        _busy(ctx.acct, strategy)
+        if ctx.acct.available(strategy.asset) < amount:
             raise KrakenError(
                 "EEarnings:Insufficient funds:Insufficient funds to complete the "
                 "(de)allocation request"
             )
-        now = c.engine.now()
-        accrue(c.engine, c.acct, now)
-        c.engine.credit(c.acct, s.asset, -amount, "earn", "allocation", c.engine.ids.kid("E"))
-        c.acct.earn_pending[s.id] = {
+        now = ctx.engine.now()
+        accrue(ctx.engine, ctx.acct, now)
+        ctx.engine.credit(
+            ctx.acct, strategy.asset, -amount, "earn", "allocation", ctx.engine.ids.kid("E")
+        )
+        ctx.acct.earn_pending[strategy.id] = {
             "type": "allocate",
             "amount": amount,
             "created": now,
-            "done_at": now + float(delay_getter()) + s.bonding_s,
+            "done_at": now + float(delay_getter()) + strategy.bonding_s,
         }
         return True
 
@@ -271,26 +298,26 @@ def make_allocate(delay_getter: Any) -> Handler:
 
 
 def make_deallocate(delay_getter: Any) -> Handler:
-    def deallocate(c: Ctx) -> Any:
-        check_known(c.params, allow("amount", "strategy_id"))
-        s = _strategy(c.params)
-        amount = _amount(c.params, s)
-        _busy(c.acct, s)
-        now = c.engine.now()
-        accrue(c.engine, c.acct, now)
+    def deallocate(ctx: Ctx) -> Any:
+        check_known(ctx.params, allow("amount", "strategy_id"))
+        strategy = _strategy(ctx.params)
+        amount = _amount(ctx.params, strategy)
+        _busy(ctx.acct, strategy)
+        now = ctx.engine.now()
+        accrue(ctx.engine, ctx.acct, now)
         # Rewards auto-compound into the allocation, so they can be withdrawn too.
-        reward = c.acct.earn_rewards.pop(s.id, ZERO)
-        c.acct.earn[s.id] = c.acct.earn.get(s.id, ZERO) + reward
-        if c.acct.earn.get(s.id, ZERO) < amount:
+        reward = ctx.acct.earn_rewards.pop(strategy.id, ZERO)
+        ctx.acct.earn[strategy.id] = ctx.acct.earn.get(strategy.id, ZERO) + reward
+        if ctx.acct.earn.get(strategy.id, ZERO) < amount:
             raise KrakenError(
                 "EEarnings:Insufficient funds:Insufficient funds to complete the "
                 "(de)allocation request"
             )
-        c.acct.earn_pending[s.id] = {
+        ctx.acct.earn_pending[strategy.id] = {
             "type": "deallocate",
             "amount": amount,
             "created": now,
-            "done_at": now + float(delay_getter()) + s.unbonding_s,
+            "done_at": now + float(delay_getter()) + strategy.unbonding_s,
         }
         return True
 
@@ -298,11 +325,11 @@ def make_deallocate(delay_getter: Any) -> Handler:
 
 
 def _status(kind: str) -> Handler:
-    def status(c: Ctx) -> Any:
-        check_known(c.params, allow("strategy_id"))
-        s = _strategy(c.params)
-        op = c.acct.earn_pending.get(s.id)
-        return {"pending": bool(op and op["type"] == kind)}
+    def status(ctx: Ctx) -> Any:
+        check_known(ctx.params, allow("strategy_id"))
+        strategy = _strategy(ctx.params)
+        operation = ctx.acct.earn_pending.get(strategy.id)
+        return {"pending": bool(operation and operation["type"] == kind)}
 
     return status
 

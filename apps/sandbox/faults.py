@@ -97,18 +97,18 @@ class Faults:
                 raise ValueError(f"unknown fault profile {data['profile']!r}")
             data = {**prof, **{k: v for k, v in data.items() if k != "profile"}}
         rules = []
-        for r in data.get("rules", []):
-            if r.get("kind") not in KINDS:
-                raise ValueError(f"unknown fault kind {r.get('kind')!r}")
+        for rule in data.get("rules", []):
+            if rule.get("kind") not in KINDS:
+                raise ValueError(f"unknown fault kind {rule.get('kind')!r}")
             rules.append(
                 Rule(
-                    kind=r["kind"],
-                    endpoint=str(r.get("endpoint", "*")),
-                    probability=float(r.get("probability", 1.0)),
-                    count=None if r.get("count") is None else int(r["count"]),
-                    latency_ms=int(r.get("latency_ms", 0)),
-                    status=int(r.get("status", 502)),
-                    mode=str(r.get("mode", "drop")),
+                    kind=rule["kind"],
+                    endpoint=str(rule.get("endpoint", "*")),
+                    probability=float(rule.get("probability", 1.0)),
+                    count=None if rule.get("count") is None else int(rule["count"]),
+                    latency_ms=int(rule.get("latency_ms", 0)),
+                    status=int(rule.get("status", 502)),
+                    mode=str(rule.get("mode", "drop")),
                 )
             )
         self.rules = rules
@@ -116,18 +116,18 @@ class Faults:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "rules": [r.to_json() for r in self.rules],
+            "rules": [rule.to_json() for rule in self.rules],
             "ws_disconnect_every": self.ws_disconnect_every,
         }
 
     def pick(self, method: str, private: bool) -> list[Rule]:
         """Rules that fire for this request (each consumes one activation)."""
         fired = []
-        for r in self.rules:
-            if r.matches(method, private) and self._rng.random() < r.probability:
-                if r.count is not None:
-                    r.count -= 1
-                fired.append(r)
+        for rule in self.rules:
+            if rule.matches(method, private) and self._rng.random() < rule.probability:
+                if rule.count is not None:
+                    rule.count -= 1
+                fired.append(rule)
         return fired
 
 

@@ -17,7 +17,6 @@ from decimal import ROUND_DOWN, Decimal
 
 from .pairs import ASSETS, Pair
 
-D = Decimal
 ZERO = Decimal(0)
 ONE = Decimal(1)
 SECONDS_PER_YEAR = 365.0 * 86400.0
@@ -79,7 +78,7 @@ class Market:
     def init(self, now: float) -> None:
         p = self.pair
         self.level_step = max(
-            p.tick_size, (self.mid * D("0.00002")).quantize(p.price_q, rounding=ROUND_DOWN)
+            p.tick_size, (self.mid * Decimal("0.00002")).quantize(p.price_q, rounding=ROUND_DOWN)
         )
         self.candles = {i: deque(maxlen=721) for i in OHLC_INTERVALS}
         self._backfill(now)
@@ -98,7 +97,7 @@ class Market:
         # Walk backwards from the configured start price so "now" lands on it.
         path = [price]
         for _ in range(minutes):
-            price = price / D(repr(math.exp(self.rng.gauss(0.0, sigma))))
+            price = price / Decimal(repr(math.exp(self.rng.gauss(0.0, sigma))))
             path.append(price)
         path.reverse()
         tid_base = 10_000_000
@@ -114,7 +113,7 @@ class Market:
             prices = (o, mid_px, c)
             candle: Candle | None = None
             for k, px in enumerate(prices):
-                usd = D(int(self.rng.lognormvariate(6.0, 1.0) * 100)) / 100
+                usd = Decimal(int(self.rng.lognormvariate(6.0, 1.0) * 100)) / 100
                 qty = max(p.ordermin, (usd / usd_price).quantize(p.lot_q, rounding=ROUND_DOWN))
                 tid_base += 1
                 if i >= tape_from:
@@ -157,7 +156,7 @@ class Market:
         self.last_price, self.last_qty = last.price, last.qty
 
     def _rand_qty(self, scale: Decimal = ONE) -> Decimal:
-        usd = D(repr(round(self.rng.lognormvariate(7.5, 1.1), 2))) * scale
+        usd = Decimal(repr(round(self.rng.lognormvariate(7.5, 1.1), 2))) * scale
         # Quote currencies other than USD: value the quote with its USD hint.
         price_usd = self.mid * ASSETS[self.pair.quote].usd_hint
         q = (usd / price_usd).quantize(self.pair.lot_q, rounding=ROUND_DOWN)
@@ -172,7 +171,7 @@ class Market:
 
     def _rebuild_top(self) -> None:
         p = self.pair
-        spread_ticks = max(1, int(self.mid * D("0.00008") / p.tick_size))
+        spread_ticks = max(1, int(self.mid * Decimal("0.00008") / p.tick_size))
         half = p.tick_size * spread_ticks / 2
         bb = ((self.mid - half) / p.tick_size).to_integral_value(ROUND_DOWN) * p.tick_size
         bb = bb.quantize(p.price_q)
@@ -227,7 +226,7 @@ class Market:
             return
         sigma = float(self.pair.volatility) * math.sqrt(dt / SECONDS_PER_YEAR)
         z = self.rng.gauss(0.0, 1.0)
-        self.mid = self.mid * D(repr(math.exp(sigma * z)))
+        self.mid = self.mid * Decimal(repr(math.exp(sigma * z)))
         self._rebuild_top()
         # Churn: a handful of quantity changes / deletions near the top.
         for side in (self.bids, self.asks):
@@ -268,8 +267,8 @@ class Market:
 
     def stats(self, since: float) -> tuple[Decimal, Decimal, int, Decimal, Decimal, Decimal]:
         """(volume, vwap, count, low, high, open) over 1-minute candles from ``since``."""
-        vol = D(0)
-        notional = D(0)
+        vol = Decimal(0)
+        notional = Decimal(0)
         count = 0
         low: Decimal | None = None
         high: Decimal | None = None

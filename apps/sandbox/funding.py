@@ -486,6 +486,15 @@ def withdraw_cancel(ctx: Ctx) -> Any:
     check_known(ctx.params, allow("asset", "refid"))
     a = _asset(ctx.params)
     refid = req_str(ctx.params, "refid")
+    if any(
+        entry["refid"] == refid and entry["subtype"] == "spottofutures"
+        for entry in ctx.acct.ledgers.values()
+    ):
+        # A WalletTransfer needs no permission to cancel (spec); it settled at once, so
+        # there is nothing left to cancel.
+        return False
+    if "withdraw" not in ctx.key.permissions:
+        raise KrakenError("EGeneral:Permission denied")
     for w in ctx.acct.withdrawals:
         if w["refid"] == refid and w["asset"] == a.id:
             if w["status"] != "Initial" or w["status_prop"]:

@@ -33,6 +33,8 @@ class EngineBase:
         self.rest_limiter = RestLimiter()
         self.trade_limiter = TradingLimiter()
         self.accounts: dict[str, Account] = {}
+        # WS token → the API key that asked for it (WS requests act with that key's rights).
+        self.ws_token_keys: dict[str, str] = {}
         self.status = "online"
         self.markets: dict[str, Market] = {}
         self.book_orders: dict[tuple[str, str], list[Order]] = {}

@@ -196,8 +196,17 @@ def query_orders(ctx: Ctx) -> Any:
             raise KrakenError("EOrder:Invalid order")
         if userref is not None and order.userref != userref:
             continue
+        _check_may_see(ctx, order)
         out[t] = ctx.engine.order_json(order, with_trades=with_trades)
     return out
+
+
+def _check_may_see(ctx: Ctx, order: Order) -> None:
+    """QueryOrders/OrderAmends need the open- or closed-orders permission "depending on
+    status of order" (spec): a key with only one of them sees only those orders."""
+    needed = "query_open" if order.is_open else "query_closed"
+    if needed not in ctx.key.permissions:
+        raise KrakenError("EGeneral:Permission denied")
 
 
 def order_amends(ctx: Ctx) -> Any:
@@ -208,6 +217,7 @@ def order_amends(ctx: Ctx) -> Any:
     order = ctx.acct.orders.get(oid)
     if order is None:
         raise KrakenError("EOrder:Unknown order")
+    _check_may_see(ctx, order)
     amends = order.amends or [ctx.engine._amend_entry(order, "original", oid, order.opentm)]
     return {"amends": amends, "count": len(amends)}
 
@@ -396,4 +406,5 @@ def ws_token(ctx: Ctx) -> Any:
     check_known(ctx.params, COMMON)
     token = ctx.engine.ids.token()
     ctx.acct.ws_tokens[token] = ctx.engine.now() + 900
+    ctx.engine.ws_token_keys[token] = ctx.key.key
     return {"token": token, "expires": 900}

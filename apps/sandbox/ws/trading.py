@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from apps.sandbox.auth import METHOD_PERMISSIONS, permitted
 from apps.sandbox.errors import KrakenError
 from apps.sandbox.pairs import PAIRS_BY_SYMBOL
 from apps.sandbox.private import (
@@ -22,6 +23,18 @@ from .connection import (
 )
 from .public_channels import PublicChannels
 
+# The REST method whose key permissions each WS trading request needs.
+WS_TO_REST_METHOD: dict[str, str] = {
+    "add_order": "AddOrder",
+    "batch_add": "AddOrderBatch",
+    "amend_order": "AmendOrder",
+    "edit_order": "EditOrder",
+    "cancel_order": "CancelOrder",
+    "cancel_all": "CancelAll",
+    "cancel_all_orders_after": "CancelAllOrdersAfter",
+    "batch_cancel": "CancelOrderBatch",
+}
+
 
 class TradingRequests(PublicChannels):
     # ------------------------------------------------------------------ trading
@@ -30,10 +43,10 @@ class TradingRequests(PublicChannels):
     ) -> None:
         acct = self._auth(conn, params)
         engine = self.engine
-        key = next(
-            iter(field for field in engine.auth.keys.values() if field.account_id == acct.id), None
-        )
-        if key is None:
+        key = engine.auth.keys.get(engine.ws_token_keys.get(str(params.get("token")), ""))
+        if key is None or not permitted(
+            METHOD_PERMISSIONS[WS_TO_REST_METHOD.get(method, "AddOrder")], key.permissions
+        ):
             raise KrakenError("EGeneral:Permission denied")
         result: dict[str, Any]
         if method == "add_order":

@@ -113,6 +113,9 @@ class ApiKey:
     recent: set[int] = field(default_factory=set)
     failures: int = 0
     locked_until: float = 0.0
+    name: str = ""
+    created_at: float = 0.0
+    last_used_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,6 +126,9 @@ class ApiKey:
             "nonce_window": self.nonce_window,
             "otp": self.otp,
             "last_nonce": self.last_nonce,
+            "name": self.name,
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
         }
 
     @classmethod
@@ -135,6 +141,9 @@ class ApiKey:
             nonce_window=int(d.get("nonce_window", 0)),
             otp=d.get("otp"),
             last_nonce=int(d.get("last_nonce", 0)),
+            name=str(d.get("name", "")),
+            created_at=float(d.get("created_at", 0.0)),
+            last_used_at=float(d.get("last_used_at", 0.0)),
         )
 
 
@@ -231,4 +240,5 @@ class Authenticator:
         if not permitted(METHOD_PERMISSIONS.get(method, NO_PERMISSION), k.permissions):
             raise AuthError("EGeneral:Permission denied")
         k.failures = 0
+        k.last_used_at = now
         return k

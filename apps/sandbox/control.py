@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .auth import ALL_PERMISSIONS, PERMISSIONS
+from .engine.models import PAIR_STATUSES, SYSTEM_STATUSES
 from .errors import KrakenError
 from .funding import METHODS, credit_deposit
-from .pairs import ASSETS, fmt, resolve_asset, resolve_pair
+from .pairs import ASSETS, PAIRS, fmt, resolve_asset, resolve_pair
 from .util import dumps, to_decimal
 
 if TYPE_CHECKING:
     from .server import Sandbox
 
-STATUSES = ("online", "maintenance", "cancel_only", "post_only")
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -88,6 +88,12 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
                 "time": engine.now(),
                 "seed": engine.seed,
                 "exchange_status": engine.status,
+                "pair_statuses": {
+                    PAIRS[pid].symbol: mode
+                    for pid, mode in engine.pair_status.items()
+                    if mode != "online"
+                },
+                "legacy_f_balances": engine.legacy_f_balances,
                 "accounts": len(engine.accounts),
             }
         )
@@ -97,18 +103,25 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
         acct = engine.create_account(
             body.get("balances") or {}, body.get("tier"), account_id=body.get("id")
         )
-        return {"account_id": acct.id, "tier": acct.tier}
+        return {"account_id": acct.id, "iiban": acct.iiban, "tier": acct.tier}
 
     async def get_account(request: web.Request) -> Any:
         acct = account(request)
         return {
             "account_id": acct.id,
+            "iiban": acct.iiban,
+            "username": acct.username,
             "tier": acct.tier,
             "parent": acct.parent,
             "balances": {k: fmt(v, ASSETS[k].decimals) for k, v in acct.balances.items()},
             "holds": {k: fmt(v, ASSETS[k].decimals) for k, v in acct.holds.items()},
             "open_orders": list(acct.open_ids),
             "subaccounts": [a.id for a in engine.accounts.values() if a.parent == acct.id],
+            "subaccount_details": [
+                {"account_id": a.id, "iiban": a.iiban, "username": a.username}
+                for a in engine.accounts.values()
+                if a.parent == acct.id
+            ],
         }
 
     async def create_key(request: web.Request) -> Any:
@@ -124,8 +137,14 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
             body.get("otp"),
             body.get("key"),
             body.get("secret"),
+            str(body.get("name") or ""),
         )
-        return {"key": k.key, "secret": k.secret, "permissions": sorted(k.permissions)}
+        return {
+            "key": k.key,
+            "secret": k.secret,
+            "name": k.name,
+            "permissions": sorted(k.permissions),
+        }
 
     async def deposit(request: web.Request) -> Any:
         acct = account(request)
@@ -165,16 +184,24 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
     async def subaccount(request: web.Request) -> Any:
         acct = account(request)
         body = await _json(request)
+        if acct.parent is not None:
+            raise ControlError("subaccounts hang off a master account")
         sub = engine.create_account(body.get("balances") or {}, parent=acct.id)
-        sub.username = str(body.get("username", sub.id))
+        sub.username = str(body.get("username") or sub.id)
         sub.email = str(body.get("email", ""))
-        return {"account_id": sub.id, "parent": acct.id}
+        return {
+            "account_id": sub.id,
+            "iiban": sub.iiban,
+            "username": sub.username,
+            "parent": acct.id,
+            "parent_iiban": acct.iiban,
+        }
 
     async def set_status(request: web.Request) -> Any:
         body = await _json(request)
         status = body.get("status")
-        if status not in STATUSES:
-            raise ControlError(f"status must be one of {STATUSES}")
+        if status not in SYSTEM_STATUSES:
+            raise ControlError(f"status must be one of {SYSTEM_STATUSES}")
         engine.status = status
         sandbox.hub.broadcast_status()
         return {"status": engine.status}
@@ -199,6 +226,20 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
         sandbox.hub.publish_market()
         sandbox.hub.flush()
         return {"pair": pair.id, "price": fmt(engine.markets[pair.id].mid, pair.pair_decimals)}
+
+    async def pair_status(request: web.Request) -> Any:
+        pair = resolve_pair(request.match_info["pair"])
+        if pair is None:
+            raise ControlError("unknown pair", 404)
+        if request.method == "POST":
+            body = await _json(request)
+            mode = body.get("status")
+            if mode not in PAIR_STATUSES:
+                raise ControlError(f"status must be one of {PAIR_STATUSES}")
+            if engine.pair_status[pair.id] != mode:
+                engine.pair_status[pair.id] = mode
+                sandbox.hub.publish_pair_status(pair)
+        return {"pair": pair.id, "symbol": pair.symbol, "status": engine.pair_status[pair.id]}
 
     async def clock(request: web.Request) -> Any:
         body = await _json(request)
@@ -226,12 +267,15 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
             engine.rate_limits = bool(body["rate_limits"])
         if "strict_validate_trap" in body:
             engine.strict_validate_trap = bool(body["strict_validate_trap"])
+        if "legacy_f_balances" in body:
+            engine.legacy_f_balances = bool(body["legacy_f_balances"])
         return {
             "withdraw_step": sandbox.config.withdraw_step,
             "earn_delay": sandbox.config.earn_delay,
             "flow_rate": engine.flow_rate,
             "strict_validate_trap": engine.strict_validate_trap,
             "rate_limits": engine.rate_limits,
+            "legacy_f_balances": engine.legacy_f_balances,
         }
 
     async def save(_request: web.Request) -> Any:
@@ -268,6 +312,8 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
     router.add_post("/sandbox/faults", guarded(set_faults))
     router.add_get("/sandbox/faults", guarded(get_faults))
     router.add_post("/sandbox/markets/{pair}/price", guarded(move_price))
+    router.add_post("/sandbox/markets/{pair}/status", guarded(pair_status))
+    router.add_get("/sandbox/markets/{pair}/status", guarded(pair_status))
     router.add_post("/sandbox/clock", guarded(clock))
     router.add_post("/sandbox/config", guarded(config))
     router.add_post("/sandbox/save", guarded(save))

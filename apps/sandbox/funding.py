@@ -543,8 +543,9 @@ def account_transfer(ctx: Ctx) -> Any:
     engine = ctx.engine
     a = _asset(p)
     amount = _amount(p, a)
-    src = engine.accounts.get(req_str(p, "from"))
-    dst = engine.accounts.get(req_str(p, "to"))
+    # from/to: the account id (IIBAN, FUNDING-EARN.md), the username, or the sandbox id.
+    src = engine.find_account(req_str(p, "from"))
+    dst = engine.find_account(req_str(p, "to"))
     if src is None:
         raise invalid("from")
     if dst is None:

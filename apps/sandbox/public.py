@@ -75,7 +75,7 @@ def _fee_list(schedule: list[tuple[int, Decimal]]) -> list[list[Any]]:
     return [[vol, RawNum(format(pct.normalize(), "f"))] for vol, pct in schedule]
 
 
-def pair_info(pair: Pair, info: str = "info") -> dict[str, Any]:
+def pair_info(pair: Pair, info: str = "info", status: str = "online") -> dict[str, Any]:
     fees = _fee_list(pair.taker_fees)
     fees_maker = _fee_list(pair.maker_fees)
     if info == "leverage":
@@ -106,7 +106,7 @@ def pair_info(pair: Pair, info: str = "info") -> dict[str, Any]:
         "ordermin": format(pair.ordermin, "f"),
         "costmin": format(pair.costmin, "f"),
         "tick_size": format(pair.tick_size, "f"),
-        "status": "online",
+        "status": status,
         "long_position_limit": 250 if pair.leverage else 0,
         "short_position_limit": 200 if pair.leverage else 0,
     }
@@ -123,7 +123,9 @@ def asset_pairs(engine: Engine, p: Params) -> Any:
     pairs = _pairs_param(p, required=False)
     if base == "tokenized_asset":
         pairs = []
-    return {pair.id: pair_info(pair, info) for pair in pairs}
+    return {
+        pair.id: pair_info(pair, info, engine.pair_status.get(pair.id, "online")) for pair in pairs
+    }
 
 
 def ticker(engine: Engine, p: Params) -> Any:

@@ -43,6 +43,8 @@ class Config:
     withdraw_step: float = 5.0
     earn_delay: float = 5.0
     save_every: float = 30.0
+    # Balance/BalanceEx in the pre-13-Nov-2025 shape (Earn funds as ".F" assets).
+    legacy_f_balances: bool = False
 
 
 @dataclass
@@ -64,6 +66,7 @@ def build(config: Config) -> tuple[web.Application, Sandbox]:
 
     clock = Clock(config.clock_speed)
     engine = Engine(seed=config.seed, tier=config.tier, clock=clock)
+    engine.legacy_f_balances = config.legacy_f_balances
     if config.state_file:
         state.load(engine, config.state_file)
     faults = Faults(config.seed)

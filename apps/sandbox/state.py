@@ -12,16 +12,17 @@ from typing import Any
 
 from .auth import ApiKey
 from .engine import Account, Engine, Order
+from .engine.accounts import account_iiban
 
 VERSION = 1
 
 
-def _enc(order: object) -> object:
-    if isinstance(order, Decimal):
-        return {"$d": format(order, "f")}
-    if isinstance(order, set):
-        return sorted(order)
-    raise TypeError(type(order).__name__)
+def _enc(value: object) -> object:
+    if isinstance(value, Decimal):
+        return {"$d": format(value, "f")}
+    if isinstance(value, set):
+        return sorted(value)
+    raise TypeError(type(value).__name__)
 
 
 def _hook(d: dict[str, Any]) -> Any:
@@ -41,6 +42,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "version": VERSION,
         "seed": engine.seed,
         "status": engine.status,
+        "pair_status": engine.pair_status,
         "now": engine.now(),
         "ids": engine.ids.state(),
         "seq": engine._seq,
@@ -75,6 +77,13 @@ def load(engine: Engine, path: str) -> bool:
     if data.get("version") != VERSION:
         return False
     engine.status = data["status"]
+    engine.pair_status.update(
+        {
+            pid: mode
+            for pid, mode in data.get("pair_status", {}).items()
+            if pid in engine.pair_status
+        }
+    )
     engine.ids.restore(data["ids"])
     engine._seq = int(data["seq"])
     engine._acct_seq = int(data["acct_seq"])
@@ -86,6 +95,7 @@ def load(engine: Engine, path: str) -> bool:
     for raw in data["accounts"]:
         orders = raw.pop("orders")
         acct = Account(**{k: v for k, v in raw.items() if k in acct_fields})
+        acct.iiban = acct.iiban or account_iiban(acct.id)
         acct.orders = {
             t: Order(**{k: v for k, v in order.items() if k in order_fields})
             for t, order in orders.items()

@@ -104,8 +104,11 @@ class SandboxProcess:
         otp: str | None = None,
         key: str | None = None,
         secret: str | None = None,
+        name: str | None = None,
     ) -> tuple[str, str]:
         body: dict[str, Any] = {"permissions": list(permissions), "nonce_window": nonce_window}
+        if name is not None:
+            body["name"] = name
         if otp is not None:
             body["otp"] = otp
         if key is not None:
@@ -145,6 +148,26 @@ class SandboxProcess:
 
     def set_status(self, status: str) -> None:
         self.control("POST", "/sandbox/status", {"status": status})
+
+    def set_pair_status(self, pair: str, status: str) -> dict[str, Any]:
+        """Per-pair mode (online, cancel_only, post_only, limit_only, reduce_only, …)."""
+        result: dict[str, Any] = self.control(
+            "POST",
+            f"/sandbox/markets/{urllib.parse.quote(pair, safe='')}/status",
+            {"status": status},
+        )
+        return result
+
+    def create_subaccount_info(
+        self, account_id: str, username: str = "", balances: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Like ``create_subaccount`` but returns the whole answer (ids, IIBANs, username)."""
+        result: dict[str, Any] = self.control(
+            "POST",
+            f"/sandbox/accounts/{account_id}/subaccounts",
+            {"username": username, "balances": balances or {}},
+        )
+        return result
 
     def set_faults(
         self,

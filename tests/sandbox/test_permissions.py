@@ -57,6 +57,7 @@ SPEC: dict[str, list[set[str]]] = {
     "Earn/DeallocateStatus": [{"earn"}, {"query_funds"}],
     "Earn/Strategies": [set()],
     "Earn/Allocations": [{"query_funds"}],
+    "GetApiKeyInfo": [set()],
 }
 
 

@@ -112,7 +112,7 @@ def test_rest_scenario(sandbox: SandboxProcess, creds: tuple[str, str, str]) -> 
     assert earn.get_allocation_status(strategy_id=flex["id"])["pending"] is True
     sandbox.advance(30)
     assert earn.get_allocation_status(strategy_id=flex["id"])["pending"] is False
-    assert "DOT.F" in user.get_account_balance()
+    assert "DOT.F" not in user.get_account_balance()  # ".F" deprecated on 13 Nov 2025
     allocs = earn.list_earn_allocations()["items"]
     assert any(a["strategy_id"] == flex["id"] for a in allocs)
     assert earn.deallocate_earn_funds(amount="50", strategy_id=flex["id"]) is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,19 @@ from .models import (
 )
 
 
+def account_iiban(account_id: str) -> str:
+    """A Kraken-style account id (IIBAN, "AA12 N84G ABCD EFGH") derived from the sandbox id,
+    so it is stable across restarts and consumes no randomness of the seeded market."""
+    digest = hashlib.sha256(account_id.encode()).digest()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    tail = "".join(alphabet[b % 32] for b in digest[:8])
+    return f"AA{digest[8] % 90 + 10} N84G {tail[:4]} {tail[4:]}"
+
+
+def normalise_account_ref(ref: str) -> str:
+    return ref.replace(" ", "").upper()
+
+
 class AccountsPart(EngineBase):
     def create_account(
         self,
@@ -32,10 +46,10 @@ class AccountsPart(EngineBase):
     ) -> Account:
         self._acct_seq += 1
         aid = account_id or f"AA{self._acct_seq:02d}{self.ids.kid('N')[1:6]}"
-        txid = tier or self.default_tier
-        if txid not in TIERS:
+        tier_name = tier or self.default_tier
+        if tier_name not in TIERS:
             raise invalid("tier")
-        acct = Account(id=aid, tier=txid, parent=parent)
+        acct = Account(id=aid, tier=tier_name, parent=parent, iiban=account_iiban(aid))
         self.accounts[aid] = acct
         for name, amount in (balances or {}).items():
             asset_info = resolve_asset(name)
@@ -45,6 +59,18 @@ class AccountsPart(EngineBase):
             if value:
                 self.credit(acct, asset_info.id, value, "deposit", "", refid=self.ids.refid("Q"))
         return acct
+
+    def find_account(self, ref: str) -> Account | None:
+        """An account by sandbox id, IIBAN (with or without spaces, any case) or username."""
+        if ref in self.accounts:
+            return self.accounts[ref]
+        wanted = normalise_account_ref(ref)
+        for acct in self.accounts.values():
+            if normalise_account_ref(acct.iiban) == wanted or (
+                acct.username and acct.username == ref
+            ):
+                return acct
+        return None
 
     def tier_of(self, acct: Account) -> Tier:
         # Subaccounts share the master account's trading limits.
@@ -59,8 +85,8 @@ class AccountsPart(EngineBase):
         otp: str | None = None,
         key: str | None = None,
         secret: str | None = None,
+        name: str = "",
     ) -> ApiKey:
-
         if account_id not in self.accounts:
             raise KrakenError("EGeneral:Invalid arguments:account")
         api_key = ApiKey(
@@ -70,6 +96,8 @@ class AccountsPart(EngineBase):
             permissions=set(permissions),
             nonce_window=int(nonce_window),
             otp=otp,
+            name=name or f"api-key-{len(self.auth.keys) + 1}",
+            created_at=self.now(),
         )
         self.auth.keys[api_key.key] = api_key
         return api_key

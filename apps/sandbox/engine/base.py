@@ -36,6 +36,9 @@ class EngineBase:
         # WS token → the API key that asked for it (WS requests act with that key's rights).
         self.ws_token_keys: dict[str, str] = {}
         self.status = "online"
+        self.pair_status: dict[str, str] = dict.fromkeys(PAIRS, "online")
+        # Balance/BalanceEx list Earn funds as ".F" assets only in the pre-Nov-2025 shape.
+        self.legacy_f_balances = False
         self.markets: dict[str, Market] = {}
         self.book_orders: dict[tuple[str, str], list[Order]] = {}
         self.untriggered: dict[str, list[Order]] = {pair_id: [] for pair_id in PAIRS}

@@ -35,6 +35,24 @@ TRIGGERED_TYPES = frozenset(
 )
 OFLAGS = frozenset({"post", "fcib", "fciq", "nompp", "viqc"})
 CL_ORD_ID_MAX = 36
+# The trading engine's modes (SystemStatus, the WS ``status`` channel).
+SYSTEM_STATUSES = ("online", "maintenance", "cancel_only", "post_only")
+# Per-pair modes (AssetPairs ``status``, the WS ``instrument`` channel's pair ``status``).
+PAIR_STATUSES = (
+    "online",
+    "cancel_only",
+    "post_only",
+    "limit_only",
+    "reduce_only",
+    "maintenance",
+    "delisted",
+    "work_in_progress",
+)
+# Pair modes in which resting orders still match ("cancel_only"/"post_only": "No order
+# matching will occur", as for the system modes of the same names).
+MATCHING_PAIR_STATUSES = frozenset({"online", "limit_only", "reduce_only"})
+# What a ``limit_only`` pair admits.
+LIMIT_ONLY_TYPES = frozenset({"limit", "iceberg"})
 MPP_PCT = Decimal(1)  # market price protection band (assumed; Kraken's is not public here)
 MAX_MARKET_STEP = 60.0  # simulated seconds of market movement per tick, at most
 
@@ -125,6 +143,7 @@ class Account:
     balances: dict[str, Decimal] = field(default_factory=dict)
     holds: dict[str, Decimal] = field(default_factory=dict)
     parent: str | None = None
+    iiban: str = ""  # Kraken's account id; AccountTransfer's from/to accept it
     username: str = ""
     email: str = ""
     volume_usd: Decimal = ZERO

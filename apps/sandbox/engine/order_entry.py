@@ -14,6 +14,8 @@ from apps.sandbox.util import decimals_of, parse_rfc3339, to_decimal, ts_num
 from .accounts import AccountsPart
 from .models import (
     CL_ORD_ID_MAX,
+    LIMIT_ONLY_TYPES,
+    MATCHING_PAIR_STATUSES,
     OFLAGS,
     ORDER_TYPES,
     TRIGGERED_TYPES,
@@ -180,17 +182,46 @@ class OrderEntryPart(AccountsPart):
         return out
 
     # ------------------------------------------------------------------ status gates
-    def check_can_place(self, post_only_limit: bool) -> None:
+    def check_can_place(self, pair: Pair, *, ordertype: str | None, post_only: bool) -> None:
+        """The system mode, then the pair's mode, for a new order (Kraken's strings)."""
+        post_only_limit = post_only and ordertype in ("limit", "iceberg")
         if self.status == "maintenance":
             raise KrakenError("EService:Unavailable")
         if self.status == "cancel_only":
             raise KrakenError("EService:Market in cancel_only mode")
         if self.status == "post_only" and not post_only_limit:
             raise KrakenError("EService:Market in post_only mode")
+        mode = self.pair_status.get(pair.id, "online")
+        if mode == "online":
+            return
+        if mode == "post_only" and post_only_limit:
+            return
+        if mode == "limit_only" and ordertype in LIMIT_ONLY_TYPES:
+            return
+        # reduce_only admits only position-reducing (margin) orders: never a spot order.
+        raise KrakenError(f"EService:Market in {mode} mode")
 
-    def check_can_cancel(self) -> None:
+    def check_can_amend(self, order: Order, *, post_only: bool) -> None:
+        """Amending changes a live order: refused where new orders are, except that the
+        pair's limit_only mode concerns order types, which an amend cannot change."""
         if self.status == "maintenance":
             raise KrakenError("EService:Unavailable")
+        post = post_only or "post" in order.oflags
+        pair = PAIRS[order.pair]
+        if self.pair_status.get(pair.id) == "limit_only":
+            self.check_can_place(pair, ordertype="limit", post_only=post)
+            return
+        self.check_can_place(pair, ordertype=order.ordertype, post_only=post)
+
+    def check_can_cancel(self, pair: str | None = None) -> None:
+        if self.status == "maintenance":
+            raise KrakenError("EService:Unavailable")
+        if pair is not None and self.pair_status.get(pair) == "maintenance":
+            raise KrakenError("EService:Market in maintenance mode")
+
+    def matching_on(self, pair: str) -> bool:
+        """Whether resting orders on ``pair`` may trade now."""
+        return self.status == "online" and self.pair_status.get(pair) in MATCHING_PAIR_STATUSES
 
     def check_deadline(self, params: Params) -> None:
         raw = opt_str(params, "deadline")

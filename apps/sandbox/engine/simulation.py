@@ -22,13 +22,12 @@ class SimulationPart(MatchingPart):
         if elapsed <= 0:
             return
         self.last_tick = now
-        trading = self.status == "online"
         # A clock fast-forward (tests skipping a month) runs the timers for the whole jump
         # but moves markets by at most a minute's volatility, so shared sandboxes stay sane.
         market_dt = min(elapsed, MAX_MARKET_STEP)
         for pid, market in self.markets.items():
             market.step(market_dt)
-            if trading:
+            if self.matching_on(pid):
                 self._cross_resting(pid)
                 if self.rng.random() < min(1.0, self.flow_rate * market_dt):
                     self._outside_flow(pid)
@@ -153,7 +152,7 @@ class SimulationPart(MatchingPart):
         market = self.markets[pid]
         market.move_to(price)
         now = self.now()
-        if self.status == "online":
+        if self.matching_on(pid):
             self._cross_resting(pid)
             market.record_trade(
                 PublicTrade(

@@ -4,6 +4,7 @@ modules and join the dispatch table in ``server``)."""
 from __future__ import annotations
 
 from .account_data import (
+    api_key_info,
     balance,
     balance_ex,
     closed_orders,
@@ -58,6 +59,7 @@ PRIVATE: dict[str, Handler] = {
     "QueryLedgers": query_ledgers,
     "TradeVolume": trade_volume,
     "GetWebSocketsToken": ws_token,
+    "GetApiKeyInfo": api_key_info,
     "AddOrder": add_order,
     "AddOrderBatch": add_order_batch,
     "AmendOrder": amend_order,

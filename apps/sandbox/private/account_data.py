@@ -16,7 +16,7 @@ from apps.sandbox.params import (
     opt_str,
     str_list,
 )
-from apps.sandbox.util import ts_num
+from apps.sandbox.util import rfc3339, ts_num
 
 from .context import COMMON, PAGE, ZERO, Ctx, allow
 
@@ -32,12 +32,21 @@ def balance(ctx: Ctx) -> Any:
     out: dict[str, str] = {}
     for asset, amt in sorted(ctx.acct.balances.items()):
         out[asset] = fmt(amt, _asset_places(asset))
-    # Earn allocations show as read-only ".F" balances named by altname, like Kraken's
-    # other suffixed balances ("XBT.F", "ETH.F", "DOT.F"; cf. "ETH2.S", "USD.M").
-    for asset, amt in sorted(earn_by_asset(ctx.engine, ctx.acct).items()):
-        if amt:
-            out[f"{ASSETS[asset].altname}.F"] = fmt(amt, ASSETS[asset].decimals)
+    out.update(_legacy_earn_balances(ctx))
     return out
+
+
+def _legacy_earn_balances(ctx: Ctx) -> list[tuple[str, str]]:
+    """Before 13 Nov 2025 Balance/BalanceEx also listed Earn funds as read-only ".F"
+    assets named by altname ("XBT.F", "DOT.F"); Kraken has deprecated them (change log), so
+    they appear only when the sandbox is told to speak the old shape."""
+    if not ctx.engine.legacy_f_balances:
+        return []
+    return [
+        (f"{ASSETS[asset].altname}.F", fmt(amt, ASSETS[asset].decimals))
+        for asset, amt in sorted(earn_by_asset(ctx.engine, ctx.acct).items())
+        if amt
+    ]
 
 
 def earn_by_asset(engine: Engine, acct: Account) -> dict[str, Decimal]:
@@ -61,6 +70,8 @@ def balance_ex(ctx: Ctx) -> Any:
             "balance": fmt(amt, places),
             "hold_trade": fmt(ctx.acct.holds.get(asset, ZERO), places),
         }
+    for name, text in _legacy_earn_balances(ctx):
+        out[name] = {"balance": text, "hold_trade": fmt(ZERO, _asset_places(name))}
     return out
 
 
@@ -400,6 +411,28 @@ def trade_volume(ctx: Ctx) -> Any:
         out["fees"] = fees
         out["fees_maker"] = fees_maker
     return out
+
+
+def api_key_info(ctx: Ctx) -> Any:
+    """GetApiKeyInfo (change log, 11 Mar 2026): the calling key's name, permissions,
+    restrictions and usage timestamps. Our reference material has no field-level schema;
+    the permission names are the sandbox's (and the portal's) names of Kraken's switches."""
+    check_known(ctx.params, COMMON)
+    key = ctx.key
+    return {
+        "name": key.name,
+        "permissions": sorted(key.permissions),
+        "restrictions": {
+            "nonce_window": key.nonce_window,
+            "otp_required": key.otp is not None,
+            "ip_allowlist": [],
+            "query_start": None,
+            "query_end": None,
+            "expires_at": None,
+        },
+        "created_at": rfc3339(key.created_at) if key.created_at else None,
+        "last_used_at": rfc3339(key.last_used_at) if key.last_used_at else None,
+    }
 
 
 def ws_token(ctx: Ctx) -> Any:

@@ -8,10 +8,11 @@ from typing import Any
 
 from apps.sandbox.engine import Order
 from apps.sandbox.errors import KrakenError, invalid
-from apps.sandbox.pairs import fmt
+from apps.sandbox.pairs import Pair, fmt
 from apps.sandbox.params import (
     Params,
     check_known,
+    opt_bool,
     opt_dec,
     opt_int,
     opt_str,
@@ -51,10 +52,10 @@ ADD_FIELDS = frozenset(
 )
 
 
-def _gate_place(ctx: Ctx, params: Params) -> None:
+def _gate_place(ctx: Ctx, params: Params, pair: Pair) -> None:
     flags = str_list(params, "oflags") or []
     ctx.engine.check_can_place(
-        "post" in flags and opt_str(params, "ordertype") in ("limit", "iceberg")
+        pair, ordertype=opt_str(params, "ordertype"), post_only="post" in flags
     )
 
 
@@ -65,7 +66,7 @@ def add_order(ctx: Ctx) -> Any:
     pair = engine.resolve_pair_param(params)
     # The fixed +1 is charged on receipt, even if validation then fails (FACTS §3.2).
     engine.trading_charge(ctx.acct, pair.id, Decimal(1))
-    _gate_place(ctx, params)
+    _gate_place(ctx, params, pair)
     engine.check_deadline(params)
     validate = validate_flag(params, ctx.form, strict_trap=ctx.engine.strict_validate_trap)
     order = engine.build_order(ctx.acct, params, pair)
@@ -97,7 +98,7 @@ def add_order_batch(ctx: Ctx) -> Any:
             raise invalid("orders")
         check_known(item, ADD_FIELDS - {"pair", "deadline", "validate"})
         sub = dict(item, pair=pair.id)
-        _gate_place(ctx, sub)
+        _gate_place(ctx, sub, pair)
         # Whole-batch validation: any invalid order rejects the entire batch.
         built.append(engine.build_order(ctx.acct, sub, pair))
     cls = [order.cl_ord_id for order in built if order.cl_ord_id]
@@ -151,11 +152,11 @@ def amend_order(ctx: Ctx) -> Any:
             "asset_class",
         ),
     )
-    ctx.engine.check_can_cancel()
-    if ctx.engine.status == "cancel_only":
-        raise KrakenError("EService:Market in cancel_only mode")
+    if ctx.engine.status == "maintenance":
+        raise KrakenError("EService:Unavailable")
     ctx.engine.check_deadline(params)
     order = _target(ctx)
+    ctx.engine.check_can_amend(order, post_only=bool(opt_bool(params, "post_only")))
     return {"amend_id": ctx.engine.amend(ctx.acct, order, params)}
 
 
@@ -195,7 +196,9 @@ def edit_order(ctx: Ctx) -> Any:
     ):
         raise KrakenError("EOrder:Invalid order")
     _gate_place(
-        ctx, {"ordertype": old.ordertype, "oflags": params.get("oflags", ",".join(old.oflags))}
+        ctx,
+        {"ordertype": old.ordertype, "oflags": params.get("oflags", ",".join(old.oflags))},
+        pair,
     )
     engine.check_deadline(params)
     validate = validate_flag(params, ctx.form, strict_trap=ctx.engine.strict_validate_trap)
@@ -261,6 +264,8 @@ def cancel_order(ctx: Ctx) -> Any:
     if not targets:
         raise KrakenError("EOrder:Unknown order")
     for order in targets:
+        engine.check_can_cancel(order.pair)
+    for order in targets:
         engine.cancel_with_penalty(ctx.acct, order)
     return {"count": len(targets)}
 
@@ -269,7 +274,12 @@ def cancel_all(ctx: Ctx) -> Any:
     check_known(ctx.params, COMMON)
     engine = ctx.engine
     engine.check_can_cancel()
-    orders = [ctx.acct.orders[t] for t in list(ctx.acct.open_ids)]
+    # Orders on a pair in maintenance cannot be cancelled; the rest are.
+    orders = [
+        ctx.acct.orders[t]
+        for t in list(ctx.acct.open_ids)
+        if engine.pair_status.get(ctx.acct.orders[t].pair) != "maintenance"
+    ]
     for order in orders:
         engine.cancel_order(ctx.acct, order)
     return {"count": len(orders)}
@@ -302,6 +312,7 @@ def cancel_order_batch(ctx: Ctx) -> Any:
         if order.txid in seen or not order.is_open:
             continue
         seen.add(order.txid)
+        engine.check_can_cancel(order.pair)
         engine.cancel_with_penalty(ctx.acct, order)
         count += 1
     return {"count": count}

@@ -300,8 +300,37 @@ class PublicChannels(BookChannel):
             "timestamp": rfc3339(candle.begin + interval * 60),
         }
 
-    @staticmethod
-    def _instrument() -> dict[str, Any]:
+    def _instrument_pair(self, pair: Pair) -> dict[str, Any]:
+        return {
+            "symbol": pair.symbol,
+            "base": ASSETS[pair.base].ws,
+            "quote": ASSETS[pair.quote].ws,
+            "status": self.engine.pair_status.get(pair.id, "online"),
+            "qty_precision": pair.lot_decimals,
+            "qty_increment": pair.lot_q,
+            "price_precision": pair.pair_decimals,
+            "price_increment": pair.tick_size,
+            "cost_precision": pair.cost_decimals,
+            "cost_min": pair.costmin,
+            "qty_min": pair.ordermin,
+            "marginable": bool(pair.leverage),
+            "has_index": True,
+        }
+
+    def publish_pair_status(self, pair: Pair) -> None:
+        """Kraken pushes an ``instrument`` update when a pair's reference data (its status
+        included) changes; the update carries the changed pair only."""
+        frame = self._frame(
+            {
+                "channel": "instrument",
+                "type": "update",
+                "data": {"assets": [], "pairs": [self._instrument_pair(pair)]},
+            }
+        )
+        for conn in list(self.instrument_subs):
+            conn.send(frame)
+
+    def _instrument(self) -> dict[str, Any]:
         return {
             "assets": [
                 {
@@ -315,24 +344,7 @@ class PublicChannels(BookChannel):
                 }
                 for asset_info in ASSETS.values()
             ],
-            "pairs": [
-                {
-                    "symbol": pair.symbol,
-                    "base": ASSETS[pair.base].ws,
-                    "quote": ASSETS[pair.quote].ws,
-                    "status": "online",
-                    "qty_precision": pair.lot_decimals,
-                    "qty_increment": pair.lot_q,
-                    "price_precision": pair.pair_decimals,
-                    "price_increment": pair.tick_size,
-                    "cost_precision": pair.cost_decimals,
-                    "cost_min": pair.costmin,
-                    "qty_min": pair.ordermin,
-                    "marginable": bool(pair.leverage),
-                    "has_index": True,
-                }
-                for pair in PAIRS.values()
-            ],
+            "pairs": [self._instrument_pair(pair) for pair in PAIRS.values()],
         }
 
     def publish_market(self) -> None:

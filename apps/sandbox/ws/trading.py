@@ -88,6 +88,7 @@ class TradingRequests(PublicChannels):
                 order = acct.orders.get(str(ident))
                 if order is None or not order.is_open:
                     raise KrakenError("EOrder:Invalid order")
+                engine.check_can_cancel(order.pair)
                 engine.cancel_with_penalty(acct, order)
             for cl_ord_id in cls:
                 order_by_cl = engine.order_by_cl(acct, str(cl_ord_id))

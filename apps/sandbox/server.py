@@ -72,6 +72,7 @@ def build(config: Config) -> tuple[web.Application, Sandbox]:
     faults = Faults(config.seed)
     faults.configure({"profile": config.faults})
     hub = WsHub(engine, config.seed)
+    hub.faults = faults
     sandbox = Sandbox(config=config, engine=engine, faults=faults, hub=hub)
     sandbox.handlers = {
         **PRIVATE,

@@ -175,10 +175,17 @@ class SandboxProcess:
         *,
         profile: str | None = None,
         ws_disconnect_every: float = 0,
+        seed: int | None = None,
     ) -> Any:
-        body: dict[str, Any] = {"rules": rules or [], "ws_disconnect_every": ws_disconnect_every}
+        """Replace the fault set. A profile supplies its rules unless ``rules`` are given;
+        ``seed`` reseeds every rule's dice (default: the sandbox's seed)."""
+        body: dict[str, Any] = {"ws_disconnect_every": ws_disconnect_every}
+        if rules is not None or not profile:
+            body["rules"] = rules or []
         if profile:
             body["profile"] = profile
+        if seed is not None:
+            body["seed"] = seed
         return self.control("POST", "/sandbox/faults", body)
 
     def clear_faults(self) -> None:

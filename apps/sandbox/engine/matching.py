@@ -14,6 +14,7 @@ from apps.sandbox.params import Params
 from apps.sandbox.util import rfc3339, to_decimal
 
 from .models import (
+    FOK_UNFILLED,
     MPP_PCT,
     TRIGGERED_TYPES,
     ZERO,
@@ -108,6 +109,9 @@ class MatchingPart(OrderEntryPart):
             if "nompp" not in order.oflags and touch is not None:
                 band = touch * MPP_PCT / 100
                 protect = touch + band if order.side == "buy" else touch - band
+            if order.timeinforce == "FOK" and not self._fills_entirely(order, protect):
+                self._finish(acct, order, "canceled", FOK_UNFILLED)
+                return
             self._take(acct, order, protect)
             if order.is_open:
                 self._finish(
@@ -117,8 +121,15 @@ class MatchingPart(OrderEntryPart):
                     None if order.vol_exec else "Insufficient liquidity",
                 )
             return
+        if order.timeinforce == "FOK" and not self._fills_entirely(order, limit):
+            self._finish(acct, order, "canceled", FOK_UNFILLED)
+            return
         self._take(acct, order, limit)
         if not order.is_open:
+            return
+        if order.timeinforce == "FOK":
+            # Unreachable unless the funds ran out mid-sweep: never leave a FOK resting.
+            self._finish(acct, order, "canceled", FOK_UNFILLED)
             return
         if order.timeinforce == "IOC":
             self._finish(
@@ -132,6 +143,35 @@ class MatchingPart(OrderEntryPart):
                 order.reason = "Partially filled IOC order"
             return
         self._rest(order)
+
+    def _fills_entirely(self, order: Order, limit: Decimal | None) -> bool:
+        """Fill-or-kill: would the whole order fill at once, at ``limit`` or better?
+
+        Walks the opposite side (synthetic levels and other users' resting orders) the way
+        ``_take`` would; the order's own resting orders count as nothing, and stop it dead
+        when self-trade prevention would cancel the incoming order."""
+        market = self.markets[order.pair]
+        buying = order.side == "buy"
+        levels: list[tuple[Decimal, Decimal, Order | None]] = [
+            (price, qty, None) for price, qty in (market.asks if buying else market.bids).items()
+        ]
+        for user_order in self.book_orders[(order.pair, "sell" if buying else "buy")]:
+            user_price = user_order.resting_limit()
+            if user_price is not None:
+                levels.append((user_price, user_order.remaining, user_order))
+        levels.sort(key=lambda level: level[0] if buying else -level[0])
+        needed = order.volume - (order.cost if order.viqc else order.vol_exec)
+        for price, qty, resting in levels:
+            if limit is not None and (price > limit if buying else price < limit):
+                return False
+            if resting is not None and resting.account_id == order.account_id:
+                if order.stptype in ("cancel-newest", "cancel-both"):
+                    return False
+                continue
+            needed -= price * qty if order.viqc else qty
+            if needed <= 0:
+                return True
+        return False
 
     def _best_opposite(self, pair: Pair, side: str) -> Decimal | None:
         market = self.markets[pair.id]

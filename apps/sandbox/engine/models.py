@@ -35,6 +35,8 @@ TRIGGERED_TYPES = frozenset(
 )
 OFLAGS = frozenset({"post", "fcib", "fciq", "nompp", "viqc"})
 CL_ORD_ID_MAX = 36
+TIMES_IN_FORCE = ("GTC", "IOC", "GTD", "FOK")  # FOK since 12 May 2026 (change log)
+FOK_UNFILLED = "Unfilled FOK order"  # cancel reason; Kraken's wording is not documented
 # The trading engine's modes (SystemStatus, the WS ``status`` channel).
 SYSTEM_STATUSES = ("online", "maintenance", "cancel_only", "post_only")
 # Per-pair modes (AssetPairs ``status``, the WS ``instrument`` channel's pair ``status``).

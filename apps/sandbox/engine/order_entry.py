@@ -18,6 +18,7 @@ from .models import (
     MATCHING_PAIR_STATUSES,
     OFLAGS,
     ORDER_TYPES,
+    TIMES_IN_FORCE,
     TRIGGERED_TYPES,
     ZERO,
     Account,
@@ -311,8 +312,10 @@ class OrderEntryPart(AccountsPart):
             if px is not None and (px % pair.tick_size) != 0:
                 raise KrakenError("EOrder:Tick size check failed")
         tif = (opt_str(params, "timeinforce") or "GTC").upper()
-        if tif not in ("GTC", "IOC", "GTD"):
+        if tif not in TIMES_IN_FORCE:
             raise invalid("timeinforce")
+        if tif == "FOK" and "post" in oflags:
+            raise invalid("timeinforce")  # post-only can never fill at once
         starttm = self._parse_time(opt_str(params, "starttm"), "starttm")
         expiretm = self._parse_time(opt_str(params, "expiretm"), "expiretm")
         now = self.now()

@@ -15,11 +15,11 @@ from .account_data import (
     query_orders,
     query_trades,
     trade_balance,
-    trade_volume,
     trades_history,
     ws_token,
 )
 from .context import COMMON, Ctx, Handler, allow
+from .fees import trade_volume
 from .trading import (
     ADD_FIELDS,
     add_order,

@@ -7,7 +7,7 @@ from typing import Any
 
 from apps.sandbox.engine import Account, Engine, Order
 from apps.sandbox.errors import KrakenError, invalid
-from apps.sandbox.pairs import ASSETS, PAIRS, fee_for, fmt, next_fee, resolve_asset
+from apps.sandbox.pairs import ASSETS, PAIRS, fmt, resolve_asset
 from apps.sandbox.params import (
     check_known,
     opt_bool,
@@ -385,31 +385,6 @@ def query_ledgers(ctx: Ctx) -> Any:
         if entry is None:
             raise KrakenError("EGeneral:Invalid arguments:id")
         out[lid] = ctx.engine.ledger_json(lid, entry)
-    return out
-
-
-def trade_volume(ctx: Ctx) -> Any:
-    check_known(ctx.params, allow("pair", "rebase_multiplier"))
-    vol = ctx.acct.volume_usd
-    out: dict[str, Any] = {"currency": "ZUSD", "volume": fmt(vol, 4)}
-    names = str_list(ctx.params, "pair")
-    if names:
-        fees: dict[str, Any] = {}
-        fees_maker: dict[str, Any] = {}
-        for n in names:
-            pair = ctx.engine.resolve_pair_param({"pair": n})
-            for sched, target in ((pair.taker_fees, fees), (pair.maker_fees, fees_maker)):
-                next_fee_pct, next_volume, tier_volume = next_fee(sched, vol)
-                target[pair.id] = {
-                    "fee": fmt(fee_for(sched, vol), 4),
-                    "minfee": fmt(sched[-1][1], 4),
-                    "maxfee": fmt(sched[0][1], 4),
-                    "nextfee": fmt(next_fee_pct, 4) if next_fee_pct is not None else None,
-                    "nextvolume": fmt(next_volume, 4) if next_volume is not None else None,
-                    "tiervolume": fmt(tier_volume, 4),
-                }
-        out["fees"] = fees
-        out["fees_maker"] = fees_maker
     return out
 
 

@@ -106,11 +106,31 @@ class WsHub(TradingRequests):
                 "batch_add",
                 "batch_cancel",
             ):
-                self.trade(conn, str(method), params, req_id, time_in)
+                self._trade_or_lose(conn, str(method), params, req_id, time_in)
             else:
                 conn.send(self._ack(str(method), req_id, time_in, error="Method not found"))
         except KrakenError as err:
-            conn.send(self._ack(str(method), req_id, time_in, error=err.error))
+            if not conn.mute_acks:
+                conn.send(self._ack(str(method), req_id, time_in, error=err.error))
         except Exception:  # a bug must not kill the socket or leak a traceback
             LOG.exception("ws request failed: %.200s", text)
             conn.send(self._ack(str(method), req_id, time_in, error="EGeneral:Internal error"))
+
+    def _trade_or_lose(
+        self, conn: Conn, method: str, params: dict[str, Any], req_id: Any, time_in: str
+    ) -> None:
+        """A trading request; under a ``lost_response`` fault it is applied and its answer
+        lost (``mode: drop`` also cuts the socket, as a dropped connection would)."""
+        lost = self.faults.lost_ws_answer(method) if self.faults and self.faults.rules else None
+        if lost is None:
+            self.trade(conn, method, params, req_id, time_in)
+            return
+        conn.mute_acks = True
+        try:
+            self.trade(conn, method, params, req_id, time_in)
+        except KrakenError:
+            pass  # the refusal is lost with the answer
+        finally:
+            conn.mute_acks = False
+        if lost.mode == "drop":
+            self.abort(conn)

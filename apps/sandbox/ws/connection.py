@@ -16,6 +16,7 @@ from aiohttp import web
 
 from apps.sandbox.engine import Account, Engine
 from apps.sandbox.errors import KrakenError
+from apps.sandbox.faults import Faults
 from apps.sandbox.pairs import PAIRS, PAIRS_BY_SYMBOL, Pair
 from apps.sandbox.util import dumps, rfc3339
 
@@ -51,6 +52,7 @@ class Conn:
     last_sent: float = 0.0
     exec_opts: dict[str, Any] = field(default_factory=dict)
     dead: bool = False
+    mute_acks: bool = False  # fault: this request's answer is lost
 
     def send(self, text: str) -> None:
         if self.dead:
@@ -86,6 +88,7 @@ class HubBase:
 
     def __init__(self, engine: Engine, seed: int) -> None:
         self.engine = engine
+        self.faults: Faults | None = None  # set by the server; None: no fault injection
         self.conns: set[Conn] = set()
         self.book_subs: dict[str, dict[Conn, int]] = {pair_id: {} for pair_id in PAIRS}
         self.views: dict[tuple[str, int], BookView] = {}
@@ -158,13 +161,18 @@ class HubBase:
         for subscribers in self.balance_subs.values():
             subscribers.discard(conn)
 
+    def abort(self, conn: Conn) -> None:
+        """Fault: cut one socket without a close frame (the client sees 1006)."""
+        transport = conn.ws._req.transport if conn.ws._req else None
+        if transport is not None:
+            transport.abort()
+        conn.dead = True
+        self.drop(conn)
+
     async def disconnect_all(self) -> None:
         """Fault: drop every socket abruptly (clients see 1006 and must reconnect)."""
         for conn in list(self.conns):
-            transport = conn.ws._req.transport if conn.ws._req else None
-            if transport is not None:
-                transport.abort()
-            self.drop(conn)
+            self.abort(conn)
 
     def _status_frame(self, conn: Conn) -> str:
         return self._frame(

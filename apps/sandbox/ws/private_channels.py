@@ -161,6 +161,12 @@ class PrivateChannels(HubBase):
             conns = self.exec_subs.get(account_id)
             if not conns:
                 return
+            if payload["exec_type"] == "trade" and self.faults and self.faults.drop_on_fill():
+                # Fault: the account's private sockets die as this fill is about to stream;
+                # the client must reconnect and recover it (snapshot, REST).
+                for conn in list(conns | self.balance_subs.get(account_id, set())):
+                    self.abort(conn)
+                return
             for conn in conns:
                 if not conn.exec_opts.get("order_status", True) and payload["exec_type"] in (
                     "pending_new",

@@ -126,7 +126,8 @@ class TradingRequests(PublicChannels):
             result = results  # type: ignore[assignment]
         else:
             raise KrakenError("EGeneral:Invalid arguments")
-        conn.send(self._ack(method, req_id, time_in, result))
+        if not conn.mute_acks:
+            conn.send(self._ack(method, req_id, time_in, result))
 
     @staticmethod
     def _ws_to_rest(params: dict[str, Any]) -> dict[str, Any]:

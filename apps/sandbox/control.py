@@ -5,11 +5,13 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .auth import ALL_PERMISSIONS, PERMISSIONS
+from .earn import DEFAULT_FAILURE, STRATEGIES, accrue, flex_strategy
 from .engine.models import PAIR_STATUSES, SYSTEM_STATUSES
 from .errors import KrakenError
 from .funding import METHODS, credit_deposit
@@ -197,6 +199,50 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
             "parent_iiban": acct.iiban,
         }
 
+    async def auto_earn(request: web.Request) -> Any:
+        """Move spot funds into auto-earn (``flex``) or back (negative amount), as Kraken's
+        auto-earn does on its own; flex funds stay spendable."""
+        acct = account(request)
+        body = await _json(request)
+        a = resolve_asset(str(body.get("asset", "")))
+        amount = to_decimal(body.get("amount"))
+        if a is None or amount is None or not amount:
+            raise ControlError("asset and a non-zero amount required")
+        strategy = flex_strategy(a.id)
+        if strategy is None:
+            raise ControlError(f"no auto-earn (flex) strategy for {a.altname}")
+        flex = acct.auto_earn.get(a.id, Decimal(0))
+        if (
+            amount > 0
+            and acct.balances.get(a.id, Decimal(0)) - acct.holds.get(a.id, Decimal(0)) < amount
+        ):
+            raise ControlError("not enough free spot funds")
+        if amount < 0 and flex < -amount:
+            raise ControlError("not that much in auto-earn")
+        accrue(engine, acct, engine.now())
+        refid = engine.ids.kid("E")
+        acct.auto_earn[a.id] = flex + amount
+        subtype = "autoallocation" if amount > 0 else "autodeallocation"
+        engine.credit(acct, a.id, -amount, "earn", subtype, refid)
+        engine.earn_wallet_entry(acct, a.id, amount, "flex", subtype, refid)
+        return {
+            "asset": a.altname,
+            "strategy_id": strategy.id,
+            "flex": fmt(acct.auto_earn[a.id], a.decimals),
+            "spot": fmt(acct.balances.get(a.id, Decimal(0)), a.decimals),
+        }
+
+    async def earn_failure(request: web.Request) -> Any:
+        """The next (de)allocation of this account on ``strategy_id`` fails in the background;
+        the status call then answers ``error``."""
+        acct = account(request)
+        body = await _json(request)
+        sid = str(body.get("strategy_id", ""))
+        if sid not in STRATEGIES:
+            raise ControlError("unknown strategy_id")
+        acct.earn_fail_next[sid] = str(body.get("error") or DEFAULT_FAILURE)
+        return {"strategy_id": sid, "error": acct.earn_fail_next[sid]}
+
     async def set_status(request: web.Request) -> Any:
         body = await _json(request)
         status = body.get("status")
@@ -308,6 +354,8 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
     router.add_post("/sandbox/accounts/{id}/deposits", guarded(deposit))
     router.add_post("/sandbox/accounts/{id}/withdraw-addresses", guarded(withdraw_address))
     router.add_post("/sandbox/accounts/{id}/subaccounts", guarded(subaccount))
+    router.add_post("/sandbox/accounts/{id}/auto-earn", guarded(auto_earn))
+    router.add_post("/sandbox/accounts/{id}/earn-failures", guarded(earn_failure))
     router.add_post("/sandbox/status", guarded(set_status))
     router.add_post("/sandbox/faults", guarded(set_faults))
     router.add_get("/sandbox/faults", guarded(get_faults))

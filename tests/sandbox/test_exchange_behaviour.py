@@ -542,7 +542,7 @@ def test_earn_busy_and_minimum(sandbox: SandboxProcess) -> None:
     sid = next(
         s["id"]
         for s in a.ok("Earn/Strategies", {"asset": "DOT"})["items"]
-        if s["lock_type"]["type"] == "flex"
+        if s["lock_type"]["type"] == "instant"
     )
     assert a("Earn/Allocate", {"strategy_id": sid, "amount": "0.001"})["error"] == [
         "EEarnings:Below min:(De)allocation operation amount less than minimum"

@@ -115,6 +115,14 @@ class AccountsPart(EngineBase):
     ) -> dict[str, Any]:
         asset_info = ASSETS.get(asset)
         places = asset_info.decimals if asset_info else 10
+        shortfall = -(acct.balances.get(asset, ZERO) + amount - fee)
+        flex = acct.auto_earn.get(asset, ZERO)
+        if shortfall > 0 and flex > 0:
+            # Spending auto-earn funds: they leave the flex wallet for the spot wallet first.
+            moved = min(shortfall, flex)
+            acct.auto_earn[asset] = flex - moved
+            self.earn_wallet_entry(acct, asset, -moved, "flex", "autodeallocation", refid)
+            self._ledger(acct, asset, moved, ZERO, "earn", "autodeallocation", refid)
         bal = acct.balances.get(asset, ZERO) + amount - fee
         acct.balances[asset] = quantize_down(bal, places)
         lid = self.ids.kid("L")
@@ -134,6 +142,35 @@ class AccountsPart(EngineBase):
         acct.ledgers[lid] = entry
         self.emit(acct.id, "ledger", {"id": lid, **entry})
         return entry
+
+    def earn_wallet_entry(
+        self,
+        acct: Account,
+        asset: str,
+        amount: Decimal,
+        wallet_id: str,
+        subtype: str,
+        refid: str,
+        balance: Decimal | None = None,
+    ) -> None:
+        """A ledger entry on an Earn wallet (``earn / flex``, ``earn / bonded`` …): the
+        counterpart of a spot entry when funds move between spot and Earn. The Earn module
+        keeps the wallet amounts; ``balance`` is the wallet's balance after the move."""
+        lid = self.ids.kid("L")
+        entry = {
+            "refid": refid,
+            "time": self.now(),
+            "type": "earn",
+            "subtype": subtype,
+            "aclass": "currency",
+            "asset": asset,
+            "amount": amount,
+            "fee": ZERO,
+            "balance": acct.auto_earn.get(asset, ZERO) if balance is None else balance,
+            "wallet": f"earn / {wallet_id}",
+        }
+        acct.ledgers[lid] = entry
+        self.emit(acct.id, "ledger", {"id": lid, **entry})
 
     def credit(
         self,

@@ -158,14 +158,29 @@ class Account:
     deposit_addresses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     deposits: list[dict[str, Any]] = field(default_factory=list)
     withdrawals: list[dict[str, Any]] = field(default_factory=list)
-    earn: dict[str, Decimal] = field(default_factory=dict)  # strategy_id → allocated
+    earn: dict[str, Decimal] = field(default_factory=dict)  # strategy_id → allocated, earning
     earn_rewards: dict[str, Decimal] = field(default_factory=dict)
+    # The (de)allocation in flight per strategy: one at a time (EEarnings:Busy).
     earn_pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Allocation parts with an end: {"sid","state": bonding|unbonding|locked,"amount",
+    # "created","expires"}. Bonding and unbonding are states, not operations in flight.
+    earn_locks: list[dict[str, Any]] = field(default_factory=list)
+    # Last (de)allocation per strategy that failed in the background: reported by the
+    # status call until the next operation on that strategy.
+    earn_failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    earn_fail_next: dict[str, str] = field(default_factory=dict)  # control API: sid → error
+    auto_earn: dict[str, Decimal] = field(default_factory=dict)  # asset → flex (spendable)
     earn_accrued_at: float = 0.0
     ws_tokens: dict[str, float] = field(default_factory=dict)
 
     def available(self, asset: str) -> Decimal:
-        return self.balances.get(asset, ZERO) - self.holds.get(asset, ZERO)
+        """Spendable now: the spot wallet less holds, plus auto-earn (``flex``) funds, which
+        Kraken lets you spend (they leave the flex wallet as they are used)."""
+        return (
+            self.balances.get(asset, ZERO)
+            + self.auto_earn.get(asset, ZERO)
+            - self.holds.get(asset, ZERO)
+        )
 
 
 Listener = Callable[[str, str, dict[str, Any]], None]

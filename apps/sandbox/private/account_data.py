@@ -50,15 +50,10 @@ def _legacy_earn_balances(ctx: Ctx) -> list[tuple[str, str]]:
 
 
 def earn_by_asset(engine: Engine, acct: Account) -> dict[str, Decimal]:
-    from apps.sandbox.earn import STRATEGIES
+    # Imported here: the Earn handlers build on this package's Ctx.
+    from apps.sandbox.earn import earn_by_asset as earn_totals
 
-    out: dict[str, Decimal] = {}
-    for sid, amt in acct.earn.items():
-        s = STRATEGIES.get(sid)
-        if s is not None:
-            total = amt + acct.earn_rewards.get(sid, ZERO)
-            out[s.asset] = out.get(s.asset, ZERO) + total
-    return out
+    return earn_totals(acct)
 
 
 def balance_ex(ctx: Ctx) -> Any:

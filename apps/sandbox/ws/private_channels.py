@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from apps.sandbox.earn import STRATEGIES
+from apps.sandbox.earn import earn_wallets
 from apps.sandbox.engine import Account
 from apps.sandbox.pairs import ASSETS, PAIRS
 from apps.sandbox.util import rfc3339
@@ -76,27 +76,19 @@ class PrivateChannels(HubBase):
         return out
 
     def _balances_snapshot(self, acct: Account) -> list[dict[str, Any]]:
-        earn: dict[str, Decimal] = {}
-        for sid, amt in acct.earn.items():
-            strategy = STRATEGIES.get(sid)
-            if strategy:
-                earn[strategy.asset] = (
-                    earn.get(strategy.asset, Decimal(0))
-                    + amt
-                    + acct.earn_rewards.get(sid, Decimal(0))
-                )
+        """Per asset the total and its wallets: spot ``main`` and one Earn wallet per lock
+        type (``flex`` auto-earn, ``flexible`` instant, ``bonded``, ``locked`` timed)."""
+        earn = earn_wallets(acct)
         out = []
         for asset in sorted(set(acct.balances) | set(earn)):
             asset_info = ASSETS[asset]
-            spot = acct.balances.get(asset, Decimal(0)).quantize(
-                Decimal(1).scaleb(-asset_info.decimals)
-            )
+            step = Decimal(1).scaleb(-asset_info.decimals)
+            spot = acct.balances.get(asset, Decimal(0)).quantize(step)
             wallets: list[dict[str, Any]] = [{"type": "spot", "id": "main", "balance": spot}]
             total = spot
-            if asset in earn:
-                flex = earn[asset].quantize(Decimal(1).scaleb(-asset_info.decimals))
-                wallets.append({"type": "earn", "id": "flex", "balance": flex})
-                total += flex
+            for wallet_id, amount in sorted(earn.get(asset, {}).items()):
+                wallets.append({"type": "earn", "id": wallet_id, "balance": amount.quantize(step)})
+                total += amount.quantize(step)
             out.append(
                 {
                     "asset": asset_info.ws,
@@ -190,6 +182,7 @@ class PrivateChannels(HubBase):
             if not conns:
                 return
             asset_info = ASSETS.get(payload["asset"])
+            wallet_type, _, wallet_id = str(payload.get("wallet", "spot / main")).partition(" / ")
             data = {
                 "ledger_id": payload["id"],
                 "ref_id": payload["refid"],
@@ -202,8 +195,8 @@ class PrivateChannels(HubBase):
                 "amount": payload["amount"],
                 "fee": payload["fee"],
                 "balance": payload["balance"],
-                "wallet_type": "spot",
-                "wallet_id": "main",
+                "wallet_type": wallet_type,
+                "wallet_id": wallet_id,
             }
             for conn in conns:
                 conn.send(

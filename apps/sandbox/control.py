@@ -14,7 +14,8 @@ from .auth import ALL_PERMISSIONS, PERMISSIONS
 from .earn import DEFAULT_FAILURE, STRATEGIES, accrue, flex_strategy
 from .engine.models import PAIR_STATUSES, SYSTEM_STATUSES
 from .errors import KrakenError
-from .funding import METHODS, credit_deposit
+from .funding import credit_deposit
+from .funding_methods import METHODS
 from .pairs import ASSETS, PAIRS, fmt, resolve_asset, resolve_pair
 from .util import dumps, to_decimal
 

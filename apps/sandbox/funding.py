@@ -4,12 +4,12 @@ subaccount transfers."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from .engine import Account, Engine
 from .errors import KrakenError, invalid
+from .funding_methods import METHODS, Method
 from .pairs import ASSETS, Asset, fmt, resolve_asset
 from .params import Params, check_known, opt_bool, opt_dec, opt_int, opt_str, req_str
 from .private import Ctx, Handler, allow
@@ -17,145 +17,6 @@ from .util import decimals_of
 
 ZERO = Decimal(0)
 
-
-@dataclass(frozen=True, slots=True)
-class Method:
-    asset: str
-    name: str
-    network: str
-    fee: Decimal
-    minimum: Decimal
-    limit: Decimal
-    addr_prefix: str
-    addr_len: int
-    fiat: bool = False
-
-
-METHODS: dict[str, list[Method]] = {
-    "XXBT": [
-        Method(
-            "XXBT",
-            "Bitcoin",
-            "Bitcoin",
-            Decimal("0.00015"),
-            Decimal("0.0005"),
-            Decimal("100"),
-            "bc1q",
-            38,
-        )
-    ],
-    "XETH": [
-        Method(
-            "XETH",
-            "Ether",
-            "Ethereum",
-            Decimal("0.0035"),
-            Decimal("0.005"),
-            Decimal("1000"),
-            "0x",
-            40,
-        )
-    ],
-    "SOL": [
-        Method(
-            "SOL", "Solana", "Solana", Decimal("0.01"), Decimal("0.05"), Decimal("50000"), "", 44
-        )
-    ],
-    "USDT": [
-        Method(
-            "USDT",
-            "Tether USD (ERC20)",
-            "Ethereum",
-            Decimal("5"),
-            Decimal("10"),
-            Decimal("1000000"),
-            "0x",
-            40,
-        ),
-        Method(
-            "USDT",
-            "Tether USD (TRC20)",
-            "Tron",
-            Decimal("2.5"),
-            Decimal("5"),
-            Decimal("1000000"),
-            "T",
-            33,
-        ),
-    ],
-    "USDC": [
-        Method(
-            "USDC", "USDC", "Ethereum", Decimal("5"), Decimal("10"), Decimal("1000000"), "0x", 40
-        )
-    ],
-    "DOT": [
-        Method(
-            "DOT",
-            "Polkadot",
-            "Polkadot",
-            Decimal("0.05"),
-            Decimal("1.5"),
-            Decimal("100000"),
-            "1",
-            47,
-        )
-    ],
-    "ADA": [
-        Method(
-            "ADA", "ADA", "Cardano", Decimal("0.5"), Decimal("10"), Decimal("1000000"), "addr1", 53
-        )
-    ],
-    "XXRP": [
-        Method(
-            "XXRP",
-            "Ripple XRP",
-            "Ripple",
-            Decimal("0.02"),
-            Decimal("25"),
-            Decimal("1000000"),
-            "r",
-            33,
-        )
-    ],
-    "XLTC": [
-        Method(
-            "XLTC",
-            "Litecoin",
-            "Litecoin",
-            Decimal("0.001"),
-            Decimal("0.01"),
-            Decimal("10000"),
-            "ltc1q",
-            38,
-        )
-    ],
-    "ZUSD": [
-        Method(
-            "ZUSD",
-            "Bank Frick (SWIFT)",
-            "",
-            Decimal("35"),
-            Decimal("150"),
-            Decimal("1000000"),
-            "",
-            0,
-            fiat=True,
-        )
-    ],
-    "ZEUR": [
-        Method(
-            "ZEUR",
-            "SEPA (Clearjunction)",
-            "",
-            Decimal("0.35"),
-            Decimal("10"),
-            Decimal("1000000"),
-            "",
-            0,
-            fiat=True,
-        )
-    ],
-}
 
 WITHDRAW_FLOW = ("Initial", "Pending", "Settled", "Success")
 

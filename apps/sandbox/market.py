@@ -206,19 +206,35 @@ class Market:
                 placed += 1
             prev = px
             placed += 1
-        count = len(side)
-        if count < SYNTH_LEVELS:
-            last = max(side) if sign > 0 else min(side)
-            while count < SYNTH_LEVELS:
-                last = (last + sign * step * self.rng.randint(1, 3)).quantize(q)
-                if last <= 0:
-                    break
-                if last not in side:
-                    side[last] = self._rand_qty()
-                    count += 1
-        elif count > SYNTH_LEVELS + 20:
+        if len(side) < SYNTH_LEVELS:
+            self._extend(side, sign)
+        elif len(side) > SYNTH_LEVELS + 20:
             for px in sorted(side, reverse=sign < 0)[SYNTH_LEVELS:]:
                 del side[px]
+
+    def _extend(self, side: dict[Decimal, Decimal], sign: int) -> None:
+        """Add levels beyond the far end until the side has SYNTH_LEVELS again."""
+        if not side:
+            return
+        count = len(side)
+        last = max(side) if sign > 0 else min(side)
+        while count < SYNTH_LEVELS:
+            last = (last + sign * self.level_step * self.rng.randint(1, 3)).quantize(
+                self.pair.price_q
+            )
+            if last <= 0:
+                break
+            if last not in side:
+                side[last] = self._rand_qty()
+                count += 1
+
+    def top_up(self) -> None:
+        """After trades or churn removed levels: refill the far ends, so the synthetic book
+        never holds fewer than SYNTH_LEVELS a side (a depth-100 subscriber always sees 100)."""
+        if len(self.bids) < SYNTH_LEVELS:
+            self._extend(self.bids, -1)
+        if len(self.asks) < SYNTH_LEVELS:
+            self._extend(self.asks, 1)
 
     def step(self, dt: float) -> None:
         """Advance the random walk by ``dt`` simulated seconds and churn a few levels."""
@@ -239,6 +255,7 @@ class Market:
                     del side[px]
                 else:
                     side[px] = self._rand_qty()
+        self.top_up()
 
     def move_to(self, price: Decimal) -> None:
         self.mid = price

@@ -201,7 +201,7 @@ async def test_auto_earn_is_spendable_and_wallets_are_labelled(sandbox: SandboxP
         assert wallets[("spot", "main")] == 25
         assert wallets[("earn", "flex")] >= 60
         assert wallets[("earn", "flexible")] >= 10
-        assert wallets[("earn", "bonded")] == 5
+        assert Decimal(5) <= wallets[("earn", "bonded")] < Decimal("5.001")  # + rewards
         assert Decimal(str(dot["balance"])) == sum(wallets.values())
 
         # Selling more than the spot wallet holds draws on auto-earn funds.
@@ -214,7 +214,8 @@ async def test_auto_earn_is_spendable_and_wallets_are_labelled(sandbox: SandboxP
                 updates.extend(frame["data"])
     flex_update = next(u for u in updates if u["wallet_id"] == "flex")
     assert (flex_update["wallet_type"], flex_update["subtype"]) == ("earn", "autodeallocation")
-    assert Decimal(str(flex_update["amount"])) == -25
+    # The fill(s) beyond the 25 DOT in spot came out of auto-earn (one update per fill).
+    assert Decimal(-25) <= Decimal(str(flex_update["amount"])) < 0
     assert a.spot("DOT") == 0
     flex_left = Decimal(a.item(DOT_FLEX)["amount_allocated"]["allocated"]["native"])
     assert Decimal("35") <= flex_left < Decimal("36")

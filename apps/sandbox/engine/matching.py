@@ -278,6 +278,7 @@ class MatchingPart(OrderEntryPart):
                 )
             )
         if touched:
+            market.top_up()
             market.updated = self.now()
             self._book_changed(order.pair)
 

@@ -107,6 +107,7 @@ class SimulationPart(MatchingPart):
                     self.ids.trade_seq(),
                 )
             )
+        market.top_up()
         self._book_changed(pid)
 
     def _timers(self, now: float) -> None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import websockets
 
-from tests.plugins.sandbox import SandboxProcess
+from tests.plugins.sandbox import SandboxProcess, start_sandbox, stop_sandbox
 
 DOT_INSTANT = "ESRFUO3-Q62XD-WIOIL7"
 DOT_BONDED = "ESDQCOL-WTZEU-NU55QF"
@@ -233,3 +234,30 @@ def test_legacy_f_balance_counts_every_earn_wallet(sandbox: SandboxProcess) -> N
         sandbox.configure(legacy_f_balances=False)
     assert Decimal(legacy["DOT"]) == 50
     assert Decimal(legacy["DOT.F"]) >= 50
+
+
+def test_earn_states_pair_statuses_and_account_ids_survive_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox-state.json"
+    sb = start_sandbox(["--state", str(state)], seed=5)
+    try:
+        a = Account(sb, {"SOL": "100", "DOT": "50"})
+        iiban = sb.account(a.id)["iiban"]
+        sb.control("POST", f"/sandbox/accounts/{a.id}/auto-earn", {"asset": "DOT", "amount": "20"})
+        assert a.ok("Earn/Allocate", {"strategy_id": SOL_BONDED, "amount": "10"}) is True
+        sb.advance(30)  # settled: 10 SOL bonding for a day
+        sb.set_pair_status("SOL/USD", "limit_only")
+    finally:
+        stop_sandbox(sb)  # SIGTERM → save on shutdown
+    sb2 = start_sandbox(["--state", str(state)], seed=5)
+    try:
+        a.sb = sb2
+        assert sb2.account(a.id)["iiban"] == iiban
+        assert sb2.health()["pair_statuses"] == {"SOL/USD": "limit_only"}
+        bonding = a.item(SOL_BONDED)["amount_allocated"]["bonding"]
+        assert Decimal(bonding["native"]) == Decimal(10)
+        assert bonding["allocation_count"] == 1
+        assert Decimal(a.item(DOT_FLEX)["amount_allocated"]["allocated"]["native"]) >= 20
+        sb2.advance(DAY + 60)
+        assert Decimal(a.item(SOL_BONDED)["amount_allocated"]["allocated"]["native"]) >= 10
+    finally:
+        stop_sandbox(sb2)

@@ -82,6 +82,40 @@ def test_a_read_only_key_shows_exactly_its_query_permissions(trader, sandbox, ac
     assert assess(use=credential.use, permissions=credential.permissions).warnings == ()
 
 
+def test_without_get_api_key_info_the_key_is_probed_call_by_call_and_earn_stays_unknown(
+    trader, sandbox, account
+) -> None:
+    # An exchange that cannot answer GetApiKeyInfo: the probe falls back to one call per switch.
+    # Earn has no read that needs it alone, so the fallback says "unknown", never "granted".
+    sandbox.set_faults([{"kind": "unavailable", "endpoint": "GetApiKeyInfo", "probability": 1}])
+    try:
+        credential, _ = stored(trader, sandbox, account, [*READ_ONLY, "earn"], use=Use.READ_ONLY)
+        credential = probe(credential)
+    finally:
+        sandbox.clear_faults()
+    expected: dict[str, bool | None] = {name: name in READ_ONLY for name in PROBED}
+    expected["earn"] = None
+    assert credential.probe_status == "done"
+    assert credential.permissions == expected
+    assert sandbox.account(account)["open_orders"] == []
+
+
+def test_a_key_without_query_funds_leaves_deposit_and_withdraw_unknown_in_the_fallback(
+    trader, sandbox, account
+) -> None:
+    # DepositMethods and WithdrawAddresses need Query Funds too, so their refusal proves nothing.
+    sandbox.set_faults([{"kind": "unavailable", "endpoint": "GetApiKeyInfo", "probability": 1}])
+    try:
+        credential, _ = stored(trader, sandbox, account, ["deposit", "trade"])
+        credential = probe(credential)
+    finally:
+        sandbox.clear_faults()
+    assert credential.permissions["query_funds"] is False
+    assert credential.permissions["trade"] is True
+    assert credential.permissions["deposit"] is None
+    assert credential.permissions["withdraw"] is None
+
+
 def test_a_trading_key_without_trade_permission_is_reported_as_missing_it(
     trader, sandbox, account
 ) -> None:
@@ -122,7 +156,7 @@ def test_a_key_kraken_does_not_know_fails_the_probe_with_a_short_error(
     )
     credential = probe(credential)
     assert credential.probe_status == "failed"
-    assert credential.last_error.startswith("Kraken Balance: EAPI:Invalid key")
+    assert credential.last_error.startswith("Kraken GetApiKeyInfo: EAPI:Invalid key")
     assert credential.permissions == {}
     record = AuditRecord.objects.get(action="vault.credential.probe")
     assert record.detail["outcome"] == "failed"

@@ -120,15 +120,19 @@ class World:
             if self.who in ROLES and role_can(self.who, Capability.MANAGE_KEYS)
             else "owner"
         )
+        from apps.vault.policy import uses_for_role
+
         pair = new_key_pair()
+        membership = self.member(holder)
         credential = credential_create(
-            membership=self.member(holder),
+            membership=membership,
             label="Matrix key",
             api_key=pair.api_key,
             secret=pair.secret,
             otp=None,
             account="main",
-            use="trading",
+            # A use the holder's role has: keys are stored only for those.
+            use=uses_for_role(membership.role)[0],
             probe=False,
             shared=False,
         )
@@ -178,6 +182,7 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
     "vault:credential-revoke": World.own_credential,
     "vault:credential-delete": World.own_credential,
     "vault:credential-share": World.own_credential,
+    "vault:oversight-revoke": World.own_credential,
     "market:pair": World.market_pair,
     "market:watch-add": World.market_pair,
     "market:watch-remove": World.market_pair,

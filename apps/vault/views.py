@@ -21,7 +21,12 @@ from apps.vault import crypto, services
 from apps.vault.forms import CredentialForm
 from apps.vault.models import Credential, Permission
 from apps.vault.policy import Assessment, assess
-from apps.vault.selectors import credential_get, credential_list
+from apps.vault.selectors import (
+    credential_get,
+    credential_get_overseen,
+    credential_list,
+    credentials_overseen,
+)
 
 KEY_SAVED = (
     "API key “{label}” saved. Its private key is encrypted and will not be shown again; "
@@ -34,6 +39,7 @@ KEY_DELETED = "API key “{label}” deleted. Delete the key on Kraken too."
 KEY_SHARED = "“{label}” is now the organization's shared {use} desk key."
 KEY_UNSHARED = "“{label}” is no longer a shared desk key."
 TEST_STARTED = "Checking the permissions of “{label}”…"
+KEY_REVOKED_BY_OVERSEER = "{owner}'s API key “{label}” revoked and its private key destroyed."
 
 
 @dataclass(frozen=True)
@@ -210,3 +216,32 @@ def credential_share_view(
         use = credential.get_use_display().lower()
         messages.success(request, message.format(label=credential.label, use=use))
     return redirect("vault:credential-detail", org=membership.org.slug, pk=credential.pk)
+
+
+@require_GET
+@org_view(Capability.OVERSEE_KEYS)
+def oversight_list_view(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Every member's keys, masked: label, use, permissions, state, last used."""
+    rows = [_row(c, membership) for c in credentials_overseen(org=membership.org)]
+    return render(request, "vault/oversight.html", {"rows": rows})
+
+
+@require_POST
+@org_view(Capability.OVERSEE_KEYS)
+@step_up_required
+def oversight_revoke_view(
+    request: HttpRequest, membership: Membership, pk: int
+) -> HttpResponseBase:
+    credential = credential_get_overseen(org=membership.org, credential_id=pk)
+    try:
+        services.credential_revoke(credential=credential, actor=membership, request=request)
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(
+            request,
+            KEY_REVOKED_BY_OVERSEER.format(
+                owner=credential.owner.user.email, label=credential.label
+            ),
+        )
+    return redirect("vault:oversight", org=membership.org.slug)

@@ -366,7 +366,7 @@ def test_an_owner_shares_a_key_as_the_desk_key_with_step_up(
     assert response.status_code == 302
     credential.refresh_from_db()
     assert credential.is_shared_desk_key
-    mine, _ = store_key(trader, use=Use.FUNDING)
+    mine, _ = store_key(trader, use=Use.READ_ONLY)
     response = stepped_up_client_for(trader).post(
         url("credential-share", pk=mine.pk), {"shared": "1"}
     )

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from apps.core.trail import audit_record
-from apps.orgs.models import Membership
+from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from apps.vault import crypto
 from apps.vault.models import Credential, Use
@@ -162,6 +162,11 @@ def _check_free(*, membership: Membership, use: str, api_key: str, shared: bool)
 def _check_role_allows(*, membership: Membership, use: str) -> None:
     """A key is stored only for a use the member's role has, read again inside the
     transaction (the membership may have been demoted or removed since the page loaded)."""
+    # The organization's row is locked first, as membership changes lock it
+    # (apps.orgs.services.memberships): a demotion or removal running now either sees this key
+    # when it restricts the member's keys, or runs first and this reads the new role. The same
+    # lock order on both sides means the two queue up and never deadlock.
+    Organization.objects.select_for_update().filter(pk=membership.org_id).first()
     role = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
     if role is None:
         raise PermissionDenied(NOT_A_MEMBER_ANY_MORE)

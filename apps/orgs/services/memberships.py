@@ -45,7 +45,14 @@ def _lock_members(*, membership: Membership, actor: Membership) -> tuple[Members
     Organization.objects.select_for_update().filter(pk=membership.org_id).first()
     # The default manager sees only current members: a removed one is "gone" here too.
     try:
-        target = Membership.objects.select_related("user", "org").get(pk=membership.pk)
+        # Under the organization's lock (taken first, as the vault takes it before storing a
+        # key), so a key being stored for this member now is either seen by the vault's
+        # reaction to this change or stored after it, under the new role.
+        target = (
+            Membership.objects.select_for_update(of=("self",))
+            .select_related("user", "org")
+            .get(pk=membership.pk)
+        )
     except Membership.DoesNotExist:
         raise ValidationError(MEMBER_GONE) from None
     actor_role = Membership.objects.filter(pk=actor.pk).values_list("role", flat=True).first()

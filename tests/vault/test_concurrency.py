@@ -122,7 +122,7 @@ def test_storing_and_demoting_at_once_never_deadlock_nor_leave_a_key_active(
 
     assert outcomes["demote"] == "demoted"
     if outcomes["store"] == "stored":
-        assert Credential.objects.get(owner=trader).status == Credential.Status.CANCEL_ONLY
+        assert Credential.objects.get(owner_id=trader.pk).status == Credential.Status.CANCEL_ONLY
     else:
         assert "does not allow trading use" in str(outcomes["store"])
-        assert not Credential.objects.filter(owner=trader).exists()
+        assert not Credential.objects.filter(owner_id=trader.pk).exists()

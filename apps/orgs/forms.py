@@ -86,6 +86,19 @@ class OrganizationSettingsForm(forms.Form):
         label="Require two-factor authentication for every member",
         help_text="Members without 2FA are asked to set it up before they can continue.",
     )
+    allow_overprivileged_keys = forms.BooleanField(
+        required=False,
+        label="Accept API keys that can do more than their use needs",
+        help_text="Off: a key that can, say, withdraw although it is for trading is refused "
+        "when its permissions are checked. Only an owner can change this.",
+    )
+
+    def __init__(self, *args: Any, actor_role: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if actor_role != Role.OWNER:
+            # Shown, so admins know the policy, but only an owner may change it; a disabled
+            # field ignores whatever is posted for it.
+            self.fields["allow_overprivileged_keys"].disabled = True
 
 
 class OnboardingForm(forms.Form):

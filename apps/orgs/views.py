@@ -5,7 +5,7 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
@@ -132,8 +132,9 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
         except ValidationError as exc:
             error = _error_text(exc)
     if getattr(request, "htmx", False):
-        # The row swaps in place; its message shows inside the row.
-        target.refresh_from_db()
+        # The row swaps in place; its message shows inside the row (read as the table reads
+        # it, with its 2FA status).
+        target = org_members(org=membership.org).get(pk=target.pk)
         context = _member_row_context(membership)
         context.update(
             m=target,
@@ -251,19 +252,29 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
         # Policies (2FA for everyone) are sensitive: a fresh second-factor confirmation first.
         return step_up_redirect(request)
     org = membership.org
-    initial = {"name": org.name, "require_2fa": org.require_2fa}
-    form = OrganizationSettingsForm(request.POST or None, initial=initial)
+    initial = {
+        "name": org.name,
+        "require_2fa": org.require_2fa,
+        "allow_overprivileged_keys": org.allow_overprivileged_keys,
+    }
+    form = OrganizationSettingsForm(
+        request.POST or None, initial=initial, actor_role=membership.role
+    )
     if request.method == "POST" and form.is_valid():
+        owner = membership.role == Role.OWNER
         try:
             organizations.organization_update_settings(
                 org=org,
                 actor=membership,
                 name=form.cleaned_data["name"],
                 require_2fa=form.cleaned_data["require_2fa"],
+                allow_overprivileged_keys=(
+                    form.cleaned_data["allow_overprivileged_keys"] if owner else None
+                ),
                 request=request,
             )
-        except ValidationError as exc:
-            form.add_error(None, exc)
+        except (ValidationError, PermissionDenied) as exc:
+            form.add_error(None, str(exc) if isinstance(exc, PermissionDenied) else exc)
         else:
             messages.success(request, SETTINGS_SAVED)
             return redirect("orgs:settings", org=org.slug)

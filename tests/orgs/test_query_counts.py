@@ -91,3 +91,31 @@ def test_an_htmx_role_change_costs_the_same_however_many_members(
     before = change(Role.TRADER)
     _grow(org, owner, 5)
     assert change(Role.VIEWER) == before
+
+
+def test_members_table_shows_2fa_and_last_sign_in_without_a_query_per_member(
+    org: Organization, owner: Membership, client_for: Callable[[Membership], Client]
+) -> None:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    client = client_for(owner)
+    url = reverse("orgs:member-list", kwargs={"org": org.slug})
+    _queries(client, url)
+    before = _queries(client, url)
+    signed_in = timezone.now() - timedelta(days=2)
+    with_2fa = []
+    for n in range(4):
+        member = MembershipFactory(org=org, role=Role.TRADER)
+        member.user.last_login = signed_in
+        member.user.save(update_fields=["last_login"])
+        if n % 2 == 0:
+            TOTPDevice.objects.create(user=member.user, name="default", confirmed=True)
+            with_2fa.append(member)
+    # An unconfirmed device is not 2FA.
+    TOTPDevice.objects.create(user=member.user, name="pending", confirmed=False)
+
+    assert _queries(client, url) == before
+    rows = {m.pk: m for m in client.get(url).context["members"]}
+    assert {pk for pk, m in rows.items() if m.has_2fa} == {owner.pk, *(m.pk for m in with_2fa)}
+    html = client.get(url).content.decode()
+    assert signed_in.strftime("%Y-%m-%d") in html

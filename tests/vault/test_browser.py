@@ -59,14 +59,18 @@ def test_a_trader_adds_a_key_and_sees_its_permissions_checked(
     credential = Credential.objects.get(owner=trader)
     credential_probe_task(credential.pk)
 
-    # htmx polls the permissions panel and swaps in the result, no reload.
-    warning = page.get_by_text("This key can withdraw funds")
-    warning.wait_for()
+    # htmx polls the permissions panel and swaps in the result, no reload. A trading key that
+    # can withdraw is refused (the organization does not accept over-privileged keys), and the
+    # panel says why.
+    credential.refresh_from_db()
+    assert credential.status == Credential.Status.REFUSED
+    page.get_by_text(credential.status_reason).wait_for()
     assert page.get_by_role("row", name="Create & modify orders granted").is_visible()
     assert page.get_by_role("row", name="Query ledger entries not granted").is_visible()
     assert secret not in page.content()
 
     page.goto("/o/acme/vault/")
     assert page.get_by_role("cell", name=credential.masked_key).is_visible()
+    assert page.get_by_text("refused", exact=True).is_visible()
     assert key not in page.content()
     assert page.console_errors == []  # type: ignore[attr-defined]

@@ -190,11 +190,28 @@ def _join(*, invitation: Invitation, user: User, request: HttpRequest | None) ->
         raise ValidationError(
             INVITATION_MESSAGES.get(invitation_state(invitation), INVITATION_NOT_OPEN)
         )
-    if Membership.objects.filter(org_id=invitation.org_id, user=user).exists():
+    # A removed member keeps their row (its keys and trail point at it): re-invited, the same
+    # row becomes active again with the invitation's role. Their old keys stay as they were
+    # (cancel-only or revoked); they add new ones.
+    membership = (
+        Membership.all_objects.select_for_update()
+        .filter(org_id=invitation.org_id, user=user)
+        .first()
+    )
+    rejoined = membership is not None
+    if membership is None:
+        membership = Membership(org_id=invitation.org_id, user=user, role=invitation.role)
+        membership.full_clean()
+        membership.save()
+    elif membership.is_active:
         raise ValidationError(ALREADY_MEMBER)
-    membership = Membership(org_id=invitation.org_id, user=user, role=invitation.role)
-    membership.full_clean()
-    membership.save()
+    else:
+        membership.status = Membership.Status.ACTIVE
+        membership.role = invitation.role
+        membership.removed_at = None
+        membership.removed_by = None
+        membership.full_clean()
+        membership.save(update_fields=["status", "role", "removed_at", "removed_by", "updated_at"])
     user.current_org_id = invitation.org_id
     user.save(update_fields=["current_org"])
     audit_record(
@@ -202,7 +219,7 @@ def _join(*, invitation: Invitation, user: User, request: HttpRequest | None) ->
         actor=user,
         org=invitation.org,
         target=membership,
-        detail={"role": invitation.role, "invitation_id": invitation.pk},
+        detail={"role": invitation.role, "invitation_id": invitation.pk, "rejoined": rejoined},
         request=request,
     )
     return membership

@@ -1,9 +1,10 @@
 """Signed-in users against the real server: page requests/s, p50/p99 latency and errors.
 
 The script prepares, in the PostgreSQL database of DATABASE_URL (it refuses SQLite: the figures
-are about PostgreSQL's connection limit), an organization with one signed-in, 2FA-verified
-member per virtual user, two API keys each (so the keys and audit pages have rows), and market
-data published by the real feeder from a local Kraken sandbox. It then starts the portal exactly
+are about PostgreSQL's connection limit), one signed-in, 2FA-verified member per virtual user,
+in organizations of 20 (`--org-size`) that require 2FA, with two API keys each where the role
+may hold them (so the keys and audit pages have rows), and market data published by the real
+feeder from a local Kraken sandbox. It then starts the portal exactly
 as deployed (`python -m kraken_portal.serve`, debug off) with `bench/http_bench_settings.py`,
 which only adds a minimal view (`/bench/minimal/`) as the baseline.
 
@@ -14,7 +15,7 @@ Phases:
 
 Each phase is bounded in time and in requests; loopback only. A request counts as an error when
 it does not answer 200 within 30 s (a 500, a redirect to sign-in, a reset connection). The
-busiest moment's PostgreSQL connections (all clients, from pg_stat_activity) are printed too.
+busiest moment's PostgreSQL connections (client backends in pg_stat_activity) are printed too.
 
     .venv/bin/python bench/http_bench.py [--users 50,200] [--seconds 10] [--requests 6000]
 """
@@ -44,7 +45,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 SETTINGS = "bench.http_bench_settings"
-ORG_SLUG = "http-bench"
+ORG_SLUG = "http-bench-{n}"
 REQUEST_TIMEOUT = 30.0
 PAGES = {
     "overview": "/o/{org}/",
@@ -74,8 +75,9 @@ def setup_django(env: dict[str, str]) -> None:
     django.setup()
 
 
-def prepare_database(users: int) -> list[str]:
-    """Migrate, then make `users` signed-in, 2FA-verified members; returns their session keys."""
+def prepare_database(users: int, org_size: int) -> list[tuple[str, str]]:
+    """Migrate, then make `users` signed-in, 2FA-verified members, `org_size` to an organization;
+    returns each one's session key and organization slug."""
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.core.management import call_command
@@ -89,13 +91,15 @@ def prepare_database(users: int) -> list[str]:
     from apps.vault.services import credential_create
 
     call_command("migrate", "--no-input", verbosity=0)
-    org, _ = Organization.objects.get_or_create(
-        slug=ORG_SLUG, defaults={"name": "HTTP Bench Capital", "country": "GB", "require_2fa": True}
-    )
     roles = [Role.OWNER, Role.ADMIN, Role.TRADER, Role.TREASURER]
     store = import_module(settings.SESSION_ENGINE).SessionStore
     keys = []
     for i in range(users):
+        slug = ORG_SLUG.format(n=i // org_size)
+        org, _ = Organization.objects.get_or_create(
+            slug=slug,
+            defaults={"name": f"Bench Capital {slug}", "country": "GB", "require_2fa": True},
+        )
         email = f"bench-{i}@http-bench.test"
         user = User.objects.filter(email=email).first()
         if user is None:
@@ -129,7 +133,7 @@ def prepare_database(users: int) -> list[str]:
         session["otp_device_id"] = device.persistent_id
         session[LAST_SEEN_KEY] = time.time()
         session.create()
-        keys.append(session.session_key)
+        keys.append((session.session_key, slug))
     # This thread's connection would otherwise stay open through the measurement.
     connections.close_all()
     return keys
@@ -281,10 +285,11 @@ async def watch_db_connections(database_url: str, phase: Phase, stop: asyncio.Ev
 
 
 async def run_load(
-    port: int, sessions: list[str], paths: list[str], args: argparse.Namespace
+    port: int, sessions: list[tuple[str, str]], pages: list[str], args: argparse.Namespace
 ) -> Phase:
     phase = Phase()
-    conns = [HttpConnection(port, key) for key in sessions]
+    conns = [HttpConnection(port, key) for key, _ in sessions]
+    paths = [[page.format(org=org) for page in pages] for _, org in sessions]
     budget = args.requests
     deadline = time.monotonic() + args.seconds
 
@@ -293,7 +298,7 @@ async def run_load(
         step = index  # users start at different pages, as real users would
         while budget > 0 and time.monotonic() < deadline:
             budget -= 1
-            await one_request(conn, paths[step % len(paths)], phase)
+            await one_request(conn, paths[index][step % len(pages)], phase)
             step += 1
 
     stop = asyncio.Event()
@@ -373,21 +378,22 @@ def print_table(rows: list[dict[str, str]]) -> None:
 
 
 async def measure(
-    port: int, sessions: list[str], args: argparse.Namespace
+    port: int, sessions: list[tuple[str, str]], args: argparse.Namespace
 ) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    paths = [p.format(org=ORG_SLUG) for p in PAGES.values()]
+    key, org = sessions[0]
+    paths = [p.format(org=org) for p in PAGES.values()]
     # Warm up: every page twice, so first-request costs (imports, template compilation) are
     # not in the figures.
     for path in [*paths, BASELINE]:
-        await run_alone(port, sessions[0], path, 2)
+        await run_alone(port, key, path, 2)
     alone: list[dict[str, str]] = []
     for name, path in [*zip(PAGES, paths, strict=True), ("minimal view", BASELINE)]:
-        alone.append((await run_alone(port, sessions[0], path, args.alone)).row(name, 1))
+        alone.append((await run_alone(port, key, path, args.alone)).row(name, 1))
     signed_out = await run_alone(port, "", SIGN_IN, args.alone)
     alone.append(signed_out.row("sign-in (signed out)", 1))
     rows: list[dict[str, str]] = []
     for n in args.users:
-        pages = await run_load(port, sessions[:n], paths, args)
+        pages = await run_load(port, sessions[:n], list(PAGES.values()), args)
         rows.append(pages.row("5 pages", n))
         await asyncio.sleep(1)
         baseline = await run_load(port, sessions[:n], [BASELINE], args)
@@ -412,11 +418,15 @@ async def main_async(args: argparse.Namespace, env: dict[str, str]) -> int:
 
         HttpConnection.cookie_name = settings.SESSION_COOKIE_NAME
         users = max(args.users)
-        sessions = await asyncio.to_thread(prepare_database, users)
+        sessions = await asyncio.to_thread(prepare_database, users, args.org_size)
         pairs = await publish_market_data(env["KRAKEN_API_URL"], env["KRAKEN_WS_URL"])
     finally:
         stop(sandbox)
-    print(f"prepared {users} signed-in members and {pairs} pairs of market data", flush=True)
+    print(
+        f"prepared {users} signed-in members in organizations of {args.org_size}, "
+        f"{pairs} pairs of market data",
+        flush=True,
+    )
 
     server_command = [sys.executable, "-m", "kraken_portal.serve", "--host", HOST]
     server_command += ["--port", str(port), "--workers", str(args.workers), "--log-level", "error"]
@@ -450,6 +460,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=6000, help="request bound per row")
     parser.add_argument("--alone", type=int, default=40, help="requests per page, one user")
     parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--org-size", type=int, default=20, help="members per organization")
     # `make bench` passes its own arguments to every script; ignore the ones meant for others.
     args, _ = parser.parse_known_args()
     args.users = [int(n) for n in args.users.split(",") if n]

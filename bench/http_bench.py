@@ -15,7 +15,9 @@ Phases:
 
 Each phase is bounded in time and in requests; loopback only. A request counts as an error when
 it does not answer 200 within 30 s (a 500, a redirect to sign-in, a reset connection). The
-busiest moment's PostgreSQL connections (client backends in pg_stat_activity) are printed too.
+busiest moment's PostgreSQL connections (client backends in pg_stat_activity) and the server's
+CPU time per request (which, unlike latency, the other work on a shared machine hardly changes)
+are printed too.
 
     .venv/bin/python bench/http_bench.py [--users 50,200] [--seconds 10] [--requests 6000]
 """
@@ -41,6 +43,8 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -226,6 +230,7 @@ class Phase:
     errors: Counter[str] = field(default_factory=Counter)
     started: float = 0.0
     ended: float = 0.0
+    cpu: float = 0.0  # the server's CPU seconds during the phase
     peak_db_connections: int = 0
 
     def row(self, name: str, users: int) -> dict[str, str]:
@@ -239,6 +244,7 @@ class Phase:
             "req/s": f"{len(lat) / max(self.ended - self.started, 1e-9):,.0f}",
             "p50 ms": f"{pct[49] * 1000:.1f}",
             "p99 ms": f"{pct[98] * 1000:.1f}",
+            "server CPU ms/req": f"{self.cpu * 1000 / max(done, 1):.1f}",
             "errors": str(sum(self.errors.values())),
             "peak DB conns": str(self.peak_db_connections) if self.peak_db_connections else "",
             "error kinds": ", ".join(f"{k} x{v}" for k, v in self.errors.most_common(3)),
@@ -303,9 +309,11 @@ async def run_load(
 
     stop = asyncio.Event()
     watcher = asyncio.create_task(watch_db_connections(args.pg_url, phase, stop))
+    cpu = server_cpu()
     phase.started = time.perf_counter()
     await asyncio.gather(*(user(i, c) for i, c in enumerate(conns)))
     phase.ended = time.perf_counter()
+    phase.cpu = server_cpu() - cpu
     stop.set()
     await watcher
     for conn in conns:
@@ -313,13 +321,30 @@ async def run_load(
     return phase
 
 
+SERVER: list[psutil.Process] = []  # the server under test, once started
+
+
+def server_cpu() -> float:
+    """CPU seconds the server's processes have used: unlike latency, hardly changed by what
+    else the machine runs (this machine's two cores are shared)."""
+    total = 0.0
+    for server in SERVER:
+        for proc in [server, *server.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
+
+
 async def run_alone(port: int, session: str, path: str, count: int) -> Phase:
     phase = Phase()
     conn = HttpConnection(port, session)
+    cpu = server_cpu()
     phase.started = time.perf_counter()
     for _ in range(count):
         await one_request(conn, path, phase)
     phase.ended = time.perf_counter()
+    phase.cpu = server_cpu() - cpu
     conn.close()
     return phase
 
@@ -434,6 +459,7 @@ async def main_async(args: argparse.Namespace, env: dict[str, str]) -> int:
         server = start(server_command, env, server_log)
         try:
             await wait_for_port(port, server, 60)
+            SERVER[:] = [psutil.Process(server.pid)]
             alone, rows = await measure(port, sessions, args)
         finally:
             stop(server)

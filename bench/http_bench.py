@@ -138,8 +138,12 @@ def prepare_database(users: int, org_size: int) -> list[tuple[str, str]]:
         session[LAST_SEEN_KEY] = time.time()
         session.create()
         keys.append((session.session_key, slug))
-    # This thread's connection would otherwise stay open through the measurement.
+    # This process's connections (its pool's, too) would otherwise stay open through the
+    # measurement and be counted with the server's.
     connections.close_all()
+    for connection in connections.all():
+        if getattr(connection, "pool", None) is not None:
+            connection.close_pool()
     return keys
 
 

@@ -151,6 +151,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Last, so that a view's exception becomes its error page in the request's thread.
+    "kraken_portal.middleware.ErrorPageInRequestThreadMiddleware",
 ]
 
 ROOT_URLCONF = "kraken_portal.urls"

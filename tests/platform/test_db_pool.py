@@ -21,8 +21,9 @@ import pytest
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connection
-from django.test import override_settings
+from django.test import Client, override_settings
 
+from apps.orgs.models import Membership
 from kraken_portal.settings.base import database_from_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def _backend_sockets(port: int) -> int:
     )
 
 
-async def _get(app: ASGIHandler, path: str) -> int:
+async def _get(app: ASGIHandler, path: str, cookie: str = "") -> int:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -104,7 +105,7 @@ async def _get(app: ASGIHandler, path: str) -> int:
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"testserver")],
+        "headers": [(b"host", b"testserver"), (b"cookie", cookie.encode())],
         "client": ("127.0.0.1", 40000),
         "server": ("testserver", 80),
     }
@@ -158,3 +159,30 @@ def test_more_concurrent_requests_than_the_pool_holds_all_succeed_on_bounded_con
     assert statuses == [200] * requests
     # Every request ran in a thread of its own; they shared at most max_size connections.
     assert 0 < peak <= max_size
+
+
+@pytest.mark.django_db(transaction=True)
+def test_error_pages_under_asgi_give_their_connections_back(outsider: Membership, org: Any) -> None:
+    """A 404 (an outsider on an organization's page) renders base.html, whose organization
+    switcher reads the database: Django renders error pages in a thread of the event loop's
+    executor, where nothing returned that connection to the pool."""
+    if connection.vendor != "postgresql":
+        pytest.skip("The pool is PostgreSQL's (set DATABASE_URL).")
+    client = Client()
+    client.force_login(outsider.user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    requests = settings.DATABASE_POOL_MAX_SIZE + 5
+    connection.close()
+
+    async def burst() -> list[int]:
+        app = ASGIHandler()
+        return await asyncio.gather(
+            *(_get(app, f"/o/{org.slug}/vault/", cookie) for _ in range(requests))
+        )
+
+    assert asyncio.run(burst()) == [404] * requests
+    pool: Any = connection.pool
+    deadline = time.monotonic() + 3
+    while (stats := pool.get_stats())["pool_available"] < stats["pool_size"]:
+        assert time.monotonic() < deadline, f"connections kept out of the pool: {stats}"
+        time.sleep(0.05)

@@ -1,11 +1,11 @@
 """Signed-in users against the real server: page requests/s, p50/p99 latency and errors.
 
-The script prepares, in the PostgreSQL database of DATABASE_URL (it refuses SQLite: the figures
-are about PostgreSQL's connection limit), one signed-in, 2FA-verified member per virtual user,
-in organizations of 20 (`--org-size`) that require 2FA, with two API keys each where the role
-may hold them (so the keys and audit pages have rows), and market data published by the real
-feeder from a local Kraken sandbox. It then starts the portal exactly
-as deployed (`python -m kraken_portal.serve`, debug off) with `bench/http_bench_settings.py`,
+The script prepares, in a scratch database on the PostgreSQL server of DATABASE_URL (it refuses
+SQLite: the figures are about PostgreSQL's connection limit), one signed-in, 2FA-verified member
+per virtual user, in organizations of 20 (`--org-size`) that require 2FA, with two API keys each
+where the role may hold them (so the keys and audit pages have rows), and market data published
+by the real feeder from a local Kraken sandbox. It then starts the portal exactly as deployed
+(`python -m kraken_portal.serve`, debug off) with `bench/http_bench_settings.py`,
 which only adds a minimal view (`/bench/minimal/`) as the baseline.
 
 Phases:
@@ -15,7 +15,7 @@ Phases:
 
 Each phase is bounded in time and in requests; loopback only. A request counts as an error when
 it does not answer 200 within 30 s (a 500, a redirect to sign-in, a reset connection). The
-busiest moment's PostgreSQL connections (client backends in pg_stat_activity) and the server's
+busiest moment's connections to the scratch database (pg_stat_activity) and the server's
 CPU time per request (which, unlike latency, the other work on a shared machine hardly changes)
 are printed too.
 
@@ -39,10 +39,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psutil
 
@@ -285,6 +287,7 @@ async def watch_db_connections(database_url: str, phase: Phase, stop: asyncio.Ev
             with contextlib.suppress(psycopg.Error):
                 cursor = await conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                    " AND datname = current_database()"
                 )
                 row = await cursor.fetchone()
                 # Minus this watcher's own connection.
@@ -507,10 +510,37 @@ def main() -> int:
     if soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     args = parse_args()
-    args.pg_url = database_url.replace("postgres://", "postgresql://", 1)
+    with scratch_database(database_url) as bench_url:
+        return run(args, bench_url)
+
+
+@contextlib.contextmanager
+def scratch_database(database_url: str) -> Iterator[str]:
+    """A fresh database beside DATABASE_URL's (`<name>_http_bench`), dropped afterwards: the
+    benchmark's 200 members never land in a developer's database, and every run starts alike."""
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(database_url.replace("postgres://", "postgresql://", 1))
+    name = unquote(parts.path.lstrip("/")) + "_http_bench"
+    maintenance = urlunsplit(parts._replace(path="/postgres"))
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(drop)
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(parts._replace(path="/" + quote(name)))
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            conn.execute(drop)
+
+
+def run(args: argparse.Namespace, database_url: str) -> int:
+    args.pg_url = database_url
     keyring = "bench:" + base64.b64encode(hashlib.sha256(b"http-bench").digest()).decode()
     env = {
         **os.environ,
+        "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": SETTINGS,
         "DEBUG": "0",
         "ALLOWED_HOSTS": HOST,

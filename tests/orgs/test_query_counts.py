@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.db import connection
 from django.test import Client
@@ -119,3 +120,28 @@ def test_members_table_shows_2fa_and_last_sign_in_without_a_query_per_member(
     assert {pk for pk, m in rows.items() if m.has_2fa} == {owner.pk, *(m.pk for m in with_2fa)}
     html = client.get(url).content.decode()
     assert signed_in.strftime("%Y-%m-%d") in html
+
+
+# Every signed-in organization page pays for its session, user, 2FA device and membership, and
+# for the organization switcher in the top bar; these are the pages' own queries on top.
+SIGNED_IN_QUERIES = 5
+
+
+def test_the_overview_and_audit_pages_stay_within_their_query_budget(
+    org: Organization,
+    owner: Membership,
+    client_for: Callable[[Membership], Client],
+    django_assert_max_num_queries: Any,
+) -> None:
+    client = client_for(owner)
+    _grow(org, owner, 5)
+    pages = {
+        # members count, pending invitations
+        reverse("orgs:dashboard", kwargs={"org": org.slug}): 2,
+        # the actor filter's choices, one page of records
+        reverse("audit:record-list", kwargs={"org": org.slug}): 2,
+    }
+    for url, own in pages.items():
+        client.get(url)  # the first request of a session records when it was last seen
+        with django_assert_max_num_queries(SIGNED_IN_QUERIES + own):
+            assert client.get(url).status_code == 200

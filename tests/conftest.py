@@ -9,8 +9,9 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connections
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.models import EncryptedTOTPDevice
+from apps.accounts.services import totp_device_create
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
@@ -70,9 +71,9 @@ def outsider(db: Any) -> Membership:
 
 def verified_client(user: Any) -> Client:
     """A client signed in as `user` with a confirmed TOTP device verified for this session."""
-    device, _ = TOTPDevice.objects.get_or_create(
-        user=user, name="default", defaults={"confirmed": True}
-    )
+    device = EncryptedTOTPDevice.objects.filter(
+        user=user, name="default", confirmed=True
+    ).first() or totp_device_create(user=user, name="default", confirmed=True)
     client = Client()
     client.force_login(user)
     session = client.session

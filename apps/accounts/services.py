@@ -6,33 +6,51 @@ step-up) leaves an audit record in the global chain, written in the same transac
 
 from __future__ import annotations
 
+import base64
+import os
+import secrets
 import time
 import zoneinfo
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from django_otp import verify_token
 from django_otp.models import Device
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.accounts.models import User
+from apps.accounts.models import (
+    EncryptedTOTPDevice,
+    RecoveryCode,
+    RecoveryCodeDevice,
+    User,
+    Verdict,
+    throttle_locked_until,
+)
+from apps.accounts.sealing import current_kek_id, recovery_code_digest, totp_key_seal
 from apps.accounts.selectors import (
     RECOVERY_DEVICE_NAME,
     TOTP_DEVICE_NAME,
     recovery_codes_remaining,
     recovery_device,
+    session_fingerprint,
     totp_device_confirmed,
     totp_device_pending,
 )
+from apps.accounts.tasks import security_notice_task
 from apps.core.groups import user_group
 from apps.core.realtime import CLOSE_REAUTHORISE, close_sockets_on_commit
 from apps.core.trail import audit_record
 
 RECOVERY_CODE_COUNT = 10
+# 40 random bits in 8 base32 characters: django-otp's static token format, which the forms
+# and the printed sheets already expect.
+RECOVERY_CODE_BYTES = 5
+TOTP_KEY_BYTES = 20
+# Pending enrolments nobody finished are removed when the user starts another one.
+PENDING_ENROLMENT_MAX_AGE = timedelta(days=1)
 
 CODE_WRONG = "That code is not right. Check your authenticator app's clock and try again."
 CODE_THROTTLED = "Too many wrong codes. Try again in {seconds} s."
@@ -44,17 +62,30 @@ THEME_UNKNOWN = "Choose dark or light."
 # Session key: when (UNIX time) this session last proved possession of the second factor.
 STEP_UP_SESSION_KEY = "step_up_at"
 
+# The kinds of security notice emailed to the user (apps.accounts.tasks).
+NOTICE_2FA_ENABLED = "2fa_enabled"
+NOTICE_2FA_DISABLED = "2fa_disabled"
+NOTICE_RECOVERY_CODES = "recovery_codes_regenerated"
 
-def _throttle_message(device: Device) -> str | None:
-    """django-otp delays retries exponentially after wrong codes; say how long to wait."""
-    allowed, data = device.verify_is_allowed()
-    if allowed:
+
+def _notify_on_commit(*, user: User, kind: str) -> None:
+    transaction.on_commit(partial(security_notice_task.delay, user.pk, kind))
+
+
+def _throttle_message(*, user: User) -> str | None:
+    """Wrong codes delay the next check exponentially (per user); say how long to wait."""
+    locked_until = throttle_locked_until(user_id=user.pk)
+    if locked_until is None:
         return None
-    locked_until = (data or {}).get("locked_until")
-    seconds = 1
-    if locked_until is not None:
-        seconds = max(1, int((locked_until - timezone.now()).total_seconds() + 0.999))
+    seconds = max(1, int((locked_until - timezone.now()).total_seconds() + 0.999))
     return CODE_THROTTLED.format(seconds=seconds)
+
+
+def _verdict_raise(*, user: User, verdict: Verdict) -> None:
+    if verdict is Verdict.THROTTLED:
+        raise ValidationError(_throttle_message(user=user) or CODE_THROTTLED.format(seconds=1))
+    if verdict is Verdict.WRONG:
+        raise ValidationError(CODE_WRONG)
 
 
 def normalize_code(code: str) -> str:
@@ -62,30 +93,39 @@ def normalize_code(code: str) -> str:
     return "".join(ch for ch in code.strip().lower() if ch not in " -\t")
 
 
-def two_factor_check(*, user: User, code: str) -> Device:
+def two_factor_check(
+    *, user: User, code: str, request: HttpRequest | None = None
+) -> EncryptedTOTPDevice | RecoveryCodeDevice:
     """Verify a 6-digit authenticator code or a one-time recovery code; return the device.
 
-    Raises ValidationError with a user-facing message. A recovery code is consumed. Wrong codes
-    are counted by django-otp (exponential back-off), so this is not wrapped in a transaction
-    that a failure would roll back.
+    Raises ValidationError with a user-facing message. A code is consumed exactly once, even by
+    parallel requests (the device's `verify`). Wrong codes count against the user's throttle,
+    which commits with the refusal; a used recovery code is audited in the same transaction
+    that consumes it.
     """
     code = normalize_code(code)
     totp = totp_device_confirmed(user=user)
     if totp is None:
         raise ValidationError(CODE_NO_DEVICE)
+    device: EncryptedTOTPDevice | RecoveryCodeDevice
     if code.isdigit() and len(code) == totp.digits:
-        device: Device = totp
+        device = totp
     else:
         static = recovery_device(user=user)
         if static is None:
             raise ValidationError(CODE_WRONG)
         device = static
-    if (message := _throttle_message(device)) is not None:
-        raise ValidationError(message)
-    verified = verify_token(user, device.persistent_id, code)
-    if verified is None:
-        raise ValidationError(CODE_WRONG)
-    return verified
+    with transaction.atomic(durable=True):
+        verdict = device.verify(code)
+        if verdict is Verdict.ACCEPTED and isinstance(device, RecoveryCodeDevice):
+            audit_record(
+                action="auth.recovery_code_used",
+                actor=user,
+                detail={"recovery_codes_left": recovery_codes_remaining(user=user)},
+                request=request,
+            )
+    _verdict_raise(user=user, verdict=verdict)
+    return device
 
 
 def step_up_mark(*, request: HttpRequest) -> None:
@@ -94,12 +134,12 @@ def step_up_mark(*, request: HttpRequest) -> None:
 
 
 def _method(device: Device) -> str:
-    return "recovery_code" if isinstance(device, StaticDevice) else "authenticator_app"
+    return "recovery_code" if isinstance(device, RecoveryCodeDevice) else "authenticator_app"
 
 
 def sign_in_record(*, user: User, device: Device | None, request: HttpRequest) -> None:
     detail: dict[str, Any] = {"second_factor": _method(device) if device else "none"}
-    if isinstance(device, StaticDevice):
+    if isinstance(device, RecoveryCodeDevice):
         detail["recovery_codes_left"] = recovery_codes_remaining(user=user)
     audit_record(action="auth.sign_in", actor=user, detail=detail, request=request)
 
@@ -125,47 +165,126 @@ def two_factor_failure_record(*, user: User, request: HttpRequest, purpose: str)
     )
 
 
-def totp_device_get_or_create_pending(*, user: User) -> TOTPDevice:
-    """An unconfirmed authenticator device for enrolment; reused so reloading keeps the key."""
-    device = totp_device_pending(user=user)
+def totp_device_create(
+    *, user: User, confirmed: bool, name: str = TOTP_DEVICE_NAME, session_key: str = ""
+) -> EncryptedTOTPDevice:
+    """A new authenticator device with a fresh random key, sealed for its own row.
+
+    The row is inserted first (its id goes into the associated data), then the sealed key is
+    written; both in one transaction, so no row without a key is ever visible. Raises
+    apps.core.crypto.CryptoError without a keyring: there is no plaintext fallback.
+    """
+    with transaction.atomic():
+        device: EncryptedTOTPDevice = EncryptedTOTPDevice.objects.create(
+            user=user,
+            name=name,
+            confirmed=confirmed,
+            enrolment_session=session_fingerprint(session_key) if session_key else "",
+        )
+        device.kek_id, ciphertext = totp_key_seal(
+            device_id=device.pk, user_id=user.pk, key=os.urandom(TOTP_KEY_BYTES)
+        )
+        device.key_ciphertext = ciphertext
+        device.save(update_fields=["kek_id", "key_ciphertext"])
+    return device
+
+
+def totp_device_get_or_create_pending(*, user: User, session_key: str) -> EncryptedTOTPDevice:
+    """This session's unconfirmed authenticator device; reloading the page keeps its key.
+
+    Each session gets its own secret: a second session (another browser, or someone who took
+    over the first one's cookie later) is shown a new key and cannot confirm this one.
+    """
+    device = totp_device_pending(user=user, session_key=session_key)
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
+        EncryptedTOTPDevice.objects.filter(
+            user=user,
+            confirmed=False,
+            created_at__lt=timezone.now() - PENDING_ENROLMENT_MAX_AGE,
+        ).delete()
+        device = totp_device_create(user=user, confirmed=False, session_key=session_key)
     return device
 
 
 def _recovery_codes_replace(*, user: User) -> list[str]:
     static = recovery_device(user=user)
     if static is None:
-        static = StaticDevice.objects.create(user=user, name=RECOVERY_DEVICE_NAME, confirmed=True)
-    static.token_set.all().delete()
-    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
-    StaticToken.objects.bulk_create(StaticToken(device=static, token=code) for code in codes)
-    return codes
+        static = RecoveryCodeDevice.objects.create(
+            user=user, name=RECOVERY_DEVICE_NAME, confirmed=True
+        )
+    static.codes.all().delete()
+    codes: set[str] = set()
+    while len(codes) < RECOVERY_CODE_COUNT:
+        codes.add(base64.b32encode(secrets.token_bytes(RECOVERY_CODE_BYTES)).decode().lower())
+    kek_id = current_kek_id()
+    RecoveryCode.objects.bulk_create(
+        RecoveryCode(
+            device=static,
+            kek_id=kek_id,
+            digest=recovery_code_digest(user_id=user.pk, code=code, kek_id=kek_id),
+        )
+        for code in codes
+    )
+    return sorted(codes)
+
+
+def recovery_codes_set(*, user: User, codes: list[str]) -> RecoveryCodeDevice:
+    """Store given codes (hashed) as the user's recovery codes: for tests and data imports."""
+    with transaction.atomic():
+        static = recovery_device(user=user) or RecoveryCodeDevice.objects.create(
+            user=user, name=RECOVERY_DEVICE_NAME, confirmed=True
+        )
+        static.codes.all().delete()
+        kek_id = current_kek_id()
+        RecoveryCode.objects.bulk_create(
+            RecoveryCode(
+                device=static,
+                kek_id=kek_id,
+                digest=recovery_code_digest(
+                    user_id=user.pk, code=normalize_code(code), kek_id=kek_id
+                ),
+            )
+            for code in codes
+        )
+    return static
 
 
 def two_factor_enrol(
-    *, user: User, device: TOTPDevice, code: str, request: HttpRequest
+    *, user: User, device: EncryptedTOTPDevice, code: str, request: HttpRequest
 ) -> list[str]:
-    """Confirm the pending authenticator with its first code; return fresh recovery codes.
+    """Confirm this session's pending authenticator with its first code; return fresh
+    recovery codes.
 
-    The caller shows the codes once; they are not retrievable afterwards. The code is checked
-    outside the transaction so that django-otp's count of wrong codes survives the refusal.
+    The caller shows the codes once; they are not retrievable afterwards (only their keyed
+    hashes are stored). The code is checked in its own transaction so that a wrong code's count
+    survives the refusal.
     """
-    if device.user_id != user.pk or device.confirmed:
+    session_key = request.session.session_key or ""
+    if (
+        device.user_id != user.pk
+        or device.confirmed
+        or not session_key
+        or device.enrolment_session != session_fingerprint(session_key)
+    ):
         raise ValidationError(CODE_NO_DEVICE)
-    if (message := _throttle_message(device)) is not None:
+    if (message := _throttle_message(user=user)) is not None:
         raise ValidationError(message)
-    if not device.verify_token(normalize_code(code)):
-        raise ValidationError(CODE_WRONG)
+    _verdict_raise(user=user, verdict=device.verify(normalize_code(code)))
     return _two_factor_confirm(user=user, device=device, request=request)
 
 
 @transaction.atomic(durable=True)
-def _two_factor_confirm(*, user: User, device: TOTPDevice, request: HttpRequest) -> list[str]:
-    # Other unconfirmed or older devices are leftovers of earlier attempts.
-    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
-    device.confirmed = True
-    device.save(update_fields=["confirmed"])
+def _two_factor_confirm(
+    *, user: User, device: EncryptedTOTPDevice, request: HttpRequest
+) -> list[str]:
+    claimed = EncryptedTOTPDevice.objects.filter(pk=device.pk, confirmed=False).update(
+        confirmed=True, enrolment_session=""
+    )
+    if claimed != 1:  # A parallel request confirmed (or removed) it first.
+        raise ValidationError(CODE_NO_DEVICE)
+    device.confirmed, device.enrolment_session = True, ""
+    # Other devices are leftovers of earlier attempts, or other sessions' pending enrolments.
+    EncryptedTOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
     codes = _recovery_codes_replace(user=user)
     audit_record(
         action="auth.two_factor_enrolled",
@@ -173,6 +292,7 @@ def _two_factor_confirm(*, user: User, device: TOTPDevice, request: HttpRequest)
         detail={"recovery_codes": RECOVERY_CODE_COUNT},
         request=request,
     )
+    _notify_on_commit(user=user, kind=NOTICE_2FA_ENABLED)
     return codes
 
 
@@ -188,6 +308,7 @@ def recovery_codes_regenerate(*, user: User, request: HttpRequest) -> list[str]:
         detail={"recovery_codes": RECOVERY_CODE_COUNT},
         request=request,
     )
+    _notify_on_commit(user=user, kind=NOTICE_RECOVERY_CODES)
     return codes
 
 
@@ -195,9 +316,10 @@ def recovery_codes_regenerate(*, user: User, request: HttpRequest) -> list[str]:
 def two_factor_disable(*, user: User, request: HttpRequest) -> None:
     """Remove the authenticator and the recovery codes. Organizations that require 2FA will
     send the user back to enrolment before their next page."""
-    TOTPDevice.objects.filter(user=user).delete()
-    StaticDevice.objects.filter(user=user).delete()
+    EncryptedTOTPDevice.objects.filter(user=user).delete()
+    RecoveryCodeDevice.objects.filter(user=user).delete()
     audit_record(action="auth.two_factor_disabled", actor=user, request=request)
+    _notify_on_commit(user=user, kind=NOTICE_2FA_DISABLED)
     # Open sockets were authorised with the second factor; close them. They reconnect, and
     # organizations that require 2FA refuse them until the user enrols again.
     close_sockets_on_commit(user_group(user.pk), CLOSE_REAUTHORISE)

@@ -24,16 +24,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpRespons
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.models import Device
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.accounts import services
 from apps.accounts.forms import CodeForm, ProfileForm, SignInForm, time_zone_choices
 from apps.accounts.middleware import IDLE_SIGNED_OUT_KEY
-from apps.accounts.models import User
+from apps.accounts.models import EncryptedTOTPDevice, RecoveryCodeDevice, User
 from apps.accounts.selectors import (
     orgs_requiring_two_factor,
     recovery_codes_remaining,
@@ -42,6 +41,7 @@ from apps.accounts.selectors import (
 )
 from apps.accounts.stepup import step_up_age, step_up_is_fresh, step_up_redirect, step_up_required
 from apps.core.access import login_view, public_view
+from apps.core.crypto import CryptoError
 
 SIGN_IN_INVALID = "Email or password is incorrect."
 SIGNED_OUT = "You are signed out."
@@ -51,6 +51,10 @@ TWO_FACTOR_ENABLED = "Two-factor authentication is on. Keep your recovery codes 
 TWO_FACTOR_DISABLED = "Two-factor authentication is off for your account."
 STEP_UP_CONFIRMED = "Confirmed. You can continue for the next {minutes} minutes."
 PROFILE_SAVED = "Your profile is saved."
+TWO_FACTOR_UNAVAILABLE = (
+    "Two-factor authentication cannot be set up right now: the portal's keyring is not "
+    "configured. Tell your administrator."
+)
 RECOVERY_CODE_USED = (
     "You signed in with a recovery code; {left} left. Generate new ones on your profile page."
 )
@@ -111,6 +115,7 @@ def _pending_user(request: HttpRequest) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).first()
 
 
+@sensitive_variables("form")
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 @public_view
@@ -166,13 +171,14 @@ def logout(request: HttpRequest) -> HttpResponse:
 def _code_check(request: HttpRequest, user: User, form: CodeForm, *, purpose: str) -> Device | None:
     """The device that accepts the form's code; or None, with the failure recorded and shown."""
     try:
-        return services.two_factor_check(user=user, code=form.cleaned_data["code"])
+        return services.two_factor_check(user=user, code=form.cleaned_data["code"], request=request)
     except ValidationError as error:
         services.two_factor_failure_record(user=user, request=request, purpose=purpose)
         form.add_error("code", error)
         return None
 
 
+@sensitive_variables("form")
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 @public_view
@@ -216,7 +222,7 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
             django_otp.login(request, device)
             services.step_up_mark(request=request)
             services.sign_in_record(user=user, device=device, request=request)
-            if isinstance(device, StaticDevice):
+            if isinstance(device, RecoveryCodeDevice):
                 left = recovery_codes_remaining(user=user)
                 messages.warning(request, RECOVERY_CODE_USED.format(left=left))
             return HttpResponseRedirect(next_url)
@@ -230,7 +236,8 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
 # Enrolment and recovery codes.
 
 
-def _qr_data_uri(device: TOTPDevice) -> str:
+@sensitive_variables()
+def _qr_data_uri(device: EncryptedTOTPDevice) -> str:
     import qrcode
     import qrcode.image.svg
 
@@ -241,12 +248,17 @@ def _qr_data_uri(device: TOTPDevice) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
 
 
-def _manual_key(device: TOTPDevice) -> str:
+@sensitive_variables()
+def _manual_key(device: EncryptedTOTPDevice) -> str:
     secret = base64.b32encode(device.bin_key).decode()
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
+# The page shows the authenticator's secret (and, once, the recovery codes): no cache may
+# keep it (never_cache sends Cache-Control: no-store).
+@sensitive_variables("form", "device", "codes")
 @sensitive_post_parameters("code")
+@never_cache
 @require_http_methods(["GET", "POST"])
 @login_view
 def two_factor_setup(request: HttpRequest) -> HttpResponseBase:
@@ -266,7 +278,19 @@ def two_factor_setup(request: HttpRequest) -> HttpResponseBase:
                 "required_by": orgs_requiring_two_factor(user=user),
             },
         )
-    device = services.totp_device_get_or_create_pending(user=user)
+    if request.session.session_key is None:
+        request.session.save()  # The pending device belongs to this session: it needs a key.
+    try:
+        device = services.totp_device_get_or_create_pending(
+            user=user, session_key=request.session.session_key or ""
+        )
+    except CryptoError:
+        return render(
+            request,
+            "accounts/two_factor_unavailable.html",
+            {"message": TWO_FACTOR_UNAVAILABLE},
+            status=503,
+        )
     form = CodeForm(request.POST if request.method == "POST" else None, allow_recovery=False)
     if form.is_valid():
         try:
@@ -297,6 +321,8 @@ def two_factor_setup(request: HttpRequest) -> HttpResponseBase:
     )
 
 
+@sensitive_variables("codes")
+@never_cache
 @require_http_methods(["GET", "POST"])
 @login_view
 def recovery_codes(request: HttpRequest) -> HttpResponseBase:
@@ -337,6 +363,7 @@ def two_factor_disable(request: HttpRequest) -> HttpResponseBase:
 # Step-up.
 
 
+@sensitive_variables("form")
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 @login_view

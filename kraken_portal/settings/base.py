@@ -295,3 +295,8 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# Second-factor throttle (apps.accounts.models.SecondFactorThrottle), per user: after n wrong
+# codes the next one is checked only FACTOR * 2^(n-1) seconds later, at most MAX_DELAY.
+TWO_FACTOR_THROTTLE_FACTOR = env_float("TWO_FACTOR_THROTTLE_FACTOR", 1.0)
+TWO_FACTOR_THROTTLE_MAX_DELAY = env_int("TWO_FACTOR_THROTTLE_MAX_DELAY", 15 * 60)

@@ -91,10 +91,10 @@ def test_a_key_copied_to_another_device_row_does_not_decrypt(db: Any) -> None:
 
 def test_a_recovery_code_hash_copied_to_another_user_does_not_verify(db: Any) -> None:
     ada, eve = UserFactory(), UserFactory()
-    recovery_codes_set(user=ada, codes=["abcd2345"])
+    ours = recovery_codes_set(user=ada, codes=["abcd2345"])
     theirs = recovery_codes_set(user=eve, codes=["zzzz7777"])
     RecoveryCode.objects.filter(device=theirs).update(
-        digest=RecoveryCode.objects.get(device__user=ada).digest
+        digest=RecoveryCode.objects.get(device=ours).digest
     )
     assert theirs.verify("abcd2345") is Verdict.WRONG
 

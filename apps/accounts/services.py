@@ -7,18 +7,27 @@ step-up) leaves an audit record in the global chain, written in the same transac
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import secrets
 import time
 import zoneinfo
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from importlib import import_module
+from typing import Any, cast
+from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.sessions.backends.base import SessionBase
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from django_otp.models import Device
 
 from apps.accounts.models import (
@@ -39,9 +48,9 @@ from apps.accounts.selectors import (
     totp_device_confirmed,
     totp_device_pending,
 )
-from apps.accounts.tasks import security_notice_task
-from apps.core.groups import user_group
-from apps.core.realtime import CLOSE_REAUTHORISE, close_sockets_on_commit
+from apps.accounts.tasks import password_reset_email_task, security_notice_task
+from apps.core.groups import session_group, user_group
+from apps.core.realtime import CLOSE_REAUTHORISE, CLOSE_SIGNED_OUT, close_sockets_on_commit
 from apps.core.trail import audit_record
 
 RECOVERY_CODE_COUNT = 10
@@ -334,6 +343,136 @@ def step_up_confirm(*, user: User, device: Device, request: HttpRequest) -> None
         detail={"second_factor": _method(device)},
         request=request,
     )
+
+
+# Passwords and sessions.
+
+NOTICE_PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a kind of notice, not a password
+NOTICE_OTHER_SESSIONS = "other_sessions_signed_out"
+
+
+def _session_store_class() -> type[SessionBase]:
+    store: type[SessionBase] = import_module(settings.SESSION_ENGINE).SessionStore
+    return store
+
+
+def _sessions_of(*, user: User, except_key: str | None) -> list[str]:
+    """The keys of the user's live sessions other than `except_key`.
+
+    Database sessions are not indexed by user, so this reads every live session: fine for an
+    institutional portal's few thousand sessions, and exact (it cannot miss one opened before
+    a registry existed). It needs a database-backed SESSION_ENGINE (db or cached_db).
+    """
+    model = cast(Any, _session_store_class()).get_model_class()
+    keys = []
+    live = model.objects.filter(expire_date__gt=timezone.now())
+    for session in live.only("session_key", "session_data").iterator():
+        if session.session_key == except_key:
+            continue
+        if str(session.get_decoded().get(SESSION_KEY)) == str(user.pk):
+            keys.append(session.session_key)
+    return keys
+
+
+def _sessions_end(keys: list[str]) -> None:
+    """Delete the sessions (through their store, so a cache copy goes too) and close every
+    socket each of them opened, once the transaction commits."""
+    store_class = _session_store_class()
+    for key in keys:
+        store_class(session_key=key).delete()
+        close_sockets_on_commit(session_group(key), CLOSE_SIGNED_OUT)
+
+
+@transaction.atomic(durable=True)
+def sessions_end_others(*, user: User, request: HttpRequest) -> int:
+    """Sign the user out everywhere but in this request's session; return how many ended."""
+    keys = _sessions_of(user=user, except_key=request.session.session_key)
+    _sessions_end(keys)
+    audit_record(
+        action="auth.other_sessions_signed_out",
+        actor=user,
+        detail={"sessions": len(keys)},
+        request=request,
+    )
+    _notify_on_commit(user=user, kind=NOTICE_OTHER_SESSIONS)
+    return len(keys)
+
+
+@sensitive_variables("new_password")
+@transaction.atomic(durable=True)
+def password_change(*, user: User, new_password: str, request: HttpRequest) -> None:
+    """Set a new password (the form checked the old one and the validators). Every other
+    session ends with its sockets; the caller keeps this one (update_session_auth_hash)."""
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    _sessions_end(_sessions_of(user=user, except_key=request.session.session_key))
+    audit_record(action="auth.password_changed", actor=user, request=request)
+    _notify_on_commit(user=user, kind=NOTICE_PASSWORD_CHANGED)
+
+
+@transaction.atomic(durable=True)
+def password_reset_completed(*, user: User, request: HttpRequest) -> None:
+    """After a reset by email (Django's view set the password): no session of the old
+    password survives, and the user hears of it."""
+    _sessions_end(_sessions_of(user=user, except_key=None))
+    audit_record(action="auth.password_reset_completed", actor=user, request=request)
+    _notify_on_commit(user=user, kind=NOTICE_PASSWORD_CHANGED)
+
+
+def _over_limit(key: str, *, limit: int, window: int) -> bool:
+    """Count one event in a fixed window in Redis (the default cache); True beyond `limit`."""
+    cache.add(key, 0, timeout=window)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # The key expired between add and incr: this is the window's first.
+        cache.set(key, 1, timeout=window)
+        count = 1
+    return count > limit
+
+
+def password_reset_allowed(*, ip: str, email: str) -> bool:
+    """Per client address and per email address (existing or not, so the answer reveals
+    nothing about accounts), at most so many reset requests per window."""
+    window = settings.PASSWORD_RESET_WINDOW
+    address = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    by_ip = _over_limit(
+        f"password-reset:ip:{ip}", limit=settings.PASSWORD_RESET_LIMIT_PER_IP, window=window
+    )
+    by_address = _over_limit(
+        f"password-reset:email:{address}",
+        limit=settings.PASSWORD_RESET_LIMIT_PER_ADDRESS,
+        window=window,
+    )
+    return not (by_ip or by_address)
+
+
+def password_reset_request(*, email: str) -> None:
+    """Enqueue the reset email on commit, whether or not the address has an account: the
+    request does the same work either way, so neither its answer nor its timing tells."""
+    transaction.on_commit(partial(password_reset_email_task.delay, email.strip().lower()))
+
+
+def password_reset_send(*, email: str) -> int:
+    """In the worker: email a reset link to each active account with this address (Django's
+    PasswordResetForm and token generator); audit each. Returns how many were sent."""
+    form = PasswordResetForm({"email": email})
+    if not form.is_valid():
+        return 0
+    users = list(form.get_users(form.cleaned_data["email"]))
+    if not users:
+        return 0
+    site = urlsplit(settings.SITE_URL)
+    with transaction.atomic(durable=True):
+        for user in users:
+            audit_record(action="auth.password_reset_requested", actor=user)
+    form.save(
+        domain_override=site.netloc,
+        use_https=site.scheme == "https",
+        subject_template_name="accounts/password_reset_subject.txt",
+        email_template_name="accounts/password_reset_email.txt",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+    )
+    return len(users)
 
 
 def user_profile_update(*, user: User, time_zone: str, theme: str) -> User:

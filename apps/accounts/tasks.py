@@ -68,3 +68,11 @@ def security_notice_task(user_id: int, kind: str) -> None:
         settings.DEFAULT_FROM_EMAIL,
         [user.email],
     )
+
+
+@shared_task(ignore_result=True)
+def password_reset_email_task(email: str) -> None:
+    """Send the reset link, if the address has an account (the request cannot tell)."""
+    from apps.accounts.services import password_reset_send
+
+    password_reset_send(email=email)

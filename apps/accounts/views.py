@@ -16,13 +16,14 @@ from urllib.parse import urlencode
 import django_otp
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, update_session_auth_hash
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
+from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -426,3 +427,93 @@ def profile(request: HttpRequest) -> HttpResponseBase:
             "time_zones": time_zone_choices(),
         },
     )
+
+
+# Password change (needs a fresh step-up), reset by email, and other sessions.
+
+SIGN_IN_CHANGED = "Your password is changed. Your other sessions were signed out."
+RESET_LIMITED = "Too many password reset requests from here or for this address. Try again later."
+OTHER_SESSIONS_SIGNED_OUT = "Signed out of {count} other session{plural}."
+
+
+class _PasswordChangeView(auth_views.PasswordChangeView):
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("accounts:profile")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        user = _user(self.request)
+        services.password_change(
+            user=user, new_password=form.cleaned_data["new_password1"], request=self.request
+        )
+        # This session stays signed in (its auth hash follows the new password).
+        update_session_auth_hash(self.request, user)
+        messages.success(self.request, SIGN_IN_CHANGED)
+        return HttpResponseRedirect(str(self.success_url))
+
+
+# Django's views bring sensitive_post_parameters, never_cache and csrf_protect. The outer
+# sensitive_variables() hides every local of every frame below it (form_valid, the form's
+# methods) from error reports: with passwords in play, there is nothing worth showing.
+password_change = sensitive_variables()(login_view(step_up_required(_PasswordChangeView.as_view())))
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+
+class _PasswordResetView(auth_views.PasswordResetView):
+    """Django's request step, with two changes: the email is sent by a Celery task that also
+    runs for unknown addresses (same answer, same work), and requests are rate limited per
+    client address and per email address."""
+
+    template_name = "accounts/password_reset_form.html"
+    success_url = reverse_lazy("accounts:password-reset-done")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        email = str(request.POST.get("email", ""))[:254]
+        if not services.password_reset_allowed(ip=_client_ip(request), email=email):
+            form = self.get_form()
+            form.is_valid()
+            form.add_error(None, RESET_LIMITED)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        response: HttpResponse = super().post(request, *args, **kwargs)
+        return response
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        services.password_reset_request(email=form.cleaned_data["email"])
+        return HttpResponseRedirect(str(self.success_url))
+
+
+class _PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password-reset-complete")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response: HttpResponse = super().form_valid(form)  # sets the password
+        services.password_reset_completed(user=form.user, request=self.request)
+        return response
+
+
+password_reset = public_view(_PasswordResetView.as_view())
+password_reset_done = public_view(
+    auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html")
+)
+password_reset_confirm = sensitive_variables()(public_view(_PasswordResetConfirmView.as_view()))
+password_reset_complete = public_view(
+    auth_views.PasswordResetCompleteView.as_view(
+        template_name="accounts/password_reset_complete.html"
+    )
+)
+
+
+@require_POST
+@login_view
+def sessions_sign_out_others(request: HttpRequest) -> HttpResponseBase:
+    """End every other session of this user (and their sockets); this one stays."""
+    if (response := _needs_verification(request)) is not None:
+        return response
+    count = services.sessions_end_others(user=_user(request), request=request)
+    messages.success(
+        request, OTHER_SESSIONS_SIGNED_OUT.format(count=count, plural="" if count == 1 else "s")
+    )
+    return redirect("accounts:profile")

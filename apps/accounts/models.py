@@ -139,7 +139,8 @@ class _PortalDevice(TimestampMixin, Device):
         the throttle is read under the lock, and the token is consumed with a conditional UPDATE
         whose row count decides, so parallel requests with one code get one success."""
         with transaction.atomic():
-            if not type(self).objects.select_for_update().filter(pk=self.pk).exists():
+            locked = type(self).objects.select_for_update().filter(pk=self.pk)
+            if not list(locked.values_list("pk", flat=True)):  # removed meanwhile
                 return Verdict.WRONG
             throttle = _throttle_lock(self.user_id)
             if throttle.locked_until() is not None:

@@ -198,6 +198,20 @@ def totp_device_create(
     return device
 
 
+def totp_device_reseal(*, device_id: int) -> bool:
+    """Re-seal one authenticator key under the newest KEK; False if it already was (or the
+    device is gone). Under the row lock, so a parallel verification reads a whole row."""
+    with transaction.atomic(durable=True):
+        device = EncryptedTOTPDevice.objects.select_for_update().filter(pk=device_id).first()
+        if device is None or device.kek_id == current_kek_id():
+            return False
+        device.kek_id, device.key_ciphertext = totp_key_seal(
+            device_id=device.pk, user_id=device.user_id, key=device.bin_key
+        )
+        device.save(update_fields=["kek_id", "key_ciphertext"])
+    return True
+
+
 def totp_device_get_or_create_pending(*, user: User, session_key: str) -> EncryptedTOTPDevice:
     """This session's unconfirmed authenticator device; reloading the page keeps its key.
 

@@ -103,3 +103,14 @@ def test_wrong_authenticator_codes_also_hold_back_recovery_codes(db: Any, person
     assert _code_error(client, person.wrong_code()) == CODE_WRONG
     assert _code_error(client, RECOVERY_CODES[0]).startswith("Too many wrong codes")
     assert not RecoveryCode.objects.filter(used_at__isnull=False).exists()
+
+
+def test_a_check_locks_the_device_row_and_then_the_users_counter(db: Any, person: Person) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        two_factor_check(user=person.user, code=person.code())
+    locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
+    assert len(locking) == 2
+    assert '"accounts_encryptedtotpdevice"' in locking[0]
+    assert '"accounts_secondfactorthrottle"' in locking[1]

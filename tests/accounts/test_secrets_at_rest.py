@@ -122,3 +122,31 @@ def test_the_data_migration_seals_old_keys_and_hashes_old_codes(db: Any) -> None
 def test_the_data_migration_refuses_to_run_backwards() -> None:
     with pytest.raises(RuntimeError, match="cannot be reversed"):
         migration.refuse(apps, None)
+
+
+def test_rotation_reseals_authenticators_and_names_codes_on_an_old_key(
+    db: Any, settings: Any
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from apps.core.crypto import generate_kek
+
+    user = UserFactory()
+    device = totp_device_create(user=user, confirmed=True)
+    recovery_codes_set(user=user, codes=["abcd2345"])
+    key, old_ring = device.bin_key, settings.PORTAL_KEYRING
+    settings.PORTAL_KEYRING = f"new:{generate_kek()},{old_ring}"
+
+    out = StringIO()
+    call_command("two_factor_rotate", stdout=out)
+
+    device.refresh_from_db()
+    assert device.kek_id == "new"
+    assert device.bin_key == key
+    assert "Authenticators re-sealed: 1" in out.getvalue()
+    old_id = old_ring.split(":", 1)[0]
+    assert f"Recovery codes still hashed under {old_id}: 1 (of 1 people)" in out.getvalue()
+    # The old key still opens the old codes meanwhile.
+    assert RecoveryCodeDevice.objects.get(user=user).verify("abcd2345") is Verdict.ACCEPTED

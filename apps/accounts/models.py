@@ -113,8 +113,15 @@ def _throttle_lock(user_id: int) -> SecondFactorThrottle:
     return SecondFactorThrottle.objects.select_for_update().get(user_id=user_id)
 
 
+def throttle_get(*, user_id: int) -> SecondFactorThrottle | None:
+    throttle: SecondFactorThrottle | None = SecondFactorThrottle.objects.filter(
+        user_id=user_id
+    ).first()
+    return throttle
+
+
 def throttle_locked_until(*, user_id: int) -> datetime.datetime | None:
-    throttle = SecondFactorThrottle.objects.filter(user_id=user_id).first()
+    throttle = throttle_get(user_id=user_id)
     return throttle.locked_until() if throttle is not None else None
 
 
@@ -125,10 +132,16 @@ class _PortalDevice(TimestampMixin, Device):
         abstract = True
 
     def verify_is_allowed(self) -> tuple[bool, dict[str, Any] | None]:
-        until = throttle_locked_until(user_id=self.user_id)
-        if until is None:
+        """django-otp's answer format, so its own forms (the admin's) word the wait right."""
+        throttle = throttle_get(user_id=self.user_id)
+        until = throttle.locked_until() if throttle is not None else None
+        if throttle is None or until is None:
             return True, None
-        return False, {"reason": VerifyNotAllowed.N_FAILED_ATTEMPTS, "locked_until": until}
+        return False, {
+            "reason": VerifyNotAllowed.N_FAILED_ATTEMPTS,
+            "failure_count": throttle.failures,
+            "locked_until": until,
+        }
 
     def verify_token(self, token: Any) -> bool:
         return self.verify(str(token)) is Verdict.ACCEPTED

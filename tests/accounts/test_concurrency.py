@@ -114,3 +114,26 @@ def test_a_check_locks_the_device_row_and_then_the_users_counter(db: Any, person
     assert len(locking) == 2
     assert '"accounts_encryptedtotpdevice"' in locking[0]
     assert '"accounts_secondfactorthrottle"' in locking[1]
+
+
+def test_django_otps_own_form_sees_the_users_throttle(db: Any, person: Person) -> None:
+    """django-otp's OTP forms (the admin's sign-in) ask the device, and get the same answer."""
+    from django_otp.forms import OTPTokenForm
+
+    with pytest.raises(ValidationError):
+        two_factor_check(user=person.user, code=person.wrong_code())
+    form = OTPTokenForm(
+        person.user,
+        data={"otp_device": person.recovery.persistent_id, "otp_token": RECOVERY_CODES[0]},
+    )
+    assert not form.is_valid()
+    assert "failed attempt" in str(form.errors)
+    assert not RecoveryCode.objects.filter(used_at__isnull=False).exists()
+
+    person.throttle_reset()
+    form = OTPTokenForm(
+        person.user,
+        data={"otp_device": person.recovery.persistent_id, "otp_token": RECOVERY_CODES[0]},
+    )
+    assert form.is_valid(), form.errors
+    assert RecoveryCode.objects.filter(used_at__isnull=False).count() == 1

@@ -150,3 +150,12 @@ def test_rotation_reseals_authenticators_and_names_codes_on_an_old_key(
     assert f"Recovery codes still hashed under {old_id}: 1 (of 1 people)" in out.getvalue()
     # The old key still opens the old codes meanwhile.
     assert RecoveryCodeDevice.objects.get(user=user).verify("abcd2345") is Verdict.ACCEPTED
+
+
+def test_the_data_migration_refuses_to_convert_without_a_keyring(db: Any, settings: Any) -> None:
+    TOTPDevice.objects.create(user=UserFactory(), name="Phone", confirmed=True)
+    settings.PORTAL_KEYRING = ""
+    with pytest.raises(RuntimeError, match="cannot without the keyring"):
+        migration.forward(apps, None)
+    assert TOTPDevice.objects.count() == 1
+    assert not EncryptedTOTPDevice.objects.exists()

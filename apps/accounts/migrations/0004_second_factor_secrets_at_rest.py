@@ -16,6 +16,11 @@ from typing import Any
 
 from django.db import migrations
 
+NEEDS_KEYRING = (
+    "accounts.0004 must seal {devices} authenticator key(s) and hash the recovery codes of "
+    "{static} person(s), and cannot without the keyring: {error} Set PORTAL_KEYRING (make run "
+    "keeps one in var/keyring) and migrate again. Nothing was converted."
+)
 IRREVERSIBLE = (
     "accounts.0004 cannot be reversed: recovery codes are stored only as keyed hashes and "
     "cannot be turned back into django-otp's plaintext tokens. Restore a backup taken before "
@@ -25,12 +30,23 @@ IRREVERSIBLE = (
 
 def forward(apps: Any, schema_editor: Any) -> None:
     from apps.accounts.sealing import current_kek_id, recovery_code_digest, totp_key_seal
+    from apps.core.crypto import CryptoError
 
     TOTPDevice = apps.get_model("otp_totp", "TOTPDevice")
     StaticDevice = apps.get_model("otp_static", "StaticDevice")
     EncryptedTOTPDevice = apps.get_model("accounts", "EncryptedTOTPDevice")
     RecoveryCodeDevice = apps.get_model("accounts", "RecoveryCodeDevice")
     RecoveryCode = apps.get_model("accounts", "RecoveryCode")
+
+    devices, static = TOTPDevice.objects.count(), StaticDevice.objects.count()
+    if not (devices or static):
+        return  # A new installation: nothing to convert, no keyring needed yet.
+    try:
+        current_kek_id()
+    except CryptoError as error:
+        raise RuntimeError(
+            NEEDS_KEYRING.format(devices=devices, static=static, error=error)
+        ) from None
 
     for old in TOTPDevice.objects.all().iterator():
         new = EncryptedTOTPDevice.objects.create(

@@ -317,3 +317,13 @@ async def test_signing_out_the_other_sessions_closes_their_sockets(trader: Any) 
     assert await close_code(there_socket) == CLOSE_SIGNED_OUT
     assert await here_socket.receive_nothing(timeout=0.3)
     await here_socket.disconnect()
+
+
+def test_the_profile_offers_the_password_change_and_the_sign_out_of_other_sessions(
+    signed_in: Client,
+) -> None:
+    page = signed_in.get(PROFILE).content.decode()
+    title = page[page.index("<title>") : page.index("</title>")]
+    assert "<" not in title[len("<title>") :]
+    assert f'href="{CHANGE}"' in page
+    assert f'action="{OTHERS}"' in page

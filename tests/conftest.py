@@ -11,8 +11,9 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connections
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.models import EncryptedTOTPDevice
+from apps.accounts.services import totp_device_create
 from apps.audit.throttle import KEY_PREFIX
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
@@ -87,9 +88,9 @@ def outsider(db: Any) -> Membership:
 
 def verified_client(user: Any) -> Client:
     """A client signed in as `user` with a confirmed TOTP device verified for this session."""
-    device, _ = TOTPDevice.objects.get_or_create(
-        user=user, name="default", defaults={"confirmed": True}
-    )
+    device = EncryptedTOTPDevice.objects.filter(
+        user=user, name="default", confirmed=True
+    ).first() or totp_device_create(user=user, name="default", confirmed=True)
     client = Client()
     client.force_login(user)
     session = client.session

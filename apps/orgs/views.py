@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import User
@@ -285,6 +285,7 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
 # Invitation landing page: public, because the invitee may not have an account yet.
 
 
+@sensitive_variables("form")
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 @public_view

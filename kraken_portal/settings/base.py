@@ -353,3 +353,15 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# Second-factor throttle (apps.accounts.models.SecondFactorThrottle), per user: after n wrong
+# codes the next one is checked only FACTOR * 2^(n-1) seconds later, at most MAX_DELAY.
+TWO_FACTOR_THROTTLE_FACTOR = env_float("TWO_FACTOR_THROTTLE_FACTOR", 1.0)
+TWO_FACTOR_THROTTLE_MAX_DELAY = env_int("TWO_FACTOR_THROTTLE_MAX_DELAY", 15 * 60)
+
+# Password reset by email: requests per client address and per email address in a window
+# (counted in Redis), whether the address has an account or not. Links live PASSWORD_RESET_TIMEOUT.
+PASSWORD_RESET_WINDOW = env_int("PASSWORD_RESET_WINDOW", 60 * 60)
+PASSWORD_RESET_LIMIT_PER_IP = env_int("PASSWORD_RESET_LIMIT_PER_IP", 10)
+PASSWORD_RESET_LIMIT_PER_ADDRESS = env_int("PASSWORD_RESET_LIMIT_PER_ADDRESS", 3)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 60 * 60)

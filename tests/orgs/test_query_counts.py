@@ -97,7 +97,7 @@ def test_an_htmx_role_change_costs_the_same_however_many_members(
 def test_members_table_shows_2fa_and_last_sign_in_without_a_query_per_member(
     org: Organization, owner: Membership, client_for: Callable[[Membership], Client]
 ) -> None:
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+    from apps.accounts.services import totp_device_create
 
     client = client_for(owner)
     url = reverse("orgs:member-list", kwargs={"org": org.slug})
@@ -110,10 +110,10 @@ def test_members_table_shows_2fa_and_last_sign_in_without_a_query_per_member(
         member.user.last_login = signed_in
         member.user.save(update_fields=["last_login"])
         if n % 2 == 0:
-            TOTPDevice.objects.create(user=member.user, name="default", confirmed=True)
+            totp_device_create(user=member.user, confirmed=True)
             with_2fa.append(member)
     # An unconfirmed device is not 2FA.
-    TOTPDevice.objects.create(user=member.user, name="pending", confirmed=False)
+    totp_device_create(user=member.user, confirmed=False, name="pending")
 
     assert _queries(client, url) == before
     rows = {m.pk: m for m in client.get(url).context["members"]}

@@ -11,6 +11,7 @@ from django.db import connections
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.core.ratelimit import KEY_PREFIX, redis_client
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
@@ -20,6 +21,16 @@ pytest_plugins = [
     "tests.plugins.celery_worker",
     "tests.plugins.browser",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _rate_limits_start_empty() -> None:
+    """Rate-limit counters live in Redis, outside the test transaction: start every test at zero
+    so one test's failed sign-ins (all from 127.0.0.1) do not throttle the next."""
+    client = redis_client()
+    keys = list(client.scan_iter(match=KEY_PREFIX + "*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from django.utils.ipv6 import clean_ipv6_address
 from apps.audit.chain import GLOBAL_CHAIN, chain_key_for, record_content, record_hash
 from apps.audit.models import AuditChain, AuditRecord
 from apps.audit.selectors import audit_chains_verify
+from apps.core.clientip import client_ip
 from apps.core.trail import Actor
 
 __all__ = [
@@ -60,7 +61,8 @@ def _normalized_ip(ip: str | None) -> str | None:
 def _client_ip(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    # The same address axes and the rate limits use (behind the configured proxies).
+    return client_ip(request)
 
 
 def audit_record(

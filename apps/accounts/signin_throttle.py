@@ -134,8 +134,8 @@ def sign_in_failed(*, email: str, ip: str | None, count_for_account: bool) -> No
         logger.exception("sign-in failure not counted: Redis is unavailable")
 
 
-def sign_in_succeeded(*, email: str) -> None:
-    """The right password: the account's delay starts again from nothing."""
+def account_delay_clear(*, email: str) -> None:
+    """The right password (or an operator's reset): the account's delay starts from nothing."""
     try:
         redis_client().delete(account_key(email))
     except redis.RedisError:

@@ -142,7 +142,7 @@ def login(request: HttpRequest) -> HttpResponse:
             form.add_error(None, SIGN_IN_INVALID)
         else:
             user = authenticated
-            signin_throttle.sign_in_succeeded(email=email)
+            signin_throttle.account_delay_clear(email=email)
             _pending_clear(request)
             if two_factor_enabled(user=user):
                 # A new session key before anything is tied to this person.

@@ -15,6 +15,13 @@ Two more rules, both kept in Redis and both checked before the password is:
   then no attempt from that address until the window ends (password spraying, floods).
 
 A refused attempt is answered without checking the password, so it proves nothing either way.
+
+A browser that has given an account's right password before carries a signed *known device*
+cookie for it, and the account's delay does not apply to it (OWASP's device cookies). Without
+this, a scripted stranger could take every slot the moment it opens and keep the owner waiting
+indefinitely; with it, the owner's usual browser signs in at once while the stranger waits. The
+cookie proves only that this browser once knew the password, which is all the delay guards; the
+per-address limit and axes still apply to it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.core import signing
+from django.http import HttpRequest, HttpResponseBase
 
 from apps.core.ratelimit import limit_key, redis_client, wait_text, window_hit, window_read
 
@@ -36,6 +45,10 @@ TOO_MANY_FROM_ADDRESS = "Too many failed sign-ins from your network; try again i
 
 ACCOUNT_SCOPE = "sign-in-account"
 ADDRESS_SCOPE = "sign-in-address"
+
+KNOWN_DEVICE_COOKIE = "known_device"
+KNOWN_DEVICE_MAX_AGE = 90 * 24 * 60 * 60
+_KNOWN_DEVICE_SALT = "apps.accounts.signin_throttle.known-device"
 
 
 def account_delay(failures: int) -> int:
@@ -107,12 +120,41 @@ def _account_failed(email: str, *, counts: bool) -> None:
     _transaction(key, fail)
 
 
-def sign_in_admit(*, email: str, ip: str | None) -> str | None:
-    """Admit one password check for `email` from `ip`; or the message that refuses it."""
+def _account_ref(email: str) -> str:
+    return account_key(email).rsplit(":", 1)[-1]
+
+
+def known_device_mark(response: HttpResponseBase, *, email: str) -> None:
+    """After the right password: this browser is a known device for the account."""
+    response.set_cookie(
+        KNOWN_DEVICE_COOKIE,
+        signing.dumps(_account_ref(email), salt=_KNOWN_DEVICE_SALT),
+        max_age=KNOWN_DEVICE_MAX_AGE,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def known_device(request: HttpRequest, *, email: str) -> bool:
+    raw = request.COOKIES.get(KNOWN_DEVICE_COOKIE, "")
+    try:
+        ref = signing.loads(raw, salt=_KNOWN_DEVICE_SALT, max_age=KNOWN_DEVICE_MAX_AGE)
+    except signing.BadSignature:
+        return False
+    return bool(ref == _account_ref(email))
+
+
+def sign_in_admit(*, email: str, ip: str | None, known: bool = False) -> str | None:
+    """Admit one password check for `email` from `ip`; or the message that refuses it.
+
+    `known`: the browser is a known device for the account (no account delay for it)."""
     if ip is not None:
         window = window_read(scope=ADDRESS_SCOPE, source=ip)
         if window.count >= int(settings.SIGN_IN_ADDRESS_LIMIT):
             return TOO_MANY_FROM_ADDRESS.format(wait=wait_text(window.seconds_left))
+    if known:
+        return None
     try:
         seconds = _account_admit(email)
     except redis.RedisError:

@@ -126,7 +126,9 @@ def login(request: HttpRequest) -> HttpResponse:
         email = form.cleaned_data["email"]
         ip = client_ip(request)
         password = form.cleaned_data["password"]
-        if (refusal := signin_throttle.sign_in_admit(email=email, ip=ip)) is not None:
+        browser_known = signin_throttle.known_device(request, email=email)
+        refusal = signin_throttle.sign_in_admit(email=email, ip=ip, known=browser_known)
+        if refusal is not None:
             # Refused before the password is checked (signin_throttle says why).
             form.add_error(None, refusal)
             status = 429
@@ -150,10 +152,15 @@ def login(request: HttpRequest) -> HttpResponse:
                 request.session[PENDING_USER_KEY] = user.pk
                 request.session[PENDING_AT_KEY] = time.time()
                 request.session[PENDING_FAILURES_KEY] = 0
-                return redirect(_with_next("accounts:two-factor-verify", next_url))
-            auth_login(request, user, backend=BACKEND)
-            services.sign_in_record(user=user, device=None, request=request)
-            return HttpResponseRedirect(next_url)
+                response: HttpResponse = redirect(
+                    _with_next("accounts:two-factor-verify", next_url)
+                )
+            else:
+                auth_login(request, user, backend=BACKEND)
+                services.sign_in_record(user=user, device=None, request=request)
+                response = HttpResponseRedirect(next_url)
+            signin_throttle.known_device_mark(response, email=email)
+            return response
     return render(
         request,
         "accounts/login.html",

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from apps.accounts import views
 from apps.accounts.signin_throttle import (
+    KNOWN_DEVICE_COOKIE,
     TOO_MANY_FOR_ACCOUNT,
     account_delay,
     account_key,
@@ -216,3 +217,39 @@ def test_x_forwarded_for_is_honoured_behind_a_configured_proxy(
     ips = set(AuditRecord.objects.filter(action="auth.sign_in_failed").values_list("ip", flat=True))
     assert ips == {f"198.51.100.{n}" for n in range(settings.AXES_FAILURE_LIMIT)}
     assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == ips
+
+
+def _push_to_the_cap(email: str) -> None:
+    for _ in range(20):
+        _let_the_delay_pass(email)
+        assert _stranger().post(LOGIN, {"email": email, "password": WRONG}).status_code == 200
+
+
+def test_the_owners_usual_browser_is_not_kept_waiting_by_a_stranger(person: Person) -> None:
+    """A scripted stranger could take every slot the moment it opens; the browser that gave the
+    right password before does not queue behind them."""
+    email = person.user.email
+    owner = Client(REMOTE_ADDR="192.0.2.10")
+    assert owner.post(LOGIN, {"email": email, "password": PASSWORD}).status_code == 302
+    assert KNOWN_DEVICE_COOKIE in owner.cookies
+
+    _push_to_the_cap(email)
+    elsewhere = Client(REMOTE_ADDR="192.0.2.11")
+    assert elsewhere.post(LOGIN, {"email": email, "password": PASSWORD}).status_code == 429
+    response = owner.post(LOGIN, {"email": email, "password": PASSWORD})
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:two-factor-verify"))
+
+
+def test_a_known_device_cookie_helps_only_its_own_account(person: Person) -> None:
+    owner = Client(REMOTE_ADDR="192.0.2.10")
+    assert owner.post(LOGIN, {"email": person.user.email, "password": PASSWORD}).status_code == 302
+    cookie = owner.cookies[KNOWN_DEVICE_COOKIE].value
+
+    other = "someone-else@example.test"
+    _push_to_the_cap(other)
+    for value in [cookie, cookie[:-2] + "xx", "garbage"]:
+        stranger = _stranger()
+        stranger.cookies[KNOWN_DEVICE_COOKIE] = value
+        response = stranger.post(LOGIN, {"email": other, "password": WRONG})
+        assert response.status_code == 429, value

@@ -3,7 +3,9 @@ prints is always the one that works."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -18,6 +20,9 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.models import User
+from apps.vault.models import Credential, Use
+from apps.vault.policy import NEEDED, assess
+from apps.vault.probe import credential_probe
 from kraken_portal.management.commands import demo_data
 from tests.factories import UserFactory
 from tests.platform.test_deploy import REPO, production_env
@@ -159,3 +164,21 @@ def test_a_second_run_with_another_password_lets_the_demo_users_sign_in_with_it(
     # Only the demo users' passwords are reset.
     someone.refresh_from_db()
     assert someone.password == their_hash
+
+
+def test_the_demo_funding_key_holds_exactly_what_funding_needs(
+    sandbox: SandboxProcess, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.KRAKEN_API_URL = sandbox.url
+    settings.PORTAL_KEYRING = "k1:" + base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("SANDBOX_ADMIN_TOKEN", sandbox.admin_token)
+    _run(wait_for_sandbox=True, timeout=30)
+
+    credential = Credential.objects.get(owner__user__email="treasurer@demo.test")
+    assert credential.use == Use.FUNDING
+    # What the portal itself finds on Kraken's side (the sandbox), not what the demo meant.
+    credential_probe(credential_id=credential.pk)
+    credential.refresh_from_db()
+    assessment = assess(use=Use.FUNDING, permissions=credential.permissions)
+    assert assessment.warnings == ()
+    assert set(assessment.granted) == set(NEEDED[Use.FUNDING])

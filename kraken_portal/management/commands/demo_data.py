@@ -38,6 +38,8 @@ from django.db import transaction
 from apps.accounts import signin_throttle
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
+from apps.vault.models import Use
+from apps.vault.policy import NEEDED
 
 DEMO_ORG_NAME = "Demo Capital"
 DEMO_ORG_SLUG = "demo-capital"
@@ -62,7 +64,10 @@ KEY_PERMISSIONS = {
         "cancel",
         "websocket",
     ],
-    "funding": ["query_funds", "query_ledger", "deposit", "withdraw", "earn", "websocket"],
+    # Exactly what the portal's own least-privilege table says funding needs, read from it so
+    # the two cannot drift: a demo key that can do more would set off the portal's warning
+    # about over-privileged keys, and teach the opposite of what the warning says.
+    "funding": sorted(str(permission) for permission in NEEDED[Use.FUNDING]),
 }
 
 

@@ -182,3 +182,12 @@ def test_the_demo_funding_key_holds_exactly_what_funding_needs(
     assessment = assess(use=Use.FUNDING, permissions=credential.permissions)
     assert assessment.warnings == ()
     assert set(assessment.granted) == set(NEEDED[Use.FUNDING])
+
+
+def test_no_process_of_a_deployment_loads_the_demo() -> None:
+    """The Procfile is what a deployment runs; only `make run` (scripts/run.py) loads the demo,
+    once, before it starts the processes."""
+    procfile = (REPO / "Procfile").read_text()
+    assert "demo_data" not in procfile
+    run_script = (REPO / "scripts" / "run.py").read_text()
+    assert '"demo_data", "--wait-for-sandbox"' in run_script

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from apps.accounts.signin_throttle import (
     TOO_MANY_FOR_ACCOUNT,
     account_delay,
     account_key,
+    sign_in_admit,
 )
 from apps.audit.models import AuditRecord
 from apps.core.ratelimit import redis_client
@@ -253,3 +256,20 @@ def test_a_known_device_cookie_helps_only_its_own_account(person: Person) -> Non
         stranger.cookies[KNOWN_DEVICE_COOKIE] = value
         response = stranger.post(LOGIN, {"email": other, "password": WRONG})
         assert response.status_code == 429, value
+
+
+def test_parallel_attempts_in_one_slot_get_one_password_check(person: Person) -> None:
+    email = person.user.email
+    for _ in range(settings.SIGN_IN_DELAY_AFTER):
+        _stranger().post(LOGIN, {"email": email, "password": WRONG})
+    _let_the_delay_pass(email)
+    start = threading.Barrier(8)
+
+    def attempt(_: int) -> str | None:
+        start.wait()
+        return sign_in_admit(email=email, ip=None)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(attempt, range(8)))
+    assert answers.count(None) == 1
+    assert all("Too many attempts for this account" in a for a in answers if a is not None)

@@ -14,7 +14,9 @@ from django.test import Client
 
 from apps.accounts.models import EncryptedTOTPDevice
 from apps.accounts.services import totp_device_create
-from apps.audit.throttle import KEY_PREFIX
+from apps.audit.throttle import KEY_PREFIX as AUDIT_FLOOD_PREFIX
+from apps.core.ratelimit import KEY_PREFIX as RATE_LIMIT_PREFIX
+from apps.core.ratelimit import redis_client
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
@@ -27,17 +29,15 @@ pytest_plugins = [
 
 
 @pytest.fixture(autouse=True)
-def audit_flood_windows_closed() -> None:
-    """Every test starts with no audit flood window open (apps/audit/throttle.py).
-
-    The windows live in Redis, which outlives a test's database transaction: without this, a
-    failed sign-in in one test would silence the next test's record from the same address.
-    """
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter(match=KEY_PREFIX + "*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def redis_windows_start_empty() -> None:
+    """Rate-limit counters and audit flood windows live in Redis, outside the test's database
+    transaction: every test starts with none, so one test's failed sign-ins (all from 127.0.0.1)
+    neither throttle the next test nor silence its audit record."""
+    client = redis_client()
+    for prefix in (RATE_LIMIT_PREFIX, AUDIT_FLOOD_PREFIX):
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from django.utils import timezone
 from django_otp.models import Device, TimestampMixin, VerifyNotAllowed
 from django_otp.oath import TOTP
 
+from apps.core.emails import email_normalize
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -21,7 +23,7 @@ class UserManager(BaseUserManager["User"]):
     def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
         if not email:
             raise ValueError("An email address is required.")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=email_normalize(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user

@@ -30,7 +30,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.models import Device
 
-from apps.accounts import services
+from apps.accounts import services, signin_throttle
 from apps.accounts.forms import CodeForm, ProfileForm, SignInForm, time_zone_choices
 from apps.accounts.middleware import IDLE_SIGNED_OUT_KEY
 from apps.accounts.models import EncryptedTOTPDevice, RecoveryCodeDevice, User
@@ -42,6 +42,7 @@ from apps.accounts.selectors import (
 )
 from apps.accounts.stepup import step_up_age, step_up_is_fresh, step_up_redirect, step_up_required
 from apps.core.access import login_view, public_view
+from apps.core.clientip import client_ip
 from apps.core.crypto import CryptoError
 
 SIGN_IN_INVALID = "Email or password is incorrect."
@@ -126,20 +127,30 @@ def login(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(next_url)
     notice = SIGNED_OUT_IDLE if request.session.pop(IDLE_SIGNED_OUT_KEY, False) else None
     form = SignInForm(request.POST if request.method == "POST" else None)
+    status = 200
     if form.is_valid():
         email = form.cleaned_data["email"]
-        authenticated = authenticate(
-            request, username=email, password=form.cleaned_data["password"]
-        )
-        if authenticated is None:
+        ip = client_ip(request)
+        password = form.cleaned_data["password"]
+        browser_known = signin_throttle.known_device(request, email=email)
+        refusal = signin_throttle.sign_in_admit(email=email, ip=ip, known=browser_known)
+        if refusal is not None:
+            # Refused before the password is checked (signin_throttle says why).
+            form.add_error(None, refusal)
+            status = 429
+        elif (authenticated := authenticate(request, username=email, password=password)) is None:
             known = User.objects.filter(email=email).first()
             locked_out = bool(getattr(request, "axes_locked_out", False))
+            # An attempt that axes locked out, or the failure that set off the lockout, is not
+            # held against the account everywhere: axes already stops this address.
+            signin_throttle.sign_in_failed(email=email, ip=ip, count_for_account=not locked_out)
             services.sign_in_failure_record(
                 email=email, user=known, locked_out=locked_out, request=request
             )
             form.add_error(None, SIGN_IN_INVALID)
         else:
             user = authenticated
+            signin_throttle.account_delay_clear(email=email)
             _pending_clear(request)
             if two_factor_enabled(user=user):
                 # A new session key before anything is tied to this person.
@@ -147,12 +158,20 @@ def login(request: HttpRequest) -> HttpResponse:
                 request.session[PENDING_USER_KEY] = user.pk
                 request.session[PENDING_AT_KEY] = time.time()
                 request.session[PENDING_FAILURES_KEY] = 0
-                return redirect(_with_next("accounts:two-factor-verify", next_url))
-            auth_login(request, user, backend=BACKEND)
-            services.sign_in_record(user=user, device=None, request=request)
-            return HttpResponseRedirect(next_url)
+                response: HttpResponse = redirect(
+                    _with_next("accounts:two-factor-verify", next_url)
+                )
+            else:
+                auth_login(request, user, backend=BACKEND)
+                services.sign_in_record(user=user, device=None, request=request)
+                response = HttpResponseRedirect(next_url)
+            signin_throttle.known_device_mark(response, email=email)
+            return response
     return render(
-        request, "accounts/login.html", {"form": form, "next": next_url, "notice": notice}
+        request,
+        "accounts/login.html",
+        {"form": form, "next": next_url, "notice": notice},
+        status=status,
     )
 
 

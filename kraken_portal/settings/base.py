@@ -267,6 +267,30 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
+# Axes, the sign-in throttles, the onboarding limit and the audit trail all take the client's
+# address from apps.core.clientip, so a proxy is configured in one place.
+AXES_CLIENT_IP_CALLABLE = "apps.core.clientip.client_ip"
+
+# The client's address behind reverse proxies. With TRUSTED_PROXY_COUNT = 0 (the default) only
+# the socket's peer (REMOTE_ADDR) counts and any X-Forwarded-For is ignored, since a client can
+# write that header itself. Behind N proxies that each append the address they saw to
+# CLIENT_IP_HEADER, set TRUSTED_PROXY_COUNT = N: the N-th entry from the right is the client.
+CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", "X-Forwarded-For")
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Per account (any address): after SIGN_IN_DELAY_AFTER failures each further attempt waits
+# 2, 4, 8 ... seconds, at most SIGN_IN_DELAY_CAP; failures are forgotten SIGN_IN_DELAY_MEMORY
+# seconds after the last one. A delay, not a lockout: the right password works once it passes.
+SIGN_IN_DELAY_AFTER = env_int("SIGN_IN_DELAY_AFTER", 5)
+SIGN_IN_DELAY_CAP = env_int("SIGN_IN_DELAY_CAP", 5 * 60)
+SIGN_IN_DELAY_MEMORY = env_int("SIGN_IN_DELAY_MEMORY", 24 * 60 * 60)
+# Per address (any account): this many failed sign-ins in the window, then no more attempts
+# from it until the window ends.
+SIGN_IN_ADDRESS_LIMIT = env_int("SIGN_IN_ADDRESS_LIMIT", 30)
+SIGN_IN_ADDRESS_WINDOW = env_int("SIGN_IN_ADDRESS_WINDOW", 15 * 60)
+# Per address: applications submitted to the public onboarding form in the window.
+ONBOARDING_ADDRESS_LIMIT = env_int("ONBOARDING_ADDRESS_LIMIT", 10)
+ONBOARDING_ADDRESS_WINDOW = env_int("ONBOARDING_ADDRESS_WINDOW", 60 * 60)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -6,9 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import redis
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.db import connections
 from django.test import Client
 

@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-$(shell sha256sum requirements/lock.txt | cut -c1-16)
 
-.PHONY: install run test lint typecheck pytest bench migrate demo clean lock
+.PHONY: install run test lint typecheck importlint pytest bench migrate demo clean lock
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 12), "Python 3.12 is required (see .python-version)"' \
@@ -23,7 +23,7 @@ install: $(DEPS_STAMP)
 run: install
 	$(PY) scripts/run.py
 
-test: install lint typecheck pytest
+test: install lint typecheck importlint pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -31,6 +31,10 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy .
+
+# The layer contract in pyproject.toml ([tool.importlinter]): a wrong arrow between apps fails.
+importlint: install
+	$(VENV)/bin/lint-imports --no-logo
 
 pytest: install
 	$(PY) scripts/ensure_services.py
@@ -46,4 +50,4 @@ lock:
 		--generate-hashes --no-header --quiet requirements/dev.in -o requirements/lock.txt
 
 clean:
-	rm -rf $(VENV) var/static .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var/static .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

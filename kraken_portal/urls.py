@@ -1,8 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from apps.core.views import healthz
+from kraken_portal.views import home
+
+# The home page (composition: it spans accounts and orgs) and the health check (kernel) keep
+# the `core:` names every template and redirect uses.
+core_patterns = (
+    [path("", home, name="home"), path("healthz", healthz, name="healthz")],
+    "core",
+)
+
 urlpatterns = [
-    path("", include("apps.core.urls")),
+    path("", include(core_patterns)),
     path("accounts/", include("apps.accounts.urls")),
     path("o/<slug:org>/", include("apps.orgs.urls")),
     path("o/<slug:org>/audit/", include("apps.audit.urls")),

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import path
 
-from apps.core.consumers import MemberConsumer
+from apps.orgs.consumers import MemberConsumer
 from apps.orgs.models import Membership
 
 

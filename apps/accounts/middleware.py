@@ -6,33 +6,20 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django_htmx.http import HttpResponseClientRedirect
 
-LAST_SEEN_KEY = "last_seen"
+from apps.core.sessions import LAST_SEEN_KEY, session_is_idle, session_last_seen
+
 # Set in the fresh anonymous session after an idle sign-out, so the sign-in page can say why.
 IDLE_SIGNED_OUT_KEY = "idle_signed_out"
 # Writing the session on every request would cost a database write per click (and per htmx
 # poll); the last-seen time is refreshed at most this often, which bounds the error of the idle
 # measurement to the same number of seconds.
 LAST_SEEN_RESOLUTION = 30
-
-
-def session_last_seen(session: Any, *, default: float) -> float:
-    """When the session last made a request (`default` if it has not been recorded yet).
-    An unreadable value cannot vouch for recent activity, so it counts as long ago."""
-    try:
-        return float(session.get(LAST_SEEN_KEY, default))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def session_is_idle(session: Any, *, now: float) -> bool:
-    return now - session_last_seen(session, default=now) > settings.SESSION_IDLE_TIMEOUT
 
 
 class IdleTimeoutMiddleware:

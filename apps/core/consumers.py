@@ -1,5 +1,19 @@
-"""Base for every WebSocket consumer: authenticated, organization-checked, and open no longer
-than the sign-in session that opened it."""
+"""Bases for every WebSocket consumer.
+
+`SessionConsumer`: signed in, and open no longer than the sign-in session that opened it. Who
+may open which socket (membership, capability) is decided by subclasses in higher layers
+(apps.orgs.consumers.MemberConsumer), through `authorise()`.
+
+`LatestWinsConsumer`: a live page's socket with a bounded, latest-wins buffer. Every batch
+carries pre-rendered HTML parts `[(element_id, html), ...]`; the consumer never renders.
+Incoming parts replace any unsent part with the same element id (latest wins), and a sender
+task per socket drains the buffer in one frame (a subclass may split it, see `frames()`), so
+a slow client only delays itself: nothing upstream ever waits on its network. A client whose
+buffer grows past MAX_PENDING parts, or whose last send has been stuck for MAX_SEND_STALL
+seconds, is closed with 1013 ("try again later"), which htmx's ws extension answers by
+reconnecting. Private events sent to a group the socket joined use the `fragments` message
+type and slot straight in.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from importlib import import_module
 from typing import Any
 
@@ -14,75 +29,51 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.models import Device
+from django.contrib.sessions.backends.base import SessionBase
 
-from apps.accounts.middleware import session_is_idle, session_last_seen
-from apps.core.groups import member_group, session_group, user_group
+from apps.core.groups import session_group, user_group
 from apps.core.realtime import CLOSE_CODES, CLOSE_FORBIDDEN, CLOSE_SIGNED_OUT
-from apps.orgs.models import Membership
-from apps.orgs.permissions import Capability
+from apps.core.sessions import session_is_idle, session_last_seen
 
-__all__ = ["CLOSE_FORBIDDEN", "CLOSE_SIGNED_OUT", "MemberConsumer"]
+__all__ = ["LatestWinsConsumer", "SessionConsumer"]
 
 # The session is re-read this long after the moment it would go idle, so a request made just
 # before that moment has been saved, even a slow one.
 SESSION_RECHECK_SLACK = 5.0
 # "Internal error": htmx reconnects after it.
 CLOSE_SERVER_ERROR = 1011
+# "Try again later": a client too far behind reconnects and gets a fresh snapshot.
+CLOSE_TRY_AGAIN = 1013
+MAX_PENDING = 200
+MAX_SEND_STALL = 10.0
 logger = logging.getLogger(__name__)
 
 
-def _session_verified(user: Any, persistent_id: Any) -> bool:
-    """What django-otp's middleware decides for a page: the session's device still exists, is
-    confirmed and belongs to this user. A bare device id in the session is not enough: the
-    authenticator may have been removed (2FA disabled) since the session was verified."""
-    if not isinstance(persistent_id, str) or not persistent_id:
-        return False
-    device = Device.from_persistent_id(persistent_id)
-    return device is not None and device.user_id == user.pk and bool(device.confirmed)
-
-
 @database_sync_to_async
-def _membership_for(
-    user: Any, org_slug: str, capability: Capability, persistent_id: Any
-) -> Membership | None:
-    membership = (
-        Membership.objects.select_related("org").filter(user=user, org__slug=org_slug).first()
-    )
-    if membership is None or not membership.can(capability):
-        return None
-    if membership.org.require_2fa and not _session_verified(user, persistent_id):
-        # The session was not verified with 2FA although the organization requires it.
-        return None
-    return membership
-
-
-@database_sync_to_async
-def _stored_session(session_key: str) -> dict[str, Any]:
+def stored_session(session_key: str) -> dict[str, Any]:
     """The session as stored now: empty once it was signed out, flushed or has expired."""
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     return dict(store.load())
 
 
-class MemberConsumer(AsyncWebsocketConsumer):
-    """Accepts only signed-in members with `capability` in the URL's organization.
+class SessionConsumer(AsyncWebsocketConsumer):
+    """Accepts only signed-in users whose session is live and whom `authorise()` admits.
 
-    Every socket joins the member's group (removal closes it), the user's private group
-    (orders, balances later) and its session's group (signing out closes it). A socket is only
-    as good as its session: one that has gone idle (no page request for SESSION_IDLE_TIMEOUT,
-    the same rule pages follow) is refused, and an open one is closed with CLOSE_SIGNED_OUT
-    when the session goes idle, is signed out or expires. Subclasses add their own groups in
-    `joined()`.
+    Every socket joins the groups `authorise()` returns, the user's private group and its
+    session's group (signing out closes it). A socket is only as good as its session: one
+    that has gone idle (no page request for SESSION_IDLE_TIMEOUT, the same rule pages follow)
+    is refused, and an open one is closed with CLOSE_SIGNED_OUT when the session goes idle,
+    is signed out or expires. Subclasses add their own groups in `joined()`.
     """
 
-    capability: Capability = Capability.VIEW
-    membership: Membership | None = None
+    async def authorise(self, user: Any, session: SessionBase) -> list[str] | None:
+        """The groups this socket joins besides the user's and the session's, or None to
+        refuse it with CLOSE_FORBIDDEN. The base admits any signed-in user."""
+        return []
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         session = self.scope.get("session")
-        org_slug = self.scope["url_route"]["kwargs"].get("org", "")
         if user is None or not user.is_authenticated or session is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -91,14 +82,12 @@ class MemberConsumer(AsyncWebsocketConsumer):
             # The next page request would sign this session out; the socket does not outlive it.
             await self._refuse(CLOSE_SIGNED_OUT)
             return
-        # django-otp keeps the verified device's id in the session; no id, no 2FA this session.
-        persistent_id = session.get(DEVICE_ID_SESSION_KEY)
-        self.membership = await _membership_for(user, org_slug, self.capability, persistent_id)
-        if self.membership is None:
+        groups = await self.authorise(user, session)
+        if groups is None:
             await self._refuse(CLOSE_FORBIDDEN)
             return
         self.private_groups = [
-            member_group(self.membership.org_id, user.pk),
+            *groups,
             user_group(user.pk),
             session_group(session.session_key),
         ]
@@ -107,7 +96,7 @@ class MemberConsumer(AsyncWebsocketConsumer):
         await self.accept()
         # A sign-out between the handshake and joining the session's group closed nothing (the
         # layer keeps no messages for late joiners): look at the session once more.
-        if (await _stored_session(session.session_key)).get(SESSION_KEY) != str(user.pk):
+        if (await stored_session(session.session_key)).get(SESSION_KEY) != str(user.pk):
             await self.close(code=CLOSE_SIGNED_OUT)
             return
         await self.joined()
@@ -136,7 +125,7 @@ class MemberConsumer(AsyncWebsocketConsumer):
             while True:
                 deadline = last_seen + settings.SESSION_IDLE_TIMEOUT
                 await asyncio.sleep(max(deadline - time.time(), 0) + SESSION_RECHECK_SLACK)
-                stored = await _stored_session(session_key)
+                stored = await stored_session(session_key)
                 if stored.get(SESSION_KEY) != user_id:
                     break  # signed out, flushed or expired
                 # Nothing newer recorded: the last time this socket knew of still stands.
@@ -166,3 +155,80 @@ class MemberConsumer(AsyncWebsocketConsumer):
         whether to reconnect (see apps.core.realtime)."""
         code = event.get("code")
         await self.close(code=code if code in CLOSE_CODES else CLOSE_FORBIDDEN)
+
+
+class LatestWinsConsumer(SessionConsumer):
+    """A socket that sends pre-rendered fragments through a bounded, latest-wins buffer.
+
+    Subclasses call `start_sending()` once joined, and feed the buffer with `enqueue()` (or
+    `fragments` messages from the channel layer)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._send_started: float | None = None
+        self._closing = False
+
+    def start_sending(self) -> None:
+        self._sender = asyncio.create_task(self._send_loop())
+
+    async def fragments(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler (private groups): the same buffer as every other batch."""
+        self.enqueue(event["parts"])
+
+    def enqueue_snapshot(self, parts: Iterable[tuple[str, str]]) -> None:
+        """Queue stored parts, except where a live part that arrived meanwhile (newer than
+        the stored one) is already waiting."""
+        for element, html in parts:
+            self._pending.setdefault(element, html)
+        self._wake.set()
+
+    def enqueue(self, parts: list[Any]) -> None:
+        """Queue pre-rendered parts, newest per element id; never waits on the network."""
+        if self._closing:
+            return
+        stalled = self._send_started is not None and (
+            time.monotonic() - self._send_started > MAX_SEND_STALL
+        )
+        pending = self._pending
+        for element, html in parts:
+            pending.pop(element, None)
+            pending[element] = html
+        if stalled or len(pending) > MAX_PENDING:
+            # Too far behind: drop the socket; the browser reconnects and gets a fresh snapshot.
+            self._closing = True
+            pending.clear()
+            task = asyncio.create_task(self.close(code=CLOSE_TRY_AGAIN))
+            self._closer = task  # keep a reference until it has run
+            return
+        self._wake.set()
+
+    def frames(self, parts: Iterable[str]) -> list[str]:
+        """The buffered parts as WebSocket frames: one. A subclass whose parts cannot be
+        parsed as one piece of HTML (table rows beside other elements) splits them."""
+        return ["".join(parts)]
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._pending:
+                continue
+            frames = self.frames(self._pending.values())
+            self._pending.clear()
+            self._send_started = time.monotonic()
+            try:
+                for frame in frames:
+                    await self.send(text_data=frame)
+            except Exception:
+                return  # the socket is gone; disconnect() tidies up
+            self._send_started = None
+
+    async def disconnect(self, code: int) -> None:
+        sender = getattr(self, "_sender", None)
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+        await super().disconnect(code)

@@ -1,40 +1,10 @@
 from __future__ import annotations
 
-from typing import cast
-
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from apps.accounts.models import User
-from apps.accounts.services import user_current_org_set
-from apps.core.access import login_view, public_view
-from apps.orgs.selectors import NOT_A_MEMBER, memberships_of
-
-
-@require_GET
-@login_view
-def home(request: HttpRequest) -> HttpResponse:
-    """Send the user to the organization they last worked in, or let them pick one.
-
-    `?org=<slug>` (the organization switcher in the top bar) makes that organization the current
-    one, if the user is a member: anything else is a 404, as for any outsider.
-    """
-    memberships = list(memberships_of(user=request.user))
-    if slug := request.GET.get("org"):
-        chosen = next((m for m in memberships if m.org.slug == slug), None)
-        if chosen is None:
-            raise Http404(NOT_A_MEMBER)
-        user_current_org_set(user=cast(User, request.user), org=chosen.org)
-        return redirect("orgs:dashboard", org=chosen.org.slug)
-    current = getattr(request.user, "current_org_id", None)
-    for membership in memberships:
-        if membership.org_id == current:
-            return redirect("orgs:dashboard", org=membership.org.slug)
-    if len(memberships) == 1:
-        return redirect("orgs:dashboard", org=memberships[0].org.slug)
-    return render(request, "core/home.html", {"memberships": memberships})
+from apps.core.access import public_view
 
 
 @require_GET

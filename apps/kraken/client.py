@@ -12,9 +12,17 @@ Every private call goes through the same steps:
    they have no room, release the lease and wait for budget without holding anything;
 2. allocate the nonce and send, keeping the lease until the response has arrived, so requests
    arrive in nonce order;
-3. map the answer: result, typed KrakenError, or, for a non-idempotent call whose answer was
-   lost, UnknownOutcomeError, which is never retried. Idempotent reads are retried a bounded
-   number of times with jittered exponential backoff on transient failures.
+3. map the answer: result, typed KrakenError, or, for a non-idempotent call whose outcome is
+   open (answer lost, HTTP 5xx, Kraken's internal and outage errors: errors.ERROR_TABLE),
+   UnknownOutcomeError, which is never retried. Idempotent reads are retried a bounded number
+   of times with jittered exponential backoff on transient failures.
+
+Before any of that, a non-idempotent call must be declared: either it is one exchange operation
+(``operation=OperationRef(...)``, which only apps/exchange builds, after claiming the
+operation's row so the call happens at most once) or it is validate-only (``validate=True`` on
+a method where Kraken honours it). Anything else raises OperationRequiredError before a nonce
+or any rate budget is used, so a retrying task or a stray script cannot move money twice.
+``grep -rn "OperationRef("`` lists every place that can.
 """
 
 from __future__ import annotations
@@ -77,11 +85,50 @@ NON_IDEMPOTENT: frozenset[str] = frozenset(
         "RemoveExport",
     }
 )
+# Methods on which ``validate=true`` makes Kraken check the request without acting (the spec's
+# AddOrder, AddOrderBatch and EditOrder). AmendOrder, Withdraw and the rest have no such
+# parameter: Kraken would ignore one and carry the request out, so it declares nothing there.
+VALIDATE_ONLY_METHODS: frozenset[str] = frozenset({"AddOrder", "AddOrderBatch", "EditOrder"})
 # Nested parameters (arrays of orders) only work as JSON bodies (FACTS §1.4).
 JSON_METHODS: frozenset[str] = frozenset({"AddOrderBatch", "CancelOrderBatch"})
 
+OPERATION_REQUIRED = (
+    "Kraken {method} is not idempotent: it is sent only as an exchange operation "
+    "(operation=OperationRef(...)) or validate-only (validate=True). It was not sent."
+)
+IDEMPOTENT_OVERRIDE = (
+    "Kraken {method} is not idempotent here; idempotent=True would let a retry repeat it."
+)
 SEQUENCER_BUSY = "another request on this API key did not finish in time"
 COORDINATION_DOWN = "Redis is unavailable, so the request was not sent"
+
+
+@dataclass(frozen=True)
+class OperationRef:
+    """The declaration that a non-idempotent call is one exchange operation.
+
+    Only apps/exchange builds these: it writes the operation row and claims it (PREPARED to
+    SENDING with a conditional update) before calling, so the call is made at most once and an
+    unknown outcome is reconciled by the operation's reference instead of being resent.
+    ``operation_id`` is that row's id, for logs.
+    """
+
+    operation_id: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.operation_id, str) or not self.operation_id.strip():
+            raise ValueError("OperationRef needs the exchange operation's id.")
+
+
+class OperationRequiredError(TypeError):
+    """A non-idempotent Kraken method was called without OperationRef and not validate-only.
+
+    A programming error, not an answer from Kraken (so not a KrakenError): nothing was sent.
+    """
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        super().__init__(OPERATION_REQUIRED.format(method=method))
 
 
 @dataclass(frozen=True)
@@ -102,8 +149,17 @@ def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
 
+def is_validate_only(method: str, params: dict[str, Any] | None = None) -> bool:
+    """Whether Kraken will only check this request. ``validate`` must be the bool True: a
+    string such as "false" would also mean validate-only on the wire (FACTS §6.4), but the
+    portal never relies on that trap, so only the explicit form counts."""
+    return method in VALIDATE_ONLY_METHODS and (params or {}).get("validate") is True
+
+
 def is_idempotent(method: str, params: dict[str, Any] | None = None) -> bool:
     """Whether re-sending ``method`` after a lost answer is harmless."""
+    if is_validate_only(method, params):
+        return True
     if method in NON_IDEMPOTENT:
         return False
     # DepositAddresses with new=true creates a fresh address every time.
@@ -335,7 +391,7 @@ def parse_response(
         raise ServiceUnavailableError(method, detail="unreadable answer", http_status=status)
     codes = [str(c) for c in data.get("error") or []]
     if any(not is_warning(c) for c in codes):
-        raise error_from_codes(method, codes)
+        raise error_from_codes(method, codes, idempotent=idempotent, reference=reference)
     if codes:
         logger.warning("Kraken %s answered with warnings: %s", method, ", ".join(codes))
     return data.get("result")
@@ -394,16 +450,28 @@ def kraken_private(
     method: str,
     params: dict[str, Any] | None = None,
     *,
+    operation: OperationRef | None = None,
     idempotent: bool | None = None,
 ) -> Any:
     """Call a private endpoint with ``key`` and return its ``result``.
 
     Waits for rate budget instead of being rejected, sends requests on one key in nonce order,
     retries idempotent calls on transient failures and raises a typed KrakenError otherwise.
-    ``idempotent`` overrides the method's default (see NON_IDEMPOTENT).
+    A non-idempotent call needs ``operation`` unless it is validate-only (module docstring);
+    without it OperationRequiredError is raised and nothing is sent. ``idempotent=False``
+    makes a read fail on its first error instead of retrying; it can never make a write
+    retryable.
     """
     params = dict(params or {})
-    idem = is_idempotent(method, params) if idempotent is None else idempotent
+    idem = is_idempotent(method, params)
+    if not idem and operation is None:
+        raise OperationRequiredError(method)
+    if idempotent is not None:
+        if idempotent and not idem:
+            raise ValueError(IDEMPOTENT_OVERRIDE.format(method=method))
+        idem = idempotent
+    if operation is not None:
+        logger.debug("Kraken %s for operation %s", method, operation.operation_id)
     result = _with_retries(method, idem, lambda: _private_once(key, method, params, idem))
     try:
         _remember(key, method, params, result)

@@ -1,24 +1,18 @@
-"""Live market fragments to signed-in members, each socket with a bounded, latest-wins buffer.
+"""Live market fragments to signed-in members, through the kernel's latest-wins buffer
+(apps.core.consumers.LatestWinsConsumer: a slow client only delays itself, one too far behind
+is closed with 1013 and reconnects).
 
-Every batch carries pre-rendered HTML parts `[(element_id, html), ...]`; the consumer never
-renders. Public market groups arrive through the process's LocalHub (one channel-layer
-subscription per process, see apps.market.hub); private groups through the channel layer.
-Incoming parts replace any unsent part with the same element id (latest wins), and a sender
-task per socket drains the buffer in one frame, so a slow client only delays itself: nothing
-upstream ever waits on its network. A client whose buffer grows past MAX_PENDING parts, or
-whose last send has been stuck for MAX_SEND_STALL seconds, is closed with 1013 ("try again
-later"), which htmx's ws extension answers by reconnecting.
-
-Private events (orders, balances) sent to the user's group (joined by MemberConsumer) use the
-same `fragments` message type and slot straight in.
+Public market groups arrive through the process's LocalHub (one channel-layer subscription per
+process, see apps.market.hub); private groups through the channel layer. Private events
+(orders, balances) sent to the member's per-organization group (joined by MemberConsumer,
+apps.core.realtime.member_event_on_commit) use the same `fragments` message type and slot
+straight in; the cross-organization user group never carries data.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import time
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -27,14 +21,12 @@ from urllib.parse import parse_qs
 from django.conf import settings
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from apps.core.consumers import MemberConsumer
+from apps.core.consumers import LatestWinsConsumer
 from apps.core.groups import symbol_group
 from apps.market.hub import local_hub
 from apps.market.store import OVERVIEW_CHANNEL, PAIRS_KEY, fragments_key, loads, slug_symbol
+from apps.orgs.consumers import MemberConsumer
 
-MAX_PENDING = 200
-MAX_SEND_STALL = 10.0
-CLOSE_TRY_AGAIN = 1013
 PAIR_ELEMENTS = ("stats", "ladder", "trades", "candle")
 # The overview renders each pair twice, as a tile and as a table row; a socket receives only
 # the view its page shows (`?view=` when it connects, then `{"view": ...}` messages when the
@@ -63,27 +55,9 @@ def _redis() -> Redis[bytes]:
     return client
 
 
-def _frames(parts: Iterable[str]) -> list[str]:
-    """The pending parts as WebSocket frames: table rows in a frame of their own.
-
-    The browser parses a frame as one piece of HTML, and HTML keeps a `<tr>` only among table
-    rows: after a tile's `<a>` its tags would be dropped and the row lost. So rows travel
-    together, everything else together (at most two frames per flush).
-    """
-    rows: list[str] = []
-    other: list[str] = []
-    for html in parts:
-        (rows if html.startswith("<tr") else other).append(html)
-    return [frame for frame in ("".join(other), "".join(rows)) if frame]
-
-
-class MarketConsumer(MemberConsumer):
+class MarketConsumer(MemberConsumer, LatestWinsConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pending: dict[str, str] = {}
-        self._wake = asyncio.Event()
-        self._send_started: float | None = None
-        self._closing = False
         self.market_groups: list[str] = []
         self.pairs: list[str] = []
         self.view = ""  # overview only: "tiles" or "table"
@@ -105,7 +79,7 @@ class MarketConsumer(MemberConsumer):
             query = parse_qs(self.scope.get("query_string", b"").decode())
             self._choose_view((query.get("view") or [DEFAULT_VIEW])[0])
             wanted = self._overview_elements()
-        self._sender = asyncio.create_task(self._send_loop())
+        self.start_sending()
         hub = local_hub()
         for group in self.market_groups:
             await hub.join(group, self)
@@ -119,6 +93,27 @@ class MarketConsumer(MemberConsumer):
     def _overview_elements(self) -> dict[str, list[str]]:
         prefix = OVERVIEW_VIEWS[self.view]
         return {s: [f"{prefix}-{s.replace('/', '-')}"] for s in self.pairs}
+
+    def enqueue(self, parts: list[Any]) -> None:
+        """The kernel's latest-wins buffer, without the parts of the overview view this page
+        does not show."""
+        if self.view:
+            skip = self._skip
+            parts = [part for part in parts if not part[0].startswith(skip)]
+        super().enqueue(parts)
+
+    def frames(self, parts: Iterable[str]) -> list[str]:
+        """The pending parts as WebSocket frames: table rows in a frame of their own.
+
+        The browser parses a frame as one piece of HTML, and HTML keeps a `<tr>` only among
+        table rows: after a tile's `<a>` its tags would be dropped and the row lost. So rows
+        travel together, everything else together (at most two frames per flush).
+        """
+        rows: list[str] = []
+        other: list[str] = []
+        for html in parts:
+            (rows if html.startswith("<tr") else other).append(html)
+        return [frame for frame in ("".join(other), "".join(rows)) if frame]
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The only thing a page may say: which overview view it shows now. Anything else, or
@@ -146,62 +141,14 @@ class MarketConsumer(MemberConsumer):
         for symbol, elements in wanted.items():
             pipe.hmget(fragments_key(symbol), elements)
         results = await pipe.execute()
-        for elements, values in zip(wanted.values(), results, strict=True):
-            for element, html in zip(elements, values, strict=True):
-                if html is not None:
-                    # A live part that arrived meanwhile is newer than the stored one.
-                    self._pending.setdefault(element, html.decode())
-        self._wake.set()
-
-    async def fragments(self, event: dict[str, Any]) -> None:
-        """Channel-layer handler (private groups): the same buffer as the hub's batches."""
-        self.enqueue(event["parts"])
-
-    def enqueue(self, parts: list[Any]) -> None:
-        """Queue pre-rendered parts, newest per element id; never waits on the network."""
-        if self._closing:
-            return
-        stalled = self._send_started is not None and (
-            time.monotonic() - self._send_started > MAX_SEND_STALL
+        self.enqueue_snapshot(
+            (element, html.decode())
+            for elements, values in zip(wanted.values(), results, strict=True)
+            for element, html in zip(elements, values, strict=True)
+            if html is not None
         )
-        pending = self._pending
-        skip = self._skip
-        for element, html in parts:
-            if element.startswith(skip):
-                continue
-            pending.pop(element, None)
-            pending[element] = html
-        if stalled or len(pending) > MAX_PENDING:
-            # Too far behind: drop the socket; the browser reconnects and gets a fresh snapshot.
-            self._closing = True
-            pending.clear()
-            task = asyncio.create_task(self.close(code=CLOSE_TRY_AGAIN))
-            self._closer = task  # keep a reference until it has run
-            return
-        self._wake.set()
-
-    async def _send_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._pending:
-                continue
-            frames = _frames(self._pending.values())
-            self._pending.clear()
-            self._send_started = time.monotonic()
-            try:
-                for frame in frames:
-                    await self.send(text_data=frame)
-            except Exception:
-                return  # the socket is gone; disconnect() tidies up
-            self._send_started = None
 
     async def disconnect(self, code: int) -> None:
-        sender = getattr(self, "_sender", None)
-        if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sender
         hub = local_hub()
         for group in self.market_groups:
             hub.leave(group, self)

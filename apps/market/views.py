@@ -12,10 +12,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from apps.core.access import org_view
 from apps.market import presenters, selectors, services
 from apps.market.models import MarketPreference
 from apps.market.store import symbol_slug
+from apps.orgs.access import org_view
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
 
@@ -105,7 +105,7 @@ def overview(request: HttpRequest, membership: Membership) -> HttpResponse:
             "layout": layout,
             "layouts": MarketPreference.Layout.choices,
             "socket_url": _socket_url(membership, view=layout),
-            "feeder_ok": selectors.market_status()["feeder_ok"],
+            "feeder_ok": selectors.market_feeder_ok(),
             **_feed_context(),
         },
     )
@@ -149,7 +149,7 @@ def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpRespo
             "time_zone": getattr(request.user, "time_zone", "") or "UTC",
             "watched": pair_symbol in selectors.watchlist_symbols(user=request.user),
             "socket_url": _socket_url(membership, symbol_slug(pair_symbol)),
-            "feeder_ok": selectors.market_status()["feeder_ok"],
+            "feeder_ok": selectors.market_feeder_ok(),
             **_feed_context(),
         },
     )

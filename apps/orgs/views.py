@@ -1,23 +1,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.services import user_current_org_set
+from apps.accounts.models import User
 from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
-from apps.core.access import org_view, public_view, staff_view
-from apps.orgs import services
+from apps.core.access import public_view, staff_view
+from apps.core.clientip import client_ip
+from apps.core.ratelimit import window_hit
+from apps.orgs.access import org_view
 from apps.orgs.forms import (
     AcceptAsNewUserForm,
     InvitationForm,
@@ -40,6 +43,8 @@ from apps.orgs.selectors import (
     onboarding_recently_reviewed,
     org_members,
 )
+from apps.orgs.services import invitations, memberships, onboarding, organizations
+from apps.orgs.services.organizations import user_current_org_set
 
 ROLE_CHANGED = "{email} is now {role}."
 MEMBER_REMOVED = "{email} was removed from the organization."
@@ -51,6 +56,7 @@ WELCOME = "Welcome to {org}."
 APPLICATION_RECEIVED = "Thank you: we received your application and will be in touch by email."
 APPLICATION_APPROVED = "{company} was approved; {email} has been invited as owner."
 APPLICATION_REJECTED = "{company} was rejected."
+APPLICATIONS_TOO_MANY = "Too many applications from your network; try again in {wait}."
 
 
 def _error_text(error: ValidationError) -> str:
@@ -71,7 +77,7 @@ def _add_service_errors(form: Form, error: ValidationError) -> None:
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     user_current_org_set(user=membership.user, org=membership.org)
     org = membership.org
-    # The other organizations come from `switch_orgs` (apps.core.context_processors.portal).
+    # The other organizations come from `switch_orgs` (kraken_portal.context_processors.portal).
     context: dict[str, Any] = {
         "org": org,
         "members_count": org_members(org=org).count(),
@@ -124,14 +130,15 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
         error = " ".join(str(e) for e in form.errors.get("role", ["Choose a role."]))
     else:
         try:
-            target = services.membership_change_role(
+            target = memberships.membership_change_role(
                 membership=target, role=form.cleaned_data["role"], actor=membership, request=request
             )
         except ValidationError as exc:
             error = _error_text(exc)
     if getattr(request, "htmx", False):
-        # The row swaps in place; its message shows inside the row.
-        target.refresh_from_db()
+        # The row swaps in place; its message shows inside the row (read as the table reads
+        # it, with its 2FA status).
+        target = org_members(org=membership.org).get(pk=target.pk)
         context = _member_row_context(membership)
         context.update(
             m=target,
@@ -161,7 +168,7 @@ def member_remove(request: HttpRequest, membership: Membership, pk: int) -> Http
         return step_up_redirect(request)
     email = target.user.email
     try:
-        services.membership_remove(membership=target, actor=membership, request=request)
+        memberships.membership_remove(membership=target, actor=membership, request=request)
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
@@ -180,7 +187,7 @@ def invitation_create(request: HttpRequest, membership: Membership) -> HttpRespo
             # Inviting an owner hands over the whole organization, like making one.
             return step_up_redirect(request)
         try:
-            services.invitation_create(
+            invitations.invitation_create(
                 org=membership.org,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
@@ -219,13 +226,17 @@ def _invitation_act(
 @require_POST
 @org_view(Capability.MANAGE_MEMBERS)
 def invitation_revoke(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    return _invitation_act(request, membership, pk, services.invitation_revoke, INVITATION_REVOKED)
+    return _invitation_act(
+        request, membership, pk, invitations.invitation_revoke, INVITATION_REVOKED
+    )
 
 
 @require_POST
 @org_view(Capability.MANAGE_MEMBERS)
 def invitation_resend(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
-    return _invitation_act(request, membership, pk, services.invitation_resend, INVITATION_RESENT)
+    return _invitation_act(
+        request, membership, pk, invitations.invitation_resend, INVITATION_RESENT
+    )
 
 
 @require_GET
@@ -245,19 +256,29 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
         # Policies (2FA for everyone) are sensitive: a fresh second-factor confirmation first.
         return step_up_redirect(request)
     org = membership.org
-    initial = {"name": org.name, "require_2fa": org.require_2fa}
-    form = OrganizationSettingsForm(request.POST or None, initial=initial)
+    initial = {
+        "name": org.name,
+        "require_2fa": org.require_2fa,
+        "allow_overprivileged_keys": org.allow_overprivileged_keys,
+    }
+    form = OrganizationSettingsForm(
+        request.POST or None, initial=initial, actor_role=membership.role
+    )
     if request.method == "POST" and form.is_valid():
+        owner = membership.role == Role.OWNER
         try:
-            services.organization_update_settings(
+            organizations.organization_update_settings(
                 org=org,
                 actor=membership,
                 name=form.cleaned_data["name"],
                 require_2fa=form.cleaned_data["require_2fa"],
+                allow_overprivileged_keys=(
+                    form.cleaned_data["allow_overprivileged_keys"] if owner else None
+                ),
                 request=request,
             )
-        except ValidationError as exc:
-            form.add_error(None, exc)
+        except (ValidationError, PermissionDenied) as exc:
+            form.add_error(None, str(exc) if isinstance(exc, PermissionDenied) else exc)
         else:
             messages.success(request, SETTINGS_SAVED)
             return redirect("orgs:settings", org=org.slug)
@@ -268,6 +289,7 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
 # Invitation landing page: public, because the invitee may not have an account yet.
 
 
+@sensitive_variables("form")
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 @public_view
@@ -275,21 +297,21 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     invitation = invitation_by_token(token=token)
     template = "orgs/invitation_accept.html"
     if invitation is None:
-        return render(request, template, {"problem": services.INVITATION_INVALID}, status=404)
+        return render(request, template, {"problem": invitations.INVITATION_INVALID}, status=404)
     state = invitation_state(invitation)
     if state is not InvitationState.OPEN:
         return render(
-            request, template, {"problem": services.INVITATION_MESSAGES[state]}, status=410
+            request, template, {"problem": invitations.INVITATION_MESSAGES[state]}, status=410
         )
     context: dict[str, Any] = {"invitation": invitation, "org": invitation.org}
     user: Any = request.user
     if user.is_authenticated:
         if user.email.strip().lower() != invitation.email.lower():
-            context["problem"] = services.INVITATION_WRONG_USER
+            context["problem"] = invitations.INVITATION_WRONG_USER
             return render(request, template, context, status=403)
         if request.method == "POST":
             try:
-                services.invitation_accept(invitation=invitation, user=user, request=request)
+                invitations.invitation_accept(invitation=invitation, user=user, request=request)
             except ValidationError as exc:
                 context["problem"] = _error_text(exc)
                 return render(request, template, context, status=409)
@@ -298,13 +320,13 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, template, context)
     if get_user_model().objects.filter(email__iexact=invitation.email).exists():
         context["sign_in_url"] = reverse("accounts:login") + "?next=" + request.path
-        context["problem"] = services.ACCOUNT_EXISTS
+        context["problem"] = invitations.ACCOUNT_EXISTS
         return render(request, template, context)
     form = AcceptAsNewUserForm(request.POST or None, email=invitation.email)
     context["form"] = form
     if request.method == "POST" and form.is_valid():
         try:
-            membership = services.invitation_accept_as_new_user(
+            membership = invitations.invitation_accept_as_new_user(
                 invitation=invitation,
                 first_name=form.cleaned_data["first_name"],
                 last_name=form.cleaned_data["last_name"],
@@ -324,18 +346,34 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 # Institutional onboarding: the public application form and the staff review queue.
 
 
+def _onboarding_limit(request: HttpRequest) -> str | None:
+    """Count this submission against its address; the refusal once the address is over."""
+    window = window_hit(
+        scope="onboarding-address",
+        source=client_ip(request) or "unknown",
+        window=int(settings.ONBOARDING_ADDRESS_WINDOW),
+    )
+    if window.count > int(settings.ONBOARDING_ADDRESS_LIMIT):
+        return APPLICATIONS_TOO_MANY.format(wait=window.wait)
+    return None
+
+
 @require_http_methods(["GET", "POST"])
 @public_view
 def onboarding_apply(request: HttpRequest) -> HttpResponse:
     form = OnboardingForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    status = 400 if request.method == "POST" else 200
+    if request.method == "POST" and (refusal := _onboarding_limit(request)) is not None:
+        # Refused before validation: a flood costs one Redis round trip per request.
+        form.add_error(None, refusal)
+        status = 429
+    elif request.method == "POST" and form.is_valid():
         try:
-            services.onboarding_apply(**form.cleaned_data, request=request)
+            onboarding.onboarding_apply(**form.cleaned_data, request=request)
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
             return redirect("onboarding:apply-done")
-    status = 400 if request.method == "POST" else 200
     return render(request, "orgs/onboarding_apply.html", {"form": form}, status=status)
 
 
@@ -360,7 +398,9 @@ def onboarding_review_queue(request: HttpRequest) -> HttpResponse:
 def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
     application = onboarding_get(pk=pk)
     try:
-        services.onboarding_approve(application=application, reviewer=request.user, request=request)
+        onboarding.onboarding_approve(
+            application=application, reviewer=cast(User, request.user), request=request
+        )
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
@@ -376,7 +416,9 @@ def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
 def onboarding_reject(request: HttpRequest, pk: int) -> HttpResponse:
     application = onboarding_get(pk=pk)
     try:
-        services.onboarding_reject(application=application, reviewer=request.user, request=request)
+        onboarding.onboarding_reject(
+            application=application, reviewer=cast(User, request.user), request=request
+        )
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:

@@ -1,5 +1,6 @@
 """Read-only admin: staff may inspect key metadata; keys are added only through the portal,
-which seals the secret. Sealed columns are never shown."""
+which seals the secret, and revoked only through the vault's service, which writes the audit
+trail (so no delete here, not even in bulk). Sealed columns are never shown."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class CredentialAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "account_label",
         "use",
         "status",
+        "status_reason",
         "is_shared_desk_key",
         "kek_id",
         "permissions",
@@ -39,4 +41,7 @@ class CredentialAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Credential | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Credential | None = None) -> bool:
         return False

@@ -1,8 +1,9 @@
 """Production: everything `manage.py check --deploy` asks for, on top of base.
 
 Required environment: SECRET_KEY (50+ random characters), DATABASE_URL (PostgreSQL),
-ALLOWED_HOSTS, AUDIT_HMAC_KEY, and EMAIL_HOST (+ EMAIL_PORT, EMAIL_HOST_USER,
-EMAIL_HOST_PASSWORD, EMAIL_USE_TLS) for outgoing mail. TLS ends at a proxy that sets
+ALLOWED_HOSTS, AUDIT_HMAC_KEY (32+ random characters), REDIS_URL (rediss:// or with a password),
+and EMAIL_HOST (+ EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS) for outgoing
+mail; AUDIT_ANCHOR_DIR for the daily chain anchors. TLS ends at a proxy that sets
 X-Forwarded-Proto.
 """
 
@@ -11,10 +12,15 @@ from __future__ import annotations
 import os
 from typing import Any, cast
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import env, env_bool, env_int
 
 DEBUG = False
+# Marks production for code that must never run there (demo_data). A deployment's own settings
+# module that imports this one carries the marker with it.
+PRODUCTION = True
 if "SECRET_KEY" not in os.environ:
     raise RuntimeError("SECRET_KEY must be set in production.")
 SECRET_KEY = env("SECRET_KEY")
@@ -22,6 +28,20 @@ if not env("DATABASE_URL").startswith(("postgres://", "postgresql://")):
     # SQLite is a developer convenience: no row locks for the audit chain, no append-only DELETE
     # trigger, one writer at a time.
     raise RuntimeError("DATABASE_URL must point at PostgreSQL in production.")
+
+# The audit chain's key. Refused here, at settings import, rather than by a system check: the
+# server, the Celery worker and beat never run checks, and a portal that started without its own
+# key would seal the trail with one derived from SECRET_KEY, so rotating SECRET_KEY later would
+# make every earlier record look forged. Short keys are refused too: with a database dump an
+# insider could search a small key space offline and then re-seal a rewritten chain.
+AUDIT_HMAC_KEY_MIN_LENGTH = 32
+AUDIT_HMAC_KEY_REQUIRED = (
+    f"AUDIT_HMAC_KEY must be set in production: {AUDIT_HMAC_KEY_MIN_LENGTH}+ random characters, "
+    "different from SECRET_KEY."
+)
+AUDIT_HMAC_KEY = env("AUDIT_HMAC_KEY")
+if len(AUDIT_HMAC_KEY) < AUDIT_HMAC_KEY_MIN_LENGTH or AUDIT_HMAC_KEY == SECRET_KEY:
+    raise ImproperlyConfigured(AUDIT_HMAC_KEY_REQUIRED)
 
 # Only the host names the portal is really served under; no development defaults.
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS").split(",") if h.strip()]
@@ -57,3 +77,11 @@ MAILER: dict[str, object] = {
     "OPTIONS": SMTP_OPTIONS if EMAIL_BACKEND_PATH.endswith("smtp.EmailBackend") else {},
 }
 MAILERS = {"default": cast(Any, MAILER)}
+
+# No admin for 2FA devices or sign-in lockouts: deleting a device or lifting a lockout there
+# would bypass the audited flows that own them.
+ADMIN_HIDDEN_APPS = ["otp_totp", "otp_static", "axes"]
+
+# Every Redis URL (REDIS_URL, CELERY_BROKER_URL, ...) must use TLS or carry a password: the
+# system check core.E001 stops manage.py commands otherwise.
+REDIS_REQUIRE_SECURE = True

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.views.debug import SafeExceptionReporterFilter
 
-from apps.orgs.services import invitation_create
+from apps.orgs.services.invitations import invitation_create
 from tests.conftest import verified_client
 from tests.factories import PASSWORD
 

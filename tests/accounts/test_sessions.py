@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.accounts.middleware import LAST_SEEN_KEY
 from apps.accounts.views import SIGNED_OUT_IDLE
+from apps.core.sessions import LAST_SEEN_KEY
 from tests.accounts.conftest import Person
 
 pytestmark = pytest.mark.django_db

@@ -16,9 +16,10 @@ from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
-from apps.accounts.middleware import LAST_SEEN_KEY
 from apps.core import consumers
-from apps.core.consumers import CLOSE_SIGNED_OUT
+from apps.core.realtime import CLOSE_SIGNED_OUT
+from apps.core.sessions import LAST_SEEN_KEY
+from apps.orgs import consumers as member_consumers
 from apps.orgs.models import Membership
 from tests.conftest import verified_client
 from tests.sockets import close_code, open_probe, session_key
@@ -133,14 +134,14 @@ async def test_signing_out_while_the_socket_connects_still_closes_it(
     # The session ends after the handshake read it but before the socket joined its session's
     # group, so the sign-out's message reached nobody: this interleaving is forced here.
     gone = database_sync_to_async(Session.objects.filter(session_key=session_key(client)).delete)
-    checked = consumers._membership_for
+    checked = member_consumers._membership_for
 
     async def membership_then_sign_out(*args: Any) -> Any:
         membership = await checked(*args)
         await gone()
         return membership
 
-    monkeypatch.setattr(consumers, "_membership_for", membership_then_sign_out)
+    monkeypatch.setattr(member_consumers, "_membership_for", membership_then_sign_out)
 
     socket = await open_probe(trader, client)
 

@@ -12,6 +12,7 @@ import pytest
 from apps.kraken import errors, ratelimit
 from apps.kraken.client import (
     KrakenKey,
+    OperationRef,
     PortalSpotClient,
     base_url,
     kraken_private,
@@ -21,6 +22,8 @@ from apps.kraken.client import (
 )
 
 MakeKey = Callable[..., KrakenKey]
+# These tests play the exchange layer's part: every order and cancel is a declared operation.
+OP = OperationRef("test-operation")
 ORDER = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": Decimal("0.01")}
 
 
@@ -107,19 +110,23 @@ def test_a_key_without_the_permission_gets_permission_denied(make_key: MakeKey) 
 def test_an_order_beyond_the_balance_is_insufficient_funds(make_key: MakeKey) -> None:
     key = make_key(balances={"USD": "10"})
     with pytest.raises(errors.InsufficientFundsError):
-        kraken_private(key, "AddOrder", {**ORDER, "price": low_price()})
+        kraken_private(key, "AddOrder", {**ORDER, "price": low_price()}, operation=OP)
 
 
 def test_a_bad_argument_names_the_field(make_key: MakeKey) -> None:
     key = make_key()
     with pytest.raises(errors.InvalidArgumentsError) as info:
-        kraken_private(key, "AddOrder", {**ORDER, "ordertype": "sideways", "price": "1"})
+        kraken_private(
+            key, "AddOrder", {**ORDER, "ordertype": "sideways", "price": "1"}, operation=OP
+        )
     assert info.value.field == "ordertype"
 
 
 def test_validate_false_places_a_real_order(make_key: MakeKey, kraken_sandbox: Any) -> None:
     key = make_key()
-    result = kraken_private(key, "AddOrder", {**ORDER, "price": low_price(), "validate": False})
+    result = kraken_private(
+        key, "AddOrder", {**ORDER, "price": low_price(), "validate": False}, operation=OP
+    )
     assert result["txid"]
     assert open_orders(kraken_sandbox, key) == result["txid"]
 
@@ -200,7 +207,9 @@ def test_a_lost_add_order_answer_is_an_unknown_outcome_and_is_not_retried(
         [{"kind": "lost_response", "endpoint": "AddOrder", "mode": mode, "status": 502}]
     )
     with pytest.raises(errors.UnknownOutcomeError) as info:
-        kraken_private(key, "AddOrder", {**ORDER, "price": price, "cl_ord_id": "desk-42"})
+        kraken_private(
+            key, "AddOrder", {**ORDER, "price": price, "cl_ord_id": "desk-42"}, operation=OP
+        )
     assert info.value.reference == "cl_ord_id=desk-42"
     assert "not retried" in str(info.value)
     kraken_sandbox.set_faults([])
@@ -217,7 +226,7 @@ def test_a_5xx_before_an_order_is_processed_is_still_an_unknown_outcome(
     price = low_price()
     kraken_sandbox.set_faults([{"kind": "http_5xx", "endpoint": "AddOrder", "status": 502}])
     with pytest.raises(errors.UnknownOutcomeError):
-        kraken_private(key, "AddOrder", {**ORDER, "price": price})
+        kraken_private(key, "AddOrder", {**ORDER, "price": price}, operation=OP)
     kraken_sandbox.set_faults([])
     assert open_orders(kraken_sandbox, key) == []
 
@@ -230,7 +239,7 @@ def test_a_timeout_on_an_order_is_an_unknown_outcome(
     settings.KRAKEN_HTTP_TIMEOUT = 1
     kraken_sandbox.set_faults([{"kind": "latency", "endpoint": "AddOrder", "latency_ms": 1500}])
     with pytest.raises(errors.UnknownOutcomeError) as info:
-        kraken_private(key, "AddOrder", {**ORDER, "price": price})
+        kraken_private(key, "AddOrder", {**ORDER, "price": price}, operation=OP)
     assert "timeout" in str(info.value)
 
 
@@ -242,7 +251,7 @@ def test_a_market_in_cancel_only_mode_is_not_retried(
     kraken_sandbox.set_status("cancel_only")
     try:
         with pytest.raises(errors.ServiceUnavailableError) as info:
-            kraken_private(key, "AddOrder", {**ORDER, "price": price})
+            kraken_private(key, "AddOrder", {**ORDER, "price": price}, operation=OP)
     finally:
         kraken_sandbox.set_status("online")
     assert info.value.code == "EService:Market in cancel_only mode"
@@ -252,7 +261,7 @@ def test_a_market_in_cancel_only_mode_is_not_retried(
 def test_cancelling_an_unknown_order_is_an_unknown_order_error(make_key: MakeKey) -> None:
     key = make_key()
     with pytest.raises(errors.UnknownOrderError):
-        kraken_private(key, "CancelOrder", {"txid": "OAAAAA-BBBBB-CCCCCC"})
+        kraken_private(key, "CancelOrder", {"txid": "OAAAAA-BBBBB-CCCCCC"}, operation=OP)
 
 
 def test_a_key_with_an_api_password_sends_it(make_key: MakeKey, kraken_sandbox: Any) -> None:
@@ -269,10 +278,12 @@ def test_a_lost_cancel_answer_is_an_unknown_outcome_too(
     make_key: MakeKey, kraken_sandbox: Any
 ) -> None:
     key = make_key()
-    placed = kraken_private(key, "AddOrder", {**ORDER, "price": low_price(), "userref": 7})
+    placed = kraken_private(
+        key, "AddOrder", {**ORDER, "price": low_price(), "userref": 7}, operation=OP
+    )
     kraken_sandbox.set_faults([{"kind": "lost_response", "endpoint": "CancelOrder", "mode": "5xx"}])
     with pytest.raises(errors.UnknownOutcomeError) as info:
-        kraken_private(key, "CancelOrder", {"txid": placed["txid"][0]})
+        kraken_private(key, "CancelOrder", {"txid": placed["txid"][0]}, operation=OP)
     assert info.value.reference == f"txid={placed['txid'][0]}"
     kraken_sandbox.set_faults([])
     assert open_orders(kraken_sandbox, key) == []
@@ -288,7 +299,7 @@ def test_without_redis_nothing_is_sent(
     key = make_key()
     settings.KRAKEN_REDIS_URL = "redis://127.0.0.1:1/0"
     with pytest.raises(errors.ServiceUnavailableError) as info:
-        kraken_private(key, "AddOrder", {**ORDER, "price": "1000"})
+        kraken_private(key, "AddOrder", {**ORDER, "price": "1000"}, operation=OP)
     assert "not sent" in str(info.value)
     settings.KRAKEN_REDIS_URL = ""
     assert open_orders(kraken_sandbox, key) == []

@@ -16,9 +16,9 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.market.store import loads, state_key
-from apps.orgs import services
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
+from apps.orgs.services import memberships
 from tests.conftest import verified_client
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -136,7 +136,7 @@ def test_a_role_change_reconnects_the_live_page_for_the_new_role(
     assert page.evaluate("() => window.wsOpens") == 1
 
     _in_thread(
-        lambda: services.membership_change_role(membership=viewer, role=Role.TRADER, actor=owner)
+        lambda: memberships.membership_change_role(membership=viewer, role=Role.TRADER, actor=owner)
     )
 
     # The server closed the socket (authorised for the old role); htmx opened a new one.

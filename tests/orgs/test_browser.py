@@ -10,12 +10,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.html import escape
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.orgs import services
+from apps.accounts.services import totp_device_create
 from apps.orgs.models import Invitation, Membership, OnboardingApplication
 from apps.orgs.permissions import Role
 from apps.orgs.selectors import token_hash
+from apps.orgs.services import invitations, onboarding
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.browser
 def test_an_owner_changes_a_role_in_place_and_the_page_stays_put(
     page: Any, sign_in_browser: Any, owner: Membership, trader: Membership
 ) -> None:
-    device = TOTPDevice.objects.create(user=owner.user, name="Authenticator app", confirmed=True)
+    device = totp_device_create(user=owner.user, name="Authenticator app", confirmed=True)
     sign_in_browser(page, owner.user, device)
     page.goto("/o/acme/members/")
     page.evaluate("window.__samePage = true")
@@ -58,7 +58,7 @@ def test_a_washington_business_is_told_the_service_is_unavailable(
     page.get_by_label("Assets under management").select_option(label="$10M to $50M")
     page.get_by_role("button", name="Submit application").click()
 
-    page.get_by_text(services.SERVICE_UNAVAILABLE_REGION).wait_for()
+    page.get_by_text(onboarding.SERVICE_UNAVAILABLE_REGION).wait_for()
     assert not OnboardingApplication.objects.exists()
     # The refused form comes back with status 400, which Chromium reports on the console.
     errors = [e for e in page.console_errors if "status of 400" not in e]  # type: ignore[attr-defined]
@@ -90,4 +90,4 @@ def test_an_invited_newcomer_creates_an_account_and_is_asked_to_set_up_2fa(
     assert Membership.objects.get(user=user).role == Role.TREASURER
 
     page.goto(f"/invitations/{token}/")
-    assert escape(services.INVITATION_MESSAGES["accepted"]) in page.content()
+    assert escape(invitations.INVITATION_MESSAGES["accepted"]) in page.content()

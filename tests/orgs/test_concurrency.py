@@ -9,9 +9,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from apps.orgs import services
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
+from apps.orgs.services import memberships
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,7 +25,7 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(owner: Membershi
     def demote(target: Membership, actor: Membership) -> None:
         try:
             barrier.wait(timeout=5)
-            services.membership_change_role(membership=target, role=Role.ADMIN, actor=actor)
+            memberships.membership_change_role(membership=target, role=Role.ADMIN, actor=actor)
             outcomes.append("demoted")
         except ValidationError as error:
             outcomes.append(error.messages[0])
@@ -41,5 +41,5 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(owner: Membershi
     for thread in threads:
         thread.join(timeout=20)
 
-    assert sorted(outcomes) == sorted(["demoted", services.ONLY_OWNER_MANAGES_OWNERS])
+    assert sorted(outcomes) == sorted(["demoted", memberships.ONLY_OWNER_MANAGES_OWNERS])
     assert Membership.objects.filter(org=owner.org, role=Role.OWNER).count() == 1

@@ -11,11 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.audit.models import AuditRecord
-from apps.orgs import services
 from apps.orgs.forms import PASSWORDS_DIFFER
 from apps.orgs.models import Invitation, Membership
 from apps.orgs.permissions import Role
 from apps.orgs.selectors import token_hash
+from apps.orgs.services import invitations
 from tests.conftest import verified_client
 from tests.factories import PASSWORD, UserFactory
 from tests.orgs.conftest import invitation_links
@@ -95,7 +95,7 @@ def test_the_link_works_only_once(admin, client_for, committing) -> None:
 
     again = Client().get(path)
     assert again.status_code == 410
-    assert services.INVITATION_MESSAGES["accepted"] in again.content.decode()
+    assert invitations.INVITATION_MESSAGES["accepted"] in again.content.decode()
 
 
 def test_a_signed_in_person_with_the_invited_address_joins(admin, client_for, committing) -> None:
@@ -122,7 +122,7 @@ def test_someone_signed_in_with_another_address_cannot_use_the_link(
     response = client_for(outsider).post(path)
 
     assert response.status_code == 403
-    assert services.INVITATION_WRONG_USER in response.content.decode()
+    assert invitations.INVITATION_WRONG_USER in response.content.decode()
     assert not Membership.objects.filter(user=outsider.user, org=admin.org).exists()
 
 
@@ -137,7 +137,7 @@ def test_a_visitor_whose_address_has_an_account_is_asked_to_sign_in(
 
     assert response.status_code == 200
     body = response.content.decode()
-    assert services.ACCOUNT_EXISTS in body
+    assert invitations.ACCOUNT_EXISTS in body
     assert reverse("accounts:login") + "?next=" + path in body
     # Posting a password form cannot take over the existing account.
     Client().post(
@@ -160,7 +160,7 @@ def test_an_expired_link_says_so_and_admits_nobody(admin, client_for, committing
     response = Client().post(path, data)
 
     assert response.status_code == 410
-    assert services.INVITATION_MESSAGES["expired"] in response.content.decode()
+    assert invitations.INVITATION_MESSAGES["expired"] in response.content.decode()
     assert not get_user_model().objects.filter(email="late@example.test").exists()
 
 
@@ -176,7 +176,7 @@ def test_a_revoked_link_says_so(admin, client_for, committing) -> None:
     assert response.status_code == 302
     page = Client().get(path)
     assert page.status_code == 410
-    assert services.INVITATION_MESSAGES["revoked"] in page.content.decode()
+    assert invitations.INVITATION_MESSAGES["revoked"] in page.content.decode()
     assert AuditRecord.objects.filter(action="invitation.revoke").exists()
 
 
@@ -194,14 +194,14 @@ def test_resending_sends_a_new_link_and_retires_the_old_one(admin, client_for, c
     assert old_path != new_path
     old = Client().get(old_path)
     assert old.status_code == 404
-    assert services.INVITATION_INVALID in old.content.decode()
+    assert invitations.INVITATION_INVALID in old.content.decode()
     assert Client().get(new_path).status_code == 200
 
 
 def test_an_unknown_link_is_not_valid(db: Any) -> None:
     response = Client().get(reverse("invitations:accept", kwargs={"token": "made-up"}))
     assert response.status_code == 404
-    assert services.INVITATION_INVALID in response.content.decode()
+    assert invitations.INVITATION_INVALID in response.content.decode()
 
 
 def test_an_admin_cannot_invite_an_owner_but_an_owner_can(
@@ -222,12 +222,12 @@ def test_inviting_a_member_or_a_pending_address_again_is_refused(
 ) -> None:
     member = invite(client_for(admin), admin.org, committing, "TRADER@acme.test")
     assert member.status_code == 400
-    assert services.ALREADY_MEMBER in member.content.decode()
+    assert invitations.ALREADY_MEMBER in member.content.decode()
 
     invite(client_for(admin), admin.org, committing, "twice@example.test")
     again = invite(client_for(admin), admin.org, committing, "twice@example.test")
     assert again.status_code == 400
-    assert services.ALREADY_INVITED in again.content.decode()
+    assert invitations.ALREADY_INVITED in again.content.decode()
     assert Invitation.objects.count() == 1
 
 

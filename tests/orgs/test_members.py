@@ -8,9 +8,9 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from apps.audit.models import AuditRecord
-from apps.orgs import services
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
+from apps.orgs.services import memberships
 from tests.conftest import verified_client
 from tests.factories import MembershipFactory, UserFactory
 
@@ -44,7 +44,7 @@ def test_an_admin_cannot_make_someone_an_owner(admin, trader, client_for) -> Non
 
     trader.refresh_from_db()
     assert trader.role == Role.TRADER
-    assert services.ONLY_OWNER_MANAGES_OWNERS in messages_of(response)
+    assert memberships.ONLY_OWNER_MANAGES_OWNERS in messages_of(response)
 
 
 def test_an_admin_cannot_change_or_remove_an_owner(owner, admin, client_for) -> None:
@@ -54,8 +54,8 @@ def test_an_admin_cannot_change_or_remove_an_owner(owner, admin, client_for) -> 
 
     owner.refresh_from_db()
     assert owner.role == Role.OWNER
-    assert services.ONLY_OWNER_MANAGES_OWNERS in messages_of(changed)
-    assert services.ONLY_OWNER_MANAGES_OWNERS in messages_of(removed)
+    assert memberships.ONLY_OWNER_MANAGES_OWNERS in messages_of(changed)
+    assert memberships.ONLY_OWNER_MANAGES_OWNERS in messages_of(removed)
 
 
 def test_the_last_owner_can_be_neither_demoted_nor_removed(owner, client_for) -> None:
@@ -65,8 +65,8 @@ def test_the_last_owner_can_be_neither_demoted_nor_removed(owner, client_for) ->
 
     owner.refresh_from_db()
     assert owner.role == Role.OWNER
-    assert services.LAST_OWNER_DEMOTE in messages_of(demoted)
-    assert services.LAST_OWNER_REMOVE in messages_of(removed)
+    assert memberships.LAST_OWNER_DEMOTE in messages_of(demoted)
+    assert memberships.LAST_OWNER_REMOVE in messages_of(removed)
 
 
 def test_an_owner_can_step_down_once_there_is_another_owner(owner, admin, client_for) -> None:
@@ -123,7 +123,7 @@ def test_an_htmx_role_change_that_breaks_a_rule_shows_the_reason_in_the_row(
     response = client_for(owner).post(
         role_url(owner), {"role": Role.VIEWER}, headers={"HX-Request": "true"}
     )
-    assert escape(services.LAST_OWNER_DEMOTE) in response.content.decode()
+    assert escape(memberships.LAST_OWNER_DEMOTE) in response.content.decode()
 
 
 def test_the_members_page_shows_joined_dates_in_the_readers_time_zone(

@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from apps.audit.models import AuditRecord
-from apps.orgs import services
 from apps.orgs.forms import STATE_REQUIRED
 from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
 from apps.orgs.permissions import Role
+from apps.orgs.services import onboarding
 from tests.orgs.conftest import invitation_links
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +66,7 @@ def test_washington_and_new_york_applicants_are_told_and_nothing_is_stored(
     response = Client().post(APPLY, application_data(country="US", region=state))
 
     assert response.status_code == 400
-    assert escape(services.SERVICE_UNAVAILABLE_REGION) in response.content.decode()
+    assert escape(onboarding.SERVICE_UNAVAILABLE_REGION) in response.content.decode()
     assert not OnboardingApplication.objects.exists()
     assert not AuditRecord.objects.filter(action="onboarding.apply").exists()
 
@@ -74,7 +74,7 @@ def test_washington_and_new_york_applicants_are_told_and_nothing_is_stored(
 def test_the_service_itself_refuses_washington_and_new_york(db: Any) -> None:
     data: dict[str, Any] = application_data(country="US", region="NY")
     with pytest.raises(ValidationError, match="not available"):
-        services.onboarding_apply(**data)
+        onboarding.onboarding_apply(**data)
     assert not OnboardingApplication.objects.exists()
 
 
@@ -139,7 +139,7 @@ def test_an_application_is_reviewed_only_once(staff_client, committing) -> None:
     assert Organization.objects.filter(name="Northwind Capital").count() == 1
     for response in (again, rejected):
         messages = [str(m) for m in response.context["messages"]]
-        assert services.APPLICATION_ALREADY_REVIEWED in messages
+        assert onboarding.APPLICATION_ALREADY_REVIEWED in messages
     assert len(mail.outbox) == 1
 
 
@@ -172,5 +172,5 @@ def test_a_second_application_while_the_first_is_pending_is_refused(db: Any) -> 
     again = Client().post(APPLY, application_data(email="ADA@northwind.test"))
 
     assert again.status_code == 400
-    assert escape(services.APPLICATION_PENDING) in again.content.decode()
+    assert escape(onboarding.APPLICATION_PENDING) in again.content.decode()
     assert OnboardingApplication.objects.count() == 1

@@ -1,0 +1,273 @@
+"""Load the demo: organization "Demo Capital", one member per role, sandbox keys in the vault.
+
+Idempotent: `make run` (scripts/run.py) calls it once at every start, before the portal's
+processes; the web process never does. Each run sets the demo users' passwords to the current
+DEMO_PASSWORD, so the password it prints is the one that works. With `--wait-for-sandbox` it
+waits for the Kraken sandbox (KRAKEN_API_URL) to answer, then gives each trading and treasury
+member a sandbox account and API key, stored in the vault, so the demo trades at once.
+
+It refuses to run, before writing anything, unless both hold:
+- the settings are not the production ones. Checked by the settings module and by the
+  PRODUCTION marker that kraken_portal.settings.production sets (a deployment's own module that
+  imports production carries the marker with it); not by DEBUG, which production debugging
+  sessions turn on and development runs may leave off.
+- KRAKEN_API_URL is the sandbox, as the sandbox itself says: its health route answers with its
+  identity. Asking the service beats judging the URL (a loopback host and the usual port): it
+  still holds when the sandbox runs in another container or on another port, and a local proxy
+  to the real Kraken on 127.0.0.1 does not pass for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from axes.utils import reset as axes_reset
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from apps.accounts import signin_throttle
+from apps.orgs.models import Membership, Organization
+from apps.orgs.permissions import Role
+from apps.vault.models import Use
+from apps.vault.policy import NEEDED
+
+DEMO_ORG_NAME = "Demo Capital"
+DEMO_ORG_SLUG = "demo-capital"
+DEMO_DOMAIN = "demo.test"
+DEFAULT_DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - documented demo password.
+STAFF_EMAIL = f"staff@{DEMO_DOMAIN}"
+
+# Opening balances of each demo member's sandbox account.
+DEMO_BALANCES = {
+    Role.TRADER: {"ZUSD": "250000.0000", "XXBT": "5.0000000000", "XETH": "80.0000000000"},
+    Role.TREASURER: {"ZUSD": "1000000.0000", "XXBT": "20.0000000000", "USDC": "500000.00000000"},
+    Role.OWNER: {"ZUSD": "100000.0000", "XXBT": "1.0000000000", "DOT": "5000.0000000000"},
+}
+KEY_USE = {Role.TRADER: "trading", Role.TREASURER: "funding", Role.OWNER: "trading"}
+KEY_PERMISSIONS = {
+    "trading": [
+        "query_funds",
+        "query_open",
+        "query_closed",
+        "query_ledger",
+        "trade",
+        "cancel",
+        "websocket",
+    ],
+    # Exactly what the portal's own least-privilege table says funding needs, read from it so
+    # the two cannot drift: a demo key that can do more would set off the portal's warning
+    # about over-privileged keys, and teach the opposite of what the warning says.
+    "funding": sorted(str(permission) for permission in NEEDED[Use.FUNDING]),
+}
+
+
+PRODUCTION_SETTINGS = "kraken_portal.settings.production"
+# What the sandbox's /sandbox/health says it is (apps/sandbox/control.py; the portal does not
+# import the sandbox, so the word is repeated here).
+SANDBOX_IDENTITY = "kraken-sandbox"
+
+REFUSED_PRODUCTION = (
+    "demo_data refuses to run with the production settings ({module}): it creates users whose "
+    "password is printed on the console."
+)
+REFUSED_NOT_SANDBOX = (
+    "demo_data refuses to run: KRAKEN_API_URL ({url}) is not the Kraken sandbox ({reason}). "
+    "Demo members and keys belong to the sandbox only."
+)
+
+
+class SandboxUnavailable(CommandError):
+    def __init__(self, message: str, *, answered: bool = False) -> None:
+        super().__init__(message)
+        # True when a server answered (with an HTTP error): waiting longer will not change it.
+        self.answered = answered
+
+
+def _demo_secret(label: str) -> tuple[str, str]:
+    """A stable key and secret per member, so a sandbox restart without state re-creates them."""
+    seed = hmac.new(settings.SECRET_KEY.encode(), f"demo:{label}".encode(), hashlib.sha512)
+    api_key = base64.b64encode(seed.digest()[:42]).decode()
+    secret = base64.b64encode(hashlib.sha512(seed.digest()).digest()).decode()
+    return api_key, secret
+
+
+class Command(BaseCommand):
+    help = "Create or refresh the demo organization, its members and their sandbox API keys."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--wait-for-sandbox", action="store_true")
+        parser.add_argument("--timeout", type=float, default=60.0)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self._refuse_production()
+        self._refuse_unless_sandbox(options["timeout"] if options["wait_for_sandbox"] else 0.0)
+        password = os.environ.get("DEMO_PASSWORD", DEFAULT_DEMO_PASSWORD)
+        memberships = self._people(password)
+        sandbox_note = ""
+        if options["wait_for_sandbox"]:
+            try:
+                self._provision_keys(memberships)
+            except SandboxUnavailable as exc:
+                sandbox_note = f"  (sandbox keys not provisioned: {exc})\n"
+        self._announce(password, sandbox_note)
+
+    def _refuse_production(self) -> None:
+        module = str(settings.SETTINGS_MODULE)
+        if module == PRODUCTION_SETTINGS or getattr(settings, "PRODUCTION", False):
+            raise CommandError(REFUSED_PRODUCTION.format(module=module))
+
+    def _refuse_unless_sandbox(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for KRAKEN_API_URL to answer as the sandbox."""
+        url = settings.KRAKEN_API_URL
+        try:
+            health = self._wait_for_sandbox(timeout)
+        except SandboxUnavailable as exc:
+            raise CommandError(REFUSED_NOT_SANDBOX.format(url=url, reason=exc)) from None
+        identity = health.get("service") if isinstance(health, dict) else None
+        if identity != SANDBOX_IDENTITY:
+            reason = f"its /sandbox/health names no sandbox: {str(health)[:80]}"
+            raise CommandError(REFUSED_NOT_SANDBOX.format(url=url, reason=reason))
+
+    @transaction.atomic
+    def _people(self, password: str) -> dict[str, Membership]:
+        org, _ = Organization.objects.get_or_create(
+            slug=DEMO_ORG_SLUG,
+            defaults={"name": DEMO_ORG_NAME, "country": "GB", "require_2fa": False},
+        )
+        user_model = get_user_model()
+        memberships: dict[str, Membership] = {}
+        for role in Role.values:
+            email = f"{role}@{DEMO_DOMAIN}"
+            user = user_model.objects.filter(email=email).first()
+            if user is None:
+                user = user_model.objects.create_user(
+                    email=email, password=password, first_name=role.title(), last_name="Demo"
+                )
+            self._password_reset(user, password)
+            membership, _ = Membership.objects.get_or_create(
+                org=org, user=user, defaults={"role": role}
+            )
+            memberships[role] = membership
+        staff = user_model.objects.filter(email=STAFF_EMAIL).first()
+        if staff is None:
+            staff = user_model.objects.create_user(
+                email=STAFF_EMAIL,
+                password=password,
+                first_name="Staff",
+                last_name="Reviewer",
+                is_staff=True,
+            )
+        self._password_reset(staff, password)
+        return memberships
+
+    def _password_reset(self, user: Any, password: str) -> None:
+        """The password this run prints must be the one that works, whatever an earlier run (with
+        another DEMO_PASSWORD) or a developer set; and no lockout from earlier tries stands in
+        the way. Only the demo users are touched."""
+        if not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        axes_reset(username=user.email)
+        signin_throttle.account_delay_clear(email=user.email)
+
+    def _control(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, auth: bool = True
+    ) -> Any:
+        base = settings.KRAKEN_API_URL.rstrip("/")
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            # Only after the URL has said it is the sandbox (the health route needs no token).
+            headers["Authorization"] = f"Bearer {os.environ.get('SANDBOX_ADMIN_TOKEN', '')}"
+        request = urllib.request.Request(  # noqa: S310 - the URL is our own sandbox's.
+            base + path,
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+            headers=headers,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:200]
+            raise SandboxUnavailable(
+                f"{method} {path}: HTTP {exc.code} {detail}", answered=True
+            ) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise SandboxUnavailable(f"{method} {path}: {exc}") from None
+
+    def _account_exists(self, account_id: str) -> bool:
+        try:
+            self._control("GET", f"/sandbox/accounts/{account_id}")
+        except SandboxUnavailable as exc:
+            if "HTTP 404" in str(exc):
+                return False
+            raise
+        return True
+
+    def _wait_for_sandbox(self, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._control("GET", "/sandbox/health", auth=False)
+            except SandboxUnavailable as exc:
+                if exc.answered or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _provision_keys(self, memberships: dict[str, Membership]) -> None:
+        from apps.vault.models import Credential
+        from apps.vault.services import credential_create
+
+        for role, balances in DEMO_BALANCES.items():
+            membership = memberships[role]
+            use = KEY_USE[role]
+            label = f"Demo sandbox {use} key"
+            api_key, secret = _demo_secret(membership.user.email)
+            account_id = f"demo-{role}"
+            # The sandbox keeps accounts in its state file; only a fresh sandbox needs them again.
+            if not self._account_exists(account_id):
+                self._control("POST", "/sandbox/accounts", {"id": account_id, "balances": balances})
+                self._control(
+                    "POST",
+                    f"/sandbox/accounts/{account_id}/keys",
+                    {
+                        "key": api_key,
+                        "secret": secret,
+                        "permissions": KEY_PERMISSIONS[use],
+                        "nonce_window": 0,
+                    },
+                )
+            if Credential.objects.filter(
+                org=membership.org, owner=membership, label=label
+            ).exists():
+                continue
+            credential_create(
+                membership=membership,
+                label=label,
+                api_key=api_key,
+                secret=secret,
+                otp=None,
+                account=f"Sandbox {account_id}",
+                use=use,
+                probe=True,
+            )
+
+    def _announce(self, password: str, sandbox_note: str) -> None:
+        lines = [
+            "",
+            "Kraken Institutional Portal is starting at " + settings.SITE_URL,
+            f"Demo organization: {DEMO_ORG_NAME}. Password for every login: {password}",
+            *(f"  {role:<10} {role}@{DEMO_DOMAIN}" for role in Role.values),
+            f"  {'staff':<10} {STAFF_EMAIL}  (onboarding review queue)",
+        ]
+        self.stdout.write("\n".join(lines) + "\n" + sandbox_note)

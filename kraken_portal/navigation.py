@@ -1,0 +1,26 @@
+"""Main navigation, filtered by the member's role. Apps add their entries here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps.orgs.permissions import Capability
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str  # reversed with the organization slug as `org`
+    capability: Capability
+
+
+NAVIGATION: list[NavItem] = [
+    NavItem("Overview", "orgs:dashboard", Capability.VIEW),
+    NavItem("Markets", "market:overview", Capability.VIEW),
+    NavItem("API keys", "vault:credential-list", Capability.VIEW),
+    NavItem("Members", "orgs:member-list", Capability.MANAGE_MEMBERS),
+    NavItem("Members' keys", "vault:oversight", Capability.OVERSEE_KEYS),
+    NavItem("Permissions", "orgs:permission-table", Capability.MANAGE_MEMBERS),
+    NavItem("Audit trail", "audit:record-list", Capability.VIEW),
+    NavItem("Settings", "orgs:settings", Capability.MANAGE_POLICIES),
+]

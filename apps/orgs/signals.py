@@ -17,3 +17,8 @@ membership_removed = Signal()
 # membership: the Membership with its new role (saved); old_role: the role it had; actor and
 # request as above. Sender: Membership.
 membership_role_changed = Signal()
+
+# account: the KrakenAccount about to be archived (locked, not yet changed); actor and request
+# as above. A receiver that must keep the account in use raises ValidationError (the vault
+# refuses while the account still has active API keys). Sender: KrakenAccount.
+kraken_account_archiving = Signal()

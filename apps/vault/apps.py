@@ -6,11 +6,15 @@ class VaultConfig(AppConfig):
     label = "vault"
 
     def ready(self) -> None:
-        from apps.orgs.signals import membership_removed
+        from apps.orgs.signals import kraken_account_archiving, membership_removed
         from apps.vault import checks  # noqa: F401  (registers the keyring check)
-        from apps.vault.receivers import on_membership_removed
+        from apps.vault.receivers import on_kraken_account_archiving, on_membership_removed
 
         # A removed member's keys are revoked in the removal's transaction (apps.orgs.signals).
         membership_removed.connect(
             on_membership_removed, dispatch_uid="vault.revoke-removed-member-keys"
+        )
+        # An account with active keys cannot be archived (its keys would keep acting on it).
+        kraken_account_archiving.connect(
+            on_kraken_account_archiving, dispatch_uid="vault.refuse-archiving-account-with-keys"
         )

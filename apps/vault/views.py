@@ -1,6 +1,6 @@
 """API-key pages. Every view is org-scoped with MANAGE_KEYS; which key a member may see or change
 is decided by apps.vault.selectors (404 for another member's key, 403 for an admin and a desk
-key). Adding, deleting and sharing a key need a fresh 2FA step-up."""
+key). Adding, deleting and designating a key need a fresh 2FA step-up."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.stepup import step_up_required
 from apps.orgs.access import org_view
 from apps.orgs.models import Membership
-from apps.orgs.permissions import Capability, Role
+from apps.orgs.permissions import Capability
 from apps.vault import crypto, services
 from apps.vault.forms import CredentialForm
 from apps.vault.models import Credential, Permission
 from apps.vault.policy import Assessment, assess
-from apps.vault.selectors import credential_get, credential_list
+from apps.vault.selectors import KEY_MANAGERS, credential_accounts, credential_get, credential_list
 
 KEY_SAVED = (
     "API key “{label}” saved. Its private key is encrypted and will not be shown again; "
@@ -31,8 +31,8 @@ KEY_REVOKED = (
     "API key “{label}” revoked and its private key destroyed. Delete the key on Kraken too."
 )
 KEY_DELETED = "API key “{label}” deleted. Delete the key on Kraken too."
-KEY_SHARED = "“{label}” is now the organization's shared {use} desk key."
-KEY_UNSHARED = "“{label}” is no longer a shared desk key."
+KEY_DESIGNATED = "“{label}” is now the designated {use} key of {account}."
+KEY_UNDESIGNATED = "“{label}” is no longer designated for unattended work."
 TEST_STARTED = "Checking the permissions of “{label}”…"
 
 
@@ -50,6 +50,7 @@ class CredentialRow:
     assessment: Assessment
     permissions: list[PermissionRow]
     can_manage: bool
+    can_designate: bool
 
 
 def _row(credential: Credential, membership: Membership) -> CredentialRow:
@@ -63,8 +64,10 @@ def _row(credential: Credential, membership: Membership) -> CredentialRow:
         else:
             state = {True: "granted", False: "denied"}.get(found[name], "unknown")
         rows.append(PermissionRow(name, label, state, name in assessment.excess))
-    can_manage = not credential.is_shared_desk_key or membership.role == Role.OWNER
-    return CredentialRow(credential, assessment, rows, can_manage)
+    is_manager = membership.role in KEY_MANAGERS
+    can_manage = not credential.designated or is_manager
+    can_designate = is_manager and credential.owner.role in KEY_MANAGERS
+    return CredentialRow(credential, assessment, rows, can_manage, can_designate)
 
 
 def _error_text(error: ValidationError) -> str:
@@ -102,7 +105,7 @@ def credential_create_view(request: HttpRequest, membership: Membership) -> Http
                     otp=data["otp"],
                     account=data["account"],
                     use=data["use"],
-                    shared=bool(data.get("shared")),
+                    designated=bool(data.get("designated")),
                     request=request,
                 )
             except ValidationError as error:
@@ -117,7 +120,8 @@ def credential_create_view(request: HttpRequest, membership: Membership) -> Http
                 )
     else:
         form = CredentialForm(membership=membership)
-    return render(request, "vault/credential_form.html", {"form": form}, status=status)
+    context = {"form": form, "no_accounts": not credential_accounts(membership=membership)}
+    return render(request, "vault/credential_form.html", context, status=status)
 
 
 @require_GET
@@ -194,19 +198,21 @@ def credential_delete_view(
 @require_POST
 @org_view(Capability.MANAGE_KEYS)
 @step_up_required
-def credential_share_view(
+def credential_designate_view(
     request: HttpRequest, membership: Membership, pk: int
 ) -> HttpResponseBase:
     credential = credential_get(membership=membership, credential_id=pk, manage=True)
-    shared = request.POST.get("shared") == "1"
+    designated = request.POST.get("designated") == "1"
     try:
-        credential = services.credential_set_shared(
-            credential=credential, actor=membership, shared=shared, request=request
+        credential = services.credential_designate(
+            credential=credential, actor=membership, designated=designated, request=request
         )
     except ValidationError as error:
         messages.error(request, _error_text(error))
     else:
-        message = KEY_SHARED if shared else KEY_UNSHARED
+        message = KEY_DESIGNATED if designated else KEY_UNDESIGNATED
         use = credential.get_use_display().lower()
-        messages.success(request, message.format(label=credential.label, use=use))
+        messages.success(
+            request, message.format(label=credential.label, use=use, account=credential.account)
+        )
     return redirect("vault:credential-detail", org=membership.org.slug, pk=credential.pk)

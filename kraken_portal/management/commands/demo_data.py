@@ -1,8 +1,10 @@
 """Load the demo: organization "Demo Capital", one member per role, sandbox keys in the vault.
 
 Idempotent: `make run` calls it at every start. With `--wait-for-sandbox` it first waits for the
-Kraken sandbox (KRAKEN_API_URL) to answer, then gives each trading and treasury member a sandbox
-account and API key, stored in the vault, so the demo trades at once.
+Kraken sandbox (KRAKEN_API_URL) to answer, then creates the organization's Kraken accounts on
+the sandbox and in the portal (a master and a subaccount), gives the trading and treasury
+members keys on them and stores the owner's designated keys for each account, so the demo
+trades at once.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from apps.orgs.models import Membership, Organization
+from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.orgs.permissions import Role
+from apps.orgs.selectors import kraken_account_master, kraken_accounts
+from apps.orgs.services.accounts import kraken_account_create, kraken_account_update
 
 DEMO_ORG_NAME = "Demo Capital"
 DEMO_ORG_SLUG = "demo-capital"
@@ -31,13 +35,37 @@ DEMO_DOMAIN = "demo.test"
 DEFAULT_DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - documented demo password.
 STAFF_EMAIL = f"staff@{DEMO_DOMAIN}"
 
-# Opening balances of each demo member's sandbox account.
+# The demo's Kraken accounts on the sandbox: a master (with an IIBAN-shaped id, which the
+# sandbox accepts on creation) and one subaccount under it. The sandbox's control API gives a
+# subaccount its own short id (not IIBAN-shaped), so the portal's subaccount row carries no
+# Kraken id until the sandbox's subaccount route accepts one.
+DEMO_MASTER_ID = "AA42DEMOCAPITAL1"
+DEMO_MASTER_LABEL = "Main account"
+DEMO_SUBACCOUNT_LABEL = "Desk 2"
+DEMO_SUBACCOUNT_USERNAME = "demo-desk-2"
 DEMO_BALANCES = {
-    Role.TRADER: {"ZUSD": "250000.0000", "XXBT": "5.0000000000", "XETH": "80.0000000000"},
-    Role.TREASURER: {"ZUSD": "1000000.0000", "XXBT": "20.0000000000", "USDC": "500000.00000000"},
-    Role.OWNER: {"ZUSD": "100000.0000", "XXBT": "1.0000000000", "DOT": "5000.0000000000"},
+    DEMO_MASTER_LABEL: {
+        "ZUSD": "1250000.0000",
+        "XXBT": "25.0000000000",
+        "XETH": "80.0000000000",
+        "USDC": "500000.00000000",
+        "DOT": "5000.0000000000",
+    },
+    DEMO_SUBACCOUNT_LABEL: {"ZUSD": "250000.0000", "XXBT": "5.0000000000"},
 }
-KEY_USE = {Role.TRADER: "trading", Role.TREASURER: "funding", Role.OWNER: "trading"}
+# (account, member's role, use, designated): members' personal keys, and the keys designated
+# for unattended work on each account (stored by the owner).
+DEMO_KEYS: tuple[tuple[str, str, str, bool], ...] = (
+    (DEMO_MASTER_LABEL, Role.TRADER, "trading", False),
+    (DEMO_MASTER_LABEL, Role.TREASURER, "funding", False),
+    (DEMO_MASTER_LABEL, Role.OWNER, "trading", True),
+    (DEMO_MASTER_LABEL, Role.OWNER, "funding", True),
+    (DEMO_SUBACCOUNT_LABEL, Role.TRADER, "trading", False),
+    (DEMO_SUBACCOUNT_LABEL, Role.OWNER, "trading", True),
+    (DEMO_SUBACCOUNT_LABEL, Role.OWNER, "funding", True),
+)
+# Labels the demo used before it had accounts; their keys are revoked when it refreshes.
+LEGACY_KEY_LABEL_PREFIX = "Demo sandbox "
 KEY_PERMISSIONS = {
     "trading": [
         "query_funds",
@@ -50,6 +78,10 @@ KEY_PERMISSIONS = {
     ],
     "funding": ["query_funds", "query_ledger", "deposit", "withdraw", "earn", "websocket"],
 }
+
+
+def demo_key_label(account: str, use: str, designated: bool) -> str:
+    return f"Demo {account} {'designated ' if designated else ''}{use} key"
 
 
 class SandboxUnavailable(CommandError):
@@ -150,22 +182,90 @@ class Command(BaseCommand):
                     raise
                 time.sleep(0.5)
 
+    def _sandbox_accounts(self) -> dict[str, tuple[str, bool]]:
+        """The master and the subaccount on the sandbox: label → (sandbox id, created now)."""
+        created_master = not self._account_exists(DEMO_MASTER_ID)
+        if created_master:
+            self._control(
+                "POST",
+                "/sandbox/accounts",
+                {
+                    "id": DEMO_MASTER_ID,
+                    "tier": settings.KRAKEN_TIER,
+                    "balances": DEMO_BALANCES[DEMO_MASTER_LABEL],
+                },
+            )
+        subaccounts = self._control("GET", f"/sandbox/accounts/{DEMO_MASTER_ID}")["subaccounts"]
+        created_sub = not subaccounts
+        if created_sub:
+            sub_id = self._control(
+                "POST",
+                f"/sandbox/accounts/{DEMO_MASTER_ID}/subaccounts",
+                {
+                    "username": DEMO_SUBACCOUNT_USERNAME,
+                    "balances": DEMO_BALANCES[DEMO_SUBACCOUNT_LABEL],
+                },
+            )["account_id"]
+        else:
+            sub_id = subaccounts[0]
+        return {
+            DEMO_MASTER_LABEL: (DEMO_MASTER_ID, created_master),
+            DEMO_SUBACCOUNT_LABEL: (str(sub_id), created_sub),
+        }
+
+    def _portal_accounts(self, owner: Membership) -> dict[str, KrakenAccount]:
+        """The same two accounts in the portal (the master takes over a migrated "Main
+        account" that has no Kraken id yet)."""
+        org = owner.org
+        master = kraken_account_master(org=org)
+        if master is None:
+            master = kraken_account_create(
+                org=org,
+                actor=owner,
+                label=DEMO_MASTER_LABEL,
+                kind=KrakenAccount.Kind.MASTER,
+                kraken_id=DEMO_MASTER_ID,
+                tier=settings.KRAKEN_TIER,
+            )
+        elif master.kraken_id != DEMO_MASTER_ID:
+            master = kraken_account_update(
+                account=master, actor=owner, label=master.label, kraken_id=DEMO_MASTER_ID
+            )
+        sub = kraken_accounts(org=org).filter(label=DEMO_SUBACCOUNT_LABEL).first()
+        if sub is None:
+            sub = kraken_account_create(
+                org=org,
+                actor=owner,
+                label=DEMO_SUBACCOUNT_LABEL,
+                kind=KrakenAccount.Kind.SUBACCOUNT,
+            )
+        return {DEMO_MASTER_LABEL: master, DEMO_SUBACCOUNT_LABEL: sub}
+
     def _provision_keys(self, memberships: dict[str, Membership]) -> None:
         from apps.vault.models import Credential
-        from apps.vault.services import credential_create
+        from apps.vault.services import credential_create, credential_revoke
 
-        for role, balances in DEMO_BALANCES.items():
+        owner = memberships[Role.OWNER]
+        sandbox_ids = self._sandbox_accounts()
+        accounts = self._portal_accounts(owner)
+        wanted = {demo_key_label(a, use, d) for a, _, use, d in DEMO_KEYS}
+        stale = Credential.objects.filter(
+            org=owner.org,
+            status=Credential.Status.ACTIVE,
+            label__startswith=LEGACY_KEY_LABEL_PREFIX,
+        ).exclude(label__in=wanted)
+        for credential in stale:
+            credential_revoke(credential=credential, actor=owner)
+        for account_label, role, use, designated in DEMO_KEYS:
             membership = memberships[role]
-            use = KEY_USE[role]
-            label = f"Demo sandbox {use} key"
-            api_key, secret = _demo_secret(membership.user.email)
-            account_id = f"demo-{role}"
-            # The sandbox keeps accounts in its state file; only a fresh sandbox needs them again.
-            if not self._account_exists(account_id):
-                self._control("POST", "/sandbox/accounts", {"id": account_id, "balances": balances})
+            label = demo_key_label(account_label, use, designated)
+            api_key, secret = _demo_secret(f"{membership.user.email}:{label}")
+            sandbox_id, created = sandbox_ids[account_label]
+            # The sandbox keeps keys in its state file; only a fresh account needs them again.
+            if created:
                 self._control(
                     "POST",
-                    f"/sandbox/accounts/{account_id}/keys",
+                    f"/sandbox/accounts/{sandbox_id}/keys",
                     {
                         "key": api_key,
                         "secret": secret,
@@ -174,7 +274,7 @@ class Command(BaseCommand):
                     },
                 )
             if Credential.objects.filter(
-                org=membership.org, owner=membership, label=label
+                org=membership.org, owner=membership, label=label, status=Credential.Status.ACTIVE
             ).exists():
                 continue
             credential_create(
@@ -183,8 +283,9 @@ class Command(BaseCommand):
                 api_key=api_key,
                 secret=secret,
                 otp=None,
-                account=f"Sandbox {account_id}",
+                account=accounts[account_label],
                 use=use,
+                designated=designated,
                 probe=True,
             )
 

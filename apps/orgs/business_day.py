@@ -7,7 +7,7 @@ IANA time zone, so it is 23 or 25 hours long on the days clocks change. Rolling 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -19,31 +19,32 @@ class HasBusinessTimezone(Protocol):
     def business_timezone(self) -> str: ...
 
 
-def _local_midnight(day: datetime, zone: ZoneInfo) -> datetime:
-    """The first instant of `day`'s date in `zone`, as an aware datetime in `zone`.
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant of `day` in `zone`, in UTC.
 
     Where midnight does not exist (clocks jump forward at 00:00, e.g. America/Santiago),
-    zoneinfo reads the wall time with the offset before the jump (fold=0), which is the jump's
-    instant, i.e. the day's first; where midnight happens twice, fold=0 is the first of them.
-    The round trip through UTC normalises the wall time (00:00 that never existed → 01:00).
+    zoneinfo reads the wall time with the offset before the jump (fold=0), which gives the
+    jump's instant, i.e. the day's first; where midnight happens twice, fold=0 is the first.
     """
-    wall = datetime.combine(day.date(), time.min, tzinfo=zone)
-    return wall.astimezone(UTC).astimezone(zone)
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
 
 
 def business_day_bounds(org: HasBusinessTimezone, when: datetime) -> tuple[datetime, datetime]:
-    """(start, end) of the organization's business day containing `when`: start <= when < end,
-    both aware and in the organization's time zone."""
+    """(start, end) of the organization's business day containing `when`: start <= when < end.
+
+    Both are aware and in UTC, on purpose: Python subtracts and adds datetimes that share a
+    ZoneInfo by wall clock (a 23-hour day would measure 24 hours), so the bounds are returned
+    where arithmetic and database comparisons are exact; `.astimezone(zone)` them for display.
+    """
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError(NAIVE_INSTANT)
     zone = ZoneInfo(org.business_timezone)
-    local = when.astimezone(zone)
-    start = _local_midnight(local, zone)
-    # 26 hours after any local midnight is always on the next date (days are 23 to 25 hours).
-    end = _local_midnight(start + timedelta(hours=26), zone)
-    return start, end
+    today = when.astimezone(zone).date()
+    return _local_midnight(today, zone), _local_midnight(today + timedelta(days=1), zone)
 
 
 def business_date(org: HasBusinessTimezone, when: datetime) -> str:
     """The ISO date of the business day containing `when` (a key for per-day counters)."""
-    return business_day_bounds(org, when)[0].date().isoformat()
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(NAIVE_INSTANT)
+    return when.astimezone(ZoneInfo(org.business_timezone)).date().isoformat()

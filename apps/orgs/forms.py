@@ -86,12 +86,15 @@ class OrganizationSettingsForm(forms.Form):
         label="Require two-factor authentication for every member",
         help_text="Members without 2FA are asked to set it up before they can continue.",
     )
+    # Left empty (or not posted) means unchanged.
     reporting_currency = forms.CharField(
+        required=False,
         max_length=16,
         help_text="Values, limits and reports are shown in this asset, e.g. USD, EUR or BTC. "
         "Owners only.",
     )
     business_timezone = forms.CharField(
+        required=False,
         label="Business-day time zone",
         max_length=64,
         help_text="“Today” and every daily limit follow this time zone, e.g. Europe/London. "

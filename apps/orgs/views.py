@@ -273,8 +273,8 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
                 actor=membership,
                 name=form.cleaned_data["name"],
                 require_2fa=form.cleaned_data["require_2fa"],
-                reporting_currency=form.cleaned_data["reporting_currency"],
-                business_timezone=form.cleaned_data["business_timezone"],
+                reporting_currency=form.cleaned_data["reporting_currency"] or None,
+                business_timezone=form.cleaned_data["business_timezone"] or None,
                 request=request,
             )
         except ValidationError as exc:
@@ -321,20 +321,22 @@ def _touches_id_or_tier(form: KrakenAccountForm, account: KrakenAccount | None) 
 @org_view(Capability.MANAGE_POLICIES)
 def account_create(request: HttpRequest, membership: Membership) -> HttpResponseBase:
     is_owner = membership.role == Role.OWNER
-    form = KrakenAccountForm(request.POST or None, is_owner=is_owner)
+    # An empty POST is still a submission: it gets field errors, not a blank form.
+    data = request.POST if request.method == "POST" else None
+    form = KrakenAccountForm(data, is_owner=is_owner)
     if request.method == "POST":
         if is_owner and _touches_id_or_tier(form, None) and not step_up_is_fresh(request):
             return step_up_redirect(request)
         if form.is_valid():
-            data = form.cleaned_data
+            cleaned = form.cleaned_data
             try:
                 account = accounts.kraken_account_create(
                     org=membership.org,
                     actor=membership,
-                    label=data["label"],
-                    kind=data["kind"],
-                    kraken_id=data.get("kraken_id") or "",
-                    tier=data.get("tier") or "",
+                    label=cleaned["label"],
+                    kind=cleaned["kind"],
+                    kraken_id=cleaned.get("kraken_id") or "",
+                    tier=cleaned.get("tier") or "",
                     request=request,
                 )
             except ValidationError as exc:
@@ -356,19 +358,20 @@ def account_create(request: HttpRequest, membership: Membership) -> HttpResponse
 def account_edit(request: HttpRequest, membership: Membership, pk: int) -> HttpResponseBase:
     account = kraken_account_get(org=membership.org, pk=pk)
     is_owner = membership.role == Role.OWNER
-    form = KrakenAccountForm(request.POST or None, is_owner=is_owner, instance=account)
+    data = request.POST if request.method == "POST" else None
+    form = KrakenAccountForm(data, is_owner=is_owner, instance=account)
     if request.method == "POST":
         if is_owner and _touches_id_or_tier(form, account) and not step_up_is_fresh(request):
             return step_up_redirect(request)
         if form.is_valid():
-            data = form.cleaned_data
+            cleaned = form.cleaned_data
             try:
                 account = accounts.kraken_account_update(
                     account=account,
                     actor=membership,
-                    label=data["label"],
-                    kraken_id=data.get("kraken_id"),
-                    tier=data.get("tier"),
+                    label=cleaned["label"],
+                    kraken_id=cleaned.get("kraken_id"),
+                    tier=cleaned.get("tier"),
                     request=request,
                 )
             except ValidationError as exc:

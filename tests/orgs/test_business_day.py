@@ -20,8 +20,8 @@ LONDON = Org("Europe/London")
 NEW_YORK = Org("America/New_York")
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_a_utc_organizations_day_is_the_utc_calendar_day() -> None:

@@ -30,7 +30,7 @@ def test_existing_keys_go_to_a_main_account_per_organization(settings: Any) -> N
         user = old.get_model("accounts", "User")
         credential = old.get_model("vault", "Credential")
         with_keys = organization.objects.create(name="Keys", slug="keys")
-        without_keys = organization.objects.create(name="None", slug="none")
+        organization.objects.create(name="None", slug="none")  # an organization without keys
         owner = membership.objects.create(
             org=with_keys, user=user.objects.create(email="o@keys.test"), role="owner"
         )

@@ -93,6 +93,23 @@ def designated_credential(*, account: KrakenAccount, use: str) -> Credential:
     return credential
 
 
+def designated_credentials(*, use: str) -> QuerySet[Credential]:
+    """Every account's designated key for `use`, across organizations: what a deployment-wide
+    process (the private streams, one connection per active account) polls to pick up accounts
+    and keys added or revoked without a restart. At most one per account (a constraint)."""
+    return (
+        Credential.objects.filter(
+            use=use,
+            designated=True,
+            status=Credential.Status.ACTIVE,
+            account__archived_at__isnull=True,
+            owner__role__in=KEY_MANAGERS,
+        )
+        .select_related("account__parent", "org")
+        .order_by("account_id")
+    )
+
+
 def credential_for(*, membership: Membership, account: KrakenAccount, use: str) -> Credential:
     """The key a job started by `membership` uses on `account` for `use`; raises NoCredential.
 

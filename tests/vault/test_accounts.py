@@ -15,6 +15,7 @@ from apps.vault.selectors import (
     NoCredential,
     credential_for,
     designated_credential,
+    designated_credentials,
 )
 from apps.vault.services import (
     ACCOUNT_HAS_KEYS,
@@ -134,3 +135,17 @@ def test_without_any_account_the_key_form_says_what_to_do(trader, stepped_up_cli
     page = stepped_up_client_for(trader).get(url("credential-create")).content.decode()
     assert "has no Kraken account yet" in page
     assert reverse("orgs:account-list", kwargs={"org": "acme"}) in page
+
+
+def test_the_streams_see_one_designated_key_per_active_account(owner, trader, store_key) -> None:
+    main = master_account(owner.org)
+    desk = subaccount_of(main, "Desk 2")
+    old = subaccount_of(main, "Old desk")
+    on_main, _ = store_key(owner, designated=True, account=main)
+    on_desk, _ = store_key(owner, designated=True, account=desk, label="Desk designated")
+    on_old, _ = store_key(owner, designated=True, account=old, label="Old designated")
+    store_key(trader, account=main)  # personal: never unattended
+    store_key(owner, use=Use.FUNDING, designated=True, account=main, label="Funding")
+    credential_revoke(credential=on_old, actor=owner)
+    kraken_account_archive(account=old, actor=owner)
+    assert list(designated_credentials(use=Use.TRADING)) == [on_main, on_desk]

@@ -7,12 +7,16 @@ from django.conf import settings
 from django.db import migrations
 
 MAIN_ACCOUNT = "Main account"
+TIERS = ("starter", "intermediate", "pro")  # apps.kraken.ratelimit.TIERS, frozen here
 
 
 def forwards(apps, schema_editor):
     Credential = apps.get_model("vault", "Credential")
     KrakenAccount = apps.get_model("orgs", "KrakenAccount")
-    tier = getattr(settings, "KRAKEN_TIER", "starter") or "starter"
+    tier = getattr(settings, "KRAKEN_TIER", "starter")
+    if tier not in TIERS:
+        # The client refused such a tier before; the most conservative one is the safe guess.
+        tier = "starter"
     org_ids = (
         Credential.objects.filter(account__isnull=True)
         .values_list("org_id", flat=True)

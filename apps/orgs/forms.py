@@ -113,7 +113,7 @@ class KrakenAccountForm(forms.Form):
     """Adding an account, or (with `instance`) editing one. Only owners get the id and tier."""
 
     label = forms.CharField(max_length=80, help_text="E.g. “Main account” or “Desk 2”.")
-    kind = forms.ChoiceField(label="Account", choices=KrakenAccount.Kind.choices)
+    kind = forms.ChoiceField(label="Account type", choices=KrakenAccount.Kind.choices)
     kraken_id = forms.CharField(
         label="Kraken account id (IIBAN)",
         required=False,

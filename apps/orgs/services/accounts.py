@@ -202,7 +202,13 @@ def kraken_account_archive(
     master's subaccounts archived first; the row stays for the history that points at it."""
     _check_actor(actor)
     _lock_org(account.org)
-    account = KrakenAccount.objects.select_related("org", "parent").get(pk=account.pk)
+    # The account row is locked too: the vault locks it when it stores a key on the account,
+    # so a key cannot be added between the vault's check below and the archiving.
+    account = (
+        KrakenAccount.objects.select_for_update(of=("self",))
+        .select_related("org", "parent")
+        .get(pk=account.pk)
+    )
     if not account.is_active:
         raise ValidationError(ACCOUNT_ARCHIVED)
     if account.subaccounts.filter(archived_at__isnull=True).exists():

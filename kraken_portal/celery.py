@@ -57,4 +57,10 @@ app.conf.beat_schedule = {
         "task": "apps.audit.tasks.audit_verify_task",
         "schedule": crontab(hour=2, minute=30),
     },
+    # Daily at 00:05 UTC: publish each chain's head (sequence number and hash) to
+    # AUDIT_ANCHOR_DIR, one new file per chain per day, for `audit_verify --anchors`.
+    "audit-publish-anchors": {
+        "task": "apps.audit.tasks.audit_anchors_publish_task",
+        "schedule": crontab(hour=0, minute=5),
+    },
 }

@@ -34,6 +34,21 @@ OPTIONS: dict[str, Any] = {
 }
 
 
+def _settings_load() -> None:
+    """Read the settings in the parent process, so a refusal stops the server at once.
+
+    Production settings refuse to load without what they require (SECRET_KEY, AUDIT_HMAC_KEY).
+    Left to uvicorn, with `--workers` the supervisor keeps running while each worker dies on
+    import; here the error ends the start with its message and a non-zero status.
+    """
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kraken_portal.settings.base")
+    from django.conf import settings
+
+    # The first attribute read loads the module; it raises ImproperlyConfigured on a refusal.
+    if not settings.INSTALLED_APPS:
+        raise SystemExit("No INSTALLED_APPS: the settings module is not the portal's.")
+
+
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
@@ -48,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         help="compress WebSocket frames (off by default; see OPTIONS) - for measurements",
     )
     args = parser.parse_args(argv)
+    _settings_load()
     options = dict(OPTIONS, ws_per_message_deflate=args.deflate)
     uvicorn.run(
         APP,

@@ -9,8 +9,12 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connections
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.models import EncryptedTOTPDevice
+from apps.accounts.services import totp_device_create
+from apps.audit.throttle import KEY_PREFIX as AUDIT_FLOOD_PREFIX
+from apps.core.ratelimit import KEY_PREFIX as RATE_LIMIT_PREFIX
+from apps.core.ratelimit import redis_client
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
@@ -20,6 +24,18 @@ pytest_plugins = [
     "tests.plugins.celery_worker",
     "tests.plugins.browser",
 ]
+
+
+@pytest.fixture(autouse=True)
+def redis_windows_start_empty() -> None:
+    """Rate-limit counters and audit flood windows live in Redis, outside the test's database
+    transaction: every test starts with none, so one test's failed sign-ins (all from 127.0.0.1)
+    neither throttle the next test nor silence its audit record."""
+    client = redis_client()
+    for prefix in (RATE_LIMIT_PREFIX, AUDIT_FLOOD_PREFIX):
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture
@@ -70,9 +86,9 @@ def outsider(db: Any) -> Membership:
 
 def verified_client(user: Any) -> Client:
     """A client signed in as `user` with a confirmed TOTP device verified for this session."""
-    device, _ = TOTPDevice.objects.get_or_create(
-        user=user, name="default", defaults={"confirmed": True}
-    )
+    device = EncryptedTOTPDevice.objects.filter(
+        user=user, name="default", confirmed=True
+    ).first() or totp_device_create(user=user, name="default", confirmed=True)
     client = Client()
     client.force_login(user)
     session = client.session

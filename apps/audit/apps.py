@@ -8,7 +8,8 @@ class AuditConfig(AppConfig):
     def ready(self) -> None:
         from apps.audit import checks  # noqa: F401  (registers the deployment check)
         from apps.audit.services import audit_record
+        from apps.audit.throttle import audit_record_throttled
         from apps.core.trail import audit_recorder_register
 
-        # Every layer records through the kernel's port (apps.core.trail); this is its writer.
-        audit_recorder_register(audit_record)
+        # Every layer records through the kernel's port (apps.core.trail); these are its writers.
+        audit_recorder_register(audit_record, throttled=audit_record_throttled)

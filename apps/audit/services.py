@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
+from apps.audit.anchors import audit_anchors_check
 from apps.audit.chain import GLOBAL_CHAIN, chain_key_for, record_content, record_hash
 from apps.audit.models import AuditChain, AuditRecord
 from apps.audit.selectors import audit_chains_verify
+from apps.core.clientip import client_ip
 from apps.core.trail import Actor
 
 __all__ = [
@@ -60,7 +64,8 @@ def _normalized_ip(ip: str | None) -> str | None:
 def _client_ip(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    # The same address axes and the rate limits use (behind the configured proxies).
+    return client_ip(request)
 
 
 def audit_record(
@@ -132,5 +137,12 @@ def audit_chains_check() -> dict[str, Any]:
         "records": sum(report.records for report in reports),
         "broken": broken,
     }
-    audit_record(action="audit.verify" if not broken else "audit.verify_failed", detail=outcome)
+    if settings.AUDIT_ANCHOR_DIR:
+        # The published heads too: the walk alone cannot see a chain re-sealed with the key.
+        anchors = audit_anchors_check(directory=Path(settings.AUDIT_ANCHOR_DIR))
+        outcome["anchors"] = anchors.checked
+        outcome["anchor_mismatches"] = [str(mismatch) for mismatch in anchors.mismatches]
+        outcome["ok"] = outcome["ok"] and anchors.ok
+    action = "audit.verify" if outcome["ok"] else "audit.verify_failed"
+    audit_record(action=action, detail=outcome)
     return outcome

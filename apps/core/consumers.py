@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 
 @database_sync_to_async
-def _stored_session(session_key: str) -> dict[str, Any]:
+def stored_session(session_key: str) -> dict[str, Any]:
     """The session as stored now: empty once it was signed out, flushed or has expired."""
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     return dict(store.load())
@@ -95,7 +95,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self.accept()
         # A sign-out between the handshake and joining the session's group closed nothing (the
         # layer keeps no messages for late joiners): look at the session once more.
-        if (await _stored_session(session.session_key)).get(SESSION_KEY) != str(user.pk):
+        if (await stored_session(session.session_key)).get(SESSION_KEY) != str(user.pk):
             await self.close(code=CLOSE_SIGNED_OUT)
             return
         await self.joined()
@@ -124,7 +124,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             while True:
                 deadline = last_seen + settings.SESSION_IDLE_TIMEOUT
                 await asyncio.sleep(max(deadline - time.time(), 0) + SESSION_RECHECK_SLACK)
-                stored = await _stored_session(session_key)
+                stored = await stored_session(session_key)
                 if stored.get(SESSION_KEY) != user_id:
                     break  # signed out, flushed or expired
                 # Nothing newer recorded: the last time this socket knew of still stands.

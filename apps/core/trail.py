@@ -52,13 +52,31 @@ class AuditRecorder(Protocol):
     ) -> models.Model: ...
 
 
+class ThrottledAuditRecorder(Protocol):
+    def __call__(
+        self,
+        *,
+        action: str,
+        source: str | None = None,
+        actor: Actor = None,
+        org: models.Model | None = None,
+        target: models.Model | None = None,
+        detail: dict[str, Any] | None = None,
+        request: HttpRequest | None = None,
+    ) -> models.Model | None: ...
+
+
 _recorder: AuditRecorder | None = None
+_throttled_recorder: ThrottledAuditRecorder | None = None
 
 
-def audit_recorder_register(recorder: AuditRecorder) -> None:
+def audit_recorder_register(
+    recorder: AuditRecorder, *, throttled: ThrottledAuditRecorder | None = None
+) -> None:
     """Called once, by the audit app's ready(); a second registration replaces the first."""
-    global _recorder
+    global _recorder, _throttled_recorder
     _recorder = recorder
+    _throttled_recorder = throttled
 
 
 def audit_record(
@@ -85,4 +103,31 @@ def audit_record(
         request=request,
         ip=ip,
         user_agent=user_agent,
+    )
+
+
+def audit_record_throttled(
+    *,
+    action: str,
+    source: str | None = None,
+    actor: Actor = None,
+    org: models.Model | None = None,
+    target: models.Model | None = None,
+    detail: dict[str, Any] | None = None,
+    request: HttpRequest | None = None,
+) -> models.Model | None:
+    """`audit_record` for events anyone can trigger as fast as they send requests (a failed
+    sign-in, an onboarding application): at most once a minute per `source` (default: the
+    client's address), the next record counting what was left out (apps/audit/throttle.py).
+    Returns None when the event was only counted."""
+    if _throttled_recorder is None:
+        raise ImproperlyConfigured(NO_RECORDER)
+    return _throttled_recorder(
+        action=action,
+        source=source,
+        actor=actor,
+        org=org,
+        target=target,
+        detail=detail,
+        request=request,
     )

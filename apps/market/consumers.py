@@ -4,8 +4,9 @@ is closed with 1013 and reconnects).
 
 Public market groups arrive through the process's LocalHub (one channel-layer subscription per
 process, see apps.market.hub); private groups through the channel layer. Private events
-(orders, balances) sent to the user's group (joined by MemberConsumer) use the same
-`fragments` message type and slot straight in.
+(orders, balances) sent to the member's per-organization group (joined by MemberConsumer,
+apps.core.realtime.member_event_on_commit) use the same `fragments` message type and slot
+straight in; the cross-organization user group never carries data.
 """
 
 from __future__ import annotations

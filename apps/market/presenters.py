@@ -7,6 +7,7 @@ cannot disagree. Amounts stay Decimal; they become text only here, at the pair's
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from decimal import Decimal
@@ -19,6 +20,7 @@ SPARK_WIDTH = 120
 SPARK_HEIGHT = 32
 HUNDRED = Decimal(100)
 BPS = Decimal(10000)
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def dec(value: Any) -> Decimal:
@@ -166,15 +168,24 @@ def stats(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def plain(value: Any) -> str:
+    """An amount as a plain decimal string. The store already holds most amounts so (see
+    apps.market.store), and a pair page passes hundreds of candle prices: those are returned
+    as they are instead of being parsed and printed again."""
+    if isinstance(value, str) and _PLAIN_DECIMAL.fullmatch(value):
+        return value
+    return format(dec(value), "f")
+
+
 def candle_points(state: dict[str, Any]) -> list[dict[str, Any]]:
     """Candles for the chart, prices as exact decimal strings (the script makes numbers)."""
     return [
         {
             "time": int(c["time"]),
-            "open": format(dec(c["open"]), "f"),
-            "high": format(dec(c["high"]), "f"),
-            "low": format(dec(c["low"]), "f"),
-            "close": format(dec(c["close"]), "f"),
+            "open": plain(c["open"]),
+            "high": plain(c["high"]),
+            "low": plain(c["low"]),
+            "close": plain(c["close"]),
         }
         for c in state.get("candles") or []
     ]

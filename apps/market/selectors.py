@@ -69,8 +69,11 @@ def _empty_state(pair: dict[str, Any]) -> dict[str, Any]:
 
 
 def market_state(*, symbol: str) -> dict[str, Any]:
+    state = market_states(symbols=[symbol]).get(symbol)
+    if state is not None:
+        return state
     pair = next(p for p in market_pairs() if p["symbol"] == symbol)
-    return market_states(symbols=[symbol]).get(symbol) or _empty_state(pair)
+    return _empty_state(pair)
 
 
 def market_overview_states() -> list[dict[str, Any]]:
@@ -85,13 +88,24 @@ def market_candles(*, symbol: str) -> list[dict[str, Any]]:
     return candles
 
 
+def _feeder_age(updated_at: bytes | str | None, now: float) -> float | None:
+    return now - float(updated_at) if updated_at else None
+
+
+def market_feeder_ok() -> bool:
+    """Whether the feeder reported in the last FEEDER_STALE_AFTER seconds: what every market
+    page shows in its badge, without the per-pair ages only the status page needs."""
+    age = _feeder_age(_redis().hget(FEEDER_KEY, "updated_at"), time.time())
+    return age is not None and age < FEEDER_STALE_AFTER
+
+
 def market_status() -> dict[str, Any]:
     """The feeder's health and the age of each pair's last message, for the status page."""
     client = _redis()
     feeder = {k.decode(): v.decode() for k, v in client.hgetall(FEEDER_KEY).items()}
     health = {k.decode(): float(v) for k, v in client.hgetall(HEALTH_KEY).items()}
     now = time.time()
-    feeder_age = now - float(feeder["updated_at"]) if "updated_at" in feeder else None
+    feeder_age = _feeder_age(feeder.get("updated_at"), now)
     feeder_ok = feeder_age is not None and feeder_age < FEEDER_STALE_AFTER
     pairs = []
     for pair in market_pairs():

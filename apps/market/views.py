@@ -45,7 +45,7 @@ def overview(request: HttpRequest, membership: Membership) -> HttpResponse:
             "membership": membership,
             "tiles": tiles,
             "socket_url": _socket_url(membership),
-            "feeder_ok": selectors.market_status()["feeder_ok"],
+            "feeder_ok": selectors.market_feeder_ok(),
             **_feed_context(),
         },
     )
@@ -71,7 +71,7 @@ def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpRespo
             "candles": candles,
             "watched": pair_symbol in selectors.watchlist_symbols(user=request.user),
             "socket_url": _socket_url(membership, symbol_slug(pair_symbol)),
-            "feeder_ok": selectors.market_status()["feeder_ok"],
+            "feeder_ok": selectors.market_feeder_ok(),
             **_feed_context(),
         },
     )

@@ -23,6 +23,7 @@ class CredentialAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "account",
         "use",
         "status",
+        "status_reason",
         "designated",
         "kek_id",
         "permissions",

@@ -6,6 +6,7 @@ from django import forms
 
 from apps.orgs.models import KrakenAccount, Membership
 from apps.vault.models import Use
+from apps.vault.policy import uses_for_role
 from apps.vault.selectors import KEY_MANAGERS, credential_accounts
 from apps.vault.validators import (
     PRIVATE_KEY_IS_API_KEY,
@@ -69,6 +70,11 @@ class CredentialForm(forms.Form):
         self.fields["account"].queryset = accounts  # type: ignore[attr-defined]
         if len(accounts) != 1:
             self.fields["account"].empty_label = "Choose an account"  # type: ignore[attr-defined]
+        # Only the uses the member's role has (the service refuses the others anyway).
+        allowed = uses_for_role(membership.role)
+        self.fields["use"].choices = [  # type: ignore[attr-defined]
+            (value, label) for value, label in Use.choices if value in allowed
+        ]
         if membership.role not in KEY_MANAGERS:
             del self.fields["designated"]
 

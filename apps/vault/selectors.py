@@ -3,7 +3,9 @@
 - A member sees and manages their own keys.
 - Owners and admins also see and manage the organization's designated keys (the keys that
   unattended work uses, one per Kraken account and use).
-- Nobody sees or uses another member's personal keys: those ids are a 404.
+- Nobody uses another member's personal keys. Owners and admins (Capability.OVERSEE_KEYS) see
+  every member's keys, masked, on the oversight page and may revoke them; elsewhere another
+  member's key id is a 404.
 
 Which key a job uses is decided here too: `credential_for` for work a member started,
 `designated_credential` for unattended work (apps/exchange calls both, then asks
@@ -16,7 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from apps.orgs.models import KrakenAccount, Membership
+from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.orgs.permissions import Role
 from apps.vault.models import Credential, Use
 
@@ -85,7 +87,15 @@ def designated_credential(*, account: KrakenAccount, use: str) -> Credential:
     Only the designated key, and only while the member who stored it is still an owner or
     admin: never whichever member happens to have a key.
     """
-    credential = _active(account, use).filter(designated=True, owner__role__in=KEY_MANAGERS).first()
+    credential = (
+        _active(account, use)
+        .filter(
+            designated=True,
+            owner__role__in=KEY_MANAGERS,
+            owner__status=Membership.Status.ACTIVE,  # joins bypass the default manager
+        )
+        .first()
+    )
     if credential is None:
         raise NoCredential(
             NO_DESIGNATED_CREDENTIAL.format(account=account.label, use=Use(use).label.lower())
@@ -104,6 +114,7 @@ def designated_credentials(*, use: str) -> QuerySet[Credential]:
             status=Credential.Status.ACTIVE,
             account__archived_at__isnull=True,
             owner__role__in=KEY_MANAGERS,
+            owner__status=Membership.Status.ACTIVE,  # joins bypass the default manager
         )
         .select_related("account__parent", "org")
         .order_by("account_id")
@@ -134,3 +145,21 @@ def credential_accounts(*, membership: Membership) -> QuerySet[KrakenAccount]:
     return KrakenAccount.objects.filter(
         org_id=membership.org_id, archived_at__isnull=True
     ).order_by("kind", "label", "id")
+
+
+def credentials_overseen(*, org: Organization) -> QuerySet[Credential]:
+    """Every key of the organization's members, current and former, for the owners' and
+    admins' oversight page: metadata only (the page masks the API key and never has the
+    secret). Keys that still work come first."""
+    return (
+        Credential.objects.filter(org=org)
+        .select_related("owner__user", "account__parent")
+        .order_by("status", "owner__user__email", "-created_at", "-id")
+    )
+
+
+def credential_get_overseen(*, org: Organization, credential_id: int) -> Credential:
+    credential = credentials_overseen(org=org).filter(pk=credential_id).first()
+    if credential is None:
+        raise Http404(CREDENTIAL_NOT_FOUND)
+    return credential

@@ -1,9 +1,10 @@
 """Production: everything `manage.py check --deploy` asks for, on top of base.
 
 Required environment: SECRET_KEY (50+ random characters), DATABASE_URL (PostgreSQL),
-ALLOWED_HOSTS, AUDIT_HMAC_KEY, REDIS_URL (rediss:// or with a password), and EMAIL_HOST
-(+ EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS) for outgoing mail. TLS ends
-at a proxy that sets X-Forwarded-Proto.
+ALLOWED_HOSTS, AUDIT_HMAC_KEY (32+ random characters), REDIS_URL (rediss:// or with a password),
+and EMAIL_HOST (+ EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS) for outgoing
+mail; AUDIT_ANCHOR_DIR for the daily chain anchors. TLS ends at a proxy that sets
+X-Forwarded-Proto.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from __future__ import annotations
 import os
 from typing import Any, cast
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import env, env_bool, env_int
 
 DEBUG = False
+# Marks production for code that must never run there (demo_data). A deployment's own settings
+# module that imports this one carries the marker with it.
+PRODUCTION = True
 if "SECRET_KEY" not in os.environ:
     raise RuntimeError("SECRET_KEY must be set in production.")
 SECRET_KEY = env("SECRET_KEY")
@@ -22,6 +28,20 @@ if not env("DATABASE_URL").startswith(("postgres://", "postgresql://")):
     # SQLite is a developer convenience: no row locks for the audit chain, no append-only DELETE
     # trigger, one writer at a time.
     raise RuntimeError("DATABASE_URL must point at PostgreSQL in production.")
+
+# The audit chain's key. Refused here, at settings import, rather than by a system check: the
+# server, the Celery worker and beat never run checks, and a portal that started without its own
+# key would seal the trail with one derived from SECRET_KEY, so rotating SECRET_KEY later would
+# make every earlier record look forged. Short keys are refused too: with a database dump an
+# insider could search a small key space offline and then re-seal a rewritten chain.
+AUDIT_HMAC_KEY_MIN_LENGTH = 32
+AUDIT_HMAC_KEY_REQUIRED = (
+    f"AUDIT_HMAC_KEY must be set in production: {AUDIT_HMAC_KEY_MIN_LENGTH}+ random characters, "
+    "different from SECRET_KEY."
+)
+AUDIT_HMAC_KEY = env("AUDIT_HMAC_KEY")
+if len(AUDIT_HMAC_KEY) < AUDIT_HMAC_KEY_MIN_LENGTH or AUDIT_HMAC_KEY == SECRET_KEY:
+    raise ImproperlyConfigured(AUDIT_HMAC_KEY_REQUIRED)
 
 # Only the host names the portal is really served under; no development defaults.
 ALLOWED_HOSTS = [h.strip() for h in env("ALLOWED_HOSTS").split(",") if h.strip()]

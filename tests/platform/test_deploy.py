@@ -8,6 +8,7 @@ import re
 import secrets
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ SCRIPT_TAG = re.compile(r"<script\b[^>]*>", re.IGNORECASE)
 
 
 def production_env(**overrides: str) -> dict[str, str]:
+    anchors = Path(tempfile.gettempdir()) / "portal-test-audit-anchors"
+    anchors.mkdir(exist_ok=True)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -30,6 +33,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         SECRET_KEY=secrets.token_urlsafe(50),
         AUDIT_HMAC_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="portal.example.test",
+        AUDIT_ANCHOR_DIR=str(anchors),
         DATABASE_URL=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal"),
     )
     env.update(overrides)
@@ -60,12 +64,18 @@ def test_check_deploy_reports_no_issues_with_production_settings() -> None:
     assert "System check identified no issues" in result.stdout + result.stderr
 
 
-def test_check_deploy_would_catch_a_weak_secret_key_and_a_missing_audit_key() -> None:
+def test_check_deploy_would_catch_a_weak_secret_key_and_no_anchor_dir() -> None:
     # The clean result above means something only if the same run does flag real problems.
-    result = run_python(CHECK_DEPLOY, production_env(SECRET_KEY="short", AUDIT_HMAC_KEY=""))
+    result = run_python(CHECK_DEPLOY, production_env(SECRET_KEY="short", AUDIT_ANCHOR_DIR=""))
     assert result.returncode != 0
     assert "security.W009" in result.stderr
-    assert "audit.W001" in result.stderr
+    assert "audit.W002" in result.stderr
+
+
+def test_check_deploy_warns_when_the_anchor_dir_does_not_exist(tmp_path: Path) -> None:
+    result = run_python(CHECK_DEPLOY, production_env(AUDIT_ANCHOR_DIR=str(tmp_path / "nope")))
+    assert result.returncode != 0
+    assert "audit.W003" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -86,6 +96,57 @@ def test_production_settings_refuse_to_start_without_a_secret_key() -> None:
     result = run_python("import django; django.setup()", env)
     assert result.returncode != 0
     assert "SECRET_KEY must be set in production." in result.stderr
+
+
+AUDIT_KEY_REQUIRED = "AUDIT_HMAC_KEY must be set in production"
+
+
+def without_audit_key() -> dict[str, str]:
+    env = production_env()
+    del env["AUDIT_HMAC_KEY"]
+    return env
+
+
+def test_check_deploy_fails_without_an_audit_key() -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=REPO,
+        env=without_audit_key(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert AUDIT_KEY_REQUIRED in result.stderr
+
+
+def test_the_server_does_not_start_without_an_audit_key() -> None:
+    # Two workers: uvicorn's supervisor would otherwise keep running while each worker dies on
+    # import, so the refusal must come before it starts (kraken_portal/serve.py).
+    result = subprocess.run(
+        [sys.executable, "-m", "kraken_portal.serve", "--port", "0", "--workers", "2"],
+        cwd=REPO,
+        env=without_audit_key(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert AUDIT_KEY_REQUIRED in result.stderr
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["", "too-short-to-resist-a-search", "same-as-the-secret-key"],
+    ids=["empty", "short", "secret-key"],
+)
+def test_production_settings_refuse_a_missing_short_or_shared_audit_key(key: str) -> None:
+    secret = secrets.token_urlsafe(50)
+    audit_key = secret if key == "same-as-the-secret-key" else key
+    env = production_env(SECRET_KEY=secret, AUDIT_HMAC_KEY=audit_key)
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert AUDIT_KEY_REQUIRED in result.stderr
 
 
 RESPONSE_HEADERS = """

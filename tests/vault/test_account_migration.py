@@ -9,8 +9,12 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("orgs", "0002_onboarding_choices"), ("vault", "0001_initial")]
-AFTER = [("orgs", "0003_kraken_accounts"), ("vault", "0004_credential_account_required")]
+# The schema just before accounts: main's memberships-with-status and cancel-only keys.
+BEFORE = [
+    ("orgs", "0003_membership_status_and_overprivileged_keys"),
+    ("vault", "0002_credential_cancel_only_refused_and_reason"),
+]
+AFTER = [("orgs", "0004_kraken_accounts"), ("vault", "0005_credential_account_required")]
 
 
 def migrate(targets: list[tuple[str, str]]) -> Any:

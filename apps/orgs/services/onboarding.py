@@ -11,7 +11,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import User
-from apps.core.trail import audit_record
+from apps.core.emails import email_normalize
+from apps.core.trail import audit_record, audit_record_throttled
 from apps.orgs.models import OnboardingApplication, Organization
 from apps.orgs.permissions import Role
 from apps.orgs.services.invitations import invitation_issue
@@ -53,7 +54,7 @@ def onboarding_apply(
     if country == "US" and region in UNAVAILABLE_US_STATES:
         # Nothing is stored for an applicant we cannot serve.
         raise ValidationError(SERVICE_UNAVAILABLE_REGION)
-    email = email.strip().lower()
+    email = email_normalize(email)
     pending = OnboardingApplication.objects.filter(
         email__iexact=email, status=OnboardingApplication.Status.PENDING
     )
@@ -71,7 +72,9 @@ def onboarding_apply(
     )
     application.full_clean()
     application.save()
-    audit_record(
+    # The form is public: at most one record a minute per client address (the application
+    # itself is stored either way), so a flood cannot grow the chain (apps/audit/throttle.py).
+    audit_record_throttled(
         action="onboarding.apply",
         target=application,
         detail={"company": company_name, "country": country, "region": region},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -12,6 +12,7 @@ from apps.accounts.models import User
 from apps.core.trail import audit_record
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
+from apps.orgs.services.memberships import org_sockets_recheck_on_commit
 from apps.orgs.validators import normalize_asset_code
 
 # Changing the reporting currency re-expresses every threshold and report (a loosening-type
@@ -23,8 +24,12 @@ _OWNER_ONLY = {
     "business_timezone": "business time zone",
 }
 
+OVERPRIVILEGED_KEYS_OWNERS_ONLY = (
+    "Only an owner can allow API keys that can do more than their use needs."
+)
 
-@transaction.atomic
+
+@transaction.atomic(durable=True)
 def organization_update_settings(
     *,
     org: Organization,
@@ -33,9 +38,12 @@ def organization_update_settings(
     require_2fa: bool,
     reporting_currency: str | None = None,
     business_timezone: str | None = None,
+    allow_overprivileged_keys: bool | None = None,
     request: HttpRequest | None = None,
 ) -> Organization:
-    """Save the organization's settings; `None` leaves the currency or time zone unchanged."""
+    """Save the organization's settings; `None` leaves the currency, time zone or
+    `allow_overprivileged_keys` unchanged. The currency, time zone and over-privilege setting
+    are an owner's decision (the view asks for a fresh step-up first)."""
     org = Organization.objects.select_for_update().get(pk=org.pk)
     changes: dict[str, list[Any]] = {}
     wanted: dict[str, str] = {}
@@ -57,6 +65,20 @@ def organization_update_settings(
     if org.require_2fa != require_2fa:
         changes["require_2fa"] = [org.require_2fa, require_2fa]
         org.require_2fa = require_2fa
+    if (
+        allow_overprivileged_keys is not None
+        and org.allow_overprivileged_keys != allow_overprivileged_keys
+    ):
+        # Re-read the actor's role under the organization's lock: a demotion that committed
+        # a moment ago counts.
+        role = Membership.objects.filter(pk=actor.pk).values_list("role", flat=True).first()
+        if role != Role.OWNER:
+            raise PermissionDenied(OVERPRIVILEGED_KEYS_OWNERS_ONLY)
+        changes["allow_overprivileged_keys"] = [
+            org.allow_overprivileged_keys,
+            allow_overprivileged_keys,
+        ]
+        org.allow_overprivileged_keys = allow_overprivileged_keys
     if not changes:
         return org
     org.full_clean()
@@ -69,6 +91,10 @@ def organization_update_settings(
         detail={"changes": changes},
         request=request,
     )
+    if changes.get("require_2fa") == [False, True]:
+        # Sockets opened without a verified second factor no longer qualify: each member
+        # socket checks itself again after commit, as pages do on their next request.
+        org_sockets_recheck_on_commit(org)
     return org
 
 

@@ -7,8 +7,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orgs", "0003_kraken_accounts"),
-        ("vault", "0003_credential_account_data"),
+        ("orgs", "0004_kraken_accounts"),
+        ("vault", "0004_credential_account_data"),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ import apps.orgs.validators
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orgs", "0002_onboarding_choices"),
+        ("orgs", "0003_membership_status_and_overprivileged_keys"),
     ]
 
     operations = [

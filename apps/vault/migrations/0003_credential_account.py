@@ -7,8 +7,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orgs", "0003_kraken_accounts"),
-        ("vault", "0001_initial"),
+        ("orgs", "0004_kraken_accounts"),
+        ("vault", "0002_credential_cancel_only_refused_and_reason"),
     ]
 
     operations = [

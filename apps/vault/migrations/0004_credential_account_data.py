@@ -40,8 +40,8 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orgs", "0003_kraken_accounts"),
-        ("vault", "0002_credential_account"),
+        ("orgs", "0004_kraken_accounts"),
+        ("vault", "0003_credential_account"),
     ]
 
     operations = [migrations.RunPython(forwards, backwards)]

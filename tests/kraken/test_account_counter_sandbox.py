@@ -21,7 +21,7 @@ import pytest
 
 from apps.kraken import ratelimit
 from apps.kraken.client import KrakenKey
-from apps.vault.services import credential_create, credential_key_for_task
+from apps.vault.services import KeyPurpose, credential_create, credential_key_for_task
 from tests.factories import master_account
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,7 @@ def two_keys_on_one_account(sandbox: Any, owner: Any, trader: Any) -> tuple[Krak
             use="trading",
             probe=False,
         )
-        keys.append(credential_key_for_task(credential_id=credential.pk, purpose="test"))
+        keys.append(credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.TRADE))
     return tuple(keys)
 
 

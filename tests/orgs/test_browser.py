@@ -96,7 +96,7 @@ def test_an_invited_newcomer_creates_an_account_and_is_asked_to_set_up_2fa(
 def test_an_owner_adds_the_master_and_a_subaccount_that_shares_its_tier(
     page: Any, sign_in_browser: Any, owner: Membership
 ) -> None:
-    device = TOTPDevice.objects.create(user=owner.user, name="Authenticator app", confirmed=True)
+    device = totp_device_create(user=owner.user, name="Authenticator app", confirmed=True)
     sign_in_browser(page, owner.user, device)  # The sign-in code counts as a fresh step-up.
     page.goto("/o/acme/")
     page.get_by_role("link", name="Kraken accounts").click()

@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from apps.orgs.permissions import Role
 from apps.orgs.services.accounts import kraken_account_archive
 from apps.vault.models import Credential, Use
 from apps.vault.selectors import (
@@ -20,6 +21,7 @@ from apps.vault.selectors import (
 from apps.vault.services import (
     ACCOUNT_HAS_KEYS,
     ACCOUNT_UNAVAILABLE,
+    KeyPurpose,
     credential_designate,
     credential_key_for_task,
     credential_revoke,
@@ -52,9 +54,11 @@ def test_one_designated_key_per_account_and_use(owner, admin, store_key) -> None
     desk = subaccount_of(main, "Desk 2")
     main_key, _ = store_key(owner, designated=True, account=main)
     desk_key, _ = store_key(owner, designated=True, account=desk, label="Desk designated")
+    # A second owner: admins store read-only keys only (apps.vault.policy), but may designate.
+    co_owner = MembershipFactory(org=owner.org, role=Role.OWNER)
     with pytest.raises(ValidationError, match="already has a designated trading key"):
-        store_key(admin, designated=True, account=main, label="Second")
-    candidate, _ = store_key(admin, account=main, label="Admin personal")
+        store_key(co_owner, designated=True, account=main, label="Second")
+    candidate, _ = store_key(co_owner, account=main, label="Co-owner personal")
     with pytest.raises(ValidationError, match="already has a designated trading key"):
         credential_designate(credential=candidate, actor=admin, designated=True)
     assert designated_credential(account=main, use=Use.TRADING) == main_key
@@ -100,8 +104,8 @@ def test_a_task_key_carries_the_masters_tier_and_its_accounts_counter_scope(
     desk = subaccount_of(main, "Desk 2")
     on_main, _ = store_key(trader, account=main)
     on_desk, _ = store_key(trader, account=desk, label="Desk key")
-    main_key = credential_key_for_task(credential_id=on_main.pk, purpose="test")
-    desk_key = credential_key_for_task(credential_id=on_desk.pk, purpose="test")
+    main_key = credential_key_for_task(credential_id=on_main.pk, purpose=KeyPurpose.READ)
+    desk_key = credential_key_for_task(credential_id=on_desk.pk, purpose=KeyPurpose.READ)
     assert (main_key.tier, desk_key.tier) == ("pro", "pro")
     assert main_key.account_ref == f"acct:{main.pk}"
     assert desk_key.account_ref == f"acct:{desk.pk}"

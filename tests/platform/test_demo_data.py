@@ -229,13 +229,18 @@ def test_the_demo_has_a_master_and_a_subaccount_with_members_and_designated_keys
     Credential.objects.filter(pk=old.pk).update(label="Demo sandbox trading key")
     old.refresh_from_db()
     old_key = old.api_key
+    # ...and a subaccount from before the sandbox gave subaccounts an IIBAN gets its id.
+    KrakenAccount.objects.filter(org=org, kind="subaccount").update(kraken_id="")
     call_command("demo_data", "--wait-for-sandbox", "--timeout", "10", verbosity=0)
 
     master = KrakenAccount.objects.get(org=org, kind="master")
     sub = KrakenAccount.objects.get(org=org, kind="subaccount")
     assert (master.kraken_id, master.tier) == (DEMO_MASTER_ID, "intermediate")
     assert (sub.label, sub.parent, sub.tier) == (DEMO_SUBACCOUNT_LABEL, master, "intermediate")
-    assert demo_env.account(DEMO_MASTER_ID)["subaccounts"]
+    # The subaccount's Kraken id is the IIBAN the sandbox gave it.
+    (on_sandbox,) = demo_env.account(DEMO_MASTER_ID)["subaccount_details"]
+    assert sub.kraken_id == on_sandbox["iiban"].replace(" ", "")
+    assert len(sub.kraken_id) == 16
 
     active = Credential.objects.filter(org=org, status="active")
     assert active.count() == len(DEMO_KEYS)

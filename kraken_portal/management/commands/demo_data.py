@@ -42,6 +42,7 @@ from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.orgs.permissions import Role
 from apps.orgs.selectors import kraken_account_master, kraken_accounts
 from apps.orgs.services.accounts import kraken_account_create, kraken_account_update
+from apps.orgs.validators import normalize_kraken_account_id
 from apps.vault.models import Use
 from apps.vault.policy import NEEDED
 
@@ -52,9 +53,9 @@ DEFAULT_DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - documented demo passw
 STAFF_EMAIL = f"staff@{DEMO_DOMAIN}"
 
 # The demo's Kraken accounts on the sandbox: a master (with an IIBAN-shaped id, which the
-# sandbox accepts on creation) and one subaccount under it. The sandbox's control API gives a
-# subaccount its own short id (not IIBAN-shaped), so the portal's subaccount row carries no
-# Kraken id until the sandbox's subaccount route accepts one.
+# sandbox accepts on creation) and one subaccount under it. The sandbox gives the subaccount its
+# own IIBAN (returned on creation and listed under the master), which becomes the portal's
+# Kraken id of the subaccount, as an owner would copy it from Kraken.
 DEMO_MASTER_ID = "AA42DEMOCAPITAL1"
 DEMO_MASTER_LABEL = "Main account"
 DEMO_SUBACCOUNT_LABEL = "Desk 2"
@@ -256,8 +257,9 @@ class Command(BaseCommand):
                     raise
                 time.sleep(0.5)
 
-    def _sandbox_accounts(self) -> dict[str, tuple[str, bool]]:
-        """The master and the subaccount on the sandbox: label → (sandbox id, created now)."""
+    def _sandbox_accounts(self) -> tuple[dict[str, tuple[str, bool]], str]:
+        """The master and the subaccount on the sandbox: label → (sandbox id, created now),
+        and the subaccount's IIBAN."""
         created_master = not self._account_exists(DEMO_MASTER_ID)
         if created_master:
             self._control(
@@ -269,27 +271,29 @@ class Command(BaseCommand):
                     "balances": DEMO_BALANCES[DEMO_MASTER_LABEL],
                 },
             )
-        subaccounts = self._control("GET", f"/sandbox/accounts/{DEMO_MASTER_ID}")["subaccounts"]
+        master = self._control("GET", f"/sandbox/accounts/{DEMO_MASTER_ID}")
+        subaccounts = master.get("subaccount_details") or []
         created_sub = not subaccounts
         if created_sub:
-            sub_id = self._control(
+            sub = self._control(
                 "POST",
                 f"/sandbox/accounts/{DEMO_MASTER_ID}/subaccounts",
                 {
                     "username": DEMO_SUBACCOUNT_USERNAME,
                     "balances": DEMO_BALANCES[DEMO_SUBACCOUNT_LABEL],
                 },
-            )["account_id"]
+            )
         else:
-            sub_id = subaccounts[0]
-        return {
+            sub = subaccounts[0]
+        ids = {
             DEMO_MASTER_LABEL: (DEMO_MASTER_ID, created_master),
-            DEMO_SUBACCOUNT_LABEL: (str(sub_id), created_sub),
+            DEMO_SUBACCOUNT_LABEL: (str(sub["account_id"]), created_sub),
         }
+        return ids, str(sub.get("iiban") or "")
 
-    def _portal_accounts(self, owner: Membership) -> dict[str, KrakenAccount]:
+    def _portal_accounts(self, owner: Membership, sub_iiban: str) -> dict[str, KrakenAccount]:
         """The same two accounts in the portal (the master takes over a migrated "Main
-        account" that has no Kraken id yet)."""
+        account" that has no Kraken id yet; the subaccount carries the sandbox's IIBAN)."""
         org = owner.org
         master = kraken_account_master(org=org)
         if master is None:
@@ -306,12 +310,19 @@ class Command(BaseCommand):
                 account=master, actor=owner, label=master.label, kraken_id=DEMO_MASTER_ID
             )
         sub = kraken_accounts(org=org).filter(label=DEMO_SUBACCOUNT_LABEL).first()
+        sub_kraken_id = normalize_kraken_account_id(sub_iiban)
         if sub is None:
             sub = kraken_account_create(
                 org=org,
                 actor=owner,
                 label=DEMO_SUBACCOUNT_LABEL,
                 kind=KrakenAccount.Kind.SUBACCOUNT,
+                kraken_id=sub_kraken_id,
+            )
+        elif sub_kraken_id and sub.kraken_id != sub_kraken_id:
+            # A demo from before the sandbox gave subaccounts IIBANs, or a fresh sandbox.
+            sub = kraken_account_update(
+                account=sub, actor=owner, label=sub.label, kraken_id=sub_kraken_id
             )
         return {DEMO_MASTER_LABEL: master, DEMO_SUBACCOUNT_LABEL: sub}
 
@@ -320,8 +331,8 @@ class Command(BaseCommand):
         from apps.vault.services import credential_create, credential_revoke
 
         owner = memberships[Role.OWNER]
-        sandbox_ids = self._sandbox_accounts()
-        accounts = self._portal_accounts(owner)
+        sandbox_ids, sub_iiban = self._sandbox_accounts()
+        accounts = self._portal_accounts(owner, sub_iiban)
         wanted = {demo_key_label(a, use, d) for a, _, use, d in DEMO_KEYS}
         stale = Credential.objects.filter(
             org=owner.org,

@@ -9,8 +9,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
 from apps.orgs.services.accounts import kraken_account_archive
+from apps.orgs.services.memberships import membership_change_role
 from apps.vault.models import Credential, Use
 from apps.vault.selectors import (
     NoCredential,
@@ -22,6 +24,7 @@ from apps.vault.services import (
     ACCOUNT_HAS_KEYS,
     ACCOUNT_UNAVAILABLE,
     KeyPurpose,
+    KeyUseRefused,
     credential_designate,
     credential_key_for_task,
     credential_revoke,
@@ -95,6 +98,37 @@ def test_an_account_with_active_keys_cannot_be_archived(owner, trader, store_key
     kraken_account_archive(account=desk, actor=owner)
     desk.refresh_from_db()
     assert not desk.is_active
+
+
+def test_a_cancel_only_key_still_keeps_its_account_from_being_archived(
+    owner, trader, store_key
+) -> None:
+    desk = subaccount_of(master_account(trader.org), "Desk 2")
+    credential, _ = store_key(trader, account=desk)
+    # Demoted: the trading key may still cancel the member's open orders on the account.
+    membership_change_role(membership=trader, role=Role.VIEWER, actor=owner)
+    credential.refresh_from_db()
+    assert credential.status == Credential.Status.CANCEL_ONLY
+    with pytest.raises(ValidationError, match=re.escape(ACCOUNT_HAS_KEYS.format(count=1))):
+        kraken_account_archive(account=desk, actor=owner)
+    # Cancelling still works through it, with the account's tier and counter scope.
+    key = credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.CANCEL)
+    assert key.account_ref == desk.counter_ref
+
+
+def test_a_designated_key_whose_holder_is_no_longer_a_manager_is_not_used(
+    owner, admin, store_key
+) -> None:
+    main = master_account(owner.org)
+    designated, _ = store_key(admin, use=Use.READ_ONLY, designated=True, account=main)
+    assert designated_credential(account=main, use=Use.READ_ONLY) == designated
+    # A role change written behind the services' back (no signal): the reads still check.
+    Membership.objects.filter(pk=admin.pk).update(role=Role.VIEWER)
+    with pytest.raises(NoCredential):
+        designated_credential(account=main, use=Use.READ_ONLY)
+    assert not designated_credentials(use=Use.READ_ONLY).exists()
+    with pytest.raises(KeyUseRefused, match="no longer an owner or admin"):
+        credential_key_for_task(credential_id=designated.pk, purpose=KeyPurpose.READ)
 
 
 def test_a_task_key_carries_the_masters_tier_and_its_accounts_counter_scope(

@@ -78,7 +78,14 @@ NOTICE_RECOVERY_CODES = "recovery_codes_regenerated"
 
 
 def _notify_on_commit(*, user: User, kind: str) -> None:
-    transaction.on_commit(partial(security_notice_task.delay, user.pk, kind))
+    """Email a security notice once the change commits.
+
+    Robust: the change has committed by then, so a broker outage is logged, never raised into
+    the request (which would lose an enrolment's only display of its recovery codes, or skip
+    what the caller does after the service, such as keeping a session's auth hash) and never
+    stops the callbacks registered after this one.
+    """
+    transaction.on_commit(partial(security_notice_task.delay, user.pk, kind), robust=True)
 
 
 def _throttle_message(*, user: User) -> str | None:
@@ -346,10 +353,11 @@ def two_factor_disable(*, user: User, request: HttpRequest) -> None:
     EncryptedTOTPDevice.objects.filter(user=user).delete()
     RecoveryCodeDevice.objects.filter(user=user).delete()
     audit_record(action="auth.two_factor_disabled", actor=user, request=request)
-    _notify_on_commit(user=user, kind=NOTICE_2FA_DISABLED)
     # Open sockets were authorised with the second factor; close them. They reconnect, and
-    # organizations that require 2FA refuse them until the user enrols again.
+    # organizations that require 2FA refuse them until the user enrols again. Registered before
+    # the notice: closing what no longer qualifies comes first.
     close_sockets_on_commit(user_group(user.pk), CLOSE_REAUTHORISE)
+    _notify_on_commit(user=user, kind=NOTICE_2FA_DISABLED)
 
 
 @transaction.atomic(durable=True)
@@ -459,7 +467,9 @@ def password_reset_allowed(*, ip: str | None, email: str) -> bool:
 def password_reset_request(*, email: str) -> None:
     """Enqueue the reset email on commit, whether or not the address has an account: the
     request does the same work either way, so neither its answer nor its timing tells."""
-    transaction.on_commit(partial(password_reset_email_task.delay, email_normalize(email)))
+    transaction.on_commit(
+        partial(password_reset_email_task.delay, email_normalize(email)), robust=True
+    )
 
 
 def password_reset_send(*, email: str) -> int:

@@ -326,6 +326,10 @@ def _two_factor_confirm(
         detail={"recovery_codes": RECOVERY_CODE_COUNT},
         request=request,
     )
+    # From now on every session of this user needs the second factor, sockets too: close the
+    # open ones so each reconnects and is judged afresh (another session's, never verified, is
+    # then refused; this session's own reconnect after it is marked verified).
+    close_sockets_on_commit(user_group(user.pk), CLOSE_REAUTHORISE)
     _notify_on_commit(user=user, kind=NOTICE_2FA_ENABLED)
     return codes
 

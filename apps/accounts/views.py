@@ -165,7 +165,7 @@ def login(request: HttpRequest) -> HttpResponse:
                 auth_login(request, user, backend=BACKEND)
                 services.sign_in_record(user=user, device=None, request=request)
                 response = HttpResponseRedirect(next_url)
-            signin_throttle.known_device_mark(response, email=email)
+            signin_throttle.known_device_mark(response, email=email, user=user)
             return response
     return render(
         request,

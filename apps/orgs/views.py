@@ -19,6 +19,7 @@ from apps.accounts.models import User
 from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
 from apps.core.access import public_view, staff_view
 from apps.core.clientip import client_ip
+from apps.core.emails import email_normalize
 from apps.core.ratelimit import window_hit
 from apps.orgs.access import org_view
 from apps.orgs.forms import (
@@ -433,7 +434,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     context: dict[str, Any] = {"invitation": invitation, "org": invitation.org}
     user: Any = request.user
     if user.is_authenticated:
-        if user.email.strip().lower() != invitation.email.lower():
+        if email_normalize(user.email) != email_normalize(invitation.email):
             context["problem"] = invitations.INVITATION_WRONG_USER
             return render(request, template, context, status=403)
         if request.method == "POST":

@@ -55,6 +55,29 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll(".toast").forEach(arm);
   });
+  // Public market sockets (ws-connect elements marked data-public-feed) carry fragments that
+  // anyone able to publish to a market group could shape. hx-disable on the live slots stops a
+  // fragment from making requests, but htmx's ws extension swaps every top-level element of a
+  // message out of band, to any "#id" on the page or to "beforeend:body". So while such a
+  // socket's message is being swapped, only targets inside one of its hx-disable slots (strictly
+  // inside: replacing the slot itself would drop its hx-disable) are swapped; anything else is
+  // dropped. The ws extension swaps a message synchronously between these two events.
+  var publicFeed = null;
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var socket = event.target;
+    publicFeed = socket instanceof Element && socket.hasAttribute("data-public-feed") ? socket : null;
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () { publicFeed = null; });
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (!publicFeed) return;
+    var target = event.detail.target;
+    var parent = target instanceof Element ? target.parentElement : null;
+    var slot = parent ? parent.closest("[hx-disable]") : null;
+    if (!slot || !publicFeed.contains(slot)) {
+      event.detail.shouldSwap = false;
+      event.preventDefault();
+    }
+  });
   document.addEventListener("htmx:afterSwap", function () {
     document.querySelectorAll(".toast:not([data-armed])").forEach(function (t) { t.dataset.armed = "1"; arm(t); });
   });

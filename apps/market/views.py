@@ -21,6 +21,7 @@ def _feed_context() -> dict[str, Any]:
     return {
         "feed": presenters.feed(**selectors.market_feed()),
         "stale_after_ms": int(settings.MARKET_STALE_AFTER * 1000),
+        "exchange": presenters.exchange_status(selectors.system_status().status),
     }
 
 
@@ -68,6 +69,7 @@ def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpRespo
             "ladder": presenters.ladder(state),
             "trades": presenters.trades(state),
             "candle": presenters.last_candle(state),
+            "pair_status": presenters.pair_status(state),
             "candles": candles,
             "watched": pair_symbol in selectors.watchlist_symbols(user=request.user),
             "socket_url": _socket_url(membership, symbol_slug(pair_symbol)),
@@ -83,7 +85,11 @@ def status(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(
         request,
         "market/status.html",
-        {"membership": membership, "status": selectors.market_status()},
+        {
+            "membership": membership,
+            "status": selectors.market_status(),
+            "exchange": presenters.exchange_status(selectors.system_status().status),
+        },
     )
 
 

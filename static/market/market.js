@@ -15,6 +15,20 @@
     el.classList.toggle("badge-up", !stale);
   }
 
+  // Kraken's system status (#exchange-status, sent by the feeder when it changes): while it
+  // is not online the badge names it, so it never says "Live" during maintenance.
+  var MODES = { maintenance: "Maintenance", cancel_only: "Cancel only", post_only: "Post only" };
+  function exchangeMode() {
+    var el = document.getElementById("exchange-status");
+    var mode = (el && el.getAttribute("data-system")) || "";
+    return mode && mode !== "online" ? mode : "";
+  }
+  function showState(stale) {
+    var mode = exchangeMode();
+    if (mode) badge("Kraken: " + (MODES[mode] || mode.replace(/_/g, " ")), true);
+    else badge(stale ? "Stale" : "Live", stale);
+  }
+
   // Stale is judged by the feed's pulse (#market-feed, refreshed every second by the feeder):
   // everything is stale when Kraken has not been heard from lately, and a pair is while its
   // book is being rebuilt. A pair that simply has not changed is not stale.
@@ -121,16 +135,20 @@
   };
   document.addEventListener("htmx:wsOpen", function () {
     closed = false;
-    var stale = markStale();
-    badge(stale ? "Stale" : "Live", stale);
+    showState(markStale());
   });
   document.addEventListener("htmx:wsClose", function (evt) {
     var code = evt.detail && evt.detail.event ? evt.detail.event.code : 0;
     closed = true;
     badge(CLOSED_BECAUSE[code] || "Disconnected — reconnecting", true);
   });
+  var shownMode = null;
   document.addEventListener("htmx:wsAfterMessage", function () {
     readPulse();
+    if (!closed && exchangeMode() !== shownMode) {
+      shownMode = exchangeMode();
+      showState(markStale());
+    }
     localTimes(document);
     updateCandle();
   });
@@ -140,8 +158,7 @@
     badge("Connecting…", true);
     setInterval(function () {
       if (closed) return;
-      var stale = markStale();
-      badge(stale ? "Stale" : "Live", stale);
+      showState(markStale());
     }, 2000);
   });
 })();

@@ -6,10 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.template import Context, Template
+from django.test import Client
 from redis.asyncio import Redis
 
 from apps.core.groups import symbol_group
@@ -17,7 +22,10 @@ from apps.market import selectors
 from apps.market.feeder.client import Feeder
 from apps.market.feeder.publisher import EXCHANGE_ELEMENT
 from apps.market.store import EXCHANGE_FRAGMENTS_KEY, OVERVIEW_CHANNEL, loads, state_key
+from apps.orgs.models import Membership
+from kraken_portal.asgi import application
 from tests.market.conftest import eventually, make_feeder
+from tests.market.test_consumers import _headers
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -150,3 +158,38 @@ async def test_a_status_grows_old_when_the_feed_stops(
     assert selectors.system_status().status == "online"
     assert not selectors.system_status().online
     await eventually(lambda: selectors.pair_status("BTC/USD").stale)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("socket_db_connections")
+async def test_a_socket_opened_during_maintenance_gets_the_banner_at_once(
+    sandbox: Any,
+    running_feeder: Feeder,
+    client_for: Callable[[Membership], Client],
+    viewer: Membership,
+) -> None:
+    await eventually(lambda: _subscribed(running_feeder))
+    client = await database_sync_to_async(client_for)(viewer)
+    sandbox.set_status("maintenance")
+    try:
+        await eventually(lambda: selectors.system_status().status == "maintenance")
+        await asyncio.sleep(0.3)  # the banner is stored right after the status
+        for path in ("/ws/o/acme/markets/", "/ws/o/acme/markets/BTC-USD/"):
+            communicator = WebsocketCommunicator(application, path, headers=_headers(client))
+            connected, _ = await communicator.connect(timeout=5)
+            assert connected
+            snapshot = await communicator.receive_from(timeout=5)
+            assert 'id="exchange-status"' in snapshot
+            assert 'data-system="maintenance"' in snapshot
+            if path.endswith("BTC-USD/"):
+                assert 'id="status-BTC-USD"' in snapshot  # the pair's own status element
+            await communicator.disconnect()
+        # Any page can show the same banner (the desk, for one) through the template tag.
+        html = Template("{% load market_status %}{% exchange_status_banner %}").render(Context())
+        assert "Kraken: Maintenance." in html
+    finally:
+        sandbox.set_status("online")
+    await eventually(lambda: selectors.system_status().online)
+    html = Template("{% load market_status %}{% exchange_status_banner %}").render(Context())
+    assert 'id="exchange-status"' in html
+    assert " hidden" in html

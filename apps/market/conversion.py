@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.kraken.naming import normalize_asset
 from apps.market import selectors
 
 PIVOT = "USD"
@@ -39,29 +40,6 @@ STALE_PRICE = (
     "valued in {currency} until the market feed is current again."
 )
 NOT_A_QUANTITY = "The quantity to value must be a finite decimal number."
-
-# Kraken's REST spellings of assets (Balance, Ledgers) -> the feed's WS v2 spellings.
-_ASSET_ALIASES = {
-    "XBT": "BTC",
-    "XXBT": "BTC",
-    "XDG": "DOGE",
-    "XXDG": "DOGE",
-    "XETH": "ETH",
-    "XETC": "ETC",
-    "XLTC": "LTC",
-    "XXRP": "XRP",
-    "XXLM": "XLM",
-    "XXMR": "XMR",
-    "XZEC": "ZEC",
-    "XREP": "REP",
-    "XMLN": "MLN",
-    "ZUSD": "USD",
-    "ZEUR": "EUR",
-    "ZGBP": "GBP",
-    "ZCAD": "CAD",
-    "ZJPY": "JPY",
-    "ZAUD": "AUD",
-}
 
 
 class ConversionError(Exception):
@@ -114,12 +92,6 @@ class Valuation:
         return " * ".join(str(leg) for leg in self.path) or "same currency"
 
 
-def asset_code(asset: str) -> str:
-    """The feed's spelling of an asset (`XXBT`, `XBT` -> `BTC`; `ZEUR` -> `EUR`)."""
-    code = asset.strip().upper()
-    return _ASSET_ALIASES.get(code, code)
-
-
 def value_in(
     *, asset: str, quantity: Decimal, currency: str, max_age: float | None = None
 ) -> Valuation:
@@ -130,7 +102,8 @@ def value_in(
     """
     if not isinstance(quantity, Decimal) or not quantity.is_finite():
         raise ValueError(NOT_A_QUANTITY)
-    asset, currency = asset_code(asset), asset_code(currency)
+    # Kraken's REST spellings (`XXBT`, `ZEUR`) become the feed's (`BTC`, `EUR`).
+    asset, currency = normalize_asset(asset), normalize_asset(currency)
     limit = settings.MARKET_PRICE_MAX_AGE if max_age is None else max_age
     now = time.time()
     if asset == currency:

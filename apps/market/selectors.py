@@ -12,6 +12,7 @@ import redis
 from django.conf import settings
 from django.http import Http404
 
+from apps.kraken.naming import pair_symbol
 from apps.market.models import WatchlistItem
 from apps.market.store import (
     FEEDER_KEY,
@@ -187,12 +188,10 @@ def feeder_pulse() -> dict[str, float]:
     return {"heard_at": _when(raw[0]), "connected_at": _when(raw[1])}
 
 
-def _status(
-    status: str | None, since: float, received_at: float, *, now: float | None = None
-) -> ExchangeStatus:
+def _status(status: str | None, since: float, received_at: float) -> ExchangeStatus:
     if not status:
         return UNKNOWN_STATUS
-    now = time.time() if now is None else now
+    now = time.time()
     confirmed = confirmed_at(received_at=received_at)
     return ExchangeStatus(
         status=status,
@@ -209,8 +208,13 @@ def system_status() -> ExchangeStatus:
 
 
 def pair_status(symbol: str) -> ExchangeStatus:
-    """Kraken's status of one pair (WS v2 spelling, `BTC/USD`), from the `instrument` channel:
-    `online`, `limit_only`, `reduce_only`, `post_only`, `cancel_only`, `maintenance`, ..."""
+    """Kraken's status of one pair (any Kraken spelling: `BTC/USD`, `XBTUSD`, `XXBTZUSD`), from
+    the `instrument` channel: `online`, `limit_only`, `reduce_only`, `post_only`, `cancel_only`,
+    `maintenance`, ... An unknown pair has an unknown (None) status."""
+    try:
+        symbol = pair_symbol(symbol)
+    except ValueError:
+        return UNKNOWN_STATUS
     raw = _redis().hget(PAIR_STATUS_KEY, symbol)
     if not raw:
         return UNKNOWN_STATUS

@@ -122,6 +122,8 @@ async def test_a_pairs_status_reaches_the_selector_its_tile_and_its_page(
             await eventually(lambda: selectors.pair_status("ETH/USD").status == "limit_only")
             assert not selectors.pair_status("ETH/USD").stale
             assert selectors.pair_status("BTC/USD").status == "online"
+            assert selectors.pair_status("XETHZUSD").status == "limit_only"  # REST spelling
+            assert selectors.pair_status("NOT A PAIR").status is None
             await eventually(lambda: any("Limit only" in h for h in pair.sent("status-ETH-USD")))
             await eventually(lambda: any("Limit only" in h for h in overview.sent("tile-ETH-USD")))
             assert not any("Limit only" in h for h in overview.sent("tile-BTC-USD"))

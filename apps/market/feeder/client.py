@@ -349,8 +349,12 @@ class Feeder:
         )
         for symbol in changed:
             st = self.states.get(symbol)
-            if st is not None:
-                st.set_status(statuses[symbol], received_at)
+            if st is None:
+                continue
+            st.set_status(statuses[symbol], received_at)
+            # The first snapshot comes before any price: the status then rides with the pair's
+            # first ticker rather than storing a state without prices for pages to show.
+            if st.ticker:
                 self.publisher.changed(symbol, overview=True)
 
 

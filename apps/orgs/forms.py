@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
-from apps.orgs.countries import COUNTRIES, US_STATES
+from apps.orgs.countries import US_STATES, country_choices
 from apps.orgs.models import AssetsUnderManagement, BusinessType
 from apps.orgs.permissions import Role
 from apps.orgs.services.onboarding import SERVICE_UNAVAILABLE_REGION, UNAVAILABLE_US_STATES
@@ -103,9 +103,8 @@ class OrganizationSettingsForm(forms.Form):
 
 class OnboardingForm(forms.Form):
     company_name = forms.CharField(max_length=200)
-    country = forms.ChoiceField(
-        label="Country of business", choices=[("", "Select a country"), *COUNTRIES]
-    )
+    # A callable, so the order is the reader's language's at each rendering.
+    country = forms.ChoiceField(label="Country of business", choices=country_choices)
     region = forms.ChoiceField(
         label="US state",
         choices=[("", "—"), *US_STATES],

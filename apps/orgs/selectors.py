@@ -11,8 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.models import EncryptedTOTPDevice
 from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
 from apps.orgs.permissions import Capability
 
@@ -40,7 +40,7 @@ def memberships_of(*, user: Any) -> QuerySet[Membership]:
 def org_members(*, org: Organization) -> QuerySet[Membership]:
     """The organization's current members (removed ones are not members), each with
     `has_2fa` (a confirmed authenticator) and their user's last sign-in, in one query."""
-    confirmed = TOTPDevice.objects.filter(user=OuterRef("user_id"), confirmed=True)
+    confirmed = EncryptedTOTPDevice.objects.filter(user=OuterRef("user_id"), confirmed=True)
     return (
         Membership.objects.filter(org=org)
         .select_related("user")

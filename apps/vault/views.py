@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -83,6 +84,7 @@ def _error_text(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+@never_cache
 @require_GET
 @org_view(Capability.VIEW)
 def credential_list_view(request: HttpRequest, membership: Membership) -> HttpResponse:
@@ -99,11 +101,14 @@ def credential_list_view(request: HttpRequest, membership: Membership) -> HttpRe
     return render(request, template, context)
 
 
+# Key pages are never cached (never_cache sends Cache-Control: no-store): the form may be
+# re-rendered with what was typed, and the others describe a key's powers.
+@sensitive_variables("data", "form")
 @sensitive_post_parameters("secret", "otp")
+@never_cache
 @require_http_methods(["GET", "POST"])
 @org_view(Capability.MANAGE_KEYS)
 @step_up_required
-@sensitive_variables("data")
 def credential_create_view(request: HttpRequest, membership: Membership) -> HttpResponse:
     status = 200
     if request.method == "POST":
@@ -137,6 +142,7 @@ def credential_create_view(request: HttpRequest, membership: Membership) -> Http
     return render(request, "vault/credential_form.html", {"form": form}, status=status)
 
 
+@never_cache
 @require_GET
 @org_view(Capability.VIEW)
 def credential_detail_view(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:

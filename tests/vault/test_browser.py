@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.services import totp_device_create
 from apps.vault.models import Credential
 from apps.vault.tasks import credential_probe_task
 from tests.vault.conftest import KEK_1
@@ -30,7 +30,7 @@ def test_a_trader_adds_a_key_and_sees_its_permissions_checked(
     page: Any, portal_server, sign_in_browser, trader, sandbox, settings
 ) -> None:
     settings.KRAKEN_API_URL = sandbox.url
-    device = TOTPDevice.objects.create(user=trader.user, name="Authenticator app", confirmed=True)
+    device = totp_device_create(user=trader.user, name="Authenticator app", confirmed=True)
     account = sandbox.create_account({"USD": "1000"})
     key, secret = sandbox.create_key(
         account, permissions=["query_funds", "query_open", "trade", "withdraw"]

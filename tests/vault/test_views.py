@@ -280,9 +280,10 @@ def test_a_second_active_key_for_the_same_use_is_a_form_error(
 def test_without_a_keyring_adding_a_key_says_so_and_stores_nothing(
     trader, stepped_up_client_for, settings
 ) -> None:
+    client = stepped_up_client_for(trader)  # its authenticator is sealed with the keyring
     settings.PORTAL_KEYRING = ""
     pair = new_key_pair()
-    response = stepped_up_client_for(trader).post(url("credential-create"), form_data(pair))
+    response = client.post(url("credential-create"), form_data(pair))
     assert response.status_code == 503
     assert "vault is not configured" in response.content.decode()
     assert pair.secret not in response.content.decode()

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.core.emails import email_normalize
 from apps.core.trail import audit_record
 from apps.orgs.models import Invitation, Membership, Organization
 from apps.orgs.permissions import Role
@@ -81,7 +82,7 @@ def invitation_issue(
     *, org: Organization, email: str, role: str, invited_by: User, request: HttpRequest | None
 ) -> Invitation:
     """Create and email an invitation. Callers hold the transaction and have checked the actor."""
-    email = email.strip().lower()
+    email = email_normalize(email)
     if Membership.objects.filter(org=org, user__email__iexact=email).exists():
         raise ValidationError({"email": ALREADY_MEMBER})
     pending = (
@@ -178,7 +179,7 @@ def invitation_revoke(
 
 
 def _join(*, invitation: Invitation, user: User, request: HttpRequest | None) -> Membership:
-    if user.email.strip().lower() != invitation.email.strip().lower():
+    if email_normalize(user.email) != email_normalize(invitation.email):
         raise ValidationError(INVITATION_WRONG_USER)
     now = timezone.now()
     # Claim the invitation with a conditional update: of two simultaneous clicks, one wins.

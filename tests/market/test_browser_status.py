@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 
 from apps.orgs.models import Membership
-from tests.market.test_browser import (  # the same live feeder and portal as the other tests
-    _signed_in,
-    feeder_process,  # noqa: F401
-    portal_server_env,  # noqa: F401
-)
+
+# The same portal settings as the other market browser tests; feeder_process comes from
+# tests/market/conftest.py.
+from tests.market.test_browser import _signed_in, portal_server_env  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,

@@ -15,18 +15,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 from django.conf import settings
 
+from apps.core import amounts
 from apps.kraken.naming import normalize_asset
 from apps.market import selectors
 
 PIVOT = "USD"
-# Storage precision of a value (18 places covers every asset Kraken lists). Rates are not
-# quantized to places: a small rate (a token in BTC) would lose its significant digits.
-VALUE_EXPONENT = Decimal("1e-18")
+# Storage precision of a value: the portal's amount columns (apps.core.amounts, 18 places,
+# which covers every asset Kraken lists). Rates are not quantized to places: a small rate (a
+# token in BTC) would lose its significant digits.
+VALUE_EXPONENT = amounts.step(amounts.STORAGE_DECIMAL_PLACES)
 RATE_DIGITS = 34  # significant digits of an inverse rate (decimal128)
 _WIDE = 80  # working precision: quantity x rate never rounds before the final quantize
 
@@ -148,9 +150,9 @@ def value_in(
 
 
 def _quantize(amount: Decimal) -> Decimal:
-    with localcontext() as ctx:
-        ctx.prec = _WIDE
-        return amount.quantize(VALUE_EXPONENT, rounding=ROUND_HALF_EVEN)
+    """At storage precision, half-even, through the portal's one rounding rule (which also
+    widens its context for a large amount and never returns "-0")."""
+    return amounts.quantize(amount, amounts.STORAGE_DECIMAL_PLACES)
 
 
 def _route(asset: str, currency: str, pairs: set[str]) -> list[tuple[str, bool]] | None:

@@ -74,6 +74,9 @@ def test_a_pair_set_to_limit_only_shows_it_on_that_pair_live(
         page.wait_for_selector("[data-market-conn]:has-text('Live')")
         assert "Limit only" in page.locator("#tile-ETH-USD").inner_text()
         assert page.locator("#tile-BTC-USD .tile-status").count() == 0
+        # The table view's row of the pair carries the same mark.
+        assert "Limit only" in (page.locator("#row-ETH-USD th").text_content() or "")
+        assert page.locator("#row-BTC-USD .tile-status").count() == 0
     finally:
         sandbox.set_pair_status("ETH/USD", "online")
 
@@ -81,4 +84,10 @@ def test_a_pair_set_to_limit_only_shows_it_on_that_pair_live(
     page.wait_for_function(
         "() => !document.querySelector('#tile-ETH-USD .tile-status')", timeout=15_000
     )
+    # The table's row (not sent to a page showing tiles) is brought up to date on switching.
+    page.get_by_role("button", name="Table").click()
+    page.wait_for_function(
+        "() => !document.querySelector('#row-ETH-USD .tile-status')", timeout=15_000
+    )
+    assert page.locator("#row-ETH-USD").is_visible()
     assert page.console_errors == []

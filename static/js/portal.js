@@ -59,9 +59,11 @@
   // anyone able to publish to a market group could shape. hx-disable on the live slots stops a
   // fragment from making requests, but htmx's ws extension swaps every top-level element of a
   // message out of band, to any "#id" on the page or to "beforeend:body". So while such a
-  // socket's message is being swapped, only targets inside one of its hx-disable slots (strictly
-  // inside: replacing the slot itself would drop its hx-disable) are swapped; anything else is
-  // dropped. The ws extension swaps a message synchronously between these two events.
+  // socket's message is being swapped, only targets strictly inside an hx-disable slot (replacing
+  // the slot itself would drop its hx-disable) of the socket's element, or inside a
+  // `.live-slot[hx-disable]` elsewhere (the exchange banner sits above the live area), are
+  // swapped; anything else is dropped. The ws extension swaps a message synchronously between
+  // these two events.
   var publicFeed = null;
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
     var socket = event.target;
@@ -73,7 +75,7 @@
     var target = event.detail.target;
     var parent = target instanceof Element ? target.parentElement : null;
     var slot = parent ? parent.closest("[hx-disable]") : null;
-    if (!slot || !publicFeed.contains(slot)) {
+    if (!slot || !(publicFeed.contains(slot) || slot.classList.contains("live-slot"))) {
       event.detail.shouldSwap = false;
       event.preventDefault();
     }

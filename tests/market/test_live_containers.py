@@ -11,13 +11,15 @@ from html.parser import HTMLParser
 import pytest
 from django.test import Client
 
-from apps.market.feeder.publisher import FEED_ELEMENT, SYMBOL_PARTS
+from apps.market.feeder.publisher import EXCHANGE_ELEMENT, FEED_ELEMENT, SYMBOL_PARTS
 from apps.orgs.models import Membership
 
 pytestmark = pytest.mark.django_db
 
-# The ids the publisher's fragments replace: the feed pulse, the overview's tiles and table
-# rows and the pair page's parts (apps.market.feeder.publisher names them).
+# The ids the publisher's fragments replace: the feed pulse, Kraken's system status banner, the
+# overview's tiles and table rows and the pair page's parts (apps.market.feeder.publisher names
+# them).
+LIVE_IDS = {FEED_ELEMENT, EXCHANGE_ELEMENT}
 LIVE_PREFIXES = ("tile-", "row-", *(f"{part}-" for part in SYMBOL_PARTS))
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
 
@@ -61,7 +63,7 @@ def live_targets(elements: list[Element]) -> list[Element]:
     return [
         e
         for e in elements
-        if (e.attrs.get("id") or "") == FEED_ELEMENT
+        if (e.attrs.get("id") or "") in LIVE_IDS
         or (e.attrs.get("id") or "").startswith(LIVE_PREFIXES)
     ]
 
@@ -71,11 +73,11 @@ def live_targets(elements: list[Element]) -> list[Element]:
     [
         (
             "/o/acme/markets/",
-            {FEED_ELEMENT, "tile-BTC-USD", "tile-ETH-USD", "row-BTC-USD", "row-ETH-USD"},
+            {*LIVE_IDS, "tile-BTC-USD", "tile-ETH-USD", "row-BTC-USD", "row-ETH-USD"},
         ),
         (
             "/o/acme/markets/BTC-USD/",
-            {FEED_ELEMENT, *(f"{part}-BTC-USD" for part in SYMBOL_PARTS)},
+            {*LIVE_IDS, *(f"{part}-BTC-USD" for part in SYMBOL_PARTS)},
         ),
     ],
 )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import models, transaction
+
+from apps.core.groups import member_group
 
 
 def _send(group: str, message: dict[str, Any]) -> None:
@@ -35,3 +38,18 @@ CLOSE_CODES = frozenset({CLOSE_REAUTHORISE, CLOSE_SIGNED_OUT, CLOSE_FORBIDDEN})
 def close_sockets_on_commit(group: str, code: int) -> None:
     """Close every socket in `group` with `code`, once the change that ends them has committed."""
     publish_on_commit(group, {"type": "session.close", "code": code})
+
+
+def member_event_on_commit(
+    *, org: models.Model, user_ids: Iterable[int], parts: list[tuple[str, str]]
+) -> None:
+    """Send pre-rendered `parts` [(element_id, html), ...] to the listed members' sockets in
+    `org`, once the change has committed.
+
+    Who receives an event is a security decision, so the caller names the people; each gets it
+    through their own per-organization member group (apps.core.groups.member_group), never a
+    group that spans organizations. Sockets take `fragments` messages into their latest-wins
+    buffer (apps.core.consumers.LatestWinsConsumer)."""
+    message = {"type": "fragments", "parts": [list(part) for part in parts]}
+    for user_id in sorted(set(user_ids)):
+        publish_on_commit(member_group(org.pk, user_id), message)

@@ -119,17 +119,25 @@
     4403: "No access to this page any more — reload",
     4404: "This pair is not traded here",
   };
-  document.addEventListener("htmx:wsOpen", function () {
+  // The header's socket (notifications, approvals) fires the same events: only the market's
+  // own socket speaks for the feed.
+  function fromMarket(evt) {
+    return evt.target instanceof Element && evt.target.closest("[data-market-live]") !== null;
+  }
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    if (!fromMarket(evt)) return;
     closed = false;
     var stale = markStale();
     badge(stale ? "Stale" : "Live", stale);
   });
   document.addEventListener("htmx:wsClose", function (evt) {
+    if (!fromMarket(evt)) return;
     var code = evt.detail && evt.detail.event ? evt.detail.event.code : 0;
     closed = true;
     badge(CLOSED_BECAUSE[code] || "Disconnected — reconnecting", true);
   });
-  document.addEventListener("htmx:wsAfterMessage", function () {
+  document.addEventListener("htmx:wsAfterMessage", function (evt) {
+    if (!fromMarket(evt)) return;
     readPulse();
     localTimes(document);
     updateCandle();

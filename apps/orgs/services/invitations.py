@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.core.trail import audit_record
+from apps.orgs.hooks import role_grant_held
 from apps.orgs.models import Invitation, Membership, Organization
 from apps.orgs.permissions import Role
 from apps.orgs.selectors import InvitationState, invitation_state, token_hash
@@ -131,6 +133,38 @@ def invitation_create(
     if role == Role.OWNER and actor.role != Role.OWNER:
         raise ValidationError({"role": ONLY_OWNER_MANAGES_OWNERS})
     return invitation_issue(org=org, email=email, role=role, invited_by=actor.user, request=request)
+
+
+@dataclass(frozen=True)
+class InvitationGrant:
+    invitation: Invitation | None
+    # Set when the invitation waits for an approval (apps.orgs.hooks): the message says so.
+    held: str | None = None
+
+
+@transaction.atomic
+def invitation_grant(
+    *,
+    org: Organization,
+    email: str,
+    role: str,
+    actor: Membership,
+    request: HttpRequest | None = None,
+) -> InvitationGrant:
+    """A person's invitation (the members page): `invitation_create`, unless the role-grant
+    gate holds it until someone approves (an invitation carries its role, so it is gated like
+    a role change). The approved request then calls `invitation_issue`."""
+    if role == Role.OWNER and actor.role != Role.OWNER:
+        raise ValidationError({"role": ONLY_OWNER_MANAGES_OWNERS})
+    email = email.strip().lower()
+    if Membership.objects.filter(org=org, user__email__iexact=email).exists():
+        raise ValidationError({"email": ALREADY_MEMBER})
+    held = role_grant_held(actor=actor, role=role, member=None, email=email, request=request)
+    if held is not None:
+        return InvitationGrant(None, held)
+    return InvitationGrant(
+        invitation_create(org=org, email=email, role=role, actor=actor, request=request)
+    )
 
 
 @transaction.atomic

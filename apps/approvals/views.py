@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -19,7 +20,6 @@ from apps.approvals.selectors import (
     approval_decisions,
     approval_get_in_org,
     approval_timeline,
-    approvals_mine,
     approvals_recent,
     approvals_waiting,
 )
@@ -43,15 +43,26 @@ def _error_text(error: ValidationError | PermissionDenied) -> str:
     return str(error)
 
 
+@dataclass(frozen=True)
+class Described:
+    approval: ApprovalRequest
+    label: str
+    description: str
+
+
+def _described(approval: ApprovalRequest) -> Described:
+    registered = approval_kind_get(approval.kind)
+    return Described(approval, registered.label, registered.describe(approval))
+
+
 @require_GET
 @org_view(Capability.VIEW)
 def inbox(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
+    waiting = list(approvals_waiting(membership=membership).select_related("requester"))
     context = {
         "org": membership.org,
-        "waiting": list(approvals_waiting(membership=membership).select_related("requester")),
-        "mine": approvals_mine(membership=membership),
-        "recent": approvals_recent(membership=membership),
-        "kinds": {kind.key: kind.label for kind in approval_kinds()},
+        "waiting": [_described(approval) for approval in waiting],
+        "recent": [_described(approval) for approval in approvals_recent(membership=membership)],
     }
     template = "approvals/inbox.html" + ("#approval-inbox" if request.htmx else "")
     return render(request, template, context)

@@ -8,10 +8,12 @@ class ApprovalsConfig(AppConfig):
     def ready(self) -> None:
         from apps.approvals import live, policy_changes, role_grants
         from apps.approvals.policies import removal_warnings
+        from apps.approvals.receivers import on_membership_removed
         from apps.approvals.registry import approval_kind_register
         from apps.notifications.kinds import notification_kind_register
         from apps.notifications.live import live_snapshot_register
         from apps.orgs.hooks import removal_warnings_register, role_grant_gate_register
+        from apps.orgs.signals import membership_removed
 
         notification_kind_register("approvals.needed", "Approval needed", default_email=True)
         notification_kind_register(
@@ -37,3 +39,8 @@ class ApprovalsConfig(AppConfig):
         role_grant_gate_register(role_grants.role_grant_gate)
         removal_warnings_register(removal_warnings)
         live_snapshot_register("approvals", live.snapshot)
+        # A removed member's requests are cancelled and their decisions voided, in the
+        # removal's transaction.
+        membership_removed.connect(
+            on_membership_removed, dispatch_uid="approvals.release-removed-member"
+        )

@@ -466,3 +466,40 @@ def approvals_run_due() -> int:
         approval_execute(approval_id=pk)
         done += 1
     return done
+
+
+def approvals_release_member(
+    *, membership: Membership, actor: Membership, request: HttpRequest | None = None
+) -> None:
+    """A member leaves (apps.orgs.signals.membership_removed, in the removal's transaction):
+    what they asked for is cancelled, and their decisions on open requests no longer count."""
+    now = timezone.now()
+    asked = ApprovalRequest.objects.select_related("org").filter(
+        org_id=membership.org_id, requester_id=membership.user_id, status__in=UNSETTLED
+    )
+    for approval in asked.select_for_update(of=("self",)):
+        approval.status = ApprovalRequest.Status.CANCELLED
+        approval.save(update_fields=["status"])
+        _event(approval, "cancelled", f"Cancelled: {membership.user.email} left the organization.")
+        _audit(approval, "cancel", actor=actor, request=request, reason="requester removed")
+        publish_request(approval)
+    decided = Decision.objects.filter(
+        request__org_id=membership.org_id,
+        request__status__in=UNSETTLED,
+        approver_id=membership.user_id,
+        voided_at__isnull=True,
+    ).select_related("request__org")
+    for decision in decided:
+        approval = decision.request
+        Decision.objects.filter(pk=decision.pk).update(voided_at=now)
+        if approval.status == ApprovalRequest.Status.APPROVED and not quorum_met(approval):
+            # Approved but not yet carried out (a delayed request): it waits again.
+            approval.status = ApprovalRequest.Status.PENDING
+            approval.save(update_fields=["status"])
+        _event(
+            approval,
+            "decision_voided",
+            f"{membership.user.email} left the organization: their decision no longer counts.",
+        )
+        _audit(approval, "decision_void", actor=actor, request=request)
+        publish_request(approval)

@@ -44,7 +44,7 @@ async def test_a_decision_updates_the_timeline_for_requester_and_approvers_only(
         while element not in frame:
             frame += await sockets[email].receive_from(timeout=5)
         assert "Approved by approver@acme.test" in frame
-    # The approver has nothing left to decide: their inbox count drops.
+    # A trader can neither decide nor asked: nothing reaches them.
     assert await sockets["trader@acme.test"].receive_nothing(timeout=0.5)
     for socket in sockets.values():
         await socket.disconnect()

@@ -346,3 +346,25 @@ def test_the_rolling_24_hour_cap_per_asset_refuses_the_excess(owner, treasurer) 
     transfer(treasurer, "10", name="t2")  # 0.2 BTC in the window
 
     refused("above the cap of 0.25", transfer, treasurer, "10", name="t3")
+
+
+# A member leaves
+
+
+def test_a_removed_members_requests_are_cancelled_and_their_decisions_voided(
+    owner, approver, treasurer
+) -> None:
+    from apps.orgs.services.memberships import membership_remove
+
+    theirs = transfer(treasurer, "10", name="t1")
+    other = MembershipFactory(org=owner.org, role=Role.TREASURER)
+    waiting = transfer(other, "5000", name="t2")
+    decide(waiting, approver)
+
+    membership_remove(membership=treasurer, actor=owner)
+    membership_remove(membership=approver, actor=owner)
+
+    theirs.refresh_from_db()
+    assert theirs.status == ApprovalRequest.Status.CANCELLED
+    assert Decision.objects.get(request=waiting).voided_at is not None
+    assert waiting.events.filter(action="decision_voided").exists()

@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.approvals.live import publish_counts, publish_request
-from apps.approvals.models import ApprovalEvent, ApprovalRequest, Decision
+from apps.approvals.models import ApprovalEvent, ApprovalRequest, Decision, Policy
 from apps.approvals.policies import policy_for, policy_tiers, tier_for_value
 from apps.approvals.registry import TierSpec, approval_kind_get
 from apps.approvals.selectors import eligible_approver_ids
@@ -115,12 +115,17 @@ def approval_request_create(
     """Ask for approval. Runs in the caller's transaction (the change waiting for approval and
     the request commit together). `value` is in `currency`, which must be the policy's."""
     registered = approval_kind_get(kind)
+    if value is not None and "rate" not in summary:
+        # What the approvers agree to must show how the value was reached.
+        raise ValueError("A request with a value freezes the conversion rate used in its summary.")
     policy = policy_for(org=org, kind=kind)
     if value is not None and currency != policy.currency:
         raise ValidationError(CURRENCY_MISMATCH.format(currency=currency, policy=policy.currency))
     now = timezone.now()
     cap_text = policy.velocity_caps.get(asset) if asset else None
     if cap_text is not None and amount is not None:
+        # Serialise the cap check per policy: two requests at once cannot both fit under it.
+        Policy.objects.select_for_update().filter(pk=policy.pk).first()
         cap = Decimal(str(cap_text))
         # The rolling window: requests of the last 24 hours that are, or may still become, spent.
         earlier = ApprovalRequest.objects.filter(

@@ -334,7 +334,7 @@ def test_a_value_in_another_currency_than_the_thresholds_is_refused(owner, treas
         org=owner.org,
         kind="tests.transfer",
         requester=treasurer,
-        summary={"subject": "t1", "address": "a", "amount": "1"},
+        summary={"subject": "t1", "address": "a", "amount": "1", "rate": "1"},
         value=Decimal(1),
         currency="EUR",
     )

@@ -164,3 +164,15 @@ def test_a_grant_whose_admin_lost_the_role_fails_with_a_reason(
     assert approval.error == "The person who asked for this is no longer an administrator here."
     viewer.refresh_from_db()
     assert viewer.role == Role.VIEWER
+
+
+def test_inviting_an_address_with_an_open_invitation_is_refused_before_any_request(
+    owner, admin, client_for, committing
+) -> None:
+    url = reverse("orgs:invitation-create", kwargs={"org": "acme"})
+    with committing():
+        client_for(owner).post(url, {"email": "desk@example.test", "role": Role.VIEWER})
+        response = client_for(admin).post(url, {"email": "desk@example.test", "role": Role.TRADER})
+
+    assert response.status_code == 400
+    assert not ApprovalRequest.objects.exists()

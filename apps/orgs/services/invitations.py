@@ -159,6 +159,12 @@ def invitation_grant(
     email = email.strip().lower()
     if Membership.objects.filter(org=org, user__email__iexact=email).exists():
         raise ValidationError({"email": ALREADY_MEMBER})
+    pending = Invitation.objects.filter(
+        org=org, email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+    ).first()
+    if pending is not None and invitation_state(pending) is InvitationState.OPEN:
+        # Refused before anything waits for an approval that could only fail.
+        raise ValidationError({"email": ALREADY_INVITED})
     held = role_grant_held(actor=actor, role=role, member=None, email=email, request=request)
     if held is not None:
         return InvitationGrant(None, held)

@@ -36,20 +36,26 @@ def policy_for(*, org: Organization, kind: str) -> Policy:
             policy = Policy.objects.create(
                 org=org, kind=kind, expiry_hours=registered.default_expiry_hours
             )
-            PolicyTier.objects.bulk_create(
-                PolicyTier(
-                    policy=policy,
-                    min_value=tier.min_value,
-                    approvals=tier.approvals,
-                    roles=list(tier.roles),
-                    owner_required=tier.owner_required,
-                )
-                for tier in registered.default_tiers
-            )
+            policy_tiers_replace(policy, registered.default_tiers)
     except IntegrityError:
         # Created meanwhile by a concurrent first use: that one stands.
         return Policy.objects.get(org=org, kind=kind)
     return policy
+
+
+def policy_tiers_replace(policy: Policy, tiers: Iterable[TierSpec]) -> None:
+    """Write `tiers` as the policy's only tiers (the caller holds the transaction)."""
+    policy.tiers.all().delete()
+    PolicyTier.objects.bulk_create(
+        PolicyTier(
+            policy=policy,
+            min_value=tier.min_value,
+            approvals=tier.approvals,
+            roles=list(tier.roles),
+            owner_required=tier.owner_required,
+        )
+        for tier in tiers
+    )
 
 
 def policy_tiers(policy: Policy) -> list[TierSpec]:

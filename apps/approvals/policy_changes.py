@@ -22,8 +22,14 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.approvals.models import ApprovalRequest, Policy, PolicyTier
-from apps.approvals.policies import org_member_roles, policy_for, policy_tiers, tier_problems
+from apps.approvals.models import ApprovalRequest, Policy
+from apps.approvals.policies import (
+    org_member_roles,
+    policy_for,
+    policy_tiers,
+    policy_tiers_replace,
+    tier_problems,
+)
 from apps.approvals.registry import TierSpec, approval_kind_get, approval_kind_register
 from apps.approvals.services import approval_link, approval_request_create
 from apps.core.trail import audit_record
@@ -144,17 +150,7 @@ def _apply(policy: Policy, spec: PolicySpec) -> None:
     policy.expiry_hours = spec.expiry_hours
     policy.velocity_caps = {k: str(v) for k, v in spec.velocity_caps.items()}
     policy.save()
-    policy.tiers.all().delete()
-    PolicyTier.objects.bulk_create(
-        PolicyTier(
-            policy=policy,
-            min_value=t.min_value,
-            approvals=t.approvals,
-            roles=list(t.roles),
-            owner_required=t.owner_required,
-        )
-        for t in spec.tiers
-    )
+    policy_tiers_replace(policy, spec.tiers)
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,13 @@ class PolicySpec:
         return {
             "currency": self.currency,
             "expiry_hours": self.expiry_hours,
-            "velocity_caps": {k: str(v) for k, v in sorted(self.velocity_caps.items())},
+            "velocity_caps": {
+                k: format(v.normalize(), "f") for k, v in sorted(self.velocity_caps.items())
+            },
             "tiers": [
                 {
-                    "min_value": str(t.min_value),
+                    # Normalised, so 0E-8 read back from the database equals a typed 0.
+                    "min_value": format(t.min_value.normalize(), "f"),
                     "approvals": t.approvals,
                     "roles": sorted(t.roles),
                     "owner_required": t.owner_required,
@@ -241,8 +244,23 @@ def fingerprint(approval: ApprovalRequest) -> str:
     return _policy_fingerprint(approval.org_id, approval.summary["policy_kind"])
 
 
+def _spec_text(data: dict[str, Any]) -> str:
+    tiers = "; ".join(
+        f"from {t['min_value']} {data['currency']}: {t['approvals']} of {', '.join(t['roles'])}"
+        + (" (an owner among them)" if t["owner_required"] else "")
+        for t in data["tiers"]
+    )
+    caps = ", ".join(f"{k} {v}" for k, v in data["velocity_caps"].items()) or "none"
+    return f"{tiers}; expiry {data['expiry_hours']} h; 24 h caps: {caps}"
+
+
 def describe(approval: ApprovalRequest) -> str:
-    return f"Change the {approval.summary['policy_kind']} approval policy"
+    """What an approver reads: the policy as it is, and as it would be."""
+    summary = approval.summary
+    return (
+        f"Change the {summary['policy_kind']} approval policy from [{_spec_text(summary['from'])}]"
+        f" to [{_spec_text(summary['to'])}]"
+    )
 
 
 def register() -> None:

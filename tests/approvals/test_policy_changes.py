@@ -220,3 +220,18 @@ def test_the_policy_of_policy_changes_is_not_editable(owner) -> None:
     url = reverse("approvals:policy-edit", kwargs={"org": "acme", "kind": "orgs.policy_change"})
 
     assert stepped_up_client(owner).get(url).status_code == 404
+
+
+def test_the_approver_reads_the_policy_before_and_after(owner, approver) -> None:
+    MembershipFactory(org=owner.org, role=Role.OWNER, user=UserFactory())
+    approval = propose(owner, spec(roles=(Role.OWNER, Role.APPROVER))).approval
+
+    text = policy_changes.describe(approval)
+
+    assert "from [from 0 USD: 1 of owner (an owner among them); expiry 72 h" in text
+    assert "to [from 0 USD: 1 of approver, owner (an owner among them)" in text
+
+
+def test_proposing_the_policy_as_it_is_changes_nothing(owner) -> None:
+    with pytest.raises(ValidationError, match=policy_changes.NO_CHANGE):
+        propose(owner, spec())

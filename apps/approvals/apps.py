@@ -24,7 +24,11 @@ class ApprovalsConfig(AppConfig):
         )
         notification_kind_register("approvals.failed", "Approved change failed", default_email=True)
         notification_kind_register(
-            "approvals.delayed", "A policy loosening is waiting out its delay", default_email=True
+            "approvals.delayed",
+            "A policy loosening is waiting out its delay",
+            default_email=True,
+            # Every owner must hear of it, so they can cancel: not a preference.
+            email_required=True,
         )
         approval_kind_register(
             role_grants.KIND,

@@ -15,4 +15,7 @@ class PreferencesForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field: forms.MultipleChoiceField = self.fields["email"]  # type: ignore[assignment]
-        field.choices = [(kind.key, kind.label) for kind in notification_kinds()]
+        field.choices = [
+            (kind.key, f"{kind.label} (always emailed)" if kind.email_required else kind.label)
+            for kind in notification_kinds()
+        ]

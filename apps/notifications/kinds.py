@@ -12,15 +12,24 @@ class NotificationKind:
     key: str  # "approvals.needed": the app's label, a dot, the event
     label: str  # what the preferences page shows
     default_email: bool  # whether a member who has not chosen gets an email
+    # Security notices (a loosening waiting out its delay) are emailed whatever the choice.
+    email_required: bool = False
 
 
 _kinds: dict[str, NotificationKind] = {}
 
 
-def notification_kind_register(key: str, label: str, *, default_email: bool) -> NotificationKind:
+def notification_kind_register(
+    key: str, label: str, *, default_email: bool, email_required: bool = False
+) -> NotificationKind:
     """Register a kind once; registering the same key again replaces it (ready() may run twice
     in tests)."""
-    kind = NotificationKind(key=key, label=label, default_email=default_email)
+    kind = NotificationKind(
+        key=key,
+        label=label,
+        default_email=default_email or email_required,
+        email_required=email_required,
+    )
     _kinds[key] = kind
     return kind
 

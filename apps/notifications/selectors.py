@@ -49,13 +49,18 @@ def notification_preferences(*, membership: Membership) -> list[PreferenceRow]:
         NotificationPreference.objects.filter(membership=membership).values_list("kind", "email")
     )
     return [
-        PreferenceRow(kind=kind, email=chosen.get(kind.key, kind.default_email))
+        PreferenceRow(
+            kind=kind, email=kind.email_required or chosen.get(kind.key, kind.default_email)
+        )
         for kind in notification_kinds()
     ]
 
 
 def email_wanted(*, membership_ids: dict[int, int], kind: NotificationKind) -> set[int]:
-    """Of the users in `membership_ids` (user id -> membership id), those who want email."""
+    """Of the users in `membership_ids` (user id -> membership id), those who want email
+    (everyone, for a kind whose email is required)."""
+    if kind.email_required:
+        return set(membership_ids)
     chosen = dict(
         NotificationPreference.objects.filter(
             membership_id__in=membership_ids.values(), kind=kind.key

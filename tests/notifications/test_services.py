@@ -92,3 +92,15 @@ def test_marking_read_updates_the_count(owner, committing) -> None:
     assert notification_mark_read(membership=owner, notification=rows[0]) == 0
     assert notification_mark_all_read(membership=owner) == 1
     assert not Notification.objects.filter(read_at__isnull=True).exists()
+
+
+def test_a_required_email_goes_out_whatever_the_preference(owner) -> None:
+    from apps.notifications.kinds import notification_kind_register
+    from apps.notifications.selectors import email_wanted
+
+    required = notification_kind_register(
+        "tests.alarm", "Alarms", default_email=False, email_required=True
+    )
+    notification_preferences_set(membership=owner, email_kinds=set())
+
+    assert email_wanted(membership_ids={owner.user_id: owner.pk}, kind=required) == {owner.user_id}

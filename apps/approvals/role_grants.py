@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from apps.approvals.models import ApprovalRequest
 from apps.approvals.services import approval_request_create
+from apps.notifications.services import notify
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability, Role, role_can
 from apps.orgs.services.invitations import invitation_issue
@@ -141,4 +142,11 @@ def handler(approval: ApprovalRequest) -> None:
     member = _member(approval)
     if member is None:
         raise ValidationError(MEMBER_GONE)
-    membership_change_role(membership=member, role=summary["role"], actor=requester)
+    changed = membership_change_role(membership=member, role=summary["role"], actor=requester)
+    # The member learns it too (their open pages reconnect with the new role by themselves).
+    notify(
+        org=approval.org,
+        user_ids=[changed.user_id],
+        kind="approvals.executed",
+        title=f"Your role in {approval.org.name} is now {changed.get_role_display()}",
+    )

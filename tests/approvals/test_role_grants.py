@@ -85,6 +85,9 @@ def test_the_owner_approves_in_the_inbox_and_the_role_changes(
     assert approval.status == ApprovalRequest.Status.EXECUTED
     assert Notification.objects.filter(recipient=admin.user, kind="approvals.executed").exists()
     assert Notification.objects.filter(recipient=owner.user, kind="approvals.executed").exists()
+    assert Notification.objects.filter(
+        recipient=viewer.user, title="Your role in Acme Capital is now Trader"
+    ).exists()
 
 
 def test_an_owner_grants_directly(owner, viewer, client_for) -> None:

@@ -60,7 +60,7 @@ def publish_counts(*, org_id: int, user_ids: Iterable[int]) -> None:
             org_id=org_id, user_id__in=list(user_ids)
         ):
             member_event_on_commit(
-                org=membership.org, user_ids=[membership.user_id], parts=[count_part(membership)]
+                org_id=org_id, user_ids=[membership.user_id], parts=[count_part(membership)]
             )
 
     transaction.on_commit(send, robust=True)
@@ -71,11 +71,11 @@ def publish_request(approval: ApprovalRequest) -> None:
     The audience is read before commit, so a member who just lost eligibility still sees the
     outcome of the step that removed them."""
     audience = approval_audience_ids(approval=approval)
-    pk, org = approval.pk, approval.org
+    pk, org_id = approval.pk, approval.org_id
 
     def send() -> None:
         fresh = ApprovalRequest.objects.select_related("org", "requester").get(pk=pk)
-        member_event_on_commit(org=org, user_ids=audience, parts=[timeline_part(fresh)])
+        member_event_on_commit(org_id=org_id, user_ids=audience, parts=[timeline_part(fresh)])
 
     transaction.on_commit(send, robust=True)
     publish_counts(org_id=approval.org_id, user_ids=audience)

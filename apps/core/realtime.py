@@ -8,9 +8,18 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import models, transaction
+from django.db import transaction
 
-from apps.core.groups import member_group
+from apps.core.groups import CONTROL_ONLY_PREFIXES, member_group
+
+# The only message a control-only group (a user's sockets across organizations, a session's
+# sockets) may carry. Anything else sent there would reach the user's sockets in every
+# organization they belong to, including ones the data is not about.
+CONTROL_MESSAGE_TYPES = frozenset({"session.close"})
+
+
+class PrivateDataToSharedGroup(ValueError):
+    """A publisher tried to send data to a group that spans organizations."""
 
 
 def _send(group: str, message: dict[str, Any]) -> None:
@@ -23,7 +32,18 @@ def publish_on_commit(group: str, message: dict[str, Any]) -> None:
     """Send `message` to `group` once the surrounding transaction has committed.
 
     Robust: a channel layer that is down is logged, never raised into the caller, because the
-    change has committed by then (and signing out, for one, must not fail because Redis did)."""
+    change has committed by then (and signing out, for one, must not fail because Redis did).
+
+    Raises PrivateDataToSharedGroup at once (not after commit) for anything but a control
+    message to a group that spans organizations (apps.core.groups.user_group, session_group).
+    """
+    if group.startswith(CONTROL_ONLY_PREFIXES) and message.get("type") not in (
+        CONTROL_MESSAGE_TYPES
+    ):
+        raise PrivateDataToSharedGroup(
+            f"{message.get('type')!r} may not be sent to {group.split('.')[0]!r} groups: they "
+            "span organizations. Send private events with member_event_on_commit()."
+        )
     transaction.on_commit(partial(_send, group, message), robust=True)
 
 
@@ -41,15 +61,10 @@ def close_sockets_on_commit(group: str, code: int) -> None:
 
 
 def member_event_on_commit(
-    *, org: models.Model, user_ids: Iterable[int], parts: list[tuple[str, str]]
+    *, org_id: int, user_ids: Iterable[int], parts: list[tuple[str, str]]
 ) -> None:
-    """Send pre-rendered `parts` [(element_id, html), ...] to the listed members' sockets in
-    `org`, once the change has committed.
-
-    Who receives an event is a security decision, so the caller names the people; each gets it
-    through their own per-organization member group (apps.core.groups.member_group), never a
-    group that spans organizations. Sockets take `fragments` messages into their latest-wins
-    buffer (apps.core.consumers.LatestWinsConsumer)."""
-    message = {"type": "fragments", "parts": [list(part) for part in parts]}
+    """Send pre-rendered parts `[(element_id, html), ...]` to the sockets each user has open in
+    organization `org_id`, after commit. The caller chooses who may receive the event (a
+    security decision); it never reaches the same user's sockets in another organization."""
     for user_id in sorted(set(user_ids)):
-        publish_on_commit(member_group(org.pk, user_id), message)
+        publish_on_commit(member_group(org_id, user_id), {"type": "fragments", "parts": parts})

@@ -39,7 +39,7 @@ def _publish_badges(*, org: Organization, user_ids: Iterable[int]) -> None:
                 membership=membership,
                 count=notification_unread_count(org_id=org.pk, user_id=membership.user_id),
             )
-            member_event_on_commit(org=org, user_ids=[membership.user_id], parts=[part])
+            member_event_on_commit(org_id=org.pk, user_ids=[membership.user_id], parts=[part])
 
     # member_event_on_commit outside a transaction sends at once.
     transaction.on_commit(send, robust=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
@@ -27,17 +28,28 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(Organization)
 class OrganizationAdmin(ReadOnlyAdmin):
-    list_display = ("name", "slug", "country", "require_2fa", "created_at")
+    list_display = (
+        "name",
+        "slug",
+        "country",
+        "require_2fa",
+        "allow_overprivileged_keys",
+        "created_at",
+    )
     search_fields = ("name", "slug")
-    list_filter = ("require_2fa", "country")
+    list_filter = ("require_2fa", "allow_overprivileged_keys", "country")
 
 
 @admin.register(Membership)
 class MembershipAdmin(ReadOnlyAdmin):
-    list_display = ("user", "org", "role", "created_at")
-    list_filter = ("role",)
+    list_display = ("user", "org", "role", "status", "removed_at", "created_at")
+    list_filter = ("role", "status")
     search_fields = ("user__email", "org__name", "org__slug")
     list_select_related = ("user", "org")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        # Staff see removed memberships too (the default manager hides them).
+        return Membership.all_objects.select_related("user", "org")
 
 
 @admin.register(Invitation)

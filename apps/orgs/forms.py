@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
-from apps.orgs.countries import COUNTRIES, US_STATES
+from apps.orgs.countries import US_STATES, country_choices
 from apps.orgs.models import AssetsUnderManagement, BusinessType
 from apps.orgs.permissions import Role
 from apps.orgs.services.onboarding import SERVICE_UNAVAILABLE_REGION, UNAVAILABLE_US_STATES
@@ -86,13 +86,25 @@ class OrganizationSettingsForm(forms.Form):
         label="Require two-factor authentication for every member",
         help_text="Members without 2FA are asked to set it up before they can continue.",
     )
+    allow_overprivileged_keys = forms.BooleanField(
+        required=False,
+        label="Accept API keys that can do more than their use needs",
+        help_text="Off: a key that can, say, withdraw although it is for trading is refused "
+        "when its permissions are checked. Only an owner can change this.",
+    )
+
+    def __init__(self, *args: Any, actor_role: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if actor_role != Role.OWNER:
+            # Shown, so admins know the policy, but only an owner may change it; a disabled
+            # field ignores whatever is posted for it.
+            self.fields["allow_overprivileged_keys"].disabled = True
 
 
 class OnboardingForm(forms.Form):
     company_name = forms.CharField(max_length=200)
-    country = forms.ChoiceField(
-        label="Country of business", choices=[("", "Select a country"), *COUNTRIES]
-    )
+    # A callable, so the order is the reader's language's at each rendering.
+    country = forms.ChoiceField(label="Country of business", choices=country_choices)
     region = forms.ChoiceField(
         label="US state",
         choices=[("", "—"), *US_STATES],

@@ -16,6 +16,13 @@ class Organization(models.Model):
     require_2fa = models.BooleanField(
         default=True, help_text="Every member must use two-factor authentication."
     )
+    # Off by default: a key that can do more than its use needs (withdraw on a trading key) is
+    # refused. Only an owner, after a step-up, may turn this on (apps.orgs.services).
+    allow_overprivileged_keys = models.BooleanField(
+        default=False,
+        help_text="Accept API keys that can do more than their use needs (e.g. withdraw on a "
+        "trading key).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -25,14 +32,42 @@ class Organization(models.Model):
         return self.name
 
 
+class ActiveMembershipManager(models.Manager["Membership"]):
+    """Only current members. The default manager, so every selector, access check, socket and
+    count treats a removed member as a non-member without having to remember to; the rows that
+    must also see removed memberships (re-invitation, the removal itself) use `all_objects`.
+    Foreign keys to a membership (a credential's owner) still reach removed rows, because
+    Django follows them with the plain base manager."""
+
+    def get_queryset(self) -> models.QuerySet[Membership]:
+        return super().get_queryset().filter(status=Membership.Status.ACTIVE)
+
+
 class Membership(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        # Kept, not deleted: the member's keys, audit trail and orders still point at the row.
+        REMOVED = "removed", "Removed"
+
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ActiveMembershipManager()
+    all_objects = models.Manager["Membership"]()
 
     class Meta:
         constraints = (models.UniqueConstraint(fields=("org", "user"), name="membership_unique"),)
@@ -42,7 +77,11 @@ class Membership(models.Model):
         return f"{self.user} in {self.org} as {self.role}"
 
     def can(self, capability: Capability) -> bool:
-        return role_can(self.role, capability)
+        return self.is_active and role_can(self.role, capability)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
 
 
 class Invitation(models.Model):

@@ -8,10 +8,11 @@ from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from apps.accounts.models import EncryptedTOTPDevice
 from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
 from apps.orgs.permissions import Capability
 
@@ -37,7 +38,15 @@ def memberships_of(*, user: Any) -> QuerySet[Membership]:
 
 
 def org_members(*, org: Organization) -> QuerySet[Membership]:
-    return Membership.objects.filter(org=org).select_related("user").order_by("user__email")
+    """The organization's current members (removed ones are not members), each with
+    `has_2fa` (a confirmed authenticator) and their user's last sign-in, in one query."""
+    confirmed = EncryptedTOTPDevice.objects.filter(user=OuterRef("user_id"), confirmed=True)
+    return (
+        Membership.objects.filter(org=org)
+        .select_related("user")
+        .annotate(has_2fa=Exists(confirmed))
+        .order_by("user__email")
+    )
 
 
 def member_get_in_org(*, org: Organization, pk: int) -> Membership:

@@ -3,20 +3,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import User
 from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
 from apps.core.access import public_view, staff_view
+from apps.core.clientip import client_ip
+from apps.core.ratelimit import window_hit
 from apps.orgs.access import org_view
 from apps.orgs.forms import (
     AcceptAsNewUserForm,
@@ -54,6 +57,7 @@ WELCOME = "Welcome to {org}."
 APPLICATION_RECEIVED = "Thank you: we received your application and will be in touch by email."
 APPLICATION_APPROVED = "{company} was approved; {email} has been invited as owner."
 APPLICATION_REJECTED = "{company} was rejected."
+APPLICATIONS_TOO_MANY = "Too many applications from your network; try again in {wait}."
 
 
 def _error_text(error: ValidationError) -> str:
@@ -141,8 +145,9 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
         else:
             target, held = grant.membership, grant.held
     if getattr(request, "htmx", False):
-        # The row swaps in place; its message shows inside the row.
-        target.refresh_from_db()
+        # The row swaps in place; its message shows inside the row (read as the table reads
+        # it, with its 2FA status).
+        target = org_members(org=membership.org).get(pk=target.pk)
         context = _member_row_context(membership)
         context.update(
             m=target,
@@ -266,19 +271,29 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
         # Policies (2FA for everyone) are sensitive: a fresh second-factor confirmation first.
         return step_up_redirect(request)
     org = membership.org
-    initial = {"name": org.name, "require_2fa": org.require_2fa}
-    form = OrganizationSettingsForm(request.POST or None, initial=initial)
+    initial = {
+        "name": org.name,
+        "require_2fa": org.require_2fa,
+        "allow_overprivileged_keys": org.allow_overprivileged_keys,
+    }
+    form = OrganizationSettingsForm(
+        request.POST or None, initial=initial, actor_role=membership.role
+    )
     if request.method == "POST" and form.is_valid():
+        owner = membership.role == Role.OWNER
         try:
             organizations.organization_update_settings(
                 org=org,
                 actor=membership,
                 name=form.cleaned_data["name"],
                 require_2fa=form.cleaned_data["require_2fa"],
+                allow_overprivileged_keys=(
+                    form.cleaned_data["allow_overprivileged_keys"] if owner else None
+                ),
                 request=request,
             )
-        except ValidationError as exc:
-            form.add_error(None, exc)
+        except (ValidationError, PermissionDenied) as exc:
+            form.add_error(None, str(exc) if isinstance(exc, PermissionDenied) else exc)
         else:
             messages.success(request, SETTINGS_SAVED)
             return redirect("orgs:settings", org=org.slug)
@@ -289,6 +304,7 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
 # Invitation landing page: public, because the invitee may not have an account yet.
 
 
+@sensitive_variables("form")
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 @public_view
@@ -345,18 +361,34 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 # Institutional onboarding: the public application form and the staff review queue.
 
 
+def _onboarding_limit(request: HttpRequest) -> str | None:
+    """Count this submission against its address; the refusal once the address is over."""
+    window = window_hit(
+        scope="onboarding-address",
+        source=client_ip(request) or "unknown",
+        window=int(settings.ONBOARDING_ADDRESS_WINDOW),
+    )
+    if window.count > int(settings.ONBOARDING_ADDRESS_LIMIT):
+        return APPLICATIONS_TOO_MANY.format(wait=window.wait)
+    return None
+
+
 @require_http_methods(["GET", "POST"])
 @public_view
 def onboarding_apply(request: HttpRequest) -> HttpResponse:
     form = OnboardingForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    status = 400 if request.method == "POST" else 200
+    if request.method == "POST" and (refusal := _onboarding_limit(request)) is not None:
+        # Refused before validation: a flood costs one Redis round trip per request.
+        form.add_error(None, refusal)
+        status = 429
+    elif request.method == "POST" and form.is_valid():
         try:
             onboarding.onboarding_apply(**form.cleaned_data, request=request)
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
             return redirect("onboarding:apply-done")
-    status = 400 if request.method == "POST" else 200
     return render(request, "orgs/onboarding_apply.html", {"form": form}, status=status)
 
 

@@ -27,59 +27,74 @@ PERMISSIONS: frozenset[str] = frozenset(
 )
 ALL_PERMISSIONS: list[str] = sorted(PERMISSIONS)
 
-# Which key permission each private method needs (Kraken's key settings, FACTS §4).
-METHOD_PERMISSION: dict[str, str] = {
-    "Balance": "query_funds",
-    "BalanceEx": "query_funds",
-    "TradeBalance": "query_funds",
-    "CreditLines": "query_funds",
-    "OpenOrders": "query_open",
-    "QueryOrders": "query_open",
-    "OrderAmends": "query_open",
-    "ClosedOrders": "query_closed",
-    "TradesHistory": "query_closed",
-    "QueryTrades": "query_closed",
-    "OpenPositions": "query_open",
-    "Ledgers": "query_ledger",
-    "QueryLedgers": "query_ledger",
-    "TradeVolume": "query_ledger",
-    "AddOrder": "trade",
-    "AddOrderBatch": "trade",
-    "AmendOrder": "trade",
-    "EditOrder": "trade",
-    "CancelOrder": "trade",
-    "CancelAll": "trade",
-    "CancelAllOrdersAfter": "trade",
-    "CancelOrderBatch": "trade",
-    "GetWebSocketsToken": "websocket",
-    "DepositMethods": "deposit",
-    "DepositAddresses": "deposit",
-    "DepositStatus": "deposit",
-    "WithdrawMethods": "withdraw",
-    "WithdrawAddresses": "withdraw",
-    "WithdrawInfo": "withdraw",
-    "Withdraw": "withdraw",
-    "WithdrawStatus": "withdraw",
-    "WithdrawCancel": "withdraw",
-    "WalletTransfer": "withdraw",
-    "CreateSubaccount": "trade",
-    "AccountTransfer": "withdraw",
-    "Earn/Allocate": "earn",
-    "Earn/Deallocate": "earn",
-    "Earn/AllocateStatus": "earn",
-    "Earn/DeallocateStatus": "earn",
-    "Earn/Strategies": "earn",
-    "Earn/Allocations": "earn",
+# Which key permissions each private method needs, from the "API Key Permissions Required"
+# line of each endpoint in the spec (spot-rest/openapi_v3.yaml) and, for GetApiKeyInfo, the
+# change log (CHANGES-2025-2026.md). A requirement is a tuple of alternatives (any one
+# suffices); each alternative is the permissions it needs together. ``()`` means a valid key
+# is enough. Methods missing here are unknown to the sandbox.
+Requirement = tuple[tuple[str, ...], ...]
+NO_PERMISSION: Requirement = ()
+QUERY_FUNDS: Requirement = (("query_funds",),)
+TRADE_OR_CANCEL: Requirement = (("trade",), ("cancel",))
+TRADE_AND_CANCEL: Requirement = (("trade", "cancel"),)
+METHOD_PERMISSIONS: dict[str, Requirement] = {
+    "Balance": QUERY_FUNDS,
+    "BalanceEx": QUERY_FUNDS,
+    "CreditLines": QUERY_FUNDS,
+    "TradeBalance": (("query_open",),),
+    "OpenOrders": (("query_open",),),
+    # "depending on status of order": the handlers check each order (see ``may_see_order``).
+    "QueryOrders": (("query_open",), ("query_closed",)),
+    "OrderAmends": (("query_open",), ("query_closed",)),
+    "ClosedOrders": (("query_closed",),),
+    "TradesHistory": (("query_closed",),),
+    "QueryTrades": (("query_closed",),),
+    "OpenPositions": (("query_open",),),
+    "Ledgers": (("query_ledger",),),
+    "QueryLedgers": (("query_ledger",),),
+    "TradeVolume": QUERY_FUNDS,
+    "AddExport": (("export",),),
+    "ExportStatus": (("export",),),
+    "RetrieveExport": (("export",),),
+    "RemoveExport": (("export",),),
+    "AddOrder": (("trade",),),
+    "AddOrderBatch": TRADE_AND_CANCEL,
+    "AmendOrder": TRADE_OR_CANCEL,
+    "EditOrder": TRADE_AND_CANCEL,
+    "CancelOrder": TRADE_OR_CANCEL,
+    "CancelAll": TRADE_OR_CANCEL,
+    "CancelAllOrdersAfter": TRADE_OR_CANCEL,
+    "CancelOrderBatch": TRADE_OR_CANCEL,
+    "GetWebSocketsToken": (("websocket",),),
+    "DepositMethods": (("query_funds", "deposit"),),
+    "DepositAddresses": QUERY_FUNDS,
+    "DepositStatus": QUERY_FUNDS,
+    "WithdrawMethods": (("query_funds", "withdraw"),),
+    "WithdrawAddresses": (("query_funds", "withdraw"),),
+    "WithdrawInfo": (("query_funds", "withdraw"),),
+    "Withdraw": (("withdraw",),),
+    "WithdrawStatus": (("withdraw",), ("query_ledger",)),
+    # "Withdraw, unless withdrawal is a WalletTransfer": the handler checks (it knows which).
+    "WithdrawCancel": NO_PERMISSION,
+    "WalletTransfer": QUERY_FUNDS,
+    "CreateSubaccount": (("withdraw",),),
+    "AccountTransfer": (("withdraw",),),
+    "Earn/Allocate": (("earn",),),
+    "Earn/Deallocate": (("earn",),),
+    "Earn/AllocateStatus": (("earn",), ("query_funds",)),
+    "Earn/DeallocateStatus": (("earn",), ("query_funds",)),
+    "Earn/Strategies": NO_PERMISSION,
+    "Earn/Allocations": QUERY_FUNDS,
+    "GetApiKeyInfo": NO_PERMISSION,
 }
-# Kraken's "cancel" permission alone allows cancelling but not placing.
-CANCEL_METHODS: frozenset[str] = frozenset(
-    {
-        "CancelOrder",
-        "CancelAll",
-        "CancelAllOrdersAfter",
-        "CancelOrderBatch",
-    }
-)
+
+
+def permitted(requirement: Requirement, permissions: set[str]) -> bool:
+    """True when ``permissions`` satisfy one alternative of ``requirement``."""
+    if not requirement:
+        return True
+    return any(all(name in permissions for name in option) for option in requirement)
+
 
 LOCKOUT_THRESHOLD = 10  # consecutive failures before a lockout (Kraken does not publish it)
 LOCKOUT_SECONDS = 900.0  # "Temporary lockouts typically last approximately 15 minutes"
@@ -98,6 +113,9 @@ class ApiKey:
     recent: set[int] = field(default_factory=set)
     failures: int = 0
     locked_until: float = 0.0
+    name: str = ""
+    created_at: float = 0.0
+    last_used_at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +126,9 @@ class ApiKey:
             "nonce_window": self.nonce_window,
             "otp": self.otp,
             "last_nonce": self.last_nonce,
+            "name": self.name,
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
         }
 
     @classmethod
@@ -120,6 +141,9 @@ class ApiKey:
             nonce_window=int(d.get("nonce_window", 0)),
             otp=d.get("otp"),
             last_nonce=int(d.get("last_nonce", 0)),
+            name=str(d.get("name", "")),
+            created_at=float(d.get("created_at", 0.0)),
+            last_used_at=float(d.get("last_used_at", 0.0)),
         )
 
 
@@ -213,12 +237,8 @@ class Authenticator:
         if k.otp is not None and (otp is None or str(otp) != k.otp):
             self._fail(k, now)
             raise AuthError("EAPI:Invalid key")
-        need = METHOD_PERMISSION.get(method)
-        if (
-            need is not None
-            and need not in k.permissions
-            and not (method in CANCEL_METHODS and "cancel" in k.permissions)
-        ):
+        if not permitted(METHOD_PERMISSIONS.get(method, NO_PERMISSION), k.permissions):
             raise AuthError("EGeneral:Permission denied")
         k.failures = 0
+        k.last_used_at = now
         return k

@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=5.0,
         help="simulated seconds for an Earn (de)allocation to settle",
     )
+    parser.add_argument(
+        "--legacy-f-balances",
+        action="store_true",
+        help="Balance/BalanceEx list Earn funds as '.F' assets (Kraken's shape before 13 Nov 2025)",
+    )
 
 
 def config_from(ns: argparse.Namespace) -> Config:
@@ -61,6 +66,7 @@ def config_from(ns: argparse.Namespace) -> Config:
         clock_speed=ns.clock_speed,
         withdraw_step=ns.withdraw_step,
         earn_delay=ns.earn_delay,
+        legacy_f_balances=ns.legacy_f_balances,
     )
 
 

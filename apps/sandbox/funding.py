@@ -4,58 +4,19 @@ subaccount transfers."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from .engine import Account, Engine
 from .errors import KrakenError, invalid
+from .funding_methods import METHODS, Method
 from .pairs import ASSETS, Asset, fmt, resolve_asset
 from .params import Params, check_known, opt_bool, opt_dec, opt_int, opt_str, req_str
 from .private import Ctx, Handler, allow
 from .util import decimals_of
 
-D = Decimal
-ZERO = D(0)
+ZERO = Decimal(0)
 
-
-@dataclass(frozen=True, slots=True)
-class Method:
-    asset: str
-    name: str
-    network: str
-    fee: Decimal
-    minimum: Decimal
-    limit: Decimal
-    addr_prefix: str
-    addr_len: int
-    fiat: bool = False
-
-
-METHODS: dict[str, list[Method]] = {
-    "XXBT": [Method("XXBT", "Bitcoin", "Bitcoin", D("0.00015"), D("0.0005"), D("100"), "bc1q", 38)],
-    "XETH": [Method("XETH", "Ether", "Ethereum", D("0.0035"), D("0.005"), D("1000"), "0x", 40)],
-    "SOL": [Method("SOL", "Solana", "Solana", D("0.01"), D("0.05"), D("50000"), "", 44)],
-    "USDT": [
-        Method("USDT", "Tether USD (ERC20)", "Ethereum", D("5"), D("10"), D("1000000"), "0x", 40),
-        Method("USDT", "Tether USD (TRC20)", "Tron", D("2.5"), D("5"), D("1000000"), "T", 33),
-    ],
-    "USDC": [Method("USDC", "USDC", "Ethereum", D("5"), D("10"), D("1000000"), "0x", 40)],
-    "DOT": [Method("DOT", "Polkadot", "Polkadot", D("0.05"), D("1.5"), D("100000"), "1", 47)],
-    "ADA": [Method("ADA", "ADA", "Cardano", D("0.5"), D("10"), D("1000000"), "addr1", 53)],
-    "XXRP": [Method("XXRP", "Ripple XRP", "Ripple", D("0.02"), D("25"), D("1000000"), "r", 33)],
-    "XLTC": [
-        Method("XLTC", "Litecoin", "Litecoin", D("0.001"), D("0.01"), D("10000"), "ltc1q", 38)
-    ],
-    "ZUSD": [
-        Method("ZUSD", "Bank Frick (SWIFT)", "", D("35"), D("150"), D("1000000"), "", 0, fiat=True)
-    ],
-    "ZEUR": [
-        Method(
-            "ZEUR", "SEPA (Clearjunction)", "", D("0.35"), D("10"), D("1000000"), "", 0, fiat=True
-        )
-    ],
-}
 
 WITHDRAW_FLOW = ("Initial", "Pending", "Settled", "Success")
 
@@ -80,8 +41,8 @@ def _method(a: Asset, name: str | None) -> Method:
     raise KrakenError("EFunding:No funding method")
 
 
-def _address(e: Engine, m: Method, acct: Account, n: int) -> str:
-    seed = f"{e.seed}:{acct.id}:{m.name}:{n}".encode()
+def _address(engine: Engine, m: Method, acct: Account, n: int) -> str:
+    seed = f"{engine.seed}:{acct.id}:{m.name}:{n}".encode()
     h = hashlib.sha256(seed).hexdigest() + hashlib.sha256(seed + b"+").hexdigest()
     if m.addr_prefix == "0x":
         return "0x" + h[:40]
@@ -90,9 +51,9 @@ def _address(e: Engine, m: Method, acct: Account, n: int) -> str:
     return (m.addr_prefix + body)[: max(m.addr_len, len(m.addr_prefix) + 20)]
 
 
-def deposit_methods(c: Ctx) -> Any:
-    check_known(c.params, allow("asset", "aclass", "rebase_multiplier"))
-    a = _asset(c.params)
+def deposit_methods(ctx: Ctx) -> Any:
+    check_known(ctx.params, allow("asset", "aclass", "rebase_multiplier"))
+    a = _asset(ctx.params)
     return [
         {
             "method": m.name,
@@ -105,22 +66,22 @@ def deposit_methods(c: Ctx) -> Any:
     ]
 
 
-def deposit_addresses(c: Ctx) -> Any:
-    check_known(c.params, allow("asset", "method", "new", "amount", "aclass"))
-    a = _asset(c.params)
-    m = _method(a, req_str(c.params, "method"))
+def deposit_addresses(ctx: Ctx) -> Any:
+    check_known(ctx.params, allow("asset", "method", "new", "amount", "aclass"))
+    a = _asset(ctx.params)
+    m = _method(a, req_str(ctx.params, "method"))
     if m.fiat:
         raise KrakenError("EFunding:No funding method")
-    new = opt_bool(c.params, "new")
+    new = opt_bool(ctx.params, "new")
     key = f"{a.id}:{m.name}"
-    lst = c.acct.deposit_addresses.setdefault(key, [])
+    lst = ctx.acct.deposit_addresses.setdefault(key, [])
     if new or not lst:
         if len(lst) >= 10 and new:
             raise KrakenError("EFunding:Too many addresses")
         for entry in lst:
             entry["new"] = False
         lst.append(
-            {"address": _address(c.engine, m, c.acct, len(lst)), "expiretm": "0", "new": True}
+            {"address": _address(ctx.engine, m, ctx.acct, len(lst)), "expiretm": "0", "new": True}
         )
     return [dict(x) for x in reversed(lst)]
 
@@ -147,16 +108,16 @@ _HISTORY_PARAMS = allow(
 )
 
 
-def _history(c: Ctx, rows: list[dict[str, Any]], default_limit: int) -> list[dict[str, Any]]:
+def _history(ctx: Ctx, rows: list[dict[str, Any]], default_limit: int) -> list[dict[str, Any]]:
     """The filters DepositStatus and WithdrawStatus share: ``asset``, ``method``, ``start``
     and ``end`` (unix seconds; entries created before ``start`` or after ``end`` are left
     out), newest first, at most ``limit``."""
-    check_known(c.params, _HISTORY_PARAMS)
-    a = _asset(c.params) if opt_str(c.params, "asset") else None
-    method = opt_str(c.params, "method")
-    start = opt_dec(c.params, "start")
-    end = opt_dec(c.params, "end")
-    limit = opt_int(c.params, "limit") or default_limit
+    check_known(ctx.params, _HISTORY_PARAMS)
+    a = _asset(ctx.params) if opt_str(ctx.params, "asset") else None
+    method = opt_str(ctx.params, "method")
+    start = opt_dec(ctx.params, "start")
+    end = opt_dec(ctx.params, "end")
+    limit = opt_int(ctx.params, "limit") or default_limit
     items = [
         r
         for r in rows
@@ -169,9 +130,9 @@ def _history(c: Ctx, rows: list[dict[str, Any]], default_limit: int) -> list[dic
     return items[:limit]
 
 
-def deposit_status(c: Ctx) -> Any:
-    items = [_deposit_json(d) for d in _history(c, c.acct.deposits, 25)]
-    if _paginated(c.params):
+def deposit_status(ctx: Ctx) -> Any:
+    items = [_deposit_json(d) for d in _history(ctx, ctx.acct.deposits, 25)]
+    if _paginated(ctx.params):
         return {"deposit": items, "next_cursor": None}
     return items
 
@@ -185,7 +146,7 @@ def _paginated(p: Params) -> bool:
 
 
 def credit_deposit(
-    e: Engine,
+    engine: Engine,
     acct: Account,
     asset: str,
     amount: Decimal,
@@ -193,8 +154,8 @@ def credit_deposit(
 ) -> str:
     a = ASSETS[asset]
     m = _method(a, method)
-    refid = e.ids.refid("Q")
-    e.credit(acct, a.id, amount, "deposit", "", refid)
+    refid = engine.ids.refid("Q")
+    engine.credit(acct, a.id, amount, "deposit", "", refid)
     txid = hashlib.sha256(refid.encode()).hexdigest()
     acct.deposits.append(
         {
@@ -202,21 +163,21 @@ def credit_deposit(
             "asset": a.id,
             "refid": refid,
             "txid": txid,
-            "info": _address(e, m, acct, 0) if not m.fiat else "",
+            "info": _address(engine, m, acct, 0) if not m.fiat else "",
             "amount": amount,
             "fee": ZERO,
-            "time": e.now(),
+            "time": engine.now(),
             "status": "Success",
         }
     )
     return refid
 
 
-def withdraw_methods(c: Ctx) -> Any:
-    check_known(c.params, allow("asset", "aclass", "network", "rebase_multiplier"))
-    name = opt_str(c.params, "asset")
-    assets = [_asset(c.params)] if name else list(ASSETS.values())
-    network = opt_str(c.params, "network")
+def withdraw_methods(ctx: Ctx) -> Any:
+    check_known(ctx.params, allow("asset", "aclass", "network", "rebase_multiplier"))
+    name = opt_str(ctx.params, "asset")
+    assets = [_asset(ctx.params)] if name else list(ASSETS.values())
+    network = opt_str(ctx.params, "network")
     return [
         {
             "asset": m.asset,
@@ -230,22 +191,22 @@ def withdraw_methods(c: Ctx) -> Any:
     ]
 
 
-def withdraw_addresses(c: Ctx) -> Any:
-    check_known(c.params, allow("asset", "aclass", "method", "key", "verified"))
-    name = opt_str(c.params, "asset")
-    a = _asset(c.params) if name else None
-    method = opt_str(c.params, "method")
-    key = opt_str(c.params, "key")
-    verified = c.params.get("verified")
+def withdraw_addresses(ctx: Ctx) -> Any:
+    check_known(ctx.params, allow("asset", "aclass", "method", "key", "verified"))
+    name = opt_str(ctx.params, "asset")
+    a = _asset(ctx.params) if name else None
+    method = opt_str(ctx.params, "method")
+    key = opt_str(ctx.params, "key")
+    verified = ctx.params.get("verified")
     out = []
-    for w in c.acct.withdraw_addresses:
+    for w in ctx.acct.withdraw_addresses:
         if a is not None and w["asset"] != a.id:
             continue
         if method is not None and w["method"] != method:
             continue
         if key is not None and w["key"] != key:
             continue
-        if verified is not None and w["verified"] != opt_bool(c.params, "verified"):
+        if verified is not None and w["verified"] != opt_bool(ctx.params, "verified"):
             continue
         out.append(
             {
@@ -275,13 +236,13 @@ def _amount(p: Params, a: Asset) -> Decimal:
     return amount
 
 
-def withdraw_info(c: Ctx) -> Any:
-    check_known(c.params, allow("asset", "key", "amount", "aclass"))
-    a = _asset(c.params)
-    w = _find_key(c.acct, a, req_str(c.params, "key"))
-    amount = _amount(c.params, a)
+def withdraw_info(ctx: Ctx) -> Any:
+    check_known(ctx.params, allow("asset", "key", "amount", "aclass"))
+    a = _asset(ctx.params)
+    w = _find_key(ctx.acct, a, req_str(ctx.params, "key"))
+    amount = _amount(ctx.params, a)
     m = _method(a, w["method"])
-    avail = max(ZERO, c.acct.available(a.id) - m.fee)
+    avail = max(ZERO, ctx.acct.available(a.id) - m.fee)
     return {
         "method": m.name,
         "limit": fmt(min(m.limit, avail), 8),
@@ -290,16 +251,16 @@ def withdraw_info(c: Ctx) -> Any:
     }
 
 
-def withdraw(c: Ctx) -> Any:
-    p = c.params
+def withdraw(ctx: Ctx) -> Any:
+    p = ctx.params
     check_known(
         p, allow("asset", "key", "amount", "address", "max_fee", "aclass", "rebase_multiplier")
     )
-    e = c.engine
-    if e.status == "maintenance":
+    engine = ctx.engine
+    if engine.status == "maintenance":
         raise KrakenError("EService:Unavailable")
     a = _asset(p)
-    w = _find_key(c.acct, a, req_str(p, "key"))
+    w = _find_key(ctx.acct, a, req_str(p, "key"))
     amount = _amount(p, a)
     addr = opt_str(p, "address")
     if addr is not None and addr != w["address"]:
@@ -313,11 +274,11 @@ def withdraw(c: Ctx) -> Any:
     if amount > m.limit:
         raise KrakenError("EFunding:Limit exceeded")
     # Kraken deducts the fee from the amount; the balance moves by ``amount``.
-    if c.acct.available(a.id) < amount:
+    if ctx.acct.available(a.id) < amount:
         raise KrakenError("EFunding:Insufficient funds")
-    refid = e.ids.refid("F")
-    e.credit(c.acct, a.id, -(amount - m.fee), "withdrawal", "", refid, fee=m.fee)
-    c.acct.withdrawals.append(
+    refid = engine.ids.refid("F")
+    engine.credit(ctx.acct, a.id, -(amount - m.fee), "withdrawal", "", refid, fee=m.fee)
+    ctx.acct.withdrawals.append(
         {
             "refid": refid,
             "asset": a.id,
@@ -327,7 +288,7 @@ def withdraw(c: Ctx) -> Any:
             "address": w["address"],
             "amount": amount - m.fee,
             "fee": m.fee,
-            "time": e.now(),
+            "time": engine.now(),
             "status": "Initial",
             "status_prop": None,
             "fail": "fail" in w["key"].lower(),
@@ -336,17 +297,19 @@ def withdraw(c: Ctx) -> Any:
     return {"refid": refid}
 
 
-def advance_withdrawals(e: Engine, step: float) -> None:
+def advance_withdrawals(engine: Engine, step: float) -> None:
     """Move withdrawals along Initial → Pending → Settled → Success (or Failure)."""
-    now = e.now()
-    for acct in e.accounts.values():
+    now = engine.now()
+    for acct in engine.accounts.values():
         for w in acct.withdrawals:
             if w["status"] in ("Success", "Failure") or w["status_prop"] == "canceled":
                 continue
             stage = min(3, int((now - w["time"]) // step)) if step > 0 else 3
             if w["fail"] and stage >= 2:
                 w["status"] = "Failure"
-                e.credit(acct, w["asset"], w["amount"] + w["fee"], "withdrawal", "", w["refid"])
+                engine.credit(
+                    acct, w["asset"], w["amount"] + w["fee"], "withdrawal", "", w["refid"]
+                )
                 continue
             w["status"] = WITHDRAW_FLOW[stage]
 
@@ -375,78 +338,88 @@ def _withdrawal_json(w: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def withdraw_status(c: Ctx) -> Any:
+def withdraw_status(ctx: Ctx) -> Any:
     # The spec documents only the plain list for WithdrawStatus, even with ``cursor``.
-    return [_withdrawal_json(w) for w in _history(c, c.acct.withdrawals, 500)]
+    return [_withdrawal_json(w) for w in _history(ctx, ctx.acct.withdrawals, 500)]
 
 
-def withdraw_cancel(c: Ctx) -> Any:
-    check_known(c.params, allow("asset", "refid"))
-    a = _asset(c.params)
-    refid = req_str(c.params, "refid")
-    for w in c.acct.withdrawals:
+def withdraw_cancel(ctx: Ctx) -> Any:
+    check_known(ctx.params, allow("asset", "refid"))
+    a = _asset(ctx.params)
+    refid = req_str(ctx.params, "refid")
+    if any(
+        entry["refid"] == refid and entry["subtype"] == "spottofutures"
+        for entry in ctx.acct.ledgers.values()
+    ):
+        # A WalletTransfer needs no permission to cancel (spec); it settled at once, so
+        # there is nothing left to cancel.
+        return False
+    if "withdraw" not in ctx.key.permissions:
+        raise KrakenError("EGeneral:Permission denied")
+    for w in ctx.acct.withdrawals:
         if w["refid"] == refid and w["asset"] == a.id:
             if w["status"] != "Initial" or w["status_prop"]:
                 w["status_prop"] = w["status_prop"] or "cancel-denied"
                 return False
             w["status_prop"] = "canceled"
             w["status"] = "Failure"
-            c.engine.credit(c.acct, a.id, w["amount"] + w["fee"], "withdrawal", "", refid)
+            ctx.engine.credit(ctx.acct, a.id, w["amount"] + w["fee"], "withdrawal", "", refid)
             return True
     raise KrakenError("EFunding:Unknown reference id")
 
 
-def wallet_transfer(c: Ctx) -> Any:
-    p = c.params
+def wallet_transfer(ctx: Ctx) -> Any:
+    p = ctx.params
     check_known(p, allow("asset", "from", "to", "amount"))
     a = _asset(p)
     if req_str(p, "from") != "Spot Wallet" or req_str(p, "to") != "Futures Wallet":
         raise invalid("to")
     amount = _amount(p, a)
-    if c.acct.available(a.id) < amount:
+    if ctx.acct.available(a.id) < amount:
         raise KrakenError("EFunding:Insufficient funds")
-    refid = c.engine.ids.refid("F")
-    c.engine.credit(c.acct, a.id, -amount, "transfer", "spottofutures", refid)
+    refid = ctx.engine.ids.refid("F")
+    ctx.engine.credit(ctx.acct, a.id, -amount, "transfer", "spottofutures", refid)
     return {"refid": refid}
 
 
-def create_subaccount(c: Ctx) -> Any:
-    p = c.params
+def create_subaccount(ctx: Ctx) -> Any:
+    p = ctx.params
     check_known(p, allow("username", "email"))
     username = req_str(p, "username")
     email = req_str(p, "email")
-    if c.acct.parent is not None:
+    if ctx.acct.parent is not None:
         raise KrakenError("EGeneral:Permission denied")
     if "@" not in email:
         raise invalid("email")
-    if any(x.username == username for x in c.engine.accounts.values()):
+    if any(x.username == username for x in ctx.engine.accounts.values()):
         raise invalid("username")
-    sub = c.engine.create_account(parent=c.acct.id)
+    sub = ctx.engine.create_account(parent=ctx.acct.id)
     sub.username, sub.email = username, email
     return True
 
 
-def account_transfer(c: Ctx) -> Any:
-    p = c.params
+def account_transfer(ctx: Ctx) -> Any:
+    p = ctx.params
     check_known(p, allow("asset", "amount", "from", "to", "asset_class"))
-    e = c.engine
+    engine = ctx.engine
     a = _asset(p)
     amount = _amount(p, a)
-    src = e.accounts.get(req_str(p, "from"))
-    dst = e.accounts.get(req_str(p, "to"))
+    # from/to: the account id (IIBAN, FUNDING-EARN.md), the username, or the sandbox id.
+    src = engine.find_account(req_str(p, "from"))
+    dst = engine.find_account(req_str(p, "to"))
     if src is None:
         raise invalid("from")
     if dst is None:
         raise invalid("to")
-    master = c.acct.id if c.acct.parent is None else None
-    family = {master} | {x.id for x in e.accounts.values() if x.parent == master}
+    master = ctx.acct.id if ctx.acct.parent is None else None
+    family = {master} | {x.id for x in engine.accounts.values() if x.parent == master}
     if master is None or src.id not in family or dst.id not in family:
         raise KrakenError("EGeneral:Permission denied")
     if src.available(a.id) < amount:
         raise KrakenError("EFunding:Insufficient funds")
-    tid = e.ids.kid("T")
-    e.credit(src, a.id, -amount, "transfer", "spotfromsubaccount", tid)
-    e.credit(dst, a.id, amount, "transfer", "spottosubaccount", tid)
+    tid = engine.ids.kid("T")
+    engine.credit(src, a.id, -amount, "transfer", "spotfromsubaccount", tid)
+    engine.credit(dst, a.id, amount, "transfer", "spottosubaccount", tid)
     return {"transfer_id": tid, "status": "complete"}
 
 

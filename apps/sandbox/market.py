@@ -17,7 +17,6 @@ from decimal import ROUND_DOWN, Decimal
 
 from .pairs import ASSETS, Pair
 
-D = Decimal
 ZERO = Decimal(0)
 ONE = Decimal(1)
 SECONDS_PER_YEAR = 365.0 * 86400.0
@@ -79,7 +78,7 @@ class Market:
     def init(self, now: float) -> None:
         p = self.pair
         self.level_step = max(
-            p.tick_size, (self.mid * D("0.00002")).quantize(p.price_q, rounding=ROUND_DOWN)
+            p.tick_size, (self.mid * Decimal("0.00002")).quantize(p.price_q, rounding=ROUND_DOWN)
         )
         self.candles = {i: deque(maxlen=721) for i in OHLC_INTERVALS}
         self._backfill(now)
@@ -98,7 +97,7 @@ class Market:
         # Walk backwards from the configured start price so "now" lands on it.
         path = [price]
         for _ in range(minutes):
-            price = price / D(repr(math.exp(self.rng.gauss(0.0, sigma))))
+            price = price / Decimal(repr(math.exp(self.rng.gauss(0.0, sigma))))
             path.append(price)
         path.reverse()
         tid_base = 10_000_000
@@ -114,7 +113,7 @@ class Market:
             prices = (o, mid_px, c)
             candle: Candle | None = None
             for k, px in enumerate(prices):
-                usd = D(int(self.rng.lognormvariate(6.0, 1.0) * 100)) / 100
+                usd = Decimal(int(self.rng.lognormvariate(6.0, 1.0) * 100)) / 100
                 qty = max(p.ordermin, (usd / usd_price).quantize(p.lot_q, rounding=ROUND_DOWN))
                 tid_base += 1
                 if i >= tape_from:
@@ -157,7 +156,7 @@ class Market:
         self.last_price, self.last_qty = last.price, last.qty
 
     def _rand_qty(self, scale: Decimal = ONE) -> Decimal:
-        usd = D(repr(round(self.rng.lognormvariate(7.5, 1.1), 2))) * scale
+        usd = Decimal(repr(round(self.rng.lognormvariate(7.5, 1.1), 2))) * scale
         # Quote currencies other than USD: value the quote with its USD hint.
         price_usd = self.mid * ASSETS[self.pair.quote].usd_hint
         q = (usd / price_usd).quantize(self.pair.lot_q, rounding=ROUND_DOWN)
@@ -172,7 +171,7 @@ class Market:
 
     def _rebuild_top(self) -> None:
         p = self.pair
-        spread_ticks = max(1, int(self.mid * D("0.00008") / p.tick_size))
+        spread_ticks = max(1, int(self.mid * Decimal("0.00008") / p.tick_size))
         half = p.tick_size * spread_ticks / 2
         bb = ((self.mid - half) / p.tick_size).to_integral_value(ROUND_DOWN) * p.tick_size
         bb = bb.quantize(p.price_q)
@@ -207,19 +206,35 @@ class Market:
                 placed += 1
             prev = px
             placed += 1
-        count = len(side)
-        if count < SYNTH_LEVELS:
-            last = max(side) if sign > 0 else min(side)
-            while count < SYNTH_LEVELS:
-                last = (last + sign * step * self.rng.randint(1, 3)).quantize(q)
-                if last <= 0:
-                    break
-                if last not in side:
-                    side[last] = self._rand_qty()
-                    count += 1
-        elif count > SYNTH_LEVELS + 20:
+        if len(side) < SYNTH_LEVELS:
+            self._extend(side, sign)
+        elif len(side) > SYNTH_LEVELS + 20:
             for px in sorted(side, reverse=sign < 0)[SYNTH_LEVELS:]:
                 del side[px]
+
+    def _extend(self, side: dict[Decimal, Decimal], sign: int) -> None:
+        """Add levels beyond the far end until the side has SYNTH_LEVELS again."""
+        if not side:
+            return
+        count = len(side)
+        last = max(side) if sign > 0 else min(side)
+        while count < SYNTH_LEVELS:
+            last = (last + sign * self.level_step * self.rng.randint(1, 3)).quantize(
+                self.pair.price_q
+            )
+            if last <= 0:
+                break
+            if last not in side:
+                side[last] = self._rand_qty()
+                count += 1
+
+    def top_up(self) -> None:
+        """After trades or churn removed levels: refill the far ends, so the synthetic book
+        never holds fewer than SYNTH_LEVELS a side (a depth-100 subscriber always sees 100)."""
+        if len(self.bids) < SYNTH_LEVELS:
+            self._extend(self.bids, -1)
+        if len(self.asks) < SYNTH_LEVELS:
+            self._extend(self.asks, 1)
 
     def step(self, dt: float) -> None:
         """Advance the random walk by ``dt`` simulated seconds and churn a few levels."""
@@ -227,7 +242,7 @@ class Market:
             return
         sigma = float(self.pair.volatility) * math.sqrt(dt / SECONDS_PER_YEAR)
         z = self.rng.gauss(0.0, 1.0)
-        self.mid = self.mid * D(repr(math.exp(sigma * z)))
+        self.mid = self.mid * Decimal(repr(math.exp(sigma * z)))
         self._rebuild_top()
         # Churn: a handful of quantity changes / deletions near the top.
         for side in (self.bids, self.asks):
@@ -240,6 +255,7 @@ class Market:
                     del side[px]
                 else:
                     side[px] = self._rand_qty()
+        self.top_up()
 
     def move_to(self, price: Decimal) -> None:
         self.mid = price
@@ -268,8 +284,8 @@ class Market:
 
     def stats(self, since: float) -> tuple[Decimal, Decimal, int, Decimal, Decimal, Decimal]:
         """(volume, vwap, count, low, high, open) over 1-minute candles from ``since``."""
-        vol = D(0)
-        notional = D(0)
+        vol = Decimal(0)
+        notional = Decimal(0)
         count = 0
         low: Decimal | None = None
         high: Decimal | None = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-D = Decimal
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
@@ -30,17 +29,17 @@ class Asset:
 ASSETS: dict[str, Asset] = {
     a.id: a
     for a in (
-        Asset("XXBT", "XBT", "BTC", 10, 5, usd_hint=D("65000")),
-        Asset("XETH", "ETH", "ETH", 10, 5, usd_hint=D("3200")),
-        Asset("SOL", "SOL", "SOL", 10, 5, usd_hint=D("150")),
+        Asset("XXBT", "XBT", "BTC", 10, 5, usd_hint=Decimal("65000")),
+        Asset("XETH", "ETH", "ETH", 10, 5, usd_hint=Decimal("3200")),
+        Asset("SOL", "SOL", "SOL", 10, 5, usd_hint=Decimal("150")),
         Asset("ZUSD", "USD", "USD", 4, 2),
-        Asset("ZEUR", "EUR", "EUR", 4, 2, usd_hint=D("1.08")),
+        Asset("ZEUR", "EUR", "EUR", 4, 2, usd_hint=Decimal("1.08")),
         Asset("USDT", "USDT", "USDT", 8, 4),
         Asset("USDC", "USDC", "USDC", 8, 4),
-        Asset("DOT", "DOT", "DOT", 10, 8, usd_hint=D("6.5")),
-        Asset("ADA", "ADA", "ADA", 8, 6, usd_hint=D("0.45")),
-        Asset("XXRP", "XRP", "XRP", 8, 5, usd_hint=D("0.55")),
-        Asset("XLTC", "LTC", "LTC", 10, 5, usd_hint=D("80")),
+        Asset("DOT", "DOT", "DOT", 10, 8, usd_hint=Decimal("6.5")),
+        Asset("ADA", "ADA", "ADA", 8, 6, usd_hint=Decimal("0.45")),
+        Asset("XXRP", "XRP", "XRP", 8, 5, usd_hint=Decimal("0.55")),
+        Asset("XLTC", "LTC", "LTC", 10, 5, usd_hint=Decimal("80")),
     )
 }
 
@@ -58,37 +57,37 @@ def resolve_asset(name: str) -> Asset | None:
 
 # Kraken's standard spot fee schedule (volume in USD, percent).
 STD_TAKER: list[tuple[int, Decimal]] = [
-    (0, D("0.40")),
-    (10000, D("0.35")),
-    (50000, D("0.24")),
-    (100000, D("0.22")),
-    (250000, D("0.20")),
-    (500000, D("0.18")),
-    (1000000, D("0.16")),
-    (2500000, D("0.14")),
-    (5000000, D("0.12")),
-    (10000000, D("0.10")),
+    (0, Decimal("0.40")),
+    (10000, Decimal("0.35")),
+    (50000, Decimal("0.24")),
+    (100000, Decimal("0.22")),
+    (250000, Decimal("0.20")),
+    (500000, Decimal("0.18")),
+    (1000000, Decimal("0.16")),
+    (2500000, Decimal("0.14")),
+    (5000000, Decimal("0.12")),
+    (10000000, Decimal("0.10")),
 ]
 STD_MAKER: list[tuple[int, Decimal]] = [
-    (0, D("0.25")),
-    (10000, D("0.20")),
-    (50000, D("0.14")),
-    (100000, D("0.12")),
-    (250000, D("0.10")),
-    (500000, D("0.08")),
-    (1000000, D("0.06")),
-    (2500000, D("0.04")),
-    (5000000, D("0.02")),
-    (10000000, D("0.00")),
+    (0, Decimal("0.25")),
+    (10000, Decimal("0.20")),
+    (50000, Decimal("0.14")),
+    (100000, Decimal("0.12")),
+    (250000, Decimal("0.10")),
+    (500000, Decimal("0.08")),
+    (1000000, Decimal("0.06")),
+    (2500000, Decimal("0.04")),
+    (5000000, Decimal("0.02")),
+    (10000000, Decimal("0.00")),
 ]
 # Stablecoin / FX pairs have a flat, lower schedule: maker and taker pay the same.
 STABLE_TAKER: list[tuple[int, Decimal]] = [
-    (0, D("0.20")),
-    (50000, D("0.16")),
-    (100000, D("0.12")),
-    (250000, D("0.08")),
-    (500000, D("0.04")),
-    (1000000, D("0.00")),
+    (0, Decimal("0.20")),
+    (50000, Decimal("0.16")),
+    (100000, Decimal("0.12")),
+    (250000, Decimal("0.08")),
+    (500000, Decimal("0.04")),
+    (1000000, Decimal("0.00")),
 ]
 STABLE_MAKER = STABLE_TAKER
 
@@ -118,9 +117,9 @@ class Pair:
     cost_q: Decimal = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "price_q", D(1).scaleb(-self.pair_decimals))
-        object.__setattr__(self, "lot_q", D(1).scaleb(-self.lot_decimals))
-        object.__setattr__(self, "cost_q", D(1).scaleb(-self.cost_decimals))
+        object.__setattr__(self, "price_q", Decimal(1).scaleb(-self.pair_decimals))
+        object.__setattr__(self, "lot_q", Decimal(1).scaleb(-self.lot_decimals))
+        object.__setattr__(self, "cost_q", Decimal(1).scaleb(-self.cost_decimals))
 
     @property
     def taker_fees(self) -> list[tuple[int, Decimal]]:
@@ -159,11 +158,11 @@ def _p(
         pd,
         cd,
         8,
-        D(ordermin),
-        D(costmin),
-        D(tick),
-        D(start),
-        D(vol),
+        Decimal(ordermin),
+        Decimal(costmin),
+        Decimal(tick),
+        Decimal(start),
+        Decimal(vol),
         stable,
         lev or [],
     )
@@ -406,20 +405,20 @@ def next_fee(
     volume_usd: Decimal,
 ) -> tuple[Decimal | None, Decimal | None, Decimal]:
     """Return (next fee, next volume threshold, current tier volume)."""
-    tier = D(schedule[0][0])
+    tier = Decimal(schedule[0][0])
     for i, (threshold, _p) in enumerate(schedule):
         if volume_usd >= threshold:
-            tier = D(threshold)
+            tier = Decimal(threshold)
             if i + 1 < len(schedule):
                 continue
         else:
-            return schedule[i][1], D(threshold), tier
+            return schedule[i][1], Decimal(threshold), tier
     return None, None, tier
 
 
-_QUANTS: dict[int, Decimal] = {n: D(1).scaleb(-n) for n in range(19)}
+_QUANTS: dict[int, Decimal] = {n: Decimal(1).scaleb(-n) for n in range(19)}
 
 
 def fmt(value: Decimal, places: int) -> str:
     """Format a Decimal with a fixed number of places (Kraken's wire style)."""
-    return f"{value.quantize(_QUANTS.get(places) or D(1).scaleb(-places)):f}"
+    return f"{value.quantize(_QUANTS.get(places) or Decimal(1).scaleb(-places)):f}"

@@ -13,7 +13,6 @@ from .pairs import ASSETS, PAIRS, Pair, fmt, resolve_asset, resolve_pair
 from .params import Params, check_known, opt_dec, opt_int, opt_str, str_list
 from .util import RawNum, rfc1123, rfc3339_s
 
-D = Decimal
 Handler = Callable[[Engine, Params], Any]
 
 
@@ -32,18 +31,18 @@ def _pairs_param(p: Params, *, required: bool) -> list[Pair]:
     return out
 
 
-def time_(e: Engine, p: Params) -> Any:
+def time_(engine: Engine, p: Params) -> Any:
     check_known(p, frozenset())
-    now = e.now()
+    now = engine.now()
     return {"unixtime": int(now), "rfc1123": rfc1123(now)}
 
 
-def system_status(e: Engine, p: Params) -> Any:
+def system_status(engine: Engine, p: Params) -> Any:
     check_known(p, frozenset())
-    return {"status": e.status, "timestamp": rfc3339_s(e.now())}
+    return {"status": engine.status, "timestamp": rfc3339_s(engine.now())}
 
 
-def assets(e: Engine, p: Params) -> Any:
+def assets(engine: Engine, p: Params) -> Any:
     check_known(p, frozenset({"asset", "aclass"}))
     aclass = opt_str(p, "aclass")
     if aclass not in (None, "currency", "tokenized_asset"):
@@ -76,7 +75,7 @@ def _fee_list(schedule: list[tuple[int, Decimal]]) -> list[list[Any]]:
     return [[vol, RawNum(format(pct.normalize(), "f"))] for vol, pct in schedule]
 
 
-def pair_info(pair: Pair, info: str = "info") -> dict[str, Any]:
+def pair_info(pair: Pair, info: str = "info", status: str = "online") -> dict[str, Any]:
     fees = _fee_list(pair.taker_fees)
     fees_maker = _fee_list(pair.maker_fees)
     if info == "leverage":
@@ -107,13 +106,13 @@ def pair_info(pair: Pair, info: str = "info") -> dict[str, Any]:
         "ordermin": format(pair.ordermin, "f"),
         "costmin": format(pair.costmin, "f"),
         "tick_size": format(pair.tick_size, "f"),
-        "status": "online",
+        "status": status,
         "long_position_limit": 250 if pair.leverage else 0,
         "short_position_limit": 200 if pair.leverage else 0,
     }
 
 
-def asset_pairs(e: Engine, p: Params) -> Any:
+def asset_pairs(engine: Engine, p: Params) -> Any:
     check_known(p, frozenset({"pair", "info", "aclass_base", "country_code"}))
     info = opt_str(p, "info") or "info"
     if info not in ("info", "leverage", "fees", "margin"):
@@ -124,22 +123,24 @@ def asset_pairs(e: Engine, p: Params) -> Any:
     pairs = _pairs_param(p, required=False)
     if base == "tokenized_asset":
         pairs = []
-    return {pair.id: pair_info(pair, info) for pair in pairs}
+    return {
+        pair.id: pair_info(pair, info, engine.pair_status.get(pair.id, "online")) for pair in pairs
+    }
 
 
-def ticker(e: Engine, p: Params) -> Any:
+def ticker(engine: Engine, p: Params) -> Any:
     check_known(p, frozenset({"pair", "asset_class"}))
     out: dict[str, Any] = {}
-    now = e.now()
+    now = engine.now()
     midnight = now - (now % 86400)
     for pair in _pairs_param(p, required=False):
-        m = e.markets[pair.id]
+        m = engine.markets[pair.id]
         lot = pair.lot_decimals
         pd = pair.pair_decimals
-        bids = e.book_levels(pair.id, "bid", 1)
-        asks = e.book_levels(pair.id, "ask", 1)
-        ask, askq = asks[0] if asks else (m.mid, D(0))
-        bid, bidq = bids[0] if bids else (m.mid, D(0))
+        bids = engine.book_levels(pair.id, "bid", 1)
+        asks = engine.book_levels(pair.id, "ask", 1)
+        ask, askq = asks[0] if asks else (m.mid, Decimal(0))
+        bid, bidq = bids[0] if bids else (m.mid, Decimal(0))
         v_t, p_t, t_t, l_t, h_t, o_t = m.stats(midnight)
         v_d, p_d, t_d, l_d, h_d, _ = m.stats(now - 86400)
         out[pair.id] = {
@@ -163,7 +164,7 @@ def _one_pair(p: Params) -> Pair:
     return pairs[0]
 
 
-def depth(e: Engine, p: Params) -> Any:
+def depth(engine: Engine, p: Params) -> Any:
     check_known(p, frozenset({"pair", "count", "asset_class"}))
     pair = _one_pair(p)
     count = opt_int(p, "count")
@@ -172,28 +173,30 @@ def depth(e: Engine, p: Params) -> Any:
     if not 0 <= count <= 500:
         raise invalid("count")
     count = count or 500
-    ts = int(e.markets[pair.id].updated)
+    ts = int(engine.markets[pair.id].updated)
     pd, lot = pair.pair_decimals, pair.lot_decimals
     return {
         pair.id: {
             "asks": [
-                [fmt(px, pd), fmt(qt, lot), ts] for px, qt in e.book_levels(pair.id, "ask", count)
+                [fmt(px, pd), fmt(qt, lot), ts]
+                for px, qt in engine.book_levels(pair.id, "ask", count)
             ],
             "bids": [
-                [fmt(px, pd), fmt(qt, lot), ts] for px, qt in e.book_levels(pair.id, "bid", count)
+                [fmt(px, pd), fmt(qt, lot), ts]
+                for px, qt in engine.book_levels(pair.id, "bid", count)
             ],
         }
     }
 
 
-def ohlc(e: Engine, p: Params) -> Any:
+def ohlc(engine: Engine, p: Params) -> Any:
     check_known(p, frozenset({"pair", "interval", "since", "asset_class"}))
     pair = _one_pair(p)
     interval = opt_int(p, "interval") or 1
     if interval not in OHLC_INTERVALS:
         raise invalid("interval")
     since = opt_dec(p, "since")
-    m = e.markets[pair.id]
+    m = engine.markets[pair.id]
     candles = list(m.candles[interval])[-720:]
     pd, lot = pair.pair_decimals, pair.lot_decimals
     rows = [
@@ -214,19 +217,19 @@ def ohlc(e: Engine, p: Params) -> Any:
     return {pair.id: rows, "last": last}
 
 
-def trades(e: Engine, p: Params) -> Any:
+def trades(engine: Engine, p: Params) -> Any:
     check_known(p, frozenset({"pair", "since", "count", "asset_class"}))
     pair = _one_pair(p)
     since = opt_dec(p, "since")
     count = opt_int(p, "count") or 1000
     if not 1 <= count <= 1000:
         raise invalid("count")
-    m = e.markets[pair.id]
+    m = engine.markets[pair.id]
     sel = list(m.trades)
     if since is not None:
         # ``since`` is either seconds or the nanosecond ``last`` cursor.
-        cutoff = since / D(10**9) if since > D(10**12) else since
-        sel = [t for t in sel if D(repr(t.time)) > cutoff]
+        cutoff = since / Decimal(10**9) if since > Decimal(10**12) else since
+        sel = [t for t in sel if Decimal(repr(t.time)) > cutoff]
     sel = sel[:count]
     pd, lot = pair.pair_decimals, pair.lot_decimals
     rows = [
@@ -241,18 +244,18 @@ def trades(e: Engine, p: Params) -> Any:
         ]
         for t in sel
     ]
-    last_t = sel[-1].time if sel else (since and float(since)) or e.now()
+    last_t = sel[-1].time if sel else (since and float(since)) or engine.now()
     return {pair.id: rows, "last": str(int(last_t * 1e9))}
 
 
-def spread(e: Engine, p: Params) -> Any:
+def spread(engine: Engine, p: Params) -> Any:
     check_known(p, frozenset({"pair", "since", "asset_class"}))
     pair = _one_pair(p)
     since = opt_dec(p, "since")
-    m = e.markets[pair.id]
+    m = engine.markets[pair.id]
     pd = pair.pair_decimals
     rows = [[t, fmt(b, pd), fmt(a, pd)] for t, b, a in m.spreads if since is None or t > since]
-    return {pair.id: rows, "last": m.spreads[-1][0] if m.spreads else int(e.now())}
+    return {pair.id: rows, "last": m.spreads[-1][0] if m.spreads else int(engine.now())}
 
 
 PUBLIC: dict[str, Handler] = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-D = Decimal
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
@@ -22,9 +21,11 @@ class Tier:
 
 
 TIERS: dict[str, Tier] = {
-    "starter": Tier("starter", D(15), D("0.33"), D(60), D("1"), 60),
-    "intermediate": Tier("intermediate", D(20), D("0.5"), D(125), D("2.34"), 80),
-    "pro": Tier("pro", D(20), D("1"), D(180), D("3.75"), 225),
+    "starter": Tier("starter", Decimal(15), Decimal("0.33"), Decimal(60), Decimal("1"), 60),
+    "intermediate": Tier(
+        "intermediate", Decimal(20), Decimal("0.5"), Decimal(125), Decimal("2.34"), 80
+    ),
+    "pro": Tier("pro", Decimal(20), Decimal("1"), Decimal(180), Decimal("3.75"), 225),
 }
 
 # Ledger/trade-history calls cost 2; AddOrder/CancelOrder (and the other trading calls)
@@ -53,7 +54,7 @@ class DecayCounter:
 
     def current(self, now: float, decay: Decimal) -> Decimal:
         if now > self.last:
-            self.value = max(D(0), self.value - decay * D(repr(now - self.last)))
+            self.value = max(Decimal(0), self.value - decay * Decimal(repr(now - self.last)))
             self.last = now
         return self.value
 
@@ -66,8 +67,8 @@ class RestLimiter:
         """Charge one call; False means ``EAPI:Rate limit exceeded``."""
         if method in REST_FREE:
             return True
-        cost = D(REST_COST.get(method, 1))
-        c = self.counters.setdefault(key, DecayCounter(D(0), now))
+        cost = Decimal(REST_COST.get(method, 1))
+        c = self.counters.setdefault(key, DecayCounter(Decimal(0), now))
         value = c.current(now, tier.api_decay)
         if value + cost > tier.api_max:
             return False
@@ -76,7 +77,7 @@ class RestLimiter:
 
     def value(self, key: str, tier: Tier, now: float) -> Decimal:
         c = self.counters.get(key)
-        return c.current(now, tier.api_decay) if c else D(0)
+        return c.current(now, tier.api_decay) if c else Decimal(0)
 
 
 # Age brackets (upper bound, exclusive, seconds) → decaying penalty. At exactly 5 s the
@@ -102,7 +103,7 @@ class TradingLimiter:
 
     def add(self, account: str, pair: str, amount: Decimal, tier: Tier, now: float) -> bool:
         """Add ``amount``; False when the counter now exceeds the tier threshold."""
-        c = self.counters.setdefault((account, pair), DecayCounter(D(0), now))
+        c = self.counters.setdefault((account, pair), DecayCounter(Decimal(0), now))
         value = c.current(now, tier.trade_decay)
         if value + amount > tier.trade_max:
             return False
@@ -111,4 +112,4 @@ class TradingLimiter:
 
     def value(self, account: str, pair: str, tier: Tier, now: float) -> Decimal:
         c = self.counters.get((account, pair))
-        return c.current(now, tier.trade_decay) if c else D(0)
+        return c.current(now, tier.trade_decay) if c else Decimal(0)

@@ -43,6 +43,8 @@ class Config:
     withdraw_step: float = 5.0
     earn_delay: float = 5.0
     save_every: float = 30.0
+    # Balance/BalanceEx in the pre-13-Nov-2025 shape (Earn funds as ".F" assets).
+    legacy_f_balances: bool = False
 
 
 @dataclass
@@ -64,23 +66,29 @@ def build(config: Config) -> tuple[web.Application, Sandbox]:
 
     clock = Clock(config.clock_speed)
     engine = Engine(seed=config.seed, tier=config.tier, clock=clock)
+    engine.legacy_f_balances = config.legacy_f_balances
     if config.state_file:
         state.load(engine, config.state_file)
     faults = Faults(config.seed)
     faults.configure({"profile": config.faults})
     hub = WsHub(engine, config.seed)
-    sb = Sandbox(config=config, engine=engine, faults=faults, hub=hub)
-    sb.handlers = {**PRIVATE, **funding.FUNDING, **earn.earn_handlers(lambda: sb.config.earn_delay)}
+    hub.faults = faults
+    sandbox = Sandbox(config=config, engine=engine, faults=faults, hub=hub)
+    sandbox.handlers = {
+        **PRIVATE,
+        **funding.FUNDING,
+        **earn.earn_handlers(lambda: sandbox.config.earn_delay),
+    }
     app = web.Application(client_max_size=1 << 20)
-    app["sandbox"] = sb
+    app["sandbox"] = sandbox
 
     async def public(request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
-        return await _dispatch(sb, request, method, private=False)
+        return await _dispatch(sandbox, request, method, private=False)
 
     async def private(request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
-        return await _dispatch(sb, request, method, private=True)
+        return await _dispatch(sandbox, request, method, private=True)
 
     async def ws_public(request: web.Request) -> web.StreamResponse:
         return await hub.handle(request, private=False)
@@ -99,10 +107,10 @@ def build(config: Config) -> tuple[web.Application, Sandbox]:
     app.router.add_get("/ws/v2", ws_public)
     app.router.add_get("/ws-auth/v2", ws_private)
     app.router.add_get("/v2", ws_private)
-    control.register(app, sb)
-    app.on_startup.append(lambda _app: _start(sb))
-    app.on_cleanup.append(lambda _app: _stop(sb))
-    return app, sb
+    control.register(app, sandbox)
+    app.on_startup.append(lambda _app: _start(sandbox))
+    app.on_cleanup.append(lambda _app: _stop(sandbox))
+    return app, sandbox
 
 
 def _reply(result: Any = None, error: str | None = None) -> web.Response:
@@ -111,31 +119,33 @@ def _reply(result: Any = None, error: str | None = None) -> web.Response:
 
 
 async def _dispatch(
-    sb: Sandbox,
+    sandbox: Sandbox,
     request: web.Request,
     method: str,
     *,
     private: bool,
 ) -> web.StreamResponse:
-    rules = sb.faults.pick(method, private) if sb.faults.rules else []
+    rules = sandbox.faults.pick(method, private) if sandbox.faults.rules else []
     lost = None
-    for r in rules:
-        if r.kind == "latency" and r.latency_ms:
-            await asyncio.sleep(r.latency_ms / 1000)
-        elif r.kind == "http_5xx":
-            return web.Response(status=r.status, text=html_5xx(r.status), content_type="text/html")
-        elif r.kind == "unavailable":
+    for rule in rules:
+        if rule.kind == "latency" and rule.latency_ms:
+            await asyncio.sleep(rule.latency_ms / 1000)
+        elif rule.kind == "http_5xx":
+            return web.Response(
+                status=rule.status, text=html_5xx(rule.status), content_type="text/html"
+            )
+        elif rule.kind == "unavailable":
             return _reply(error="EService:Unavailable")
-        elif r.kind == "busy":
+        elif rule.kind == "busy":
             return _reply(error="EService:Busy")
-        elif r.kind == "lost_response":
-            lost = r
+        elif rule.kind == "lost_response":
+            lost = rule
     try:
         body = await request.read()
     except (ConnectionError, asyncio.CancelledError):
         raise
     content_type = request.headers.get("Content-Type", "")
-    response = _handle(sb, request, method, body, content_type, private=private)
+    response = _handle(sandbox, request, method, body, content_type, private=private)
     if lost is not None:
         # The request WAS applied; the client just never learns the outcome.
         if lost.mode == "5xx":
@@ -149,7 +159,7 @@ async def _dispatch(
 
 
 def _handle(
-    sb: Sandbox,
+    sandbox: Sandbox,
     request: web.Request,
     method: str,
     body: bytes,
@@ -157,7 +167,7 @@ def _handle(
     *,
     private: bool,
 ) -> web.Response:
-    e = sb.engine
+    engine = sandbox.engine
     try:
         if not private:
             handler = PUBLIC.get(method)
@@ -165,20 +175,20 @@ def _handle(
                 return _reply(error="EGeneral:Unknown method")
             params = parse_body(body, content_type) if request.method == "POST" else {}
             merge_query(params, dict(request.query))
-            return _reply(handler(e, params))
+            return _reply(handler(engine, params))
         if request.method != "POST":
             return _reply(error="EGeneral:Invalid arguments")
-        handler_p = sb.handlers.get(method)
+        handler_p = sandbox.handlers.get(method)
         if handler_p is None:
             return _reply(error="EGeneral:Unknown method")
         params = parse_body(body, content_type)
         is_form = not is_json(body, content_type)
-        if e.status == "maintenance" and method not in ("Balance", "BalanceEx"):
+        if engine.status == "maintenance" and method not in ("Balance", "BalanceEx"):
             return _reply(error="EService:Unavailable")
-        now = e.now()
+        now = engine.now()
         peer = request.remote or "?"
         try:
-            key = e.auth.verify(
+            key = engine.auth.verify(
                 path=f"/0/private/{method}",
                 body=body,
                 api_key=request.headers.get("API-Key"),
@@ -191,10 +201,12 @@ def _handle(
             )
         except AuthError as err:
             return _reply(error=err.error)
-        acct = e.accounts[key.account_id]
-        if e.rate_limits and not e.rest_limiter.charge(key.key, method, e.tier_of(acct), now):
+        acct = engine.accounts[key.account_id]
+        if engine.rate_limits and not engine.rest_limiter.charge(
+            key.key, method, engine.tier_of(acct), now
+        ):
             return _reply(error="EAPI:Rate limit exceeded")
-        return _reply(handler_p(Ctx(e, acct, key, params, is_form)))
+        return _reply(handler_p(Ctx(engine, acct, key, params, is_form)))
     except KrakenError as err:
         return _reply(error=err.error)
     except Exception:  # a bug must still look like Kraken, never a traceback
@@ -214,40 +226,42 @@ async def _loop(interval: float, fn: Callable[[], Awaitable[None] | None]) -> No
             LOG.exception("background task failed")
 
 
-def tick(sb: Sandbox) -> None:
+def tick(sandbox: Sandbox) -> None:
     """One simulation step: market, timers, funding/earn progress, WS fan-out."""
-    sb.engine.tick()
-    funding.advance_withdrawals(sb.engine, sb.config.withdraw_step)
-    earn.settle(sb.engine)
-    sb.hub.publish_market()
-    for pid in list(sb.engine.markets):
-        sb.hub.mark_dirty(pid)
-    sb.hub.flush()
+    sandbox.engine.tick()
+    funding.advance_withdrawals(sandbox.engine, sandbox.config.withdraw_step)
+    earn.settle(sandbox.engine)
+    sandbox.hub.publish_market()
+    for pid in list(sandbox.engine.markets):
+        sandbox.hub.mark_dirty(pid)
+    sandbox.hub.flush()
 
 
-async def _start(sb: Sandbox) -> None:
-    sb.tasks.append(asyncio.create_task(_loop(sb.config.tick_ms / 1000, lambda: tick(sb))))
-    sb.tasks.append(asyncio.create_task(_loop(1.0, sb.hub.heartbeat)))
-    if sb.config.state_file:
-        sb.tasks.append(asyncio.create_task(_loop(sb.config.save_every, sb.save)))
+async def _start(sandbox: Sandbox) -> None:
+    sandbox.tasks.append(
+        asyncio.create_task(_loop(sandbox.config.tick_ms / 1000, lambda: tick(sandbox)))
+    )
+    sandbox.tasks.append(asyncio.create_task(_loop(1.0, sandbox.hub.heartbeat)))
+    if sandbox.config.state_file:
+        sandbox.tasks.append(asyncio.create_task(_loop(sandbox.config.save_every, sandbox.save)))
 
     async def ws_chaos() -> None:
         while True:
-            every = sb.faults.ws_disconnect_every
+            every = sandbox.faults.ws_disconnect_every
             await asyncio.sleep(every if every > 0 else 1.0)
-            if sb.faults.ws_disconnect_every > 0:
-                await sb.hub.disconnect_all()
+            if sandbox.faults.ws_disconnect_every > 0:
+                await sandbox.hub.disconnect_all()
 
-    sb.tasks.append(asyncio.create_task(ws_chaos()))
+    sandbox.tasks.append(asyncio.create_task(ws_chaos()))
 
 
-async def _stop(sb: Sandbox) -> None:
-    for t in sb.tasks:
+async def _stop(sandbox: Sandbox) -> None:
+    for t in sandbox.tasks:
         t.cancel()
-    for t in sb.tasks:
+    for t in sandbox.tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
-    sb.save()
+    sandbox.save()
 
 
 def run(config: Config) -> None:

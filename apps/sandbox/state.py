@@ -12,16 +12,17 @@ from typing import Any
 
 from .auth import ApiKey
 from .engine import Account, Engine, Order
+from .engine.accounts import account_iiban
 
 VERSION = 1
 
 
-def _enc(o: object) -> object:
-    if isinstance(o, Decimal):
-        return {"$d": format(o, "f")}
-    if isinstance(o, set):
-        return sorted(o)
-    raise TypeError(type(o).__name__)
+def _enc(value: object) -> object:
+    if isinstance(value, Decimal):
+        return {"$d": format(value, "f")}
+    if isinstance(value, set):
+        return sorted(value)
+    raise TypeError(type(value).__name__)
 
 
 def _hook(d: dict[str, Any]) -> Any:
@@ -30,29 +31,30 @@ def _hook(d: dict[str, Any]) -> Any:
     return d
 
 
-def snapshot(e: Engine) -> dict[str, Any]:
+def snapshot(engine: Engine) -> dict[str, Any]:
     accounts = []
-    for a in e.accounts.values():
+    for a in engine.accounts.values():
         d = dataclasses.asdict(a)
-        d["orders"] = {t: dataclasses.asdict(o) for t, o in a.orders.items()}
+        d["orders"] = {t: dataclasses.asdict(order) for t, order in a.orders.items()}
         d["ws_tokens"] = {}
         accounts.append(d)
     return {
         "version": VERSION,
-        "seed": e.seed,
-        "status": e.status,
-        "now": e.now(),
-        "ids": e.ids.state(),
-        "seq": e._seq,
-        "acct_seq": e._acct_seq,
-        "keys": [k.to_json() for k in e.auth.keys.values()],
+        "seed": engine.seed,
+        "status": engine.status,
+        "pair_status": engine.pair_status,
+        "now": engine.now(),
+        "ids": engine.ids.state(),
+        "seq": engine._seq,
+        "acct_seq": engine._acct_seq,
+        "keys": [k.to_json() for k in engine.auth.keys.values()],
         "accounts": accounts,
-        "markets": {pid: {"mid": m.mid, "last": m.last_price} for pid, m in e.markets.items()},
+        "markets": {pid: {"mid": m.mid, "last": m.last_price} for pid, m in engine.markets.items()},
     }
 
 
-def save(e: Engine, path: str) -> None:
-    data = json.dumps(snapshot(e), default=_enc)
+def save(engine: Engine, path: str) -> None:
+    data = json.dumps(snapshot(engine), default=_enc)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
@@ -67,41 +69,50 @@ def save(e: Engine, path: str) -> None:
         raise
 
 
-def load(e: Engine, path: str) -> bool:
+def load(engine: Engine, path: str) -> bool:
     p = Path(path)
     if not p.exists():
         return False
     data = json.loads(p.read_text(), object_hook=_hook)
     if data.get("version") != VERSION:
         return False
-    e.status = data["status"]
-    e.ids.restore(data["ids"])
-    e._seq = int(data["seq"])
-    e._acct_seq = int(data["acct_seq"])
+    engine.status = data["status"]
+    engine.pair_status.update(
+        {
+            pid: mode
+            for pid, mode in data.get("pair_status", {}).items()
+            if pid in engine.pair_status
+        }
+    )
+    engine.ids.restore(data["ids"])
+    engine._seq = int(data["seq"])
+    engine._acct_seq = int(data["acct_seq"])
     for k in data["keys"]:
         key = ApiKey.from_json(k)
-        e.auth.keys[key.key] = key
+        engine.auth.keys[key.key] = key
     order_fields = {f.name for f in dataclasses.fields(Order)}
     acct_fields = {f.name for f in dataclasses.fields(Account)}
     for raw in data["accounts"]:
         orders = raw.pop("orders")
         acct = Account(**{k: v for k, v in raw.items() if k in acct_fields})
+        acct.iiban = acct.iiban or account_iiban(acct.id)
         acct.orders = {
-            t: Order(**{k: v for k, v in o.items() if k in order_fields}) for t, o in orders.items()
+            t: Order(**{k: v for k, v in order.items() if k in order_fields})
+            for t, order in orders.items()
         }
-        e.accounts[acct.id] = acct
+        engine.accounts[acct.id] = acct
         for t in acct.open_ids:
-            o = acct.orders[t]
-            if o.status == "pending" and o.starttm:
-                e.pending_start.append(o)
-            elif o.ordertype.startswith(("stop", "take", "trailing")) and not o.triggered:
-                e.untriggered[o.pair].append(o)
-            elif o.resting_limit() is not None:
-                e.book_orders[(o.pair, o.side)].append(o)
-    for lst in e.book_orders.values():
-        lst.sort(key=e._book_key)
+            order = acct.orders[t]
+            if order.status == "pending" and order.starttm:
+                engine.pending_start.append(order)
+            elif order.ordertype.startswith(("stop", "take", "trailing")) and not order.triggered:
+                engine.untriggered[order.pair].append(order)
+            elif order.resting_limit() is not None:
+                engine.book_orders[(order.pair, order.side)].append(order)
+    for lst in engine.book_orders.values():
+        lst.sort(key=engine._book_key)
     for pid, m in data["markets"].items():
-        if pid in e.markets:
-            e.markets[pid].move_to(m["mid"])
-            e.markets[pid].last_price = m["last"]
+        if pid in engine.markets:
+            engine.markets[pid].move_to(m["mid"])
+            engine.markets[pid].last_price = m["last"]
     return True

@@ -23,6 +23,7 @@ class CredentialAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "account_label",
         "use",
         "status",
+        "status_reason",
         "is_shared_desk_key",
         "kek_id",
         "permissions",

@@ -7,6 +7,7 @@ from django import forms
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
 from apps.vault.models import Use
+from apps.vault.policy import uses_for_role
 from apps.vault.validators import (
     PRIVATE_KEY_IS_API_KEY,
     clean_api_key,
@@ -62,6 +63,11 @@ class CredentialForm(forms.Form):
 
     def __init__(self, *args: Any, membership: Membership, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Only the uses the member's role has (the service refuses the others anyway).
+        allowed = uses_for_role(membership.role)
+        self.fields["use"].choices = [  # type: ignore[attr-defined]
+            (value, label) for value, label in Use.choices if value in allowed
+        ]
         if membership.role != Role.OWNER:
             del self.fields["shared"]
 

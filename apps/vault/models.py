@@ -38,6 +38,13 @@ class Credential(models.Model):
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
+        # The owner's role no longer allows the key's use (demoted or removed): it may only
+        # cancel that member's open orders, and serve the organization's kill switch, until
+        # nothing of theirs is open (the trading work then revokes it).
+        CANCEL_ONLY = "cancel_only", "Cancel only"
+        # The permission check found the key can do more than its use needs and the
+        # organization does not allow that: its sealed secret is destroyed, as on revocation.
+        REFUSED = "refused", "Refused"
         REVOKED = "revoked", "Revoked"
 
     class ProbeStatus(models.TextChoices):
@@ -48,7 +55,9 @@ class Credential(models.Model):
         FAILED = "failed", "Check failed"
 
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="credentials")
-    owner = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="credentials")
+    # RESTRICT: a membership is never deleted while it has keys (removal keeps the row), yet
+    # deleting the whole organization still takes both.
+    owner = models.ForeignKey(Membership, on_delete=models.RESTRICT, related_name="credentials")
     label = models.CharField(max_length=80)
     api_key = models.CharField(max_length=128)
     account_label = models.CharField(
@@ -74,6 +83,10 @@ class Credential(models.Model):
     permissions_checked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=200, blank=True)
+    # Why the key is in its state, shown to its owner and to the organization's overseers:
+    # why it became cancel-only or was refused, or why it was kept although it can do more
+    # than its use needs (the organization allows it).
+    status_reason = models.CharField(max_length=300, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -112,6 +125,10 @@ class Credential(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    @property
+    def is_cancel_only(self) -> bool:
+        return self.status == self.Status.CANCEL_ONLY
 
     @property
     def probe_in_progress(self) -> bool:

@@ -3,7 +3,9 @@
 - A member sees and manages their own keys.
 - Owners and admins also see the metadata of the organization's shared desk keys; owners
   manage them.
-- Nobody sees or uses another member's personal keys: those ids are a 404.
+- Nobody uses another member's personal keys. Owners and admins (Capability.OVERSEE_KEYS) see
+  every member's keys, masked, on the oversight page and may revoke them; elsewhere another
+  member's key id is a 404.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from apps.orgs.models import Membership
+from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from apps.vault.models import Credential, Use
 
@@ -72,7 +74,29 @@ def credential_for(*, membership: Membership, use: str) -> Credential:
     own = active.filter(owner=membership, is_shared_desk_key=False).first()
     if own is not None:
         return own
-    desk = active.filter(is_shared_desk_key=True, owner__role=Role.OWNER).first()
+    desk = active.filter(
+        is_shared_desk_key=True,
+        owner__role=Role.OWNER,
+        owner__status=Membership.Status.ACTIVE,  # joins bypass the default manager
+    ).first()
     if desk is not None:
         return desk
     raise NoCredential(NO_CREDENTIAL.format(use=Use(use).label.lower()))
+
+
+def credentials_overseen(*, org: Organization) -> QuerySet[Credential]:
+    """Every key of the organization's members, current and former, for the owners' and
+    admins' oversight page: metadata only (the page masks the API key and never has the
+    secret). Keys that still work come first."""
+    return (
+        Credential.objects.filter(org=org)
+        .select_related("owner__user")
+        .order_by("status", "owner__user__email", "-created_at", "-id")
+    )
+
+
+def credential_get_overseen(*, org: Organization, credential_id: int) -> Credential:
+    credential = credentials_overseen(org=org).filter(pk=credential_id).first()
+    if credential is None:
+        raise Http404(CREDENTIAL_NOT_FOUND)
+    return credential

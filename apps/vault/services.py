@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,10 +20,11 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from apps.core.trail import audit_record
-from apps.orgs.models import Membership
+from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from apps.vault import crypto
 from apps.vault.models import Credential, Use
+from apps.vault.policy import USE_CAPABILITY, assess, role_allows_use, use_label
 from apps.vault.validators import clean_key_pair
 
 if TYPE_CHECKING:
@@ -44,6 +46,39 @@ ALREADY_REVOKED = "This key is already revoked."
 CREDENTIAL_NOT_ACTIVE = "This key has been revoked and can no longer be used."
 PROBE_ALREADY_RUNNING = "A permission check for this key is already running."
 LABEL_REQUIRED = "Give the key a label."
+USE_NOT_ALLOWED = (
+    "Your role ({role}) does not allow {use}, so a key for it cannot be stored. Choose one of: "
+    "{uses}."
+)
+NOT_A_MEMBER_ANY_MORE = "You are no longer a member of this organization."
+CANCEL_ONLY_ON_ROLE_CHANGE = (
+    "Your role in {org} changed from {old} to {new}, which does not allow {use}. This key can "
+    "now only cancel your open orders; it will be revoked once none are left."
+)
+CANCEL_ONLY_ON_REMOVAL = (
+    "You were removed from {org}. This key can now only cancel your open orders; it will be "
+    "revoked once none are left."
+)
+REVOKED_ON_ROLE_CHANGE = (
+    "Your role in {org} changed from {old} to {new}, which does not allow {use}: the key was "
+    "revoked."
+)
+REVOKED_ON_REMOVAL = "You were removed from {org}: the key was revoked."
+REVOKED_BY_OVERSEER = "Revoked by {email} ({role})."
+# Refusals of the decrypt path (KeyUseRefused).
+KEY_CANCEL_ONLY = (
+    "This key is cancel-only: its owner's role no longer allows {use}. It can only cancel the "
+    "owner's open orders."
+)
+KEY_WRONG_USE = "This is a {use} key; it cannot be used for {purpose}."
+KEY_ROLE_LOST = "The key's owner ({role}) is no longer allowed {use}; the key cannot be used."
+KEY_OWNER_REMOVED = "The key's owner is no longer a member of the organization."
+KEY_DESK_OWNER_GONE = "This shared desk key's creator is no longer an owner; it cannot be used."
+KEY_OVERPRIVILEGED = (
+    "This key can {names}, more than {use} needs, and the organization no longer accepts "
+    "over-privileged keys."
+)
+KEY_ACTOR_NOT_ALLOWED = "The member this task acts for is no longer allowed to {purpose}."
 
 # A probe that has been "running" this long lost its worker; a new test may take over.
 PROBE_STALE_AFTER = timedelta(minutes=5)
@@ -51,6 +86,36 @@ PROBE_STALE_AFTER = timedelta(minutes=5)
 
 class CredentialUnavailable(Exception):
     """The credential cannot be used (revoked, or gone). The message is safe to show."""
+
+
+class KeyUseRefused(CredentialUnavailable):
+    """The key exists but may not be used for this purpose now: it is cancel-only, its
+    owner's role no longer allows its use, or it can do more than the organization accepts.
+    Raised by the decrypt path, which checks on every open, so a task queued before a
+    demotion cannot use the key after it. The message is safe to show."""
+
+
+class KeyPurpose(StrEnum):
+    """What a task opens a key for. The decrypt path checks it against the key's use, the
+    key's state and its owner's current role every time."""
+
+    PROBE = "probe"  # the permission check (harmless calls)
+    READ = "read"  # balances, order and ledger queries
+    TRADE = "trade"  # place or amend orders
+    FUND = "fund"  # withdrawals, transfers
+    CANCEL = "cancel"  # cancel the key owner's open orders (allowed on cancel-only keys)
+    KILL_SWITCH = "kill_switch"  # the organization's kill switch (allowed on cancel-only keys)
+
+
+# Purposes that only reduce risk: a cancel-only key serves them.
+_CANCELLING = frozenset({KeyPurpose.CANCEL, KeyPurpose.KILL_SWITCH})
+# The use a key must have for a purpose (READ and PROBE: any use).
+_PURPOSE_USE = {
+    KeyPurpose.TRADE: Use.TRADING,
+    KeyPurpose.FUND: Use.FUNDING,
+    KeyPurpose.CANCEL: Use.TRADING,
+    KeyPurpose.KILL_SWITCH: Use.TRADING,
+}
 
 
 def _binding(credential: Credential) -> crypto.Binding:
@@ -94,6 +159,30 @@ def _check_free(*, membership: Membership, use: str, api_key: str, shared: bool)
         raise ValidationError({"api_key": DUPLICATE_API_KEY})
 
 
+def _check_role_allows(*, membership: Membership, use: str) -> None:
+    """A key is stored only for a use the member's role has, read again inside the
+    transaction (the membership may have been demoted or removed since the page loaded)."""
+    # The organization's row is locked first, as membership changes lock it
+    # (apps.orgs.services.memberships): a demotion or removal running now either sees this key
+    # when it restricts the member's keys, or runs first and this reads the new role. The same
+    # lock order on both sides means the two queue up and never deadlock.
+    Organization.objects.select_for_update().filter(pk=membership.org_id).first()
+    role = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
+    if role is None:
+        raise PermissionDenied(NOT_A_MEMBER_ANY_MORE)
+    if not role_allows_use(role, use):
+        from apps.vault.policy import uses_for_role
+
+        allowed = ", ".join(Use(u).label.lower() for u in uses_for_role(role)) or "none"
+        raise ValidationError(
+            {
+                "use": USE_NOT_ALLOWED.format(
+                    role=Role(role).label.lower(), use=use_label(use), uses=allowed
+                )
+            }
+        )
+
+
 @sensitive_variables("secret", "otp", "cleaned_secret", "cleaned_otp")
 def credential_create(
     *,
@@ -135,6 +224,7 @@ def credential_create(
 
     try:
         with transaction.atomic():
+            _check_role_allows(membership=membership, use=use)
             _check_free(membership=membership, use=use, api_key=api_key, shared=shared)
             credential = Credential(
                 org=membership.org,
@@ -187,48 +277,118 @@ def credential_create(
     return credential
 
 
+# The states a key can still be revoked from (its secret still exists).
+_LIVE = (Credential.Status.ACTIVE, Credential.Status.CANCEL_ONLY)
+_WIPED: dict[str, Any] = {
+    "kek_id": "",
+    "wrapped_key": b"",
+    "secret_ciphertext": b"",
+    "otp_ciphertext": None,
+}
+
+
 @transaction.atomic
 def credential_revoke(
-    *, credential: Credential, actor: Membership, request: HttpRequest | None = None
+    *,
+    credential: Credential,
+    actor: Membership,
+    reason: str = "",
+    request: HttpRequest | None = None,
 ) -> Credential:
-    """Mark the key revoked and destroy its sealed secret; the row stays for the record."""
+    """Mark the key revoked and destroy its sealed secret; the row stays for the record.
+
+    An owner or admin revoking another member's key (the oversight page) records who did it
+    as the reason, which the key's owner sees on their keys page."""
     now = timezone.now()
-    updated = Credential.objects.filter(pk=credential.pk, status=Credential.Status.ACTIVE).update(
+    if not reason and actor.pk != credential.owner_id:
+        reason = REVOKED_BY_OVERSEER.format(
+            email=actor.user.email, role=actor.get_role_display().lower()
+        )
+    updated = Credential.objects.filter(pk=credential.pk, status__in=_LIVE).update(
         status=Credential.Status.REVOKED,
         revoked_at=now,
         updated_at=now,
-        kek_id="",
-        wrapped_key=b"",
-        secret_ciphertext=b"",
-        otp_ciphertext=None,
+        status_reason=reason[:300],
+        **_WIPED,
     )
     if not updated:
         raise ValidationError(ALREADY_REVOKED)
     credential.refresh_from_db()
+    detail = _audit_detail(credential)
+    if reason:
+        detail["reason"] = credential.status_reason
     audit_record(
         action="vault.credential.revoke",
         actor=actor,
         org=credential.org,
         target=credential,
-        detail=_audit_detail(credential),
+        detail=detail,
         request=request,
     )
     return credential
 
 
-def credentials_revoke_for_member(
-    *, membership: Membership, actor: Membership, request: HttpRequest | None = None
-) -> None:
-    """Revoke every active key of a member who is leaving, inside the removal's transaction.
+def credentials_restrict_for_member(
+    *,
+    membership: Membership,
+    actor: Membership,
+    old_role: str,
+    new_role: str | None,
+    request: HttpRequest | None = None,
+) -> list[int]:
+    """Inside a demotion's or removal's transaction (`new_role` None), restrict the member's
+    keys to what the new role allows. Returns the ids of the keys it changed.
 
-    The keys go with the membership (the foreign key cascades); revoking the active ones first
-    audits each one and destroys its sealed secret, exactly as if the member had revoked it.
+    A trading key the new role does not allow becomes cancel-only: the member's open orders
+    must still be cancellable (by them and by the organization's kill switch) until none are
+    left. Funding and read-only keys serve nothing once their use is gone: they are revoked.
+    Each change is audited and its reason recorded on the key; the member is emailed after
+    commit.
     """
-    active_keys = Credential.objects.select_for_update().filter(
-        owner=membership, status=Credential.Status.ACTIVE
+    org = membership.org
+    changed: list[int] = []
+    reasons: list[str] = []
+    keys = Credential.objects.select_for_update().filter(
+        owner_id=membership.pk, status=Credential.Status.ACTIVE
     )
-    for credential in active_keys:
-        credential_revoke(credential=credential, actor=actor, request=request)
+    for credential in keys:
+        if new_role is not None and role_allows_use(new_role, credential.use):
+            continue
+        fields = {
+            "org": org.name,
+            "old": Role(old_role).label.lower(),
+            "new": Role(new_role).label.lower() if new_role else "",
+            "use": use_label(credential.use),
+        }
+        if credential.use == Use.TRADING:
+            template = CANCEL_ONLY_ON_ROLE_CHANGE if new_role else CANCEL_ONLY_ON_REMOVAL
+            reason = template.format(**fields)[:300]
+            Credential.objects.filter(pk=credential.pk).update(
+                status=Credential.Status.CANCEL_ONLY,
+                status_reason=reason,
+                updated_at=timezone.now(),
+            )
+            audit_record(
+                action="vault.credential.cancel_only",
+                actor=actor,
+                org=org,
+                target=credential,
+                detail={**_audit_detail(credential), "reason": reason},
+                request=request,
+            )
+        else:
+            template = REVOKED_ON_ROLE_CHANGE if new_role else REVOKED_ON_REMOVAL
+            reason = template.format(**fields)[:300]
+            credential_revoke(credential=credential, actor=actor, reason=reason, request=request)
+        changed.append(credential.pk)
+        reasons.append(f"“{credential.label}”: {reason}")
+    if changed:
+        from apps.vault.tasks import keys_restricted_email_task
+
+        transaction.on_commit(
+            partial(keys_restricted_email_task.delay, membership.pk, reasons), robust=True
+        )
+    return changed
 
 
 @transaction.atomic
@@ -304,20 +464,69 @@ def credential_test(*, credential: Credential) -> Credential:
     return credential
 
 
+def _check_use_allowed(
+    credential: Credential, purpose: KeyPurpose, for_member_id: int | None
+) -> None:
+    """Raise KeyUseRefused unless `credential` may be opened for `purpose` right now."""
+    if credential.status not in _LIVE:
+        raise CredentialUnavailable(CREDENTIAL_NOT_ACTIVE)
+    use = credential.use
+    wanted_use = _PURPOSE_USE.get(purpose)
+    if wanted_use is not None and use != wanted_use:
+        raise KeyUseRefused(KEY_WRONG_USE.format(use=Use(use).label.lower(), purpose=purpose))
+    if purpose in _CANCELLING:
+        # Cancelling only reduces risk: a cancel-only key serves it, whatever its owner's
+        # role now. Which orders it may cancel is the trading work's rule (the owner's own).
+        return
+    if credential.is_cancel_only:
+        raise KeyUseRefused(KEY_CANCEL_ONLY.format(use=use_label(use)))
+    owner = credential.owner  # the base manager: a removed membership is still found
+    if not owner.is_active:
+        raise KeyUseRefused(KEY_OWNER_REMOVED)
+    if not role_allows_use(owner.role, use):
+        raise KeyUseRefused(
+            KEY_ROLE_LOST.format(role=owner.get_role_display().lower(), use=use_label(use))
+        )
+    if credential.is_shared_desk_key and owner.role != Role.OWNER:
+        raise KeyUseRefused(KEY_DESK_OWNER_GONE)
+    if purpose in (KeyPurpose.TRADE, KeyPurpose.FUND):
+        dangerous = assess(use=use, permissions=credential.permissions or {}).dangerous_excess
+        if dangerous and not credential.org.allow_overprivileged_keys:
+            from apps.vault.policy import labels
+
+            raise KeyUseRefused(
+                KEY_OVERPRIVILEGED.format(names=labels(dangerous).lower(), use=use_label(use))
+            )
+    if for_member_id is not None:
+        acting = Membership.objects.filter(pk=for_member_id, org_id=credential.org_id).first()
+        needed = (
+            USE_CAPABILITY[use] if purpose != KeyPurpose.READ else USE_CAPABILITY[Use.READ_ONLY]
+        )
+        if acting is None or not acting.can(needed):
+            raise KeyUseRefused(KEY_ACTOR_NOT_ALLOWED.format(purpose=purpose))
+
+
 @sensitive_variables("opened")
-def credential_key_for_task(*, credential_id: int, purpose: str) -> KrakenKey:
+def credential_key_for_task(
+    *, credential_id: int, purpose: KeyPurpose, for_member_id: int | None = None
+) -> KrakenKey:
     """Decrypt a credential for use inside a task. The only place a secret leaves the vault.
 
-    Raises CredentialUnavailable for a revoked or missing key and crypto.VaultError when the
-    keyring cannot open it. Records when the key was last used.
+    Every call checks again, from the database, that the key may serve `purpose`: its state
+    (a cancel-only key only cancels), its use, its owner's current membership and role (and,
+    with `for_member_id`, the role of the member the task acts for), and the organization's
+    over-privilege setting. A task queued before a demotion therefore cannot use the key after
+    it. Raises KeyUseRefused (a CredentialUnavailable) for those, CredentialUnavailable for a
+    revoked or missing key and crypto.VaultError when the keyring cannot open it. Records when
+    the key was last used.
     """
     from apps.kraken.client import KrakenKey
 
-    credential = Credential.objects.filter(pk=credential_id).first()
+    purpose = KeyPurpose(purpose)
+    credential = Credential.objects.select_related("owner", "org").filter(pk=credential_id).first()
     if credential is None:
         raise CredentialUnavailable("This key no longer exists.")
-    if not credential.is_active:
-        raise CredentialUnavailable(CREDENTIAL_NOT_ACTIVE)
+    _check_use_allowed(credential, purpose, for_member_id)
     opened = crypto.open_sealed(
         binding=_binding(credential),
         sealed=crypto.Sealed(

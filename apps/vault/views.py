@@ -1,6 +1,10 @@
-"""API-key pages. Every view is org-scoped with MANAGE_KEYS; which key a member may see or change
-is decided by apps.vault.selectors (404 for another member's key, 403 for an admin and a desk
-key). Adding, deleting and sharing a key need a fresh 2FA step-up."""
+"""API-key pages. Adding, testing, deleting and sharing a key need MANAGE_KEYS; every member
+may see and revoke their own keys (VIEW), so a member demoted to a role without keys still
+reads why their keys became cancel-only and can revoke them. Which key a member may see or
+change is decided by apps.vault.selectors (404 for another member's key, 403 for an admin and a
+desk key). Adding, deleting and sharing a key need a fresh 2FA step-up. Owners and admins see
+every member's keys, masked, on the oversight page (OVERSEE_KEYS) and revoke them with a
+step-up."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -21,7 +26,12 @@ from apps.vault import crypto, services
 from apps.vault.forms import CredentialForm
 from apps.vault.models import Credential, Permission
 from apps.vault.policy import Assessment, assess
-from apps.vault.selectors import credential_get, credential_list
+from apps.vault.selectors import (
+    credential_get,
+    credential_get_overseen,
+    credential_list,
+    credentials_overseen,
+)
 
 KEY_SAVED = (
     "API key “{label}” saved. Its private key is encrypted and will not be shown again; "
@@ -34,6 +44,7 @@ KEY_DELETED = "API key “{label}” deleted. Delete the key on Kraken too."
 KEY_SHARED = "“{label}” is now the organization's shared {use} desk key."
 KEY_UNSHARED = "“{label}” is no longer a shared desk key."
 TEST_STARTED = "Checking the permissions of “{label}”…"
+KEY_REVOKED_BY_OVERSEER = "{owner}'s API key “{label}” revoked and its private key destroyed."
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,8 @@ class CredentialRow:
     credential: Credential
     assessment: Assessment
     permissions: list[PermissionRow]
-    can_manage: bool
+    can_manage: bool  # may revoke it
+    can_change: bool  # may also test, delete or share it (MANAGE_KEYS)
 
 
 def _row(credential: Credential, membership: Membership) -> CredentialRow:
@@ -64,29 +76,39 @@ def _row(credential: Credential, membership: Membership) -> CredentialRow:
             state = {True: "granted", False: "denied"}.get(found[name], "unknown")
         rows.append(PermissionRow(name, label, state, name in assessment.excess))
     can_manage = not credential.is_shared_desk_key or membership.role == Role.OWNER
-    return CredentialRow(credential, assessment, rows, can_manage)
+    can_change = can_manage and membership.can(Capability.MANAGE_KEYS)
+    return CredentialRow(credential, assessment, rows, can_manage, can_change)
 
 
 def _error_text(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+@never_cache
 @require_GET
-@org_view(Capability.MANAGE_KEYS)
+@org_view(Capability.VIEW)
 def credential_list_view(request: HttpRequest, membership: Membership) -> HttpResponse:
     rows = [_row(c, membership) for c in credential_list(membership=membership)]
     polling = any(row.credential.probe_in_progress for row in rows)
     template = "vault/credential_list.html"
     if getattr(request, "htmx", False):
         template += "#credential-table"
-    return render(request, template, {"rows": rows, "polling": polling})
+    context = {
+        "rows": rows,
+        "polling": polling,
+        "can_add": membership.can(Capability.MANAGE_KEYS),
+    }
+    return render(request, template, context)
 
 
+# Key pages are never cached (never_cache sends Cache-Control: no-store): the form may be
+# re-rendered with what was typed, and the others describe a key's powers.
+@sensitive_variables("data", "form")
 @sensitive_post_parameters("secret", "otp")
+@never_cache
 @require_http_methods(["GET", "POST"])
 @org_view(Capability.MANAGE_KEYS)
 @step_up_required
-@sensitive_variables("data")
 def credential_create_view(request: HttpRequest, membership: Membership) -> HttpResponse:
     status = 200
     if request.method == "POST":
@@ -120,8 +142,9 @@ def credential_create_view(request: HttpRequest, membership: Membership) -> Http
     return render(request, "vault/credential_form.html", {"form": form}, status=status)
 
 
+@never_cache
 @require_GET
-@org_view(Capability.MANAGE_KEYS)
+@org_view(Capability.VIEW)
 def credential_detail_view(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
     credential = credential_get(membership=membership, credential_id=pk)
     template = "vault/credential_detail.html"
@@ -152,7 +175,7 @@ def credential_test_view(request: HttpRequest, membership: Membership, pk: int) 
 
 
 @require_http_methods(["GET", "POST"])
-@org_view(Capability.MANAGE_KEYS)
+@org_view(Capability.VIEW)
 def credential_revoke_view(
     request: HttpRequest, membership: Membership, pk: int
 ) -> HttpResponseBase:
@@ -210,3 +233,32 @@ def credential_share_view(
         use = credential.get_use_display().lower()
         messages.success(request, message.format(label=credential.label, use=use))
     return redirect("vault:credential-detail", org=membership.org.slug, pk=credential.pk)
+
+
+@require_GET
+@org_view(Capability.OVERSEE_KEYS)
+def oversight_list_view(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Every member's keys, masked: label, use, permissions, state, last used."""
+    rows = [_row(c, membership) for c in credentials_overseen(org=membership.org)]
+    return render(request, "vault/oversight.html", {"rows": rows})
+
+
+@require_POST
+@org_view(Capability.OVERSEE_KEYS)
+@step_up_required
+def oversight_revoke_view(
+    request: HttpRequest, membership: Membership, pk: int
+) -> HttpResponseBase:
+    credential = credential_get_overseen(org=membership.org, credential_id=pk)
+    try:
+        services.credential_revoke(credential=credential, actor=membership, request=request)
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(
+            request,
+            KEY_REVOKED_BY_OVERSEER.format(
+                owner=credential.owner.user.email, label=credential.label
+            ),
+        )
+    return redirect("vault:oversight", org=membership.org.slug)

@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.html import escape
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.services import totp_device_create
 from apps.orgs.models import Invitation, Membership, OnboardingApplication
 from apps.orgs.permissions import Role
 from apps.orgs.selectors import token_hash
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.browser
 def test_an_owner_changes_a_role_in_place_and_the_page_stays_put(
     page: Any, sign_in_browser: Any, owner: Membership, trader: Membership
 ) -> None:
-    device = TOTPDevice.objects.create(user=owner.user, name="Authenticator app", confirmed=True)
+    device = totp_device_create(user=owner.user, name="Authenticator app", confirmed=True)
     sign_in_browser(page, owner.user, device)
     page.goto("/o/acme/members/")
     page.evaluate("window.__samePage = true")

@@ -104,8 +104,11 @@ class SandboxProcess:
         otp: str | None = None,
         key: str | None = None,
         secret: str | None = None,
+        name: str | None = None,
     ) -> tuple[str, str]:
         body: dict[str, Any] = {"permissions": list(permissions), "nonce_window": nonce_window}
+        if name is not None:
+            body["name"] = name
         if otp is not None:
             body["otp"] = otp
         if key is not None:
@@ -146,16 +149,43 @@ class SandboxProcess:
     def set_status(self, status: str) -> None:
         self.control("POST", "/sandbox/status", {"status": status})
 
+    def set_pair_status(self, pair: str, status: str) -> dict[str, Any]:
+        """Per-pair mode (online, cancel_only, post_only, limit_only, reduce_only, …)."""
+        result: dict[str, Any] = self.control(
+            "POST",
+            f"/sandbox/markets/{urllib.parse.quote(pair, safe='')}/status",
+            {"status": status},
+        )
+        return result
+
+    def create_subaccount_info(
+        self, account_id: str, username: str = "", balances: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Like ``create_subaccount`` but returns the whole answer (ids, IIBANs, username)."""
+        result: dict[str, Any] = self.control(
+            "POST",
+            f"/sandbox/accounts/{account_id}/subaccounts",
+            {"username": username, "balances": balances or {}},
+        )
+        return result
+
     def set_faults(
         self,
         rules: list[dict[str, Any]] | None = None,
         *,
         profile: str | None = None,
         ws_disconnect_every: float = 0,
+        seed: int | None = None,
     ) -> Any:
-        body: dict[str, Any] = {"rules": rules or [], "ws_disconnect_every": ws_disconnect_every}
+        """Replace the fault set. A profile supplies its rules unless ``rules`` are given;
+        ``seed`` reseeds every rule's dice (default: the sandbox's seed)."""
+        body: dict[str, Any] = {"ws_disconnect_every": ws_disconnect_every}
+        if rules is not None or not profile:
+            body["rules"] = rules or []
         if profile:
             body["profile"] = profile
+        if seed is not None:
+            body["seed"] = seed
         return self.control("POST", "/sandbox/faults", body)
 
     def clear_faults(self) -> None:

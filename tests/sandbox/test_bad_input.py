@@ -95,7 +95,11 @@ def test_specific_errors(sandbox: SandboxProcess, trader: tuple[str, str, str]) 
         ({**base, "volume": "1000"}, "EOrder:Insufficient funds"),
         ({**base, "oflags": "post,fly"}, "EGeneral:Invalid arguments:oflags"),
         ({**base, "oflags": "fcib,fciq"}, "EGeneral:Invalid arguments:oflags"),
-        ({**base, "timeinforce": "FOK"}, "EGeneral:Invalid arguments:timeinforce"),
+        (
+            {**base, "timeinforce": "FOK", "oflags": "post"},
+            "EGeneral:Invalid arguments:timeinforce",
+        ),
+        ({**base, "timeinforce": "DAY"}, "EGeneral:Invalid arguments:timeinforce"),
         ({**base, "timeinforce": "GTD"}, "EGeneral:Invalid arguments:expiretm"),
         ({**base, "userref": "1", "cl_ord_id": "x"}, "EGeneral:Invalid arguments:cl_ord_id"),
         ({**base, "deadline": "2001-01-01T00:00:00Z"}, "EService:Deadline elapsed"),

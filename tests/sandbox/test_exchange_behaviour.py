@@ -542,7 +542,7 @@ def test_earn_busy_and_minimum(sandbox: SandboxProcess) -> None:
     sid = next(
         s["id"]
         for s in a.ok("Earn/Strategies", {"asset": "DOT"})["items"]
-        if s["lock_type"]["type"] == "flex"
+        if s["lock_type"]["type"] == "instant"
     )
     assert a("Earn/Allocate", {"strategy_id": sid, "amount": "0.001"})["error"] == [
         "EEarnings:Below min:(De)allocation operation amount less than minimum"
@@ -558,7 +558,8 @@ def test_earn_busy_and_minimum(sandbox: SandboxProcess) -> None:
     sandbox.advance(86400 * 30)  # a month of rewards at ~10% APR
     allocs = a.ok("Earn/Allocations")["items"][0]
     assert Decimal(allocs["total_rewarded"]["native"]) > Decimal("0.05")
-    assert Decimal(a.ok("Balance")["DOT.F"]) > Decimal("10")
+    # Since Kraken's 13 Nov 2025 change Balance no longer lists ".F" Earn assets.
+    assert not any(name.endswith(".F") for name in a.ok("Balance"))
 
 
 def test_state_persists_across_restart(tmp_path: Path) -> None:
@@ -727,14 +728,24 @@ def test_deposit_status_honours_start_and_end(sandbox: SandboxProcess) -> None:
     assert refids({"end": str(int(between))}) == [first]
 
 
-def test_earn_balances_are_named_by_altname(sandbox: SandboxProcess) -> None:
+def test_legacy_earn_balances_are_named_by_altname(sandbox: SandboxProcess) -> None:
+    """In the pre-Nov-2025 shape (a sandbox setting) Earn funds show as "ETH.F"."""
     a = Account(sandbox, {"ETH": "1"})
     sid = a.ok("Earn/Strategies", {"asset": "ETH"})["items"][0]["id"]
     assert a.ok("Earn/Allocate", {"strategy_id": sid, "amount": "0.5"}) is True
     sandbox.advance(30)
-    balances = a.ok("Balance")
-    assert Decimal(balances["ETH.F"]) >= Decimal("0.5")
-    assert "XETH.F" not in balances
+    assert not any(name.endswith(".F") for name in a.ok("Balance"))
+    sandbox.configure(legacy_f_balances=True)
+    try:
+        balances = a.ok("Balance")
+        assert Decimal(balances["ETH.F"]) >= Decimal("0.5")
+        assert "XETH.F" not in balances
+        extended = a.ok("BalanceEx")
+        assert Decimal(extended["ETH.F"]["balance"]) >= Decimal("0.5")
+        assert extended["ETH.F"]["hold_trade"] == "0.0000000000"
+    finally:
+        sandbox.configure(legacy_f_balances=False)
+    assert "ETH.F" not in a.ok("Balance")
 
 
 async def test_ws_token_stays_valid_on_the_connection_that_used_it(

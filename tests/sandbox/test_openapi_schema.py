@@ -82,12 +82,17 @@ def _fix_spec(node: Any) -> Any:
       is itself an array); Kraken sends an array of strings (FACTS §2.1) everywhere;
     * order maps use ``oneOf: [closed, open]`` although an open order satisfies both
       schemas (no ``required``/``additionalProperties``), so no real answer could pass
-      ``oneOf``; ``anyOf`` is the evident intent.
+      ``oneOf``; ``anyOf`` is the evident intent;
+    * Earn/Strategies' ``lock_type`` lists flex, bonded and instant answers only, although
+      the request's ``lock_type`` filter (and FUNDING-EARN.md) has ``timed`` too: a
+      ``timed`` variant is added.
     """
     if isinstance(node, dict):
         node = {k: _fix_spec(v) for k, v in node.items()}
         if "oneOf" in node:
             node["anyOf"] = node.pop("oneOf")
+        if node.get("description") == "Type of the strategy" and "anyOf" in node:
+            node["anyOf"].append(TIMED_LOCK)
         props = node.get("properties")
         if isinstance(props, dict) and "error" in props and "result" in props:
             props["error"] = ERROR_SCHEMA
@@ -96,6 +101,16 @@ def _fix_spec(node: Any) -> Any:
         return [_fix_spec(v) for v in node]
     return node
 
+
+TIMED_LOCK: dict[str, Any] = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"type": "string", "enum": ["timed"]},
+        "payout_frequency": {"type": "integer"},
+        "duration_months": {"type": "integer"},
+    },
+}
 
 ENVELOPE: dict[str, Any] = {
     "type": "object",

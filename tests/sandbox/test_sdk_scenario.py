@@ -107,12 +107,12 @@ def test_rest_scenario(sandbox: SandboxProcess, creds: tuple[str, str, str]) -> 
     both = earn.list_earn_strategies(asset="DOT", lock_type=["flex", "bonded"])["items"]
     assert {s["lock_type"]["type"] for s in both} == {"flex", "bonded"}
     strategies = earn.list_earn_strategies(asset="DOT")["items"]
-    flex = next(s for s in strategies if s["lock_type"]["type"] == "flex")
+    flex = next(s for s in strategies if s["lock_type"]["type"] == "instant")
     assert earn.allocate_earn_funds(amount="100", strategy_id=flex["id"]) is True
     assert earn.get_allocation_status(strategy_id=flex["id"])["pending"] is True
     sandbox.advance(30)
     assert earn.get_allocation_status(strategy_id=flex["id"])["pending"] is False
-    assert "DOT.F" in user.get_account_balance()
+    assert "DOT.F" not in user.get_account_balance()  # ".F" deprecated on 13 Nov 2025
     allocs = earn.list_earn_allocations()["items"]
     assert any(a["strategy_id"] == flex["id"] for a in allocs)
     assert earn.deallocate_earn_funds(amount="50", strategy_id=flex["id"]) is True

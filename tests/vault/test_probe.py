@@ -10,7 +10,7 @@ import pytest
 
 from apps.audit.models import AuditRecord
 from apps.vault.models import Credential, Use
-from apps.vault.policy import assess
+from apps.vault.policy import ACCEPTED_REASON, REFUSED_REASON, assess
 from apps.vault.services import credential_create
 from apps.vault.tasks import credential_probe_task
 
@@ -60,7 +60,7 @@ def probe(credential: Credential) -> Credential:
     return credential
 
 
-def test_a_full_permission_trading_key_is_detected_and_flagged_for_withdrawals(
+def test_a_full_permission_trading_key_is_detected_and_refused_with_its_reason(
     trader, sandbox, account
 ) -> None:
     credential, _ = stored(trader, sandbox, account, [*PROBED, "cancel", "export"])
@@ -71,8 +71,52 @@ def test_a_full_permission_trading_key_is_detected_and_flagged_for_withdrawals(
     assert credential.last_used_at is not None
     assessment = assess(use=credential.use, permissions=credential.permissions)
     assert assessment.excess == ("deposit", "withdraw", "earn")
+    # Withdraw and Earn can move funds a trading key never needs: refused, secret destroyed.
+    assert credential.status == Credential.Status.REFUSED
+    assert not credential.secret_ciphertext
+    assert credential.status_reason == REFUSED_REASON.format(
+        use="trading use", names="withdraw funds, earn (allocate & deallocate)"
+    )
+    refusal = AuditRecord.objects.get(action="vault.credential.refuse")
+    assert refusal.detail["reason"] == credential.status_reason
+    probed = AuditRecord.objects.get(action="vault.credential.probe")
+    assert probed.detail["overprivileged"] == "refused"
     # The AddOrder probe was validate-only: nothing was placed.
     assert sandbox.account(account)["open_orders"] == []
+
+
+def test_an_organization_that_allows_overprivileged_keys_keeps_one_with_the_reason(
+    trader, sandbox, account
+) -> None:
+    trader.org.allow_overprivileged_keys = True
+    trader.org.save(update_fields=["allow_overprivileged_keys"])
+    credential, _ = stored(trader, sandbox, account, [*PROBED, "cancel"])
+    credential = probe(credential)
+    assert credential.status == Credential.Status.ACTIVE
+    assert credential.status_reason == ACCEPTED_REASON.format(
+        use="trading use", names="withdraw funds, earn (allocate & deallocate)"
+    )
+    probed = AuditRecord.objects.get(action="vault.credential.probe")
+    assert probed.detail["overprivileged"] == "allowed by the organization"
+    assert probed.detail["reason"] == credential.status_reason
+    assert not AuditRecord.objects.filter(action="vault.credential.refuse").exists()
+
+
+def test_a_read_only_key_that_can_trade_is_refused(viewer, sandbox, account) -> None:
+    credential, _ = stored(viewer, sandbox, account, [*READ_ONLY, "trade"], use=Use.READ_ONLY)
+    credential = probe(credential)
+    assert credential.status == Credential.Status.REFUSED
+    assert "create & modify orders" in credential.status_reason
+
+
+def test_a_trading_key_needs_closed_order_queries_and_websocket_for_reconciliation(
+    trader, sandbox, account
+) -> None:
+    credential, _ = stored(trader, sandbox, account, ["query_funds", "query_open", "trade"])
+    credential = probe(credential)
+    assessment = assess(use=credential.use, permissions=credential.permissions)
+    assert assessment.missing == ("query_closed", "websocket")
+    assert credential.status == Credential.Status.ACTIVE
 
 
 def test_a_read_only_key_shows_exactly_its_query_permissions(trader, sandbox, account) -> None:
@@ -82,6 +126,40 @@ def test_a_read_only_key_shows_exactly_its_query_permissions(trader, sandbox, ac
     assert assess(use=credential.use, permissions=credential.permissions).warnings == ()
 
 
+def test_without_get_api_key_info_the_key_is_probed_call_by_call_and_earn_stays_unknown(
+    trader, sandbox, account
+) -> None:
+    # An exchange that cannot answer GetApiKeyInfo: the probe falls back to one call per switch.
+    # Earn has no read that needs it alone, so the fallback says "unknown", never "granted".
+    sandbox.set_faults([{"kind": "unavailable", "endpoint": "GetApiKeyInfo", "probability": 1}])
+    try:
+        credential, _ = stored(trader, sandbox, account, [*READ_ONLY, "earn"], use=Use.READ_ONLY)
+        credential = probe(credential)
+    finally:
+        sandbox.clear_faults()
+    expected: dict[str, bool | None] = {name: name in READ_ONLY for name in PROBED}
+    expected["earn"] = None
+    assert credential.probe_status == "done"
+    assert credential.permissions == expected
+    assert sandbox.account(account)["open_orders"] == []
+
+
+def test_a_key_without_query_funds_leaves_deposit_and_withdraw_unknown_in_the_fallback(
+    trader, sandbox, account
+) -> None:
+    # DepositMethods and WithdrawAddresses need Query Funds too, so their refusal proves nothing.
+    sandbox.set_faults([{"kind": "unavailable", "endpoint": "GetApiKeyInfo", "probability": 1}])
+    try:
+        credential, _ = stored(trader, sandbox, account, ["deposit", "trade"])
+        credential = probe(credential)
+    finally:
+        sandbox.clear_faults()
+    assert credential.permissions["query_funds"] is False
+    assert credential.permissions["trade"] is True
+    assert credential.permissions["deposit"] is None
+    assert credential.permissions["withdraw"] is None
+
+
 def test_a_trading_key_without_trade_permission_is_reported_as_missing_it(
     trader, sandbox, account
 ) -> None:
@@ -89,7 +167,7 @@ def test_a_trading_key_without_trade_permission_is_reported_as_missing_it(
     credential = probe(credential)
     assert credential.permissions["trade"] is False
     assessment = assess(use=credential.use, permissions=credential.permissions)
-    assert assessment.missing == ("trade",)
+    assert "trade" in assessment.missing
     assert any("lacks what trading use needs" in w for w in assessment.warnings)
 
 
@@ -122,7 +200,7 @@ def test_a_key_kraken_does_not_know_fails_the_probe_with_a_short_error(
     )
     credential = probe(credential)
     assert credential.probe_status == "failed"
-    assert credential.last_error.startswith("Kraken Balance: EAPI:Invalid key")
+    assert credential.last_error.startswith("Kraken GetApiKeyInfo: EAPI:Invalid key")
     assert credential.permissions == {}
     record = AuditRecord.objects.get(action="vault.credential.probe")
     assert record.detail["outcome"] == "failed"

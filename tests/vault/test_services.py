@@ -11,6 +11,7 @@ from apps.vault.selectors import NoCredential, credential_for
 from apps.vault.services import (
     DUPLICATE_API_KEY,
     CredentialUnavailable,
+    KeyPurpose,
     credential_create,
     credential_key_for_task,
     credential_revoke,
@@ -27,7 +28,7 @@ def test_a_stored_key_opens_inside_a_task_with_its_password_and_marks_it_used(
 ) -> None:
     credential, pair = store_key(trader, otp="key-2fa-pw")
     assert credential.last_used_at is None
-    key = credential_key_for_task(credential_id=credential.pk, purpose="test")
+    key = credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
     assert (key.api_key, key.secret, key.otp) == (pair.api_key, pair.secret, "key-2fa-pw")
     assert key.key_id == f"cred:{credential.pk}"
     assert pair.secret not in repr(key)
@@ -50,14 +51,14 @@ def test_the_row_holds_no_plaintext_only_sealed_bytes(trader, store_key) -> None
 def test_a_ciphertext_copied_to_another_row_does_not_decrypt(trader, treasurer, store_key) -> None:
     mine, _ = store_key(trader)
     theirs, _ = store_key(treasurer, use=Use.FUNDING)
-    for other in (theirs, store_key(trader, use=Use.FUNDING)[0]):
+    for other in (theirs, store_key(trader, use=Use.READ_ONLY)[0]):
         Credential.objects.filter(pk=other.pk).update(
             kek_id=mine.kek_id,
             wrapped_key=bytes(mine.wrapped_key),
             secret_ciphertext=bytes(mine.secret_ciphertext),
         )
         with pytest.raises(crypto.VaultKeyError, match="could not be decrypted"):
-            credential_key_for_task(credential_id=other.pk, purpose="test")
+            credential_key_for_task(credential_id=other.pk, purpose=KeyPurpose.READ)
 
 
 def test_without_a_keyring_a_key_is_refused_and_nothing_is_stored(trader, settings) -> None:
@@ -81,10 +82,10 @@ def test_with_a_wrong_keyring_a_stored_key_cannot_be_used(trader, store_key, set
     credential, _ = store_key(trader)
     settings.PORTAL_KEYRING = f"k1:{crypto.generate_kek()}"
     with pytest.raises(crypto.VaultKeyError):
-        credential_key_for_task(credential_id=credential.pk, purpose="test")
+        credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
     settings.PORTAL_KEYRING = ""
     with pytest.raises(crypto.VaultUnavailable):
-        credential_key_for_task(credential_id=credential.pk, purpose="test")
+        credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
 
 
 def test_the_service_validates_the_key_formats_without_a_form(trader) -> None:
@@ -127,17 +128,17 @@ def test_revoking_destroys_the_sealed_secret_and_stops_use(trader, store_key) ->
     assert bytes(credential.secret_ciphertext) == b""
     assert bytes(credential.wrapped_key) == b""
     with pytest.raises(CredentialUnavailable):
-        credential_key_for_task(credential_id=credential.pk, purpose="test")
+        credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
     with pytest.raises(ValidationError):
         credential_revoke(credential=credential, actor=trader)
 
 
-def test_a_task_uses_the_members_own_key_for_the_use(trader, treasurer, store_key) -> None:
+def test_a_task_uses_the_members_own_key_for_the_use(owner, trader, store_key) -> None:
     trading, _ = store_key(trader, use=Use.TRADING)
-    funding, _ = store_key(trader, use=Use.FUNDING)
-    store_key(treasurer, use=Use.TRADING)
+    reading, _ = store_key(trader, use=Use.READ_ONLY)
+    store_key(owner, use=Use.TRADING)
     assert credential_for(membership=trader, use=Use.TRADING) == trading
-    assert credential_for(membership=trader, use=Use.FUNDING) == funding
+    assert credential_for(membership=trader, use=Use.READ_ONLY) == reading
 
 
 def test_a_task_never_falls_back_to_another_members_key(trader, treasurer, store_key) -> None:

@@ -68,10 +68,16 @@ def test_an_outsider_gets_404_on_every_vault_page(outsider, org, stepped_up_clie
 
 
 @pytest.mark.parametrize("persona", ["viewer", "approver"])
-def test_roles_without_key_management_get_403(request, persona, stepped_up_client_for) -> None:
+def test_roles_without_key_management_cannot_add_keys(
+    request, persona, stepped_up_client_for
+) -> None:
     member = request.getfixturevalue(persona)
     client = stepped_up_client_for(member)
-    assert client.get(url("credential-list")).status_code == 403
+    # They may list their own keys (a demoted member reads why theirs became cancel-only),
+    # but not add any.
+    response = client.get(url("credential-list"))
+    assert response.status_code == 200
+    assert url("credential-create") not in response.content.decode()
     assert client.get(url("credential-create")).status_code == 403
     response = client.post(url("credential-create"), form_data(new_key_pair()))
     assert response.status_code == 403
@@ -274,9 +280,10 @@ def test_a_second_active_key_for_the_same_use_is_a_form_error(
 def test_without_a_keyring_adding_a_key_says_so_and_stores_nothing(
     trader, stepped_up_client_for, settings
 ) -> None:
+    client = stepped_up_client_for(trader)  # its authenticator is sealed with the keyring
     settings.PORTAL_KEYRING = ""
     pair = new_key_pair()
-    response = stepped_up_client_for(trader).post(url("credential-create"), form_data(pair))
+    response = client.post(url("credential-create"), form_data(pair))
     assert response.status_code == 503
     assert "vault is not configured" in response.content.decode()
     assert pair.secret not in response.content.decode()
@@ -366,7 +373,7 @@ def test_an_owner_shares_a_key_as_the_desk_key_with_step_up(
     assert response.status_code == 302
     credential.refresh_from_db()
     assert credential.is_shared_desk_key
-    mine, _ = store_key(trader, use=Use.FUNDING)
+    mine, _ = store_key(trader, use=Use.READ_ONLY)
     response = stepped_up_client_for(trader).post(
         url("credential-share", pk=mine.pk), {"shared": "1"}
     )

@@ -4,23 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest
 
 from apps.accounts.models import User
 from apps.core.trail import audit_record
 from apps.orgs.models import Membership, Organization
+from apps.orgs.permissions import Role
+from apps.orgs.services.memberships import org_sockets_recheck_on_commit
+
+OVERPRIVILEGED_KEYS_OWNERS_ONLY = (
+    "Only an owner can allow API keys that can do more than their use needs."
+)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def organization_update_settings(
     *,
     org: Organization,
     actor: Membership,
     name: str,
     require_2fa: bool,
+    allow_overprivileged_keys: bool | None = None,
     request: HttpRequest | None = None,
 ) -> Organization:
+    """Change the organization's settings. `allow_overprivileged_keys` None leaves it as it is;
+    changing it is an owner's decision (the view asks for a fresh step-up first)."""
     org = Organization.objects.select_for_update().get(pk=org.pk)
     changes: dict[str, list[Any]] = {}
     if org.name != name:
@@ -29,6 +39,20 @@ def organization_update_settings(
     if org.require_2fa != require_2fa:
         changes["require_2fa"] = [org.require_2fa, require_2fa]
         org.require_2fa = require_2fa
+    if (
+        allow_overprivileged_keys is not None
+        and org.allow_overprivileged_keys != allow_overprivileged_keys
+    ):
+        # Re-read the actor's role under the organization's lock: a demotion that committed
+        # a moment ago counts.
+        role = Membership.objects.filter(pk=actor.pk).values_list("role", flat=True).first()
+        if role != Role.OWNER:
+            raise PermissionDenied(OVERPRIVILEGED_KEYS_OWNERS_ONLY)
+        changes["allow_overprivileged_keys"] = [
+            org.allow_overprivileged_keys,
+            allow_overprivileged_keys,
+        ]
+        org.allow_overprivileged_keys = allow_overprivileged_keys
     if not changes:
         return org
     org.full_clean()
@@ -41,6 +65,10 @@ def organization_update_settings(
         detail={"changes": changes},
         request=request,
     )
+    if changes.get("require_2fa") == [False, True]:
+        # Sockets opened without a verified second factor no longer qualify: each member
+        # socket checks itself again after commit, as pages do on their next request.
+        org_sockets_recheck_on_commit(org)
     return org
 
 

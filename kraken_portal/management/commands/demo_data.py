@@ -1,8 +1,20 @@
 """Load the demo: organization "Demo Capital", one member per role, sandbox keys in the vault.
 
-Idempotent: `make run` calls it at every start. With `--wait-for-sandbox` it first waits for the
-Kraken sandbox (KRAKEN_API_URL) to answer, then gives each trading and treasury member a sandbox
-account and API key, stored in the vault, so the demo trades at once.
+Idempotent: `make run` (scripts/run.py) calls it once at every start, before the portal's
+processes; the web process never does. Each run sets the demo users' passwords to the current
+DEMO_PASSWORD, so the password it prints is the one that works. With `--wait-for-sandbox` it
+waits for the Kraken sandbox (KRAKEN_API_URL) to answer, then gives each trading and treasury
+member a sandbox account and API key, stored in the vault, so the demo trades at once.
+
+It refuses to run, before writing anything, unless both hold:
+- the settings are not the production ones. Checked by the settings module and by the
+  PRODUCTION marker that kraken_portal.settings.production sets (a deployment's own module that
+  imports production carries the marker with it); not by DEBUG, which production debugging
+  sessions turn on and development runs may leave off.
+- KRAKEN_API_URL is the sandbox, as the sandbox itself says: its health route answers with its
+  identity. Asking the service beats judging the URL (a loopback host and the usual port): it
+  still holds when the sandbox runs in another container or on another port, and a local proxy
+  to the real Kraken on 127.0.0.1 does not pass for it.
 """
 
 from __future__ import annotations
@@ -17,13 +29,17 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from apps.accounts import signin_throttle
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
+from apps.vault.models import Use
+from apps.vault.policy import NEEDED
 
 DEMO_ORG_NAME = "Demo Capital"
 DEMO_ORG_SLUG = "demo-capital"
@@ -48,12 +64,33 @@ KEY_PERMISSIONS = {
         "cancel",
         "websocket",
     ],
-    "funding": ["query_funds", "query_ledger", "deposit", "withdraw", "earn", "websocket"],
+    # Exactly what the portal's own least-privilege table says funding needs, read from it so
+    # the two cannot drift: a demo key that can do more would set off the portal's warning
+    # about over-privileged keys, and teach the opposite of what the warning says.
+    "funding": sorted(str(permission) for permission in NEEDED[Use.FUNDING]),
 }
 
 
+PRODUCTION_SETTINGS = "kraken_portal.settings.production"
+# What the sandbox's /sandbox/health says it is (apps/sandbox/control.py; the portal does not
+# import the sandbox, so the word is repeated here).
+SANDBOX_IDENTITY = "kraken-sandbox"
+
+REFUSED_PRODUCTION = (
+    "demo_data refuses to run with the production settings ({module}): it creates users whose "
+    "password is printed on the console."
+)
+REFUSED_NOT_SANDBOX = (
+    "demo_data refuses to run: KRAKEN_API_URL ({url}) is not the Kraken sandbox ({reason}). "
+    "Demo members and keys belong to the sandbox only."
+)
+
+
 class SandboxUnavailable(CommandError):
-    pass
+    def __init__(self, message: str, *, answered: bool = False) -> None:
+        super().__init__(message)
+        # True when a server answered (with an HTTP error): waiting longer will not change it.
+        self.answered = answered
 
 
 def _demo_secret(label: str) -> tuple[str, str]:
@@ -72,16 +109,34 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=60.0)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self._refuse_production()
+        self._refuse_unless_sandbox(options["timeout"] if options["wait_for_sandbox"] else 0.0)
         password = os.environ.get("DEMO_PASSWORD", DEFAULT_DEMO_PASSWORD)
         memberships = self._people(password)
         sandbox_note = ""
         if options["wait_for_sandbox"]:
             try:
-                self._wait_for_sandbox(options["timeout"])
                 self._provision_keys(memberships)
             except SandboxUnavailable as exc:
                 sandbox_note = f"  (sandbox keys not provisioned: {exc})\n"
         self._announce(password, sandbox_note)
+
+    def _refuse_production(self) -> None:
+        module = str(settings.SETTINGS_MODULE)
+        if module == PRODUCTION_SETTINGS or getattr(settings, "PRODUCTION", False):
+            raise CommandError(REFUSED_PRODUCTION.format(module=module))
+
+    def _refuse_unless_sandbox(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for KRAKEN_API_URL to answer as the sandbox."""
+        url = settings.KRAKEN_API_URL
+        try:
+            health = self._wait_for_sandbox(timeout)
+        except SandboxUnavailable as exc:
+            raise CommandError(REFUSED_NOT_SANDBOX.format(url=url, reason=exc)) from None
+        identity = health.get("service") if isinstance(health, dict) else None
+        if identity != SANDBOX_IDENTITY:
+            reason = f"its /sandbox/health names no sandbox: {str(health)[:80]}"
+            raise CommandError(REFUSED_NOT_SANDBOX.format(url=url, reason=reason))
 
     @transaction.atomic
     def _people(self, password: str) -> dict[str, Membership]:
@@ -98,36 +153,56 @@ class Command(BaseCommand):
                 user = user_model.objects.create_user(
                     email=email, password=password, first_name=role.title(), last_name="Demo"
                 )
+            self._password_reset(user, password)
             membership, _ = Membership.objects.get_or_create(
                 org=org, user=user, defaults={"role": role}
             )
             memberships[role] = membership
-        if not user_model.objects.filter(email=STAFF_EMAIL).exists():
-            user_model.objects.create_user(
+        staff = user_model.objects.filter(email=STAFF_EMAIL).first()
+        if staff is None:
+            staff = user_model.objects.create_user(
                 email=STAFF_EMAIL,
                 password=password,
                 first_name="Staff",
                 last_name="Reviewer",
                 is_staff=True,
             )
+        self._password_reset(staff, password)
         return memberships
 
-    def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _password_reset(self, user: Any, password: str) -> None:
+        """The password this run prints must be the one that works, whatever an earlier run (with
+        another DEMO_PASSWORD) or a developer set; and no lockout from earlier tries stands in
+        the way. Only the demo users are touched."""
+        if not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        axes_reset(username=user.email)
+        signin_throttle.account_delay_clear(email=user.email)
+
+    def _control(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, auth: bool = True
+    ) -> Any:
         base = settings.KRAKEN_API_URL.rstrip("/")
-        token = os.environ.get("SANDBOX_ADMIN_TOKEN", "")
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            # Only after the URL has said it is the sandbox (the health route needs no token).
+            headers["Authorization"] = f"Bearer {os.environ.get('SANDBOX_ADMIN_TOKEN', '')}"
         request = urllib.request.Request(  # noqa: S310 - the URL is our own sandbox's.
             base + path,
             data=json.dumps(body).encode() if body is not None else None,
             method=method,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            headers=headers,
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:200]
-            raise SandboxUnavailable(f"{method} {path}: HTTP {exc.code} {detail}") from None
-        except (urllib.error.URLError, OSError) as exc:
+            raise SandboxUnavailable(
+                f"{method} {path}: HTTP {exc.code} {detail}", answered=True
+            ) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
             raise SandboxUnavailable(f"{method} {path}: {exc}") from None
 
     def _account_exists(self, account_id: str) -> bool:
@@ -139,14 +214,13 @@ class Command(BaseCommand):
             raise
         return True
 
-    def _wait_for_sandbox(self, timeout: float) -> None:
+    def _wait_for_sandbox(self, timeout: float) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self._control("GET", "/sandbox/health")
-                return
-            except SandboxUnavailable:
-                if time.monotonic() > deadline:
+                return self._control("GET", "/sandbox/health", auth=False)
+            except SandboxUnavailable as exc:
+                if exc.answered or time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
 

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.accounts.services import STEP_UP_SESSION_KEY
+from apps.accounts.services import STEP_UP_SESSION_KEY, totp_device_create
 from apps.approvals.models import ApprovalRequest
 from apps.notifications.models import Notification
 from apps.orgs.models import Membership
@@ -57,7 +56,7 @@ def test_an_admins_trader_grant_waits_for_an_owners_totp_approval_then_the_page_
     viewer: Membership,
 ) -> None:
     devices = {
-        m.pk: TOTPDevice.objects.create(user=m.user, name="Authenticator app", confirmed=True)
+        m.pk: totp_device_create(user=m.user, name="Authenticator app", confirmed=True)
         for m in (owner, admin, viewer)
     }
 

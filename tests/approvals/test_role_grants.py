@@ -179,3 +179,22 @@ def test_inviting_an_address_with_an_open_invitation_is_refused_before_any_reque
 
     assert response.status_code == 400
     assert not ApprovalRequest.objects.exists()
+
+
+def test_an_idn_address_in_another_spelling_is_one_address_for_the_gate(
+    owner, admin, client_for, committing
+) -> None:
+    """The ASCII form of an internationalised domain meets the open invitation to its Unicode
+    form, and a held invitation names the address as invitation_issue will store it."""
+    url = reverse("orgs:invitation-create", kwargs={"org": "acme"})
+    with committing():
+        client_for(owner).post(url, {"email": "anna@bücher.example", "role": Role.VIEWER})
+        response = client_for(admin).post(
+            url, {"email": "anna@xn--bcher-kva.example", "role": Role.TRADER}
+        )
+    assert response.status_code == 400
+    assert not ApprovalRequest.objects.exists()
+
+    with committing():
+        client_for(admin).post(url, {"email": "Ops@XN--BCHER-KVA.example", "role": Role.TRADER})
+    assert ApprovalRequest.objects.get().summary["email"] == "ops@bücher.example"

@@ -157,7 +157,9 @@ def invitation_grant(
     a role change). The approved request then calls `invitation_issue`."""
     if role == Role.OWNER and actor.role != Role.OWNER:
         raise ValidationError({"role": ONLY_OWNER_MANAGES_OWNERS})
-    email = email.strip().lower()
+    # The spelling invitation_issue stores, so every spelling of an address (an IDN's ASCII
+    # form) is one subject for the gate and meets its open invitation here.
+    email = email_normalize(email)
     if Membership.objects.filter(org=org, user__email__iexact=email).exists():
         raise ValidationError({"email": ALREADY_MEMBER})
     pending = Invitation.objects.filter(

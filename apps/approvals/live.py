@@ -69,13 +69,19 @@ def publish_counts(*, org_id: int, user_ids: Iterable[int]) -> None:
 def publish_request(approval: ApprovalRequest) -> None:
     """After commit: the timeline (rendered once) to the request's audience, and their counts.
     The audience is read before commit, so a member who just lost eligibility still sees the
-    outcome of the step that removed them."""
+    outcome of the step that removed them; but only people still members when it is sent
+    receive it (the default manager hides removed members), so a member removed in this
+    transaction, whose requests it cancels, hears nothing more of the organization."""
     audience = approval_audience_ids(approval=approval)
     pk, org_id = approval.pk, approval.org_id
 
     def send() -> None:
+        members = Membership.objects.filter(org_id=org_id, user_id__in=audience)
+        recipients = list(members.values_list("user_id", flat=True))
+        if not recipients:
+            return
         fresh = ApprovalRequest.objects.select_related("org", "requester").get(pk=pk)
-        member_event_on_commit(org_id=org_id, user_ids=audience, parts=[timeline_part(fresh)])
+        member_event_on_commit(org_id=org_id, user_ids=recipients, parts=[timeline_part(fresh)])
 
     transaction.on_commit(send, robust=True)
     publish_counts(org_id=approval.org_id, user_ids=audience)

@@ -19,6 +19,7 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, models, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -477,10 +478,18 @@ def approvals_release_member(
     *, membership: Membership, actor: Membership, request: HttpRequest | None = None
 ) -> None:
     """A member leaves (apps.orgs.signals.membership_removed, in the removal's transaction):
-    what they asked for is cancelled, and their decisions on open requests no longer count."""
+    what they asked for, and what was asked about them (a role grant), is cancelled, and their
+    decisions on open requests no longer count. A removed membership is kept and may become
+    active again on re-invitation: a grant asked about the old membership must not carry over."""
     now = timezone.now()
+    about_them = Q(
+        subject_type=ContentType.objects.get_for_model(Membership),
+        subject_id=str(membership.pk),
+    )
     asked = ApprovalRequest.objects.select_related("org").filter(
-        org_id=membership.org_id, requester_id=membership.user_id, status__in=UNSETTLED
+        Q(requester_id=membership.user_id) | about_them,
+        org_id=membership.org_id,
+        status__in=UNSETTLED,
     )
     for approval in asked.select_for_update(of=("self",)):
         approval.status = ApprovalRequest.Status.CANCELLED

@@ -126,6 +126,12 @@ def notification_email_send(*, notification_id: int) -> bool:
     if claimed != 1:
         return False
     notification = Notification.objects.select_related("org", "recipient").get(pk=notification_id)
+    if not Membership.objects.filter(
+        org_id=notification.org_id, user_id=notification.recipient_id
+    ).exists():
+        # Removed since it was written (the default manager hides removed members): the
+        # organization's news no longer reaches them, by email either.
+        return False
     link = settings.SITE_URL.rstrip("/") + notification.link if notification.link else ""
     body = "\n\n".join(part for part in (notification.body, link) if part)
     send_mail(

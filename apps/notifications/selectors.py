@@ -24,10 +24,12 @@ def notifications_recent(
     return list(notifications_of(membership=membership)[:limit])
 
 
+def notifications_unread(*, org_id: int, user_id: int) -> QuerySet[Notification]:
+    return Notification.objects.filter(org_id=org_id, recipient_id=user_id, read_at__isnull=True)
+
+
 def notification_unread_count(*, org_id: int, user_id: int) -> int:
-    return Notification.objects.filter(
-        org_id=org_id, recipient_id=user_id, read_at__isnull=True
-    ).count()
+    return notifications_unread(org_id=org_id, user_id=user_id).count()
 
 
 def notification_get_for_member(*, membership: Membership, pk: int) -> Notification:

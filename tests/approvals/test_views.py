@@ -161,3 +161,40 @@ def test_only_owners_edit_policies(request, who) -> None:
 
 def test_an_unknown_policy_kind_is_404(owner) -> None:
     assert stepped_up_client(owner).get(url("policy-edit", kind="no.such")).status_code == 404
+
+
+def test_the_header_counts_what_waits_for_this_member_in_this_organization(
+    owner, approver, treasurer
+) -> None:
+    """The header's counts come from one query (kraken_portal.context_processors): what this
+    member may still decide here, not what they decided, asked for, or what waits elsewhere."""
+    from tests.factories import MembershipFactory
+
+    first = transfer(treasurer, "10", name="t1")
+    transfer(treasurer, "20", name="t2")
+    elsewhere = MembershipFactory(role="treasurer")
+    MembershipFactory(org=elsewhere.org, user=approver.user, role="approver")
+    transfer(elsewhere, "30", name="t3")
+    client = stepped_up_client(approver)
+
+    assert client.get(url("inbox")).context["approvals_waiting"] == 2
+    services.approval_decide(
+        approval=first,
+        actor=approver,
+        verdict="approve",
+        fingerprint_seen=first.fingerprint,
+        stepped_up=True,
+    )
+    assert client.get(url("inbox")).context["approvals_waiting"] == 1
+    # The requester decides none of their own; an owner may decide the open one.
+    assert stepped_up_client(treasurer).get(url("inbox")).context["approvals_waiting"] == 0
+    assert stepped_up_client(owner).get(url("inbox")).context["approvals_waiting"] == 1
+    # Notified here of both requests; the other organization's notifications are not counted.
+    from apps.notifications.models import Notification
+
+    unread = Notification.objects.filter(recipient=approver.user, read_at__isnull=True)
+    assert unread.exclude(org=approver.org).exists()
+    assert client.get(url("inbox")).context["notification_unread"] == (
+        unread.filter(org=approver.org).count()
+    )
+    assert unread.filter(org=approver.org).count() == 2

@@ -31,6 +31,7 @@ from apps.orgs.forms import (
     OrganizationSettingsForm,
     role_choices,
 )
+from apps.orgs.hooks import removal_warnings
 from apps.orgs.models import KrakenAccount, Membership
 from apps.orgs.permissions import Capability, Role, permission_matrix
 from apps.orgs.selectors import (
@@ -108,9 +109,14 @@ def _member_row_context(membership: Membership) -> dict[str, Any]:
 
 def _members_context(membership: Membership) -> dict[str, Any]:
     org = membership.org
+    members = list(org_members(org=org))
+    # What removing each member would break (a policy of a higher layer, through the hook).
+    warnings = removal_warnings(org)
+    for member in members:
+        member.removal_warnings = warnings.get(member.pk, [])  # type: ignore[attr-defined]
     return {
         **_member_row_context(membership),
-        "members": list(org_members(org=org)),
+        "members": members,
         "invitations": list(invitations_pending(org=org)),
         "invitation_form": InvitationForm(actor_role=membership.role),
         "now": timezone.now(),
@@ -133,15 +139,18 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
         # Making or unmaking an owner hands over the whole organization: confirm 2FA first.
         return step_up_redirect(request)
     error = ""
+    held: str | None = None
     if not form.is_valid():
         error = " ".join(str(e) for e in form.errors.get("role", ["Choose a role."]))
     else:
         try:
-            target = memberships.membership_change_role(
+            grant = memberships.membership_grant_role(
                 membership=target, role=form.cleaned_data["role"], actor=membership, request=request
             )
         except ValidationError as exc:
             error = _error_text(exc)
+        else:
+            target, held = grant.membership, grant.held
     if getattr(request, "htmx", False):
         # The row swaps in place; its message shows inside the row (read as the table reads
         # it, with its 2FA status).
@@ -152,11 +161,14 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
             row_error=error,
             row_notice=""
             if error
-            else ROLE_CHANGED.format(email=target.user.email, role=target.get_role_display()),
+            else held
+            or ROLE_CHANGED.format(email=target.user.email, role=target.get_role_display()),
         )
         return render(request, "orgs/members.html#member-row", context)
     if error:
         messages.error(request, error)
+    elif held:
+        messages.info(request, held)
     else:
         messages.success(
             request, ROLE_CHANGED.format(email=target.user.email, role=target.get_role_display())
@@ -194,7 +206,7 @@ def invitation_create(request: HttpRequest, membership: Membership) -> HttpRespo
             # Inviting an owner hands over the whole organization, like making one.
             return step_up_redirect(request)
         try:
-            invitations.invitation_create(
+            grant = invitations.invitation_grant(
                 org=membership.org,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
@@ -204,7 +216,10 @@ def invitation_create(request: HttpRequest, membership: Membership) -> HttpRespo
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
-            messages.success(request, INVITATION_SENT.format(email=form.cleaned_data["email"]))
+            if grant.held:
+                messages.info(request, grant.held)
+            else:
+                messages.success(request, INVITATION_SENT.format(email=form.cleaned_data["email"]))
             return redirect("orgs:member-list", org=membership.org.slug)
     status = 400 if request.method == "POST" else 200
     return render(

@@ -121,6 +121,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # ArrayField (approval roles) and its checks.
+    "django.contrib.postgres",
     "channels",
     "django_htmx",
     "django_otp",
@@ -134,6 +136,8 @@ INSTALLED_APPS = [
     "apps.vault",
     "apps.kraken",
     "apps.market",
+    "apps.notifications",
+    "apps.approvals",
     # The composition layer: the home page's template context and the demo_data command.
     "kraken_portal",
     # The sandbox is a separate exchange; it is installed only so `manage.py sandbox` exists.

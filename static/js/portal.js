@@ -18,6 +18,22 @@
     toggle.click();
     toggle.focus();
   });
+  // Member sockets receive every live part of the member (the header's counts, a request's
+  // timeline); a page shows only some. Drop the parts this page has no element for, rather
+  // than let htmx report a missing out-of-band target. Sockets opt in with hx-ext="ws,live-parts".
+  if (window.htmx) {
+    window.htmx.defineExtension("live-parts", {
+      transformResponse: function (text, xhr) {
+        if (xhr) return text; // an ordinary htmx request, not a socket message
+        const box = document.createElement("template");
+        box.innerHTML = text;
+        Array.prototype.slice.call(box.content.children).forEach(function (part) {
+          if (part.id && !document.getElementById(part.id)) part.remove();
+        });
+        return box.innerHTML;
+      },
+    });
+  }
   document.addEventListener("change", function (event) {
     const target = event.target;
     if (target instanceof HTMLSelectElement && target.hasAttribute("data-autosubmit")) {

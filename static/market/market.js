@@ -223,8 +223,14 @@
     4403: "No access to this page any more — reload",
     4404: "This pair is not traded here",
   };
-  var socket = null;  // the open socket's htmx wrapper, to tell it which overview view shows
+  // The header's socket (notifications, approvals) fires the same events: only the market's
+  // own socket speaks for the feed (and takes the overview's view choice).
+  function fromMarket(evt) {
+    return evt.target instanceof Element && evt.target.closest("[data-market-live]") !== null;
+  }
+  var socket = null;  // the market socket's htmx wrapper, to tell it which overview view shows
   document.addEventListener("htmx:wsOpen", function (evt) {
+    if (!fromMarket(evt)) return;
     socket = evt.detail && evt.detail.socketWrapper;
     var live = overview();
     // After a reconnect the socket starts from the view in its address: say the current one.
@@ -233,6 +239,7 @@
     showState(markStale());
   });
   document.addEventListener("htmx:wsClose", function (evt) {
+    if (!fromMarket(evt)) return;
     var code = evt.detail && evt.detail.event ? evt.detail.event.code : 0;
     closed = true;
     badge(CLOSED_BECAUSE[code] || "Disconnected — reconnecting", true);
@@ -365,7 +372,13 @@
   document.addEventListener("htmx:wsBeforeMessage", function () {
     focusBefore = rememberFocus();
   });
-  document.addEventListener("htmx:wsAfterMessage", function () {
+  // Any socket's update may replace the focused element (the header's badge, too).
+  document.addEventListener("htmx:wsAfterMessage", function (evt) {
+    if (!fromMarket(evt)) {
+      restoreFocus(focusBefore);
+      focusBefore = null;
+      return;
+    }
     readPulse();
     if (!closed && exchangeMode() !== shownMode) {
       shownMode = exchangeMode();

@@ -96,7 +96,8 @@ def test_every_container_of_a_public_fragment_carries_hx_disable(
     for target in targets:
         # The container, not the fragment: a swapped-in fragment replaces its own attributes.
         assert target.disabled_above, target.attrs["id"]
-    (socket,) = [e for e in elements if "ws-connect" in e.attrs]
+    # The market's socket (the header has its own, for the member's private parts).
+    (socket,) = [e for e in elements if "ws-connect" in e.attrs and "data-market-live" in e.attrs]
     assert not socket.disabled_above
     assert "hx-disable" not in socket.attrs
     controls = [e for e in elements if "hx-post" in e.attrs]

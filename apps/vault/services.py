@@ -277,8 +277,10 @@ def credential_create(
     return credential
 
 
-# The states a key can still be revoked from (its secret still exists).
+# The states a key can still be revoked from (its secret still exists): the ones whose sealed
+# secret must still open, so key rotation re-wraps them too.
 _LIVE = (Credential.Status.ACTIVE, Credential.Status.CANCEL_ONLY)
+LIVE_STATUSES = _LIVE
 _WIPED: dict[str, Any] = {
     "kek_id": "",
     "wrapped_key": b"",
@@ -563,7 +565,7 @@ def credential_rewrap(*, credential_id: int) -> tuple[RewrapOutcome, str]:
         with transaction.atomic():
             credential = (
                 Credential.objects.select_for_update()
-                .filter(pk=credential_id, status=Credential.Status.ACTIVE)
+                .filter(pk=credential_id, status__in=_LIVE)
                 .first()
             )
             if credential is None or not credential.kek_id:

@@ -20,6 +20,9 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.models import User
+from apps.orgs.models import Membership
+from apps.orgs.permissions import Role
+from apps.orgs.services.memberships import membership_remove
 from apps.vault.models import Credential, Use
 from apps.vault.policy import NEEDED, assess
 from apps.vault.probe import credential_probe
@@ -166,6 +169,24 @@ def test_a_second_run_with_another_password_lets_the_demo_users_sign_in_with_it(
     # Only the demo users' passwords are reset.
     someone.refresh_from_db()
     assert someone.password == their_hash
+
+
+def test_a_run_after_a_demo_member_was_removed_brings_them_back(
+    sandbox: SandboxProcess, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.KRAKEN_API_URL = sandbox.url
+    monkeypatch.setenv("DEMO_PASSWORD", "demo password")
+    _run()
+    owner = Membership.objects.get(user__email="owner@demo.test")
+    trader = Membership.objects.get(user__email="trader@demo.test")
+    membership_remove(membership=trader, actor=owner)
+
+    _run()  # Used to abort with an IntegrityError, so `make run` failed for ever after.
+
+    trader = Membership.all_objects.get(pk=trader.pk)
+    assert trader.is_active
+    assert trader.role == Role.TRADER
+    assert _signs_in("trader@demo.test", "demo password")
 
 
 def test_the_demo_funding_key_holds_exactly_what_funding_needs(

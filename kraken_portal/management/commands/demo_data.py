@@ -154,9 +154,19 @@ class Command(BaseCommand):
                     email=email, password=password, first_name=role.title(), last_name="Demo"
                 )
             self._password_reset(user, password)
-            membership, _ = Membership.objects.get_or_create(
+            # all_objects: a demo member someone removed is still there (removal keeps the
+            # row), and the default manager would miss it and hit the unique constraint.
+            membership, _ = Membership.all_objects.get_or_create(
                 org=org, user=user, defaults={"role": role}
             )
+            if not membership.is_active:
+                membership.status = Membership.Status.ACTIVE
+                membership.role = role
+                membership.removed_at = None
+                membership.removed_by = None
+                membership.save(
+                    update_fields=["status", "role", "removed_at", "removed_by", "updated_at"]
+                )
             memberships[role] = membership
         staff = user_model.objects.filter(email=STAFF_EMAIL).first()
         if staff is None:

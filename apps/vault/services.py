@@ -417,11 +417,21 @@ def credential_set_shared(
     request: HttpRequest | None = None,
 ) -> Credential:
     """Make a key the organization's shared desk key for its use, or a personal key again."""
-    if actor.role != Role.OWNER or credential.owner.role != Role.OWNER:
-        raise PermissionDenied(SHARED_NEEDS_OWNER)
+    # Both roles are read again under the organization's lock (the lock membership changes
+    # take first): the objects the request loaded may predate a demotion or removal that has
+    # committed since, and one committing now waits until this change is done.
+    Organization.objects.select_for_update().filter(pk=credential.org_id).first()
     credential = (
         Credential.objects.select_for_update().select_related("owner").get(pk=credential.pk)
     )
+    actor_role = (
+        Membership.objects.filter(pk=actor.pk, org_id=credential.org_id)
+        .values_list("role", flat=True)
+        .first()
+    )
+    key_owner = credential.owner  # the base manager: a removed membership is still found
+    if actor_role != Role.OWNER or not key_owner.is_active or key_owner.role != Role.OWNER:
+        raise PermissionDenied(SHARED_NEEDS_OWNER)
     if not credential.is_active:
         raise ValidationError(CREDENTIAL_NOT_ACTIVE)
     if credential.is_shared_desk_key == shared:

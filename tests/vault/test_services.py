@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.audit.models import AuditRecord
+from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
 from apps.vault import crypto
 from apps.vault.models import Credential, Use
@@ -18,6 +19,7 @@ from apps.vault.services import (
     credential_set_shared,
 )
 from apps.vault.validators import PRIVATE_KEY_FORMAT
+from tests.factories import MembershipFactory
 from tests.vault.conftest import new_key_pair
 
 pytestmark = pytest.mark.django_db
@@ -171,6 +173,22 @@ def test_only_an_owner_can_set_up_a_shared_desk_key(admin, trader, store_key) ->
     credential, _ = store_key(trader)
     with pytest.raises(PermissionDenied):
         credential_set_shared(credential=credential, actor=trader, shared=True)
+
+
+def test_sharing_reads_the_roles_again_not_the_ones_the_request_loaded(owner, store_key) -> None:
+    # A demotion committed after the request loaded its objects: they still say "owner".
+    co_owner = MembershipFactory(org=owner.org, role=Role.OWNER)
+    credential, _ = store_key(co_owner)
+    Membership.objects.filter(pk=co_owner.pk).update(role=Role.ADMIN)
+    with pytest.raises(PermissionDenied):
+        credential_set_shared(credential=credential, actor=owner, shared=True)
+
+    mine, _ = store_key(owner, label="Mine")
+    Membership.objects.filter(pk=owner.pk).update(role=Role.ADMIN)
+    assert owner.role == Role.OWNER  # the stale actor
+    with pytest.raises(PermissionDenied):
+        credential_set_shared(credential=mine, actor=owner, shared=True)
+    assert not Credential.objects.filter(is_shared_desk_key=True).exists()
 
 
 def test_sharing_and_unsharing_a_desk_key_is_audited(owner, store_key) -> None:

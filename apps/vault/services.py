@@ -78,6 +78,11 @@ KEY_OVERPRIVILEGED = (
     "This key can {names}, more than {use} needs, and the organization no longer accepts "
     "over-privileged keys."
 )
+KEY_NOT_CHECKED = "This key's permissions have not been checked yet; test the connection first."
+KEY_PERMISSIONS_UNDETERMINED = (
+    "The last check could not tell whether this key can {names}, which {use} never needs; "
+    "test the connection again before using it."
+)
 KEY_ACTOR_NOT_ALLOWED = "The member this task acts for is no longer allowed to {purpose}."
 
 # A probe that has been "running" this long lost its worker; a new test may take over.
@@ -105,6 +110,12 @@ class KeyPurpose(StrEnum):
     FUND = "fund"  # withdrawals, transfers
     CANCEL = "cancel"  # cancel the key owner's open orders (allowed on cancel-only keys)
     KILL_SWITCH = "kill_switch"  # the organization's kill switch (allowed on cancel-only keys)
+
+
+class KeyNotChecked(KeyUseRefused):
+    """The key may not trade or move funds yet: its permission check has not finished
+    (never run, still pending, failed) or left a power its use never needs undetermined.
+    Testing the connection again settles it. The message is safe to show."""
 
 
 # Purposes that only reduce risk: a cancel-only key serves them.
@@ -502,13 +513,27 @@ def _check_use_allowed(
     if credential.is_shared_desk_key and owner.role != Role.OWNER:
         raise KeyUseRefused(KEY_DESK_OWNER_GONE)
     if purpose in (KeyPurpose.TRADE, KeyPurpose.FUND):
-        dangerous = assess(use=use, permissions=credential.permissions or {}).dangerous_excess
-        if dangerous and not credential.org.allow_overprivileged_keys:
-            from apps.vault.policy import labels
+        # Only a key whose permissions were checked may commit or move funds: a key stored
+        # while the broker was down (probe pending for ever), a failed check or a power left
+        # undetermined says nothing about what a leaked key could do.
+        if credential.probe_status != Credential.ProbeStatus.DONE:
+            raise KeyNotChecked(KEY_NOT_CHECKED)
+        if not credential.org.allow_overprivileged_keys:
+            from apps.vault.policy import labels, unsettled_powers
 
-            raise KeyUseRefused(
-                KEY_OVERPRIVILEGED.format(names=labels(dangerous).lower(), use=use_label(use))
-            )
+            permissions = credential.permissions or {}
+            dangerous = assess(use=use, permissions=permissions).dangerous_excess
+            if dangerous:
+                raise KeyUseRefused(
+                    KEY_OVERPRIVILEGED.format(names=labels(dangerous).lower(), use=use_label(use))
+                )
+            unsettled = unsettled_powers(use=use, permissions=permissions)
+            if unsettled:
+                raise KeyNotChecked(
+                    KEY_PERMISSIONS_UNDETERMINED.format(
+                        names=labels(unsettled).lower(), use=use_label(use)
+                    )
+                )
     if for_member_id is not None:
         acting = Membership.objects.filter(pk=for_member_id, org_id=credential.org_id).first()
         needed = (

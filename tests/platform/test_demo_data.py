@@ -26,6 +26,7 @@ from apps.orgs.services.memberships import membership_remove
 from apps.vault.models import Credential, Use
 from apps.vault.policy import NEEDED, assess
 from apps.vault.probe import credential_probe
+from apps.vault.services import KeyPurpose, credential_key_for_task
 from kraken_portal.management.commands import demo_data
 from tests.factories import UserFactory
 from tests.platform.test_deploy import REPO, SECURE_REDIS_URL, production_env
@@ -205,6 +206,23 @@ def test_the_demo_funding_key_holds_exactly_what_funding_needs(
     assessment = assess(use=Use.FUNDING, permissions=credential.permissions)
     assert assessment.warnings == ()
     assert set(assessment.granted) == set(NEEDED[Use.FUNDING])
+
+
+def test_the_demo_keys_are_checked_so_the_trading_key_can_trade(
+    sandbox: SandboxProcess, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.KRAKEN_API_URL = sandbox.url
+    settings.PORTAL_KEYRING = "k1:" + base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("SANDBOX_ADMIN_TOKEN", sandbox.admin_token)
+    # No worker runs here (nor are on-commit tasks sent): demo_data itself must check them.
+    _run(wait_for_sandbox=True, timeout=30)
+
+    credentials = list(Credential.objects.all())
+    assert credentials
+    assert {c.probe_status for c in credentials} == {Credential.ProbeStatus.DONE}
+    trading = Credential.objects.get(owner__user__email="trader@demo.test", use=Use.TRADING)
+    key = credential_key_for_task(credential_id=trading.pk, purpose=KeyPurpose.TRADE)
+    assert key.api_key == trading.api_key
 
 
 def test_no_process_of_a_deployment_loads_the_demo() -> None:

@@ -32,6 +32,7 @@ from typing import Any
 from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -236,7 +237,8 @@ class Command(BaseCommand):
 
     def _provision_keys(self, memberships: dict[str, Membership]) -> None:
         from apps.vault.models import Credential
-        from apps.vault.services import credential_create
+        from apps.vault.probe import credential_probe
+        from apps.vault.services import credential_create, credential_test
 
         for role, balances in DEMO_BALANCES.items():
             membership = memberships[role]
@@ -257,20 +259,31 @@ class Command(BaseCommand):
                         "nonce_window": 0,
                     },
                 )
-            if Credential.objects.filter(
+            credential = Credential.objects.filter(
                 org=membership.org, owner=membership, label=label
-            ).exists():
+            ).first()
+            if credential is None:
+                credential = credential_create(
+                    membership=membership,
+                    label=label,
+                    api_key=api_key,
+                    secret=secret,
+                    otp=None,
+                    account=f"Sandbox {account_id}",
+                    use=use,
+                    probe=True,
+                )
+            elif credential.is_active and credential.probe_status != Credential.ProbeStatus.DONE:
+                try:
+                    credential_test(credential=credential)
+                except ValidationError:
+                    continue  # a check is running right now
+            else:
                 continue
-            credential_create(
-                membership=membership,
-                label=label,
-                api_key=api_key,
-                secret=secret,
-                otp=None,
-                account=f"Sandbox {account_id}",
-                use=use,
-                probe=True,
-            )
+            # A key may trade or move funds only once checked, and the worker may not be up (or
+            # the broker was down when an earlier run enqueued the check): run the real probe
+            # here. Its conditional claim means a worker that got there first does it alone.
+            credential_probe(credential_id=credential.pk)
 
     def _announce(self, password: str, sandbox_note: str) -> None:
         lines = [

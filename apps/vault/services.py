@@ -83,6 +83,10 @@ KEY_PERMISSIONS_UNDETERMINED = (
     "The last check could not tell whether this key can {names}, which {use} never needs; "
     "test the connection again before using it."
 )
+KEY_NOT_THEIRS_TO_CANCEL = (
+    "This key belongs to another member; only the organization's kill switch may use it to "
+    "cancel for someone else."
+)
 KEY_ACTOR_NOT_ALLOWED = "The member this task acts for is no longer allowed to {purpose}."
 
 # A probe that has been "running" this long lost its worker; a new test may take over.
@@ -120,6 +124,21 @@ class KeyNotChecked(KeyUseRefused):
 
 # Purposes that only reduce risk: a cancel-only key serves them.
 _CANCELLING = frozenset({KeyPurpose.CANCEL, KeyPurpose.KILL_SWITCH})
+# What a key opened to cancel may call: the cancels, and the reads that find the orders to
+# cancel. Not GetWebSocketsToken: its token would let the WebSocket API place orders.
+CANCEL_METHODS = frozenset(
+    {
+        "CancelOrder",
+        "CancelOrderBatch",
+        "CancelAll",
+        "CancelAllOrdersAfter",
+        "Balance",
+        "OpenOrders",
+        "ClosedOrders",
+        "QueryOrders",
+        "TradesHistory",
+    }
+)
 # The use a key must have for a purpose (READ and PROBE: any use).
 _PURPOSE_USE = {
     KeyPurpose.TRADE: Use.TRADING,
@@ -500,6 +519,16 @@ def _check_use_allowed(
     if purpose in _CANCELLING:
         # Cancelling only reduces risk: a cancel-only key serves it, whatever its owner's
         # role now. Which orders it may cancel is the trading work's rule (the owner's own).
+        # A task acting for a member opens only that member's own key (or the shared desk
+        # key, for orders placed with it) to cancel; the kill switch acts for the organization.
+        if (
+            purpose == KeyPurpose.CANCEL
+            and for_member_id is not None
+            and for_member_id != credential.owner_id
+        ):
+            in_org = Membership.objects.filter(pk=for_member_id, org_id=credential.org_id)
+            if not (credential.is_shared_desk_key and in_org.exists()):
+                raise KeyUseRefused(KEY_NOT_THEIRS_TO_CANCEL)
         return
     if credential.is_cancel_only:
         raise KeyUseRefused(KEY_CANCEL_ONLY.format(use=use_label(use)))
@@ -583,6 +612,9 @@ def credential_key_for_task(
         secret=opened.secret,
         otp=opened.otp,
         tier=settings.KRAKEN_TIER,
+        # Opened to cancel, the key can only cancel (and read): the client refuses anything
+        # else before sending, so a caller's label is not all that stands in the way.
+        allowed_methods=CANCEL_METHODS if purpose in _CANCELLING else None,
     )
 
 

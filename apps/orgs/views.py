@@ -154,8 +154,14 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
     if getattr(request, "htmx", False):
         # The row swaps in place; its message shows inside the row (read as the table reads
         # it, with its 2FA status).
-        target = org_members(org=membership.org).get(pk=target.pk)
+        row = org_members(org=membership.org).filter(pk=target.pk).first()
         context = _member_row_context(membership)
+        if row is None:
+            # Removed while this change waited (the service said MEMBER_GONE): no row is
+            # left to show, only why.
+            context.update(pk=target.pk, row_error=error or memberships.MEMBER_GONE)
+            return render(request, "orgs/members.html#member-gone", context)
+        target = row
         context.update(
             m=target,
             row_error=error,

@@ -20,6 +20,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("API keys", "vault:credential-list", Capability.MANAGE_KEYS),
     NavItem("Members", "orgs:member-list", Capability.MANAGE_MEMBERS),
     NavItem("Permissions", "orgs:permission-table", Capability.MANAGE_MEMBERS),
+    NavItem("Operations", "exchange:operation-list", Capability.MANAGE_OPERATIONS),
     NavItem("Audit trail", "audit:record-list", Capability.VIEW),
     NavItem("Settings", "orgs:settings", Capability.MANAGE_POLICIES),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.core.routing import websocket_urlpatterns as core_ws
+from apps.exchange.routing import websocket_urlpatterns as exchange_ws
 from apps.market.routing import websocket_urlpatterns as market_ws
 
-websocket_urlpatterns: list[Any] = [*core_ws, *market_ws]
+websocket_urlpatterns: list[Any] = [*core_ws, *market_ws, *exchange_ws]

@@ -134,6 +134,22 @@ class World:
         )
         return {"pk": credential.pk}
 
+    def operation(self) -> dict[str, Any]:
+        """An unsettled exchange operation of the organization (its outcome unknown)."""
+        from apps.exchange.models import Operation, State
+        from apps.vault.models import Credential
+
+        credential = Credential.objects.get(pk=self.own_credential()["pk"])
+        operation = Operation.objects.create(
+            org=credential.org,
+            credential=credential,
+            kind="AddOrder",
+            params={"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "1"},
+            reference={"cl_ord_id": "matrix"},
+            state=State.UNKNOWN,
+        )
+        return {"pk": operation.pk}
+
     def market_pair(self) -> dict[str, Any]:
         """A pair the market feeder has announced (its list lives in Redis)."""
         import redis
@@ -178,6 +194,7 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
     "vault:credential-revoke": World.own_credential,
     "vault:credential-delete": World.own_credential,
     "vault:credential-share": World.own_credential,
+    "exchange:operation-reconcile": World.operation,
     "market:pair": World.market_pair,
     "market:watch-add": World.market_pair,
     "market:watch-remove": World.market_pair,

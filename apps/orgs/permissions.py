@@ -28,6 +28,7 @@ class Capability(StrEnum):
     MANAGE_KEYS = "manage_keys"
     MANAGE_MEMBERS = "manage_members"
     MANAGE_POLICIES = "manage_policies"
+    MANAGE_OPERATIONS = "manage_operations"
 
 
 CAPABILITY_LABELS: dict[Capability, str] = {
@@ -38,6 +39,7 @@ CAPABILITY_LABELS: dict[Capability, str] = {
     Capability.MANAGE_KEYS: "Store and manage one's own Kraken API keys",
     Capability.MANAGE_MEMBERS: "Invite, remove and change the roles of members",
     Capability.MANAGE_POLICIES: "Set organization policies (2FA, risk limits, approvals)",
+    Capability.MANAGE_OPERATIONS: "See every exchange operation and reconcile unsettled ones",
 }
 
 _ALL = frozenset(Capability)
@@ -50,6 +52,7 @@ PERMISSIONS: dict[str, frozenset[Capability]] = {
             Capability.MANAGE_MEMBERS,
             Capability.MANAGE_POLICIES,
             Capability.MANAGE_KEYS,
+            Capability.MANAGE_OPERATIONS,
         }
     ),
     Role.TRADER: frozenset({Capability.VIEW, Capability.TRADE, Capability.MANAGE_KEYS}),

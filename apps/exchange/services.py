@@ -541,9 +541,13 @@ def operations_due() -> list[tuple[int, str]]:
     """(id, kind) of the operations the reconciler should look at now: every UNKNOWN one whose
     lease is free, SENDING ones past the stale bound, PREPARED ones whose task was lost."""
     now = timezone.now()
+    # Each UNKNOWN operation is looked at no more often than the misses are spaced: looking
+    # every beat would spend the key's REST budget (Ledgers costs 2) that trading needs.
+    looked_before = now - timedelta(seconds=_setting("EXCHANGE_MISS_SPACING", 20))
     due = Operation.objects.filter(
         Q(state=State.UNKNOWN)
         & (Q(reconcile_lease_until__isnull=True) | Q(reconcile_lease_until__lt=now))
+        & (Q(last_reconciled_at__isnull=True) | Q(last_reconciled_at__lt=looked_before))
         | Q(state=State.SENDING, sent_at__lt=now - _stale_sending_after())
         | Q(state=State.PREPARED, created_at__lt=now - _stale_prepared_after())
     ).order_by("updated_at")

@@ -19,7 +19,7 @@ from tests.vault.conftest import KEK_1
 
 DOT_STRATEGY = "ESRFUO3-Q62XD-WIOIL7"  # the spec's instant DOT strategy (sandbox catalogue)
 WITHDRAW_KEY = "cold-wallet"
-BALANCES = {"USD": "500000", "XBT": "5", "DOT": "1000"}
+BALANCES = {"USD": "500000", "XBT": "5", "DOT": "1000", "ETH": "10"}
 
 
 @dataclass(frozen=True)

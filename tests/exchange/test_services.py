@@ -282,3 +282,59 @@ def test_it_refuses_parameters_that_must_not_be_stored_or_cannot_be_found(
         )
     assert refused.value.messages == [message]
     assert not Operation.objects.exists()
+
+
+def test_an_order_with_a_conditional_close_is_found_by_userref_pair_side_and_volume(
+    desk: Desk, owner: Membership, exchange_sandbox: Any
+) -> None:
+    # Another program's order on the account with the same userref must not be taken for ours.
+    params = {
+        **limit_buy(),
+        "close": {"ordertype": "limit", "price": Decimal("200000")},
+        "userref": 4242,
+    }
+    other = desk.look(
+        exchange_sandbox,
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "buy",
+            "ordertype": "limit",
+            "volume": "0.02",
+            "price": "900",
+            "userref": 4242,
+        },
+    )
+    lose(exchange_sandbox, "AddOrder")
+    operation = prepare(desk, owner, Kind.ADD_ORDER, params)
+    assert "cl_ord_id" not in operation.params
+    assert operation.reference["userref"] == 4242
+    assert operation.state == State.UNKNOWN
+
+    operation = reconcile_until_settled(operation)
+
+    assert operation.state == State.DONE
+    assert operation.result["matched_by"] == "userref"
+    assert operation.result["txid"] != other["txid"]
+    opened = desk.look(exchange_sandbox, "OpenOrders", {"userref": 4242})["open"]
+    assert set(opened) == {operation.result["txid"][0], other["txid"][0]}
+
+
+def test_an_operation_whose_task_was_lost_is_sent_by_the_reconciler(
+    desk: Desk, owner: Membership, exchange_sandbox: Any, settings: Any
+) -> None:
+    settings.EXCHANGE_PREPARED_STALE = 0
+    with transaction.atomic():
+        operation = services.operation_prepare(
+            org=owner.org, credential=desk.credential, kind=Kind.ADD_ORDER, params=limit_buy()
+        )
+        # The task's message never reaches a worker (a purge, a worker killed holding it).
+        transaction.get_connection().run_on_commit.clear()
+    operation.refresh_from_db()
+    assert operation.state == State.PREPARED
+
+    assert services.operations_reconcile_due() == 1
+
+    operation.refresh_from_db()
+    assert operation.state == State.DONE
+    assert orders_with(desk, exchange_sandbox, operation.reference["cl_ord_id"]) == 1

@@ -170,8 +170,9 @@ def prepare_member() -> str:
     django.setup()
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from apps.accounts.models import EncryptedTOTPDevice
+    from apps.accounts.services import totp_device_create
     from apps.orgs.models import Membership, Organization
     from apps.orgs.permissions import Role
 
@@ -181,9 +182,9 @@ def prepare_member() -> str:
         slug=ORG_SLUG, defaults={"name": "Bench Markets", "country": "GB"}
     )
     Membership.objects.get_or_create(user=user, org=org, defaults={"role": Role.VIEWER})
-    device, _ = TOTPDevice.objects.get_or_create(
-        user=user, name="bench", defaults={"confirmed": True}
-    )
+    device = EncryptedTOTPDevice.objects.filter(
+        user=user, name="bench", confirmed=True
+    ).first() or totp_device_create(user=user, name="bench", confirmed=True)
     session = SessionStore()
     session["_auth_user_id"] = str(user.pk)
     session["_auth_user_backend"] = "apps.accounts.backends.EmailBackend"

@@ -10,7 +10,13 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-ORDER = ["sandbox_bench.py", "kraken_client_bench.py", "asgi_bench.py", "market_bench.py"]
+ORDER = [
+    "sandbox_bench.py",
+    "kraken_client_bench.py",
+    "asgi_bench.py",
+    "market_bench.py",
+    "http_bench.py",
+]
 
 
 def main() -> int:

@@ -17,8 +17,9 @@ class NavItem:
 NAVIGATION: list[NavItem] = [
     NavItem("Overview", "orgs:dashboard", Capability.VIEW),
     NavItem("Markets", "market:overview", Capability.VIEW),
-    NavItem("API keys", "vault:credential-list", Capability.MANAGE_KEYS),
+    NavItem("API keys", "vault:credential-list", Capability.VIEW),
     NavItem("Members", "orgs:member-list", Capability.MANAGE_MEMBERS),
+    NavItem("Members' keys", "vault:oversight", Capability.OVERSEE_KEYS),
     NavItem("Permissions", "orgs:permission-table", Capability.MANAGE_MEMBERS),
     NavItem("Operations", "exchange:operation-list", Capability.MANAGE_OPERATIONS),
     NavItem("Audit trail", "audit:record-list", Capability.VIEW),

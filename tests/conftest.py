@@ -6,14 +6,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-import redis
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.db import connections
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.audit.throttle import KEY_PREFIX
+from apps.accounts.models import EncryptedTOTPDevice
+from apps.accounts.services import totp_device_create
+from apps.audit.throttle import KEY_PREFIX as AUDIT_FLOOD_PREFIX
+from apps.core.ratelimit import KEY_PREFIX as RATE_LIMIT_PREFIX
+from apps.core.ratelimit import redis_client
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
@@ -26,17 +27,15 @@ pytest_plugins = [
 
 
 @pytest.fixture(autouse=True)
-def audit_flood_windows_closed() -> None:
-    """Every test starts with no audit flood window open (apps/audit/throttle.py).
-
-    The windows live in Redis, which outlives a test's database transaction: without this, a
-    failed sign-in in one test would silence the next test's record from the same address.
-    """
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter(match=KEY_PREFIX + "*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def redis_windows_start_empty() -> None:
+    """Rate-limit counters and audit flood windows live in Redis, outside the test's database
+    transaction: every test starts with none, so one test's failed sign-ins (all from 127.0.0.1)
+    neither throttle the next test nor silence its audit record."""
+    client = redis_client()
+    for prefix in (RATE_LIMIT_PREFIX, AUDIT_FLOOD_PREFIX):
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture
@@ -87,9 +86,9 @@ def outsider(db: Any) -> Membership:
 
 def verified_client(user: Any) -> Client:
     """A client signed in as `user` with a confirmed TOTP device verified for this session."""
-    device, _ = TOTPDevice.objects.get_or_create(
-        user=user, name="default", defaults={"confirmed": True}
-    )
+    device = EncryptedTOTPDevice.objects.filter(
+        user=user, name="default", confirmed=True
+    ).first() or totp_device_create(user=user, name="default", confirmed=True)
     client = Client()
     client.force_login(user)
     session = client.session

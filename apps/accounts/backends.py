@@ -5,6 +5,8 @@ from typing import Any
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
 
+from apps.core.emails import email_normalize
+
 
 class EmailBackend(ModelBackend):
     """ModelBackend that matches the email case-insensitively."""
@@ -17,5 +19,5 @@ class EmailBackend(ModelBackend):
         **kwargs: Any,
     ) -> Any:
         if username is not None:
-            username = username.strip().lower()
+            username = email_normalize(username)
         return super().authenticate(request, username=username, password=password, **kwargs)

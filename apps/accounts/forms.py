@@ -9,6 +9,7 @@ from functools import cache
 from django import forms
 
 from apps.accounts.services import THEMES, TIME_ZONE_UNKNOWN, normalize_code
+from apps.core.emails import email_normalize
 
 CODE_REQUIRED = "Enter the 6-digit code from your authenticator app."
 CODE_SHAPE = "Enter the 6-digit code from your app, or a recovery code."
@@ -37,7 +38,7 @@ class SignInForm(forms.Form):
     def clean_email(self) -> str:
         # The backend compares lower-cased addresses, and axes must count "A@x" and "a@x" as
         # the same account.
-        return str(self.cleaned_data["email"]).strip().lower()
+        return email_normalize(str(self.cleaned_data["email"]))
 
 
 class CodeForm(forms.Form):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
-
-from apps.accounts.models import User
+from apps.accounts.models import EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice, User
 
 if TYPE_CHECKING:
     # Only for the annotation: accounts sits below orgs and reaches organizations through the
@@ -19,31 +17,46 @@ TOTP_DEVICE_NAME = "Authenticator app"
 RECOVERY_DEVICE_NAME = "Recovery codes"
 
 
-def totp_device_confirmed(*, user: User) -> TOTPDevice | None:
+def session_fingerprint(session_key: str) -> str:
+    """What a pending enrolment stores to name its session: a hash, so the table holds no
+    second copy of a bearer credential (the session key is the cookie's value)."""
+    return hashlib.sha256(f"enrolment-session|{session_key}".encode()).hexdigest()
+
+
+def totp_device_confirmed(*, user: User) -> EncryptedTOTPDevice | None:
     """The user's confirmed authenticator-app device, if they enrolled one."""
-    device: TOTPDevice | None = (
-        TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
+    device: EncryptedTOTPDevice | None = (
+        EncryptedTOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
     )
     return device
 
 
-def totp_device_pending(*, user: User) -> TOTPDevice | None:
-    """The device created for an enrolment that has not been confirmed with a code yet."""
-    device: TOTPDevice | None = (
-        TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+def totp_device_pending(*, user: User, session_key: str) -> EncryptedTOTPDevice | None:
+    """The device this session created for an enrolment not confirmed yet. Another session's
+    pending device is never returned: its secret was shown to that session only."""
+    if not session_key:
+        return None
+    device: EncryptedTOTPDevice | None = (
+        EncryptedTOTPDevice.objects.filter(
+            user=user, confirmed=False, enrolment_session=session_fingerprint(session_key)
+        )
+        .order_by("-id")
+        .first()
     )
     return device
 
 
-def recovery_device(*, user: User) -> StaticDevice | None:
-    device: StaticDevice | None = (
-        StaticDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
+def recovery_device(*, user: User) -> RecoveryCodeDevice | None:
+    device: RecoveryCodeDevice | None = (
+        RecoveryCodeDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
     )
     return device
 
 
 def recovery_codes_remaining(*, user: User) -> int:
-    count: int = StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+    count: int = RecoveryCode.objects.filter(
+        device__user=user, device__confirmed=True, used_at__isnull=True
+    ).count()
     return count
 
 

@@ -16,24 +16,24 @@ from urllib.parse import urlencode
 import django_otp
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, update_session_auth_hash
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
+from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.models import Device
-from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.accounts import services
+from apps.accounts import services, signin_throttle
 from apps.accounts.forms import CodeForm, ProfileForm, SignInForm, time_zone_choices
 from apps.accounts.middleware import IDLE_SIGNED_OUT_KEY
-from apps.accounts.models import User
+from apps.accounts.models import EncryptedTOTPDevice, RecoveryCodeDevice, User
 from apps.accounts.selectors import (
     orgs_requiring_two_factor,
     recovery_codes_remaining,
@@ -42,6 +42,8 @@ from apps.accounts.selectors import (
 )
 from apps.accounts.stepup import step_up_age, step_up_is_fresh, step_up_redirect, step_up_required
 from apps.core.access import login_view, public_view
+from apps.core.clientip import client_ip
+from apps.core.crypto import CryptoError
 
 SIGN_IN_INVALID = "Email or password is incorrect."
 SIGNED_OUT = "You are signed out."
@@ -51,6 +53,10 @@ TWO_FACTOR_ENABLED = "Two-factor authentication is on. Keep your recovery codes 
 TWO_FACTOR_DISABLED = "Two-factor authentication is off for your account."
 STEP_UP_CONFIRMED = "Confirmed. You can continue for the next {minutes} minutes."
 PROFILE_SAVED = "Your profile is saved."
+TWO_FACTOR_UNAVAILABLE = (
+    "Two-factor authentication cannot be set up right now: the portal's keyring is not "
+    "configured. Tell your administrator."
+)
 RECOVERY_CODE_USED = (
     "You signed in with a recovery code; {left} left. Generate new ones on your profile page."
 )
@@ -111,6 +117,7 @@ def _pending_user(request: HttpRequest) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).first()
 
 
+@sensitive_variables("form")
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 @public_view
@@ -120,20 +127,30 @@ def login(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(next_url)
     notice = SIGNED_OUT_IDLE if request.session.pop(IDLE_SIGNED_OUT_KEY, False) else None
     form = SignInForm(request.POST if request.method == "POST" else None)
+    status = 200
     if form.is_valid():
         email = form.cleaned_data["email"]
-        authenticated = authenticate(
-            request, username=email, password=form.cleaned_data["password"]
-        )
-        if authenticated is None:
+        ip = client_ip(request)
+        password = form.cleaned_data["password"]
+        browser_known = signin_throttle.known_device(request, email=email)
+        refusal = signin_throttle.sign_in_admit(email=email, ip=ip, known=browser_known)
+        if refusal is not None:
+            # Refused before the password is checked (signin_throttle says why).
+            form.add_error(None, refusal)
+            status = 429
+        elif (authenticated := authenticate(request, username=email, password=password)) is None:
             known = User.objects.filter(email=email).first()
             locked_out = bool(getattr(request, "axes_locked_out", False))
+            # An attempt that axes locked out, or the failure that set off the lockout, is not
+            # held against the account everywhere: axes already stops this address.
+            signin_throttle.sign_in_failed(email=email, ip=ip, count_for_account=not locked_out)
             services.sign_in_failure_record(
                 email=email, user=known, locked_out=locked_out, request=request
             )
             form.add_error(None, SIGN_IN_INVALID)
         else:
             user = authenticated
+            signin_throttle.account_delay_clear(email=email)
             _pending_clear(request)
             if two_factor_enabled(user=user):
                 # A new session key before anything is tied to this person.
@@ -141,12 +158,20 @@ def login(request: HttpRequest) -> HttpResponse:
                 request.session[PENDING_USER_KEY] = user.pk
                 request.session[PENDING_AT_KEY] = time.time()
                 request.session[PENDING_FAILURES_KEY] = 0
-                return redirect(_with_next("accounts:two-factor-verify", next_url))
-            auth_login(request, user, backend=BACKEND)
-            services.sign_in_record(user=user, device=None, request=request)
-            return HttpResponseRedirect(next_url)
+                response: HttpResponse = redirect(
+                    _with_next("accounts:two-factor-verify", next_url)
+                )
+            else:
+                auth_login(request, user, backend=BACKEND)
+                services.sign_in_record(user=user, device=None, request=request)
+                response = HttpResponseRedirect(next_url)
+            signin_throttle.known_device_mark(response, email=email)
+            return response
     return render(
-        request, "accounts/login.html", {"form": form, "next": next_url, "notice": notice}
+        request,
+        "accounts/login.html",
+        {"form": form, "next": next_url, "notice": notice},
+        status=status,
     )
 
 
@@ -166,13 +191,14 @@ def logout(request: HttpRequest) -> HttpResponse:
 def _code_check(request: HttpRequest, user: User, form: CodeForm, *, purpose: str) -> Device | None:
     """The device that accepts the form's code; or None, with the failure recorded and shown."""
     try:
-        return services.two_factor_check(user=user, code=form.cleaned_data["code"])
+        return services.two_factor_check(user=user, code=form.cleaned_data["code"], request=request)
     except ValidationError as error:
         services.two_factor_failure_record(user=user, request=request, purpose=purpose)
         form.add_error("code", error)
         return None
 
 
+@sensitive_variables("form")
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 @public_view
@@ -216,7 +242,7 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
             django_otp.login(request, device)
             services.step_up_mark(request=request)
             services.sign_in_record(user=user, device=device, request=request)
-            if isinstance(device, StaticDevice):
+            if isinstance(device, RecoveryCodeDevice):
                 left = recovery_codes_remaining(user=user)
                 messages.warning(request, RECOVERY_CODE_USED.format(left=left))
             return HttpResponseRedirect(next_url)
@@ -230,7 +256,8 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
 # Enrolment and recovery codes.
 
 
-def _qr_data_uri(device: TOTPDevice) -> str:
+@sensitive_variables()
+def _qr_data_uri(device: EncryptedTOTPDevice) -> str:
     import qrcode
     import qrcode.image.svg
 
@@ -241,12 +268,17 @@ def _qr_data_uri(device: TOTPDevice) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
 
 
-def _manual_key(device: TOTPDevice) -> str:
+@sensitive_variables()
+def _manual_key(device: EncryptedTOTPDevice) -> str:
     secret = base64.b32encode(device.bin_key).decode()
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
+# The page shows the authenticator's secret (and, once, the recovery codes): no cache may
+# keep it (never_cache sends Cache-Control: no-store).
+@sensitive_variables("form", "device", "codes")
 @sensitive_post_parameters("code")
+@never_cache
 @require_http_methods(["GET", "POST"])
 @login_view
 def two_factor_setup(request: HttpRequest) -> HttpResponseBase:
@@ -266,7 +298,19 @@ def two_factor_setup(request: HttpRequest) -> HttpResponseBase:
                 "required_by": orgs_requiring_two_factor(user=user),
             },
         )
-    device = services.totp_device_get_or_create_pending(user=user)
+    if request.session.session_key is None:
+        request.session.save()  # The pending device belongs to this session: it needs a key.
+    try:
+        device = services.totp_device_get_or_create_pending(
+            user=user, session_key=request.session.session_key or ""
+        )
+    except CryptoError:
+        return render(
+            request,
+            "accounts/two_factor_unavailable.html",
+            {"message": TWO_FACTOR_UNAVAILABLE},
+            status=503,
+        )
     form = CodeForm(request.POST if request.method == "POST" else None, allow_recovery=False)
     if form.is_valid():
         try:
@@ -297,6 +341,8 @@ def two_factor_setup(request: HttpRequest) -> HttpResponseBase:
     )
 
 
+@sensitive_variables("codes")
+@never_cache
 @require_http_methods(["GET", "POST"])
 @login_view
 def recovery_codes(request: HttpRequest) -> HttpResponseBase:
@@ -337,6 +383,7 @@ def two_factor_disable(request: HttpRequest) -> HttpResponseBase:
 # Step-up.
 
 
+@sensitive_variables("form")
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 @login_view
@@ -399,3 +446,93 @@ def profile(request: HttpRequest) -> HttpResponseBase:
             "time_zones": time_zone_choices(),
         },
     )
+
+
+# Password change (needs a fresh step-up), reset by email, and other sessions.
+
+SIGN_IN_CHANGED = "Your password is changed. Your other sessions were signed out."
+RESET_LIMITED = "Too many password reset requests from here or for this address. Try again later."
+OTHER_SESSIONS_SIGNED_OUT = "Signed out of {count} other session{plural}."
+
+
+class _PasswordChangeView(auth_views.PasswordChangeView):
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("accounts:profile")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        user = _user(self.request)
+        services.password_change(
+            user=user, new_password=form.cleaned_data["new_password1"], request=self.request
+        )
+        # This session stays signed in (its auth hash follows the new password).
+        update_session_auth_hash(self.request, user)
+        messages.success(self.request, SIGN_IN_CHANGED)
+        return HttpResponseRedirect(str(self.success_url))
+
+
+# Django's views bring sensitive_post_parameters, never_cache and csrf_protect. The outer
+# sensitive_variables() hides every local of every frame below it (form_valid, the form's
+# methods) from error reports: with passwords in play, there is nothing worth showing.
+password_change = sensitive_variables()(login_view(step_up_required(_PasswordChangeView.as_view())))
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+
+class _PasswordResetView(auth_views.PasswordResetView):
+    """Django's request step, with two changes: the email is sent by a Celery task that also
+    runs for unknown addresses (same answer, same work), and requests are rate limited per
+    client address and per email address."""
+
+    template_name = "accounts/password_reset_form.html"
+    success_url = reverse_lazy("accounts:password-reset-done")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        email = str(request.POST.get("email", ""))[:254]
+        if not services.password_reset_allowed(ip=_client_ip(request), email=email):
+            form = self.get_form()
+            form.is_valid()
+            form.add_error(None, RESET_LIMITED)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        response: HttpResponse = super().post(request, *args, **kwargs)
+        return response
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        services.password_reset_request(email=form.cleaned_data["email"])
+        return HttpResponseRedirect(str(self.success_url))
+
+
+class _PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password-reset-complete")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response: HttpResponse = super().form_valid(form)  # sets the password
+        services.password_reset_completed(user=form.user, request=self.request)
+        return response
+
+
+password_reset = public_view(_PasswordResetView.as_view())
+password_reset_done = public_view(
+    auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html")
+)
+password_reset_confirm = sensitive_variables()(public_view(_PasswordResetConfirmView.as_view()))
+password_reset_complete = public_view(
+    auth_views.PasswordResetCompleteView.as_view(
+        template_name="accounts/password_reset_complete.html"
+    )
+)
+
+
+@require_POST
+@login_view
+def sessions_sign_out_others(request: HttpRequest) -> HttpResponseBase:
+    """End every other session of this user (and their sockets); this one stays."""
+    if (response := _needs_verification(request)) is not None:
+        return response
+    count = services.sessions_end_others(user=_user(request), request=request)
+    messages.success(
+        request, OTHER_SESSIONS_SIGNED_OUT.format(count=count, plural="" if count == 1 else "s")
+    )
+    return redirect("accounts:profile")

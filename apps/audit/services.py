@@ -17,6 +17,7 @@ from apps.audit.anchors import audit_anchors_check
 from apps.audit.chain import GLOBAL_CHAIN, chain_key_for, record_content, record_hash
 from apps.audit.models import AuditChain, AuditRecord
 from apps.audit.selectors import audit_chains_verify
+from apps.core.clientip import client_ip
 from apps.core.trail import Actor
 
 __all__ = [
@@ -63,7 +64,8 @@ def _normalized_ip(ip: str | None) -> str | None:
 def _client_ip(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    # The same address axes and the rate limits use (behind the configured proxies).
+    return client_ip(request)
 
 
 def audit_record(

@@ -16,13 +16,21 @@ def _clean(value: str) -> str:
     return _SAFE.sub("_", value)
 
 
+# Groups that span organizations carry control messages only (closing sockets), never data:
+# apps.core.realtime.publish_on_commit refuses anything else. Private data goes to
+# member_group, which is per organization.
+CONTROL_ONLY_PREFIXES = ("user.", "session.")
+
+
 def user_group(user_id: int) -> str:
-    """Private events of one person (their orders, balances), across organizations."""
+    """Every socket of one person, across organizations: control only (2FA removed closes
+    them all). Never data: a socket in one organization must not receive another's events."""
     return f"user.{user_id}"
 
 
 def member_group(org_id: int, user_id: int) -> str:
-    """Every socket a member has open in one organization: removal closes them all."""
+    """Every socket a member has open in one organization: their private events (orders,
+    balances), and removal or a role change closes them all."""
     return f"member.{org_id}.{user_id}"
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from apps.orgs.models import Organization
+from apps.orgs.models import KrakenAccount, Organization
 from apps.vault.models import Credential
 
 
@@ -45,6 +45,8 @@ SETTLED: frozenset[str] = frozenset({State.DONE, State.REJECTED, State.NOT_PLACE
 
 class Operation(models.Model):
     org = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="operations")
+    # The Kraken account it acts on (the credential's): what Kraken keys its effects by.
+    account = models.ForeignKey(KrakenAccount, on_delete=models.PROTECT, related_name="operations")
     # The key that sends it (and that the finders read with). PROTECT: an operation's history
     # must survive the key's deletion, so a key with operations is revoked, not deleted.
     credential = models.ForeignKey(Credential, on_delete=models.PROTECT, related_name="operations")
@@ -143,3 +145,111 @@ class OperationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation_id}: {self.from_state or '∅'} → {self.to_state}"
+
+
+class ExchangeOrder(models.Model):
+    """Exchange's own record of one order on one Kraken account (keyed by account and txid).
+
+    Written when an AddOrder operation settles DONE (from its answer or what the finder found)
+    and, by the private streams, for every order the account has, ours or not. The business
+    apps' rows link here; `operation` is the AddOrder that placed it, when the portal did.
+    """
+
+    account = models.ForeignKey(
+        KrakenAccount, on_delete=models.PROTECT, related_name="exchange_orders"
+    )
+    txid = models.CharField(max_length=32)
+    cl_ord_id = models.CharField(max_length=64, blank=True)
+    userref = models.BigIntegerField(null=True, blank=True)
+    operation = models.ForeignKey(
+        Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
+    pair = models.CharField(max_length=32, blank=True)
+    side = models.CharField(max_length=4, blank=True)
+    order_type = models.CharField(max_length=32, blank=True)
+    # Kraken's order status: pending, open, closed, canceled, expired.
+    status = models.CharField(max_length=16, blank=True)
+    vol = models.DecimalField(max_digits=38, decimal_places=18, null=True, blank=True)
+    vol_exec = models.DecimalField(max_digits=38, decimal_places=18, default=0)
+    price = models.DecimalField(max_digits=38, decimal_places=18, null=True, blank=True)
+    avg_price = models.DecimalField(max_digits=38, decimal_places=18, null=True, blank=True)
+    cost = models.DecimalField(max_digits=38, decimal_places=18, default=0)
+    fee = models.DecimalField(max_digits=38, decimal_places=18, default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("account", "txid"), name="exchange_order_once"),
+            # Our cl_ord_ids are UUIDs: one order per cl_ord_id per account.
+            models.UniqueConstraint(
+                fields=("account", "cl_ord_id"),
+                condition=~Q(cl_ord_id=""),
+                name="exchange_order_cl_ord_id_once",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.txid} ({self.status})"
+
+
+class ExchangeFill(models.Model):
+    """One trade (fill) on one account, keyed by account and Kraken's trade id."""
+
+    account = models.ForeignKey(
+        KrakenAccount, on_delete=models.PROTECT, related_name="exchange_fills"
+    )
+    trade_id = models.CharField(max_length=32)
+    order = models.ForeignKey(
+        ExchangeOrder, null=True, blank=True, on_delete=models.SET_NULL, related_name="fills"
+    )
+    order_txid = models.CharField(max_length=32, blank=True)
+    pair = models.CharField(max_length=32, blank=True)
+    side = models.CharField(max_length=4, blank=True)
+    price = models.DecimalField(max_digits=38, decimal_places=18)
+    qty = models.DecimalField(max_digits=38, decimal_places=18)
+    cost = models.DecimalField(max_digits=38, decimal_places=18, default=0)
+    # Fees are a list of (asset, quantity) (issue 10 §2).
+    fees = models.JSONField(default=list, blank=True)
+    liquidity = models.CharField(max_length=1, blank=True)  # m(aker) | t(aker)
+    executed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("account", "trade_id"), name="exchange_fill_once"),
+        )
+
+    def __str__(self) -> str:
+        return self.trade_id
+
+
+class LedgerEntry(models.Model):
+    """One ledger entry on one account, keyed by account and Kraken's ledger id."""
+
+    account = models.ForeignKey(
+        KrakenAccount, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    ledger_id = models.CharField(max_length=32)
+    refid = models.CharField(max_length=64, blank=True)
+    type = models.CharField(max_length=32)
+    subtype = models.CharField(max_length=32, blank=True)
+    asset = models.CharField(max_length=16)
+    amount = models.DecimalField(max_digits=38, decimal_places=18)
+    fee = models.DecimalField(max_digits=38, decimal_places=18, default=0)
+    balance = models.DecimalField(max_digits=38, decimal_places=18, null=True, blank=True)
+    wallet_type = models.CharField(max_length=16, blank=True)
+    wallet_id = models.CharField(max_length=16, blank=True)
+    operation = models.ForeignKey(
+        Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="ledger_entries"
+    )
+    booked_at = models.DateTimeField()
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("account", "ledger_id"), name="exchange_ledger_once"),
+        )
+        indexes = (models.Index(fields=("account", "type", "booked_at")),)
+
+    def __str__(self) -> str:
+        return self.ledger_id

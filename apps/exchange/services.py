@@ -36,7 +36,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.trail import audit_record
-from apps.exchange import finders, live
+from apps.exchange import finders, live, records
 from apps.exchange.hooks import hooks_on_commit
 from apps.exchange.models import SETTLED, Kind, Operation, OperationEvent, State, queue_for
 from apps.kraken.client import OperationRef, is_validate_only, kraken_private
@@ -45,7 +45,7 @@ from apps.kraken.naming import decimal_to_wire
 from apps.orgs.models import Membership, Organization
 from apps.vault import crypto
 from apps.vault.models import Credential
-from apps.vault.services import CredentialUnavailable, credential_key_for_task
+from apps.vault.services import CredentialUnavailable, KeyPurpose, credential_key_for_task
 
 logger = logging.getLogger(__name__)
 
@@ -116,9 +116,35 @@ def _norm(value: Any) -> str:
 
 
 def _scope(credential: Credential) -> str:
-    """What Kraken counts per account. Until credentials name their Kraken account, the key
-    stands for it (one key, one account)."""
-    return f"cred{credential.pk}"
+    """Kraken keeps orders, withdrawals and Earn allocations per account, not per key: two
+    keys on one account share one in-flight slot."""
+    return f"acct{credential.account_id}"
+
+
+# What the vault opens the key for (it checks the key's use, state and owner every time): a
+# cancel is allowed on a cancel-only key; Earn moves funds, so it needs a funding key.
+PURPOSE: dict[str, KeyPurpose] = {
+    Kind.ADD_ORDER: KeyPurpose.TRADE,
+    Kind.AMEND_ORDER: KeyPurpose.TRADE,
+    Kind.CANCEL_ORDER: KeyPurpose.CANCEL,
+    Kind.CANCEL_ALL: KeyPurpose.CANCEL,
+    Kind.WITHDRAW: KeyPurpose.FUND,
+    Kind.WITHDRAW_CANCEL: KeyPurpose.FUND,
+    Kind.ACCOUNT_TRANSFER: KeyPurpose.FUND,
+    Kind.EARN_ALLOCATE: KeyPurpose.FUND,
+    Kind.EARN_DEALLOCATE: KeyPurpose.FUND,
+}
+
+
+def _acting_member_id(operation: Operation) -> int | None:
+    """The requester's membership (removed ones too, so the vault refuses them): a task queued
+    before the requester was demoted or removed must not act for them afterwards."""
+    if operation.requested_by_id is None:
+        return None
+    membership = Membership.all_objects.filter(
+        org_id=operation.org_id, user_id=operation.requested_by_id
+    ).first()
+    return membership.pk if membership is not None else 0
 
 
 def _identify(
@@ -211,6 +237,7 @@ def operation_prepare(
     ref, in_flight_key = _identify(kind, clean, credential, _jsonable(dict(reference or {})))
     operation = Operation(
         org=org,
+        account_id=credential.account_id,
         credential=credential,
         kind=kind,
         params=clean,
@@ -297,6 +324,8 @@ def _transition(
                 **(detail or {}),
             },
         )
+        if to == State.DONE:
+            records.record_done(operation)
         live.operation_changed_on_commit(operation)
         if to in SETTLED:
             hooks_on_commit(kind=operation.kind, state=to, operation_id=operation.pk)
@@ -334,7 +363,8 @@ def operation_send(*, operation_id: int) -> Operation | None:
     try:
         key = credential_key_for_task(
             credential_id=operation.credential_id,
-            purpose=f"exchange operation {operation.pk} ({operation.kind})",
+            purpose=PURPOSE[operation.kind],
+            for_member_id=_acting_member_id(operation),
         )
     except (CredentialUnavailable, crypto.VaultError) as error:
         # Nothing was sent: the key could not be opened.
@@ -464,9 +494,10 @@ def operation_reconcile(*, operation_id: int) -> Operation:
 def _reconcile_once(operation: Operation) -> None:
     unknown = (State.UNKNOWN,)
     try:
+        # Looking only reads: any use of key serves, and a key made cancel-only since still
+        # reads its own account.
         key = credential_key_for_task(
-            credential_id=operation.credential_id,
-            purpose=f"exchange reconcile {operation.pk} ({operation.kind})",
+            credential_id=operation.credential_id, purpose=KeyPurpose.READ
         )
     except (CredentialUnavailable, crypto.VaultError) as error:
         _note(operation, f"The key cannot be opened to look: {error}")
@@ -581,5 +612,5 @@ def private_read(
 ) -> Any:
     """An idempotent private read (balances, orders, ledgers) with `credential`, for the apps
     above: apps/exchange is the only caller of Kraken's private methods, reads included."""
-    key = credential_key_for_task(credential_id=credential.pk, purpose=f"read {method}")
+    key = credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
     return kraken_private(key, method, params or {})

@@ -10,7 +10,7 @@ import redis
 from django.conf import settings
 from django.http import Http404
 
-from apps.market.models import WatchlistItem
+from apps.market.models import MarketPreference, WatchlistItem
 from apps.market.store import (
     FEEDER_KEY,
     HEALTH_KEY,
@@ -54,10 +54,8 @@ def market_states(*, symbols: list[str]) -> dict[str, dict[str, Any]]:
 
 def _empty_state(pair: dict[str, Any]) -> dict[str, Any]:
     return {
-        "symbol": pair["symbol"],
+        **pair,  # the symbol, its decimals and its assets' (see PairInfo.described)
         "slug": symbol_slug(pair["symbol"]),
-        "price_decimals": pair["price_decimals"],
-        "qty_decimals": pair["qty_decimals"],
         "ticker": {},
         "bids": [],
         "asks": [],
@@ -69,8 +67,11 @@ def _empty_state(pair: dict[str, Any]) -> dict[str, Any]:
 
 
 def market_state(*, symbol: str) -> dict[str, Any]:
+    state = market_states(symbols=[symbol]).get(symbol)
+    if state is not None:
+        return state
     pair = next(p for p in market_pairs() if p["symbol"] == symbol)
-    return market_states(symbols=[symbol]).get(symbol) or _empty_state(pair)
+    return _empty_state(pair)
 
 
 def market_overview_states() -> list[dict[str, Any]]:
@@ -79,10 +80,21 @@ def market_overview_states() -> list[dict[str, Any]]:
     return [states.get(p["symbol"]) or _empty_state(p) for p in pairs]
 
 
-def market_candles(*, symbol: str) -> list[dict[str, Any]]:
-    raw = _redis().get(candles_key(symbol))
+def market_candles(*, symbol: str, interval: int = 1) -> list[dict[str, Any]]:
+    raw = _redis().get(candles_key(symbol, interval))
     candles: list[dict[str, Any]] = loads(raw) if raw else []
     return candles
+
+
+def _feeder_age(updated_at: bytes | str | None, now: float) -> float | None:
+    return now - float(updated_at) if updated_at else None
+
+
+def market_feeder_ok() -> bool:
+    """Whether the feeder reported in the last FEEDER_STALE_AFTER seconds: what every market
+    page shows in its badge, without the per-pair ages only the status page needs."""
+    age = _feeder_age(_redis().hget(FEEDER_KEY, "updated_at"), time.time())
+    return age is not None and age < FEEDER_STALE_AFTER
 
 
 def market_status() -> dict[str, Any]:
@@ -91,7 +103,7 @@ def market_status() -> dict[str, Any]:
     feeder = {k.decode(): v.decode() for k, v in client.hgetall(FEEDER_KEY).items()}
     health = {k.decode(): float(v) for k, v in client.hgetall(HEALTH_KEY).items()}
     now = time.time()
-    feeder_age = now - float(feeder["updated_at"]) if "updated_at" in feeder else None
+    feeder_age = _feeder_age(feeder.get("updated_at"), now)
     feeder_ok = feeder_age is not None and feeder_age < FEEDER_STALE_AFTER
     pairs = []
     for pair in market_pairs():
@@ -128,3 +140,9 @@ def market_feed() -> dict[str, Any]:
 
 def watchlist_symbols(*, user: Any) -> list[str]:
     return list(WatchlistItem.objects.filter(user=user).values_list("symbol", flat=True))
+
+
+def market_layout(*, user: Any) -> str:
+    """`tiles` or `table`: how `user` last chose to see the markets overview."""
+    layout = MarketPreference.objects.filter(user=user).values_list("layout", flat=True).first()
+    return layout or MarketPreference.Layout.TILES

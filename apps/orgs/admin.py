@@ -9,9 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
+from apps.orgs.models import (
+    Invitation,
+    KrakenAccount,
+    Membership,
+    OnboardingApplication,
+    Organization,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -27,17 +34,28 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(Organization)
 class OrganizationAdmin(ReadOnlyAdmin):
-    list_display = ("name", "slug", "country", "require_2fa", "created_at")
+    list_display = (
+        "name",
+        "slug",
+        "country",
+        "require_2fa",
+        "allow_overprivileged_keys",
+        "created_at",
+    )
     search_fields = ("name", "slug")
-    list_filter = ("require_2fa", "country")
+    list_filter = ("require_2fa", "allow_overprivileged_keys", "country")
 
 
 @admin.register(Membership)
 class MembershipAdmin(ReadOnlyAdmin):
-    list_display = ("user", "org", "role", "created_at")
-    list_filter = ("role",)
+    list_display = ("user", "org", "role", "status", "removed_at", "created_at")
+    list_filter = ("role", "status")
     search_fields = ("user__email", "org__name", "org__slug")
     list_select_related = ("user", "org")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        # Staff see removed memberships too (the default manager hides them).
+        return Membership.all_objects.select_related("user", "org")
 
 
 @admin.register(Invitation)
@@ -64,3 +82,10 @@ class OnboardingApplicationAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "business_type", "assets_under_management", "country")
     search_fields = ("company_name", "email")
+
+
+@admin.register(KrakenAccount)
+class KrakenAccountAdmin(ReadOnlyAdmin):
+    list_display = ("label", "org", "kind", "kraken_id", "verification_tier", "archived_at")
+    list_filter = ("kind", "verification_tier")
+    search_fields = ("label", "org__name", "kraken_id")

@@ -1,6 +1,8 @@
 """Base for every member socket: a signed-in member of the URL's organization whose role has
-the consumer's capability, 2FA-verified where the organization requires it. The session rules
-(idle, signed out, expired) are the kernel's (apps.core.consumers.SessionConsumer)."""
+the consumer's capability, 2FA-verified under the same rule as pages (apps.core.access
+.needs_two_factor: whenever the user has a confirmed device, and always where the organization
+requires it). The session rules (idle, signed out, expired) are the kernel's
+(apps.core.consumers.SessionConsumer)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from django.contrib.sessions.backends.base import SessionBase
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
 
-from apps.core.consumers import SessionConsumer
-from apps.core.groups import member_group
+from apps.core.consumers import SessionConsumer, stored_session
+from apps.core.groups import member_group, org_group
+from apps.core.realtime import CLOSE_FORBIDDEN
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
 
@@ -29,17 +32,28 @@ def _session_verified(user: Any, persistent_id: Any) -> bool:
     return device is not None and device.user_id == user.pk and bool(device.confirmed)
 
 
+def _has_confirmed_device(user: Any) -> bool:
+    from django_otp import devices_for_user
+
+    return any(True for _ in devices_for_user(user, confirmed=True))
+
+
 @database_sync_to_async
 def _membership_for(
     user: Any, org_slug: str, capability: Capability, persistent_id: Any
 ) -> Membership | None:
+    # The default manager sees only active memberships: a removed member is an outsider.
     membership = (
         Membership.objects.select_related("org").filter(user=user, org__slug=org_slug).first()
     )
     if membership is None or not membership.can(capability):
         return None
-    if membership.org.require_2fa and not _session_verified(user, persistent_id):
-        # The session was not verified with 2FA although the organization requires it.
+    if _session_verified(user, persistent_id):
+        return membership
+    # Not verified this session. Pages send such a user to verification whenever they have a
+    # confirmed device, not only when the organization requires 2FA (needs_two_factor); a
+    # socket must not be the way around that.
+    if membership.org.require_2fa or _has_confirmed_device(user):
         return None
     return membership
 
@@ -47,8 +61,10 @@ def _membership_for(
 class MemberConsumer(SessionConsumer):
     """Accepts only signed-in members with `capability` in the URL's organization.
 
-    Besides the user's and the session's groups, every socket joins the member's group, so
-    removal or a role change closes it.
+    Besides the user's and the session's groups, every socket joins the member's group (their
+    private events; removal or a role change closes it) and the organization's group, which
+    carries only `member.recheck` (a policy such as the 2FA requirement changed: each socket
+    checks itself again and closes if it no longer qualifies).
     """
 
     capability: Capability = Capability.VIEW
@@ -61,4 +77,23 @@ class MemberConsumer(SessionConsumer):
         self.membership = await _membership_for(user, org_slug, self.capability, persistent_id)
         if self.membership is None:
             return None
-        return [member_group(self.membership.org_id, user.pk)]
+        return [
+            member_group(self.membership.org_id, user.pk),
+            org_group(self.membership.org_id),
+        ]
+
+    async def member_recheck(self, event: dict[str, Any]) -> None:
+        """The organization's policy changed: admit this socket again as if it were new, with
+        the session as stored now (it may have been verified since the socket opened)."""
+        user = self.scope.get("user")
+        session = self.scope.get("session")
+        if user is None or session is None or session.session_key is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        stored = await stored_session(session.session_key)
+        org_slug = self.scope["url_route"]["kwargs"].get("org", "")
+        membership = await _membership_for(
+            user, org_slug, self.capability, stored.get(DEVICE_ID_SESSION_KEY)
+        )
+        if membership is None:
+            await self.close(code=CLOSE_FORBIDDEN)

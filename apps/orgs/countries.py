@@ -6,7 +6,12 @@ the lists change a few times a decade.
 
 from __future__ import annotations
 
-# (alpha-2 code, English name), sorted by name.
+import unicodedata
+from functools import cache
+
+from django.utils.translation import get_language
+
+# (alpha-2 code, English name). Shown through `country_choices()`, in the reader's order.
 COUNTRIES: tuple[tuple[str, str], ...] = (
     ("AF", "Afghanistan"),
     ("AL", "Albania"),
@@ -322,3 +327,28 @@ US_STATES: tuple[tuple[str, str], ...] = (
 
 COUNTRY_NAMES: dict[str, str] = dict(COUNTRIES)
 US_STATE_NAMES: dict[str, str] = dict(US_STATES)
+
+
+def collation_key(name: str) -> tuple[str, str]:
+    """Sort key for a name under the Unicode Collation Algorithm's default (CLDR root) rules,
+    which English follows, at their first two levels: letters are compared without their
+    accents ("Åland" files with A, between Afghanistan and Albania; "Türkiye" between Tunisia
+    and Turkmenistan), and accents and case only break ties. A plain string sort puts every
+    accented initial after Z."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    base = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return base, name.casefold()
+
+
+@cache
+def _sorted_countries(language: str) -> tuple[tuple[str, str], ...]:
+    # The names are English and the portal speaks English, whose rules are the root ones. A
+    # language with its own tailoring (Swedish files Å after Z) would come with translated
+    # names, and needs a full collator (ICU) keyed by `language` here.
+    del language
+    return tuple(sorted(COUNTRIES, key=lambda country: collation_key(country[1])))
+
+
+def country_choices() -> list[tuple[str, str]]:
+    """The countries as form choices, in the order of the reader's language (the request's)."""
+    return [("", "Select a country"), *_sorted_countries(get_language() or "en")]

@@ -26,6 +26,7 @@ class Capability(StrEnum):
     REQUEST_FUNDING = "request_funding"
     APPROVE_FUNDING = "approve_funding"
     MANAGE_KEYS = "manage_keys"
+    OVERSEE_KEYS = "oversee_keys"
     MANAGE_MEMBERS = "manage_members"
     MANAGE_POLICIES = "manage_policies"
     MANAGE_OPERATIONS = "manage_operations"
@@ -37,6 +38,7 @@ CAPABILITY_LABELS: dict[Capability, str] = {
     Capability.REQUEST_FUNDING: "Request withdrawals and transfers",
     Capability.APPROVE_FUNDING: "Approve colleagues' withdrawals and transfers",
     Capability.MANAGE_KEYS: "Store and manage one's own Kraken API keys",
+    Capability.OVERSEE_KEYS: "See every member's API keys (masked) and revoke any of them",
     Capability.MANAGE_MEMBERS: "Invite, remove and change the roles of members",
     Capability.MANAGE_POLICIES: "Set organization policies (2FA, risk limits, approvals)",
     Capability.MANAGE_OPERATIONS: "See every exchange operation and reconcile unsettled ones",
@@ -52,6 +54,7 @@ PERMISSIONS: dict[str, frozenset[Capability]] = {
             Capability.MANAGE_MEMBERS,
             Capability.MANAGE_POLICIES,
             Capability.MANAGE_KEYS,
+            Capability.OVERSEE_KEYS,
             Capability.MANAGE_OPERATIONS,
         }
     ),

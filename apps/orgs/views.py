@@ -3,30 +3,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import User
 from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
 from apps.core.access import public_view, staff_view
+from apps.core.clientip import client_ip
+from apps.core.ratelimit import window_hit
 from apps.orgs.access import org_view
 from apps.orgs.forms import (
     AcceptAsNewUserForm,
     InvitationForm,
+    KrakenAccountForm,
     MemberRoleForm,
     OnboardingForm,
     OrganizationSettingsForm,
     role_choices,
 )
-from apps.orgs.models import Membership
+from apps.orgs.models import KrakenAccount, Membership
 from apps.orgs.permissions import Capability, Role, permission_matrix
 from apps.orgs.selectors import (
     InvitationState,
@@ -34,13 +38,15 @@ from apps.orgs.selectors import (
     invitation_get_in_org,
     invitation_state,
     invitations_pending,
+    kraken_account_get,
+    kraken_accounts,
     member_get_in_org,
     onboarding_get,
     onboarding_pending,
     onboarding_recently_reviewed,
     org_members,
 )
-from apps.orgs.services import invitations, memberships, onboarding, organizations
+from apps.orgs.services import accounts, invitations, memberships, onboarding, organizations
 from apps.orgs.services.organizations import user_current_org_set
 
 ROLE_CHANGED = "{email} is now {role}."
@@ -49,10 +55,14 @@ INVITATION_SENT = "Invitation sent to {email}."
 INVITATION_RESENT = "A new invitation link was sent to {email}; the previous link no longer works."
 INVITATION_REVOKED = "The invitation to {email} was revoked."
 SETTINGS_SAVED = "Settings saved."
+ACCOUNT_ADDED = "Kraken account “{label}” added."
+ACCOUNT_SAVED = "Kraken account “{label}” saved."
+ACCOUNT_ARCHIVED = "Kraken account “{label}” archived."
 WELCOME = "Welcome to {org}."
 APPLICATION_RECEIVED = "Thank you: we received your application and will be in touch by email."
 APPLICATION_APPROVED = "{company} was approved; {email} has been invited as owner."
 APPLICATION_REJECTED = "{company} was rejected."
+APPLICATIONS_TOO_MANY = "Too many applications from your network; try again in {wait}."
 
 
 def _error_text(error: ValidationError) -> str:
@@ -132,8 +142,9 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
         except ValidationError as exc:
             error = _error_text(exc)
     if getattr(request, "htmx", False):
-        # The row swaps in place; its message shows inside the row.
-        target.refresh_from_db()
+        # The row swaps in place; its message shows inside the row (read as the table reads
+        # it, with its 2FA status).
+        target = org_members(org=membership.org).get(pk=target.pk)
         context = _member_row_context(membership)
         context.update(
             m=target,
@@ -251,19 +262,35 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
         # Policies (2FA for everyone) are sensitive: a fresh second-factor confirmation first.
         return step_up_redirect(request)
     org = membership.org
-    initial = {"name": org.name, "require_2fa": org.require_2fa}
-    form = OrganizationSettingsForm(request.POST or None, initial=initial)
+    initial = {
+        "name": org.name,
+        "require_2fa": org.require_2fa,
+        "reporting_currency": org.reporting_currency,
+        "business_timezone": org.business_timezone,
+        "allow_overprivileged_keys": org.allow_overprivileged_keys,
+    }
+    form = OrganizationSettingsForm(
+        request.POST or None, initial=initial, actor_role=membership.role
+    )
     if request.method == "POST" and form.is_valid():
+        owner = membership.role == Role.OWNER
         try:
             organizations.organization_update_settings(
                 org=org,
                 actor=membership,
                 name=form.cleaned_data["name"],
                 require_2fa=form.cleaned_data["require_2fa"],
+                reporting_currency=form.cleaned_data["reporting_currency"] or None,
+                business_timezone=form.cleaned_data["business_timezone"] or None,
+                allow_overprivileged_keys=(
+                    form.cleaned_data["allow_overprivileged_keys"] if owner else None
+                ),
                 request=request,
             )
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc))
         except ValidationError as exc:
-            form.add_error(None, exc)
+            _add_service_errors(form, exc)
         else:
             messages.success(request, SETTINGS_SAVED)
             return redirect("orgs:settings", org=org.slug)
@@ -271,9 +298,125 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
     return render(request, "orgs/settings.html", {"org": org, "form": form}, status=status)
 
 
+# The organization's Kraken accounts: owners and admins (MANAGE_POLICIES); the Kraken id and
+# the tier are an owner's, after a fresh step-up.
+
+
+@require_GET
+@org_view(Capability.MANAGE_POLICIES)
+def account_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    org = membership.org
+    return render(
+        request,
+        "orgs/accounts.html",
+        {
+            "org": org,
+            "accounts": list(kraken_accounts(org=org, include_archived=True)),
+            "is_owner": membership.role == Role.OWNER,
+        },
+    )
+
+
+def _touches_id_or_tier(form: KrakenAccountForm, account: KrakenAccount | None) -> bool:
+    """Whether the posted form would set the Kraken id or the tier (which needs a step-up)."""
+    data = form.data
+    kraken_id = str(data.get("kraken_id", "")).strip()
+    tier = str(data.get("tier", ""))
+    if account is None:
+        return bool(kraken_id or tier or data.get("kind") == KrakenAccount.Kind.MASTER)
+    return ("kraken_id" in form.fields and kraken_id != account.kraken_id) or (
+        "tier" in form.fields and tier != account.verification_tier
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@org_view(Capability.MANAGE_POLICIES)
+def account_create(request: HttpRequest, membership: Membership) -> HttpResponseBase:
+    is_owner = membership.role == Role.OWNER
+    # An empty POST is still a submission: it gets field errors, not a blank form.
+    data = request.POST if request.method == "POST" else None
+    form = KrakenAccountForm(data, is_owner=is_owner)
+    if request.method == "POST":
+        if is_owner and _touches_id_or_tier(form, None) and not step_up_is_fresh(request):
+            return step_up_redirect(request)
+        if form.is_valid():
+            cleaned = form.cleaned_data
+            try:
+                account = accounts.kraken_account_create(
+                    org=membership.org,
+                    actor=membership,
+                    label=cleaned["label"],
+                    kind=cleaned["kind"],
+                    kraken_id=cleaned.get("kraken_id") or "",
+                    tier=cleaned.get("tier") or "",
+                    request=request,
+                )
+            except ValidationError as exc:
+                _add_service_errors(form, exc)
+            else:
+                messages.success(request, ACCOUNT_ADDED.format(label=account.label))
+                return redirect("orgs:account-list", org=membership.org.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "orgs/account_form.html",
+        {"org": membership.org, "form": form, "account": None},
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@org_view(Capability.MANAGE_POLICIES)
+def account_edit(request: HttpRequest, membership: Membership, pk: int) -> HttpResponseBase:
+    account = kraken_account_get(org=membership.org, pk=pk)
+    is_owner = membership.role == Role.OWNER
+    data = request.POST if request.method == "POST" else None
+    form = KrakenAccountForm(data, is_owner=is_owner, instance=account)
+    if request.method == "POST":
+        if is_owner and _touches_id_or_tier(form, account) and not step_up_is_fresh(request):
+            return step_up_redirect(request)
+        if form.is_valid():
+            cleaned = form.cleaned_data
+            try:
+                account = accounts.kraken_account_update(
+                    account=account,
+                    actor=membership,
+                    label=cleaned["label"],
+                    kraken_id=cleaned.get("kraken_id"),
+                    tier=cleaned.get("tier"),
+                    request=request,
+                )
+            except ValidationError as exc:
+                _add_service_errors(form, exc)
+            else:
+                messages.success(request, ACCOUNT_SAVED.format(label=account.label))
+                return redirect("orgs:account-list", org=membership.org.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "orgs/account_form.html",
+        {"org": membership.org, "form": form, "account": account},
+        status=status,
+    )
+
+
+@require_POST
+@org_view(Capability.MANAGE_POLICIES)
+def account_archive(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    account = kraken_account_get(org=membership.org, pk=pk)
+    try:
+        accounts.kraken_account_archive(account=account, actor=membership, request=request)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, ACCOUNT_ARCHIVED.format(label=account.label))
+    return redirect("orgs:account-list", org=membership.org.slug)
+
+
 # Invitation landing page: public, because the invitee may not have an account yet.
 
 
+@sensitive_variables("form")
 @sensitive_post_parameters("password1", "password2")
 @require_http_methods(["GET", "POST"])
 @public_view
@@ -330,18 +473,34 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 # Institutional onboarding: the public application form and the staff review queue.
 
 
+def _onboarding_limit(request: HttpRequest) -> str | None:
+    """Count this submission against its address; the refusal once the address is over."""
+    window = window_hit(
+        scope="onboarding-address",
+        source=client_ip(request) or "unknown",
+        window=int(settings.ONBOARDING_ADDRESS_WINDOW),
+    )
+    if window.count > int(settings.ONBOARDING_ADDRESS_LIMIT):
+        return APPLICATIONS_TOO_MANY.format(wait=window.wait)
+    return None
+
+
 @require_http_methods(["GET", "POST"])
 @public_view
 def onboarding_apply(request: HttpRequest) -> HttpResponse:
     form = OnboardingForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    status = 400 if request.method == "POST" else 200
+    if request.method == "POST" and (refusal := _onboarding_limit(request)) is not None:
+        # Refused before validation: a flood costs one Redis round trip per request.
+        form.add_error(None, refusal)
+        status = 429
+    elif request.method == "POST" and form.is_valid():
         try:
             onboarding.onboarding_apply(**form.cleaned_data, request=request)
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
             return redirect("onboarding:apply-done")
-    status = 400 if request.method == "POST" else 200
     return render(request, "orgs/onboarding_apply.html", {"form": form}, status=status)
 
 

@@ -31,6 +31,9 @@ class ControlError(Exception):
         self.status = status
 
 
+SERVICE_IDENTITY = "kraken-sandbox"
+
+
 def _ok(data: Any, status: int = 200) -> web.Response:
     return web.Response(text=dumps(data), status=status, content_type="application/json")
 
@@ -87,6 +90,9 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
     async def health(_request: web.Request) -> web.StreamResponse:
         return _ok(
             {
+                # Who answers: the portal's demo_data refuses any Kraken URL whose health route
+                # does not say this, so demo users never reach a real exchange.
+                "service": SERVICE_IDENTITY,
                 "status": "ok",
                 "time": engine.now(),
                 "seed": engine.seed,

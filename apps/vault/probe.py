@@ -26,8 +26,13 @@ from apps.kraken.errors import (
 )
 from apps.vault import crypto
 from apps.vault.models import Credential, Permission
-from apps.vault.policy import assess
-from apps.vault.services import CredentialUnavailable, credential_key_for_task
+from apps.vault.policy import assess, overprivilege_reason
+from apps.vault.services import (
+    _WIPED,
+    CredentialUnavailable,
+    KeyPurpose,
+    credential_key_for_task,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +105,7 @@ def credential_probe(*, credential_id: int) -> dict[str, Any] | None:
     error = ""
     fatal = False
     try:
-        key = credential_key_for_task(credential_id=credential_id, purpose="permission probe")
+        key = credential_key_for_task(credential_id=credential_id, purpose=KeyPurpose.PROBE)
     except (crypto.VaultError, CredentialUnavailable) as exc:
         error, fatal = _short_error(exc), True
     else:
@@ -181,7 +186,12 @@ def _probe_each(key: Any, *, credential_id: int) -> tuple[dict[str, bool | None]
 def _probe_record(
     *, credential_id: int, found: dict[str, bool | None], error: str, fatal: bool
 ) -> dict[str, Any] | None:
-    credential = Credential.objects.select_for_update().filter(pk=credential_id).first()
+    credential = (
+        Credential.objects.select_for_update(of=("self",))
+        .select_related("org")
+        .filter(pk=credential_id)
+        .first()
+    )
     if credential is None or credential.probe_status != Credential.ProbeStatus.RUNNING:
         return None
     now = timezone.now()
@@ -192,16 +202,34 @@ def _probe_record(
     if not fatal:
         credential.permissions = found
         credential.permissions_checked_at = now
-    credential.save(
-        update_fields=[
-            "probe_status",
-            "last_error",
-            "permissions",
-            "permissions_checked_at",
-            "updated_at",
-        ]
-    )
+    update_fields = [
+        "probe_status",
+        "last_error",
+        "permissions",
+        "permissions_checked_at",
+        "status_reason",
+        "updated_at",
+    ]
     assessment = assess(use=credential.use, permissions=credential.permissions)
+    refused = False
+    allowed_by_org = credential.org.allow_overprivileged_keys
+    if not fatal and assessment.dangerous_excess and credential.is_active:
+        # A key that can move or commit funds beyond its use is refused (its secret destroyed,
+        # as on revocation) unless the organization allows over-privileged keys; either way
+        # the reason is recorded on the key and in the audit trail.
+        credential.status_reason = overprivilege_reason(
+            use=credential.use, assessment=assessment, allowed_by_org=allowed_by_org
+        )
+        if not allowed_by_org:
+            refused = True
+            credential.status = Credential.Status.REFUSED
+            credential.revoked_at = now
+            for field, value in _WIPED.items():
+                setattr(credential, field, value)
+            update_fields += ["status", "revoked_at", *_WIPED]
+    elif not fatal and credential.is_active:
+        credential.status_reason = ""
+    credential.save(update_fields=update_fields)
     summary: dict[str, Any] = {
         "outcome": "failed" if fatal else "checked",
         "granted": [name for name, value in found.items() if value is True],
@@ -211,10 +239,20 @@ def _probe_record(
         "missing": list(assessment.missing),
         "error": error,
     }
+    if assessment.dangerous_excess and not fatal:
+        summary["overprivileged"] = "refused" if refused else "allowed by the organization"
+        summary["reason"] = credential.status_reason
     audit_record(
         action="vault.credential.probe",
         org=credential.org,
         target=credential,
         detail=summary,
     )
+    if refused:
+        audit_record(
+            action="vault.credential.refuse",
+            org=credential.org,
+            target=credential,
+            detail={"reason": credential.status_reason, "excess": list(assessment.excess)},
+        )
     return summary

@@ -1,6 +1,10 @@
-"""API-key pages. Every view is org-scoped with MANAGE_KEYS; which key a member may see or change
-is decided by apps.vault.selectors (404 for another member's key, 403 for an admin and a desk
-key). Adding, deleting and sharing a key need a fresh 2FA step-up."""
+"""API-key pages. Adding, testing, deleting and designating a key need MANAGE_KEYS; every
+member may see and revoke their own keys (VIEW), so a member demoted to a role without keys
+still reads why their keys became cancel-only and can revoke them. Which key a member may see
+or change is decided by apps.vault.selectors (404 for another member's key, 403 for a
+designated key and a member who is neither owner nor admin). Adding, deleting and designating a
+key need a fresh 2FA step-up. Owners and admins see every member's keys, masked, on the
+oversight page (OVERSEE_KEYS) and revoke them with a step-up."""
 
 from __future__ import annotations
 
@@ -10,18 +14,26 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.stepup import step_up_required
 from apps.orgs.access import org_view
 from apps.orgs.models import Membership
-from apps.orgs.permissions import Capability, Role
+from apps.orgs.permissions import Capability
 from apps.vault import crypto, services
 from apps.vault.forms import CredentialForm
 from apps.vault.models import Credential, Permission
 from apps.vault.policy import Assessment, assess
-from apps.vault.selectors import credential_get, credential_list
+from apps.vault.selectors import (
+    KEY_MANAGERS,
+    credential_accounts,
+    credential_get,
+    credential_get_overseen,
+    credential_list,
+    credentials_overseen,
+)
 
 KEY_SAVED = (
     "API key “{label}” saved. Its private key is encrypted and will not be shown again; "
@@ -31,9 +43,10 @@ KEY_REVOKED = (
     "API key “{label}” revoked and its private key destroyed. Delete the key on Kraken too."
 )
 KEY_DELETED = "API key “{label}” deleted. Delete the key on Kraken too."
-KEY_SHARED = "“{label}” is now the organization's shared {use} desk key."
-KEY_UNSHARED = "“{label}” is no longer a shared desk key."
+KEY_DESIGNATED = "“{label}” is now the designated {use} key of {account}."
+KEY_UNDESIGNATED = "“{label}” is no longer designated for unattended work."
 TEST_STARTED = "Checking the permissions of “{label}”…"
+KEY_REVOKED_BY_OVERSEER = "{owner}'s API key “{label}” revoked and its private key destroyed."
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,9 @@ class CredentialRow:
     credential: Credential
     assessment: Assessment
     permissions: list[PermissionRow]
-    can_manage: bool
+    can_manage: bool  # may revoke it
+    can_change: bool  # may also test, delete or designate it (MANAGE_KEYS)
+    can_designate: bool  # may designate it or withdraw its designation
 
 
 def _row(credential: Credential, membership: Membership) -> CredentialRow:
@@ -63,30 +78,42 @@ def _row(credential: Credential, membership: Membership) -> CredentialRow:
         else:
             state = {True: "granted", False: "denied"}.get(found[name], "unknown")
         rows.append(PermissionRow(name, label, state, name in assessment.excess))
-    can_manage = not credential.is_shared_desk_key or membership.role == Role.OWNER
-    return CredentialRow(credential, assessment, rows, can_manage)
+    is_manager = membership.role in KEY_MANAGERS
+    can_manage = not credential.designated or is_manager
+    can_change = can_manage and membership.can(Capability.MANAGE_KEYS)
+    can_designate = can_change and is_manager and credential.owner.role in KEY_MANAGERS
+    return CredentialRow(credential, assessment, rows, can_manage, can_change, can_designate)
 
 
 def _error_text(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+@never_cache
 @require_GET
-@org_view(Capability.MANAGE_KEYS)
+@org_view(Capability.VIEW)
 def credential_list_view(request: HttpRequest, membership: Membership) -> HttpResponse:
     rows = [_row(c, membership) for c in credential_list(membership=membership)]
     polling = any(row.credential.probe_in_progress for row in rows)
     template = "vault/credential_list.html"
     if getattr(request, "htmx", False):
         template += "#credential-table"
-    return render(request, template, {"rows": rows, "polling": polling})
+    context = {
+        "rows": rows,
+        "polling": polling,
+        "can_add": membership.can(Capability.MANAGE_KEYS),
+    }
+    return render(request, template, context)
 
 
+# Key pages are never cached (never_cache sends Cache-Control: no-store): the form may be
+# re-rendered with what was typed, and the others describe a key's powers.
+@sensitive_variables("data", "form")
 @sensitive_post_parameters("secret", "otp")
+@never_cache
 @require_http_methods(["GET", "POST"])
 @org_view(Capability.MANAGE_KEYS)
 @step_up_required
-@sensitive_variables("data")
 def credential_create_view(request: HttpRequest, membership: Membership) -> HttpResponse:
     status = 200
     if request.method == "POST":
@@ -102,7 +129,7 @@ def credential_create_view(request: HttpRequest, membership: Membership) -> Http
                     otp=data["otp"],
                     account=data["account"],
                     use=data["use"],
-                    shared=bool(data.get("shared")),
+                    designated=bool(data.get("designated")),
                     request=request,
                 )
             except ValidationError as error:
@@ -117,11 +144,13 @@ def credential_create_view(request: HttpRequest, membership: Membership) -> Http
                 )
     else:
         form = CredentialForm(membership=membership)
-    return render(request, "vault/credential_form.html", {"form": form}, status=status)
+    context = {"form": form, "no_accounts": not credential_accounts(membership=membership)}
+    return render(request, "vault/credential_form.html", context, status=status)
 
 
+@never_cache
 @require_GET
-@org_view(Capability.MANAGE_KEYS)
+@org_view(Capability.VIEW)
 def credential_detail_view(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
     credential = credential_get(membership=membership, credential_id=pk)
     template = "vault/credential_detail.html"
@@ -152,7 +181,7 @@ def credential_test_view(request: HttpRequest, membership: Membership, pk: int) 
 
 
 @require_http_methods(["GET", "POST"])
-@org_view(Capability.MANAGE_KEYS)
+@org_view(Capability.VIEW)
 def credential_revoke_view(
     request: HttpRequest, membership: Membership, pk: int
 ) -> HttpResponseBase:
@@ -194,19 +223,50 @@ def credential_delete_view(
 @require_POST
 @org_view(Capability.MANAGE_KEYS)
 @step_up_required
-def credential_share_view(
+def credential_designate_view(
     request: HttpRequest, membership: Membership, pk: int
 ) -> HttpResponseBase:
     credential = credential_get(membership=membership, credential_id=pk, manage=True)
-    shared = request.POST.get("shared") == "1"
+    designated = request.POST.get("designated") == "1"
     try:
-        credential = services.credential_set_shared(
-            credential=credential, actor=membership, shared=shared, request=request
+        credential = services.credential_designate(
+            credential=credential, actor=membership, designated=designated, request=request
         )
     except ValidationError as error:
         messages.error(request, _error_text(error))
     else:
-        message = KEY_SHARED if shared else KEY_UNSHARED
+        message = KEY_DESIGNATED if designated else KEY_UNDESIGNATED
         use = credential.get_use_display().lower()
-        messages.success(request, message.format(label=credential.label, use=use))
+        messages.success(
+            request, message.format(label=credential.label, use=use, account=credential.account)
+        )
     return redirect("vault:credential-detail", org=membership.org.slug, pk=credential.pk)
+
+
+@require_GET
+@org_view(Capability.OVERSEE_KEYS)
+def oversight_list_view(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """Every member's keys, masked: label, use, permissions, state, last used."""
+    rows = [_row(c, membership) for c in credentials_overseen(org=membership.org)]
+    return render(request, "vault/oversight.html", {"rows": rows})
+
+
+@require_POST
+@org_view(Capability.OVERSEE_KEYS)
+@step_up_required
+def oversight_revoke_view(
+    request: HttpRequest, membership: Membership, pk: int
+) -> HttpResponseBase:
+    credential = credential_get_overseen(org=membership.org, credential_id=pk)
+    try:
+        services.credential_revoke(credential=credential, actor=membership, request=request)
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    else:
+        messages.success(
+            request,
+            KEY_REVOKED_BY_OVERSEER.format(
+                owner=credential.owner.user.email, label=credential.label
+            ),
+        )
+    return redirect("vault:oversight", org=membership.org.slug)

@@ -38,6 +38,42 @@ def env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
+# PostgreSQL connections come from psycopg 3's pool, one pool per process.
+#
+# Why: under ASGI, Django runs each request in a thread of its own, and a persistent connection
+# (CONN_MAX_AGE > 0) belongs to its thread, so every request opened a connection that nothing
+# returned. With 50 signed-in users a third of the page requests failed with "FATAL: sorry, too
+# many clients already" (PostgreSQL's max_connections is 100). A pooled connection goes back to
+# the pool when the request ends (Django closes it: CONN_MAX_AGE must be 0 with a pool), and
+# when every connection is busy a request waits up to DATABASE_POOL_TIMEOUT seconds for one
+# instead of failing.
+#
+# Sizing. Each process has its own pool, holding at least DATABASE_POOL_MIN_SIZE connections and
+# at most DATABASE_POOL_MAX_SIZE; a pool grows only while more threads than it has connections
+# use the database at once, so a process that does its database work in one thread never holds
+# more than the minimum. The sum must stay under PostgreSQL's max_connections minus its
+# superuser_reserved_connections (100 - 3 = 97 by default), with room for a second set of web
+# processes during a rolling restart, for migrations and for an operator's psql:
+#
+#     web     WEB_CONCURRENCY processes (one per core: 2) x MAX_SIZE (10); the page
+#             requests and the sockets' database calls of a process share its pool   = 20
+#     worker  Celery prefork children (--concurrency 2), one task at a time each,
+#             and the parent                                                        <=  3
+#     beat, feeder  no database work today; the pool opens only on first use        <=  2
+#     total   25, and 45 while a rolling restart runs two sets of web processes     <= 97
+#
+# More connections per web process would not serve more pages: a process runs Python on one
+# core at a time, and its pages spend most of their time in Python, not waiting on PostgreSQL.
+# Measured by bench/http_bench.py (2 shared cores, one web process, 200 signed-in users on the
+# five pages): 78, 70 and 89 pages/s with pools of 4, 10 and 20, all without an error (the
+# spread is the machine's noise); before the pool, 570 of 827 requests failed.
+# DATABASE_POOL_MAX_SIZE=0 turns the pool off (plain connections opened and closed per
+# request), for a deployment behind a pooler such as PgBouncer in transaction mode.
+DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 1)
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10)
+DATABASE_POOL_TIMEOUT = env_float("DATABASE_POOL_TIMEOUT", 30.0)
+
+
 def database_from_url(url: str) -> dict[str, object]:
     """Turn `postgres://user:pass@host:port/name` or `sqlite:///path` into a DATABASES entry."""
     parsed = urlparse(url)
@@ -45,7 +81,13 @@ def database_from_url(url: str) -> dict[str, object]:
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": parsed.path or ":memory:"}
     if parsed.scheme not in {"postgres", "postgresql", "pgsql"}:
         raise ValueError(f"Unsupported DATABASE_URL scheme: {parsed.scheme!r}")
-    options = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    options: dict[str, object] = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+    if DATABASE_POOL_MAX_SIZE > 0:
+        options["pool"] = {
+            "min_size": min(DATABASE_POOL_MIN_SIZE, DATABASE_POOL_MAX_SIZE),
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": DATABASE_POOL_TIMEOUT,
+        }
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": unquote(parsed.path.lstrip("/")),
@@ -53,7 +95,11 @@ def database_from_url(url: str) -> dict[str, object]:
         "PASSWORD": unquote(parsed.password or ""),
         "HOST": parsed.hostname or "",
         "PORT": str(parsed.port or ""),
-        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
+        # Required by the pool, and right without it: a connection kept per request thread
+        # is a connection leaked (see above).
+        "CONN_MAX_AGE": 0,
+        # The pool checks a connection before lending it, so a restarted PostgreSQL costs a
+        # reconnect, not an error page.
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": options,
     }
@@ -97,6 +143,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files in every mode (see STORAGES below), so turning DEBUG off breaks nothing.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -109,6 +157,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Last, so that a view's exception becomes its error page in the request's thread.
+    "kraken_portal.middleware.ErrorPageInRequestThreadMiddleware",
 ]
 
 ROOT_URLCONF = "kraken_portal.urls"
@@ -220,6 +270,30 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
+# Axes, the sign-in throttles, the onboarding limit and the audit trail all take the client's
+# address from apps.core.clientip, so a proxy is configured in one place.
+AXES_CLIENT_IP_CALLABLE = "apps.core.clientip.client_ip"
+
+# The client's address behind reverse proxies. With TRUSTED_PROXY_COUNT = 0 (the default) only
+# the socket's peer (REMOTE_ADDR) counts and any X-Forwarded-For is ignored, since a client can
+# write that header itself. Behind N proxies that each append the address they saw to
+# CLIENT_IP_HEADER, set TRUSTED_PROXY_COUNT = N: the N-th entry from the right is the client.
+CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", "X-Forwarded-For")
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Per account (any address): after SIGN_IN_DELAY_AFTER failures each further attempt waits
+# 2, 4, 8 ... seconds, at most SIGN_IN_DELAY_CAP; failures are forgotten SIGN_IN_DELAY_MEMORY
+# seconds after the last one. A delay, not a lockout: the right password works once it passes.
+SIGN_IN_DELAY_AFTER = env_int("SIGN_IN_DELAY_AFTER", 5)
+SIGN_IN_DELAY_CAP = env_int("SIGN_IN_DELAY_CAP", 5 * 60)
+SIGN_IN_DELAY_MEMORY = env_int("SIGN_IN_DELAY_MEMORY", 24 * 60 * 60)
+# Per address (any account): this many failed sign-ins in the window, then no more attempts
+# from it until the window ends.
+SIGN_IN_ADDRESS_LIMIT = env_int("SIGN_IN_ADDRESS_LIMIT", 30)
+SIGN_IN_ADDRESS_WINDOW = env_int("SIGN_IN_ADDRESS_WINDOW", 15 * 60)
+# Per address: applications submitted to the public onboarding form in the window.
+ONBOARDING_ADDRESS_LIMIT = env_int("ONBOARDING_ADDRESS_LIMIT", 10)
+ONBOARDING_ADDRESS_WINDOW = env_int("ONBOARDING_ADDRESS_WINDOW", 60 * 60)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -229,6 +303,15 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# --- Static files (WhiteNoise) -------------------------------------------------------------
+# WhiteNoise serves /static/ in every mode: hashed, compressed files collected into STATIC_ROOT
+# (`make run` runs collectstatic), cached for ever by browsers; with DEBUG it serves straight
+# from the source folders instead, so a developer needs no collectstatic between edits.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# ------------------------------------------------------------------------------------------
 
 MAILERS = {
     "default": {"BACKEND": env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}
@@ -321,3 +404,15 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# Second-factor throttle (apps.accounts.models.SecondFactorThrottle), per user: after n wrong
+# codes the next one is checked only FACTOR * 2^(n-1) seconds later, at most MAX_DELAY.
+TWO_FACTOR_THROTTLE_FACTOR = env_float("TWO_FACTOR_THROTTLE_FACTOR", 1.0)
+TWO_FACTOR_THROTTLE_MAX_DELAY = env_int("TWO_FACTOR_THROTTLE_MAX_DELAY", 15 * 60)
+
+# Password reset by email: requests per client address and per email address in a window
+# (counted in Redis), whether the address has an account or not. Links live PASSWORD_RESET_TIMEOUT.
+PASSWORD_RESET_WINDOW = env_int("PASSWORD_RESET_WINDOW", 60 * 60)
+PASSWORD_RESET_LIMIT_PER_IP = env_int("PASSWORD_RESET_LIMIT_PER_IP", 10)
+PASSWORD_RESET_LIMIT_PER_ADDRESS = env_int("PASSWORD_RESET_LIMIT_PER_ADDRESS", 3)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 60 * 60)

@@ -18,6 +18,9 @@ from .base import *  # noqa: F403
 from .base import env, env_bool, env_int
 
 DEBUG = False
+# Marks production for code that must never run there (demo_data). A deployment's own settings
+# module that imports this one carries the marker with it.
+PRODUCTION = True
 if "SECRET_KEY" not in os.environ:
     raise RuntimeError("SECRET_KEY must be set in production.")
 SECRET_KEY = env("SECRET_KEY")

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.accounts.models import User
-from tests.accounts.otp import totp_code, wrong_code
+from apps.accounts.models import EncryptedTOTPDevice, RecoveryCodeDevice, User
+from apps.accounts.services import recovery_codes_set, totp_device_create
+from tests.accounts.otp import throttle_reset, totp_code, wrong_code
 from tests.factories import PASSWORD, UserFactory
 
 RECOVERY_CODES = [f"code{n:04d}" for n in range(10)]
@@ -22,8 +21,8 @@ RECOVERY_CODES = [f"code{n:04d}" for n in range(10)]
 @dataclass
 class Person:
     user: User
-    device: TOTPDevice
-    recovery: StaticDevice
+    device: EncryptedTOTPDevice
+    recovery: RecoveryCodeDevice
     password: str = PASSWORD
 
     def code(self) -> str:
@@ -32,14 +31,16 @@ class Person:
     def wrong_code(self) -> str:
         return wrong_code(self.device)
 
+    def throttle_reset(self) -> None:
+        throttle_reset(self.user)
+
 
 @pytest.fixture
 def person(db: Any) -> Person:
     """Someone with a confirmed authenticator app and ten recovery codes, in no organization."""
     user = UserFactory(email="dana@example.test")
-    device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
-    recovery = StaticDevice.objects.create(user=user, name="Recovery codes", confirmed=True)
-    StaticToken.objects.bulk_create(StaticToken(device=recovery, token=c) for c in RECOVERY_CODES)
+    device = totp_device_create(user=user, name="Authenticator app", confirmed=True)
+    recovery = recovery_codes_set(user=user, codes=RECOVERY_CODES)
     return Person(user=user, device=device, recovery=recovery)
 
 

@@ -6,9 +6,9 @@ import os
 from typing import Any
 
 import pytest
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
+from apps.accounts.services import totp_device_create
 from apps.audit.services import audit_record
 
 pytestmark = pytest.mark.browser
@@ -27,7 +27,7 @@ def test_a_viewer_filters_the_trail_and_pages_back(
     audit_record(action="withdrawal.request", actor=treasurer, detail={"asset": "BTC"})
     viewer.user.time_zone = "Europe/Paris"
     viewer.user.save(update_fields=["time_zone"])
-    device = TOTPDevice.objects.create(user=viewer.user, name="phone", confirmed=True)
+    device = totp_device_create(user=viewer.user, name="phone", confirmed=True)
     sign_in_browser(page, viewer.user, device)
 
     page.goto("/o/acme/audit/")

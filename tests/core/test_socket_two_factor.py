@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 from django.test import Client, RequestFactory
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.models import EncryptedTOTPDevice
 from apps.accounts.services import two_factor_disable
 from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE
 from apps.orgs.models import Membership
@@ -54,7 +54,7 @@ async def test_a_session_whose_authenticator_was_removed_is_refused(trader: Memb
     await _require_2fa(trader)
     client = await database_sync_to_async(verified_client)(trader.user)
     # 2FA disabled from another session: this session still holds the old device's id.
-    await database_sync_to_async(TOTPDevice.objects.filter(user=trader.user).delete)()
+    await database_sync_to_async(EncryptedTOTPDevice.objects.filter(user=trader.user).delete)()
 
     connected, code = await _connect(trader, client)
 

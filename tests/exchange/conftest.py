@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from apps.exchange.hooks import operation_hooks_clear
+from apps.exchange.models import queue_for
 from apps.orgs.models import Membership
 from apps.vault.models import Credential
 from apps.vault.services import credential_create
 from kraken_portal.celery import app
+from tests.factories import master_account
 from tests.vault.conftest import KEK_1
 
 DOT_STRATEGY = "ESRFUO3-Q62XD-WIOIL7"  # the spec's instant DOT strategy (sandbox catalogue)
@@ -30,10 +32,14 @@ class Desk:
     sub_iiban: str
     api_key: str
     secret: str
-    credential: Credential
+    credential: Credential  # the trading key
+    funding: Credential  # the funding key (withdrawals, transfers, Earn)
     # A second key on the account, for the tests' own look at it (its own nonce sequence).
     look_key: str
     look_secret: str
+
+    def credential_for(self, kind: str) -> Credential:
+        return self.credential if queue_for(kind) == "orders" else self.funding
 
     def look(self, sandbox: Any, method: str, params: dict[str, Any] | None = None) -> Any:
         answer = sandbox.private(self.look_key, self.look_secret, method, params or {})
@@ -77,23 +83,31 @@ def _no_hooks_left() -> Iterator[None]:
     operation_hooks_clear()
 
 
-def make_desk(sandbox: Any, membership: Membership, *, use: str = "trading") -> Desk:
+def _store(membership: Membership, account: Any, api_key: str, secret: str, use: str) -> Credential:
+    return credential_create(
+        membership=membership,
+        label=f"Desk {use} {api_key[:6]}",
+        api_key=api_key,
+        secret=secret,
+        otp=None,
+        account=account,
+        use=use,
+        probe=False,
+    )
+
+
+def make_desk(sandbox: Any, membership: Membership) -> Desk:
     account_id = sandbox.create_account(BALANCES, tier="pro")
     iiban = sandbox.account(account_id)["iiban"]
     sub = sandbox.create_subaccount_info(account_id, username=f"sub-{secrets.token_hex(4)}")
     sandbox.add_withdraw_address(account_id, "XBT", WITHDRAW_KEY, "bc1qportaltestaddress")
     api_key, secret = sandbox.create_key(account_id)
+    funding_key, funding_secret = sandbox.create_key(account_id)
     look_key, look_secret = sandbox.create_key(account_id)
-    credential = credential_create(
-        membership=membership,
-        label=f"Desk {account_id}",
-        api_key=api_key,
-        secret=secret,
-        otp=None,
-        account="main",
-        use=use,
-        probe=False,
-    )
+    # The portal's record of that Kraken account (the sandbox account is on the pro tier).
+    account = master_account(membership.org, tier="pro")
+    credential = _store(membership, account, api_key, secret, "trading")
+    funding = _store(membership, account, funding_key, funding_secret, "funding")
     return Desk(
         account_id=account_id,
         iiban=iiban,
@@ -102,6 +116,7 @@ def make_desk(sandbox: Any, membership: Membership, *, use: str = "trading") -> 
         api_key=api_key,
         secret=secret,
         credential=credential,
+        funding=funding,
         look_key=look_key,
         look_secret=look_secret,
     )

@@ -48,6 +48,7 @@ def stale_sending_order(desk: Desk, owner: Membership) -> Operation:
     """An order whose worker died mid-send long ago (it never reached the sandbox)."""
     return Operation.objects.create(
         org=owner.org,
+        account=desk.credential.account,
         credential=desk.credential,
         kind=Kind.ADD_ORDER,
         params={"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01"},

@@ -14,7 +14,7 @@ from django.db import transaction
 from apps.audit.models import AuditRecord
 from apps.exchange import services
 from apps.exchange.hooks import operation_hook_register
-from apps.exchange.models import Kind, Operation, State
+from apps.exchange.models import ExchangeOrder, Kind, Operation, State
 from apps.kraken.errors import FUNDS_HINT
 from apps.orgs.models import Membership
 from tests.exchange.conftest import DOT_STRATEGY, WITHDRAW_KEY, Desk
@@ -28,7 +28,7 @@ def prepare(
     with transaction.atomic():
         operation = services.operation_prepare(
             org=owner.org,
-            credential=desk.credential,
+            credential=desk.credential_for(kind),
             kind=kind,
             params=params,
             requested_by=owner.user,
@@ -80,6 +80,12 @@ def test_an_order_is_sent_once_on_commit_with_the_portals_cl_ord_id(
     assert operation.params["cl_ord_id"] == cl_ord_id
     assert operation.result["txid"]
     assert orders_with(desk, exchange_sandbox, cl_ord_id) == 1
+    # Exchange's own record of the order, keyed by account and txid, linked to the operation.
+    order = ExchangeOrder.objects.get(account=desk.credential.account, cl_ord_id=cl_ord_id)
+    assert [order.txid] == operation.result["txid"]
+    assert order.operation == operation
+    assert (order.vol, order.price, order.side) == (Decimal("0.01"), Decimal("1000"), "buy")
+    assert operation.account == desk.credential.account
     # A redelivered task finds nothing to claim and sends nothing.
     assert services.operation_send(operation_id=operation.pk) is None
     assert orders_with(desk, exchange_sandbox, cl_ord_id) == 1
@@ -214,7 +220,7 @@ def test_an_alike_withdrawal_cannot_be_prepared_while_one_is_unsettled(
 
     with pytest.raises(ValidationError) as refused, transaction.atomic():
         services.operation_prepare(
-            org=owner.org, credential=desk.credential, kind=Kind.WITHDRAW, params=params
+            org=owner.org, credential=desk.funding, kind=Kind.WITHDRAW, params=params
         )
     assert refused.value.messages == [services.OPERATION_IN_FLIGHT.format(kind="withdrawal")]
 

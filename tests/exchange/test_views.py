@@ -16,6 +16,7 @@ from apps.exchange import services
 from apps.exchange.models import Kind, Operation, OperationEvent, State
 from apps.orgs.models import Membership
 from apps.vault.services import credential_create
+from tests.factories import master_account
 from tests.vault.conftest import KEK_1, new_key_pair
 
 pytestmark = pytest.mark.django_db
@@ -33,13 +34,14 @@ def operation(owner: Membership, settings: Any) -> Operation:
         api_key=pair.api_key,
         secret=pair.secret,
         otp=None,
-        account="main",
+        account=master_account(owner.org),
         use="trading",
         probe=False,
     )
     # Being sent right now: a reconciliation request leaves it to its worker.
     op = Operation.objects.create(
         org=owner.org,
+        account=credential.account,
         credential=credential,
         kind=Kind.ADD_ORDER,
         params={"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "1"},

@@ -153,7 +153,7 @@ def prepare(owner: Membership, desk: Desk, kind: str, params: dict[str, Any], **
     with transaction.atomic():
         operation = services.operation_prepare(
             org=owner.org,
-            credential=desk.credential,
+            credential=desk.credential_for(kind),
             kind=kind,
             params=params,
             requested_by=owner.user,
@@ -358,6 +358,8 @@ def test_a_batch_under_lost_answers_5xx_and_a_killed_worker_settles_once_each(
             f"withdrawals: {len(withdrawals)}, transfers: {len(transfers)}, "
             f"Earn allocations: {len(allocations)}"
         )
+        rejected = [(o.kind, o.error_code) for o in operations if o.state == State.REJECTED]
+        print(f"[exchange proof] rejected by Kraken (a definite answer): {rejected}")
     assert recovered, "the faults should have left some outcomes unknown"
 
 

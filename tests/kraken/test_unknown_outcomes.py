@@ -215,7 +215,7 @@ def test_refused_withdrawals_are_rejections_and_move_nothing(
 def test_earn_refusals_are_rejections_even_when_kraken_says_busy(make_key: MakeKey) -> None:
     key = make_key(balances={"DOT": "100"})
     strategies = kraken_private(key, "Earn/Strategies", {"asset": "DOT"})["items"]
-    strategy = next(s["id"] for s in strategies if s["lock_type"]["type"] == "flex")
+    strategy = next(s["id"] for s in strategies if s["lock_type"]["type"] == "instant")
     with pytest.raises(errors.KrakenError) as below:
         kraken_private(
             key,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.db import connection
 from django.test import Client
@@ -91,3 +92,56 @@ def test_an_htmx_role_change_costs_the_same_however_many_members(
     before = change(Role.TRADER)
     _grow(org, owner, 5)
     assert change(Role.VIEWER) == before
+
+
+def test_members_table_shows_2fa_and_last_sign_in_without_a_query_per_member(
+    org: Organization, owner: Membership, client_for: Callable[[Membership], Client]
+) -> None:
+    from apps.accounts.services import totp_device_create
+
+    client = client_for(owner)
+    url = reverse("orgs:member-list", kwargs={"org": org.slug})
+    _queries(client, url)
+    before = _queries(client, url)
+    signed_in = timezone.now() - timedelta(days=2)
+    with_2fa = []
+    for n in range(4):
+        member = MembershipFactory(org=org, role=Role.TRADER)
+        member.user.last_login = signed_in
+        member.user.save(update_fields=["last_login"])
+        if n % 2 == 0:
+            totp_device_create(user=member.user, confirmed=True)
+            with_2fa.append(member)
+    # An unconfirmed device is not 2FA.
+    totp_device_create(user=member.user, confirmed=False, name="pending")
+
+    assert _queries(client, url) == before
+    rows = {m.pk: m for m in client.get(url).context["members"]}
+    assert {pk for pk, m in rows.items() if m.has_2fa} == {owner.pk, *(m.pk for m in with_2fa)}
+    html = client.get(url).content.decode()
+    assert signed_in.strftime("%Y-%m-%d") in html
+
+
+# Every signed-in organization page pays for its session, user, 2FA device and membership, and
+# for the organization switcher in the top bar; these are the pages' own queries on top.
+SIGNED_IN_QUERIES = 5
+
+
+def test_the_overview_and_audit_pages_stay_within_their_query_budget(
+    org: Organization,
+    owner: Membership,
+    client_for: Callable[[Membership], Client],
+    django_assert_max_num_queries: Any,
+) -> None:
+    client = client_for(owner)
+    _grow(org, owner, 5)
+    pages = {
+        # members count, pending invitations
+        reverse("orgs:dashboard", kwargs={"org": org.slug}): 2,
+        # the actor filter's choices, one page of records
+        reverse("audit:record-list", kwargs={"org": org.slug}): 2,
+    }
+    for url, own in pages.items():
+        client.get(url)  # the first request of a session records when it was last seen
+        with django_assert_max_num_queries(SIGNED_IN_QUERIES + own):
+            assert client.get(url).status_code == 200

@@ -13,7 +13,7 @@ from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
 from apps.orgs.services import memberships
 from tests.conftest import verified_client
-from tests.sockets import close_code, open_probe
+from tests.sockets import close_code, open_probe, probe
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -60,4 +60,23 @@ async def test_changing_a_members_role_closes_their_open_socket(
     await trader_socket.wait()
     # Reconnecting works: a viewer may still watch (connect_as asserts the handshake).
     again = await connect_as(trader)
+    await again.disconnect()
+
+
+async def test_a_removed_member_cannot_open_a_socket_again(
+    owner: Membership, trader: Membership
+) -> None:
+    client = await database_sync_to_async(verified_client)(trader.user)
+    socket = await open_probe(trader, client)
+
+    await database_sync_to_async(memberships.membership_remove)(membership=trader, actor=owner)
+
+    assert await closed_with(socket) == CLOSE_FORBIDDEN
+    await socket.wait()
+    # The membership row is kept (removed), yet the member is an outsider to the socket too.
+    again = probe(trader, client)
+    connected, code = await again.connect(timeout=5)
+    if connected:
+        code = await closed_with(again)
+    assert code == CLOSE_FORBIDDEN
     await again.disconnect()

@@ -9,8 +9,8 @@ import pytest
 from django.conf import settings
 from django.contrib import admin
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.services import totp_device_create
 from kraken_portal.admin_site import PortalAdminSite
 from tests.conftest import verified_client
 from tests.factories import PASSWORD, UserFactory
@@ -52,7 +52,7 @@ def test_staff_signed_in_with_a_password_only_are_sent_to_set_up_two_factor(url:
 
 def test_staff_with_a_device_but_an_unverified_session_are_sent_to_verify() -> None:
     staff = UserFactory(email="reviewer@kraken.test", is_staff=True, is_superuser=True)
-    TOTPDevice.objects.create(user=staff, name="default", confirmed=True)
+    totp_device_create(user=staff, confirmed=True)
     client = Client()
     client.force_login(staff)
     response = client.get(INDEX, follow=True)

@@ -121,9 +121,6 @@ def _start_server(extra_env: dict[str, str]) -> PortalServer:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "kraken_portal.settings.test",
         "DATABASE_URL": _database_url(),
-        # Connections are closed after each request: none stays open to block the flush
-        # between tests or the DROP DATABASE at the end of the run.
-        "DB_CONN_MAX_AGE": "0",
         "DEBUG": "1",
         "PYTHONUNBUFFERED": "1",
         **extra_env,

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.services import totp_device_create
 from apps.vault.models import Credential
 from apps.vault.tasks import credential_probe_task
+from tests.factories import master_account
 from tests.vault.conftest import KEK_1
 
 pytestmark = pytest.mark.browser
@@ -30,7 +31,8 @@ def test_a_trader_adds_a_key_and_sees_its_permissions_checked(
     page: Any, portal_server, sign_in_browser, trader, sandbox, settings
 ) -> None:
     settings.KRAKEN_API_URL = sandbox.url
-    device = TOTPDevice.objects.create(user=trader.user, name="Authenticator app", confirmed=True)
+    device = totp_device_create(user=trader.user, name="Authenticator app", confirmed=True)
+    master_account(trader.org)  # The organization's one account: the form preselects it.
     account = sandbox.create_account({"USD": "1000"})
     key, secret = sandbox.create_key(
         account, permissions=["query_funds", "query_open", "trade", "withdraw"]
@@ -59,14 +61,18 @@ def test_a_trader_adds_a_key_and_sees_its_permissions_checked(
     credential = Credential.objects.get(owner=trader)
     credential_probe_task(credential.pk)
 
-    # htmx polls the permissions panel and swaps in the result, no reload.
-    warning = page.get_by_text("This key can withdraw funds")
-    warning.wait_for()
+    # htmx polls the permissions panel and swaps in the result, no reload. A trading key that
+    # can withdraw is refused (the organization does not accept over-privileged keys), and the
+    # panel says why.
+    credential.refresh_from_db()
+    assert credential.status == Credential.Status.REFUSED
+    page.get_by_text(credential.status_reason).wait_for()
     assert page.get_by_role("row", name="Create & modify orders granted").is_visible()
     assert page.get_by_role("row", name="Query ledger entries not granted").is_visible()
     assert secret not in page.content()
 
     page.goto("/o/acme/vault/")
     assert page.get_by_role("cell", name=credential.masked_key).is_visible()
+    assert page.get_by_text("refused", exact=True).is_visible()
     assert key not in page.content()
     assert page.console_errors == []  # type: ignore[attr-defined]

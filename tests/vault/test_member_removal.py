@@ -1,4 +1,5 @@
-"""Removing a member revokes their API keys through the vault, audited, in the same transaction."""
+"""Removing a member restricts their API keys through the vault, audited, in the same
+transaction; the membership row and the keys are kept."""
 
 from __future__ import annotations
 
@@ -9,29 +10,48 @@ from apps.audit.models import AuditRecord
 from apps.orgs.models import Membership
 from apps.orgs.services.memberships import LAST_OWNER_REMOVE, membership_remove
 from apps.vault.models import Credential, Use
-from apps.vault.services import credential_revoke
+from apps.vault.services import (
+    CANCEL_ONLY_ON_REMOVAL,
+    REVOKED_ON_REMOVAL,
+    credential_revoke,
+)
 
 
-def test_removing_a_member_revokes_each_active_key_with_one_audit_record(
+def test_removing_a_member_keeps_their_keys_trading_cancel_only_and_the_rest_revoked(
     admin, trader, store_key
 ) -> None:
-    trading, _ = store_key(trader, use=Use.TRADING, label="Desk BTC")
-    funding, _ = store_key(trader, use=Use.FUNDING, label="Treasury")
     old, _ = store_key(trader, use=Use.READ_ONLY, label="Old reader")
     credential_revoke(credential=old, actor=trader)
+    trading, _ = store_key(trader, use=Use.TRADING, label="Desk BTC")
+    reading, _ = store_key(trader, use=Use.READ_ONLY, label="Reader")
 
     membership_remove(membership=trader, actor=admin)
 
-    revokes = AuditRecord.objects.filter(
-        action="vault.credential.revoke", actor_email=admin.user.email
-    )
-    assert sorted(revokes.values_list("target_id", flat=True)) == sorted(
-        [str(trading.pk), str(funding.pk)]
-    )
-    assert all(record.org_id == admin.org_id for record in revokes)
+    trading.refresh_from_db()
+    reading.refresh_from_db()
+    # The trading key may still cancel the member's open orders; its secret is kept for that.
+    assert trading.status == Credential.Status.CANCEL_ONLY
+    assert trading.secret_ciphertext
+    assert trading.status_reason == CANCEL_ONLY_ON_REMOVAL.format(org=admin.org.name)
+    # A read-only key serves nothing once its owner has gone: revoked, its secret destroyed.
+    assert reading.status == Credential.Status.REVOKED
+    assert not reading.secret_ciphertext
+    assert reading.status_reason == REVOKED_ON_REMOVAL.format(org=admin.org.name)
+    by_admin = AuditRecord.objects.filter(actor_email=admin.user.email)
+    assert list(
+        by_admin.filter(action="vault.credential.revoke").values_list("target_id", flat=True)
+    ) == [str(reading.pk)]
+    assert list(
+        by_admin.filter(action="vault.credential.cancel_only").values_list("target_id", flat=True)
+    ) == [str(trading.pk)]
     assert AuditRecord.objects.filter(action="membership.remove").count() == 1
+    # The membership row is kept, marked removed; the keys still point at it.
     assert not Membership.objects.filter(pk=trader.pk).exists()
-    assert not Credential.objects.filter(owner_id=trader.pk).exists()
+    kept = Membership.all_objects.get(pk=trader.pk)
+    assert kept.status == Membership.Status.REMOVED
+    assert kept.removed_by == admin.user
+    assert kept.removed_at is not None
+    assert Credential.objects.filter(owner_id=trader.pk).count() == 3
 
 
 def test_a_refused_removal_leaves_the_members_keys_active(owner, store_key) -> None:

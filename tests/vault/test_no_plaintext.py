@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from apps.vault.models import Use
-from apps.vault.services import credential_key_for_task
+from apps.vault.services import KeyPurpose, credential_key_for_task
 
 # pg_dump reads committed data, so these tests commit (and pytest-django truncates afterwards).
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,12 +30,12 @@ def pg_dump() -> str:
 @pytest.fixture
 def stored(owner, trader, treasurer, store_key):
     keys = [
-        store_key(owner, use=Use.TRADING, shared=True, otp="owner-2fa-pw"),
+        store_key(owner, use=Use.TRADING, designated=True, otp="owner-2fa-pw"),
         store_key(trader, use=Use.TRADING, otp="trader-2fa-pw"),
         store_key(treasurer, use=Use.FUNDING),
     ]
     for credential, _ in keys:  # Use them too: last_used_at and the logs get written.
-        credential_key_for_task(credential_id=credential.pk, purpose="test")
+        credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
     return keys
 
 

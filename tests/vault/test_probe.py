@@ -10,9 +10,10 @@ import pytest
 
 from apps.audit.models import AuditRecord
 from apps.vault.models import Credential, Use
-from apps.vault.policy import assess
+from apps.vault.policy import ACCEPTED_REASON, REFUSED_REASON, assess
 from apps.vault.services import credential_create
 from apps.vault.tasks import credential_probe_task
+from tests.factories import master_account
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +49,7 @@ def stored(membership, sandbox, account, permissions, *, use=Use.TRADING, otp=No
         api_key=key,
         secret=secret,
         otp=otp,
-        account=account,
+        account=master_account(membership.org),
         use=use,
     )
     return credential, secret
@@ -60,7 +61,7 @@ def probe(credential: Credential) -> Credential:
     return credential
 
 
-def test_a_full_permission_trading_key_is_detected_and_flagged_for_withdrawals(
+def test_a_full_permission_trading_key_is_detected_and_refused_with_its_reason(
     trader, sandbox, account
 ) -> None:
     credential, _ = stored(trader, sandbox, account, [*PROBED, "cancel", "export"])
@@ -71,8 +72,52 @@ def test_a_full_permission_trading_key_is_detected_and_flagged_for_withdrawals(
     assert credential.last_used_at is not None
     assessment = assess(use=credential.use, permissions=credential.permissions)
     assert assessment.excess == ("deposit", "withdraw", "earn")
+    # Withdraw and Earn can move funds a trading key never needs: refused, secret destroyed.
+    assert credential.status == Credential.Status.REFUSED
+    assert not credential.secret_ciphertext
+    assert credential.status_reason == REFUSED_REASON.format(
+        use="trading use", names="withdraw funds, earn (allocate & deallocate)"
+    )
+    refusal = AuditRecord.objects.get(action="vault.credential.refuse")
+    assert refusal.detail["reason"] == credential.status_reason
+    probed = AuditRecord.objects.get(action="vault.credential.probe")
+    assert probed.detail["overprivileged"] == "refused"
     # The AddOrder probe was validate-only: nothing was placed.
     assert sandbox.account(account)["open_orders"] == []
+
+
+def test_an_organization_that_allows_overprivileged_keys_keeps_one_with_the_reason(
+    trader, sandbox, account
+) -> None:
+    trader.org.allow_overprivileged_keys = True
+    trader.org.save(update_fields=["allow_overprivileged_keys"])
+    credential, _ = stored(trader, sandbox, account, [*PROBED, "cancel"])
+    credential = probe(credential)
+    assert credential.status == Credential.Status.ACTIVE
+    assert credential.status_reason == ACCEPTED_REASON.format(
+        use="trading use", names="withdraw funds, earn (allocate & deallocate)"
+    )
+    probed = AuditRecord.objects.get(action="vault.credential.probe")
+    assert probed.detail["overprivileged"] == "allowed by the organization"
+    assert probed.detail["reason"] == credential.status_reason
+    assert not AuditRecord.objects.filter(action="vault.credential.refuse").exists()
+
+
+def test_a_read_only_key_that_can_trade_is_refused(viewer, sandbox, account) -> None:
+    credential, _ = stored(viewer, sandbox, account, [*READ_ONLY, "trade"], use=Use.READ_ONLY)
+    credential = probe(credential)
+    assert credential.status == Credential.Status.REFUSED
+    assert "create & modify orders" in credential.status_reason
+
+
+def test_a_trading_key_needs_closed_order_queries_and_websocket_for_reconciliation(
+    trader, sandbox, account
+) -> None:
+    credential, _ = stored(trader, sandbox, account, ["query_funds", "query_open", "trade"])
+    credential = probe(credential)
+    assessment = assess(use=credential.use, permissions=credential.permissions)
+    assert assessment.missing == ("query_closed", "websocket")
+    assert credential.status == Credential.Status.ACTIVE
 
 
 def test_a_read_only_key_shows_exactly_its_query_permissions(trader, sandbox, account) -> None:
@@ -123,7 +168,7 @@ def test_a_trading_key_without_trade_permission_is_reported_as_missing_it(
     credential = probe(credential)
     assert credential.permissions["trade"] is False
     assessment = assess(use=credential.use, permissions=credential.permissions)
-    assert assessment.missing == ("trade",)
+    assert "trade" in assessment.missing
     assert any("lacks what trading use needs" in w for w in assessment.warnings)
 
 
@@ -151,7 +196,7 @@ def test_a_key_kraken_does_not_know_fails_the_probe_with_a_short_error(
         api_key=base64.b64encode(os.urandom(42)).decode(),
         secret=base64.b64encode(os.urandom(64)).decode(),
         otp=None,
-        account="",
+        account=master_account(trader.org),
         use=Use.TRADING,
     )
     credential = probe(credential)

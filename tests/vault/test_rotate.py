@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 
 from apps.vault import crypto
 from apps.vault.models import Credential, Use
-from apps.vault.services import credential_key_for_task, credential_rewrap
+from apps.vault.services import KeyPurpose, credential_key_for_task, credential_rewrap
 from tests.vault.conftest import KEK_1, KEK_2
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def three_keys(owner, trader, treasurer, store_key):
 
 def assert_all_open(keys) -> None:
     for credential, pair in keys:
-        key = credential_key_for_task(credential_id=credential.pk, purpose="test")
+        key = credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
         assert (key.secret, key.otp) == (pair.secret, pair.otp)
 
 

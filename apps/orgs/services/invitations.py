@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.core.emails import email_normalize
 from apps.core.trail import audit_record
 from apps.orgs.models import Invitation, Membership, Organization
 from apps.orgs.permissions import Role
@@ -81,7 +82,7 @@ def invitation_issue(
     *, org: Organization, email: str, role: str, invited_by: User, request: HttpRequest | None
 ) -> Invitation:
     """Create and email an invitation. Callers hold the transaction and have checked the actor."""
-    email = email.strip().lower()
+    email = email_normalize(email)
     if Membership.objects.filter(org=org, user__email__iexact=email).exists():
         raise ValidationError({"email": ALREADY_MEMBER})
     pending = (
@@ -178,7 +179,7 @@ def invitation_revoke(
 
 
 def _join(*, invitation: Invitation, user: User, request: HttpRequest | None) -> Membership:
-    if user.email.strip().lower() != invitation.email.strip().lower():
+    if email_normalize(user.email) != email_normalize(invitation.email):
         raise ValidationError(INVITATION_WRONG_USER)
     now = timezone.now()
     # Claim the invitation with a conditional update: of two simultaneous clicks, one wins.
@@ -190,11 +191,28 @@ def _join(*, invitation: Invitation, user: User, request: HttpRequest | None) ->
         raise ValidationError(
             INVITATION_MESSAGES.get(invitation_state(invitation), INVITATION_NOT_OPEN)
         )
-    if Membership.objects.filter(org_id=invitation.org_id, user=user).exists():
+    # A removed member keeps their row (its keys and trail point at it): re-invited, the same
+    # row becomes active again with the invitation's role. Their old keys stay as they were
+    # (cancel-only or revoked); they add new ones.
+    membership = (
+        Membership.all_objects.select_for_update()
+        .filter(org_id=invitation.org_id, user=user)
+        .first()
+    )
+    rejoined = membership is not None
+    if membership is None:
+        membership = Membership(org_id=invitation.org_id, user=user, role=invitation.role)
+        membership.full_clean()
+        membership.save()
+    elif membership.is_active:
         raise ValidationError(ALREADY_MEMBER)
-    membership = Membership(org_id=invitation.org_id, user=user, role=invitation.role)
-    membership.full_clean()
-    membership.save()
+    else:
+        membership.status = Membership.Status.ACTIVE
+        membership.role = invitation.role
+        membership.removed_at = None
+        membership.removed_by = None
+        membership.full_clean()
+        membership.save(update_fields=["status", "role", "removed_at", "removed_by", "updated_at"])
     user.current_org_id = invitation.org_id
     user.save(update_fields=["current_org"])
     audit_record(
@@ -202,7 +220,7 @@ def _join(*, invitation: Invitation, user: User, request: HttpRequest | None) ->
         actor=user,
         org=invitation.org,
         target=membership,
-        detail={"role": invitation.role, "invitation_id": invitation.pk},
+        detail={"role": invitation.role, "invitation_id": invitation.pk, "rejoined": rejoined},
         request=request,
     )
     return membership

@@ -10,9 +10,15 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
-from apps.core.groups import member_group
-from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE, close_sockets_on_commit
+from apps.core.groups import member_group, org_group
+from apps.core.realtime import (
+    CLOSE_FORBIDDEN,
+    CLOSE_REAUTHORISE,
+    close_sockets_on_commit,
+    publish_on_commit,
+)
 from apps.core.trail import audit_record
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Capability, Role, role_can
@@ -37,8 +43,16 @@ def _lock_members(*, membership: Membership, actor: Membership) -> tuple[Members
     first one's change.
     """
     Organization.objects.select_for_update().filter(pk=membership.org_id).first()
+    # The default manager sees only current members: a removed one is "gone" here too.
     try:
-        target = Membership.objects.select_related("user", "org").get(pk=membership.pk)
+        # Under the organization's lock (taken first, as the vault takes it before storing a
+        # key), so a key being stored for this member now is either seen by the vault's
+        # reaction to this change or stored after it, under the new role.
+        target = (
+            Membership.objects.select_for_update(of=("self",))
+            .select_related("user", "org")
+            .get(pk=membership.pk)
+        )
     except Membership.DoesNotExist:
         raise ValidationError(MEMBER_GONE) from None
     actor_role = Membership.objects.filter(pk=actor.pk).values_list("role", flat=True).first()
@@ -59,6 +73,12 @@ def _check_owner_rules(*, target: Membership, actor_role: str, new_role: str | N
 
 def _close_sockets(membership: Membership, code: int) -> None:
     close_sockets_on_commit(member_group(membership.org_id, membership.user_id), code)
+
+
+def org_sockets_recheck_on_commit(org: Organization) -> None:
+    """Ask every member socket of `org` to re-run its admission check once the change has
+    committed; the ones that no longer qualify close with CLOSE_FORBIDDEN, the others stay."""
+    publish_on_commit(org_group(org.pk), {"type": "member.recheck"})
 
 
 @transaction.atomic
@@ -97,9 +117,15 @@ def membership_remove(
     target, actor_role = _lock_members(membership=membership, actor=actor)
     _check_owner_rules(target=target, actor_role=actor_role, new_role=None)
     # What hangs off the membership in higher layers reacts here, in this transaction: the
-    # vault revokes the member's active API keys (each audited, its sealed secret destroyed)
-    # before the foreign key's cascade takes the rows away.
+    # vault makes the member's trading keys cancel-only and revokes the others.
     membership_removed.send(sender=Membership, membership=target, actor=actor, request=request)
+    # The row is kept with a removed state, never deleted: the member's keys, their audit
+    # trail and (soon) their orders still point at it. Every read through the default manager
+    # treats it as a non-member from here on.
+    target.status = Membership.Status.REMOVED
+    target.removed_at = timezone.now()
+    target.removed_by = actor.user
+    target.save(update_fields=["status", "removed_at", "removed_by", "updated_at"])
     audit_record(
         action="membership.remove",
         actor=actor,
@@ -108,7 +134,6 @@ def membership_remove(
         request=request,
     )
     user = target.user
-    target.delete()
     if user.current_org_id == target.org_id:
         user.current_org = None
         user.save(update_fields=["current_org"])

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.accounts.models import User
+from apps.core.emails import email_normalize
 from apps.core.trail import audit_record, audit_record_throttled
 from apps.orgs.models import OnboardingApplication, Organization
 from apps.orgs.permissions import Role
@@ -53,7 +54,7 @@ def onboarding_apply(
     if country == "US" and region in UNAVAILABLE_US_STATES:
         # Nothing is stored for an applicant we cannot serve.
         raise ValidationError(SERVICE_UNAVAILABLE_REGION)
-    email = email.strip().lower()
+    email = email_normalize(email)
     pending = OnboardingApplication.objects.filter(
         email__iexact=email, status=OnboardingApplication.Status.PENDING
     )

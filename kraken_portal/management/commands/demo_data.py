@@ -1,8 +1,22 @@
 """Load the demo: organization "Demo Capital", one member per role, sandbox keys in the vault.
 
-Idempotent: `make run` calls it at every start. With `--wait-for-sandbox` it first waits for the
-Kraken sandbox (KRAKEN_API_URL) to answer, then gives each trading and treasury member a sandbox
-account and API key, stored in the vault, so the demo trades at once.
+Idempotent: `make run` (scripts/run.py) calls it once at every start, before the portal's
+processes; the web process never does. Each run sets the demo users' passwords to the current
+DEMO_PASSWORD, so the password it prints is the one that works. With `--wait-for-sandbox` it
+waits for the Kraken sandbox (KRAKEN_API_URL) to answer, then creates the organization's Kraken
+accounts on the sandbox and in the portal (a master and a subaccount), gives the trading and
+treasury members keys on them and stores the owner's designated keys for each account, so the
+demo trades at once.
+
+It refuses to run, before writing anything, unless both hold:
+- the settings are not the production ones. Checked by the settings module and by the
+  PRODUCTION marker that kraken_portal.settings.production sets (a deployment's own module that
+  imports production carries the marker with it); not by DEBUG, which production debugging
+  sessions turn on and development runs may leave off.
+- KRAKEN_API_URL is the sandbox, as the sandbox itself says: its health route answers with its
+  identity. Asking the service beats judging the URL (a loopback host and the usual port): it
+  still holds when the sandbox runs in another container or on another port, and a local proxy
+  to the real Kraken on 127.0.0.1 does not pass for it.
 """
 
 from __future__ import annotations
@@ -17,13 +31,20 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from apps.orgs.models import Membership, Organization
+from apps.accounts import signin_throttle
+from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.orgs.permissions import Role
+from apps.orgs.selectors import kraken_account_master, kraken_accounts
+from apps.orgs.services.accounts import kraken_account_create, kraken_account_update
+from apps.orgs.validators import normalize_kraken_account_id
+from apps.vault.models import Use
+from apps.vault.policy import NEEDED
 
 DEMO_ORG_NAME = "Demo Capital"
 DEMO_ORG_SLUG = "demo-capital"
@@ -31,13 +52,37 @@ DEMO_DOMAIN = "demo.test"
 DEFAULT_DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - documented demo password.
 STAFF_EMAIL = f"staff@{DEMO_DOMAIN}"
 
-# Opening balances of each demo member's sandbox account.
+# The demo's Kraken accounts on the sandbox: a master (with an IIBAN-shaped id, which the
+# sandbox accepts on creation) and one subaccount under it. The sandbox gives the subaccount its
+# own IIBAN (returned on creation and listed under the master), which becomes the portal's
+# Kraken id of the subaccount, as an owner would copy it from Kraken.
+DEMO_MASTER_ID = "AA42DEMOCAPITAL1"
+DEMO_MASTER_LABEL = "Main account"
+DEMO_SUBACCOUNT_LABEL = "Desk 2"
+DEMO_SUBACCOUNT_USERNAME = "demo-desk-2"
 DEMO_BALANCES = {
-    Role.TRADER: {"ZUSD": "250000.0000", "XXBT": "5.0000000000", "XETH": "80.0000000000"},
-    Role.TREASURER: {"ZUSD": "1000000.0000", "XXBT": "20.0000000000", "USDC": "500000.00000000"},
-    Role.OWNER: {"ZUSD": "100000.0000", "XXBT": "1.0000000000", "DOT": "5000.0000000000"},
+    DEMO_MASTER_LABEL: {
+        "ZUSD": "1250000.0000",
+        "XXBT": "25.0000000000",
+        "XETH": "80.0000000000",
+        "USDC": "500000.00000000",
+        "DOT": "5000.0000000000",
+    },
+    DEMO_SUBACCOUNT_LABEL: {"ZUSD": "250000.0000", "XXBT": "5.0000000000"},
 }
-KEY_USE = {Role.TRADER: "trading", Role.TREASURER: "funding", Role.OWNER: "trading"}
+# (account, member's role, use, designated): members' personal keys, and the keys designated
+# for unattended work on each account (stored by the owner).
+DEMO_KEYS: tuple[tuple[str, str, str, bool], ...] = (
+    (DEMO_MASTER_LABEL, Role.TRADER, "trading", False),
+    (DEMO_MASTER_LABEL, Role.TREASURER, "funding", False),
+    (DEMO_MASTER_LABEL, Role.OWNER, "trading", True),
+    (DEMO_MASTER_LABEL, Role.OWNER, "funding", True),
+    (DEMO_SUBACCOUNT_LABEL, Role.TRADER, "trading", False),
+    (DEMO_SUBACCOUNT_LABEL, Role.OWNER, "trading", True),
+    (DEMO_SUBACCOUNT_LABEL, Role.OWNER, "funding", True),
+)
+# Labels the demo used before it had accounts; their keys are revoked when it refreshes.
+LEGACY_KEY_LABEL_PREFIX = "Demo sandbox "
 KEY_PERMISSIONS = {
     "trading": [
         "query_funds",
@@ -48,12 +93,37 @@ KEY_PERMISSIONS = {
         "cancel",
         "websocket",
     ],
-    "funding": ["query_funds", "query_ledger", "deposit", "withdraw", "earn", "websocket"],
+    # Exactly what the portal's own least-privilege table says funding needs, read from it so
+    # the two cannot drift: a demo key that can do more would set off the portal's warning
+    # about over-privileged keys, and teach the opposite of what the warning says.
+    "funding": sorted(str(permission) for permission in NEEDED[Use.FUNDING]),
 }
 
 
+def demo_key_label(account: str, use: str, designated: bool) -> str:
+    return f"Demo {account} {'designated ' if designated else ''}{use} key"
+
+
+PRODUCTION_SETTINGS = "kraken_portal.settings.production"
+# What the sandbox's /sandbox/health says it is (apps/sandbox/control.py; the portal does not
+# import the sandbox, so the word is repeated here).
+SANDBOX_IDENTITY = "kraken-sandbox"
+
+REFUSED_PRODUCTION = (
+    "demo_data refuses to run with the production settings ({module}): it creates users whose "
+    "password is printed on the console."
+)
+REFUSED_NOT_SANDBOX = (
+    "demo_data refuses to run: KRAKEN_API_URL ({url}) is not the Kraken sandbox ({reason}). "
+    "Demo members and keys belong to the sandbox only."
+)
+
+
 class SandboxUnavailable(CommandError):
-    pass
+    def __init__(self, message: str, *, answered: bool = False) -> None:
+        super().__init__(message)
+        # True when a server answered (with an HTTP error): waiting longer will not change it.
+        self.answered = answered
 
 
 def _demo_secret(label: str) -> tuple[str, str]:
@@ -72,16 +142,34 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=60.0)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self._refuse_production()
+        self._refuse_unless_sandbox(options["timeout"] if options["wait_for_sandbox"] else 0.0)
         password = os.environ.get("DEMO_PASSWORD", DEFAULT_DEMO_PASSWORD)
         memberships = self._people(password)
         sandbox_note = ""
         if options["wait_for_sandbox"]:
             try:
-                self._wait_for_sandbox(options["timeout"])
                 self._provision_keys(memberships)
             except SandboxUnavailable as exc:
                 sandbox_note = f"  (sandbox keys not provisioned: {exc})\n"
         self._announce(password, sandbox_note)
+
+    def _refuse_production(self) -> None:
+        module = str(settings.SETTINGS_MODULE)
+        if module == PRODUCTION_SETTINGS or getattr(settings, "PRODUCTION", False):
+            raise CommandError(REFUSED_PRODUCTION.format(module=module))
+
+    def _refuse_unless_sandbox(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for KRAKEN_API_URL to answer as the sandbox."""
+        url = settings.KRAKEN_API_URL
+        try:
+            health = self._wait_for_sandbox(timeout)
+        except SandboxUnavailable as exc:
+            raise CommandError(REFUSED_NOT_SANDBOX.format(url=url, reason=exc)) from None
+        identity = health.get("service") if isinstance(health, dict) else None
+        if identity != SANDBOX_IDENTITY:
+            reason = f"its /sandbox/health names no sandbox: {str(health)[:80]}"
+            raise CommandError(REFUSED_NOT_SANDBOX.format(url=url, reason=reason))
 
     @transaction.atomic
     def _people(self, password: str) -> dict[str, Membership]:
@@ -98,36 +186,56 @@ class Command(BaseCommand):
                 user = user_model.objects.create_user(
                     email=email, password=password, first_name=role.title(), last_name="Demo"
                 )
+            self._password_reset(user, password)
             membership, _ = Membership.objects.get_or_create(
                 org=org, user=user, defaults={"role": role}
             )
             memberships[role] = membership
-        if not user_model.objects.filter(email=STAFF_EMAIL).exists():
-            user_model.objects.create_user(
+        staff = user_model.objects.filter(email=STAFF_EMAIL).first()
+        if staff is None:
+            staff = user_model.objects.create_user(
                 email=STAFF_EMAIL,
                 password=password,
                 first_name="Staff",
                 last_name="Reviewer",
                 is_staff=True,
             )
+        self._password_reset(staff, password)
         return memberships
 
-    def _control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _password_reset(self, user: Any, password: str) -> None:
+        """The password this run prints must be the one that works, whatever an earlier run (with
+        another DEMO_PASSWORD) or a developer set; and no lockout from earlier tries stands in
+        the way. Only the demo users are touched."""
+        if not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        axes_reset(username=user.email)
+        signin_throttle.account_delay_clear(email=user.email)
+
+    def _control(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, auth: bool = True
+    ) -> Any:
         base = settings.KRAKEN_API_URL.rstrip("/")
-        token = os.environ.get("SANDBOX_ADMIN_TOKEN", "")
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            # Only after the URL has said it is the sandbox (the health route needs no token).
+            headers["Authorization"] = f"Bearer {os.environ.get('SANDBOX_ADMIN_TOKEN', '')}"
         request = urllib.request.Request(  # noqa: S310 - the URL is our own sandbox's.
             base + path,
             data=json.dumps(body).encode() if body is not None else None,
             method=method,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            headers=headers,
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:200]
-            raise SandboxUnavailable(f"{method} {path}: HTTP {exc.code} {detail}") from None
-        except (urllib.error.URLError, OSError) as exc:
+            raise SandboxUnavailable(
+                f"{method} {path}: HTTP {exc.code} {detail}", answered=True
+            ) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
             raise SandboxUnavailable(f"{method} {path}: {exc}") from None
 
     def _account_exists(self, account_id: str) -> bool:
@@ -139,33 +247,110 @@ class Command(BaseCommand):
             raise
         return True
 
-    def _wait_for_sandbox(self, timeout: float) -> None:
+    def _wait_for_sandbox(self, timeout: float) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self._control("GET", "/sandbox/health")
-                return
-            except SandboxUnavailable:
-                if time.monotonic() > deadline:
+                return self._control("GET", "/sandbox/health", auth=False)
+            except SandboxUnavailable as exc:
+                if exc.answered or time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
 
+    def _sandbox_accounts(self) -> tuple[dict[str, tuple[str, bool]], str]:
+        """The master and the subaccount on the sandbox: label → (sandbox id, created now),
+        and the subaccount's IIBAN."""
+        created_master = not self._account_exists(DEMO_MASTER_ID)
+        if created_master:
+            self._control(
+                "POST",
+                "/sandbox/accounts",
+                {
+                    "id": DEMO_MASTER_ID,
+                    "tier": settings.KRAKEN_TIER,
+                    "balances": DEMO_BALANCES[DEMO_MASTER_LABEL],
+                },
+            )
+        master = self._control("GET", f"/sandbox/accounts/{DEMO_MASTER_ID}")
+        subaccounts = master.get("subaccount_details") or []
+        created_sub = not subaccounts
+        if created_sub:
+            sub = self._control(
+                "POST",
+                f"/sandbox/accounts/{DEMO_MASTER_ID}/subaccounts",
+                {
+                    "username": DEMO_SUBACCOUNT_USERNAME,
+                    "balances": DEMO_BALANCES[DEMO_SUBACCOUNT_LABEL],
+                },
+            )
+        else:
+            sub = subaccounts[0]
+        ids = {
+            DEMO_MASTER_LABEL: (DEMO_MASTER_ID, created_master),
+            DEMO_SUBACCOUNT_LABEL: (str(sub["account_id"]), created_sub),
+        }
+        return ids, str(sub.get("iiban") or "")
+
+    def _portal_accounts(self, owner: Membership, sub_iiban: str) -> dict[str, KrakenAccount]:
+        """The same two accounts in the portal (the master takes over a migrated "Main
+        account" that has no Kraken id yet; the subaccount carries the sandbox's IIBAN)."""
+        org = owner.org
+        master = kraken_account_master(org=org)
+        if master is None:
+            master = kraken_account_create(
+                org=org,
+                actor=owner,
+                label=DEMO_MASTER_LABEL,
+                kind=KrakenAccount.Kind.MASTER,
+                kraken_id=DEMO_MASTER_ID,
+                tier=settings.KRAKEN_TIER,
+            )
+        elif master.kraken_id != DEMO_MASTER_ID:
+            master = kraken_account_update(
+                account=master, actor=owner, label=master.label, kraken_id=DEMO_MASTER_ID
+            )
+        sub = kraken_accounts(org=org).filter(label=DEMO_SUBACCOUNT_LABEL).first()
+        sub_kraken_id = normalize_kraken_account_id(sub_iiban)
+        if sub is None:
+            sub = kraken_account_create(
+                org=org,
+                actor=owner,
+                label=DEMO_SUBACCOUNT_LABEL,
+                kind=KrakenAccount.Kind.SUBACCOUNT,
+                kraken_id=sub_kraken_id,
+            )
+        elif sub_kraken_id and sub.kraken_id != sub_kraken_id:
+            # A demo from before the sandbox gave subaccounts IIBANs, or a fresh sandbox.
+            sub = kraken_account_update(
+                account=sub, actor=owner, label=sub.label, kraken_id=sub_kraken_id
+            )
+        return {DEMO_MASTER_LABEL: master, DEMO_SUBACCOUNT_LABEL: sub}
+
     def _provision_keys(self, memberships: dict[str, Membership]) -> None:
         from apps.vault.models import Credential
-        from apps.vault.services import credential_create
+        from apps.vault.services import credential_create, credential_revoke
 
-        for role, balances in DEMO_BALANCES.items():
+        owner = memberships[Role.OWNER]
+        sandbox_ids, sub_iiban = self._sandbox_accounts()
+        accounts = self._portal_accounts(owner, sub_iiban)
+        wanted = {demo_key_label(a, use, d) for a, _, use, d in DEMO_KEYS}
+        stale = Credential.objects.filter(
+            org=owner.org,
+            status=Credential.Status.ACTIVE,
+            label__startswith=LEGACY_KEY_LABEL_PREFIX,
+        ).exclude(label__in=wanted)
+        for credential in stale:
+            credential_revoke(credential=credential, actor=owner)
+        for account_label, role, use, designated in DEMO_KEYS:
             membership = memberships[role]
-            use = KEY_USE[role]
-            label = f"Demo sandbox {use} key"
-            api_key, secret = _demo_secret(membership.user.email)
-            account_id = f"demo-{role}"
-            # The sandbox keeps accounts in its state file; only a fresh sandbox needs them again.
-            if not self._account_exists(account_id):
-                self._control("POST", "/sandbox/accounts", {"id": account_id, "balances": balances})
+            label = demo_key_label(account_label, use, designated)
+            api_key, secret = _demo_secret(f"{membership.user.email}:{label}")
+            sandbox_id, created = sandbox_ids[account_label]
+            # The sandbox keeps keys in its state file; only a fresh account needs them again.
+            if created:
                 self._control(
                     "POST",
-                    f"/sandbox/accounts/{account_id}/keys",
+                    f"/sandbox/accounts/{sandbox_id}/keys",
                     {
                         "key": api_key,
                         "secret": secret,
@@ -174,7 +359,7 @@ class Command(BaseCommand):
                     },
                 )
             if Credential.objects.filter(
-                org=membership.org, owner=membership, label=label
+                org=membership.org, owner=membership, label=label, status=Credential.Status.ACTIVE
             ).exists():
                 continue
             credential_create(
@@ -183,8 +368,9 @@ class Command(BaseCommand):
                 api_key=api_key,
                 secret=secret,
                 otp=None,
-                account=f"Sandbox {account_id}",
+                account=accounts[account_label],
                 use=use,
+                designated=designated,
                 probe=True,
             )
 

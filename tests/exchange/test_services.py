@@ -344,3 +344,46 @@ def test_an_operation_whose_task_was_lost_is_sent_by_the_reconciler(
     operation.refresh_from_db()
     assert operation.state == State.DONE
     assert orders_with(desk, exchange_sandbox, operation.reference["cl_ord_id"]) == 1
+
+
+def test_an_operation_queued_before_its_requester_was_demoted_is_not_sent(
+    desk: Desk, owner: Membership, trader: Membership, exchange_sandbox: Any
+) -> None:
+    from apps.orgs.services.memberships import membership_change_role
+    from apps.vault.services import KEY_ACTOR_NOT_ALLOWED
+
+    with transaction.atomic():
+        operation = services.operation_prepare(
+            org=owner.org,
+            credential=desk.credential,
+            kind=Kind.ADD_ORDER,
+            params=limit_buy(),
+            requested_by=trader.user,
+        )
+        transaction.get_connection().run_on_commit.clear()  # still queued
+    membership_change_role(membership=trader, role="viewer", actor=owner)
+
+    operation = services.operation_send(operation_id=operation.pk)
+
+    assert operation is not None
+    assert operation.state == State.REJECTED
+    assert operation.error_message == KEY_ACTOR_NOT_ALLOWED.format(purpose="trade")
+    assert orders_with(desk, exchange_sandbox, operation.reference["cl_ord_id"]) == 0
+
+
+def test_two_keys_on_one_account_share_the_in_flight_slot(
+    desk: Desk, owner: Membership, treasurer: Membership, exchange_sandbox: Any
+) -> None:
+    from tests.exchange.conftest import _store
+
+    api_key, secret = exchange_sandbox.create_key(desk.account_id)
+    treasurers_key = _store(treasurer, desk.funding.account, api_key, secret, "funding")
+    params = {"asset": "XBT", "key": WITHDRAW_KEY, "amount": Decimal("0.01")}
+    lose(exchange_sandbox, "Withdraw")
+    assert prepare(desk, owner, Kind.WITHDRAW, params).state == State.UNKNOWN
+
+    with pytest.raises(ValidationError) as refused, transaction.atomic():
+        services.operation_prepare(
+            org=owner.org, credential=treasurers_key, kind=Kind.WITHDRAW, params=params
+        )
+    assert refused.value.messages == [services.OPERATION_IN_FLIGHT.format(kind="withdrawal")]

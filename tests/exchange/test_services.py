@@ -363,9 +363,10 @@ def test_an_operation_queued_before_its_requester_was_demoted_is_not_sent(
         transaction.get_connection().run_on_commit.clear()  # still queued
     membership_change_role(membership=trader, role="viewer", actor=owner)
 
-    operation = services.operation_send(operation_id=operation.pk)
+    sent = services.operation_send(operation_id=operation.pk)
 
-    assert operation is not None
+    assert sent is not None
+    operation = sent
     assert operation.state == State.REJECTED
     assert operation.error_message == KEY_ACTOR_NOT_ALLOWED.format(purpose="trade")
     assert orders_with(desk, exchange_sandbox, operation.reference["cl_ord_id"]) == 0

@@ -336,15 +336,16 @@ def operation_send(*, operation_id: int) -> Operation | None:
     """Send a PREPARED operation once. Returns None when there was nothing to claim (sent
     already, or by another worker): a redelivered task is harmless."""
     now = timezone.now()
-    claimed = Operation.objects.filter(pk=operation_id, state=State.PREPARED).update(
-        state=State.SENDING, sent_at=now, updated_at=now
-    )
-    if not claimed:
-        return None
-    operation = Operation.objects.select_related("org").get(pk=operation_id)
-    # The claim itself is recorded (and committed) before anything leaves: a worker that dies
-    # from here on leaves SENDING, which the reconciler resolves without resending.
+    # The claim, its event and its audit record commit together, before anything leaves: a
+    # worker that dies from here on leaves SENDING, which the reconciler resolves without
+    # resending; one that fails before the commit leaves PREPARED, which is safe to send.
     with transaction.atomic(durable=True):
+        claimed = Operation.objects.filter(pk=operation_id, state=State.PREPARED).update(
+            state=State.SENDING, sent_at=now, updated_at=now
+        )
+        if not claimed:
+            return None
+        operation = Operation.objects.select_related("org").get(pk=operation_id)
         OperationEvent.objects.create(
             operation=operation,
             from_state=State.PREPARED,

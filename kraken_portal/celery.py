@@ -28,6 +28,9 @@ from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kraken_portal.settings.base")
 
+# Read from the environment, not settings: beat builds its schedule before Django is set up.
+EXCHANGE_RECONCILE_EVERY = float(os.environ.get("EXCHANGE_RECONCILE_EVERY", "30"))
+
 app = Celery("kraken_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each queue has its own exchange and routing key: with bare Queue(name) kombu binds all three
@@ -68,5 +71,13 @@ app.conf.beat_schedule = {
     "audit-publish-anchors": {
         "task": "apps.audit.tasks.audit_anchors_publish_task",
         "schedule": crontab(hour=0, minute=5),
+    },
+    # Every 30 s (EXCHANGE_RECONCILE_EVERY): look for exchange operations whose outcome is
+    # unknown (a lost answer, a worker killed mid-send, a lost task) and enqueue one reconcile
+    # per operation on its kind's queue. Short, because an UNKNOWN order or withdrawal blocks
+    # its business flow; the finders' N spaced misses, not this period, decide NOT_PLACED.
+    "exchange-reconcile-operations": {
+        "task": "apps.exchange.tasks.operations_reconcile_due_task",
+        "schedule": EXCHANGE_RECONCILE_EVERY,
     },
 }

@@ -18,6 +18,7 @@ urlpatterns = [
     path("o/<slug:org>/audit/", include("apps.audit.urls")),
     path("o/<slug:org>/vault/", include("apps.vault.urls")),
     path("o/<slug:org>/markets/", include("apps.market.urls")),
+    path("o/<slug:org>/operations/", include("apps.exchange.urls")),
     path("o/<slug:org>/notifications/", include("apps.notifications.urls")),
     path("o/<slug:org>/approvals/", include("apps.approvals.urls")),
     path("onboarding/", include("apps.orgs.onboarding_urls")),

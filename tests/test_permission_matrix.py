@@ -135,6 +135,23 @@ class World:
         )
         return {"pk": credential.pk}
 
+    def operation(self) -> dict[str, Any]:
+        """An unsettled exchange operation of the organization (its outcome unknown)."""
+        from apps.exchange.models import Operation, State
+        from apps.vault.models import Credential
+
+        credential = Credential.objects.get(pk=self.own_credential()["pk"])
+        operation = Operation.objects.create(
+            org=credential.org,
+            account=credential.account,
+            credential=credential,
+            kind="AddOrder",
+            params={"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "1"},
+            reference={"cl_ord_id": "matrix"},
+            state=State.UNKNOWN,
+        )
+        return {"pk": operation.pk}
+
     def market_pair(self) -> dict[str, Any]:
         """A pair the market feeder has announced (its list lives in Redis)."""
         import redis
@@ -204,6 +221,7 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
     "vault:credential-test": World.own_credential,
     "vault:credential-revoke": World.own_credential,
     "vault:credential-delete": World.own_credential,
+    "exchange:operation-reconcile": World.operation,
     "vault:credential-designate": World.own_credential,
     "vault:oversight-revoke": World.own_credential,
     "orgs:account-edit": lambda w: {"pk": master_account(w.org).pk},

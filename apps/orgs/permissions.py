@@ -29,6 +29,7 @@ class Capability(StrEnum):
     OVERSEE_KEYS = "oversee_keys"
     MANAGE_MEMBERS = "manage_members"
     MANAGE_POLICIES = "manage_policies"
+    MANAGE_OPERATIONS = "manage_operations"
 
 
 CAPABILITY_LABELS: dict[Capability, str] = {
@@ -40,6 +41,7 @@ CAPABILITY_LABELS: dict[Capability, str] = {
     Capability.OVERSEE_KEYS: "See every member's API keys (masked) and revoke any of them",
     Capability.MANAGE_MEMBERS: "Invite, remove and change the roles of members",
     Capability.MANAGE_POLICIES: "Set organization policies (2FA, risk limits, approvals)",
+    Capability.MANAGE_OPERATIONS: "See every exchange operation and reconcile unsettled ones",
 }
 
 _ALL = frozenset(Capability)
@@ -53,6 +55,7 @@ PERMISSIONS: dict[str, frozenset[Capability]] = {
             Capability.MANAGE_POLICIES,
             Capability.MANAGE_KEYS,
             Capability.OVERSEE_KEYS,
+            Capability.MANAGE_OPERATIONS,
         }
     ),
     Role.TRADER: frozenset({Capability.VIEW, Capability.TRADE, Capability.MANAGE_KEYS}),

@@ -136,6 +136,7 @@ INSTALLED_APPS = [
     "apps.vault",
     "apps.kraken",
     "apps.market",
+    "apps.exchange",
     "apps.notifications",
     "apps.approvals",
     # The composition layer: the home page's template context and the demo_data command.
@@ -373,6 +374,21 @@ KRAKEN_RETRY_BASE_DELAY = env_float("KRAKEN_RETRY_BASE_DELAY", 0.25)  # first ba
 KRAKEN_RETRY_MAX_DELAY = env_float("KRAKEN_RETRY_MAX_DELAY", 4.0)  # back-off cap
 KRAKEN_RATE_MAX_WAIT = env_float("KRAKEN_RATE_MAX_WAIT", 45.0)  # wait for rate budget
 KRAKEN_SEQUENCER_WAIT = env_float("KRAKEN_SEQUENCER_WAIT", 30.0)  # wait for the nonce lease
+
+# Exchange operations (apps.exchange). An UNKNOWN operation becomes NOT_PLACED only after
+# EXCHANGE_NOT_PLACED_MISSES looks that find nothing, each EXCHANGE_MISS_SPACING seconds after
+# the last (and after the send): Kraken may take a moment to list a fresh order, withdrawal or
+# ledger entry (python-kraken-sdk/KSDK: OpenOrders can briefly omit a just-placed order), so
+# 3 looks over at least a minute. Lower in tests only.
+EXCHANGE_NOT_PLACED_MISSES = env_int("EXCHANGE_NOT_PLACED_MISSES", 3)
+EXCHANGE_MISS_SPACING = env_float("EXCHANGE_MISS_SPACING", 20.0)
+# Time windows the finders match withdrawals, transfers and userref orders in (seconds of
+# clock skew before the send; how long after it Kraken may timestamp the effect).
+EXCHANGE_FINDER_SKEW = env_float("EXCHANGE_FINDER_SKEW", 120.0)
+EXCHANGE_FINDER_WINDOW = env_float("EXCHANGE_FINDER_WINDOW", 600.0)
+# Beyond the client's own waits (timeout, rate budget, sequencer): when SENDING is stale.
+EXCHANGE_STALE_MARGIN = env_float("EXCHANGE_STALE_MARGIN", 30.0)
+EXCHANGE_PREPARED_STALE = env_float("EXCHANGE_PREPARED_STALE", 120.0)
 
 # Vault: ordered key-encryption keys, "id:base64key,id:base64key"; the first one encrypts.
 PORTAL_KEYRING = env("PORTAL_KEYRING")

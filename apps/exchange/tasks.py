@@ -1,0 +1,26 @@
+"""Thin tasks: ids in, one service call. Never `autoretry_for`: a send happens at most once
+(the service claims its row), and an unknown outcome is the reconciler's, not a retry's."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.exchange import services
+
+
+@shared_task(name="apps.exchange.tasks.operation_send_task")
+def operation_send_task(operation_id: int) -> str:
+    operation = services.operation_send(operation_id=operation_id)
+    return "nothing to claim" if operation is None else operation.state
+
+
+# acks_late: reconciling only reads Kraken and moves the row with conditional updates under a
+# lease, so running it twice is harmless and a worker killed mid-look loses nothing.
+@shared_task(name="apps.exchange.tasks.operation_reconcile_task", acks_late=True)
+def operation_reconcile_task(operation_id: int) -> str:
+    return services.operation_reconcile(operation_id=operation_id).state
+
+
+@shared_task(name="apps.exchange.tasks.operations_reconcile_due_task")
+def operations_reconcile_due_task() -> int:
+    return services.operations_reconcile_due()

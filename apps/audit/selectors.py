@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from apps.audit.chain import chain_key_for, record_hash
+from apps.audit.chain import GLOBAL_CHAIN, chain_key_for, record_hash
 from apps.audit.models import AuditChain, AuditRecord
 from apps.orgs.models import Organization
 
@@ -72,6 +73,21 @@ def audit_record_page(
     has_more = len(rows) > size
     rows = rows[:size]
     return AuditPage(records=rows, next_before=rows[-1].seq if has_more and rows else None)
+
+
+SECURITY_EVENTS_SHOWN = 50
+
+
+def audit_security_events(
+    *, user: AbstractBaseUser, limit: int = SECURITY_EVENTS_SHOWN
+) -> list[AuditRecord]:
+    """The user's own sign-in and 2FA events (the global chain's `auth.*` records naming them),
+    newest first: what they need to spot a sign-in or a change that was not theirs."""
+    return list(
+        AuditRecord.objects.filter(
+            chain=GLOBAL_CHAIN, actor_id=user.pk, action__startswith="auth."
+        ).order_by("-seq")[:limit]
+    )
 
 
 def audit_actor_emails(*, org: Organization) -> list[str]:

@@ -26,6 +26,7 @@ from apps.orgs.forms import (
     InvitationForm,
     MemberRoleForm,
     OnboardingForm,
+    OnboardingRejectForm,
     OrganizationSettingsForm,
     role_choices,
 )
@@ -393,21 +394,35 @@ def onboarding_review_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_GET
+@staff_view
+def onboarding_review_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    application = onboarding_get(pk=pk)
+    return render(
+        request,
+        "orgs/onboarding_review.html",
+        {"application": application, "reject_form": OnboardingRejectForm()},
+    )
+
+
+@require_http_methods(["GET", "POST"])
 @staff_view
 def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: what approving will do, to confirm. POST: approve."""
     application = onboarding_get(pk=pk)
+    if request.method == "GET":
+        return render(request, "orgs/onboarding_approve.html", {"application": application})
     try:
         onboarding.onboarding_approve(
             application=application, reviewer=cast(User, request.user), request=request
         )
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
-    else:
-        messages.success(
-            request,
-            APPLICATION_APPROVED.format(company=application.company_name, email=application.email),
-        )
+        return redirect("onboarding:review-detail", pk=application.pk)
+    messages.success(
+        request,
+        APPLICATION_APPROVED.format(company=application.company_name, email=application.email),
+    )
     return redirect("onboarding:review-queue")
 
 
@@ -415,12 +430,24 @@ def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_view
 def onboarding_reject(request: HttpRequest, pk: int) -> HttpResponse:
     application = onboarding_get(pk=pk)
-    try:
-        onboarding.onboarding_reject(
-            application=application, reviewer=cast(User, request.user), request=request
-        )
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, APPLICATION_REJECTED.format(company=application.company_name))
-    return redirect("onboarding:review-queue")
+    form = OnboardingRejectForm(request.POST)
+    if form.is_valid():
+        try:
+            onboarding.onboarding_reject(
+                application=application,
+                reviewer=cast(User, request.user),
+                reason=form.cleaned_data["reason"],
+                tell_applicant=form.cleaned_data["tell_applicant"],
+                request=request,
+            )
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):  # the reason: shown beside its field
+                _add_service_errors(form, exc)
+            else:  # already reviewed: the detail page shows the decision
+                messages.error(request, _error_text(exc))
+                return redirect("onboarding:review-detail", pk=application.pk)
+        else:
+            messages.success(request, APPLICATION_REJECTED.format(company=application.company_name))
+            return redirect("onboarding:review-queue")
+    context = {"application": application, "reject_form": form}
+    return render(request, "orgs/onboarding_review.html", context, status=400)

@@ -16,7 +16,13 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import User
-from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
+from apps.accounts.stepup import (
+    FORM_KEPT,
+    kept_form_mark,
+    kept_form_take,
+    step_up_is_fresh,
+    step_up_redirect,
+)
 from apps.core.access import public_view, staff_view
 from apps.core.clientip import client_ip
 from apps.core.ratelimit import window_hit
@@ -53,6 +59,7 @@ INVITATION_SENT = "Invitation sent to {email}."
 INVITATION_RESENT = "A new invitation link was sent to {email}; the previous link no longer works."
 INVITATION_REVOKED = "The invitation to {email} was revoked."
 SETTINGS_SAVED = "Settings saved."
+SETTINGS_STEP_UP = "Saving the organization's settings"
 WELCOME = "Welcome to {org}."
 APPLICATION_RECEIVED = "Thank you: we received your application and will be in touch by email."
 APPLICATION_APPROVED = "{company} was approved; {email} has been invited as owner."
@@ -254,17 +261,23 @@ def permission_table(request: HttpRequest, membership: Membership) -> HttpRespon
 @org_view(Capability.MANAGE_POLICIES)
 def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseBase:
     if request.method == "POST" and not step_up_is_fresh(request):
-        # Policies (2FA for everyone) are sensitive: a fresh second-factor confirmation first.
-        return step_up_redirect(request)
+        # Policies (2FA for everyone) are sensitive: a fresh second-factor confirmation first,
+        # keeping what was typed for when the user comes back.
+        return step_up_redirect(
+            request, purpose=SETTINGS_STEP_UP, keep_form=OrganizationSettingsForm
+        )
     org = membership.org
     initial = {
         "name": org.name,
         "require_2fa": org.require_2fa,
         "allow_overprivileged_keys": org.allow_overprivileged_keys,
     }
-    form = OrganizationSettingsForm(
-        request.POST or None, initial=initial, actor_role=membership.role
-    )
+    kept = kept_form_take(request)
+    data = kept.query() if kept is not None else request.POST or None
+    form = OrganizationSettingsForm(data, initial=initial, actor_role=membership.role)
+    if kept is not None:
+        kept_form_mark(form, kept)
+        messages.info(request, FORM_KEPT)
     if request.method == "POST" and form.is_valid():
         owner = membership.role == Role.OWNER
         try:

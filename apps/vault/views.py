@@ -21,7 +21,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.stepup import step_up_required
+from apps.accounts.stepup import (
+    FORM_KEPT,
+    kept_form_mark,
+    kept_form_take,
+    step_up_for,
+    step_up_required,
+)
 from apps.orgs.access import org_view
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability, Role
@@ -59,6 +65,7 @@ TEST_EARLIER = " The permissions below are from the test of {at}."
 KEY_DELETED = "API key “{label}” deleted. Delete the key on Kraken too."
 KEY_SHARED = "“{label}” is now the organization's shared {use} desk key."
 KEY_UNSHARED = "“{label}” is no longer a shared desk key."
+ADD_KEY_STEP_UP = "Adding an API key"
 TEST_STARTED = "Checking the permissions of “{label}”…"
 KEY_REVOKED_BY_OVERSEER = "{owner}'s API key “{label}” revoked and its private key destroyed."
 
@@ -166,10 +173,16 @@ def credential_list_view(request: HttpRequest, membership: Membership) -> HttpRe
 @never_cache
 @require_http_methods(["GET", "POST"])
 @org_view(Capability.MANAGE_KEYS)
-@step_up_required
+@step_up_for(purpose=ADD_KEY_STEP_UP, keep_form=CredentialForm)
 def credential_create_view(request: HttpRequest, membership: Membership) -> HttpResponse:
     status = 200
-    if request.method == "POST":
+    kept = kept_form_take(request)
+    if kept is not None:
+        # Back from the step-up or enrolment: the fields as typed, the private key asked again.
+        form = CredentialForm(kept.query(), membership=membership)
+        kept_form_mark(form, kept)
+        messages.info(request, FORM_KEPT)
+    elif request.method == "POST":
         form = CredentialForm(request.POST, membership=membership)
         if form.is_valid():
             data = form.cleaned_data

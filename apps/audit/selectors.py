@@ -90,6 +90,27 @@ def audit_security_events(
     )
 
 
+RECENT_SHOWN = 8
+
+
+def audit_recent(
+    *,
+    org: Organization,
+    user: AbstractBaseUser | None = None,
+    membership_id: int | None = None,
+    limit: int = RECENT_SHOWN,
+) -> list[AuditRecord]:
+    """The organization's newest records; with `user`, only those by them or about them (their
+    membership or their account), for members whose role does not oversee the others."""
+    records = AuditRecord.objects.filter(chain=chain_key_for(org.pk))
+    if user is not None:
+        about = Q(actor_id=user.pk) | Q(target_type="accounts.user", target_id=str(user.pk))
+        if membership_id is not None:
+            about |= Q(target_type="orgs.membership", target_id=str(membership_id))
+        records = records.filter(about)
+    return list(records.order_by("-seq")[:limit])
+
+
 def audit_actor_emails(*, org: Organization) -> list[str]:
     """Everyone who appears in the organization's trail, for the actor filter."""
     return list(

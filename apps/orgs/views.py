@@ -27,6 +27,7 @@ from apps.core.access import public_view, staff_view
 from apps.core.clientip import client_ip
 from apps.core.ratelimit import window_hit
 from apps.orgs.access import org_view
+from apps.orgs.dashboard import dashboard_attention, dashboard_panels
 from apps.orgs.forms import (
     AcceptAsNewUserForm,
     InvitationForm,
@@ -95,6 +96,8 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     }
     if context["can_manage_members"]:
         context["pending_invitations"] = list(invitations_pending(org=org))
+    context["attention"] = dashboard_attention(request, membership)
+    context["panels"] = dashboard_panels(request, membership)
     return render(request, "orgs/dashboard.html", context)
 
 

@@ -137,13 +137,13 @@ def test_the_watchlist_shows_prices_and_the_feed_its_state(viewer, client_for, s
 
 
 def test_recent_activity_follows_the_role(owner, trader, viewer, client_for, store) -> None:
-    audit_record(action="member.role_change", actor=owner, target=trader, detail={"role": "x"})
+    audit_record(action="membership.role_change", actor=owner, target=trader, detail={"role": "x"})
     audit_record(action="vault.credential.revoke", actor=viewer, detail={})
     owners = page(client_for(owner))
     assert "Recent activity" in owners
     assert "viewer@acme.test" in owners  # who did it, for those who oversee
-    assert "vault.credential.revoke" in owners
+    assert "API key revoked" in owners
     traders = page(client_for(trader))
     assert "Your recent activity" in traders
-    assert "member.role_change" in traders  # done to them
-    assert "vault.credential.revoke" not in traders  # someone else's
+    assert "Role changed" in traders  # done to them
+    assert "API key revoked" not in traders  # someone else's

@@ -54,8 +54,28 @@ DETAIL_VALUES: dict[str, dict[str, str]] = {
     "purpose": {"sign_in": "sign-in", "step_up": "confirmation of a sensitive action"},
 }
 
-# The security events, as a reader would name them.
+# The actions, as a reader would name them (the code stays beside the title, for filtering).
 ACTION_TITLES: dict[str, str] = {
+    "audit.export": "Audit trail exported",
+    "invitation.create": "Invitation sent",
+    "invitation.resend": "Invitation sent again",
+    "invitation.revoke": "Invitation withdrawn",
+    "membership.join": "Joined the organization",
+    "membership.remove": "Member removed",
+    "membership.role_change": "Role changed",
+    "onboarding.apply": "Onboarding application received",
+    "onboarding.approve": "Onboarding application approved",
+    "onboarding.reject": "Onboarding application rejected",
+    "organization.create": "Organization created",
+    "organization.settings": "Settings changed",
+    "user.create": "Account created",
+    "vault.credential.create": "API key added",
+    "vault.credential.probe": "API key tested",
+    "vault.credential.refuse": "API key refused",
+    "vault.credential.revoke": "API key revoked",
+    "vault.credential.delete": "API key deleted",
+    "vault.credential.share": "API key sharing changed",
+    "vault.credential.cancel_only": "API key restricted to cancelling",
     "auth.sign_in": "Signed in",
     "auth.sign_in_failed": "Failed sign-in",
     "auth.locked_out": "Sign-in locked after repeated failures",

@@ -201,6 +201,7 @@ EMAIL_REJECTED_REASON = "\n\nThe reason: {reason}"
 
 
 def _email_on_commit(application: OnboardingApplication, kind: OnboardingEmail) -> None:
+    # Imported here: the task module imports this one (the task calls onboarding_email_send).
     from apps.orgs.tasks import onboarding_email_task
 
     transaction.on_commit(partial(onboarding_email_task.delay, application.pk, str(kind)))

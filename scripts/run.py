@@ -1,4 +1,4 @@
-"""`make run`: prepare var/, migrate, load the demo, then start every process of the portal.
+"""`make run`: prepare var/, migrate, collect static, load the demo, then start every process.
 
 Processes (Procfile): the ASGI web server, a Celery worker (queues default, orders, funding),
 Celery beat, the market-data feeder and the Kraken sandbox. The sandbox starts first; once it
@@ -81,7 +81,9 @@ def main() -> None:
     VAR.mkdir(exist_ok=True)
     env = dict(os.environ)
     env["PORTAL_VAR_DIR"] = str(VAR)
-    env.setdefault("DEBUG", "1")
+    # The portal's own 404 and 500 pages, as in production; `DEBUG=1 make run` asks for
+    # Django's debug pages instead. Static files are served by WhiteNoise either way.
+    env.setdefault("DEBUG", "0")
     env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     env.setdefault("PORTAL_PORT", "8000")
     env.setdefault("SANDBOX_PORT", "8765")
@@ -104,6 +106,13 @@ def main() -> None:
     python = sys.executable
     subprocess.run(  # noqa: S603 - fixed argument list.
         [python, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    # Hashed, compressed copies for WhiteNoise (with DEBUG off, pages name the hashed files).
+    subprocess.run(  # noqa: S603 - fixed argument list.
+        [python, "manage.py", "collectstatic", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
     )
     names = _procfile_names()
     groups: list[subprocess.Popen[bytes]] = []

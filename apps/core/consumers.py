@@ -7,11 +7,12 @@ may open which socket (membership, capability) is decided by subclasses in highe
 `LatestWinsConsumer`: a live page's socket with a bounded, latest-wins buffer. Every batch
 carries pre-rendered HTML parts `[(element_id, html), ...]`; the consumer never renders.
 Incoming parts replace any unsent part with the same element id (latest wins), and a sender
-task per socket drains the buffer in one frame, so a slow client only delays itself: nothing
-upstream ever waits on its network. A client whose buffer grows past MAX_PENDING parts, or
-whose last send has been stuck for MAX_SEND_STALL seconds, is closed with 1013 ("try again
-later"), which htmx's ws extension answers by reconnecting. Private events sent to a group the
-socket joined use the `fragments` message type and slot straight in.
+task per socket drains the buffer in one frame (a subclass may split it, see `frames()`), so
+a slow client only delays itself: nothing upstream ever waits on its network. A client whose
+buffer grows past MAX_PENDING parts, or whose last send has been stuck for MAX_SEND_STALL
+seconds, is closed with 1013 ("try again later"), which htmx's ws extension answers by
+reconnecting. Private events sent to a group the socket joined use the `fragments` message
+type and slot straight in.
 """
 
 from __future__ import annotations
@@ -203,17 +204,23 @@ class LatestWinsConsumer(SessionConsumer):
             return
         self._wake.set()
 
+    def frames(self, parts: Iterable[str]) -> list[str]:
+        """The buffered parts as WebSocket frames: one. A subclass whose parts cannot be
+        parsed as one piece of HTML (table rows beside other elements) splits them."""
+        return ["".join(parts)]
+
     async def _send_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             if not self._pending:
                 continue
-            frame = "".join(self._pending.values())
+            frames = self.frames(self._pending.values())
             self._pending.clear()
             self._send_started = time.monotonic()
             try:
-                await self.send(text_data=frame)
+                for frame in frames:
+                    await self.send(text_data=frame)
             except Exception:
                 return  # the socket is gone; disconnect() tidies up
             self._send_started = None

@@ -21,3 +21,23 @@ class WatchlistItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} watches {self.symbol}"
+
+
+class MarketPreference(models.Model):
+    """How a person likes the markets overview laid out, remembered across devices."""
+
+    class Layout(models.TextChoices):
+        TILES = "tiles", "Tiles"
+        TABLE = "table", "Table"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="market_preference",
+    )
+    layout = models.CharField(max_length=8, choices=Layout.choices, default=Layout.TILES)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id} sees markets as {self.layout}"

@@ -13,32 +13,34 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from apps.core import amounts
 from apps.market.store import symbol_slug
 
 SPARK_POINTS = 40
 SPARK_WIDTH = 120
 SPARK_HEIGHT = 32
-HUNDRED = Decimal(100)
-BPS = Decimal(10000)
 _PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def dec(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+    """A stored amount (Decimal, or its exact string) as a Decimal; floats refused."""
+    return amounts.to_decimal(value)
 
 
-def fmt(value: Any, places: int, *, grouped: bool = True) -> str:
-    if value is None or value == "":
-        return "—"
-    number = dec(value)
-    return f"{number:,.{places}f}" if grouped else f"{number:.{places}f}"
+def decimals(state: dict[str, Any]) -> amounts.PairDecimals:
+    return amounts.PairDecimals.from_mapping(state)
 
 
 def signed_pct(value: Any) -> str:
-    if value is None:
-        return "—"
-    number = dec(value)
-    return f"{number:+.2f}%"
+    return amounts.format_percent(value)
+
+
+def sort_key(value: Any, places: int | None = None) -> str:
+    """A number for the overview table's client-side sort and the depth chart: exact text, or
+    rounded to `places` where the exact value is a long quotient; empty sorts last."""
+    if value is None or value == "":
+        return ""
+    return amounts.to_wire(value, places) if places is not None else format(dec(value), "f")
 
 
 def direction(current: Any, previous: Any) -> str:
@@ -47,6 +49,14 @@ def direction(current: Any, previous: Any) -> str:
         return ""
     a, b = dec(current), dec(previous)
     return "up" if a > b else "down" if a < b else ""
+
+
+def spread_bps(bid: Any, ask: Any) -> Decimal | None:
+    """The spread relative to the mid price, in basis points."""
+    if bid is None or ask is None:
+        return None
+    best_bid, best_ask = dec(bid), dec(ask)
+    return amounts.ratio_bps(best_ask - best_bid, (best_ask + best_bid) / 2)
 
 
 def sparkline(candles: list[dict[str, Any]]) -> str:
@@ -80,63 +90,98 @@ def feed(*, heard_at: float, down: Iterable[str], now: float | None = None) -> d
     return {"age": age, "down": " ".join(symbol_slug(s) for s in down)}
 
 
+def _volumes(ticker: dict[str, Any], pair: amounts.PairDecimals) -> tuple[Any, Any]:
+    """24h volume in base (Kraken's `volume`) and in quote (volume * VWAP), unrounded."""
+    volume, vwap = ticker.get("volume"), ticker.get("vwap")
+    quote = dec(volume) * dec(vwap) if volume is not None and vwap is not None else None
+    return volume, quote
+
+
 def tile(state: dict[str, Any], previous_last: Any = None) -> dict[str, Any]:
+    """One pair on the overview: its tile and its table row show the same values."""
     ticker = state.get("ticker") or {}
-    pd = int(state["price_decimals"])
+    pair = decimals(state)
     change = ticker.get("change_pct")
+    volume, quote_volume = _volumes(ticker, pair)
+    bps = spread_bps(ticker.get("bid"), ticker.get("ask"))
     return {
         "symbol": state["symbol"],
         "slug": state["slug"],
-        "last": fmt(ticker.get("last"), pd),
-        "bid": fmt(ticker.get("bid"), pd),
-        "ask": fmt(ticker.get("ask"), pd),
+        "base": pair.base,
+        "quote": pair.quote,
+        "last": amounts.format_price(ticker.get("last"), pair),
+        "bid": amounts.format_price(ticker.get("bid"), pair),
+        "ask": amounts.format_price(ticker.get("ask"), pair),
+        "high": amounts.format_price(ticker.get("high"), pair),
+        "low": amounts.format_price(ticker.get("low"), pair),
         "change_pct": signed_pct(change),
+        "volume_base": amounts.format_base(volume, pair),
+        "volume_quote": amounts.format_quote(quote_volume, pair),
+        "spread_bps": amounts.format_number(bps, 1),
         "trend": "" if change is None else ("up" if dec(change) >= 0 else "down"),
         "flash": direction(ticker.get("last"), previous_last),
         "spark": sparkline(state.get("candles") or []),
+        # Exact numbers for the table's client-side sort.
+        "keys": {
+            "last": sort_key(ticker.get("last")),
+            "change": sort_key(change),
+            "volume": sort_key(volume),
+            "quote-volume": sort_key(quote_volume, 2),
+            "high": sort_key(ticker.get("high")),
+            "low": sort_key(ticker.get("low")),
+            "spread": sort_key(bps, 3),
+        },
         "t": stamp(state, "tile"),
     }
 
 
 def ladder(state: dict[str, Any]) -> dict[str, Any]:
-    pd, qd = int(state["price_decimals"]), int(state["qty_decimals"])
+    pair = decimals(state)
 
     def rows(levels: list[list[Any]]) -> list[dict[str, str]]:
         total = Decimal(0)
         out = []
         for price, qty in levels:
             total += dec(qty)
-            out.append({"price": fmt(price, pd), "qty": fmt(qty, qd), "total": fmt(total, qd)})
+            out.append(
+                {
+                    "price": amounts.format_price(price, pair),
+                    "qty": amounts.format_size(qty, pair),
+                    "total": amounts.format_size(total, pair),
+                    # Exact, ungrouped numbers for the depth chart.
+                    "p": sort_key(price),
+                    "cum": sort_key(total),
+                }
+            )
         return out
 
     asks = rows(state.get("asks") or [])
     bids = rows(state.get("bids") or [])
-    spread = spread_bps = "—"
+    spread = bps_text = amounts.MISSING
     if state.get("asks") and state.get("bids"):
         best_ask, best_bid = dec(state["asks"][0][0]), dec(state["bids"][0][0])
-        gap = best_ask - best_bid
-        spread = fmt(gap, pd)
-        mid = (best_ask + best_bid) / 2
-        spread_bps = f"{gap / mid * BPS:.1f}" if mid else "—"
+        spread = amounts.format_price(best_ask - best_bid, pair)
+        bps_text = amounts.format_number(spread_bps(best_bid, best_ask), 1)
     return {
         "slug": state["slug"],
         "asks": list(reversed(asks)),  # highest ask on top, best ask next to the spread
         "bids": bids,
         "spread": spread,
-        "spread_bps": spread_bps,
+        "spread_bps": bps_text,
+        "base": pair.base,
         "ready": bool(state.get("book_ready")),
         "t": stamp(state, "ladder"),
     }
 
 
 def trades(state: dict[str, Any]) -> dict[str, Any]:
-    pd, qd = int(state["price_decimals"]), int(state["qty_decimals"])
+    pair = decimals(state)
     return {
         "slug": state["slug"],
         "trades": [
             {
-                "price": fmt(t["price"], pd),
-                "qty": fmt(t["qty"], qd),
+                "price": amounts.format_price(t["price"], pair),
+                "qty": amounts.format_size(t["qty"], pair),
                 "side": t.get("side", ""),
                 "time": t.get("time", ""),
                 "clock": (t.get("time") or "")[11:19],
@@ -149,23 +194,80 @@ def trades(state: dict[str, Any]) -> dict[str, Any]:
 
 def stats(state: dict[str, Any]) -> dict[str, Any]:
     ticker = state.get("ticker") or {}
-    pd, qd = int(state["price_decimals"]), int(state["qty_decimals"])
+    pair = decimals(state)
     change = ticker.get("change_pct")
+    volume, quote_volume = _volumes(ticker, pair)
     return {
         "slug": state["slug"],
         "symbol": state["symbol"],
-        "last": fmt(ticker.get("last"), pd),
-        "change": fmt(ticker.get("change"), pd),
+        "quote": pair.quote,
+        "last": amounts.format_price(ticker.get("last"), pair),
+        "change": amounts.format_number(
+            ticker.get("change"), pair.price_decimals, signed=ticker.get("change") is not None
+        ),
         "change_pct": signed_pct(change),
         "trend": "" if change is None else ("up" if dec(change) >= 0 else "down"),
-        "high": fmt(ticker.get("high"), pd),
-        "low": fmt(ticker.get("low"), pd),
-        "vwap": fmt(ticker.get("vwap"), pd),
-        "volume": fmt(ticker.get("volume"), qd),
-        "bid": fmt(ticker.get("bid"), pd),
-        "ask": fmt(ticker.get("ask"), pd),
+        "high": amounts.format_price(ticker.get("high"), pair),
+        "low": amounts.format_price(ticker.get("low"), pair),
+        "vwap": amounts.format_price(ticker.get("vwap"), pair),
+        "volume": amounts.format_base(volume, pair),
+        "volume_quote": amounts.format_quote(quote_volume, pair),
+        "bid": amounts.format_price(ticker.get("bid"), pair),
+        "ask": amounts.format_price(ticker.get("ask"), pair),
         "t": stamp(state, "stats"),
     }
+
+
+def chart_format(state: dict[str, Any]) -> dict[str, Any]:
+    """The chart's price format: the pair's tick decimals and the smallest move it shows."""
+    pair = decimals(state)
+    return {"precision": pair.price_decimals, "minMove": format(pair.price_step, "f")}
+
+
+# The chart's intervals: (minutes, label). One-minute candles are the live series; the
+# others are built from them for the last twelve hours and from Kraken's OHLC before that.
+INTERVALS = ((1, "1m"), (5, "5m"), (15, "15m"), (60, "1h"), (240, "4h"), (1440, "1d"))
+
+
+def aggregate_candles(candles: list[dict[str, Any]], minutes: int) -> list[dict[str, Any]]:
+    """One-minute candles merged into buckets of `minutes`, aligned to the epoch (UTC midnight
+    for days), as Kraken aligns its own."""
+    if minutes == 1:
+        return list(candles)
+    width = minutes * 60
+    buckets: dict[int, dict[str, Any]] = {}
+    for candle in sorted(candles, key=lambda c: int(c["time"])):
+        begin = int(candle["time"]) // width * width
+        bucket = buckets.get(begin)
+        high, low, close = dec(candle["high"]), dec(candle["low"]), dec(candle["close"])
+        if bucket is None:
+            buckets[begin] = {
+                "time": begin,
+                "open": dec(candle["open"]),
+                "high": high,
+                "low": low,
+                "close": close,
+            }
+        else:
+            bucket["high"] = max(bucket["high"], high)
+            bucket["low"] = min(bucket["low"], low)
+            bucket["close"] = close
+    return [buckets[k] for k in sorted(buckets)]
+
+
+def chart_candles(
+    history: list[dict[str, Any]], minutes_1m: list[dict[str, Any]], minutes: int
+) -> list[dict[str, Any]]:
+    """The chart's candles of `minutes`: Kraken's history, with every bucket the one-minute
+    candles cover built from them instead. The first covered bucket is left to the history
+    when the one-minute candles start inside it (they would undercount it)."""
+    recent = aggregate_candles(minutes_1m, minutes)
+    width = minutes * 60
+    if recent and minutes_1m and min(int(c["time"]) for c in minutes_1m) % width:
+        recent = recent[1:]
+    merged = {int(c["time"]): c for c in history}
+    merged.update({int(c["time"]): c for c in recent})
+    return candle_points({"candles": [merged[k] for k in sorted(merged)]})
 
 
 def plain(value: Any) -> str:

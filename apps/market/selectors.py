@@ -10,7 +10,7 @@ import redis
 from django.conf import settings
 from django.http import Http404
 
-from apps.market.models import WatchlistItem
+from apps.market.models import MarketPreference, WatchlistItem
 from apps.market.store import (
     FEEDER_KEY,
     HEALTH_KEY,
@@ -54,10 +54,8 @@ def market_states(*, symbols: list[str]) -> dict[str, dict[str, Any]]:
 
 def _empty_state(pair: dict[str, Any]) -> dict[str, Any]:
     return {
-        "symbol": pair["symbol"],
+        **pair,  # the symbol, its decimals and its assets' (see PairInfo.described)
         "slug": symbol_slug(pair["symbol"]),
-        "price_decimals": pair["price_decimals"],
-        "qty_decimals": pair["qty_decimals"],
         "ticker": {},
         "bids": [],
         "asks": [],
@@ -82,8 +80,8 @@ def market_overview_states() -> list[dict[str, Any]]:
     return [states.get(p["symbol"]) or _empty_state(p) for p in pairs]
 
 
-def market_candles(*, symbol: str) -> list[dict[str, Any]]:
-    raw = _redis().get(candles_key(symbol))
+def market_candles(*, symbol: str, interval: int = 1) -> list[dict[str, Any]]:
+    raw = _redis().get(candles_key(symbol, interval))
     candles: list[dict[str, Any]] = loads(raw) if raw else []
     return candles
 
@@ -142,3 +140,9 @@ def market_feed() -> dict[str, Any]:
 
 def watchlist_symbols(*, user: Any) -> list[str]:
     return list(WatchlistItem.objects.filter(user=user).values_list("symbol", flat=True))
+
+
+def market_layout(*, user: Any) -> str:
+    """`tiles` or `table`: how `user` last chose to see the markets overview."""
+    layout = MarketPreference.objects.filter(user=user).values_list("layout", flat=True).first()
+    return layout or MarketPreference.Layout.TILES

@@ -51,6 +51,8 @@ def loads(text: str | bytes) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
-def candles_key(symbol: str) -> str:
-    """JSON list of one-minute candles (history for the chart), rewritten when a candle opens."""
-    return f"{PREFIX}candles:{symbol}"
+def candles_key(symbol: str, interval: int = 1) -> str:
+    """JSON list of candles of `interval` minutes (history for the chart). One-minute candles
+    are rewritten when a candle opens; longer ones are refreshed from Kraken's OHLC now and
+    then (the pages build their recent buckets from the one-minute candles)."""
+    return f"{PREFIX}candles:{symbol}" + (f":{interval}" if interval != 1 else "")

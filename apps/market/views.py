@@ -5,16 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from apps.market import presenters, selectors, services
+from apps.market.models import MarketPreference
 from apps.market.store import symbol_slug
 from apps.orgs.access import org_view
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 def _feed_context() -> dict[str, Any]:
@@ -24,27 +31,80 @@ def _feed_context() -> dict[str, Any]:
     }
 
 
-def _socket_url(membership: Membership, slug: str = "") -> str:
+def _socket_url(membership: Membership, slug: str = "", view: str = "") -> str:
     tail = f"{slug}/" if slug else ""
-    return f"/ws/o/{membership.org.slug}/markets/{tail}"
+    query = f"?view={view}" if view else ""
+    return f"/ws/o/{membership.org.slug}/markets/{tail}{query}"
+
+
+# The overview table's sortable columns: (query value, heading). "symbol" sorts by name; the
+# others by the exact numbers each row carries (presenters.tile "keys").
+SORT_COLUMNS = (
+    ("symbol", "Pair"),
+    ("last", "Last"),
+    ("change", "24h"),
+    ("volume", "24h volume (base)"),
+    ("quote-volume", "24h volume (quote)"),
+    ("high", "24h high"),
+    ("low", "24h low"),
+    ("spread", "Spread (bps)"),
+)
+
+
+def _sorted(items: list[dict[str, Any]], sort: str, descending: bool) -> list[dict[str, Any]]:
+    """Server-side order (without JavaScript, or on load): the script keeps it while live."""
+    if sort == "symbol":
+        return sorted(items, key=lambda item: item["tile"]["symbol"], reverse=descending)
+    present = [item for item in items if item["tile"]["keys"].get(sort)]
+    missing = [item for item in items if not item["tile"]["keys"].get(sort)]
+    present.sort(key=lambda item: presenters.dec(item["tile"]["keys"][sort]), reverse=descending)
+    return present + missing  # pairs without a value sort last either way
 
 
 @require_GET
 @org_view(Capability.VIEW)
 def overview(request: HttpRequest, membership: Membership) -> HttpResponse:
     watched = set(selectors.watchlist_symbols(user=request.user))
+    query = request.GET.get("q", "").strip()[:32]
+    sort = request.GET.get("sort", "")
+    sort = sort if sort in dict(SORT_COLUMNS) else ""
+    descending = request.GET.get("dir") == "desc"
     tiles = [
-        {"tile": presenters.tile(state), "watched": state["symbol"] in watched}
+        {
+            "tile": presenters.tile(state),
+            "watched": state["symbol"] in watched,
+            "shown": query.upper() in state["symbol"].upper(),
+        }
         for state in selectors.market_overview_states()
     ]
     tiles.sort(key=lambda item: not item["watched"])  # stable: watched pairs first
+    if sort:
+        tiles = _sorted(tiles, sort, descending)
+    layout = selectors.market_layout(user=request.user)
+    columns = [
+        {
+            "key": key,
+            "label": label,
+            "sorted": key == sort,
+            "next": "asc" if key == sort and descending else "desc",
+            "aria": ("descending" if descending else "ascending") if key == sort else "",
+        }
+        for key, label in SORT_COLUMNS
+    ]
     return render(
         request,
         "market/overview.html",
         {
             "membership": membership,
             "tiles": tiles,
-            "socket_url": _socket_url(membership),
+            "columns": columns,
+            "query": query,
+            "matches": sum(1 for item in tiles if item["shown"]),
+            "sort": sort,
+            "direction": "desc" if descending else "asc",
+            "layout": layout,
+            "layouts": MarketPreference.Layout.choices,
+            "socket_url": _socket_url(membership, view=layout),
             "feeder_ok": selectors.market_feeder_ok(),
             **_feed_context(),
         },
@@ -56,9 +116,19 @@ def overview(request: HttpRequest, membership: Membership) -> HttpResponse:
 def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpResponse:
     pair_symbol = selectors.market_symbol_from_slug(slug=symbol)
     state = selectors.market_state(symbol=pair_symbol)
-    history = {c["time"]: c for c in selectors.market_candles(symbol=pair_symbol)}
-    history.update({c["time"]: c for c in state.get("candles") or []})
-    candles = presenters.candle_points({"candles": [history[k] for k in sorted(history)]})
+    intervals = dict(presenters.INTERVALS)
+    try:
+        interval = int(request.GET.get("interval", "1"))
+    except ValueError:
+        interval = 1
+    interval = interval if interval in intervals else 1
+    minutes = {c["time"]: c for c in selectors.market_candles(symbol=pair_symbol)}
+    minutes.update({c["time"]: c for c in state.get("candles") or []})
+    one_minute = [minutes[k] for k in sorted(minutes)]
+    history = (
+        [] if interval == 1 else selectors.market_candles(symbol=pair_symbol, interval=interval)
+    )
+    candles = presenters.chart_candles(history, one_minute, interval)
     return render(
         request,
         "market/pair.html",
@@ -69,6 +139,14 @@ def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpRespo
             "trades": presenters.trades(state),
             "candle": presenters.last_candle(state),
             "candles": candles,
+            "chart_format": presenters.chart_format(state),
+            "interval": interval,
+            "interval_label": intervals[interval],
+            "intervals": [
+                {"minutes": m, "label": label, "current": m == interval}
+                for m, label in presenters.INTERVALS
+            ],
+            "time_zone": getattr(request.user, "time_zone", "") or "UTC",
             "watched": pair_symbol in selectors.watchlist_symbols(user=request.user),
             "socket_url": _socket_url(membership, symbol_slug(pair_symbol)),
             "feeder_ok": selectors.market_feeder_ok(),
@@ -79,18 +157,32 @@ def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpRespo
 
 @require_GET
 @org_view(Capability.VIEW)
-def status(request: HttpRequest, membership: Membership) -> HttpResponse:
+def status(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
+    template = "market/status.html" + ("#status-panel" if request.htmx else "")
     return render(
         request,
-        "market/status.html",
+        template,
         {"membership": membership, "status": selectors.market_status()},
     )
 
 
+@require_POST
+@org_view(Capability.VIEW)
+def layout(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
+    """Remember tiles or table; the script has already switched the page itself."""
+    try:
+        services.market_layout_set(user=request.user, layout=request.POST.get("layout", ""))
+    except ValidationError as error:
+        return HttpResponseBadRequest(error.messages[0])
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect(reverse("market:overview", kwargs={"org": membership.org.slug}))
+
+
 def _watch_response(
-    request: HttpRequest, membership: Membership, symbol: str, watched: bool
+    request: HtmxHttpRequest, membership: Membership, symbol: str, watched: bool
 ) -> HttpResponse:
-    if getattr(request, "htmx", False):
+    if request.htmx:
         context = {
             "membership": membership,
             "symbol": symbol,
@@ -103,7 +195,7 @@ def _watch_response(
 
 @require_POST
 @org_view(Capability.VIEW)
-def watch_add(request: HttpRequest, membership: Membership, symbol: str) -> HttpResponse:
+def watch_add(request: HtmxHttpRequest, membership: Membership, symbol: str) -> HttpResponse:
     pair_symbol = selectors.market_symbol_from_slug(slug=symbol)
     services.watchlist_add(user=request.user, symbol=pair_symbol)
     return _watch_response(request, membership, pair_symbol, watched=True)
@@ -111,7 +203,7 @@ def watch_add(request: HttpRequest, membership: Membership, symbol: str) -> Http
 
 @require_POST
 @org_view(Capability.VIEW)
-def watch_remove(request: HttpRequest, membership: Membership, symbol: str) -> HttpResponse:
+def watch_remove(request: HtmxHttpRequest, membership: Membership, symbol: str) -> HttpResponse:
     pair_symbol = selectors.market_symbol_from_slug(slug=symbol)
     services.watchlist_remove(user=request.user, symbol=pair_symbol)
     return _watch_response(request, membership, pair_symbol, watched=False)

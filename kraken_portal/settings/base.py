@@ -142,6 +142,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files in every mode (see STORAGES below), so turning DEBUG off breaks nothing.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -303,6 +305,15 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# --- Static files (WhiteNoise) -------------------------------------------------------------
+# WhiteNoise serves /static/ in every mode: hashed, compressed files collected into STATIC_ROOT
+# (`make run` runs collectstatic), cached for ever by browsers; with DEBUG it serves straight
+# from the source folders instead, so a developer needs no collectstatic between edits.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# ------------------------------------------------------------------------------------------
 
 MAILERS = {
     "default": {"BACKEND": env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}

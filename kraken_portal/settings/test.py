@@ -10,5 +10,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Tests never run collectstatic: WhiteNoise serves straight from the source folders, looked up
+# per request (which also spares a warning about the missing STATIC_ROOT).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 # A fixed test keyring (the second factors are sealed with it); tests of the vault replace it.
 PORTAL_KEYRING = env("PORTAL_KEYRING") or "test:" + "dGVzdC1vbmx5LWtleS1mb3ItdGhlLXRlc3Qtc3VpdGU="

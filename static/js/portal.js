@@ -1,6 +1,23 @@
 // Small progressive enhancements; every page works without this file.
 (function () {
   "use strict";
+  // Styles that only make sense with this script (the folded menu) key on this class.
+  document.documentElement.classList.add("js");
+  document.addEventListener("click", function (event) {
+    const toggle = event.target.closest && event.target.closest("[data-menu-toggle]");
+    if (!toggle) return;
+    const menu = document.getElementById(toggle.getAttribute("aria-controls"));
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", String(open));
+    if (menu) menu.classList.toggle("open", open);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    const toggle = document.querySelector("[data-menu-toggle][aria-expanded='true']");
+    if (!toggle) return;
+    toggle.click();
+    toggle.focus();
+  });
   document.addEventListener("change", function (event) {
     const target = event.target;
     if (target instanceof HTMLSelectElement && target.hasAttribute("data-autosubmit")) {

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from django.test import Client
 from django.urls import path
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.services import totp_device_create
 from apps.core.groups import session_group, user_group
 from apps.core.realtime import (
     CLOSE_FORBIDDEN,
@@ -92,7 +92,7 @@ def _org_without_2fa_requirement(membership: Membership) -> None:
 
 @database_sync_to_async
 def _give_device(membership: Membership) -> None:
-    TOTPDevice.objects.create(user=membership.user, name="phone", confirmed=True)
+    totp_device_create(user=membership.user, confirmed=True)
 
 
 async def test_a_user_with_a_device_must_have_verified_it_even_where_2fa_is_optional(

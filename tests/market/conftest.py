@@ -20,7 +20,7 @@ from apps.market.store import PREFIX
 TEST_PAIRS = ["BTC/USD", "ETH/USD"]
 
 
-def _clear_market_keys() -> None:
+def clear_market_keys() -> None:
     client = redis.Redis.from_url(settings.REDIS_URL)
     keys = list(client.scan_iter(PREFIX + "*"))
     if keys:
@@ -30,9 +30,9 @@ def _clear_market_keys() -> None:
 
 @pytest.fixture
 def market_redis() -> Iterator[None]:
-    _clear_market_keys()
+    clear_market_keys()
     yield
-    _clear_market_keys()
+    clear_market_keys()
 
 
 def make_feeder(sandbox: Any, redis_client: Redis, **kwargs: Any) -> Feeder:
@@ -101,3 +101,51 @@ async def _feed_until_published(sandbox: Any) -> None:
 def market_data(sandbox: Any, market_redis: None) -> None:
     """Redis holds what a running feeder publishes for TEST_PAIRS (the feeder is then stopped)."""
     asyncio.run(_feed_until_published(sandbox))
+
+
+@contextlib.contextmanager
+def feeder_subprocess(sandbox: Any, pairs: list[str]) -> Iterator[Any]:
+    """`manage.py marketfeed` for `pairs` against the sandbox, as `make run` starts it; yields
+    once every pair's book has been published."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from apps.market.store import fragments_key
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "kraken_portal.settings.test",
+        "KRAKEN_API_URL": sandbox.url,
+        "KRAKEN_WS_URL": sandbox.ws_url,
+        "MARKET_PAIRS": ",".join(pairs),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "marketfeed"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        deadline = time.monotonic() + 30
+        for symbol in pairs:
+            ladder = "ladder-" + symbol.replace("/", "-")
+            while not client.hget(fragments_key(symbol), ladder):
+                assert time.monotonic() < deadline, "the feeder published nothing"
+                assert process.poll() is None, "the feeder exited"
+                time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        client.close()
+
+
+@pytest.fixture
+def feeder_process(sandbox: Any, market_redis: None) -> Iterator[Any]:
+    """`manage.py marketfeed` against the sandbox for TEST_PAIRS, as `make run` starts it."""
+    with feeder_subprocess(sandbox, TEST_PAIRS) as process:
+        yield process

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -19,46 +15,14 @@ from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
-from apps.market.store import fragments_key, loads, state_key
+from apps.market.store import loads, state_key
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
 from apps.orgs.services import memberships
 from tests.conftest import verified_client
-from tests.market.conftest import TEST_PAIRS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def feeder_process(sandbox: Any, market_redis: None) -> Iterator[subprocess.Popen[bytes]]:
-    """`manage.py marketfeed` against the sandbox, as `make run` starts it."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "kraken_portal.settings.test",
-        "KRAKEN_API_URL": sandbox.url,
-        "KRAKEN_WS_URL": sandbox.ws_url,
-        "MARKET_PAIRS": ",".join(TEST_PAIRS),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "marketfeed"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        deadline = time.monotonic() + 30
-        while not client.hget(fragments_key("BTC/USD"), "ladder-BTC-USD"):
-            assert time.monotonic() < deadline, "the feeder published nothing"
-            assert process.poll() is None, "the feeder exited"
-            time.sleep(0.1)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        client.close()
 
 
 @pytest.fixture

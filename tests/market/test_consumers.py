@@ -138,3 +138,43 @@ async def test_a_client_too_far_behind_is_closed_so_it_reconnects() -> None:
     await consumer.fragments({"type": "fragments", "parts": parts})
     await asyncio.sleep(0)  # the close runs as its own task
     assert consumer.closed_with == 1013  # htmx's ws extension reconnects on 1013
+
+
+async def _received_ids(communicator: WebsocketCommunicator, wanted: set[str]) -> set[str]:
+    """Element ids of the fragments received until all of `wanted` arrived (at most 20 frames;
+    the running feeder keeps them coming, and a receive that times out ends the consumer)."""
+    import re
+
+    seen: set[str] = set()
+    for _ in range(20):
+        frame = await communicator.receive_from(timeout=10)
+        seen.update(re.findall(r'id="((?:tile|row)-[A-Z-]+)"', frame))
+        if wanted <= seen:
+            break
+    return seen
+
+
+async def test_an_overview_socket_sends_only_the_view_the_page_shows(
+    client_for: Callable[[Membership], Client], viewer: Membership, running_feeder: Feeder
+) -> None:
+    await eventually(lambda: all(st.book.ready for st in running_feeder.states.values()))
+    await asyncio.sleep(0.5)
+    client = await database_sync_to_async(client_for)(viewer)
+    communicator, connected, _ = await _connect("/ws/o/acme/markets/?view=table", _headers(client))
+    assert connected
+    rows = {"row-BTC-USD", "row-ETH-USD"}
+    seen = await _received_ids(communicator, rows)
+    assert rows <= seen  # the snapshot and live rows...
+    assert not any(element.startswith("tile-") for element in seen)  # ...and no tiles
+
+    await communicator.send_to(text_data='{"view": "tiles"}')
+    tiles = {"tile-BTC-USD", "tile-ETH-USD"}
+    seen = await _received_ids(communicator, tiles)
+    assert tiles <= seen  # the tiles' snapshot at once
+    assert not any(element.startswith("row-") for element in seen)
+
+    await communicator.send_to(text_data='{"view": "nonsense", "x": 1}')  # ignored
+    await communicator.send_to(text_data="not json")
+    seen = await _received_ids(communicator, {"tile-BTC-USD"})
+    assert not any(element.startswith("row-") for element in seen)
+    await communicator.disconnect()

@@ -16,9 +16,9 @@ from apps.orgs.models import Membership
 
 pytestmark = pytest.mark.django_db
 
-# The ids the publisher's fragments replace: the feed pulse, the overview's tiles and the pair
-# page's parts (apps.market.feeder.publisher names them).
-LIVE_PREFIXES = ("tile-", *(f"{part}-" for part in SYMBOL_PARTS))
+# The ids the publisher's fragments replace: the feed pulse, the overview's tiles and table
+# rows and the pair page's parts (apps.market.feeder.publisher names them).
+LIVE_PREFIXES = ("tile-", "row-", *(f"{part}-" for part in SYMBOL_PARTS))
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
 
 
@@ -69,7 +69,10 @@ def live_targets(elements: list[Element]) -> list[Element]:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("/o/acme/markets/", {FEED_ELEMENT, "tile-BTC-USD", "tile-ETH-USD"}),
+        (
+            "/o/acme/markets/",
+            {FEED_ELEMENT, "tile-BTC-USD", "tile-ETH-USD", "row-BTC-USD", "row-ETH-USD"},
+        ),
         (
             "/o/acme/markets/BTC-USD/",
             {FEED_ELEMENT, *(f"{part}-BTC-USD" for part in SYMBOL_PARTS)},

@@ -1,7 +1,8 @@
 """The market pages cost a fixed, small number of queries, whatever the watchlist holds.
 
 Market data comes from Redis; the database is asked only for the request's session, user,
-2FA device and membership, the user's watchlist, and the organization switcher.
+2FA device and membership, the user's watchlist, and the organization switcher; the overview
+also reads the user's tiles/table choice.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ OVERVIEW = "/o/acme/markets/"
 PAIR = "/o/acme/markets/BTC-USD/"
 # Session, user, 2FA device, membership, watchlist, organization switcher.
 PAGE_QUERIES = 6
+# The overview's layout (tiles or table) is a per-user preference: one more row read.
+BUDGETS = {OVERVIEW: PAGE_QUERIES + 1, PAIR: PAGE_QUERIES}
 
 
 @pytest.mark.parametrize("url", [OVERVIEW, PAIR])
@@ -34,11 +37,11 @@ def test_a_market_page_costs_the_same_few_queries_however_many_pairs_are_watched
 ) -> None:
     client = client_for(trader)
     client.get(url)  # the first request of a session records when it was last seen
-    with django_assert_max_num_queries(PAGE_QUERIES):
+    with django_assert_max_num_queries(BUDGETS[url]):
         assert client.get(url).status_code == 200
     for symbol in TEST_PAIRS:
         WatchlistItem.objects.create(user=trader.user, symbol=symbol)
-    with django_assert_max_num_queries(PAGE_QUERIES):
+    with django_assert_max_num_queries(BUDGETS[url]):
         response = client.get(url)
     assert response.status_code == 200
     assert "★ Watching" in response.text

@@ -66,7 +66,7 @@ def test_the_overview_shows_a_tile_per_pair_with_a_live_socket(
     html = response.content.decode()
     assert 'id="tile-BTC-USD"' in html
     assert 'id="tile-ETH-USD"' in html
-    assert 'ws-connect="/ws/o/acme/markets/"' in html
+    assert 'ws-connect="/ws/o/acme/markets/?view=tiles"' in html  # tiles unless chosen
     assert "<polyline" in html  # the sparkline
     assert 'style="' not in html  # strict CSP: no inline styles
 
@@ -110,3 +110,44 @@ def test_a_member_adds_and_removes_a_pair_from_their_watchlist_with_htmx(
     assert response.status_code == 302
     assert response["Location"] == OVERVIEW
     assert not WatchlistItem.objects.exists()
+
+
+def test_the_layout_choice_is_remembered_and_a_bad_one_refused(
+    client_for: Callable[[Membership], Client], viewer: Membership
+) -> None:
+    from apps.market.models import MarketPreference
+
+    client = client_for(viewer)
+    url = "/o/acme/markets/layout/"
+    assert client.post(url, {"layout": "sideways"}).status_code == 400
+    response = client.post(url, {"layout": "table"}, headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert MarketPreference.objects.get(user=viewer.user).layout == "table"
+    assert client.post(url, {"layout": "tiles"}).status_code == 302
+    assert MarketPreference.objects.get(user=viewer.user).layout == "tiles"
+
+
+@pytest.mark.parametrize("interval", ["15", "1440", "7", "abc", "-1", ""])
+def test_the_pair_page_takes_any_interval_and_never_fails(
+    client_for: Callable[[Membership], Client],
+    viewer: Membership,
+    market_data: None,
+    interval: str,
+) -> None:
+    response = client_for(viewer).get(PAIR, {"interval": interval})
+    assert response.status_code == 200
+    expected = interval if interval in {"15", "1440"} else "1"
+    assert f'data-interval="{expected}"' in response.content.decode()
+
+
+def test_longer_candles_are_built_from_the_minutes() -> None:
+    from apps.market.presenters import aggregate_candles
+
+    minutes = [
+        {"time": 900 + 60 * i, "open": str(i), "high": str(10 + i), "low": str(i), "close": str(i)}
+        for i in range(16)
+    ]
+    buckets = aggregate_candles(minutes, 15)
+    assert [b["time"] for b in buckets] == [900, 1800]
+    first = buckets[0]
+    assert (first["open"], first["high"], first["low"], first["close"]) == (0, 24, 0, 14)

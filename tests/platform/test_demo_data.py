@@ -25,7 +25,7 @@ from apps.vault.policy import NEEDED, assess
 from apps.vault.probe import credential_probe
 from kraken_portal.management.commands import demo_data
 from tests.factories import UserFactory
-from tests.platform.test_deploy import REPO, production_env
+from tests.platform.test_deploy import REPO, SECURE_REDIS_URL, production_env
 from tests.plugins.sandbox import SandboxProcess, free_port
 
 pytestmark = pytest.mark.django_db
@@ -122,6 +122,8 @@ def test_it_refuses_the_production_settings_even_with_the_sandbox(
         # it would fail on the connection, with another message.
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/portal_demo_must_not_exist",
         DEBUG="1",  # not what the refusal looks at
+        # Production's own checks (a Redis with a password) pass, so the refusal is demo_data's.
+        REDIS_URL=SECURE_REDIS_URL,
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "demo_data", "--wait-for-sandbox"],

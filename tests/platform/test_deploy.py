@@ -168,7 +168,9 @@ print(json.dumps({
 
 
 @pytest.mark.django_db
-def test_production_serves_only_https_with_hsts_and_host_only_secure_cookies() -> None:
+def test_production_serves_only_https_with_hsts_and_host_only_secure_cookies(
+    tmp_path: Path,
+) -> None:
     from django.db import connection
 
     settings = connection.settings_dict
@@ -176,7 +178,12 @@ def test_production_serves_only_https_with_hsts_and_host_only_secure_cookies() -
         f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST']}:"
         f"{settings['PORT'] or 5432}/{settings['NAME']}"
     )
-    result = run_python(RESPONSE_HEADERS, production_env(DATABASE_URL=url))
+    # A deployment collects its static files first: pages name their hashed copies.
+    env = production_env(DATABASE_URL=url, PORTAL_VAR_DIR=str(tmp_path))
+    collect = "import django; django.setup(); from django.core.management import call_command;"
+    collect += " call_command('collectstatic', interactive=False, verbosity=0)"
+    assert run_python(collect, env).returncode == 0
+    result = run_python(RESPONSE_HEADERS, env)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["plain_status"] == 301

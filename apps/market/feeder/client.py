@@ -25,11 +25,16 @@ from redis.asyncio import Redis
 from apps.market.feeder.book import ChecksumMismatch
 from apps.market.feeder.lease import Lease
 from apps.market.feeder.publisher import Publisher
-from apps.market.feeder.state import BOOK_DEPTH, SymbolState
-from apps.market.store import FEEDER_KEY, LEASE_KEY, PAIRS_KEY, dumps
+from apps.market.feeder.state import BOOK_DEPTH, SymbolState, candle_from_row
+from apps.market.store import FEEDER_KEY, LEASE_KEY, PAIRS_KEY, candles_key, dumps
 
 logger = logging.getLogger(__name__)
 
+# The chart's longer intervals (minutes): history from REST OHLC, refreshed every
+# HISTORY_REFRESH seconds. Recent buckets come from the live one-minute candles instead, so
+# this history only has to reach back further than those twelve hours.
+HISTORY_INTERVALS = (5, 15, 60, 240, 1440)
+HISTORY_REFRESH = 900.0
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 # Kraken's v1/REST names some assets differently from WS v2 (`XBT/USD` is `BTC/USD` in v2).
@@ -42,6 +47,17 @@ class PairInfo:
     rest_name: str  # REST altname, XBTUSD
     price_decimals: int
     qty_decimals: int
+    # The assets' names (WS v2) and decimals, for formatting (apps.core.amounts.PairDecimals).
+    assets: tuple[tuple[str, Any], ...] = ()
+
+    def described(self) -> dict[str, Any]:
+        """The stored description of the pair (PAIRS_KEY, and each state's head)."""
+        return {
+            "symbol": self.symbol,
+            "price_decimals": self.price_decimals,
+            "qty_decimals": self.qty_decimals,
+            **dict(self.assets),
+        }
 
 
 def v2_symbol(wsname: str) -> str:
@@ -80,6 +96,7 @@ class Feeder:
         self.reconnects = 0
         self.resyncs = 0
         self.subscribed = asyncio.Event()  # set once the current connection has subscribed
+        self.pairs: list[PairInfo] = []  # as last discovered
         self._ws: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -94,10 +111,11 @@ class Feeder:
                 self.state = "active"
                 keeper = asyncio.create_task(self.lease.keep())
                 feeding = asyncio.create_task(self.feed())
+                history = asyncio.create_task(self._refresh_history())
                 try:
                     await asyncio.wait({keeper, feeding}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    for task in (keeper, feeding):
+                    for task in (keeper, feeding, history):
                         task.cancel()
                     await asyncio.gather(keeper, feeding, return_exceptions=True)
                 logger.warning("market feeder lost its lease; standing by")
@@ -142,15 +160,28 @@ class Feeder:
 
     # -- reference data ----------------------------------------------------------------------
 
+    async def _assets(self, http: aiohttp.ClientSession) -> dict[str, Any]:
+        """Kraken's Assets (decimals, display decimals) by REST id; empty if unavailable, in
+        which case amounts fall back to the pair's own decimals."""
+        try:
+            async with http.get(f"{self.api_url}/0/public/Assets") as response:
+                body = json.loads(await response.text(), parse_float=Decimal)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return {}
+        result: dict[str, Any] = body.get("result") or {}
+        return result
+
     async def discover(self, http: aiohttp.ClientSession) -> list[PairInfo]:
         async with http.get(f"{self.api_url}/0/public/AssetPairs") as response:
             body = json.loads(await response.text(), parse_float=Decimal)
+        assets = await self._assets(http)
         pairs = [
             PairInfo(
                 symbol=v2_symbol(info["wsname"]),
                 rest_name=info.get("altname", key),
                 price_decimals=int(info["pair_decimals"]),
                 qty_decimals=int(info["lot_decimals"]),
+                assets=_asset_decimals(v2_symbol(info["wsname"]), info, assets),
             )
             for key, info in sorted(body.get("result", {}).items())
             if info.get("wsname")
@@ -175,6 +206,35 @@ class Feeder:
         )
         self.states[pair.symbol].seed_candles(rows)
 
+    async def _ohlc(
+        self, http: aiohttp.ClientSession, pair: PairInfo, interval: int
+    ) -> list[list[Any]]:
+        url = f"{self.api_url}/0/public/OHLC"
+        params = {"pair": pair.rest_name, "interval": str(interval)}
+        async with http.get(url, params=params) as response:
+            body = json.loads(await response.text(), parse_float=Decimal)
+        rows: list[list[Any]] = next(
+            (v for k, v in body.get("result", {}).items() if k != "last"), []
+        )
+        return rows
+
+    async def _refresh_history(self) -> None:
+        """The longer intervals' candles, once the pairs are known and then every so often."""
+        while not self.pairs:
+            await asyncio.sleep(0.5)
+        while True:
+            timeout = aiohttp.ClientTimeout(total=10)
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                for pair in list(self.pairs):
+                    for interval in HISTORY_INTERVALS:
+                        try:
+                            rows = await self._ohlc(http, pair, interval)
+                        except (aiohttp.ClientError, TimeoutError, ValueError):
+                            continue  # best effort: the chart still has the recent buckets
+                        candles = [candle_from_row(row) for row in rows]
+                        await self.redis.set(candles_key(pair.symbol, interval), dumps(candles))
+            await asyncio.sleep(HISTORY_REFRESH)
+
     async def prepare(self) -> list[PairInfo]:
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as http:
@@ -185,21 +245,11 @@ class Feeder:
                         pair.symbol,
                         price_decimals=pair.price_decimals,
                         qty_decimals=pair.qty_decimals,
+                        described=pair.described(),
                     )
             await asyncio.gather(*(self.backfill(http, p) for p in pairs))
-        await self.redis.set(
-            PAIRS_KEY,
-            dumps(
-                [
-                    {
-                        "symbol": p.symbol,
-                        "price_decimals": p.price_decimals,
-                        "qty_decimals": p.qty_decimals,
-                    }
-                    for p in pairs
-                ]
-            ),
-        )
+        await self.redis.set(PAIRS_KEY, dumps([p.described() for p in pairs]))
+        self.pairs = pairs
         return pairs
 
     # -- the socket --------------------------------------------------------------------------
@@ -299,6 +349,20 @@ class Feeder:
             else:
                 st.apply_ohlc(entry, received_at)
             self.publisher.changed(st.symbol, overview="tile" in st.dirty)
+
+
+def _asset_decimals(
+    symbol: str, info: dict[str, Any], assets: dict[str, Any]
+) -> tuple[tuple[str, Any], ...]:
+    """The base and quote assets' names and decimals, as PairDecimals reads them."""
+    base, _, quote = symbol.partition("/")
+    found: dict[str, Any] = {"base": base, "quote": quote}
+    for side in ("base", "quote"):
+        asset = assets.get(info.get(side, ""))
+        if asset:
+            found[f"{side}_decimals"] = int(asset["decimals"])
+            found[f"{side}_display_decimals"] = int(asset["display_decimals"])
+    return tuple(found.items())
 
 
 def _describe(exc: BaseException) -> str:

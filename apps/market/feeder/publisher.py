@@ -73,9 +73,14 @@ def render_feed(*, heard_at: float, down: Iterable[str]) -> str:
     return _render("market/_feed.html", context)
 
 
-def render_tile(state: dict[str, Any], previous_last: Any) -> tuple[str, str]:
+def render_tile(state: dict[str, Any], previous_last: Any) -> Parts:
+    """The overview's two views of one pair, its tile and its table row, from one present."""
     context = {"tile": presenters.tile(state, previous_last), "oob": True}
-    return f"tile-{state['slug']}", _render("market/overview.html#tile", context)
+    slug = state["slug"]
+    return [
+        (f"tile-{slug}", _render("market/overview.html#tile", context)),
+        (f"row-{slug}", _render("market/overview.html#row", context)),
+    ]
 
 
 class Publisher:
@@ -149,10 +154,10 @@ class Publisher:
         for symbol in sorted(dirty):
             st = self.states[symbol]
             st.dirty.discard("tile")
-            element, html = render_tile(self._state(symbol), st.previous_last)
+            rendered = render_tile(self._state(symbol), st.previous_last)
             st.previous_last = st.ticker.get("last", st.previous_last)
-            parts.append((element, html))
-            pipe.hset(fragments_key(symbol), element, html)
+            parts.extend(rendered)
+            pipe.hset(fragments_key(symbol), mapping=dict(rendered))
         if not parts:
             return
         await pipe.execute()

@@ -33,9 +33,31 @@ def _epoch(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
 
 
+def candle_from_row(row: list[Any]) -> dict[str, Any]:
+    """A REST OHLC row `[time, open, high, low, close, vwap, volume, count]` as a candle."""
+    return {
+        "time": int(row[0]),
+        "open": Decimal(row[1]),
+        "high": Decimal(row[2]),
+        "low": Decimal(row[3]),
+        "close": Decimal(row[4]),
+        "volume": Decimal(row[6]),
+    }
+
+
 class SymbolState:
-    def __init__(self, symbol: str, *, price_decimals: int, qty_decimals: int) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        *,
+        price_decimals: int,
+        qty_decimals: int,
+        described: Mapping[str, Any] | None = None,
+    ) -> None:
         self.symbol = symbol
+        # The pair's assets and their decimals (see PairInfo.described), carried in the state
+        # so every fragment formats amounts from the state alone.
+        self.described = dict(described or {})
         self.slug = symbol_slug(symbol)
         self.price_decimals = price_decimals
         self.qty_decimals = qty_decimals
@@ -94,18 +116,7 @@ class SymbolState:
     def seed_candles(self, rows: list[list[Any]]) -> None:
         """History from REST OHLC: `[time, open, high, low, close, vwap, volume, count]`."""
         for row in rows[-CANDLES_KEPT:]:
-            begin = int(row[0])
-            self.candles.setdefault(
-                begin,
-                {
-                    "time": begin,
-                    "open": Decimal(row[1]),
-                    "high": Decimal(row[2]),
-                    "low": Decimal(row[3]),
-                    "close": Decimal(row[4]),
-                    "volume": Decimal(row[6]),
-                },
-            )
+            self.candles.setdefault(int(row[0]), candle_from_row(row))
 
     def as_dict(self, *, candles: int = CANDLES_KEPT) -> dict[str, Any]:
         """The stored shape (see apps.market.store); pages and fragments render from it.
@@ -114,6 +125,7 @@ class SymbolState:
         """
         recent = sorted(self.candles)[-candles:]
         return {
+            **self.described,
             "symbol": self.symbol,
             "slug": self.slug,
             "price_decimals": self.price_decimals,

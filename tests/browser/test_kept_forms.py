@@ -9,6 +9,7 @@ import pytest
 
 from apps.orgs.models import Organization
 from apps.orgs.permissions import Role
+from tests.browser.test_accessibility import FAILING_IMPACTS, _axe
 from tests.browser.test_two_factor import code_from_manual_key
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
 from tests.plugins.browser import PortalServer
@@ -39,6 +40,9 @@ def test_an_owner_without_2fa_saves_settings_after_enrolling_without_typing_them
         why.inner_text()
     )
     assert "What you typed is kept" in why.inner_text()
+    # The notice passes axe-core like every other page (the crawl never parks a form).
+    serious = [v["id"] for v in _axe(page) if v["impact"] in FAILING_IMPACTS]
+    assert serious == []
     manual_key = page.get_by_test_id("manual-key").inner_text()
     page.get_by_label("Authentication code").fill(code_from_manual_key(manual_key))
     page.get_by_role("button", name="Turn on two-factor authentication").click()

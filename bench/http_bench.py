@@ -92,7 +92,7 @@ def prepare_database(users: int, org_size: int) -> list[tuple[str, str]]:
 
     from apps.accounts.middleware import LAST_SEEN_KEY
     from apps.accounts.models import User
-    from apps.orgs.models import Membership, Organization
+    from apps.orgs.models import KrakenAccount, Membership, Organization
     from apps.orgs.permissions import Role
     from apps.vault.services import credential_create
 
@@ -116,6 +116,13 @@ def prepare_database(users: int, org_size: int) -> list[tuple[str, str]]:
             org=org, user=user, defaults={"role": roles[i % len(roles)]}
         )
         if created:
+            # Every key sits on one of the organization's Kraken accounts: its master here.
+            account, _ = KrakenAccount.objects.get_or_create(
+                org=org,
+                kind=KrakenAccount.Kind.MASTER,
+                archived_at__isnull=True,
+                defaults={"label": "Bench", "verification_tier": "starter"},
+            )
             for use in ("trading", "funding"):
                 api_key, secret = _demo_key(f"{email}:{use}")
                 with contextlib.suppress(Exception):  # a role that may not hold this use
@@ -125,7 +132,7 @@ def prepare_database(users: int, org_size: int) -> list[tuple[str, str]]:
                         api_key=api_key,
                         secret=secret,
                         otp=None,
-                        account="Bench",
+                        account=account,
                         use=use,
                         probe=False,
                     )

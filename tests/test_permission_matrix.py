@@ -35,7 +35,7 @@ from apps.orgs.models import Invitation, Membership, OnboardingApplication
 from apps.orgs.permissions import Role, role_can
 from apps.orgs.selectors import token_hash
 from tests.conftest import verified_client
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, UserFactory, master_account
 
 # The Django admin has its own staff-and-permission checks; it is tested on its own below.
 EXCLUDED_NAMESPACES = {"admin"}
@@ -127,11 +127,11 @@ class World:
             api_key=pair.api_key,
             secret=pair.secret,
             otp=None,
-            account="main",
+            account=master_account(self.org),
             # A use the holder's role has: keys are stored only for those.
             use=uses_for_role(membership.role)[0],
             probe=False,
-            shared=False,
+            designated=False,
         )
         return {"pk": credential.pk}
 
@@ -179,8 +179,10 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
     "vault:credential-test": World.own_credential,
     "vault:credential-revoke": World.own_credential,
     "vault:credential-delete": World.own_credential,
-    "vault:credential-share": World.own_credential,
+    "vault:credential-designate": World.own_credential,
     "vault:oversight-revoke": World.own_credential,
+    "orgs:account-edit": lambda w: {"pk": master_account(w.org).pk},
+    "orgs:account-archive": lambda w: {"pk": master_account(w.org).pk},
     "market:pair": World.market_pair,
     "market:watch-add": World.market_pair,
     "market:watch-remove": World.market_pair,
@@ -190,8 +192,8 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
 
 # Views whose own rule is narrower than their capability: only these roles pass.
 NARROWER_RULES: dict[str, set[str]] = {
-    # Sharing a key as the desk's key is for owners only (apps/vault/services.py).
-    "vault:credential-share": {Role.OWNER},
+    # Designating a key for unattended work is for owners and admins (apps/vault/services.py).
+    "vault:credential-designate": {Role.OWNER, Role.ADMIN},
 }
 
 

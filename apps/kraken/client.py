@@ -139,7 +139,11 @@ class KrakenKey:
     api_key: str
     secret: str = field(repr=False)
     otp: str | None = field(default=None, repr=False)
-    tier: str = "starter"  # a key of ratelimit.TIERS
+    tier: str = "starter"  # a key of ratelimit.TIERS: the account's (its master's) tier
+    # The Kraken account the key acts on (apps.orgs KrakenAccount.counter_ref, "acct:<id>"):
+    # the matching-engine counter is Kraken's per account and pair, so every key of one account
+    # charges the same one. Empty: the key is taken as its own account.
+    account_ref: str = ""
 
     def __post_init__(self) -> None:
         ratelimit.tier_limits(self.tier)  # ValueError for an unknown tier, at construction
@@ -489,7 +493,11 @@ def _private_once(key: KrakenKey, method: str, params: dict[str, Any], idempoten
     started = time.monotonic()
     try:
         charges = ratelimit.charges_for(
-            api_key=key.api_key, tier=key.tier, method=method, params=params
+            api_key=key.api_key,
+            tier=key.tier,
+            method=method,
+            params=params,
+            account_ref=key.account_ref or None,
         )
         response = _send_in_order(
             key, method, wire, charges, as_json=as_json, idempotent=idempotent, reference=reference
@@ -588,11 +596,15 @@ def _remember(key: KrakenKey, method: str, params: dict[str, Any], result: Any) 
         ident = params.get("txid") or params.get("cl_ord_id")
         if ident:
             idents = [str(ident)]
-            pair = pair or ratelimit.remembered_pair(key.api_key, str(ident))
+            pair = pair or ratelimit.remembered_pair(
+                key.api_key, str(ident), account_ref=key.account_ref or None
+            )
     if method in {"AddOrder", "EditOrder"} and params.get("cl_ord_id"):
         idents.append(str(params["cl_ord_id"]))
     if isinstance(pair, str) and idents:
-        ratelimit.remember_orders(api_key=key.api_key, pair=pair, idents=idents)
+        ratelimit.remember_orders(
+            api_key=key.api_key, pair=pair, idents=idents, account_ref=key.account_ref or None
+        )
 
 
 def websocket_token(key: KrakenKey) -> str:

@@ -11,8 +11,13 @@ Two counters are modelled:
   order is known for orders this client placed (remembered in Redis for 300 s, after which every
   penalty is 0); for orders it did not place the penalty cannot be known and is taken as 0.
 
-Kraken keeps the trading counter per account and pair; a key does not say which account it
-belongs to, so the model keys it per API key and pair (exact when one key is used per account).
+Each counter is kept where Kraken keeps it: the REST counter per API key, the trading counter
+per ACCOUNT and pair (two keys on one account share it, so charging per key would let them
+overrun Kraken's). A key does not say which account it belongs to; the caller says it with
+``account_ref`` (the vault's KrakenAccount, apps.orgs: ``acct:<id>``). Without one, the key is
+taken as its own account (exact when one key is used per account). The tier, too, is the
+account's (its master's), not the deployment's. Order ages are remembered per account as well:
+any key on the account may cancel an order another placed.
 
 The model is a leaky bucket evaluated inside Redis with Redis' clock, atomically for all the
 counters a call touches: a call is admitted only when *every* counter has room (``level + cost
@@ -176,16 +181,21 @@ def wait_time_for_cost(level: float, cost: float, capacity: float, decay: float)
 # --- Which counters a call touches ---------------------------------------------------------
 
 
+def account_scope(*, api_key: str, account_ref: str | None) -> str:
+    """The scope of the per-account counters: the account when known, else the key itself."""
+    return account_ref or f"key:{key_ref(api_key)}"
+
+
 def _rest_key(api_key: str) -> str:
     return f"kraken:rate:rest:{key_ref(api_key)}"
 
 
-def _trade_key(api_key: str, symbol: str) -> str:
-    return f"kraken:rate:trade:{key_ref(api_key)}:{symbol}"
+def _trade_key(scope: str, symbol: str) -> str:
+    return f"kraken:rate:trade:{scope}:{symbol}"
 
 
-def _order_key(api_key: str, ident: str) -> str:
-    return f"kraken:order:{key_ref(api_key)}:{ident}"
+def _order_key(scope: str, ident: str) -> str:
+    return f"kraken:order:{scope}:{ident}"
 
 
 def _symbol(pair: object) -> str | None:
@@ -207,8 +217,8 @@ def _idents(value: object) -> list[str]:
     return []
 
 
-def _known_order(api_key: str, ident: str, client: RedisClient) -> tuple[str, float] | None:
-    raw = client.get(_order_key(api_key, ident))
+def _known_order(scope: str, ident: str, client: RedisClient) -> tuple[str, float] | None:
+    raw = client.get(_order_key(scope, ident))
     if not raw:
         return None
     symbol, _, placed = raw.rpartition("|")
@@ -221,11 +231,14 @@ def charges_for(
     tier: str,
     method: str,
     params: dict[str, Any],
+    account_ref: str | None = None,
     client: RedisClient | None = None,
 ) -> list[Charge]:
-    """The counters a private call would charge, with their costs."""
+    """The counters a private call would charge, with their costs. ``tier`` is the account's
+    (its master's); ``account_ref`` names the account the key belongs to."""
     limits = tier_limits(tier)
     conn = client or redis_client()
+    scope = account_scope(api_key=api_key, account_ref=account_ref)
     if method not in TRADING_METHODS:
         cost = REST_COST.get(method, 1)
         return [Charge(_rest_key(api_key), cost, limits.rest_max - HEADROOM, limits.rest_decay)]
@@ -245,20 +258,20 @@ def charges_for(
     elif method in {"AmendOrder", "EditOrder"}:
         table = AMEND_PENALTY if method == "AmendOrder" else EDIT_PENALTY
         ident = params.get("txid") or params.get("cl_ord_id")
-        known = _known_order(api_key, str(ident), conn) if ident else None
+        known = _known_order(scope, str(ident), conn) if ident else None
         symbol = _symbol(params.get("pair")) or (known[0] if known else None)
         add(symbol, 1 + (age_penalty(table, known[1]) if known else 0))
     elif method in {"CancelOrder", "CancelOrderBatch"}:
         idents = _idents(params.get("txid") or params.get("cl_ord_id"))
         idents += _idents(params.get("orders")) + _idents(params.get("cl_ord_ids"))
         for ident in idents:
-            known = _known_order(api_key, ident, conn)
+            known = _known_order(scope, ident, conn)
             if known:
                 add(known[0], age_penalty(CANCEL_PENALTY, known[1]))
     # CancelAll / CancelAllOrdersAfter: +1 per affected pair / +1 without a pair on Kraken's
     # side; which pairs is unknown here, so they are not modelled.
     return [
-        Charge(_trade_key(api_key, s), amount, limits.trade_max - HEADROOM, limits.trade_decay)
+        Charge(_trade_key(scope, s), amount, limits.trade_max - HEADROOM, limits.trade_decay)
         for s, amount in sorted(per_pair.items())
     ]
 
@@ -268,6 +281,7 @@ def remember_orders(
     api_key: str,
     pair: str,
     idents: list[str],
+    account_ref: str | None = None,
     client: RedisClient | None = None,
 ) -> None:
     """Remember when this client placed (or amended) orders, for the age-based penalties."""
@@ -275,15 +289,23 @@ def remember_orders(
     if not symbol or not idents:
         return
     conn = client or redis_client()
+    scope = account_scope(api_key=api_key, account_ref=account_ref)
     stamp = f"{symbol}|{time.time():.3f}"
     pipe = conn.pipeline(transaction=False)
     for ident in idents:
-        pipe.set(_order_key(api_key, ident), stamp, ex=ORDER_MEMORY_SECONDS)
+        pipe.set(_order_key(scope, ident), stamp, ex=ORDER_MEMORY_SECONDS)
     pipe.execute()
 
 
-def remembered_pair(api_key: str, ident: str, *, client: RedisClient | None = None) -> str | None:
-    known = _known_order(api_key, ident, client or redis_client())
+def remembered_pair(
+    api_key: str,
+    ident: str,
+    *,
+    account_ref: str | None = None,
+    client: RedisClient | None = None,
+) -> str | None:
+    scope = account_scope(api_key=api_key, account_ref=account_ref)
+    known = _known_order(scope, ident, client or redis_client())
     return known[0] if known else None
 
 

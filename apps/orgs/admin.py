@@ -12,7 +12,13 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
+from apps.orgs.models import (
+    Invitation,
+    KrakenAccount,
+    Membership,
+    OnboardingApplication,
+    Organization,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -76,3 +82,10 @@ class OnboardingApplicationAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "business_type", "assets_under_management", "country")
     search_fields = ("company_name", "email")
+
+
+@admin.register(KrakenAccount)
+class KrakenAccountAdmin(ReadOnlyAdmin):
+    list_display = ("label", "org", "kind", "kraken_id", "verification_tier", "archived_at")
+    list_filter = ("kind", "verification_tier")
+    search_fields = ("label", "org__name", "kraken_id")

@@ -10,7 +10,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 
 from apps.orgs.countries import US_STATES, country_choices
-from apps.orgs.models import AssetsUnderManagement, BusinessType
+from apps.orgs.models import TIER_CHOICES, AssetsUnderManagement, BusinessType, KrakenAccount
 from apps.orgs.permissions import Role
 from apps.orgs.services.onboarding import SERVICE_UNAVAILABLE_REGION, UNAVAILABLE_US_STATES
 
@@ -86,6 +86,20 @@ class OrganizationSettingsForm(forms.Form):
         label="Require two-factor authentication for every member",
         help_text="Members without 2FA are asked to set it up before they can continue.",
     )
+    # Left empty (or not posted) means unchanged.
+    reporting_currency = forms.CharField(
+        required=False,
+        max_length=16,
+        help_text="Values, limits and reports are shown in this asset, e.g. USD, EUR or BTC. "
+        "Owners only.",
+    )
+    business_timezone = forms.CharField(
+        required=False,
+        label="Business-day time zone",
+        max_length=64,
+        help_text="“Today” and every daily limit follow this time zone, e.g. Europe/London. "
+        "Owners only.",
+    )
     allow_overprivileged_keys = forms.BooleanField(
         required=False,
         label="Accept API keys that can do more than their use needs",
@@ -96,9 +110,60 @@ class OrganizationSettingsForm(forms.Form):
     def __init__(self, *args: Any, actor_role: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if actor_role != Role.OWNER:
-            # Shown, so admins know the policy, but only an owner may change it; a disabled
-            # field ignores whatever is posted for it.
+            # Shown, so admins know the policy, but only an owner may change these; a disabled
+            # field keeps its initial value whatever is posted for it.
             self.fields["allow_overprivileged_keys"].disabled = True
+            self.fields["reporting_currency"].disabled = True
+            self.fields["business_timezone"].disabled = True
+
+
+class KrakenAccountForm(forms.Form):
+    """Adding an account, or (with `instance`) editing one. Only owners get the id and tier."""
+
+    label = forms.CharField(max_length=80, help_text="E.g. “Main account” or “Desk 2”.")
+    kind = forms.ChoiceField(label="Account type", choices=KrakenAccount.Kind.choices)
+    kraken_id = forms.CharField(
+        label="Kraken account id (IIBAN)",
+        required=False,
+        max_length=32,
+        help_text="16 letters and digits, shown on Kraken under Settings → Account. Kraken's "
+        "API does not tell the portal which account a key belongs to.",
+    )
+    tier = forms.ChoiceField(
+        label="Verification tier",
+        required=False,
+        choices=[("", "—"), *TIER_CHOICES],
+        help_text="The master account's tier sets the rate limits of every key on it and on "
+        "its subaccounts.",
+    )
+
+    def __init__(
+        self, *args: Any, is_owner: bool, instance: KrakenAccount | None = None, **kwargs: Any
+    ) -> None:
+        if instance is not None:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "label": instance.label,
+                    "kind": instance.kind,
+                    "kraken_id": instance.kraken_id,
+                    "tier": instance.verification_tier,
+                },
+            )
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+        if instance is not None:
+            del self.fields["kind"]
+            if not instance.is_master:
+                del self.fields["tier"]
+        if not is_owner:
+            self.fields.pop("kraken_id")
+            self.fields.pop("tier", None)
+            if "kind" in self.fields:
+                # Only an owner adds the master (it carries the tier).
+                self.fields["kind"].choices = [  # type: ignore[attr-defined]
+                    (KrakenAccount.Kind.SUBACCOUNT, KrakenAccount.Kind.SUBACCOUNT.label)
+                ]
 
 
 class OnboardingForm(forms.Form):

@@ -6,6 +6,11 @@ from django.db.models import Q
 
 from apps.orgs.countries import COUNTRY_NAMES, US_STATE_NAMES
 from apps.orgs.permissions import Capability, Role, role_can
+from apps.orgs.validators import validate_asset_code, validate_kraken_account_id, validate_time_zone
+
+# Kraken verification tiers (the keys of apps.kraken.ratelimit.TIERS, which a test keeps equal):
+# they set the rate limits of the master account and of every subaccount under it.
+TIER_CHOICES = (("starter", "Starter"), ("intermediate", "Intermediate"), ("pro", "Pro"))
 
 
 class Organization(models.Model):
@@ -16,6 +21,14 @@ class Organization(models.Model):
     country = models.CharField(max_length=2, blank=True)
     require_2fa = models.BooleanField(
         default=True, help_text="Every member must use two-factor authentication."
+    )
+    # Values, limits and reports are shown in this asset (a normalised code: USD, EUR, BTC…).
+    reporting_currency = models.CharField(
+        max_length=16, default="USD", validators=[validate_asset_code]
+    )
+    # "Today" and every daily limit mean the business day in this IANA time zone.
+    business_timezone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_time_zone]
     )
     # Off by default: a key that can do more than its use needs (withdraw on a trading key) is
     # refused. Only an owner, after a step-up, may turn this on (apps.orgs.services).
@@ -31,6 +44,97 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class KrakenAccount(models.Model):
+    """One Kraken account of the organization: its master account or a subaccount under it.
+
+    Every API key belongs to one account; what Kraken counts per account (the matching-engine
+    counter per pair, balances, orders) is kept per account here too. The verification tier is
+    the master's, and its subaccounts share it (Kraken: "Master accounts and subaccounts share
+    the same default trading rate limits as determined by the master account's tier").
+    Kraken's API does not say which account a key acts on, so the account id (IIBAN) is entered
+    by an owner. Accounts are archived, never deleted: keys and history point at them.
+    """
+
+    class Kind(models.TextChoices):
+        MASTER = "master", "Master account"
+        SUBACCOUNT = "subaccount", "Subaccount"
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="kraken_accounts")
+    label = models.CharField(max_length=80)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kraken_id = models.CharField(
+        "Kraken account id (IIBAN)",
+        max_length=16,
+        blank=True,
+        validators=[validate_kraken_account_id],
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="subaccounts"
+    )
+    # Only on the master: subaccounts read it through `tier`.
+    verification_tier = models.CharField(max_length=16, choices=TIER_CHOICES, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("org", "parent_id", "label", "id")
+        constraints = (
+            # One (live) master per organization: "the" master is never a guess.
+            models.UniqueConstraint(
+                fields=("org",),
+                condition=Q(kind="master", archived_at__isnull=True),
+                name="orgs_one_master_account_per_org",
+            ),
+            # A Kraken account is registered once, or two rows would keep two rate counters.
+            models.UniqueConstraint(
+                fields=("kraken_id",),
+                condition=Q(archived_at__isnull=True) & ~Q(kraken_id=""),
+                name="orgs_kraken_account_id_once",
+            ),
+            models.UniqueConstraint(
+                fields=("org", "label"),
+                condition=Q(archived_at__isnull=True),
+                name="orgs_kraken_account_label_once",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="master", parent__isnull=True) & ~Q(verification_tier="")
+                    | Q(kind="subaccount", parent__isnull=False, verification_tier="")
+                ),
+                name="orgs_kraken_account_shape",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def is_master(self) -> bool:
+        return self.kind == self.Kind.MASTER
+
+    @property
+    def is_active(self) -> bool:
+        return self.archived_at is None
+
+    @property
+    def master(self) -> KrakenAccount:
+        return self if self.parent is None else self.parent
+
+    @property
+    def tier(self) -> str:
+        """The verification tier that sets this account's rate limits: the master's."""
+        return self.master.verification_tier
+
+    def get_tier_display(self) -> str:
+        return dict(TIER_CHOICES).get(self.tier, self.tier)
+
+    @property
+    def counter_ref(self) -> str:
+        """The scope of the counters Kraken keeps per account (apps.kraken.ratelimit)."""
+        return f"acct:{self.pk}"
 
 
 class ActiveMembershipManager(models.Manager["Membership"]):

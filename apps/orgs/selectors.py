@@ -8,12 +8,18 @@ from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from apps.accounts.models import EncryptedTOTPDevice
-from apps.orgs.models import Invitation, Membership, OnboardingApplication, Organization
+from apps.orgs.models import (
+    Invitation,
+    KrakenAccount,
+    Membership,
+    OnboardingApplication,
+    Organization,
+)
 from apps.orgs.permissions import Capability
 
 NOT_A_MEMBER = "No such organization."
@@ -118,3 +124,32 @@ def onboarding_get(*, pk: int) -> OnboardingApplication:
         return OnboardingApplication.objects.get(pk=pk)
     except OnboardingApplication.DoesNotExist:
         raise Http404("No such application.") from None
+
+
+# --- Kraken accounts -------------------------------------------------------------------------
+
+ACCOUNT_NOT_FOUND = "No such Kraken account."
+
+
+def kraken_accounts(
+    *, org: Organization, include_archived: bool = False
+) -> QuerySet[KrakenAccount]:
+    """The organization's accounts, the master first, then its subaccounts by label."""
+    accounts = KrakenAccount.objects.filter(org=org).select_related("parent")
+    if not include_archived:
+        accounts = accounts.filter(archived_at__isnull=True)
+    return accounts.order_by(F("archived_at").asc(nulls_first=True), "kind", "label", "id")
+
+
+def kraken_account_get(*, org: Organization, pk: int) -> KrakenAccount:
+    """One account of `org` by id (archived ones included); 404 for another organization's."""
+    account = kraken_accounts(org=org, include_archived=True).filter(pk=pk).first()
+    if account is None:
+        raise Http404(ACCOUNT_NOT_FOUND)
+    return account
+
+
+def kraken_account_master(*, org: Organization) -> KrakenAccount | None:
+    return KrakenAccount.objects.filter(
+        org=org, kind=KrakenAccount.Kind.MASTER, archived_at__isnull=True
+    ).first()

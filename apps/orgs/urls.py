@@ -13,4 +13,8 @@ urlpatterns = [
     path("invitations/<int:pk>/resend/", views.invitation_resend, name="invitation-resend"),
     path("permissions/", views.permission_table, name="permission-table"),
     path("settings/", views.settings_view, name="settings"),
+    path("accounts/", views.account_list, name="account-list"),
+    path("accounts/new/", views.account_create, name="account-create"),
+    path("accounts/<int:pk>/", views.account_edit, name="account-edit"),
+    path("accounts/<int:pk>/archive/", views.account_archive, name="account-archive"),
 ]

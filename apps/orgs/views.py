@@ -31,13 +31,14 @@ from apps.orgs.dashboard import dashboard_attention, dashboard_panels
 from apps.orgs.forms import (
     AcceptAsNewUserForm,
     InvitationForm,
+    KrakenAccountForm,
     MemberRoleForm,
     OnboardingForm,
     OnboardingRejectForm,
     OrganizationSettingsForm,
     role_choices,
 )
-from apps.orgs.models import Membership
+from apps.orgs.models import KrakenAccount, Membership
 from apps.orgs.permissions import Capability, Role, permission_matrix
 from apps.orgs.selectors import (
     InvitationState,
@@ -45,13 +46,15 @@ from apps.orgs.selectors import (
     invitation_get_in_org,
     invitation_state,
     invitations_pending,
+    kraken_account_get,
+    kraken_accounts,
     member_get_in_org,
     onboarding_get,
     onboarding_pending,
     onboarding_recently_reviewed,
     org_members,
 )
-from apps.orgs.services import invitations, memberships, onboarding, organizations
+from apps.orgs.services import accounts, invitations, memberships, onboarding, organizations
 from apps.orgs.services.organizations import user_current_org_set
 
 ROLE_CHANGED = "{email} is now {role}."
@@ -61,6 +64,9 @@ INVITATION_RESENT = "A new invitation link was sent to {email}; the previous lin
 INVITATION_REVOKED = "The invitation to {email} was revoked."
 SETTINGS_SAVED = "Settings saved."
 SETTINGS_STEP_UP = "Saving the organization's settings"
+ACCOUNT_ADDED = "Kraken account “{label}” added."
+ACCOUNT_SAVED = "Kraken account “{label}” saved."
+ACCOUNT_ARCHIVED = "Kraken account “{label}” archived."
 WELCOME = "Welcome to {org}."
 APPLICATION_RECEIVED = "Thank you: we received your application and will be in touch by email."
 APPLICATION_APPROVED = "{company} was approved; {email} has been invited as owner."
@@ -273,6 +279,8 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
     initial = {
         "name": org.name,
         "require_2fa": org.require_2fa,
+        "reporting_currency": org.reporting_currency,
+        "business_timezone": org.business_timezone,
         "allow_overprivileged_keys": org.allow_overprivileged_keys,
     }
     kept = kept_form_take(request)
@@ -289,18 +297,137 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
                 actor=membership,
                 name=form.cleaned_data["name"],
                 require_2fa=form.cleaned_data["require_2fa"],
+                reporting_currency=form.cleaned_data["reporting_currency"] or None,
+                business_timezone=form.cleaned_data["business_timezone"] or None,
                 allow_overprivileged_keys=(
                     form.cleaned_data["allow_overprivileged_keys"] if owner else None
                 ),
                 request=request,
             )
-        except (ValidationError, PermissionDenied) as exc:
-            form.add_error(None, str(exc) if isinstance(exc, PermissionDenied) else exc)
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc))
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
         else:
             messages.success(request, SETTINGS_SAVED)
             return redirect("orgs:settings", org=org.slug)
     status = 400 if request.method == "POST" else 200
     return render(request, "orgs/settings.html", {"org": org, "form": form}, status=status)
+
+
+# The organization's Kraken accounts: owners and admins (MANAGE_POLICIES); the Kraken id and
+# the tier are an owner's, after a fresh step-up.
+
+
+@require_GET
+@org_view(Capability.MANAGE_POLICIES)
+def account_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    org = membership.org
+    return render(
+        request,
+        "orgs/accounts.html",
+        {
+            "org": org,
+            "accounts": list(kraken_accounts(org=org, include_archived=True)),
+            "is_owner": membership.role == Role.OWNER,
+        },
+    )
+
+
+def _touches_id_or_tier(form: KrakenAccountForm, account: KrakenAccount | None) -> bool:
+    """Whether the posted form would set the Kraken id or the tier (which needs a step-up)."""
+    data = form.data
+    kraken_id = str(data.get("kraken_id", "")).strip()
+    tier = str(data.get("tier", ""))
+    if account is None:
+        return bool(kraken_id or tier or data.get("kind") == KrakenAccount.Kind.MASTER)
+    return ("kraken_id" in form.fields and kraken_id != account.kraken_id) or (
+        "tier" in form.fields and tier != account.verification_tier
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@org_view(Capability.MANAGE_POLICIES)
+def account_create(request: HttpRequest, membership: Membership) -> HttpResponseBase:
+    is_owner = membership.role == Role.OWNER
+    # An empty POST is still a submission: it gets field errors, not a blank form.
+    data = request.POST if request.method == "POST" else None
+    form = KrakenAccountForm(data, is_owner=is_owner)
+    if request.method == "POST":
+        if is_owner and _touches_id_or_tier(form, None) and not step_up_is_fresh(request):
+            return step_up_redirect(request)
+        if form.is_valid():
+            cleaned = form.cleaned_data
+            try:
+                account = accounts.kraken_account_create(
+                    org=membership.org,
+                    actor=membership,
+                    label=cleaned["label"],
+                    kind=cleaned["kind"],
+                    kraken_id=cleaned.get("kraken_id") or "",
+                    tier=cleaned.get("tier") or "",
+                    request=request,
+                )
+            except ValidationError as exc:
+                _add_service_errors(form, exc)
+            else:
+                messages.success(request, ACCOUNT_ADDED.format(label=account.label))
+                return redirect("orgs:account-list", org=membership.org.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "orgs/account_form.html",
+        {"org": membership.org, "form": form, "account": None},
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@org_view(Capability.MANAGE_POLICIES)
+def account_edit(request: HttpRequest, membership: Membership, pk: int) -> HttpResponseBase:
+    account = kraken_account_get(org=membership.org, pk=pk)
+    is_owner = membership.role == Role.OWNER
+    data = request.POST if request.method == "POST" else None
+    form = KrakenAccountForm(data, is_owner=is_owner, instance=account)
+    if request.method == "POST":
+        if is_owner and _touches_id_or_tier(form, account) and not step_up_is_fresh(request):
+            return step_up_redirect(request)
+        if form.is_valid():
+            cleaned = form.cleaned_data
+            try:
+                account = accounts.kraken_account_update(
+                    account=account,
+                    actor=membership,
+                    label=cleaned["label"],
+                    kraken_id=cleaned.get("kraken_id"),
+                    tier=cleaned.get("tier"),
+                    request=request,
+                )
+            except ValidationError as exc:
+                _add_service_errors(form, exc)
+            else:
+                messages.success(request, ACCOUNT_SAVED.format(label=account.label))
+                return redirect("orgs:account-list", org=membership.org.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "orgs/account_form.html",
+        {"org": membership.org, "form": form, "account": account},
+        status=status,
+    )
+
+
+@require_POST
+@org_view(Capability.MANAGE_POLICIES)
+def account_archive(request: HttpRequest, membership: Membership, pk: int) -> HttpResponse:
+    account = kraken_account_get(org=membership.org, pk=pk)
+    try:
+        accounts.kraken_account_archive(account=account, actor=membership, request=request)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, ACCOUNT_ARCHIVED.format(label=account.label))
+    return redirect("orgs:account-list", org=membership.org.slug)
 
 
 # Invitation landing page: public, because the invitee may not have an account yet.

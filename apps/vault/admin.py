@@ -12,19 +12,19 @@ from apps.vault.models import Credential
 
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("label", "masked_key", "org", "owner", "use", "status", "is_shared_desk_key")
-    list_filter = ("status", "use", "is_shared_desk_key")
+    list_display = ("label", "masked_key", "org", "owner", "use", "status", "designated")
+    list_filter = ("status", "use", "designated")
     search_fields = ("label", "org__name", "owner__user__email")
     fields = (
         "org",
         "owner",
         "label",
         "masked_key",
-        "account_label",
+        "account",
         "use",
         "status",
         "status_reason",
-        "is_shared_desk_key",
+        "designated",
         "kek_id",
         "permissions",
         "probe_status",

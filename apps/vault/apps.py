@@ -6,9 +6,17 @@ class VaultConfig(AppConfig):
     label = "vault"
 
     def ready(self) -> None:
-        from apps.orgs.signals import membership_removed, membership_role_changed
+        from apps.orgs.signals import (
+            kraken_account_archiving,
+            membership_removed,
+            membership_role_changed,
+        )
         from apps.vault import checks  # noqa: F401  (registers the keyring check)
-        from apps.vault.receivers import on_membership_removed, on_membership_role_changed
+        from apps.vault.receivers import (
+            on_kraken_account_archiving,
+            on_membership_removed,
+            on_membership_role_changed,
+        )
 
         # A removed or demoted member's keys are restricted to what the new role allows, in
         # the change's own transaction (apps.orgs.signals).
@@ -17,4 +25,8 @@ class VaultConfig(AppConfig):
         )
         membership_role_changed.connect(
             on_membership_role_changed, dispatch_uid="vault.restrict-demoted-member-keys"
+        )
+        # An account with active keys cannot be archived (its keys would keep acting on it).
+        kraken_account_archiving.connect(
+            on_kraken_account_archiving, dispatch_uid="vault.refuse-archiving-account-with-keys"
         )

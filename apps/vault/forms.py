@@ -4,10 +4,10 @@ from typing import Any
 
 from django import forms
 
-from apps.orgs.models import Membership
-from apps.orgs.permissions import Role
+from apps.orgs.models import KrakenAccount, Membership
 from apps.vault.models import Use
 from apps.vault.policy import uses_for_role
+from apps.vault.selectors import KEY_MANAGERS, credential_accounts
 from apps.vault.validators import (
     PRIVATE_KEY_IS_API_KEY,
     clean_api_key,
@@ -44,32 +44,39 @@ class CredentialForm(forms.Form):
         widget=forms.PasswordInput(attrs={**_NO_AUTOFILL, "autocomplete": "new-password"}),
         help_text="Only if the key has a two-factor password set on Kraken.",
     )
-    account = forms.CharField(
+    account = forms.ModelChoiceField(
         label="Kraken account",
-        required=False,
-        max_length=80,
-        help_text="The account or subaccount the key belongs to, e.g. “main” or “desk-2”.",
+        queryset=KrakenAccount.objects.none(),
+        empty_label=None,
+        help_text="The account or subaccount the key was created on at Kraken.",
+        error_messages={"invalid_choice": "Choose one of the organization's Kraken accounts."},
     )
     use = forms.ChoiceField(
         label="Intended use",
         choices=Use.choices,
         help_text="Give the key on Kraken only the permissions this use needs.",
     )
-    shared = forms.BooleanField(
-        label="Shared desk key",
+    designated = forms.BooleanField(
+        label="Designate for unattended work",
         required=False,
-        help_text="Members without their own key for this use act through it (owners only).",
+        help_text="The organization's key for this account and use: streams, reconciliation, "
+        "approved withdrawals and scheduled work act through it, and members without their "
+        "own key for it too (owners and admins).",
     )
 
     def __init__(self, *args: Any, membership: Membership, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        accounts = credential_accounts(membership=membership)
+        self.fields["account"].queryset = accounts  # type: ignore[attr-defined]
+        if len(accounts) != 1:
+            self.fields["account"].empty_label = "Choose an account"  # type: ignore[attr-defined]
         # Only the uses the member's role has (the service refuses the others anyway).
         allowed = uses_for_role(membership.role)
         self.fields["use"].choices = [  # type: ignore[attr-defined]
             (value, label) for value, label in Use.choices if value in allowed
         ]
-        if membership.role != Role.OWNER:
-            del self.fields["shared"]
+        if membership.role not in KEY_MANAGERS:
+            del self.fields["designated"]
 
     def clean_api_key(self) -> str:
         return clean_api_key(self.cleaned_data["api_key"])

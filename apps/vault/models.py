@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from apps.orgs.models import Membership, Organization
+from apps.orgs.models import KrakenAccount, Membership, Organization
 
 
 class Use(models.TextChoices):
@@ -34,7 +34,13 @@ def mask_api_key(api_key: str) -> str:
 
 
 class Credential(models.Model):
-    """One member's Kraken API key pair. The secret is stored only sealed (apps.vault.crypto)."""
+    """A Kraken API key pair on one of the organization's Kraken accounts, stored by a member.
+    The secret is stored only sealed (apps.vault.crypto).
+
+    A key is personal (its member acts through it) or *designated*: the one key of the
+    organization that unattended work (streams, finders, approved withdrawals and transfers,
+    workflow runs, the kill switch) uses for its account and use, set by an owner or admin.
+    """
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -60,12 +66,12 @@ class Credential(models.Model):
     owner = models.ForeignKey(Membership, on_delete=models.RESTRICT, related_name="credentials")
     label = models.CharField(max_length=80)
     api_key = models.CharField(max_length=128)
-    account_label = models.CharField(
-        max_length=80, blank=True, help_text="The Kraken account or subaccount this key belongs to."
-    )
+    # The Kraken account (master or subaccount) the key acts on: its rate counters and tier.
+    account = models.ForeignKey(KrakenAccount, on_delete=models.PROTECT, related_name="credentials")
     use = models.CharField(max_length=16, choices=Use.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    is_shared_desk_key = models.BooleanField(default=False)
+    # The organization's key for unattended work on this account and use (was "shared desk key").
+    designated = models.BooleanField(default=False)
 
     # Sealed material (apps.vault.crypto.Sealed). Empty until the row has its id, and wiped
     # again on revocation.
@@ -95,17 +101,18 @@ class Credential(models.Model):
     class Meta:
         ordering = ("-created_at", "-id")
         constraints = (
-            # One active personal key per member and use, so "which key trades" is never a guess.
+            # One active personal key per member, account and use, so "which key trades on this
+            # account" is never a guess; a member may hold keys for several accounts.
             models.UniqueConstraint(
-                fields=("owner", "use"),
-                condition=Q(status="active", is_shared_desk_key=False),
-                name="vault_one_active_personal_key_per_use",
+                fields=("owner", "account", "use"),
+                condition=Q(status="active", designated=False),
+                name="vault_one_active_personal_key_per_account_use",
             ),
-            # One active shared desk key per organization and use.
+            # One active designated key per account and use: unattended work's only key.
             models.UniqueConstraint(
-                fields=("org", "use"),
-                condition=Q(status="active", is_shared_desk_key=True),
-                name="vault_one_active_desk_key_per_use",
+                fields=("account", "use"),
+                condition=Q(status="active", designated=True),
+                name="vault_one_designated_key_per_account_use",
             ),
             # A key pair shared by two rows would race itself for nonces.
             models.UniqueConstraint(

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from apps.orgs.models import Membership
-from apps.vault.services import credentials_restrict_for_member
+from apps.orgs.models import KrakenAccount, Membership
+from apps.vault.services import credentials_refuse_archive, credentials_restrict_for_member
 
 
 def on_membership_removed(
@@ -44,3 +44,14 @@ def on_membership_role_changed(
         new_role=membership.role,
         request=request,
     )
+
+
+def on_kraken_account_archiving(
+    sender: type[KrakenAccount],
+    *,
+    account: KrakenAccount,
+    actor: Membership,
+    request: HttpRequest | None,
+    **kwargs: Any,
+) -> None:
+    credentials_refuse_archive(account=account)

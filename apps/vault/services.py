@@ -12,7 +12,6 @@ from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -20,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from apps.core.trail import audit_record
-from apps.orgs.models import Membership, Organization
+from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.orgs.permissions import Role
 from apps.vault import crypto
 from apps.vault.models import Credential, Use
@@ -33,14 +32,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DUPLICATE_USE = (
-    "You already have an active {use} key (“{label}”). Revoke it before adding another, so it "
-    "is always clear which key does what."
+    "You already have an active {use} key (“{label}”) for {account}. Revoke it before adding "
+    "another, so it is always clear which key does what."
 )
-DUPLICATE_DESK_KEY = (
-    "The organization already has an active shared {use} desk key (“{label}”). Revoke it first."
+DUPLICATE_DESIGNATED = (
+    "{account} already has a designated {use} key (“{label}”). Revoke it or withdraw its "
+    "designation first."
 )
 DUPLICATE_API_KEY = "This API key is already stored in this organization."
-SHARED_NEEDS_OWNER = "Only an owner can set up a shared desk key."
+DESIGNATION_NEEDS_MANAGER = "Only an owner or an admin can designate a key for unattended work."
+DESIGNATED_KEY_HOLDER = (
+    "Only a key stored by an owner or an admin can be designated: unattended work acts for "
+    "the whole organization."
+)
+ACCOUNT_UNAVAILABLE = "Choose one of the organization's active Kraken accounts."
+ACCOUNT_HAS_KEYS = (
+    "This account still has {count} API key(s) that can act on it (active or cancel-only). "
+    "Revoke them before archiving it."
+)
 CONCURRENT_CHANGE = "Another change to these keys happened at the same time. Please try again."
 ALREADY_REVOKED = "This key is already revoked."
 CREDENTIAL_NOT_ACTIVE = "This key has been revoked and can no longer be used."
@@ -73,7 +82,9 @@ KEY_CANCEL_ONLY = (
 KEY_WRONG_USE = "This is a {use} key; it cannot be used for {purpose}."
 KEY_ROLE_LOST = "The key's owner ({role}) is no longer allowed {use}; the key cannot be used."
 KEY_OWNER_REMOVED = "The key's owner is no longer a member of the organization."
-KEY_DESK_OWNER_GONE = "This shared desk key's creator is no longer an owner; it cannot be used."
+KEY_DESIGNATED_HOLDER_GONE = (
+    "This designated key's creator is no longer an owner or admin; it cannot be used."
+)
 KEY_OVERPRIVILEGED = (
     "This key can {names}, more than {use} needs, and the organization no longer accepts "
     "over-privileged keys."
@@ -124,13 +135,18 @@ def _binding(credential: Credential) -> crypto.Binding:
     )
 
 
+# Who may designate a key, and whose keys may be designated: the organization's managers.
+_DESIGNATORS = frozenset({Role.OWNER, Role.ADMIN})
+
+
 def _audit_detail(credential: Credential) -> dict[str, Any]:
     return {
         "label": credential.label,
         "api_key": credential.masked_key,
         "use": credential.use,
-        "account": credential.account_label,
-        "shared_desk_key": credential.is_shared_desk_key,
+        "account": credential.account_id,
+        "account_label": credential.account.label,
+        "designated": credential.designated,
     }
 
 
@@ -142,20 +158,22 @@ def _enqueue_probe(credential_id: int) -> None:
     transaction.on_commit(partial(credential_probe_task.delay, credential_id), robust=True)
 
 
-def _check_free(*, membership: Membership, use: str, api_key: str, shared: bool) -> None:
-    active = Credential.objects.filter(status=Credential.Status.ACTIVE)
-    use_label = Use(use).label.lower()
-    if shared:
-        clash = active.filter(org=membership.org, use=use, is_shared_desk_key=True).first()
+def _check_free(
+    *, membership: Membership, account: KrakenAccount, use: str, api_key: str, designated: bool
+) -> None:
+    active = Credential.objects.filter(status=Credential.Status.ACTIVE, account=account, use=use)
+    names = {"use": Use(use).label.lower(), "account": account.label}
+    if designated:
+        clash = active.filter(designated=True).first()
         if clash is not None:
-            raise ValidationError(
-                {"use": DUPLICATE_DESK_KEY.format(use=use_label, label=clash.label)}
-            )
+            raise ValidationError({"use": DUPLICATE_DESIGNATED.format(**names, label=clash.label)})
     else:
-        clash = active.filter(owner=membership, use=use, is_shared_desk_key=False).first()
+        clash = active.filter(owner=membership, designated=False).first()
         if clash is not None:
-            raise ValidationError({"use": DUPLICATE_USE.format(use=use_label, label=clash.label)})
-    if active.filter(org=membership.org, api_key=api_key).exists():
+            raise ValidationError({"use": DUPLICATE_USE.format(**names, label=clash.label)})
+    if Credential.objects.filter(
+        status=Credential.Status.ACTIVE, org=membership.org, api_key=api_key
+    ).exists():
         raise ValidationError({"api_key": DUPLICATE_API_KEY})
 
 
@@ -191,17 +209,19 @@ def credential_create(
     api_key: str,
     secret: str,
     otp: str | None,
-    account: str,
+    account: KrakenAccount,
     use: str,
     probe: bool = True,
-    shared: bool = False,
+    designated: bool = False,
     request: HttpRequest | None = None,
 ) -> Credential:
-    """Store a Kraken API key pair for `membership`, sealed, and (by default) probe it.
+    """Store a Kraken API key pair on `account` for `membership`, sealed, and (by default)
+    probe it; `designated` makes it the account's key for unattended work of its use.
 
     Needs no request, so the demo-data command can call it; the view enforces step-up.
-    Raises ValidationError (field-keyed) for bad input, PermissionDenied when a non-owner asks
-    for a shared desk key, and crypto.VaultError when the keyring is missing or wrong, before
+    Raises ValidationError (field-keyed) for bad input (an account of another organization or
+    archived included), PermissionDenied when a member who is neither owner nor admin asks for
+    a designated key, and crypto.VaultError when the keyring is missing or wrong, before
     anything is written.
     """
     errors: dict[str, list[str]] = {}
@@ -216,24 +236,41 @@ def credential_create(
         errors["label"] = [LABEL_REQUIRED]
     if use not in Use.values:
         errors["use"] = [f"Choose one of: {', '.join(Use.labels)}."]
+    if account.org_id != membership.org_id or not account.is_active:
+        errors["account"] = [ACCOUNT_UNAVAILABLE]
     if errors:
         raise ValidationError(errors)
-    if shared and membership.role != Role.OWNER:
-        raise PermissionDenied(SHARED_NEEDS_OWNER)
+    if designated and membership.role not in _DESIGNATORS:
+        raise PermissionDenied(DESIGNATION_NEEDS_MANAGER)
     crypto.keyring_check()  # Refuse before writing anything if the vault cannot seal.
 
     try:
         with transaction.atomic():
+            # Locks the organization's row, then reads the member's role again.
             _check_role_allows(membership=membership, use=use)
-            _check_free(membership=membership, use=use, api_key=api_key, shared=shared)
+            # The account row is locked next (archiving takes the same two locks in the same
+            # order), so an archive cannot slip in between this check and the insert.
+            if (
+                not KrakenAccount.objects.select_for_update()
+                .filter(pk=account.pk, archived_at__isnull=True)
+                .exists()
+            ):
+                raise ValidationError({"account": ACCOUNT_UNAVAILABLE})
+            _check_free(
+                membership=membership,
+                account=account,
+                use=use,
+                api_key=api_key,
+                designated=designated,
+            )
             credential = Credential(
                 org=membership.org,
                 owner=membership,
                 label=label[:80],
                 api_key=api_key,
-                account_label=account.strip()[:80],
+                account=account,
                 use=use,
-                is_shared_desk_key=shared,
+                designated=designated,
                 probe_status=(
                     Credential.ProbeStatus.PENDING if probe else Credential.ProbeStatus.NOT_CHECKED
                 ),
@@ -258,9 +295,9 @@ def credential_create(
                 detail={**_audit_detail(credential), "has_2fa": cleaned_otp is not None},
                 request=request,
             )
-            if shared:
+            if designated:
                 audit_record(
-                    action="vault.credential.share",
+                    action="vault.credential.designate",
                     actor=membership,
                     target=credential,
                     detail=_audit_detail(credential),
@@ -270,7 +307,13 @@ def credential_create(
                 _enqueue_probe(credential.pk)
     except IntegrityError:
         # A concurrent request stored the same key or use first; report it like the pre-check.
-        _check_free(membership=membership, use=use, api_key=api_key, shared=shared)
+        _check_free(
+            membership=membership,
+            account=account,
+            use=use,
+            api_key=api_key,
+            designated=designated,
+        )
         # The clash is gone again (revoked meanwhile): a form error, never a 500.
         raise ValidationError(CONCURRENT_CHANGE) from None
     logger.info("vault: credential %s stored for membership %s", credential.pk, membership.pk)
@@ -407,39 +450,61 @@ def credential_delete(
 
 
 @transaction.atomic
-def credential_set_shared(
+def credential_designate(
     *,
     credential: Credential,
     actor: Membership,
-    shared: bool,
+    designated: bool,
     request: HttpRequest | None = None,
 ) -> Credential:
-    """Make a key the organization's shared desk key for its use, or a personal key again."""
-    if actor.role != Role.OWNER or credential.owner.role != Role.OWNER:
-        raise PermissionDenied(SHARED_NEEDS_OWNER)
+    """Make a key the one unattended work uses for its account and use, or withdraw that.
+
+    Owners and admins decide (the view asks for a fresh step-up), and only for a key that an
+    owner or admin stored: the designated key acts for the organization, not for a member.
+    """
+    actor_role = Membership.objects.filter(pk=actor.pk).values_list("role", flat=True).first()
+    if actor_role not in _DESIGNATORS:
+        raise PermissionDenied(DESIGNATION_NEEDS_MANAGER)
     credential = (
-        Credential.objects.select_for_update().select_related("owner").get(pk=credential.pk)
+        Credential.objects.select_for_update()
+        .select_related("owner", "account")
+        .get(pk=credential.pk)
     )
     if not credential.is_active:
         raise ValidationError(CREDENTIAL_NOT_ACTIVE)
-    if credential.is_shared_desk_key == shared:
+    if credential.designated == designated:
         return credential
+    if designated and (not credential.owner.is_active or credential.owner.role not in _DESIGNATORS):
+        raise ValidationError(DESIGNATED_KEY_HOLDER)
     try:
         with transaction.atomic():
-            credential.is_shared_desk_key = shared
-            credential.save(update_fields=["is_shared_desk_key", "updated_at"])
+            credential.designated = designated
+            credential.save(update_fields=["designated", "updated_at"])
     except IntegrityError:
-        use = credential.get_use_display().lower()
-        message = DUPLICATE_DESK_KEY if shared else DUPLICATE_USE
-        raise ValidationError(message.format(use=use, label="another key")) from None
+        names = {
+            "use": credential.get_use_display().lower(),
+            "account": credential.account.label,
+            "label": "another key",
+        }
+        message = DUPLICATE_DESIGNATED if designated else DUPLICATE_USE
+        raise ValidationError(message.format(**names)) from None
     audit_record(
-        action="vault.credential.share" if shared else "vault.credential.unshare",
+        action="vault.credential.designate" if designated else "vault.credential.undesignate",
         actor=actor,
         target=credential,
         detail=_audit_detail(credential),
         request=request,
     )
     return credential
+
+
+def credentials_refuse_archive(*, account: KrakenAccount) -> None:
+    """Called while an account is being archived (apps.orgs.signals): a key on it must be
+    revoked first, or it would keep acting on an account the organization retired."""
+    # A cancel-only key still cancels orders on the account, so it counts too.
+    count = Credential.objects.filter(account=account, status__in=_LIVE).count()
+    if count:
+        raise ValidationError(ACCOUNT_HAS_KEYS.format(count=count))
 
 
 def credential_test(*, credential: Credential) -> Credential:
@@ -487,8 +552,8 @@ def _check_use_allowed(
         raise KeyUseRefused(
             KEY_ROLE_LOST.format(role=owner.get_role_display().lower(), use=use_label(use))
         )
-    if credential.is_shared_desk_key and owner.role != Role.OWNER:
-        raise KeyUseRefused(KEY_DESK_OWNER_GONE)
+    if credential.designated and owner.role not in _DESIGNATORS:
+        raise KeyUseRefused(KEY_DESIGNATED_HOLDER_GONE)
     if purpose in (KeyPurpose.TRADE, KeyPurpose.FUND):
         dangerous = assess(use=use, permissions=credential.permissions or {}).dangerous_excess
         if dangerous and not credential.org.allow_overprivileged_keys:
@@ -523,7 +588,11 @@ def credential_key_for_task(
     from apps.kraken.client import KrakenKey
 
     purpose = KeyPurpose(purpose)
-    credential = Credential.objects.select_related("owner", "org").filter(pk=credential_id).first()
+    credential = (
+        Credential.objects.select_related("owner", "org", "account__parent")
+        .filter(pk=credential_id)
+        .first()
+    )
     if credential is None:
         raise CredentialUnavailable("This key no longer exists.")
     _check_use_allowed(credential, purpose, for_member_id)
@@ -545,7 +614,10 @@ def credential_key_for_task(
         api_key=credential.api_key,
         secret=opened.secret,
         otp=opened.otp,
-        tier=settings.KRAKEN_TIER,
+        # The account's verification tier (its master's) and the account as the scope of
+        # Kraken's per-account counters (apps.kraken.ratelimit).
+        tier=credential.account.tier,
+        account_ref=credential.account.counter_ref,
     )
 
 

@@ -10,7 +10,7 @@ urlpatterns = [
     path("<int:pk>/test/", views.credential_test_view, name="credential-test"),
     path("<int:pk>/revoke/", views.credential_revoke_view, name="credential-revoke"),
     path("<int:pk>/delete/", views.credential_delete_view, name="credential-delete"),
-    path("<int:pk>/share/", views.credential_share_view, name="credential-share"),
+    path("<int:pk>/designate/", views.credential_designate_view, name="credential-designate"),
     path("oversight/", views.oversight_list_view, name="oversight"),
     path("oversight/<int:pk>/revoke/", views.oversight_revoke_view, name="oversight-revoke"),
 ]

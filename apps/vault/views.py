@@ -1,10 +1,10 @@
-"""API-key pages. Adding, testing, deleting and sharing a key need MANAGE_KEYS; every member
-may see and revoke their own keys (VIEW), so a member demoted to a role without keys still
-reads why their keys became cancel-only and can revoke them. Which key a member may see or
-change is decided by apps.vault.selectors (404 for another member's key, 403 for an admin and a
-desk key). Adding, deleting and sharing a key need a fresh 2FA step-up. Owners and admins see
-every member's keys, masked, on the oversight page (OVERSEE_KEYS) and revoke them with a
-step-up."""
+"""API-key pages. Adding, testing, deleting and designating a key need MANAGE_KEYS; every
+member may see and revoke their own keys (VIEW), so a member demoted to a role without keys
+still reads why their keys became cancel-only and can revoke them. Which key a member may see
+or change is decided by apps.vault.selectors (404 for another member's key, 403 for a
+designated key and a member who is neither owner nor admin). Adding, deleting and designating a
+key need a fresh 2FA step-up. Owners and admins see every member's keys, masked, on the
+oversight page (OVERSEE_KEYS) and revoke them with a step-up."""
 
 from __future__ import annotations
 
@@ -30,12 +30,14 @@ from apps.accounts.stepup import (
 )
 from apps.orgs.access import org_view
 from apps.orgs.models import Membership
-from apps.orgs.permissions import Capability, Role
+from apps.orgs.permissions import Capability
 from apps.vault import crypto, services
 from apps.vault.forms import CredentialForm
 from apps.vault.models import Credential, Permission
 from apps.vault.policy import Assessment, assess
 from apps.vault.selectors import (
+    KEY_MANAGERS,
+    credential_accounts,
     credential_get,
     credential_get_overseen,
     credential_list,
@@ -63,8 +65,8 @@ TEST_PARTIAL = "Connection OK, but some permissions could not be checked ({at}):
 TEST_FAILED = "Connection failed ({at}): {error}"
 TEST_EARLIER = " The permissions below are from the test of {at}."
 KEY_DELETED = "API key “{label}” deleted. Delete the key on Kraken too."
-KEY_SHARED = "“{label}” is now the organization's shared {use} desk key."
-KEY_UNSHARED = "“{label}” is no longer a shared desk key."
+KEY_DESIGNATED = "“{label}” is now the designated {use} key of {account}."
+KEY_UNDESIGNATED = "“{label}” is no longer designated for unattended work."
 ADD_KEY_STEP_UP = "Adding an API key"
 TEST_STARTED = "Checking the permissions of “{label}”…"
 KEY_REVOKED_BY_OVERSEER = "{owner}'s API key “{label}” revoked and its private key destroyed."
@@ -123,7 +125,8 @@ class CredentialRow:
     assessment: Assessment
     permissions: list[PermissionRow]
     can_manage: bool  # may revoke it
-    can_change: bool  # may also test, delete or share it (MANAGE_KEYS)
+    can_change: bool  # may also test, delete or designate it (MANAGE_KEYS)
+    can_designate: bool  # may designate it or withdraw its designation
     test: TestResult
 
 
@@ -138,10 +141,18 @@ def _row(credential: Credential, membership: Membership) -> CredentialRow:
         else:
             state = {True: "granted", False: "denied"}.get(found[name], "unknown")
         rows.append(PermissionRow(name, label, state, name in assessment.excess))
-    can_manage = not credential.is_shared_desk_key or membership.role == Role.OWNER
+    is_manager = membership.role in KEY_MANAGERS
+    can_manage = not credential.designated or is_manager
     can_change = can_manage and membership.can(Capability.MANAGE_KEYS)
+    can_designate = can_change and is_manager and credential.owner.role in KEY_MANAGERS
     return CredentialRow(
-        credential, assessment, rows, can_manage, can_change, _test_result(credential)
+        credential,
+        assessment,
+        rows,
+        can_manage,
+        can_change,
+        can_designate,
+        _test_result(credential),
     )
 
 
@@ -195,7 +206,7 @@ def credential_create_view(request: HttpRequest, membership: Membership) -> Http
                     otp=data["otp"],
                     account=data["account"],
                     use=data["use"],
-                    shared=bool(data.get("shared")),
+                    designated=bool(data.get("designated")),
                     request=request,
                 )
             except ValidationError as error:
@@ -210,7 +221,8 @@ def credential_create_view(request: HttpRequest, membership: Membership) -> Http
                 )
     else:
         form = CredentialForm(membership=membership)
-    return render(request, "vault/credential_form.html", {"form": form}, status=status)
+    context = {"form": form, "no_accounts": not credential_accounts(membership=membership)}
+    return render(request, "vault/credential_form.html", context, status=status)
 
 
 @never_cache
@@ -293,21 +305,23 @@ def credential_delete_view(
 @require_POST
 @org_view(Capability.MANAGE_KEYS)
 @step_up_required
-def credential_share_view(
+def credential_designate_view(
     request: HttpRequest, membership: Membership, pk: int
 ) -> HttpResponseBase:
     credential = credential_get(membership=membership, credential_id=pk, manage=True)
-    shared = request.POST.get("shared") == "1"
+    designated = request.POST.get("designated") == "1"
     try:
-        credential = services.credential_set_shared(
-            credential=credential, actor=membership, shared=shared, request=request
+        credential = services.credential_designate(
+            credential=credential, actor=membership, designated=designated, request=request
         )
     except ValidationError as error:
         messages.error(request, _error_text(error))
     else:
-        message = KEY_SHARED if shared else KEY_UNSHARED
+        message = KEY_DESIGNATED if designated else KEY_UNDESIGNATED
         use = credential.get_use_display().lower()
-        messages.success(request, message.format(label=credential.label, use=use))
+        messages.success(
+            request, message.format(label=credential.label, use=use, account=credential.account)
+        )
     return redirect("vault:credential-detail", org=membership.org.slug, pk=credential.pk)
 
 

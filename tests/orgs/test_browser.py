@@ -91,3 +91,40 @@ def test_an_invited_newcomer_creates_an_account_and_is_asked_to_set_up_2fa(
 
     page.goto(f"/invitations/{token}/")
     assert escape(invitations.INVITATION_MESSAGES["accepted"]) in page.content()
+
+
+def test_an_owner_adds_the_master_and_a_subaccount_that_shares_its_tier(
+    page: Any, sign_in_browser: Any, owner: Membership
+) -> None:
+    device = totp_device_create(user=owner.user, name="Authenticator app", confirmed=True)
+    sign_in_browser(page, owner.user, device)  # The sign-in code counts as a fresh step-up.
+    page.goto("/o/acme/")
+    page.get_by_role("link", name="Kraken accounts").click()
+    assert page.get_by_text("No Kraken account yet.").is_visible()
+
+    page.get_by_role("link", name="Add an account").click()
+    page.get_by_label("Label").fill("Main account")
+    page.get_by_label("Account type").select_option("master")
+    page.get_by_label("Kraken account id (IIBAN)").fill("aa96 n74g cgef n8ki")
+    page.get_by_label("Verification tier").select_option("pro")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Kraken account “Main account” added.").wait_for()
+
+    page.get_by_role("link", name="Add an account").click()
+    page.get_by_label("Label").fill("Desk 2")
+    page.get_by_label("Account type").select_option("subaccount")
+    page.get_by_label("Verification tier").select_option("intermediate")
+    page.get_by_role("button", name="Save").click()
+    # A subaccount's tier is its master's: the form says so next to the field.
+    assert page.get_by_text("A subaccount shares its master account's tier.").is_visible()
+    page.get_by_label("Verification tier").select_option("")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Kraken account “Desk 2” added.").wait_for()
+
+    desk = page.get_by_role("row", name="Desk 2")
+    assert "Pro (master's)" in desk.inner_text()
+    assert "under Main account" in desk.inner_text()
+    assert page.get_by_role("cell", name="AA96N74GCGEFN8KI").is_visible()
+    # The refused form came back with status 400, which Chromium logs; nothing else went wrong.
+    errors = page.console_errors  # type: ignore[attr-defined]
+    assert [e for e in errors if "400 (Bad Request)" not in e] == []

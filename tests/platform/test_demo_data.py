@@ -1,5 +1,7 @@
 """demo_data never runs in production or against anything but the sandbox, and the password it
-prints is always the one that works."""
+prints is always the one that works. The demo: a master and a subaccount on the sandbox and in
+the portal, members' keys on them and designated keys for each account; idempotent, and it
+retires the keys of the older demo."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from typing import Any
@@ -20,13 +23,24 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.models import User
+from apps.kraken.client import kraken_private
+from apps.orgs.models import KrakenAccount, Organization
 from apps.vault.models import Credential, Use
 from apps.vault.policy import NEEDED, assess
 from apps.vault.probe import credential_probe
+from apps.vault.selectors import designated_credential
+from apps.vault.services import KeyPurpose, credential_key_for_task
 from kraken_portal.management.commands import demo_data
+from kraken_portal.management.commands.demo_data import (
+    DEMO_KEYS,
+    DEMO_MASTER_ID,
+    DEMO_ORG_SLUG,
+    DEMO_SUBACCOUNT_LABEL,
+)
 from tests.factories import UserFactory
 from tests.platform.test_deploy import REPO, SECURE_REDIS_URL, production_env
 from tests.plugins.sandbox import SandboxProcess, free_port
+from tests.vault.conftest import KEK_1
 
 pytestmark = pytest.mark.django_db
 
@@ -193,3 +207,50 @@ def test_no_process_of_a_deployment_loads_the_demo() -> None:
     assert "demo_data" not in procfile
     run_script = (REPO / "scripts" / "run.py").read_text()
     assert '"demo_data", "--wait-for-sandbox"' in run_script
+
+
+@pytest.fixture
+def demo_env(sandbox: Any, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    settings.KRAKEN_API_URL = sandbox.url
+    settings.KRAKEN_TIER = "intermediate"
+    settings.PORTAL_KEYRING = f"k1:{KEK_1}"
+    monkeypatch.setenv("SANDBOX_ADMIN_TOKEN", sandbox.admin_token)
+    return sandbox
+
+
+def test_the_demo_has_a_master_and_a_subaccount_with_members_and_designated_keys(
+    demo_env: Any,
+) -> None:
+    call_command("demo_data", "--wait-for-sandbox", "--timeout", "10", verbosity=0)
+    org = Organization.objects.get(slug=DEMO_ORG_SLUG)
+    # An installation upgraded from the keys-without-accounts demo: its old key is retired.
+    old = Credential.objects.filter(org=org).first()
+    assert old is not None
+    Credential.objects.filter(pk=old.pk).update(label="Demo sandbox trading key")
+    old.refresh_from_db()
+    old_key = old.api_key
+    # ...and a subaccount from before the sandbox gave subaccounts an IIBAN gets its id.
+    KrakenAccount.objects.filter(org=org, kind="subaccount").update(kraken_id="")
+    call_command("demo_data", "--wait-for-sandbox", "--timeout", "10", verbosity=0)
+
+    master = KrakenAccount.objects.get(org=org, kind="master")
+    sub = KrakenAccount.objects.get(org=org, kind="subaccount")
+    assert (master.kraken_id, master.tier) == (DEMO_MASTER_ID, "intermediate")
+    assert (sub.label, sub.parent, sub.tier) == (DEMO_SUBACCOUNT_LABEL, master, "intermediate")
+    # The subaccount's Kraken id is the IIBAN the sandbox gave it.
+    (on_sandbox,) = demo_env.account(DEMO_MASTER_ID)["subaccount_details"]
+    assert sub.kraken_id == on_sandbox["iiban"].replace(" ", "")
+    assert len(sub.kraken_id) == 16
+
+    active = Credential.objects.filter(org=org, status="active")
+    assert active.count() == len(DEMO_KEYS)
+    assert active.filter(designated=True).count() == 4
+    assert not active.filter(api_key=old_key, label="Demo sandbox trading key").exists()
+
+    # Each account's designated keys act on that account at the sandbox.
+    for account, usd in ((master, "1250000"), (sub, "250000")):
+        credential = designated_credential(account=account, use=Use.TRADING)
+        key = credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
+        assert key.account_ref == account.counter_ref
+        balance = kraken_private(key, "Balance")
+        assert Decimal(balance["ZUSD"]) == Decimal(usd)

@@ -13,9 +13,10 @@ import pytest
 from django.test import Client
 
 from apps.accounts.services import STEP_UP_SESSION_KEY
-from apps.orgs.models import Membership
+from apps.orgs.models import KrakenAccount, Membership
 from apps.vault.models import Credential, Use
 from apps.vault.services import credential_create
+from tests.factories import master_account
 
 KEK_1 = base64.b64encode(os.urandom(32)).decode()
 KEK_2 = base64.b64encode(os.urandom(32)).decode()
@@ -69,16 +70,18 @@ def key_pair() -> KeyPair:
 
 @pytest.fixture
 def store_key() -> Callable[..., tuple[Credential, KeyPair]]:
-    """`store_key(membership, use=..., otp=...)`: a stored key (no probe) and its plain pair."""
+    """`store_key(membership, use=..., otp=..., account=...)`: a stored key (no probe) and its
+    plain pair; on the organization's master account unless `account` is given."""
 
     def store(
         membership: Membership,
         *,
         use: str = Use.TRADING,
         otp: str | None = None,
-        shared: bool = False,
+        designated: bool = False,
         label: str = "Desk BTC",
         pair: KeyPair | None = None,
+        account: KrakenAccount | None = None,
     ) -> tuple[Credential, KeyPair]:
         pair = pair or new_key_pair(otp=otp)
         credential = credential_create(
@@ -87,10 +90,10 @@ def store_key() -> Callable[..., tuple[Credential, KeyPair]]:
             api_key=pair.api_key,
             secret=pair.secret,
             otp=pair.otp,
-            account="main",
+            account=account or master_account(membership.org),
             use=use,
             probe=False,
-            shared=shared,
+            designated=designated,
         )
         return credential, pair
 

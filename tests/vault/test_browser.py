@@ -10,6 +10,7 @@ import pytest
 from apps.accounts.services import totp_device_create
 from apps.vault.models import Credential
 from apps.vault.tasks import credential_probe_task
+from tests.factories import master_account
 from tests.vault.conftest import KEK_1
 
 pytestmark = pytest.mark.browser
@@ -31,6 +32,7 @@ def test_a_trader_adds_a_key_and_sees_its_permissions_checked(
 ) -> None:
     settings.KRAKEN_API_URL = sandbox.url
     device = totp_device_create(user=trader.user, name="Authenticator app", confirmed=True)
+    master_account(trader.org)  # The organization's one account: the form preselects it.
     account = sandbox.create_account({"USD": "1000"})
     key, secret = sandbox.create_key(
         account, permissions=["query_funds", "query_open", "trade", "withdraw"]

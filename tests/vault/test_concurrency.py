@@ -14,6 +14,7 @@ from apps.orgs.permissions import Role
 from apps.orgs.services import memberships
 from apps.vault.models import Credential, Use
 from apps.vault.services import credential_create
+from tests.factories import master_account
 from tests.vault.conftest import new_key_pair
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,6 +34,7 @@ def test_a_key_stored_during_a_demotion_becomes_cancel_only(
     owner: Membership, trader: Membership
 ) -> None:
     pair = new_key_pair()
+    account = master_account(trader.org)
     errors: list[BaseException] = []
 
     def demote() -> None:
@@ -51,7 +53,7 @@ def test_a_key_stored_during_a_demotion_becomes_cancel_only(
             api_key=pair.api_key,
             secret=pair.secret,
             otp=None,
-            account="main",
+            account=account,
             use=Use.TRADING,
             probe=False,
         )
@@ -80,6 +82,7 @@ def test_storing_and_demoting_at_once_never_deadlock_nor_leave_a_key_active(
 
     trader = MembershipFactory(org=owner.org, role=Role.TRADER, user=UserFactory())
     pair = new_key_pair()
+    account = master_account(owner.org)
     barrier = threading.Barrier(2)
     outcomes: dict[str, object] = {}
 
@@ -92,7 +95,7 @@ def test_storing_and_demoting_at_once_never_deadlock_nor_leave_a_key_active(
                 api_key=pair.api_key,
                 secret=pair.secret,
                 otp=None,
-                account="main",
+                account=account,
                 use=Use.TRADING,
                 probe=False,
             )

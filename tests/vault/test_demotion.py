@@ -128,7 +128,7 @@ def test_a_key_opens_only_for_the_purposes_of_its_use(treasurer, store_key) -> N
 def test_a_task_acting_for_a_member_who_lost_the_capability_is_refused(
     owner, trader, store_key
 ) -> None:
-    desk, pair = store_key(owner, use=Use.TRADING, shared=True)
+    desk, pair = store_key(owner, use=Use.TRADING, designated=True)
     assert _open(desk, KeyPurpose.TRADE, for_member_id=trader.pk) == pair.secret
     Membership.objects.filter(pk=trader.pk).update(role=Role.VIEWER)
 

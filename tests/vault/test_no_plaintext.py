@@ -30,7 +30,7 @@ def pg_dump() -> str:
 @pytest.fixture
 def stored(owner, trader, treasurer, store_key):
     keys = [
-        store_key(owner, use=Use.TRADING, shared=True, otp="owner-2fa-pw"),
+        store_key(owner, use=Use.TRADING, designated=True, otp="owner-2fa-pw"),
         store_key(trader, use=Use.TRADING, otp="trader-2fa-pw"),
         store_key(treasurer, use=Use.FUNDING),
     ]

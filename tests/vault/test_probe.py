@@ -13,6 +13,7 @@ from apps.vault.models import Credential, Use
 from apps.vault.policy import ACCEPTED_REASON, REFUSED_REASON, assess
 from apps.vault.services import credential_create
 from apps.vault.tasks import credential_probe_task
+from tests.factories import master_account
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +49,7 @@ def stored(membership, sandbox, account, permissions, *, use=Use.TRADING, otp=No
         api_key=key,
         secret=secret,
         otp=otp,
-        account=account,
+        account=master_account(membership.org),
         use=use,
     )
     return credential, secret
@@ -195,7 +196,7 @@ def test_a_key_kraken_does_not_know_fails_the_probe_with_a_short_error(
         api_key=base64.b64encode(os.urandom(42)).decode(),
         secret=base64.b64encode(os.urandom(64)).decode(),
         otp=None,
-        account="",
+        account=master_account(trader.org),
         use=Use.TRADING,
     )
     credential = probe(credential)

@@ -36,8 +36,8 @@ def test_the_keys_page_costs_the_same_queries_with_many_keys(
         previous = Credential.objects.get(owner=admin, status=Credential.Status.ACTIVE)
         credential_revoke(credential=previous, actor=admin)
         store_key(admin, label=f"Admin key {n}", use=Use.READ_ONLY)
-    store_key(owner, label="Desk trading", use=Use.TRADING, shared=True)
-    store_key(owner, label="Desk funding", use=Use.FUNDING, shared=True)
+    store_key(owner, label="Desk trading", use=Use.TRADING, designated=True)
+    store_key(owner, label="Desk funding", use=Use.FUNDING, designated=True)
     with django_assert_max_num_queries(PAGE_QUERIES):
         response = client.get(url)
     assert response.status_code == 200

@@ -13,11 +13,12 @@ from apps.vault.services import (
     CredentialUnavailable,
     KeyPurpose,
     credential_create,
+    credential_designate,
     credential_key_for_task,
     credential_revoke,
-    credential_set_shared,
 )
 from apps.vault.validators import PRIVATE_KEY_FORMAT
+from tests.factories import master_account
 from tests.vault.conftest import new_key_pair
 
 pytestmark = pytest.mark.django_db
@@ -71,7 +72,7 @@ def test_without_a_keyring_a_key_is_refused_and_nothing_is_stored(trader, settin
             api_key=pair.api_key,
             secret=pair.secret,
             otp=None,
-            account="",
+            account=master_account(trader.org),
             use=Use.TRADING,
         )
     assert not Credential.objects.exists()
@@ -97,7 +98,7 @@ def test_the_service_validates_the_key_formats_without_a_form(trader) -> None:
             api_key=pair.api_key,
             secret="c2hvcnQ=",
             otp=None,
-            account="",
+            account=master_account(trader.org),
             use=Use.TRADING,
         )
     assert raised.value.message_dict == {"secret": [PRIVATE_KEY_FORMAT]}
@@ -117,7 +118,8 @@ def test_a_member_has_one_active_key_per_use_until_it_is_revoked(trader, store_k
         store_key(trader)
     credential_revoke(credential=first, actor=trader)
     second, _ = store_key(trader)
-    assert credential_for(membership=trader, use=Use.TRADING) == second
+    main = master_account(trader.org)
+    assert credential_for(membership=trader, account=main, use=Use.TRADING) == second
 
 
 def test_revoking_destroys_the_sealed_secret_and_stops_use(trader, store_key) -> None:
@@ -137,46 +139,60 @@ def test_a_task_uses_the_members_own_key_for_the_use(owner, trader, store_key) -
     trading, _ = store_key(trader, use=Use.TRADING)
     reading, _ = store_key(trader, use=Use.READ_ONLY)
     store_key(owner, use=Use.TRADING)
-    assert credential_for(membership=trader, use=Use.TRADING) == trading
-    assert credential_for(membership=trader, use=Use.READ_ONLY) == reading
+    main = master_account(trader.org)
+    assert credential_for(membership=trader, account=main, use=Use.TRADING) == trading
+    assert credential_for(membership=trader, account=main, use=Use.READ_ONLY) == reading
 
 
 def test_a_task_never_falls_back_to_another_members_key(trader, treasurer, store_key) -> None:
     store_key(treasurer, use=Use.FUNDING)
     with pytest.raises(NoCredential, match="no active funding API key"):
-        credential_for(membership=trader, use=Use.FUNDING)
+        credential_for(membership=trader, account=master_account(trader.org), use=Use.FUNDING)
 
 
-def test_a_task_falls_back_to_the_owners_shared_desk_key(owner, trader, store_key) -> None:
-    desk, _ = store_key(owner, use=Use.TRADING, shared=True)
-    assert credential_for(membership=trader, use=Use.TRADING) == desk
+def test_a_task_falls_back_to_the_accounts_designated_key(owner, trader, store_key) -> None:
+    main = master_account(trader.org)
+    desk, _ = store_key(owner, use=Use.TRADING, designated=True)
+    assert credential_for(membership=trader, account=main, use=Use.TRADING) == desk
     own, _ = store_key(trader, use=Use.TRADING)
-    assert credential_for(membership=trader, use=Use.TRADING) == own
+    assert credential_for(membership=trader, account=main, use=Use.TRADING) == own
 
 
-def test_a_desk_key_stops_serving_when_its_creator_is_no_longer_an_owner(
+def test_a_designated_key_stops_serving_when_its_holder_is_no_longer_owner_or_admin(
     owner, trader, store_key
 ) -> None:
-    store_key(owner, use=Use.TRADING, shared=True)
+    main = master_account(trader.org)
+    store_key(owner, use=Use.TRADING, designated=True)
     owner.role = Role.ADMIN
     owner.save()
+    assert credential_for(membership=trader, account=main, use=Use.TRADING).designated
+    owner.role = Role.TRADER
+    owner.save()
     with pytest.raises(NoCredential):
-        credential_for(membership=trader, use=Use.TRADING)
+        credential_for(membership=trader, account=main, use=Use.TRADING)
 
 
-def test_only_an_owner_can_set_up_a_shared_desk_key(admin, trader, store_key) -> None:
-    for member in (admin, trader):
-        with pytest.raises(PermissionDenied):
-            store_key(member, shared=True)
+def test_only_owners_and_admins_designate_keys_and_only_their_own_kind(
+    admin, trader, store_key
+) -> None:
+    with pytest.raises(PermissionDenied):
+        store_key(trader, designated=True)
     credential, _ = store_key(trader)
     with pytest.raises(PermissionDenied):
-        credential_set_shared(credential=credential, actor=trader, shared=True)
+        credential_designate(credential=credential, actor=trader, designated=True)
+    # An admin may designate, but not a trader's personal key: it would act for the whole
+    # organization on the trader's say-so.
+    with pytest.raises(ValidationError, match="stored by an owner or an admin"):
+        credential_designate(credential=credential, actor=admin, designated=True)
+    # Admins hold read-only keys only (apps.vault.policy), and may designate theirs.
+    admins, _ = store_key(admin, label="Admin desk", use=Use.READ_ONLY, designated=True)
+    assert admins.designated
 
 
-def test_sharing_and_unsharing_a_desk_key_is_audited(owner, store_key) -> None:
+def test_designating_and_withdrawing_a_key_is_audited(owner, store_key) -> None:
     credential, _ = store_key(owner)
-    credential_set_shared(credential=credential, actor=owner, shared=True)
-    credential_set_shared(credential=credential, actor=owner, shared=False)
+    credential_designate(credential=credential, actor=owner, designated=True)
+    credential_designate(credential=credential, actor=owner, designated=False)
     actions = list(
         AuditRecord.objects.filter(target_id=str(credential.pk))
         .order_by("seq")
@@ -184,13 +200,13 @@ def test_sharing_and_unsharing_a_desk_key_is_audited(owner, store_key) -> None:
     )
     assert actions == [
         "vault.credential.create",
-        "vault.credential.share",
-        "vault.credential.unshare",
+        "vault.credential.designate",
+        "vault.credential.undesignate",
     ]
 
 
 def test_every_vault_audit_row_is_free_of_the_secret(owner, store_key) -> None:
-    credential, pair = store_key(owner, otp="key-2fa-pw", shared=True)
+    credential, pair = store_key(owner, otp="key-2fa-pw", designated=True)
     credential_revoke(credential=credential, actor=owner)
     records = AuditRecord.objects.filter(action__startswith="vault.")
     assert records.count() == 3

@@ -10,10 +10,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from apps.audit.models import AuditRecord
+from apps.orgs.models import Organization
 from apps.vault.models import Credential, Use
 from apps.vault.tasks import credential_probe_task
 from apps.vault.validators import API_KEY_FORMAT, PRIVATE_KEY_FORMAT
 from apps.vault.views import KEY_DELETED, KEY_REVOKED
+from tests.factories import master_account
 from tests.vault.conftest import new_key_pair
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +31,7 @@ def form_data(pair, **extra) -> dict[str, str]:
         "api_key": pair.api_key,
         "secret": pair.secret,
         "otp": pair.otp or "",
-        "account": "main",
+        "account": str(master_account(Organization.objects.get(slug="acme")).pk),
         "use": Use.TRADING,
         **extra,
     }
@@ -89,7 +91,7 @@ def test_wrong_methods_are_refused(trader, stepped_up_client_for, store_key) -> 
     client = stepped_up_client_for(trader)
     assert client.post(url("credential-list")).status_code == 405
     assert client.get(url("credential-test", pk=credential.pk)).status_code == 405
-    assert client.get(url("credential-share", pk=credential.pk)).status_code == 405
+    assert client.get(url("credential-designate", pk=credential.pk)).status_code == 405
     assert client.delete(url("credential-revoke", pk=credential.pk)).status_code == 405
 
 
@@ -103,15 +105,18 @@ def test_a_member_cannot_see_or_touch_another_members_key(
     assert client.post(url("credential-test", pk=theirs.pk)).status_code == 404
     assert client.post(url("credential-revoke", pk=theirs.pk)).status_code == 404
     assert client.post(url("credential-delete", pk=theirs.pk)).status_code == 404
-    assert client.post(url("credential-share", pk=theirs.pk), {"shared": "1"}).status_code == 404
+    assert (
+        client.post(url("credential-designate", pk=theirs.pk), {"designated": "1"}).status_code
+        == 404
+    )
     theirs.refresh_from_db()
     assert theirs.is_active
 
 
-def test_admins_see_desk_key_metadata_but_only_owners_change_it(
-    owner, admin, stepped_up_client_for, store_key
+def test_admins_see_and_manage_designated_keys_but_not_owners_personal_ones(
+    owner, admin, trader, stepped_up_client_for, store_key, django_capture_on_commit_callbacks
 ) -> None:
-    desk, _ = store_key(owner, shared=True, label="Desk key")
+    desk, _ = store_key(owner, designated=True, label="Desk key")
     personal, _ = store_key(owner, use=Use.FUNDING, label="Owner personal")
     client = stepped_up_client_for(admin)
     listing = client.get(url("credential-list")).content.decode()
@@ -119,9 +124,12 @@ def test_admins_see_desk_key_metadata_but_only_owners_change_it(
     assert "Owner personal" not in listing
     assert client.get(url("credential-detail", pk=desk.pk)).status_code == 200
     assert client.get(url("credential-detail", pk=personal.pk)).status_code == 404
-    assert client.post(url("credential-revoke", pk=desk.pk)).status_code == 403
-    assert client.post(url("credential-delete", pk=desk.pk)).status_code == 403
-    assert client.post(url("credential-test", pk=desk.pk)).status_code == 403
+    with django_capture_on_commit_callbacks():
+        assert client.post(url("credential-test", pk=desk.pk)).status_code == 302
+    # A trader does not see the organization's designated key at all.
+    trader_client = stepped_up_client_for(trader)
+    assert "Desk key" not in trader_client.get(url("credential-list")).content.decode()
+    assert trader_client.get(url("credential-detail", pk=desk.pk)).status_code == 404
 
 
 # --- List and detail ---------------------------------------------------------------------------
@@ -146,8 +154,8 @@ def test_the_list_costs_the_same_queries_however_many_keys_it_shows(
     with CaptureQueriesContext(connection) as one_key:
         assert client.get(url("credential-list")).status_code == 200
     store_key(owner, use=Use.FUNDING, label="Owner funding")
-    store_key(trader, use=Use.TRADING, shared=False, label="Trader personal")
-    store_key(owner, use=Use.FUNDING, shared=True, label="Desk funding")
+    store_key(trader, use=Use.TRADING, designated=False, label="Trader personal")
+    store_key(owner, use=Use.FUNDING, designated=True, label="Desk funding")
     with CaptureQueriesContext(connection) as four_keys:
         text = client.get(url("credential-list")).content.decode()
     assert "Desk funding" in text
@@ -290,21 +298,20 @@ def test_without_a_keyring_adding_a_key_says_so_and_stores_nothing(
     assert not Credential.objects.exists()
 
 
-def test_only_owners_are_offered_the_shared_desk_key_box(
-    owner, trader, stepped_up_client_for
+def test_only_owners_and_admins_are_offered_the_designation_box(
+    owner, admin, trader, stepped_up_client_for
 ) -> None:
+    for manager in (owner, admin):
+        page = stepped_up_client_for(manager).get(url("credential-create")).content.decode()
+        assert 'name="designated"' in page
     assert (
-        'name="shared"'
-        in stepped_up_client_for(owner).get(url("credential-create")).content.decode()
-    )
-    assert (
-        'name="shared"'
+        'name="designated"'
         not in stepped_up_client_for(trader).get(url("credential-create")).content.decode()
     )
     stepped_up_client_for(trader).post(
-        url("credential-create"), form_data(new_key_pair(), shared="on")
+        url("credential-create"), form_data(new_key_pair(), designated="on")
     )
-    assert not Credential.objects.filter(is_shared_desk_key=True).exists()
+    assert not Credential.objects.filter(designated=True).exists()
 
 
 # --- Test, revoke, delete, share ---------------------------------------------------------------
@@ -363,19 +370,23 @@ def test_deleting_a_key_needs_step_up_and_is_audited(
     assert record.target_id == str(credential.pk)
 
 
-def test_an_owner_shares_a_key_as_the_desk_key_with_step_up(
-    owner, trader, stepped_up_client_for, store_key
+def test_an_owner_designates_a_key_with_step_up(
+    owner, trader, client_for, stepped_up_client_for, store_key
 ) -> None:
     credential, _ = store_key(owner)
+    response = client_for(owner).post(
+        url("credential-designate", pk=credential.pk), {"designated": "1"}
+    )
+    assert response["Location"].startswith(reverse("accounts:step-up"))
     response = stepped_up_client_for(owner).post(
-        url("credential-share", pk=credential.pk), {"shared": "1"}
+        url("credential-designate", pk=credential.pk), {"designated": "1"}
     )
     assert response.status_code == 302
     credential.refresh_from_db()
-    assert credential.is_shared_desk_key
+    assert credential.designated
     mine, _ = store_key(trader, use=Use.READ_ONLY)
     response = stepped_up_client_for(trader).post(
-        url("credential-share", pk=mine.pk), {"shared": "1"}
+        url("credential-designate", pk=mine.pk), {"designated": "1"}
     )
     assert response.status_code == 403
 

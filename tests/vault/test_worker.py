@@ -10,6 +10,7 @@ import pytest
 from apps.vault import crypto
 from apps.vault.models import Credential, Use
 from kraken_portal.celery import app
+from tests.factories import master_account
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -40,7 +41,7 @@ def test_the_worker_runs_the_probe_queued_on_commit_and_fails_without_our_keyrin
         api_key=key_pair.api_key,
         secret=key_pair.secret,
         otp=None,
-        account="",
+        account=master_account(trader.org),
         use=Use.TRADING,
     )
     credential = wait_for_probe(credential)

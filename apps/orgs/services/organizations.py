@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -13,6 +13,16 @@ from apps.core.trail import audit_record
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from apps.orgs.services.memberships import org_sockets_recheck_on_commit
+from apps.orgs.validators import normalize_asset_code
+
+# Changing the reporting currency re-expresses every threshold and report (a loosening-type
+# change that the approvals work will gate with two owners); the business-day time zone moves
+# "today" and so every daily limit. Until then: owners only, after a fresh step-up (the view).
+OWNER_ONLY_SETTING = "Only an owner can change the {setting}."
+_OWNER_ONLY = {
+    "reporting_currency": "reporting currency",
+    "business_timezone": "business time zone",
+}
 
 OVERPRIVILEGED_KEYS_OWNERS_ONLY = (
     "Only an owner can allow API keys that can do more than their use needs."
@@ -26,13 +36,29 @@ def organization_update_settings(
     actor: Membership,
     name: str,
     require_2fa: bool,
+    reporting_currency: str | None = None,
+    business_timezone: str | None = None,
     allow_overprivileged_keys: bool | None = None,
     request: HttpRequest | None = None,
 ) -> Organization:
-    """Change the organization's settings. `allow_overprivileged_keys` None leaves it as it is;
-    changing it is an owner's decision (the view asks for a fresh step-up first)."""
+    """Save the organization's settings; `None` leaves the currency, time zone or
+    `allow_overprivileged_keys` unchanged. The currency, time zone and over-privilege setting
+    are an owner's decision (the view asks for a fresh step-up first)."""
     org = Organization.objects.select_for_update().get(pk=org.pk)
     changes: dict[str, list[Any]] = {}
+    wanted: dict[str, str] = {}
+    if reporting_currency is not None:
+        wanted["reporting_currency"] = normalize_asset_code(reporting_currency)
+    if business_timezone is not None:
+        wanted["business_timezone"] = business_timezone.strip()
+    for field, value in wanted.items():
+        if getattr(org, field) == value:
+            continue
+        actor_role = Membership.objects.filter(pk=actor.pk).values_list("role", flat=True).first()
+        if actor_role != Role.OWNER:
+            raise ValidationError({field: OWNER_ONLY_SETTING.format(setting=_OWNER_ONLY[field])})
+        changes[field] = [getattr(org, field), value]
+        setattr(org, field, value)
     if org.name != name:
         changes["name"] = [org.name, name]
         org.name = name

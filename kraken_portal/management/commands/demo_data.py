@@ -3,8 +3,10 @@
 Idempotent: `make run` (scripts/run.py) calls it once at every start, before the portal's
 processes; the web process never does. Each run sets the demo users' passwords to the current
 DEMO_PASSWORD, so the password it prints is the one that works. With `--wait-for-sandbox` it
-waits for the Kraken sandbox (KRAKEN_API_URL) to answer, then gives each trading and treasury
-member a sandbox account and API key, stored in the vault, so the demo trades at once.
+waits for the Kraken sandbox (KRAKEN_API_URL) to answer, then creates the organization's Kraken
+accounts on the sandbox and in the portal (a master and a subaccount), gives the trading and
+treasury members keys on them and stores the owner's designated keys for each account, so the
+demo trades at once.
 
 It refuses to run, before writing anything, unless both hold:
 - the settings are not the production ones. Checked by the settings module and by the
@@ -36,8 +38,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from apps.accounts import signin_throttle
-from apps.orgs.models import Membership, Organization
+from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.orgs.permissions import Role
+from apps.orgs.selectors import kraken_account_master, kraken_accounts
+from apps.orgs.services.accounts import kraken_account_create, kraken_account_update
+from apps.orgs.validators import normalize_kraken_account_id
 from apps.vault.models import Use
 from apps.vault.policy import NEEDED
 
@@ -47,13 +52,37 @@ DEMO_DOMAIN = "demo.test"
 DEFAULT_DEMO_PASSWORD = "demo-portal-2026"  # noqa: S105 - documented demo password.
 STAFF_EMAIL = f"staff@{DEMO_DOMAIN}"
 
-# Opening balances of each demo member's sandbox account.
+# The demo's Kraken accounts on the sandbox: a master (with an IIBAN-shaped id, which the
+# sandbox accepts on creation) and one subaccount under it. The sandbox gives the subaccount its
+# own IIBAN (returned on creation and listed under the master), which becomes the portal's
+# Kraken id of the subaccount, as an owner would copy it from Kraken.
+DEMO_MASTER_ID = "AA42DEMOCAPITAL1"
+DEMO_MASTER_LABEL = "Main account"
+DEMO_SUBACCOUNT_LABEL = "Desk 2"
+DEMO_SUBACCOUNT_USERNAME = "demo-desk-2"
 DEMO_BALANCES = {
-    Role.TRADER: {"ZUSD": "250000.0000", "XXBT": "5.0000000000", "XETH": "80.0000000000"},
-    Role.TREASURER: {"ZUSD": "1000000.0000", "XXBT": "20.0000000000", "USDC": "500000.00000000"},
-    Role.OWNER: {"ZUSD": "100000.0000", "XXBT": "1.0000000000", "DOT": "5000.0000000000"},
+    DEMO_MASTER_LABEL: {
+        "ZUSD": "1250000.0000",
+        "XXBT": "25.0000000000",
+        "XETH": "80.0000000000",
+        "USDC": "500000.00000000",
+        "DOT": "5000.0000000000",
+    },
+    DEMO_SUBACCOUNT_LABEL: {"ZUSD": "250000.0000", "XXBT": "5.0000000000"},
 }
-KEY_USE = {Role.TRADER: "trading", Role.TREASURER: "funding", Role.OWNER: "trading"}
+# (account, member's role, use, designated): members' personal keys, and the keys designated
+# for unattended work on each account (stored by the owner).
+DEMO_KEYS: tuple[tuple[str, str, str, bool], ...] = (
+    (DEMO_MASTER_LABEL, Role.TRADER, "trading", False),
+    (DEMO_MASTER_LABEL, Role.TREASURER, "funding", False),
+    (DEMO_MASTER_LABEL, Role.OWNER, "trading", True),
+    (DEMO_MASTER_LABEL, Role.OWNER, "funding", True),
+    (DEMO_SUBACCOUNT_LABEL, Role.TRADER, "trading", False),
+    (DEMO_SUBACCOUNT_LABEL, Role.OWNER, "trading", True),
+    (DEMO_SUBACCOUNT_LABEL, Role.OWNER, "funding", True),
+)
+# Labels the demo used before it had accounts; their keys are revoked when it refreshes.
+LEGACY_KEY_LABEL_PREFIX = "Demo sandbox "
 KEY_PERMISSIONS = {
     "trading": [
         "query_funds",
@@ -69,6 +98,10 @@ KEY_PERMISSIONS = {
     # about over-privileged keys, and teach the opposite of what the warning says.
     "funding": sorted(str(permission) for permission in NEEDED[Use.FUNDING]),
 }
+
+
+def demo_key_label(account: str, use: str, designated: bool) -> str:
+    return f"Demo {account} {'designated ' if designated else ''}{use} key"
 
 
 PRODUCTION_SETTINGS = "kraken_portal.settings.production"
@@ -224,22 +257,100 @@ class Command(BaseCommand):
                     raise
                 time.sleep(0.5)
 
+    def _sandbox_accounts(self) -> tuple[dict[str, tuple[str, bool]], str]:
+        """The master and the subaccount on the sandbox: label → (sandbox id, created now),
+        and the subaccount's IIBAN."""
+        created_master = not self._account_exists(DEMO_MASTER_ID)
+        if created_master:
+            self._control(
+                "POST",
+                "/sandbox/accounts",
+                {
+                    "id": DEMO_MASTER_ID,
+                    "tier": settings.KRAKEN_TIER,
+                    "balances": DEMO_BALANCES[DEMO_MASTER_LABEL],
+                },
+            )
+        master = self._control("GET", f"/sandbox/accounts/{DEMO_MASTER_ID}")
+        subaccounts = master.get("subaccount_details") or []
+        created_sub = not subaccounts
+        if created_sub:
+            sub = self._control(
+                "POST",
+                f"/sandbox/accounts/{DEMO_MASTER_ID}/subaccounts",
+                {
+                    "username": DEMO_SUBACCOUNT_USERNAME,
+                    "balances": DEMO_BALANCES[DEMO_SUBACCOUNT_LABEL],
+                },
+            )
+        else:
+            sub = subaccounts[0]
+        ids = {
+            DEMO_MASTER_LABEL: (DEMO_MASTER_ID, created_master),
+            DEMO_SUBACCOUNT_LABEL: (str(sub["account_id"]), created_sub),
+        }
+        return ids, str(sub.get("iiban") or "")
+
+    def _portal_accounts(self, owner: Membership, sub_iiban: str) -> dict[str, KrakenAccount]:
+        """The same two accounts in the portal (the master takes over a migrated "Main
+        account" that has no Kraken id yet; the subaccount carries the sandbox's IIBAN)."""
+        org = owner.org
+        master = kraken_account_master(org=org)
+        if master is None:
+            master = kraken_account_create(
+                org=org,
+                actor=owner,
+                label=DEMO_MASTER_LABEL,
+                kind=KrakenAccount.Kind.MASTER,
+                kraken_id=DEMO_MASTER_ID,
+                tier=settings.KRAKEN_TIER,
+            )
+        elif master.kraken_id != DEMO_MASTER_ID:
+            master = kraken_account_update(
+                account=master, actor=owner, label=master.label, kraken_id=DEMO_MASTER_ID
+            )
+        sub = kraken_accounts(org=org).filter(label=DEMO_SUBACCOUNT_LABEL).first()
+        sub_kraken_id = normalize_kraken_account_id(sub_iiban)
+        if sub is None:
+            sub = kraken_account_create(
+                org=org,
+                actor=owner,
+                label=DEMO_SUBACCOUNT_LABEL,
+                kind=KrakenAccount.Kind.SUBACCOUNT,
+                kraken_id=sub_kraken_id,
+            )
+        elif sub_kraken_id and sub.kraken_id != sub_kraken_id:
+            # A demo from before the sandbox gave subaccounts IIBANs, or a fresh sandbox.
+            sub = kraken_account_update(
+                account=sub, actor=owner, label=sub.label, kraken_id=sub_kraken_id
+            )
+        return {DEMO_MASTER_LABEL: master, DEMO_SUBACCOUNT_LABEL: sub}
+
     def _provision_keys(self, memberships: dict[str, Membership]) -> None:
         from apps.vault.models import Credential
-        from apps.vault.services import credential_create
+        from apps.vault.services import credential_create, credential_revoke
 
-        for role, balances in DEMO_BALANCES.items():
+        owner = memberships[Role.OWNER]
+        sandbox_ids, sub_iiban = self._sandbox_accounts()
+        accounts = self._portal_accounts(owner, sub_iiban)
+        wanted = {demo_key_label(a, use, d) for a, _, use, d in DEMO_KEYS}
+        stale = Credential.objects.filter(
+            org=owner.org,
+            status=Credential.Status.ACTIVE,
+            label__startswith=LEGACY_KEY_LABEL_PREFIX,
+        ).exclude(label__in=wanted)
+        for credential in stale:
+            credential_revoke(credential=credential, actor=owner)
+        for account_label, role, use, designated in DEMO_KEYS:
             membership = memberships[role]
-            use = KEY_USE[role]
-            label = f"Demo sandbox {use} key"
-            api_key, secret = _demo_secret(membership.user.email)
-            account_id = f"demo-{role}"
-            # The sandbox keeps accounts in its state file; only a fresh sandbox needs them again.
-            if not self._account_exists(account_id):
-                self._control("POST", "/sandbox/accounts", {"id": account_id, "balances": balances})
+            label = demo_key_label(account_label, use, designated)
+            api_key, secret = _demo_secret(f"{membership.user.email}:{label}")
+            sandbox_id, created = sandbox_ids[account_label]
+            # The sandbox keeps keys in its state file; only a fresh account needs them again.
+            if created:
                 self._control(
                     "POST",
-                    f"/sandbox/accounts/{account_id}/keys",
+                    f"/sandbox/accounts/{sandbox_id}/keys",
                     {
                         "key": api_key,
                         "secret": secret,
@@ -248,7 +359,7 @@ class Command(BaseCommand):
                     },
                 )
             if Credential.objects.filter(
-                org=membership.org, owner=membership, label=label
+                org=membership.org, owner=membership, label=label, status=Credential.Status.ACTIVE
             ).exists():
                 continue
             credential_create(
@@ -257,8 +368,9 @@ class Command(BaseCommand):
                 api_key=api_key,
                 secret=secret,
                 otp=None,
-                account=f"Sandbox {account_id}",
+                account=accounts[account_label],
                 use=use,
+                designated=designated,
                 probe=True,
             )
 

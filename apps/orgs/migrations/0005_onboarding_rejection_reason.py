@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orgs", "0003_membership_status_and_overprivileged_keys"),
+        ("orgs", "0004_kraken_accounts"),
     ]
 
     operations = [

@@ -21,7 +21,7 @@ from apps.vault.models import Credential
 from apps.vault.services import credential_create
 from kraken_portal.dashboard import ONBOARDING_WAITING, TWO_FACTOR_OFF_MANAGER
 from tests.conftest import verified_client
-from tests.factories import UserFactory
+from tests.factories import UserFactory, master_account
 from tests.orgs.test_onboarding import APPLY, application_data
 from tests.vault.conftest import KEK_1, new_key_pair
 
@@ -101,7 +101,7 @@ def store_key_for_home(settings: Any) -> Any:
             api_key=pair.api_key,
             secret=pair.secret,
             otp=None,
-            account="main",
+            account=master_account(membership.org),
             use="trading",
             probe=False,
         )

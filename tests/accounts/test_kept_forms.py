@@ -17,6 +17,7 @@ from apps.accounts.stepup import FIELD_NOT_KEPT, FORM_KEPT, PENDING_SESSION_KEY
 from apps.vault.models import Credential
 from tests.accounts.otp import totp_code
 from tests.conftest import verified_client
+from tests.factories import master_account, subaccount_of
 from tests.vault.conftest import KEK_1, new_key_pair, step_up
 
 pytestmark = pytest.mark.django_db
@@ -88,12 +89,14 @@ def test_a_key_form_comes_back_without_its_secrets_which_never_reach_the_session
     settings.PORTAL_KEYRING = f"k1:{KEK_1}"
     client = verified_client(trader.user)  # 2FA on, but no fresh step-up
     pair = new_key_pair(otp="key-pass-42")
+    # Two accounts to choose from: the one chosen must come back chosen.
+    desk = subaccount_of(master_account(trader.org), "Desk 2")
     typed = {
         "label": "Desk ETH",
         "api_key": pair.api_key,
         "secret": pair.secret,
         "otp": pair.otp,
-        "account": "desk-2",
+        "account": str(desk.pk),
         "use": "trading",
     }
     response = client.post(ADD_KEY, typed)
@@ -117,7 +120,7 @@ def test_a_key_form_comes_back_without_its_secrets_which_never_reach_the_session
     assert FORM_KEPT in form_page
     assert 'value="Desk ETH"' in form_page
     assert f'value="{pair.api_key}"' in form_page
-    assert 'value="desk-2"' in form_page
+    assert f'<option value="{desk.pk}" selected>' in form_page
     assert form_page.count(FIELD_NOT_KEPT) == 2
     assert pair.secret not in form_page
     assert not Credential.objects.exists()

@@ -12,6 +12,7 @@ from apps.audit.services import audit_record
 from apps.orgs.models import Membership, OnboardingApplication
 from apps.vault.models import Credential, Use
 from apps.vault.services import credential_create, credential_revoke
+from tests.factories import master_account
 from tests.vault.conftest import new_key_pair
 
 # Stored as a member would send them: accented names and a long company name test wrapping.
@@ -33,7 +34,7 @@ def _key(membership: Membership, label: str) -> Credential:
         api_key=pair.api_key,
         secret=pair.secret,
         otp=None,
-        account="main",
+        account=master_account(membership.org),
         use=Use.TRADING,
         probe=False,
     )

@@ -14,6 +14,7 @@ from apps.vault.models import Credential, Use
 from apps.vault.services import credential_create
 from apps.vault.tasks import credential_probe_task
 from apps.vault.views import KEY_ERASED_NOTICE, TEST_NEVER
+from tests.factories import master_account
 
 pytestmark = pytest.mark.django_db
 
@@ -30,15 +31,16 @@ def kraken_is_the_sandbox(settings, sandbox) -> None:
 
 
 def sandbox_key(membership, sandbox, permissions=TRADING) -> Credential:
-    account = sandbox.create_account({"USD": "1000"})
-    key, secret = sandbox.create_key(account, permissions=permissions)
+    key, secret = sandbox.create_key(
+        sandbox.create_account({"USD": "1000"}), permissions=permissions
+    )
     return credential_create(
         membership=membership,
         label="Desk BTC",
         api_key=key,
         secret=secret,
         otp=None,
-        account=account,
+        account=master_account(membership.org),
         use=Use.TRADING,
         probe=False,
     )

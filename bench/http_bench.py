@@ -88,10 +88,10 @@ def prepare_database(users: int, org_size: int) -> list[tuple[str, str]]:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.core.management import call_command
     from django.db import connections
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from apps.accounts.middleware import LAST_SEEN_KEY
-    from apps.accounts.models import User
+    from apps.accounts.models import EncryptedTOTPDevice, User
+    from apps.accounts.services import totp_device_create
     from apps.orgs.models import KrakenAccount, Membership, Organization
     from apps.orgs.permissions import Role
     from apps.vault.services import credential_create
@@ -136,9 +136,11 @@ def prepare_database(users: int, org_size: int) -> list[tuple[str, str]]:
                         use=use,
                         probe=False,
                     )
-        device, _ = TOTPDevice.objects.get_or_create(
-            user=user, name="default", defaults={"confirmed": True}
-        )
+        # The portal's own sealed device: django-otp's TOTPDevice keeps its key in plaintext
+        # (and the accounts.E001 check refuses any such row).
+        device = EncryptedTOTPDevice.objects.filter(
+            user=user, name="default", confirmed=True
+        ).first() or totp_device_create(user=user, name="default", confirmed=True)
         session = store()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = "apps.accounts.backends.EmailBackend"

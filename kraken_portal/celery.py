@@ -46,6 +46,12 @@ app.autodiscover_tasks()
 
 # Periodic tasks live here, in one place, each with a comment saying when it runs.
 app.conf.beat_schedule = {
+    # Every minute: expire approval requests past their expiry and carry out delayed ones (a
+    # sole owner's policy loosening) whose 24 hours have passed.
+    "approvals-run-due": {
+        "task": "apps.approvals.tasks.approvals_run_due_task",
+        "schedule": 60.0,
+    },
     # Every hour: refresh Kraken's asset and pair reference data (decimals, minimums).
     "kraken-refresh-reference-data": {
         "task": "apps.kraken.tasks.refresh_reference_data",

@@ -21,6 +21,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Members", "orgs:member-list", Capability.MANAGE_MEMBERS),
     NavItem("Members' keys", "vault:oversight", Capability.OVERSEE_KEYS),
     NavItem("Permissions", "orgs:permission-table", Capability.MANAGE_MEMBERS),
+    NavItem("Approvals", "approvals:inbox", Capability.VIEW),
     NavItem("Audit trail", "audit:record-list", Capability.VIEW),
     NavItem("Settings", "orgs:settings", Capability.MANAGE_POLICIES),
 ]

@@ -19,6 +19,8 @@ urlpatterns = [
     path("o/<slug:org>/audit/", include("apps.audit.urls")),
     path("o/<slug:org>/vault/", include("apps.vault.urls")),
     path("o/<slug:org>/markets/", include("apps.market.urls")),
+    path("o/<slug:org>/notifications/", include("apps.notifications.urls")),
+    path("o/<slug:org>/approvals/", include("apps.approvals.urls")),
     path("onboarding/", include("apps.orgs.onboarding_urls")),
     path("invitations/", include("apps.orgs.invitation_urls")),
     path("staff/admin/", admin.site.urls),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -101,6 +101,25 @@ def verified_client(user: Any) -> Client:
 def client_for() -> Callable[[Membership], Client]:
     """`client_for(trader)`: a 2FA-verified client signed in as that member."""
     return lambda membership: verified_client(membership.user)
+
+
+@pytest.fixture
+def broker_unreachable(settings: Any) -> Iterator[None]:
+    """Celery's broker is down: nothing listens on port 1, so enqueuing a task raises."""
+    from kraken_portal.celery import app
+
+    def use(url: str) -> None:
+        # Celery keeps its connection and producer pools once built; drop them so the next
+        # task is sent to `url`.
+        app.conf.update(broker_url=url)
+        settings.CELERY_BROKER_URL = url
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    before = app.conf.broker_url
+    use("redis://127.0.0.1:1/0")
+    yield
+    use(before)
 
 
 @pytest.fixture

@@ -158,6 +158,32 @@ class World:
         return {"symbol": "BTC-USD"}
 
 
+def _own_notification(world: World) -> dict[str, Any]:
+    """A notification of the acting member (others' are 404), else of the owner."""
+    from apps.notifications.models import Notification
+
+    holder = world.member(world.who if world.who in ROLES else "owner")
+    notification = Notification.objects.create(
+        org=world.org, recipient=holder.user, kind="approvals.needed", title="Sample"
+    )
+    return {"pk": notification.pk}
+
+
+def _approval(world: World) -> dict[str, Any]:
+    """An admin's pending request to make a viewer a trader."""
+    from apps.approvals.models import ApprovalRequest
+    from apps.approvals.role_grants import role_grant_gate
+
+    role_grant_gate(
+        actor=world.member("admin"),
+        role=Role.TRADER,
+        member=world.target_member(),
+        email=None,
+        request=None,
+    )
+    return {"pk": ApprovalRequest.objects.get(org=world.org).pk}
+
+
 def _accept_token(world: World) -> dict[str, Any]:
     token = secrets.token_urlsafe(32)
     world.invitation(token)
@@ -184,6 +210,11 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
     "orgs:account-edit": lambda w: {"pk": master_account(w.org).pk},
     "orgs:account-archive": lambda w: {"pk": master_account(w.org).pk},
     "market:pair": World.market_pair,
+    "notifications:read": _own_notification,
+    "approvals:request-detail": _approval,
+    "approvals:request-decide": _approval,
+    "approvals:request-cancel": _approval,
+    "approvals:policy-edit": lambda w: {"kind": "orgs.role_grant"},
     "market:watch-add": World.market_pair,
     "market:watch-remove": World.market_pair,
     # A link that does not check out: Django's view answers with its "invalid link" page.
@@ -194,6 +225,8 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
 NARROWER_RULES: dict[str, set[str]] = {
     # Designating a key for unattended work is for owners and admins (apps/vault/services.py).
     "vault:credential-designate": {Role.OWNER, Role.ADMIN},
+    # Approval policies are edited by owners only (apps/approvals/policy_changes.py).
+    "approvals:policy-edit": {Role.OWNER},
 }
 
 

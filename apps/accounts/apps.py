@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
-        from apps.accounts import signals  # noqa: F401 - connects the receivers
+        from apps.accounts import checks, signals  # noqa: F401 - registers the check, receivers

@@ -7,7 +7,6 @@ step-up) leaves an audit record in the global chain, written in the same transac
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import secrets
 import time
@@ -22,7 +21,6 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
@@ -50,7 +48,9 @@ from apps.accounts.selectors import (
 )
 from apps.accounts.tasks import password_reset_email_task, security_notice_task
 from apps.core.clientip import client_ip
+from apps.core.emails import email_normalize
 from apps.core.groups import session_group, user_group
+from apps.core.ratelimit import window_hit
 from apps.core.realtime import CLOSE_REAUTHORISE, CLOSE_SIGNED_OUT, close_sockets_on_commit
 from apps.core.trail import audit_record, audit_record_throttled
 
@@ -79,7 +79,14 @@ NOTICE_RECOVERY_CODES = "recovery_codes_regenerated"
 
 
 def _notify_on_commit(*, user: User, kind: str) -> None:
-    transaction.on_commit(partial(security_notice_task.delay, user.pk, kind))
+    """Email a security notice once the change commits.
+
+    Robust: the change has committed by then, so a broker outage is logged, never raised into
+    the request (which would lose an enrolment's only display of its recovery codes, or skip
+    what the caller does after the service, such as keeping a session's auth hash) and never
+    stops the callbacks registered after this one.
+    """
+    transaction.on_commit(partial(security_notice_task.delay, user.pk, kind), robust=True)
 
 
 def _throttle_message(*, user: User) -> str | None:
@@ -339,6 +346,10 @@ def _two_factor_confirm(
         detail={"recovery_codes": RECOVERY_CODE_COUNT},
         request=request,
     )
+    # From now on every session of this user needs the second factor, sockets too: close the
+    # open ones so each reconnects and is judged afresh (another session's, never verified, is
+    # then refused; this session's own reconnect after it is marked verified).
+    close_sockets_on_commit(user_group(user.pk), CLOSE_REAUTHORISE)
     _notify_on_commit(user=user, kind=NOTICE_2FA_ENABLED)
     return codes
 
@@ -366,10 +377,11 @@ def two_factor_disable(*, user: User, request: HttpRequest) -> None:
     EncryptedTOTPDevice.objects.filter(user=user).delete()
     RecoveryCodeDevice.objects.filter(user=user).delete()
     audit_record(action="auth.two_factor_disabled", actor=user, request=request)
-    _notify_on_commit(user=user, kind=NOTICE_2FA_DISABLED)
     # Open sockets were authorised with the second factor; close them. They reconnect, and
-    # organizations that require 2FA refuse them until the user enrols again.
+    # organizations that require 2FA refuse them until the user enrols again. Registered before
+    # the notice: closing what no longer qualifies comes first.
     close_sockets_on_commit(user_group(user.pk), CLOSE_REAUTHORISE)
+    _notify_on_commit(user=user, kind=NOTICE_2FA_DISABLED)
 
 
 @transaction.atomic(durable=True)
@@ -387,6 +399,9 @@ def step_up_confirm(*, user: User, device: Device, request: HttpRequest) -> None
 
 NOTICE_PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a kind of notice, not a password
 NOTICE_OTHER_SESSIONS = "other_sessions_signed_out"
+
+RESET_ADDRESS_SCOPE = "password-reset-email"
+RESET_IP_SCOPE = "password-reset-ip"
 
 
 def _session_store_class() -> type[SessionBase]:
@@ -457,37 +472,28 @@ def password_reset_completed(*, user: User, request: HttpRequest) -> None:
     _notify_on_commit(user=user, kind=NOTICE_PASSWORD_CHANGED)
 
 
-def _over_limit(key: str, *, limit: int, window: int) -> bool:
-    """Count one event in a fixed window in Redis (the default cache); True beyond `limit`."""
-    cache.add(key, 0, timeout=window)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # The key expired between add and incr: this is the window's first.
-        cache.set(key, 1, timeout=window)
-        count = 1
-    return count > limit
-
-
-def password_reset_allowed(*, ip: str, email: str) -> bool:
+def password_reset_allowed(*, ip: str | None, email: str) -> bool:
     """Per client address and per email address (existing or not, so the answer reveals
-    nothing about accounts), at most so many reset requests per window."""
-    window = settings.PASSWORD_RESET_WINDOW
-    address = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-    by_ip = _over_limit(
-        f"password-reset:ip:{ip}", limit=settings.PASSWORD_RESET_LIMIT_PER_IP, window=window
+    nothing about accounts), at most so many reset requests per window.
+
+    Counted like every other per-source limit (apps.core.ratelimit): without Redis the count
+    reads 0 and resets stay open, since a reset only ever emails the account's own address.
+    """
+    window = int(settings.PASSWORD_RESET_WINDOW)
+    by_address = window_hit(scope=RESET_ADDRESS_SCOPE, source=email_normalize(email), window=window)
+    # Without a vouched-for address (a misconfigured proxy) only the email's limit applies.
+    by_ip = window_hit(scope=RESET_IP_SCOPE, source=ip, window=window) if ip else None
+    return by_address.count <= int(settings.PASSWORD_RESET_LIMIT_PER_ADDRESS) and (
+        by_ip is None or by_ip.count <= int(settings.PASSWORD_RESET_LIMIT_PER_IP)
     )
-    by_address = _over_limit(
-        f"password-reset:email:{address}",
-        limit=settings.PASSWORD_RESET_LIMIT_PER_ADDRESS,
-        window=window,
-    )
-    return not (by_ip or by_address)
 
 
 def password_reset_request(*, email: str) -> None:
     """Enqueue the reset email on commit, whether or not the address has an account: the
     request does the same work either way, so neither its answer nor its timing tells."""
-    transaction.on_commit(partial(password_reset_email_task.delay, email.strip().lower()))
+    transaction.on_commit(
+        partial(password_reset_email_task.delay, email_normalize(email)), robust=True
+    )
 
 
 def password_reset_send(*, email: str) -> int:

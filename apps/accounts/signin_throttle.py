@@ -21,11 +21,14 @@ cookie for it, and the account's delay does not apply to it (OWASP's device cook
 this, a scripted stranger could take every slot the moment it opens and keep the owner waiting
 indefinitely; with it, the owner's usual browser signs in at once while the stranger waits. The
 cookie proves only that this browser once knew the password, which is all the delay guards; the
-per-address limit and axes still apply to it.
+per-address limit and axes still apply to it. It is bound to the password it was given for: after
+a change or a reset it no longer counts, so a browser that knew only the old password queues.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
 import time
@@ -36,6 +39,7 @@ from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponseBase
 
+from apps.accounts.models import User
 from apps.core.ratelimit import limit_key, redis_client, wait_text, window_hit, window_read
 
 logger = logging.getLogger(__name__)
@@ -124,11 +128,18 @@ def _account_ref(email: str) -> str:
     return account_key(email).rsplit(":", 1)[-1]
 
 
-def known_device_mark(response: HttpResponseBase, *, email: str) -> None:
-    """After the right password: this browser is a known device for the account."""
+def _password_ref(user: User) -> str:
+    """Changes with the user's password (Django's session auth hash, itself keyed with
+    SECRET_KEY), hashed once more so the cookie does not carry the hash sessions are checked by."""
+    return hashlib.sha256(user.get_session_auth_hash().encode()).hexdigest()[:32]
+
+
+def known_device_mark(response: HttpResponseBase, *, email: str, user: User) -> None:
+    """After the right password: this browser is a known device for the account, for as long
+    as the password stays what it was (a change or a reset ends every such cookie)."""
     response.set_cookie(
         KNOWN_DEVICE_COOKIE,
-        signing.dumps(_account_ref(email), salt=_KNOWN_DEVICE_SALT),
+        signing.dumps([_account_ref(email), _password_ref(user)], salt=_KNOWN_DEVICE_SALT),
         max_age=KNOWN_DEVICE_MAX_AGE,
         secure=settings.SESSION_COOKIE_SECURE,
         httponly=True,
@@ -137,12 +148,19 @@ def known_device_mark(response: HttpResponseBase, *, email: str) -> None:
 
 
 def known_device(request: HttpRequest, *, email: str) -> bool:
+    """The browser carries this account's known-device cookie, given under its current password.
+
+    The account is loaded only when the cookie names it, so a sign-in without the cookie does
+    the same work whether or not the address has an account."""
     raw = request.COOKIES.get(KNOWN_DEVICE_COOKIE, "")
     try:
-        ref = signing.loads(raw, salt=_KNOWN_DEVICE_SALT, max_age=KNOWN_DEVICE_MAX_AGE)
+        value = signing.loads(raw, salt=_KNOWN_DEVICE_SALT, max_age=KNOWN_DEVICE_MAX_AGE)
     except signing.BadSignature:
         return False
-    return bool(ref == _account_ref(email))
+    if not isinstance(value, list) or len(value) != 2 or value[0] != _account_ref(email):
+        return False
+    user = User.objects.filter(email=email, is_active=True).first()
+    return user is not None and hmac.compare_digest(str(value[1]), _password_ref(user))
 
 
 def sign_in_admit(*, email: str, ip: str | None, known: bool = False) -> str | None:

@@ -171,7 +171,7 @@ def login(request: HttpRequest) -> HttpResponse:
                 auth_login(request, user, backend=BACKEND)
                 services.sign_in_record(user=user, device=None, request=request)
                 response = HttpResponseRedirect(next_url)
-            signin_throttle.known_device_mark(response, email=email)
+            signin_throttle.known_device_mark(response, email=email, user=user)
             return response
     return render(
         request,
@@ -488,10 +488,6 @@ class _PasswordChangeView(auth_views.PasswordChangeView):
 password_change = sensitive_variables()(login_view(step_up_required(_PasswordChangeView.as_view())))
 
 
-def _client_ip(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR") or "unknown")
-
-
 class _PasswordResetView(auth_views.PasswordResetView):
     """Django's request step, with two changes: the email is sent by a Celery task that also
     runs for unknown addresses (same answer, same work), and requests are rate limited per
@@ -502,7 +498,7 @@ class _PasswordResetView(auth_views.PasswordResetView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         email = str(request.POST.get("email", ""))[:254]
-        if not services.password_reset_allowed(ip=_client_ip(request), email=email):
+        if not services.password_reset_allowed(ip=client_ip(request), email=email):
             form = self.get_form()
             form.is_valid()
             form.add_error(None, RESET_LIMITED)

@@ -16,21 +16,16 @@ longer chain, and Redis being down stops sign-in through the cache and sessions 
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
-from django.conf import settings
 from django.db import models
 from django.http import HttpRequest
 
 from apps.audit.models import AuditRecord
 from apps.audit.services import _client_ip, audit_record
+from apps.core.redis_clients import redis_client
 from apps.core.trail import Actor
-
-if TYPE_CHECKING:
-    type RedisClient = redis.Redis[str]
 
 logger = logging.getLogger(__name__)
 
@@ -38,29 +33,6 @@ AUDIT_FLOOD_WINDOW = 60  # seconds
 KEY_PREFIX = "portal:audit-flood:"
 # A count waits this long for the next record of its source; after that it is dropped.
 COUNT_TTL = 24 * 60 * 60
-# A sign-in must not hang on a slow Redis: after this, the event is recorded as if Redis were down.
-REDIS_TIMEOUT = 0.5
-
-_clients: dict[tuple[int, str], RedisClient] = {}
-_clients_lock = threading.Lock()
-
-
-def _redis() -> RedisClient:
-    """One client per process (a connection pool must not cross a fork)."""
-    ident = (os.getpid(), settings.REDIS_URL)
-    client = _clients.get(ident)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(ident)
-            if client is None:
-                client = redis.Redis.from_url(
-                    settings.REDIS_URL,
-                    decode_responses=True,
-                    socket_timeout=REDIS_TIMEOUT,
-                    socket_connect_timeout=REDIS_TIMEOUT,
-                )
-                _clients[ident] = client
-    return client
 
 
 def flood_keys(*, action: str, source: str) -> tuple[str, str]:
@@ -73,7 +45,7 @@ def _pass_gate(*, action: str, source: str, window: int) -> int | None:
     """None when this event falls in a window already recorded (it is counted); otherwise the
     number of events left out since the last record of this action and source."""
     gate, count = flood_keys(action=action, source=source)
-    client = _redis()
+    client = redis_client()
     try:
         if client.set(gate, "1", nx=True, ex=window):
             with client.pipeline(transaction=True) as pipe:

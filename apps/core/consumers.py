@@ -93,6 +93,13 @@ class SessionConsumer(AsyncWebsocketConsumer):
         ]
         for group in self.private_groups:
             await self.channel_layer.group_add(group, self.channel_name)
+        # What authorise() read may be stale: a removal or role change that committed and
+        # published before the groups were joined reached nobody (the layer keeps no messages
+        # for late joiners), so the subclass looks once more now they are, before accepting.
+        code = await self.recheck_after_join(user, session)
+        if code is not None:
+            await self._refuse(code)
+            return
         await self.accept()
         # A sign-out between the handshake and joining the session's group closed nothing (the
         # layer keeps no messages for late joiners): look at the session once more.
@@ -107,6 +114,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
                 session.session_key, str(user.pk), session_last_seen(session, default=now)
             )
         )
+
+    async def recheck_after_join(self, user: Any, session: SessionBase) -> int | None:
+        """Called once the socket has joined its groups, before it is accepted: the close code if
+        what authorise() decided no longer holds, else None. The base has nothing to re-read."""
+        return None
 
     async def joined(self) -> None:
         """Hook for subclasses: join more groups, send a snapshot."""

@@ -10,16 +10,24 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
-import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
-from django.conf import settings
 
-if TYPE_CHECKING:
-    type RedisClient = redis.Redis[str]
+from apps.core.redis_clients import redis_client
+
+# redis_client is re-exported: callers of the limits (the sign-in throttle, tests) use this
+# module's client.
+__all__ = [
+    "KEY_PREFIX",
+    "Window",
+    "limit_key",
+    "redis_client",
+    "wait_text",
+    "window_hit",
+    "window_read",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,22 +42,6 @@ if count == 1 or redis.call('TTL', KEYS[1]) < 0 then
 end
 return {count, redis.call('TTL', KEYS[1])}
 """
-
-_clients: dict[tuple[int, str], RedisClient] = {}
-_clients_lock = threading.Lock()
-
-
-def redis_client() -> RedisClient:
-    """One Redis client per process (a connection pool must not cross a fork)."""
-    ident = (os.getpid(), settings.REDIS_URL)
-    client = _clients.get(ident)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(ident)
-            if client is None:
-                client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-                _clients[ident] = client
-    return client
 
 
 def limit_key(scope: str, source: str) -> str:

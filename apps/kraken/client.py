@@ -131,6 +131,23 @@ class OperationRequiredError(TypeError):
         super().__init__(OPERATION_REQUIRED.format(method=method))
 
 
+METHOD_NOT_ALLOWED = (
+    "This key was opened only for {allowed}; Kraken {method} is not among them. It was not sent."
+)
+
+
+class MethodNotAllowedForKeyError(TypeError):
+    """The key was opened for a narrower purpose (a cancel-only key opened to cancel) that
+    does not include ``method``. A programming error, not an answer from Kraken (so not a
+    KrakenError): nothing was sent, and no nonce or rate budget was used."""
+
+    def __init__(self, method: str, allowed: frozenset[str]) -> None:
+        self.method = method
+        super().__init__(
+            METHOD_NOT_ALLOWED.format(method=method, allowed=", ".join(sorted(allowed)))
+        )
+
+
 @dataclass(frozen=True)
 class KrakenKey:
     """A decrypted credential. It lives only in a worker's memory; never log or store it."""
@@ -144,6 +161,9 @@ class KrakenKey:
     # the matching-engine counter is Kraken's per account and pair, so every key of one account
     # charges the same one. Empty: the key is taken as its own account.
     account_ref: str = ""
+    # The only private methods this opened key may call (None: any). The vault narrows a key
+    # opened to cancel, so a cancel-only key cannot trade whatever its caller claims.
+    allowed_methods: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         ratelimit.tier_limits(self.tier)  # ValueError for an unknown tier, at construction
@@ -462,10 +482,14 @@ def kraken_private(
     Waits for rate budget instead of being rejected, sends requests on one key in nonce order,
     retries idempotent calls on transient failures and raises a typed KrakenError otherwise.
     A non-idempotent call needs ``operation`` unless it is validate-only (module docstring);
-    without it OperationRequiredError is raised and nothing is sent. ``idempotent=False``
+    without it OperationRequiredError is raised and nothing is sent; a method outside the
+    key's ``allowed_methods`` raises MethodNotAllowedForKeyError, also before anything is
+    used. ``idempotent=False``
     makes a read fail on its first error instead of retrying; it can never make a write
     retryable.
     """
+    if key.allowed_methods is not None and method not in key.allowed_methods:
+        raise MethodNotAllowedForKeyError(method, key.allowed_methods)
     params = dict(params or {})
     idem = is_idempotent(method, params)
     if not idem and operation is None:

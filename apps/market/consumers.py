@@ -24,10 +24,19 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from apps.core.consumers import LatestWinsConsumer
 from apps.core.groups import symbol_group
 from apps.market.hub import local_hub
-from apps.market.store import OVERVIEW_CHANNEL, PAIRS_KEY, fragments_key, loads, slug_symbol
+from apps.market.store import (
+    EXCHANGE_FRAGMENTS_KEY,
+    OVERVIEW_CHANNEL,
+    PAIRS_KEY,
+    fragments_key,
+    loads,
+    slug_symbol,
+)
 from apps.orgs.consumers import MemberConsumer
 
-PAIR_ELEMENTS = ("stats", "ladder", "trades", "candle")
+PAIR_ELEMENTS = ("stats", "ladder", "trades", "candle", "status")
+# Every market page shows Kraken's system status (apps.market.feeder.publisher).
+EXCHANGE_ELEMENTS = ["exchange-status"]
 # The overview renders each pair twice, as a tile and as a table row; a socket receives only
 # the view its page shows (`?view=` when it connects, then `{"view": ...}` messages when the
 # person switches), so the table costs the many tile viewers nothing.
@@ -137,13 +146,15 @@ class MarketConsumer(MemberConsumer, LatestWinsConsumer):
 
     async def _send_snapshot(self, wanted: dict[str, list[str]]) -> None:
         """The latest pre-rendered fragments, so the page is current before the next tick."""
+        keys = [fragments_key(symbol) for symbol in wanted] + [EXCHANGE_FRAGMENTS_KEY]
+        lists = [*wanted.values(), EXCHANGE_ELEMENTS]
         pipe = _redis().pipeline(transaction=False)
-        for symbol, elements in wanted.items():
-            pipe.hmget(fragments_key(symbol), elements)
+        for key, elements in zip(keys, lists, strict=True):
+            pipe.hmget(key, elements)
         results = await pipe.execute()
         self.enqueue_snapshot(
             (element, html.decode())
-            for elements, values in zip(wanted.values(), results, strict=True)
+            for elements, values in zip(lists, results, strict=True)
             for element, html in zip(elements, values, strict=True)
             if html is not None
         )

@@ -90,6 +90,57 @@ def feed(*, heard_at: float, down: Iterable[str], now: float | None = None) -> d
     return {"age": age, "down": " ".join(symbol_slug(s) for s in down)}
 
 
+# Kraken's status words (system: SystemStatus and the WS `status` frame; pairs: AssetPairs and
+# the `instrument` channel), as people read them.
+STATUS_LABELS = {
+    "online": "Online",
+    "maintenance": "Maintenance",
+    "cancel_only": "Cancel only",
+    "post_only": "Post only",
+    "limit_only": "Limit only",
+    "reduce_only": "Reduce only",
+    "delisted": "Delisted",
+    "work_in_progress": "Work in progress",
+}
+SYSTEM_MESSAGES = {
+    "maintenance": "Kraken is in maintenance: no orders can be placed or cancelled, and no "
+    "trades occur. Prices shown are the last before it began.",
+    "cancel_only": "Kraken is in cancel-only mode: open orders can be cancelled, but no new "
+    "orders can be placed and no trades occur.",
+    "post_only": "Kraken is in post-only mode: only post-only limit orders can be placed.",
+}
+SYSTEM_MESSAGE_OTHER = "Kraken reports its status as “{label}”: trading may be restricted."
+
+
+def status_label(status: str | None) -> str:
+    if not status:
+        return ""
+    return STATUS_LABELS.get(status, status.replace("_", " ").capitalize())
+
+
+def exchange_status(status: str | None) -> dict[str, Any]:
+    """The system status banner: shown only while Kraken is not `online` (unknown shows
+    nothing: the feed's own badge already says when the portal has not heard from Kraken)."""
+    restricted = bool(status) and status != "online"
+    label = status_label(status)
+    message = ""
+    if restricted and status is not None:
+        message = SYSTEM_MESSAGES.get(status) or SYSTEM_MESSAGE_OTHER.format(label=label)
+    return {"status": status or "", "label": label, "restricted": restricted, "message": message}
+
+
+def pair_status(state: dict[str, Any]) -> dict[str, Any]:
+    """A pair's own status, shown on that pair while it is not `online`."""
+    status = state.get("status") or ""
+    return {
+        "slug": state["slug"],
+        "symbol": state["symbol"],
+        "status": status,
+        "label": status_label(status),
+        "restricted": bool(status) and status != "online",
+    }
+
+
 def _volumes(ticker: dict[str, Any], pair: amounts.PairDecimals) -> tuple[Any, Any]:
     """24h volume in base (Kraken's `volume`) and in quote (volume * VWAP), unrounded."""
     volume, vwap = ticker.get("volume"), ticker.get("vwap")
@@ -102,9 +153,12 @@ def tile(state: dict[str, Any], previous_last: Any = None) -> dict[str, Any]:
     ticker = state.get("ticker") or {}
     pair = decimals(state)
     change = ticker.get("change_pct")
+    status = pair_status(state)
     volume, quote_volume = _volumes(ticker, pair)
     bps = spread_bps(ticker.get("bid"), ticker.get("ask"))
     return {
+        "status": status["status"] if status["restricted"] else "",
+        "status_label": status["label"] if status["restricted"] else "",
         "symbol": state["symbol"],
         "slug": state["slug"],
         "base": pair.base,

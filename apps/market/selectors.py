@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -10,11 +12,14 @@ import redis
 from django.conf import settings
 from django.http import Http404
 
+from apps.kraken.naming import pair_symbol
 from apps.market.models import MarketPreference, WatchlistItem
 from apps.market.store import (
     FEEDER_KEY,
     HEALTH_KEY,
+    PAIR_STATUS_KEY,
     PAIRS_KEY,
+    SYSTEM_STATUS_KEY,
     candles_key,
     loads,
     slug_symbol,
@@ -63,6 +68,7 @@ def _empty_state(pair: dict[str, Any]) -> dict[str, Any]:
         "trades": [],
         "candles": [],
         "received_at": 0,
+        "status": None,
     }
 
 
@@ -140,6 +146,92 @@ def market_feed() -> dict[str, Any]:
 
 def watchlist_symbols(*, user: Any) -> list[str]:
     return list(WatchlistItem.objects.filter(user=user).values_list("symbol", flat=True))
+
+
+@dataclass(frozen=True)
+class ExchangeStatus:
+    """Kraken's status (the system's, or one pair's) as the market feeder last received it.
+
+    `status` is Kraken's word (`online`, `maintenance`, `cancel_only`, `post_only`, and for a
+    pair also `limit_only`, `reduce_only`, ...), None if the feeder never received one.
+    `since`: when the feeder first saw this value. `age_seconds`: how old the portal's
+    knowledge is — Kraken pushes every change on the socket, so a status received on the
+    feeder's current socket is confirmed by each later word from Kraken (data or heartbeat);
+    one from an earlier socket only by its own arrival.
+    """
+
+    status: str | None
+    since: datetime | None
+    age_seconds: float | None
+
+    @property
+    def stale(self) -> bool:
+        """Too old to act on (the market pages' own threshold, MARKET_STALE_AFTER)."""
+        return self.age_seconds is None or self.age_seconds > settings.MARKET_STALE_AFTER
+
+    @property
+    def online(self) -> bool:
+        """Known, fresh and `online`: the only state in which to send an order unhindered."""
+        return self.status == "online" and not self.stale
+
+
+UNKNOWN_STATUS = ExchangeStatus(status=None, since=None, age_seconds=None)
+
+
+def _when(value: float | str | bytes | None) -> float:
+    try:
+        return float(value) if value is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+def confirmed_at(*, received_at: float, feeder: dict[str, float] | None = None) -> float:
+    """When something the feeder received at `received_at` was last confirmed by Kraken: the
+    feed's last word if it arrived on the socket that is (or was last) open, else on arrival."""
+    pulse = feeder if feeder is not None else feeder_pulse()
+    if received_at and received_at >= pulse["connected_at"]:
+        return max(received_at, pulse["heard_at"])
+    return received_at
+
+
+def feeder_pulse() -> dict[str, float]:
+    """The active feeder's `heard_at` and `connected_at` (wall times; 0 if unknown)."""
+    raw = _redis().hmget(FEEDER_KEY, ["heard_at", "connected_at"])
+    return {"heard_at": _when(raw[0]), "connected_at": _when(raw[1])}
+
+
+def _status(status: str | None, since: float, received_at: float) -> ExchangeStatus:
+    if not status:
+        return UNKNOWN_STATUS
+    now = time.time()
+    confirmed = confirmed_at(received_at=received_at)
+    return ExchangeStatus(
+        status=status,
+        since=datetime.fromtimestamp(since, tz=UTC) if since else None,
+        age_seconds=max(0.0, now - confirmed) if confirmed else None,
+    )
+
+
+def system_status() -> ExchangeStatus:
+    """Kraken's system status (`online`, `maintenance`, `cancel_only`, `post_only`)."""
+    raw = _redis().hmget(SYSTEM_STATUS_KEY, ["status", "since", "received_at"])
+    status = raw[0].decode() if raw[0] else None
+    return _status(status, _when(raw[1]), _when(raw[2]))
+
+
+def pair_status(symbol: str) -> ExchangeStatus:
+    """Kraken's status of one pair (any Kraken spelling: `BTC/USD`, `XBTUSD`, `XXBTZUSD`), from
+    the `instrument` channel: `online`, `limit_only`, `reduce_only`, `post_only`, `cancel_only`,
+    `maintenance`, ... An unknown pair has an unknown (None) status."""
+    try:
+        symbol = pair_symbol(symbol)
+    except ValueError:
+        return UNKNOWN_STATUS
+    raw = _redis().hget(PAIR_STATUS_KEY, symbol)
+    if not raw:
+        return UNKNOWN_STATUS
+    entry = loads(raw)
+    return _status(str(entry["status"]), _when(entry.get("since")), _when(entry.get("received_at")))
 
 
 def market_layout(*, user: Any) -> str:

@@ -17,6 +17,12 @@ FEEDER_KEY = PREFIX + "feeder"  # hash: owner, state, connected_since, reconnect
 PAIRS_KEY = PREFIX + "pairs"  # JSON list of pair descriptions, in display order
 HEALTH_KEY = PREFIX + "health"  # hash: symbol -> wall time (s) of its last message
 OVERVIEW_CHANNEL = "market.overview"  # channel-layer group of the markets overview
+# Kraken's own word on trading: the system status (pushed on connect and on change) and each
+# pair's status (the `instrument` channel), as the feeder last received them.
+SYSTEM_STATUS_KEY = PREFIX + "system"  # hash: status, since (wall time it was first seen)
+PAIR_STATUS_KEY = PREFIX + "pair-status"  # hash: symbol -> JSON {"status", "since"}
+# Pre-rendered fragments that belong to no pair (the system status banner).
+EXCHANGE_FRAGMENTS_KEY = PREFIX + "html:exchange"
 
 
 def state_key(symbol: str) -> str:

@@ -28,6 +28,7 @@ def _feed_context() -> dict[str, Any]:
     return {
         "feed": presenters.feed(**selectors.market_feed()),
         "stale_after_ms": int(settings.MARKET_STALE_AFTER * 1000),
+        "exchange": presenters.exchange_status(selectors.system_status().status),
     }
 
 
@@ -138,6 +139,7 @@ def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpRespo
             "ladder": presenters.ladder(state),
             "trades": presenters.trades(state),
             "candle": presenters.last_candle(state),
+            "pair_status": presenters.pair_status(state),
             "candles": candles,
             "chart_format": presenters.chart_format(state),
             "interval": interval,
@@ -162,7 +164,11 @@ def status(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
     return render(
         request,
         template,
-        {"membership": membership, "status": selectors.market_status()},
+        {
+            "membership": membership,
+            "status": selectors.market_status(),
+            "exchange": presenters.exchange_status(selectors.system_status().status),
+        },
     )
 
 

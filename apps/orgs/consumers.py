@@ -15,7 +15,7 @@ from django_otp.models import Device
 
 from apps.core.consumers import SessionConsumer, stored_session
 from apps.core.groups import member_group, org_group
-from apps.core.realtime import CLOSE_FORBIDDEN
+from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
 
@@ -81,6 +81,22 @@ class MemberConsumer(SessionConsumer):
             member_group(self.membership.org_id, user.pk),
             org_group(self.membership.org_id),
         ]
+
+    async def recheck_after_join(self, user: Any, session: SessionBase) -> int | None:
+        """Read the membership again now the member's group is joined: a removal or role
+        change that committed in between published its close to nobody."""
+        if self.membership is None:  # authorise() admitted no member: nothing to vouch for
+            return CLOSE_FORBIDDEN
+        org_slug = self.scope["url_route"]["kwargs"].get("org", "")
+        now = await _membership_for(
+            user, org_slug, self.capability, session.get(DEVICE_ID_SESSION_KEY)
+        )
+        if now is None:
+            return CLOSE_FORBIDDEN
+        if now.role != self.membership.role:
+            # What the role change itself sends: the page reconnects and is judged afresh.
+            return CLOSE_REAUTHORISE
+        return None
 
     async def member_recheck(self, event: dict[str, Any]) -> None:
         """The organization's policy changed: admit this socket again as if it were new, with

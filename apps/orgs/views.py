@@ -25,6 +25,7 @@ from apps.accounts.stepup import (
 )
 from apps.core.access import public_view, staff_view
 from apps.core.clientip import client_ip
+from apps.core.emails import email_normalize
 from apps.core.ratelimit import window_hit
 from apps.orgs.access import org_view
 from apps.orgs.dashboard import dashboard_attention, dashboard_panels
@@ -38,6 +39,7 @@ from apps.orgs.forms import (
     OrganizationSettingsForm,
     role_choices,
 )
+from apps.orgs.hooks import removal_warnings
 from apps.orgs.models import KrakenAccount, Membership
 from apps.orgs.permissions import Capability, Role, permission_matrix
 from apps.orgs.selectors import (
@@ -118,9 +120,14 @@ def _member_row_context(membership: Membership) -> dict[str, Any]:
 
 def _members_context(membership: Membership) -> dict[str, Any]:
     org = membership.org
+    members = list(org_members(org=org))
+    # What removing each member would break (a policy of a higher layer, through the hook).
+    warnings = removal_warnings(org)
+    for member in members:
+        member.removal_warnings = warnings.get(member.pk, [])  # type: ignore[attr-defined]
     return {
         **_member_row_context(membership),
-        "members": list(org_members(org=org)),
+        "members": members,
         "invitations": list(invitations_pending(org=org)),
         "invitation_form": InvitationForm(actor_role=membership.role),
         "now": timezone.now(),
@@ -143,30 +150,42 @@ def member_role(request: HttpRequest, membership: Membership, pk: int) -> HttpRe
         # Making or unmaking an owner hands over the whole organization: confirm 2FA first.
         return step_up_redirect(request)
     error = ""
+    held: str | None = None
     if not form.is_valid():
         error = " ".join(str(e) for e in form.errors.get("role", ["Choose a role."]))
     else:
         try:
-            target = memberships.membership_change_role(
+            grant = memberships.membership_grant_role(
                 membership=target, role=form.cleaned_data["role"], actor=membership, request=request
             )
         except ValidationError as exc:
             error = _error_text(exc)
+        else:
+            target, held = grant.membership, grant.held
     if getattr(request, "htmx", False):
         # The row swaps in place; its message shows inside the row (read as the table reads
         # it, with its 2FA status).
-        target = org_members(org=membership.org).get(pk=target.pk)
+        row = org_members(org=membership.org).filter(pk=target.pk).first()
         context = _member_row_context(membership)
+        if row is None:
+            # Removed while this change waited (the service said MEMBER_GONE): no row is
+            # left to show, only why.
+            context.update(pk=target.pk, row_error=error or memberships.MEMBER_GONE)
+            return render(request, "orgs/members.html#member-gone", context)
+        target = row
         context.update(
             m=target,
             row_error=error,
             row_notice=""
             if error
-            else ROLE_CHANGED.format(email=target.user.email, role=target.get_role_display()),
+            else held
+            or ROLE_CHANGED.format(email=target.user.email, role=target.get_role_display()),
         )
         return render(request, "orgs/members.html#member-row", context)
     if error:
         messages.error(request, error)
+    elif held:
+        messages.info(request, held)
     else:
         messages.success(
             request, ROLE_CHANGED.format(email=target.user.email, role=target.get_role_display())
@@ -204,7 +223,7 @@ def invitation_create(request: HttpRequest, membership: Membership) -> HttpRespo
             # Inviting an owner hands over the whole organization, like making one.
             return step_up_redirect(request)
         try:
-            invitations.invitation_create(
+            grant = invitations.invitation_grant(
                 org=membership.org,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
@@ -214,7 +233,10 @@ def invitation_create(request: HttpRequest, membership: Membership) -> HttpRespo
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
-            messages.success(request, INVITATION_SENT.format(email=form.cleaned_data["email"]))
+            if grant.held:
+                messages.info(request, grant.held)
+            else:
+                messages.success(request, INVITATION_SENT.format(email=form.cleaned_data["email"]))
             return redirect("orgs:member-list", org=membership.org.slug)
     status = 400 if request.method == "POST" else 200
     return render(
@@ -450,7 +472,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     context: dict[str, Any] = {"invitation": invitation, "org": invitation.org}
     user: Any = request.user
     if user.is_authenticated:
-        if user.email.strip().lower() != invitation.email.lower():
+        if email_normalize(user.email) != email_normalize(invitation.email):
             context["problem"] = invitations.INVITATION_WRONG_USER
             return render(request, template, context, status=403)
         if request.method == "POST":

@@ -171,6 +171,17 @@ def assess(*, use: str, permissions: Mapping[str, bool | None]) -> Assessment:
     return Assessment(granted=granted, excess=excess, missing=missing, warnings=tuple(warnings))
 
 
+def unsettled_powers(*, use: str, permissions: Mapping[str, bool | None]) -> tuple[str, ...]:
+    """Powers `use` never needs that the key is not known to lack: granted (True), or left
+    undetermined by the probe (None, or never recorded). A key may trade or move funds only
+    once each of these is known to be absent, or the organization accepts over-privilege."""
+    return tuple(
+        name
+        for name in Permission.values
+        if name in POWERS and name not in ALLOWED[use] and permissions.get(name) is not False
+    )
+
+
 def overprivilege_reason(*, use: str, assessment: Assessment, allowed_by_org: bool) -> str:
     """The reason recorded on a key whose excess includes a power its use never needs."""
     names = labels(assessment.dangerous_excess).lower()

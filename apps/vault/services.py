@@ -89,6 +89,15 @@ KEY_OVERPRIVILEGED = (
     "This key can {names}, more than {use} needs, and the organization no longer accepts "
     "over-privileged keys."
 )
+KEY_NOT_CHECKED = "This key's permissions have not been checked yet; test the connection first."
+KEY_PERMISSIONS_UNDETERMINED = (
+    "The last check could not tell whether this key can {names}, which {use} never needs; "
+    "test the connection again before using it."
+)
+KEY_NOT_THEIRS_TO_CANCEL = (
+    "This key belongs to another member; only the organization's kill switch may use it to "
+    "cancel for someone else."
+)
 KEY_ACTOR_NOT_ALLOWED = "The member this task acts for is no longer allowed to {purpose}."
 
 # A probe that has been "running" this long lost its worker; a new test may take over.
@@ -118,8 +127,29 @@ class KeyPurpose(StrEnum):
     KILL_SWITCH = "kill_switch"  # the organization's kill switch (allowed on cancel-only keys)
 
 
+class KeyNotChecked(KeyUseRefused):
+    """The key may not trade or move funds yet: its permission check has not finished
+    (never run, still pending, failed) or left a power its use never needs undetermined.
+    Testing the connection again settles it. The message is safe to show."""
+
+
 # Purposes that only reduce risk: a cancel-only key serves them.
 _CANCELLING = frozenset({KeyPurpose.CANCEL, KeyPurpose.KILL_SWITCH})
+# What a key opened to cancel may call: the cancels, and the reads that find the orders to
+# cancel. Not GetWebSocketsToken: its token would let the WebSocket API place orders.
+CANCEL_METHODS = frozenset(
+    {
+        "CancelOrder",
+        "CancelOrderBatch",
+        "CancelAll",
+        "CancelAllOrdersAfter",
+        "Balance",
+        "OpenOrders",
+        "ClosedOrders",
+        "QueryOrders",
+        "TradesHistory",
+    }
+)
 # The use a key must have for a purpose (READ and PROBE: any use).
 _PURPOSE_USE = {
     KeyPurpose.TRADE: Use.TRADING,
@@ -320,8 +350,10 @@ def credential_create(
     return credential
 
 
-# The states a key can still be revoked from (its secret still exists).
+# The states a key can still be revoked from (its secret still exists): the ones whose sealed
+# secret must still open, so key rotation re-wraps them too.
 _LIVE = (Credential.Status.ACTIVE, Credential.Status.CANCEL_ONLY)
+LIVE_STATUSES = _LIVE
 _WIPED: dict[str, Any] = {
     "kek_id": "",
     "wrapped_key": b"",
@@ -462,7 +494,15 @@ def credential_designate(
     Owners and admins decide (the view asks for a fresh step-up), and only for a key that an
     owner or admin stored: the designated key acts for the organization, not for a member.
     """
-    actor_role = Membership.objects.filter(pk=actor.pk).values_list("role", flat=True).first()
+    # Both roles are read again under the organization's lock (the lock membership changes
+    # take first): the objects the request loaded may predate a demotion or removal that has
+    # committed since, and one committing now waits until this change is done.
+    Organization.objects.select_for_update().filter(pk=credential.org_id).first()
+    actor_role = (
+        Membership.objects.filter(pk=actor.pk, org_id=credential.org_id)
+        .values_list("role", flat=True)
+        .first()
+    )
     if actor_role not in _DESIGNATORS:
         raise PermissionDenied(DESIGNATION_NEEDS_MANAGER)
     credential = (
@@ -474,7 +514,10 @@ def credential_designate(
         raise ValidationError(CREDENTIAL_NOT_ACTIVE)
     if credential.designated == designated:
         return credential
-    if designated and (not credential.owner.is_active or credential.owner.role not in _DESIGNATORS):
+    # The holder as read under the lock (the base manager: a removed membership is still
+    # found). Withdrawing a designation only reduces what the key does, so it needs no check.
+    key_holder = credential.owner
+    if designated and (not key_holder.is_active or key_holder.role not in _DESIGNATORS):
         raise ValidationError(DESIGNATED_KEY_HOLDER)
     try:
         with transaction.atomic():
@@ -542,6 +585,17 @@ def _check_use_allowed(
     if purpose in _CANCELLING:
         # Cancelling only reduces risk: a cancel-only key serves it, whatever its owner's
         # role now. Which orders it may cancel is the trading work's rule (the owner's own).
+        # A task acting for a member opens only that member's own key (or the account's
+        # designated key, for orders placed with it) to cancel; the kill switch acts for the
+        # organization.
+        if (
+            purpose == KeyPurpose.CANCEL
+            and for_member_id is not None
+            and for_member_id != credential.owner_id
+        ):
+            in_org = Membership.objects.filter(pk=for_member_id, org_id=credential.org_id)
+            if not (credential.designated and in_org.exists()):
+                raise KeyUseRefused(KEY_NOT_THEIRS_TO_CANCEL)
         return
     if credential.is_cancel_only:
         raise KeyUseRefused(KEY_CANCEL_ONLY.format(use=use_label(use)))
@@ -555,13 +609,27 @@ def _check_use_allowed(
     if credential.designated and owner.role not in _DESIGNATORS:
         raise KeyUseRefused(KEY_DESIGNATED_HOLDER_GONE)
     if purpose in (KeyPurpose.TRADE, KeyPurpose.FUND):
-        dangerous = assess(use=use, permissions=credential.permissions or {}).dangerous_excess
-        if dangerous and not credential.org.allow_overprivileged_keys:
-            from apps.vault.policy import labels
+        # Only a key whose permissions were checked may commit or move funds: a key stored
+        # while the broker was down (probe pending for ever), a failed check or a power left
+        # undetermined says nothing about what a leaked key could do.
+        if credential.probe_status != Credential.ProbeStatus.DONE:
+            raise KeyNotChecked(KEY_NOT_CHECKED)
+        if not credential.org.allow_overprivileged_keys:
+            from apps.vault.policy import labels, unsettled_powers
 
-            raise KeyUseRefused(
-                KEY_OVERPRIVILEGED.format(names=labels(dangerous).lower(), use=use_label(use))
-            )
+            permissions = credential.permissions or {}
+            dangerous = assess(use=use, permissions=permissions).dangerous_excess
+            if dangerous:
+                raise KeyUseRefused(
+                    KEY_OVERPRIVILEGED.format(names=labels(dangerous).lower(), use=use_label(use))
+                )
+            unsettled = unsettled_powers(use=use, permissions=permissions)
+            if unsettled:
+                raise KeyNotChecked(
+                    KEY_PERMISSIONS_UNDETERMINED.format(
+                        names=labels(unsettled).lower(), use=use_label(use)
+                    )
+                )
     if for_member_id is not None:
         acting = Membership.objects.filter(pk=for_member_id, org_id=credential.org_id).first()
         needed = (
@@ -618,6 +686,9 @@ def credential_key_for_task(
         # Kraken's per-account counters (apps.kraken.ratelimit).
         tier=credential.account.tier,
         account_ref=credential.account.counter_ref,
+        # Opened to cancel, the key can only cancel (and read): the client refuses anything
+        # else before sending, so a caller's label is not all that stands in the way.
+        allowed_methods=CANCEL_METHODS if purpose in _CANCELLING else None,
     )
 
 
@@ -635,7 +706,7 @@ def credential_rewrap(*, credential_id: int) -> tuple[RewrapOutcome, str]:
         with transaction.atomic():
             credential = (
                 Credential.objects.select_for_update()
-                .filter(pk=credential_id, status=Credential.Status.ACTIVE)
+                .filter(pk=credential_id, status__in=_LIVE)
                 .first()
             )
             if credential is None or not credential.kek_id:

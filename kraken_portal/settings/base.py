@@ -121,6 +121,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # ArrayField (approval roles) and its checks.
+    "django.contrib.postgres",
     "channels",
     "django_htmx",
     "django_otp",
@@ -134,6 +136,8 @@ INSTALLED_APPS = [
     "apps.vault",
     "apps.kraken",
     "apps.market",
+    "apps.notifications",
+    "apps.approvals",
     # The composition layer: the home page's template context and the demo_data command.
     "kraken_portal",
     # The sandbox is a separate exchange; it is installed only so `manage.py sandbox` exists.
@@ -247,6 +251,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # Live market pages call their data stale when the feeder has heard nothing from Kraken (not
 # even a heartbeat) for this many seconds, or a pair's book is being rebuilt.
 MARKET_STALE_AFTER = env_float("MARKET_STALE_AFTER", 15.0)
+# The conversion service (apps.market.conversion) refuses to value with a price older than this
+# many seconds (fail closed): approvals and limits must not be judged on an old price.
+MARKET_PRICE_MAX_AGE = env_float("MARKET_PRICE_MAX_AGE", 30.0)
 SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 30 * 60)
 SESSION_COOKIE_AGE = 12 * 60 * 60
 SESSION_ENGINE = "django.contrib.sessions.backends.db"

@@ -14,6 +14,13 @@ from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.core.redis_urls import (
+    REDIS_INSECURE,
+    REDIS_INSECURE_HINT,
+    REDIS_URL_SETTINGS,
+    insecure_redis_settings,
+)
+
 from .base import *  # noqa: F403
 from .base import env, env_bool, env_int
 
@@ -82,6 +89,17 @@ MAILERS = {"default": cast(Any, MAILER)}
 # would bypass the audited flows that own them.
 ADMIN_HIDDEN_APPS = ["otp_totp", "otp_static", "axes"]
 
-# Every Redis URL (REDIS_URL, CELERY_BROKER_URL, ...) must use TLS or carry a password: the
-# system check core.E001 stops manage.py commands otherwise.
+# Every Redis URL (REDIS_URL, CELERY_BROKER_URL, ...) must use TLS or carry a password. Refused
+# here, at settings import, like AUDIT_HMAC_KEY: the server, the Celery worker and beat never run
+# system checks. The check core.E001 (REDIS_REQUIRE_SECURE) still covers a deployment's settings
+# module that sets a Redis URL (KRAKEN_REDIS_URL, say) after importing this one.
 REDIS_REQUIRE_SECURE = True
+_insecure_redis = insecure_redis_settings(
+    {name: globals().get(name, "") for name in REDIS_URL_SETTINGS}
+)
+if _insecure_redis:
+    raise ImproperlyConfigured(
+        " ".join(REDIS_INSECURE.format(name=name) for name in _insecure_redis)
+        + " "
+        + REDIS_INSECURE_HINT
+    )

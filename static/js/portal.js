@@ -18,6 +18,22 @@
     toggle.click();
     toggle.focus();
   });
+  // Member sockets receive every live part of the member (the header's counts, a request's
+  // timeline); a page shows only some. Drop the parts this page has no element for, rather
+  // than let htmx report a missing out-of-band target. Sockets opt in with hx-ext="ws,live-parts".
+  if (window.htmx) {
+    window.htmx.defineExtension("live-parts", {
+      transformResponse: function (text, xhr) {
+        if (xhr) return text; // an ordinary htmx request, not a socket message
+        const box = document.createElement("template");
+        box.innerHTML = text;
+        Array.prototype.slice.call(box.content.children).forEach(function (part) {
+          if (part.id && !document.getElementById(part.id)) part.remove();
+        });
+        return box.innerHTML;
+      },
+    });
+  }
   document.addEventListener("change", function (event) {
     const target = event.target;
     if (target instanceof HTMLSelectElement && target.hasAttribute("data-autosubmit")) {
@@ -54,6 +70,31 @@
   }
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll(".toast").forEach(arm);
+  });
+  // Public market sockets (ws-connect elements marked data-public-feed) carry fragments that
+  // anyone able to publish to a market group could shape. hx-disable on the live slots stops a
+  // fragment from making requests, but htmx's ws extension swaps every top-level element of a
+  // message out of band, to any "#id" on the page or to "beforeend:body". So while such a
+  // socket's message is being swapped, only targets strictly inside an hx-disable slot (replacing
+  // the slot itself would drop its hx-disable) of the socket's element, or inside a
+  // `.live-slot[hx-disable]` elsewhere (the exchange banner sits above the live area), are
+  // swapped; anything else is dropped. The ws extension swaps a message synchronously between
+  // these two events.
+  var publicFeed = null;
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var socket = event.target;
+    publicFeed = socket instanceof Element && socket.hasAttribute("data-public-feed") ? socket : null;
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () { publicFeed = null; });
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    if (!publicFeed) return;
+    var target = event.detail.target;
+    var parent = target instanceof Element ? target.parentElement : null;
+    var slot = parent ? parent.closest("[hx-disable]") : null;
+    if (!slot || !(publicFeed.contains(slot) || slot.classList.contains("live-slot"))) {
+      event.detail.shouldSwap = false;
+      event.preventDefault();
+    }
   });
   document.addEventListener("htmx:afterSwap", function () {
     document.querySelectorAll(".toast:not([data-armed])").forEach(function (t) { t.dataset.armed = "1"; arm(t); });

@@ -15,6 +15,20 @@
     el.classList.toggle("badge-up", !stale);
   }
 
+  // Kraken's system status (#exchange-status, sent by the feeder when it changes): while it
+  // is not online the badge names it, so it never says "Live" during maintenance.
+  var MODES = { maintenance: "Maintenance", cancel_only: "Cancel only", post_only: "Post only" };
+  function exchangeMode() {
+    var el = document.getElementById("exchange-status");
+    var mode = (el && el.getAttribute("data-system")) || "";
+    return mode && mode !== "online" ? mode : "";
+  }
+  function showState(stale) {
+    var mode = exchangeMode();
+    if (mode) badge("Kraken: " + (MODES[mode] || mode.replace(/_/g, " ")), true);
+    else badge(stale ? "Stale" : "Live", stale);
+  }
+
   // Stale is judged by the feed's pulse (#market-feed, refreshed every second by the feeder):
   // everything is stale when Kraken has not been heard from lately, and a pair is while its
   // book is being rebuilt. A pair that simply has not changed is not stale.
@@ -209,21 +223,28 @@
     4403: "No access to this page any more — reload",
     4404: "This pair is not traded here",
   };
-  var socket = null;  // the open socket's htmx wrapper, to tell it which overview view shows
+  // The header's socket (notifications, approvals) fires the same events: only the market's
+  // own socket speaks for the feed (and takes the overview's view choice).
+  function fromMarket(evt) {
+    return evt.target instanceof Element && evt.target.closest("[data-market-live]") !== null;
+  }
+  var socket = null;  // the market socket's htmx wrapper, to tell it which overview view shows
   document.addEventListener("htmx:wsOpen", function (evt) {
+    if (!fromMarket(evt)) return;
     socket = evt.detail && evt.detail.socketWrapper;
     var live = overview();
     // After a reconnect the socket starts from the view in its address: say the current one.
     if (live && socket) socket.send(JSON.stringify({ view: currentView(live) }));
     closed = false;
-    var stale = markStale();
-    badge(stale ? "Stale" : "Live", stale);
+    showState(markStale());
   });
   document.addEventListener("htmx:wsClose", function (evt) {
+    if (!fromMarket(evt)) return;
     var code = evt.detail && evt.detail.event ? evt.detail.event.code : 0;
     closed = true;
     badge(CLOSED_BECAUSE[code] || "Disconnected — reconnecting", true);
   });
+  var shownMode = null;
   // Focus survives live updates: a fragment replaced while it (or a control inside it) had
   // focus is found again by its id, and the same control inside it is focused again.
   var FOCUSABLE = "a[href], button, input, select, textarea, [tabindex]";
@@ -351,8 +372,18 @@
   document.addEventListener("htmx:wsBeforeMessage", function () {
     focusBefore = rememberFocus();
   });
-  document.addEventListener("htmx:wsAfterMessage", function () {
+  // Any socket's update may replace the focused element (the header's badge, too).
+  document.addEventListener("htmx:wsAfterMessage", function (evt) {
+    if (!fromMarket(evt)) {
+      restoreFocus(focusBefore);
+      focusBefore = null;
+      return;
+    }
     readPulse();
+    if (!closed && exchangeMode() !== shownMode) {
+      shownMode = exchangeMode();
+      showState(markStale());
+    }
     localTimes(document);
     zoneLabels(document);
     updateCandle();
@@ -369,8 +400,7 @@
     badge("Connecting…", true);
     setInterval(function () {
       if (closed) return;
-      var stale = markStale();
-      badge(stale ? "Stale" : "Live", stale);
+      showState(markStale());
     }, 2000);
   });
 })();

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.django_db
 
 LOGIN = reverse("accounts:login")
 WRONG = "not the password"
+NEW_PASSWORD = "a different and long passphrase 7"
 _addresses = itertools.count(1)
 
 
@@ -256,6 +257,21 @@ def test_a_known_device_cookie_helps_only_its_own_account(person: Person) -> Non
         stranger.cookies[KNOWN_DEVICE_COOKIE] = value
         response = stranger.post(LOGIN, {"email": other, "password": WRONG})
         assert response.status_code == 429, value
+
+
+def test_a_known_device_cookie_ends_with_the_password_it_was_given_for(person: Person) -> None:
+    """A browser that knew the old password (perhaps the reason it was changed) queues like a
+    stranger once the password changes."""
+    email = person.user.email
+    old_browser = Client(REMOTE_ADDR="192.0.2.10")
+    assert old_browser.post(LOGIN, {"email": email, "password": PASSWORD}).status_code == 302
+    person.user.set_password(NEW_PASSWORD)
+    person.user.save(update_fields=["password"])
+
+    _push_to_the_cap(email)
+    response = old_browser.post(LOGIN, {"email": email, "password": NEW_PASSWORD})
+    assert response.status_code == 429
+    assert _wait_asked(response) is not None
 
 
 def test_parallel_attempts_in_one_slot_get_one_password_check(person: Person) -> None:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from django.conf import settings
 from django.core import mail
 from django.test import Client, TestCase
@@ -46,20 +45,6 @@ def eager_tasks() -> Iterator[None]:
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = before
-
-
-@pytest.fixture(autouse=True)
-def fresh_reset_counters() -> Iterator[None]:
-    """The reset counters live in Redis for an hour; each test starts from none."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-
-    def clear() -> None:
-        for key in client.scan_iter(match="*password-reset:*"):
-            client.delete(key)
-
-    clear()
-    yield
-    clear()
 
 
 def _signed_in_elsewhere(person: Person) -> Client:
@@ -129,11 +114,11 @@ def test_a_wrong_current_password_changes_nothing(signed_in: Client, person: Per
 # Resetting it by email.
 
 
-def _reset(address: str, ip: str = "203.0.113.7") -> tuple[Any, int]:
+def _reset(address: str, ip: str = "203.0.113.7", **headers: str) -> tuple[Any, int]:
     """POST the reset form; returns the response and how many tasks it enqueued on commit."""
     client = Client(REMOTE_ADDR=ip)
     with TestCase.captureOnCommitCallbacks(execute=True) as callbacks:
-        response = client.post(RESET, {"email": address})
+        response = client.post(RESET, {"email": address}, headers=headers)
     return response, len(callbacks)
 
 
@@ -193,6 +178,42 @@ def test_resets_are_limited_per_client_address(db: Any, settings: Any) -> None:
         assert _reset(f"someone{n}@example.test", ip="192.0.2.1")[0].status_code == 302
     assert _reset("someone9@example.test", ip="192.0.2.1")[0].status_code == 429
     assert _reset("someone9@example.test", ip="192.0.2.2")[0].status_code == 302
+
+
+def test_behind_a_configured_proxy_each_client_has_its_own_reset_limit(
+    db: Any, settings: Any
+) -> None:
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.PASSWORD_RESET_LIMIT_PER_IP = 2
+    proxy = "10.0.0.1"
+    for client in ("198.51.100.1", "198.51.100.2"):
+        for n in range(2):
+            response, _ = _reset(f"someone{n}@example.test", proxy, X_Forwarded_For=client)
+            assert response.status_code == 302
+    # Each client used its own allowance, not the proxy's shared one.
+    refused, _ = _reset("someone9@example.test", proxy, X_Forwarded_For="198.51.100.1")
+    assert refused.status_code == 429
+
+
+def test_every_spelling_of_an_address_shares_its_reset_limit(db: Any, settings: Any) -> None:
+    settings.PASSWORD_RESET_LIMIT_PER_ADDRESS = 2
+    assert _reset("Ops@B\u00fccher.example", ip="198.51.100.1")[0].status_code == 302
+    assert _reset("ops@xn--bcher-kva.example", ip="198.51.100.2")[0].status_code == 302
+    assert _reset("ops@bu\u0308cher.example", ip="198.51.100.3")[0].status_code == 429
+
+
+def test_without_redis_a_reset_is_answered_not_a_500(person: Person, settings: Any) -> None:
+    # Nothing listens on port 1: the limits fail open, like every other per-source limit.
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": settings.REDIS_URL,
+        }
+    }
+    response, tasks = _reset(person.user.email)
+    assert (response.status_code, response["Location"]) == (302, RESET_SENT)
+    assert tasks == 1
 
 
 def test_the_sign_in_page_links_to_the_reset(client: Client) -> None:

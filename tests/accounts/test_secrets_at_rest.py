@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from apps.accounts.checks import PLAINTEXT_DEVICES, plaintext_otp_devices_check
 from apps.accounts.models import EncryptedTOTPDevice, RecoveryCode, RecoveryCodeDevice, Verdict
 from apps.accounts.services import recovery_codes_set, totp_device_create
 from apps.core.crypto import CryptoKeyError
@@ -159,3 +162,24 @@ def test_the_data_migration_refuses_to_convert_without_a_keyring(db: Any, settin
         migration.forward(apps, None)
     assert TOTPDevice.objects.count() == 1
     assert not EncryptedTOTPDevice.objects.exists()
+
+
+def test_a_plaintext_django_otp_device_fails_the_database_check(db: Any) -> None:
+    """django-otp honours a row in its own tables as a second factor, key in the clear."""
+    assert plaintext_otp_devices_check(databases=["default"]) == []
+    TOTPDevice.objects.create(user=UserFactory(), name="Phone", confirmed=True)
+    StaticDevice.objects.create(user=UserFactory(), name="Codes", confirmed=True)
+
+    [error] = plaintext_otp_devices_check(databases=["default"])
+
+    assert error.id == "accounts.E001"
+    assert str(error.msg) == PLAINTEXT_DEVICES.format(totp=1, static=1)
+    with pytest.raises(SystemCheckError, match=r"accounts\.E001"):
+        call_command("check", databases=["default"])
+
+
+def test_the_database_check_is_silent_for_the_portals_own_devices(db: Any) -> None:
+    user = UserFactory()
+    totp_device_create(user=user, confirmed=True)
+    recovery_codes_set(user=user, codes=["abcd2345"])
+    assert plaintext_otp_devices_check(databases=["default"]) == []

@@ -6,6 +6,9 @@ every test database on the server) and drops it afterwards.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import json
 import os
@@ -20,6 +23,7 @@ import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditRecord
 from apps.audit.services import audit_record
@@ -85,6 +89,44 @@ def app_role(role_name: str, monkeypatch: pytest.MonkeyPatch) -> Role:
     assert f"Role {role_name!r}" in out.getvalue()
     assert password not in out.getvalue()
     return Role(role_name, password)
+
+
+def test_the_password_reaches_the_server_only_as_a_scram_verifier(
+    role_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = secrets.token_urlsafe(24)
+    monkeypatch.setenv("TEST_APP_DB_PASSWORD", password)
+    with CaptureQueriesContext(connection) as sent:
+        call_command(
+            "audit_db_roles",
+            "--role",
+            role_name,
+            "--password-env",
+            "TEST_APP_DB_PASSWORD",
+            stdout=io.StringIO(),
+        )
+    # A server with log_statement = ddl logs these statements: none holds the password.
+    assert sent.captured_queries
+    assert not [q for q in sent.captured_queries if password in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [role_name])
+        (stored,) = cursor.fetchone()
+    # What the server checks a SCRAM login against (RFC 5802/7677), recomputed here with
+    # hashlib rather than libpq: the password the command was given is the one that works.
+    # (This server trusts local connections, so a login alone would prove nothing.)
+    scheme, rest = stored.split("$", 1)
+    params, keys = rest.split("$")
+    iterations, salt = params.split(":")
+    stored_key, server_key = keys.split(":")
+    salted = hashlib.pbkdf2_hmac(
+        "sha256", password.encode(), base64.b64decode(salt), int(iterations)
+    )
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    assert scheme == "SCRAM-SHA-256"
+    assert base64.b64decode(stored_key) == hashlib.sha256(client_key).digest()
+    assert base64.b64decode(server_key) == hmac.new(salted, b"Server Key", "sha256").digest()
+    with Role(role_name, password).connect() as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (role_name,)
 
 
 @pytest.fixture

@@ -5,13 +5,17 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 from django.test import Client, RequestFactory
+from django.urls import reverse
 
 from apps.accounts.models import EncryptedTOTPDevice
 from apps.accounts.services import two_factor_disable
 from apps.core.realtime import CLOSE_FORBIDDEN, CLOSE_REAUTHORISE
 from apps.orgs.models import Membership
+from tests.accounts.otp import totp_code
 from tests.conftest import verified_client
-from tests.sockets import open_probe, probe
+from tests.sockets import close_code, open_probe, probe
+
+SETUP = reverse("accounts:two-factor-setup")
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -98,5 +102,39 @@ async def test_disabling_2fa_closes_the_users_open_sockets(trader: Membership) -
     await socket.wait()
     # ...and refused: the organization requires a second factor the session no longer has.
     reconnected, code = await _connect(trader, client)
+    assert not reconnected
+    assert code == CLOSE_FORBIDDEN
+
+
+async def test_enrolling_2fa_closes_the_users_unverified_sockets(trader: Membership) -> None:
+    """A session signed in with the password alone had a socket while the user had no device
+    (the organization does not require 2FA); once the user enrols in another session, that
+    socket no longer qualifies."""
+
+    @database_sync_to_async
+    def optional_2fa() -> None:
+        trader.org.require_2fa = False
+        trader.org.save(update_fields=["require_2fa"])
+
+    await optional_2fa()
+    unverified = Client()
+    await database_sync_to_async(unverified.force_login)(trader.user)
+    socket = await open_probe(trader, unverified)
+    assert await socket.receive_nothing(timeout=0.5)  # admitted, not refused
+
+    @database_sync_to_async
+    def enrol_elsewhere() -> None:
+        enrolling = Client()
+        enrolling.force_login(trader.user)
+        enrolling.get(SETUP)
+        device = EncryptedTOTPDevice.objects.get(user=trader.user, confirmed=False)
+        response = enrolling.post(SETUP, {"code": totp_code(device)})
+        assert len(response.context["codes"]) == 10
+
+    await enrol_elsewhere()
+
+    assert await close_code(socket) == CLOSE_REAUTHORISE
+    await socket.wait()
+    reconnected, code = await _connect(trader, unverified)
     assert not reconnected
     assert code == CLOSE_FORBIDDEN

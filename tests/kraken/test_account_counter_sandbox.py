@@ -19,9 +19,17 @@ from typing import Any
 
 import pytest
 
-from apps.kraken import ratelimit
+from apps.kraken import nonce, ratelimit
 from apps.kraken.client import KrakenKey
-from apps.vault.services import KeyPurpose, credential_create, credential_key_for_task
+from apps.vault.models import Use
+from apps.vault.policy import NEEDED
+from apps.vault.probe import credential_probe
+from apps.vault.services import (
+    KeyPurpose,
+    credential_create,
+    credential_key_for_task,
+    credential_test,
+)
 from tests.factories import master_account
 
 pytestmark = pytest.mark.django_db
@@ -39,12 +47,16 @@ ORDER = {
 
 
 def two_keys_on_one_account(sandbox: Any, owner: Any, trader: Any) -> tuple[KrakenKey, ...]:
-    """A sandbox account with two API keys, stored in the vault on one portal account."""
+    """A sandbox account with two API keys, stored in the vault on one portal account and
+    checked."""
     sandbox_account = sandbox.create_account({"USD": "100000"}, tier=TIER)
     account = master_account(owner.org, tier=TIER)
     keys = []
     for membership in (owner, trader):
-        api_key, secret = sandbox.create_key(sandbox_account, permissions=["trade", "cancel"])
+        # What trading needs, checked by the real probe: only a checked key may trade.
+        api_key, secret = sandbox.create_key(
+            sandbox_account, permissions=sorted(NEEDED[Use.TRADING])
+        )
         credential = credential_create(
             membership=membership,
             label=f"Burst key of {membership.role}",
@@ -55,6 +67,8 @@ def two_keys_on_one_account(sandbox: Any, owner: Any, trader: Any) -> tuple[Krak
             use="trading",
             probe=False,
         )
+        credential_test(credential=credential)
+        credential_probe(credential_id=credential.pk)  # the worker's task body, run here
         keys.append(credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.TRADE))
     return tuple(keys)
 
@@ -75,7 +89,11 @@ def burst(sandbox: Any, keys: tuple[KrakenKey, ...], *, per_key_scope: bool) -> 
         )
         while (wait := ratelimit.try_take(charges)) > 0:
             time.sleep(wait)
-        reply = sandbox.private(key.api_key, key.secret, "AddOrder", ORDER)
+        # The portal's nonce source: the probe already signed with it, so the helper's own
+        # (milliseconds) would now be below the key's last nonce.
+        reply = sandbox.private(
+            key.api_key, key.secret, "AddOrder", ORDER, nonce=nonce.next_nonce(key.api_key)
+        )
         errors += reply["error"]
     return errors
 

@@ -11,13 +11,15 @@ from html.parser import HTMLParser
 import pytest
 from django.test import Client
 
-from apps.market.feeder.publisher import FEED_ELEMENT, SYMBOL_PARTS
+from apps.market.feeder.publisher import EXCHANGE_ELEMENT, FEED_ELEMENT, SYMBOL_PARTS
 from apps.orgs.models import Membership
 
 pytestmark = pytest.mark.django_db
 
-# The ids the publisher's fragments replace: the feed pulse, the overview's tiles and table
-# rows and the pair page's parts (apps.market.feeder.publisher names them).
+# The ids the publisher's fragments replace: the feed pulse, Kraken's system status banner, the
+# overview's tiles and table rows and the pair page's parts (apps.market.feeder.publisher names
+# them).
+LIVE_IDS = {FEED_ELEMENT, EXCHANGE_ELEMENT}
 LIVE_PREFIXES = ("tile-", "row-", *(f"{part}-" for part in SYMBOL_PARTS))
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
 
@@ -61,7 +63,7 @@ def live_targets(elements: list[Element]) -> list[Element]:
     return [
         e
         for e in elements
-        if (e.attrs.get("id") or "") == FEED_ELEMENT
+        if (e.attrs.get("id") or "") in LIVE_IDS
         or (e.attrs.get("id") or "").startswith(LIVE_PREFIXES)
     ]
 
@@ -71,11 +73,11 @@ def live_targets(elements: list[Element]) -> list[Element]:
     [
         (
             "/o/acme/markets/",
-            {FEED_ELEMENT, "tile-BTC-USD", "tile-ETH-USD", "row-BTC-USD", "row-ETH-USD"},
+            {*LIVE_IDS, "tile-BTC-USD", "tile-ETH-USD", "row-BTC-USD", "row-ETH-USD"},
         ),
         (
             "/o/acme/markets/BTC-USD/",
-            {FEED_ELEMENT, *(f"{part}-BTC-USD" for part in SYMBOL_PARTS)},
+            {*LIVE_IDS, *(f"{part}-BTC-USD" for part in SYMBOL_PARTS)},
         ),
     ],
 )
@@ -94,7 +96,8 @@ def test_every_container_of_a_public_fragment_carries_hx_disable(
     for target in targets:
         # The container, not the fragment: a swapped-in fragment replaces its own attributes.
         assert target.disabled_above, target.attrs["id"]
-    (socket,) = [e for e in elements if "ws-connect" in e.attrs]
+    # The market's socket (the header has its own, for the member's private parts).
+    (socket,) = [e for e in elements if "ws-connect" in e.attrs and "data-market-live" in e.attrs]
     assert not socket.disabled_above
     assert "hx-disable" not in socket.attrs
     controls = [e for e in elements if "hx-post" in e.attrs]

@@ -1,8 +1,8 @@
 """The market pages cost a fixed, small number of queries, whatever the watchlist holds.
 
 Market data comes from Redis; the database is asked only for the request's session, user,
-2FA device and membership, the user's watchlist, and the organization switcher; the overview
-also reads the user's tiles/table choice.
+2FA device and membership, the user's watchlist, the organization switcher and the header's
+counts; the overview also reads the user's tiles/table choice.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ pytestmark = pytest.mark.django_db
 
 OVERVIEW = "/o/acme/markets/"
 PAIR = "/o/acme/markets/BTC-USD/"
-# Session, user, 2FA device, membership, watchlist, organization switcher.
-PAGE_QUERIES = 6
+# Session, user, 2FA device, membership, watchlist, organization switcher, the header's counts
+# (unread notifications and approvals waiting, one query).
+PAGE_QUERIES = 7
 # The overview's layout (tiles or table) is a per-user preference: one more row read.
 BUDGETS = {OVERVIEW: PAGE_QUERIES + 1, PAIR: PAGE_QUERIES}
 

@@ -33,10 +33,10 @@ def invite(client: Client, org: Any, committing: Any, email: str, role: str = Ro
         )
 
 
-def test_an_admin_invites_by_email_and_the_email_holds_a_single_use_link(
-    admin, client_for, committing
+def test_an_owner_invites_by_email_and_the_email_holds_a_single_use_link(
+    owner, client_for, committing
 ) -> None:
-    response = invite(client_for(admin), admin.org, committing, "New.Person@Example.test")
+    response = invite(client_for(owner), owner.org, committing, "New.Person@Example.test")
 
     assert response.status_code == 302
     invitation = Invitation.objects.get()
@@ -55,8 +55,8 @@ def test_an_admin_invites_by_email_and_the_email_holds_a_single_use_link(
     assert token not in str(record.detail)
 
 
-def test_a_new_person_sets_name_and_password_and_joins(admin, client_for, committing) -> None:
-    invite(client_for(admin), admin.org, committing, "newcomer@example.test")
+def test_a_new_person_sets_name_and_password_and_joins(owner, client_for, committing) -> None:
+    invite(client_for(owner), owner.org, committing, "newcomer@example.test")
     [(path, _token)] = invitation_links()
     visitor = Client()
 
@@ -82,8 +82,8 @@ def test_a_new_person_sets_name_and_password_and_joins(admin, client_for, commit
     assert AuditRecord.objects.filter(action="membership.join", actor_id=user.pk).exists()
 
 
-def test_the_link_works_only_once(admin, client_for, committing) -> None:
-    invite(client_for(admin), admin.org, committing, "newcomer@example.test")
+def test_the_link_works_only_once(owner, client_for, committing) -> None:
+    invite(client_for(owner), owner.org, committing, "newcomer@example.test")
     [(path, _token)] = invitation_links()
     data = {
         "first_name": "A",
@@ -98,9 +98,9 @@ def test_the_link_works_only_once(admin, client_for, committing) -> None:
     assert invitations.INVITATION_MESSAGES["accepted"] in again.content.decode()
 
 
-def test_a_signed_in_person_with_the_invited_address_joins(admin, client_for, committing) -> None:
+def test_a_signed_in_person_with_the_invited_address_joins(owner, client_for, committing) -> None:
     user: Any = UserFactory(email="colleague@example.test")
-    invite(client_for(admin), admin.org, committing, "colleague@example.test", Role.APPROVER)
+    invite(client_for(owner), owner.org, committing, "colleague@example.test", Role.APPROVER)
     [(path, _token)] = invitation_links()
     client = verified_client(user)
 
@@ -108,29 +108,29 @@ def test_a_signed_in_person_with_the_invited_address_joins(admin, client_for, co
     response = client.post(path)
 
     assert response.status_code == 302
-    assert Membership.objects.get(user=user, org=admin.org).role == Role.APPROVER
+    assert Membership.objects.get(user=user, org=owner.org).role == Role.APPROVER
     user.refresh_from_db()
-    assert user.current_org_id == admin.org_id
+    assert user.current_org_id == owner.org_id
 
 
 def test_someone_signed_in_with_another_address_cannot_use_the_link(
-    admin, outsider, client_for, committing
+    owner, outsider, client_for, committing
 ) -> None:
-    invite(client_for(admin), admin.org, committing, "colleague@example.test")
+    invite(client_for(owner), owner.org, committing, "colleague@example.test")
     [(path, _token)] = invitation_links()
 
     response = client_for(outsider).post(path)
 
     assert response.status_code == 403
     assert invitations.INVITATION_WRONG_USER in response.content.decode()
-    assert not Membership.objects.filter(user=outsider.user, org=admin.org).exists()
+    assert not Membership.objects.filter(user=outsider.user, org=owner.org).exists()
 
 
 def test_a_visitor_whose_address_has_an_account_is_asked_to_sign_in(
-    admin, client_for, committing
+    owner, client_for, committing
 ) -> None:
     UserFactory(email="colleague@example.test")
-    invite(client_for(admin), admin.org, committing, "colleague@example.test")
+    invite(client_for(owner), owner.org, committing, "colleague@example.test")
     [(path, _token)] = invitation_links()
 
     response = Client().get(path)
@@ -146,8 +146,8 @@ def test_a_visitor_whose_address_has_an_account_is_asked_to_sign_in(
     assert get_user_model().objects.get(email="colleague@example.test").check_password(PASSWORD)
 
 
-def test_an_expired_link_says_so_and_admits_nobody(admin, client_for, committing) -> None:
-    invite(client_for(admin), admin.org, committing, "late@example.test")
+def test_an_expired_link_says_so_and_admits_nobody(owner, client_for, committing) -> None:
+    invite(client_for(owner), owner.org, committing, "late@example.test")
     [(path, _token)] = invitation_links()
     Invitation.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     data = {
@@ -164,12 +164,12 @@ def test_an_expired_link_says_so_and_admits_nobody(admin, client_for, committing
     assert not get_user_model().objects.filter(email="late@example.test").exists()
 
 
-def test_a_revoked_link_says_so(admin, client_for, committing) -> None:
-    invite(client_for(admin), admin.org, committing, "gone@example.test")
+def test_a_revoked_link_says_so(owner, client_for, committing) -> None:
+    invite(client_for(owner), owner.org, committing, "gone@example.test")
     [(path, _token)] = invitation_links()
     invitation = Invitation.objects.get()
 
-    response = client_for(admin).post(
+    response = client_for(owner).post(
         reverse("orgs:invitation-revoke", kwargs={"org": "acme", "pk": invitation.pk})
     )
 
@@ -180,13 +180,13 @@ def test_a_revoked_link_says_so(admin, client_for, committing) -> None:
     assert AuditRecord.objects.filter(action="invitation.revoke").exists()
 
 
-def test_resending_sends_a_new_link_and_retires_the_old_one(admin, client_for, committing) -> None:
-    invite(client_for(admin), admin.org, committing, "slow@example.test")
+def test_resending_sends_a_new_link_and_retires_the_old_one(owner, client_for, committing) -> None:
+    invite(client_for(owner), owner.org, committing, "slow@example.test")
     invitation = Invitation.objects.get()
     Invitation.objects.update(expires_at=timezone.now() - timedelta(days=1))
 
     with committing():
-        client_for(admin).post(
+        client_for(owner).post(
             reverse("orgs:invitation-resend", kwargs={"org": "acme", "pk": invitation.pk})
         )
 
@@ -218,31 +218,31 @@ def test_an_admin_cannot_invite_an_owner_but_an_owner_can(
 
 
 def test_inviting_a_member_or_a_pending_address_again_is_refused(
-    admin, trader, client_for, committing
+    owner, trader, client_for, committing
 ) -> None:
-    member = invite(client_for(admin), admin.org, committing, "TRADER@acme.test")
+    member = invite(client_for(owner), owner.org, committing, "TRADER@acme.test")
     assert member.status_code == 400
     assert invitations.ALREADY_MEMBER in member.content.decode()
 
-    invite(client_for(admin), admin.org, committing, "twice@example.test")
-    again = invite(client_for(admin), admin.org, committing, "twice@example.test")
+    invite(client_for(owner), owner.org, committing, "twice@example.test")
+    again = invite(client_for(owner), owner.org, committing, "twice@example.test")
     assert again.status_code == 400
     assert invitations.ALREADY_INVITED in again.content.decode()
     assert Invitation.objects.count() == 1
 
 
-def test_an_expired_invitation_does_not_block_a_new_one(admin, client_for, committing) -> None:
-    invite(client_for(admin), admin.org, committing, "again@example.test")
+def test_an_expired_invitation_does_not_block_a_new_one(owner, client_for, committing) -> None:
+    invite(client_for(owner), owner.org, committing, "again@example.test")
     Invitation.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
 
-    response = invite(client_for(admin), admin.org, committing, "again@example.test")
+    response = invite(client_for(owner), owner.org, committing, "again@example.test")
 
     assert response.status_code == 302
     assert Invitation.objects.filter(revoked_at__isnull=True).count() == 1
 
 
-def test_a_new_persons_passwords_must_match_and_be_strong(admin, client_for, committing) -> None:
-    invite(client_for(admin), admin.org, committing, "weak@example.test")
+def test_a_new_persons_passwords_must_match_and_be_strong(owner, client_for, committing) -> None:
+    invite(client_for(owner), owner.org, committing, "weak@example.test")
     [(path, _token)] = invitation_links()
 
     differ = Client().post(
@@ -260,10 +260,10 @@ def test_a_new_persons_passwords_must_match_and_be_strong(admin, client_for, com
 
 
 def test_the_members_page_lists_pending_invitations_with_resend_and_revoke(
-    admin, client_for, committing
+    owner, client_for, committing
 ) -> None:
-    invite(client_for(admin), admin.org, committing, "pending@example.test")
-    body = client_for(admin).get(reverse("orgs:member-list", kwargs={"org": "acme"})).content
+    invite(client_for(owner), owner.org, committing, "pending@example.test")
+    body = client_for(owner).get(reverse("orgs:member-list", kwargs={"org": "acme"})).content
     text = body.decode()
     assert "pending@example.test" in text
     assert "Resend" in text

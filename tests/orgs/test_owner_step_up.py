@@ -66,9 +66,9 @@ def test_inviting_an_owner_needs_a_fresh_second_factor(owner) -> None:
     assert Invitation.objects.get().role == Role.OWNER
 
 
-def test_inviting_a_trader_needs_no_step_up(admin) -> None:
+def test_inviting_a_trader_needs_no_step_up(owner) -> None:
     data = {"email": "desk@example.test", "role": Role.TRADER}
 
-    verified_client(admin.user).post(invite_url(admin), data)
+    verified_client(owner.user).post(invite_url(owner), data)
 
     assert Invitation.objects.get().role == Role.TRADER

@@ -24,7 +24,9 @@ from django.urls import reverse
 
 from apps.accounts.models import User
 from apps.kraken.client import kraken_private
-from apps.orgs.models import KrakenAccount, Organization
+from apps.orgs.models import KrakenAccount, Membership, Organization
+from apps.orgs.permissions import Role
+from apps.orgs.services.memberships import membership_remove
 from apps.vault.models import Credential, Use
 from apps.vault.policy import NEEDED, assess
 from apps.vault.probe import credential_probe
@@ -182,6 +184,24 @@ def test_a_second_run_with_another_password_lets_the_demo_users_sign_in_with_it(
     assert someone.password == their_hash
 
 
+def test_a_run_after_a_demo_member_was_removed_brings_them_back(
+    sandbox: SandboxProcess, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.KRAKEN_API_URL = sandbox.url
+    monkeypatch.setenv("DEMO_PASSWORD", "demo password")
+    _run()
+    owner = Membership.objects.get(user__email="owner@demo.test")
+    trader = Membership.objects.get(user__email="trader@demo.test")
+    membership_remove(membership=trader, actor=owner)
+
+    _run()  # Used to abort with an IntegrityError, so `make run` failed for ever after.
+
+    trader = Membership.all_objects.get(pk=trader.pk)
+    assert trader.is_active
+    assert trader.role == Role.TRADER
+    assert _signs_in("trader@demo.test", "demo password")
+
+
 def test_the_demo_funding_key_holds_exactly_what_funding_needs(
     sandbox: SandboxProcess, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -198,6 +218,27 @@ def test_the_demo_funding_key_holds_exactly_what_funding_needs(
     assessment = assess(use=Use.FUNDING, permissions=credential.permissions)
     assert assessment.warnings == ()
     assert set(assessment.granted) == set(NEEDED[Use.FUNDING])
+
+
+def test_the_demo_keys_are_checked_so_the_trading_key_can_trade(
+    sandbox: SandboxProcess, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.KRAKEN_API_URL = sandbox.url
+    settings.PORTAL_KEYRING = "k1:" + base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("SANDBOX_ADMIN_TOKEN", sandbox.admin_token)
+    # No worker runs here (nor are on-commit tasks sent): demo_data itself must check them.
+    _run(wait_for_sandbox=True, timeout=30)
+
+    credentials = list(Credential.objects.filter(status=Credential.Status.ACTIVE))
+    assert len(credentials) == len(DEMO_KEYS)
+    assert {c.probe_status for c in credentials} == {Credential.ProbeStatus.DONE}
+    # The members' trading keys and the designated ones (unattended work) alike may trade.
+    trading = Credential.objects.filter(use=Use.TRADING, status=Credential.Status.ACTIVE)
+    assert trading.filter(designated=True).exists()
+    assert trading.filter(owner__user__email="trader@demo.test").exists()
+    for credential in trading:
+        key = credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.TRADE)
+        assert key.api_key == credential.api_key
 
 
 def test_no_process_of_a_deployment_loads_the_demo() -> None:

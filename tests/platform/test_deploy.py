@@ -20,6 +20,10 @@ NONCE_IN_HEADER = re.compile(r"script-src 'self' 'nonce-([A-Za-z0-9+/=_-]+)'")
 SCRIPT_TAG = re.compile(r"<script\b[^>]*>", re.IGNORECASE)
 
 
+# Production requires TLS or a password for Redis; checks never connect to it.
+SECURE_REDIS_URL = "rediss://:redis-password@redis.example.test:6380/0"
+
+
 def production_env(**overrides: str) -> dict[str, str]:
     anchors = Path(tempfile.gettempdir()) / "portal-test-audit-anchors"
     anchors.mkdir(exist_ok=True)
@@ -35,6 +39,9 @@ def production_env(**overrides: str) -> dict[str, str]:
         ALLOWED_HOSTS="portal.example.test",
         AUDIT_ANCHOR_DIR=str(anchors),
         DATABASE_URL=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal"),
+        # Production refuses a Redis URL with neither TLS nor a password at settings import;
+        # nothing here connects to it.
+        REDIS_URL=SECURE_REDIS_URL,
     )
     env.update(overrides)
     return env
@@ -54,12 +61,8 @@ call_command("check", deploy=True, fail_level="WARNING")
 """
 
 
-# Production requires TLS or a password for Redis (core.E001); checks never connect to it.
-SECURE_REDIS_URL = "rediss://:redis-password@redis.example.test:6380/0"
-
-
 def test_check_deploy_reports_no_issues_with_production_settings() -> None:
-    result = run_python(CHECK_DEPLOY, production_env(REDIS_URL=SECURE_REDIS_URL))
+    result = run_python(CHECK_DEPLOY, production_env())
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout + result.stderr
 

@@ -1,14 +1,17 @@
 """Production refuses a Redis that anyone on its network could use: every Redis URL needs TLS
-(rediss://) or a password (system check core.E001)."""
+(rediss://) or a password, refused when the production settings load (so the server, the worker
+and beat do not start) and reported by the system check core.E001."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from apps.core.checks import redis_security_check
-from tests.platform.test_deploy import SECURE_REDIS_URL, production_env, run_python
+from tests.platform.test_deploy import REPO, SECURE_REDIS_URL, production_env, run_python
 
 CHECK = """
 import django
@@ -76,11 +79,16 @@ def test_development_does_not_require_it(settings: Any) -> None:
     assert redis_security_check() == []
 
 
-def test_production_settings_refuse_a_plain_redis_url() -> None:
-    result = run_python(CHECK, production_env(REDIS_URL="redis://redis.example.test:6379/0"))
+INSECURE = "{name} connects to Redis without TLS or a password."
+
+
+def test_production_settings_refuse_a_plain_redis_url_at_import() -> None:
+    result = run_python(
+        "import django; django.setup()", production_env(REDIS_URL="redis://redis.example.test/0")
+    )
     assert result.returncode != 0
-    assert "core.E001" in result.stderr
-    assert "REDIS_URL connects to Redis without TLS or a password." in result.stderr
+    assert "ImproperlyConfigured" in result.stderr
+    assert INSECURE.format(name="REDIS_URL") in result.stderr
 
 
 def test_production_settings_refuse_a_plain_broker_beside_a_secure_redis() -> None:
@@ -89,7 +97,39 @@ def test_production_settings_refuse_a_plain_broker_beside_a_secure_redis() -> No
     )
     result = run_python(CHECK, env)
     assert result.returncode != 0
-    assert "CELERY_BROKER_URL connects to Redis without TLS or a password." in result.stderr
+    assert INSECURE.format(name="CELERY_BROKER_URL") in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        # Two workers: uvicorn's supervisor would keep running while each worker died on import.
+        ["-m", "kraken_portal.serve", "--port", "0", "--workers", "2"],
+        ["-m", "celery", "-A", "kraken_portal", "worker", "--pool", "solo"],
+        ["-m", "celery", "-A", "kraken_portal", "beat", "--schedule", "/tmp/portal-test-beat"],
+    ],
+    ids=["server", "worker", "beat"],
+)
+def test_the_server_worker_and_beat_do_not_start_with_a_plain_redis(command: list[str]) -> None:
+    """They never run system checks: the settings themselves refuse."""
+    env = production_env(REDIS_URL="redis://redis.example.test:6379/0")
+    result = subprocess.run(
+        [sys.executable, *command],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert INSECURE.format(name="REDIS_URL") in result.stderr
+
+
+def test_the_check_still_reports_a_url_set_after_the_production_settings(settings: Any) -> None:
+    """A deployment's own settings module may set one (KRAKEN_REDIS_URL) after importing them."""
+    assert errors_for(settings, KRAKEN_REDIS_URL="redis://redis.example.test:6379/3") == [
+        INSECURE.format(name="KRAKEN_REDIS_URL")
+    ]
 
 
 def test_production_settings_accept_a_secure_redis() -> None:

@@ -100,6 +100,41 @@ def store_key() -> Callable[..., tuple[Credential, KeyPair]]:
     return store
 
 
+@pytest.fixture
+def store_checked_key(
+    sandbox: Any, settings: Any, store_key: Callable[..., tuple[Credential, KeyPair]]
+) -> Callable[..., tuple[Credential, KeyPair]]:
+    """`store_checked_key(membership, use=..., permissions=...)`: a key that exists in the
+    Kraken sandbox (by default with exactly what its use needs), stored and then checked by
+    the real permission probe, as a key must be before it may trade or move funds."""
+    from apps.vault.policy import NEEDED
+    from apps.vault.probe import credential_probe
+    from apps.vault.services import credential_test
+
+    settings.KRAKEN_API_URL = sandbox.url
+
+    def store(
+        membership: Membership,
+        *,
+        use: str = Use.TRADING,
+        permissions: list[str] | None = None,
+        otp: str | None = None,
+        **kwargs: Any,
+    ) -> tuple[Credential, KeyPair]:
+        account = sandbox.create_account({"USD": "10000", "XBT": "1"})
+        wanted = sorted(NEEDED[use]) if permissions is None else permissions
+        api_key, secret = sandbox.create_key(account, permissions=wanted, otp=otp)
+        credential, pair = store_key(
+            membership, use=use, pair=KeyPair(api_key=api_key, secret=secret, otp=otp), **kwargs
+        )
+        credential_test(credential=credential)
+        credential_probe(credential_id=credential.pk)  # the worker's task body, run here
+        credential.refresh_from_db()
+        return credential, pair
+
+    return store
+
+
 def step_up(client: Client) -> Client:
     session = client.session
     session[STEP_UP_SESSION_KEY] = time.time()

@@ -81,11 +81,11 @@ def test_a_cancel_only_key_opens_to_cancel_and_for_the_kill_switch(
 
 
 def test_a_stale_task_cannot_trade_once_the_owners_role_no_longer_allows_it(
-    trader, store_key
+    trader, store_checked_key
 ) -> None:
     # A task queued while the member could trade runs after their role lost it. The key row
     # was not touched (say the receiver never ran): the decrypt path still reads the role.
-    trading, pair = store_key(trader, use=Use.TRADING)
+    trading, pair = store_checked_key(trader, use=Use.TRADING)
     assert _open(trading, KeyPurpose.TRADE) == pair.secret
     Membership.objects.filter(pk=trader.pk).update(role=Role.VIEWER)
 
@@ -113,8 +113,8 @@ def test_an_active_key_of_a_removed_owner_is_refused(admin, trader, store_key) -
         _open(trading, KeyPurpose.TRADE)
 
 
-def test_a_key_opens_only_for_the_purposes_of_its_use(treasurer, store_key) -> None:
-    funding, pair = store_key(treasurer, use=Use.FUNDING)
+def test_a_key_opens_only_for_the_purposes_of_its_use(treasurer, store_checked_key) -> None:
+    funding, pair = store_checked_key(treasurer, use=Use.FUNDING)
 
     assert _open(funding, KeyPurpose.FUND) == pair.secret
     assert _open(funding, KeyPurpose.READ) == pair.secret
@@ -126,9 +126,9 @@ def test_a_key_opens_only_for_the_purposes_of_its_use(treasurer, store_key) -> N
 
 
 def test_a_task_acting_for_a_member_who_lost_the_capability_is_refused(
-    owner, trader, store_key
+    owner, trader, store_checked_key
 ) -> None:
-    desk, pair = store_key(owner, use=Use.TRADING, designated=True)
+    desk, pair = store_checked_key(owner, use=Use.TRADING, designated=True)
     assert _open(desk, KeyPurpose.TRADE, for_member_id=trader.pk) == pair.secret
     Membership.objects.filter(pk=trader.pk).update(role=Role.VIEWER)
 

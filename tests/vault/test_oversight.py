@@ -145,15 +145,15 @@ def test_the_setting_needs_a_step_up(owner, client_for) -> None:
 
 
 def test_a_key_accepted_as_overprivileged_stops_trading_when_the_org_turns_it_off(
-    owner, trader, store_key
+    owner, trader, store_checked_key
 ) -> None:
     org = owner.org
     org.allow_overprivileged_keys = True
     org.save(update_fields=["allow_overprivileged_keys"])
-    credential, pair = store_key(trader, use=Use.TRADING)
-    Credential.objects.filter(pk=credential.pk).update(
-        permissions={"query_funds": True, "trade": True, "withdraw": True}
+    credential, pair = store_checked_key(
+        trader, use=Use.TRADING, permissions=[*sorted(NEEDED[Use.TRADING]), "withdraw"]
     )
+    assert credential.permissions["withdraw"] is True
     key = credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.TRADE)
     assert key.secret == pair.secret
 

@@ -14,8 +14,9 @@ from apps.vault.services import credential_revoke
 
 pytestmark = pytest.mark.django_db
 
-# Session, user, 2FA device, membership, the keys (with their owners), organization switcher.
-PAGE_QUERIES = 6
+# Session, user, 2FA device, membership, the keys (with their owners), organization switcher,
+# the header's counts (unread notifications and approvals waiting, one query).
+PAGE_QUERIES = 7
 
 
 def test_the_keys_page_costs_the_same_queries_with_many_keys(

@@ -5,6 +5,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.orgs.permissions import Role
+from apps.orgs.services.memberships import membership_change_role
 from apps.vault import crypto
 from apps.vault.models import Credential, Use
 from apps.vault.services import KeyPurpose, credential_key_for_task, credential_rewrap
@@ -80,3 +82,21 @@ def test_rotation_without_a_keyring_refuses_with_a_clear_error(three_keys, setti
         rotate()
     with pytest.raises(crypto.VaultUnavailable):
         credential_rewrap(credential_id=three_keys[0][0].pk)
+
+
+def test_rotation_rewraps_cancel_only_keys_so_they_still_cancel_without_the_old_kek(
+    owner, trader, store_key, settings
+) -> None:
+    # A demoted trader's key keeps its sealed secret so their open orders can still be
+    # cancelled; rotation must carry it to the new KEK like an active key.
+    trading, pair = store_key(trader, use=Use.TRADING)
+    membership_change_role(membership=trader, role=Role.VIEWER, actor=owner)
+    trading.refresh_from_db()
+    assert trading.status == Credential.Status.CANCEL_ONLY
+
+    settings.PORTAL_KEYRING = f"k2:{KEK_2},k1:{KEK_1}"
+    assert "rewrapped: 1, already current: 0, failed: 0" in rotate()
+    settings.PORTAL_KEYRING = f"k2:{KEK_2}"  # The old KEK is dropped.
+    for purpose in (KeyPurpose.CANCEL, KeyPurpose.KILL_SWITCH):
+        key = credential_key_for_task(credential_id=trading.pk, purpose=purpose)
+        assert key.secret == pair.secret

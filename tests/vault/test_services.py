@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.audit.models import AuditRecord
+from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
 from apps.vault import crypto
 from apps.vault.models import Credential, Use
@@ -18,7 +19,7 @@ from apps.vault.services import (
     credential_revoke,
 )
 from apps.vault.validators import PRIVATE_KEY_FORMAT
-from tests.factories import master_account
+from tests.factories import MembershipFactory, master_account
 from tests.vault.conftest import new_key_pair
 
 pytestmark = pytest.mark.django_db
@@ -187,6 +188,32 @@ def test_only_owners_and_admins_designate_keys_and_only_their_own_kind(
     # Admins hold read-only keys only (apps.vault.policy), and may designate theirs.
     admins, _ = store_key(admin, label="Admin desk", use=Use.READ_ONLY, designated=True)
     assert admins.designated
+
+
+def test_designating_reads_the_roles_again_not_the_ones_the_request_loaded(
+    owner, store_key
+) -> None:
+    # A demotion or removal committed after the request loaded its objects: they still say
+    # "owner". The holder is read again under the organization's lock...
+    co_owner = MembershipFactory(org=owner.org, role=Role.OWNER)
+    credential, _ = store_key(co_owner)
+    Membership.objects.filter(pk=co_owner.pk).update(role=Role.TRADER)
+    assert credential.owner.role == Role.OWNER  # the stale holder
+    with pytest.raises(ValidationError, match="stored by an owner or an admin"):
+        credential_designate(credential=credential, actor=owner, designated=True)
+    Membership.objects.filter(pk=co_owner.pk).update(
+        role=Role.OWNER, status=Membership.Status.REMOVED
+    )
+    with pytest.raises(ValidationError, match="stored by an owner or an admin"):
+        credential_designate(credential=credential, actor=owner, designated=True)
+
+    # ...and so is the actor.
+    mine, _ = store_key(owner, label="Mine")
+    Membership.objects.filter(pk=owner.pk).update(role=Role.TRADER)
+    assert owner.role == Role.OWNER  # the stale actor
+    with pytest.raises(PermissionDenied):
+        credential_designate(credential=mine, actor=owner, designated=True)
+    assert not Credential.objects.filter(designated=True).exists()
 
 
 def test_designating_and_withdrawing_a_key_is_audited(owner, store_key) -> None:

@@ -96,6 +96,10 @@ class Feeder:
         self.reconnects = 0
         self.resyncs = 0
         self.subscribed = asyncio.Event()  # set once the current connection has subscribed
+        # When the current socket opened (0 while there is none): statuses and prices received
+        # on it are confirmed by every later word from Kraken, which would have pushed a change.
+        self.connected_at = 0.0
+        self.exchange = ExchangeStatuses()
         self.pairs: list[PairInfo] = []  # as last discovered
         self._ws: Any = None
 
@@ -147,6 +151,7 @@ class Feeder:
                 "state": self.state,
                 "updated_at": repr(time.time()),
                 "heard_at": repr(self.heard_at),
+                "connected_at": repr(self.connected_at),
                 "down": " ".join(down),
                 "reconnects": str(self.reconnects),
                 "resyncs": str(self.resyncs),
@@ -270,6 +275,7 @@ class Feeder:
                 ) as ws:
                     self._ws = ws
                     self.state = "connected"
+                    self.connected_at = time.time()
                     await self._subscribe(ws, [p.symbol for p in pairs])
                     attempt = 0
                     async for raw in ws:
@@ -288,6 +294,7 @@ class Feeder:
             except Exception:
                 logger.exception("market feed failed")
             self._ws = None
+            self.connected_at = 0.0
             self.subscribed.clear()
             self.state = "reconnecting"
             self.reconnects += 1
@@ -297,7 +304,12 @@ class Feeder:
             attempt += 1
 
     async def _subscribe(self, ws: Any, symbols: list[str]) -> None:
+        # Each pair's trading status (limit_only, reduce_only, ...) comes only on `instrument`
+        # (a snapshot of every pair, then an update when one changes); the system status needs
+        # no subscription: Kraken pushes it on connect and on every change.
+        await ws.send(json.dumps({"method": "subscribe", "params": {"channel": "instrument"}}))
         if not symbols:
+            self.subscribed.set()
             return
         for params in (
             # "bbo": a ticker on every change of the best bid or offer, not only on trades (the
@@ -324,6 +336,12 @@ class Feeder:
         self.heard_at = received_at
         message = json.loads(raw, parse_float=Decimal)
         channel = message.get("channel")
+        if channel == "status":
+            await self._handle_system(message, received_at)
+            return
+        if channel == "instrument":
+            await self._handle_instrument(message, received_at)
+            return
         if channel not in {"ticker", "book", "trade", "ohlc"}:
             if message.get("success") is False:
                 logger.warning("market feed request refused: %s", message.get("error"))
@@ -349,6 +367,68 @@ class Feeder:
             else:
                 st.apply_ohlc(entry, received_at)
             self.publisher.changed(st.symbol, overview="tile" in st.dirty)
+
+    async def _handle_system(self, message: dict[str, Any], received_at: float) -> None:
+        for entry in message.get("data", ()):
+            status = entry.get("system")
+            if not isinstance(status, str):
+                continue
+            changed = self.exchange.set_system(status, received_at)
+            # Stored on every status frame (its receive time confirms it); sent to pages only
+            # when it changed.
+            await self.publisher.system_status(
+                status=status, since=self.exchange.system_since, received_at=received_at
+            )
+            if changed:
+                logger.info("Kraken system status: %s", status)
+                await self.publisher.system_status_changed(status=status)
+
+    async def _handle_instrument(self, message: dict[str, Any], received_at: float) -> None:
+        data = message.get("data")
+        pairs = data.get("pairs", ()) if isinstance(data, dict) else ()
+        statuses = {
+            str(p["symbol"]): str(p["status"])
+            for p in pairs
+            if isinstance(p, dict) and p.get("symbol") and p.get("status")
+        }
+        if not statuses:
+            return
+        changed = self.exchange.set_pairs(statuses, received_at)
+        await self.publisher.pair_statuses(
+            statuses=statuses, since=self.exchange.pair_since, received_at=received_at
+        )
+        for symbol in changed:
+            st = self.states.get(symbol)
+            if st is None:
+                continue
+            st.set_status(statuses[symbol], received_at)
+            # The first snapshot comes before any price: the status then rides with the pair's
+            # first ticker rather than storing a state without prices for pages to show.
+            if st.ticker:
+                self.publisher.changed(symbol, overview=True)
+
+
+class ExchangeStatuses:
+    """The feeder's memory of Kraken's statuses, to tell a change from a repeat."""
+
+    def __init__(self) -> None:
+        self.system: str | None = None
+        self.system_since = 0.0
+        self.pairs: dict[str, str] = {}
+        self.pair_since: dict[str, float] = {}
+
+    def set_system(self, status: str, at: float) -> bool:
+        if status == self.system:
+            return False
+        self.system, self.system_since = status, at
+        return True
+
+    def set_pairs(self, statuses: dict[str, str], at: float) -> list[str]:
+        changed = [s for s, status in statuses.items() if self.pairs.get(s) != status]
+        for symbol in changed:
+            self.pairs[symbol] = statuses[symbol]
+            self.pair_since[symbol] = at
+        return changed
 
 
 def _asset_decimals(

@@ -21,8 +21,11 @@ from apps.market import presenters
 from apps.market.feeder.coalesce import Coalescer
 from apps.market.feeder.state import SymbolState
 from apps.market.store import (
+    EXCHANGE_FRAGMENTS_KEY,
     HEALTH_KEY,
     OVERVIEW_CHANNEL,
+    PAIR_STATUS_KEY,
+    SYSTEM_STATUS_KEY,
     candles_key,
     dumps,
     fragments_key,
@@ -50,6 +53,8 @@ _PART_RENDERERS: dict[str, tuple[str, Any]] = {
     "ladder": ("market/pair.html#ladder", presenters.ladder),
     "trades": ("market/pair.html#trades", presenters.trades),
     "candle": ("market/pair.html#candle", presenters.last_candle),
+    # Kraken's status of the pair (limit_only, reduce_only, ...), beside the pair page's title.
+    "status": ("market/_pair_status.html", presenters.pair_status),
 }
 SYMBOL_PARTS = tuple(_PART_RENDERERS)
 
@@ -81,6 +86,14 @@ def render_tile(state: dict[str, Any], previous_last: Any) -> Parts:
         (f"tile-{slug}", _render("market/overview.html#tile", context)),
         (f"row-{slug}", _render("market/overview.html#row", context)),
     ]
+
+
+EXCHANGE_ELEMENT = "exchange-status"
+
+
+def render_exchange_status(status: str | None) -> str:
+    context = {"exchange": presenters.exchange_status(status), "oob": True}
+    return _render("market/_exchange_status.html", context)
 
 
 class Publisher:
@@ -116,6 +129,43 @@ class Publisher:
         await self.layer.group_send(OVERVIEW_CHANNEL, message)
         for symbol in list(self.states):  # pairs may be added while this awaits
             await self.layer.group_send(symbol_group(symbol), message)
+
+    async def system_status(self, *, status: str, since: float, received_at: float) -> None:
+        """Record Kraken's system status (every status frame confirms it)."""
+        await self.redis.hset(
+            SYSTEM_STATUS_KEY,
+            mapping={"status": status, "since": repr(since), "received_at": repr(received_at)},
+        )
+
+    async def system_status_changed(self, *, status: str) -> None:
+        """Once per change: the banner, stored for sockets that connect later and sent to every
+        market group (the overview and each pair's page)."""
+        html = render_exchange_status(status)
+        await self.redis.hset(EXCHANGE_FRAGMENTS_KEY, EXCHANGE_ELEMENT, html)
+        message = {"type": FRAGMENTS, "parts": [(EXCHANGE_ELEMENT, html)]}
+        await self.layer.group_send(OVERVIEW_CHANNEL, message)
+        for symbol in list(self.states):
+            await self.layer.group_send(symbol_group(symbol), message)
+
+    async def pair_statuses(
+        self, *, statuses: dict[str, str], since: dict[str, float], received_at: float
+    ) -> None:
+        """Record each pair's status as `instrument` last gave it (every pair Kraken lists,
+        not only the ones fed to pages: a ticket may trade any). Pages of a changed pair get
+        it through the pair's own fragments (see SymbolState.set_status)."""
+        await self.redis.hset(
+            PAIR_STATUS_KEY,
+            mapping={
+                symbol: dumps(
+                    {
+                        "status": status,
+                        "since": since.get(symbol, received_at),
+                        "received_at": received_at,
+                    }
+                )
+                for symbol, status in statuses.items()
+            },
+        )
 
     async def _flush(self, key: str) -> None:
         if key == OVERVIEW:

@@ -74,6 +74,8 @@ class SymbolState:
         # its `data-t` is the receive time of the newest message it shows.
         self.dirty: set[str] = set()
         self.stamps: dict[str, float] = {}
+        # Kraken's trading status of the pair (`instrument` channel); None until it arrives.
+        self.status: str | None = None
 
     def touch(self, parts: tuple[str, ...], received_at: float) -> None:
         self.received_at = received_at
@@ -86,6 +88,10 @@ class SymbolState:
             if entry.get(name) is not None:
                 self.ticker[name] = Decimal(entry[name])
         self.touch(("stats", "tile"), received_at)
+
+    def set_status(self, status: str, received_at: float) -> None:
+        self.status = status
+        self.touch(("status", "tile"), received_at)
 
     def apply_trade(self, entry: Mapping[str, Any], received_at: float) -> None:
         self.trades.appendleft(
@@ -137,5 +143,6 @@ class SymbolState:
             "trades": list(self.trades),
             "candles": [self.candles[k] for k in recent],
             "received_at": self.received_at,
+            "status": self.status,
             "stamps": dict(self.stamps),
         }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
@@ -22,6 +23,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.core.emails import email_normalize
 from apps.core.trail import audit_record
+from apps.orgs.hooks import role_grant_held
 from apps.orgs.models import Invitation, Membership, Organization
 from apps.orgs.permissions import Role
 from apps.orgs.selectors import InvitationState, invitation_state, token_hash
@@ -132,6 +134,46 @@ def invitation_create(
     if role == Role.OWNER and actor.role != Role.OWNER:
         raise ValidationError({"role": ONLY_OWNER_MANAGES_OWNERS})
     return invitation_issue(org=org, email=email, role=role, invited_by=actor.user, request=request)
+
+
+@dataclass(frozen=True)
+class InvitationGrant:
+    invitation: Invitation | None
+    # Set when the invitation waits for an approval (apps.orgs.hooks): the message says so.
+    held: str | None = None
+
+
+@transaction.atomic
+def invitation_grant(
+    *,
+    org: Organization,
+    email: str,
+    role: str,
+    actor: Membership,
+    request: HttpRequest | None = None,
+) -> InvitationGrant:
+    """A person's invitation (the members page): `invitation_create`, unless the role-grant
+    gate holds it until someone approves (an invitation carries its role, so it is gated like
+    a role change). The approved request then calls `invitation_issue`."""
+    if role == Role.OWNER and actor.role != Role.OWNER:
+        raise ValidationError({"role": ONLY_OWNER_MANAGES_OWNERS})
+    # The spelling invitation_issue stores, so every spelling of an address (an IDN's ASCII
+    # form) is one subject for the gate and meets its open invitation here.
+    email = email_normalize(email)
+    if Membership.objects.filter(org=org, user__email__iexact=email).exists():
+        raise ValidationError({"email": ALREADY_MEMBER})
+    pending = Invitation.objects.filter(
+        org=org, email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+    ).first()
+    if pending is not None and invitation_state(pending) is InvitationState.OPEN:
+        # Refused before anything waits for an approval that could only fail.
+        raise ValidationError({"email": ALREADY_INVITED})
+    held = role_grant_held(actor=actor, role=role, member=None, email=email, request=request)
+    if held is not None:
+        return InvitationGrant(None, held)
+    return InvitationGrant(
+        invitation_create(org=org, email=email, role=role, actor=actor, request=request)
+    )
 
 
 @transaction.atomic

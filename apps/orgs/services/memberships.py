@@ -7,6 +7,8 @@ commit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
@@ -20,6 +22,7 @@ from apps.core.realtime import (
     publish_on_commit,
 )
 from apps.core.trail import audit_record
+from apps.orgs.hooks import role_grant_held
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Capability, Role, role_can
 from apps.orgs.selectors import ROLE_TOO_LOW
@@ -108,6 +111,35 @@ def membership_change_role(
     # authorised afresh for the new one.
     _close_sockets(target, CLOSE_REAUTHORISE)
     return target
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    membership: Membership
+    # Set when the change waits for an approval (apps.orgs.hooks): the message says so.
+    held: str | None = None
+
+
+@transaction.atomic
+def membership_grant_role(
+    *, membership: Membership, role: str, actor: Membership, request: HttpRequest | None = None
+) -> RoleGrant:
+    """A person's role change (the members page): `membership_change_role`, unless the
+    role-grant gate holds it until someone approves. The approved request then calls
+    `membership_change_role` itself."""
+    if role not in Role.values:
+        raise ValidationError({"role": "Choose a valid role."})
+    target, actor_role = _lock_members(membership=membership, actor=actor)
+    if target.role == role:
+        return RoleGrant(target)
+    _check_owner_rules(target=target, actor_role=actor_role, new_role=role)
+    actor.role = actor_role
+    held = role_grant_held(actor=actor, role=role, member=target, email=None, request=request)
+    if held is not None:
+        return RoleGrant(target, held)
+    return RoleGrant(
+        membership_change_role(membership=target, role=role, actor=actor, request=request)
+    )
 
 
 @transaction.atomic

@@ -34,6 +34,7 @@ from typing import Any
 from axes.utils import reset as axes_reset
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -187,9 +188,19 @@ class Command(BaseCommand):
                     email=email, password=password, first_name=role.title(), last_name="Demo"
                 )
             self._password_reset(user, password)
-            membership, _ = Membership.objects.get_or_create(
+            # all_objects: a demo member someone removed is still there (removal keeps the
+            # row), and the default manager would miss it and hit the unique constraint.
+            membership, _ = Membership.all_objects.get_or_create(
                 org=org, user=user, defaults={"role": role}
             )
+            if not membership.is_active:
+                membership.status = Membership.Status.ACTIVE
+                membership.role = role
+                membership.removed_at = None
+                membership.removed_by = None
+                membership.save(
+                    update_fields=["status", "role", "removed_at", "removed_by", "updated_at"]
+                )
             memberships[role] = membership
         staff = user_model.objects.filter(email=STAFF_EMAIL).first()
         if staff is None:
@@ -328,7 +339,8 @@ class Command(BaseCommand):
 
     def _provision_keys(self, memberships: dict[str, Membership]) -> None:
         from apps.vault.models import Credential
-        from apps.vault.services import credential_create, credential_revoke
+        from apps.vault.probe import credential_probe
+        from apps.vault.services import credential_create, credential_revoke, credential_test
 
         owner = memberships[Role.OWNER]
         sandbox_ids, sub_iiban = self._sandbox_accounts()
@@ -339,8 +351,8 @@ class Command(BaseCommand):
             status=Credential.Status.ACTIVE,
             label__startswith=LEGACY_KEY_LABEL_PREFIX,
         ).exclude(label__in=wanted)
-        for credential in stale:
-            credential_revoke(credential=credential, actor=owner)
+        for old_key in stale:
+            credential_revoke(credential=old_key, actor=owner)
         for account_label, role, use, designated in DEMO_KEYS:
             membership = memberships[role]
             label = demo_key_label(account_label, use, designated)
@@ -358,21 +370,33 @@ class Command(BaseCommand):
                         "nonce_window": 0,
                     },
                 )
-            if Credential.objects.filter(
+            credential = Credential.objects.filter(
                 org=membership.org, owner=membership, label=label, status=Credential.Status.ACTIVE
-            ).exists():
+            ).first()
+            if credential is None:
+                credential = credential_create(
+                    membership=membership,
+                    label=label,
+                    api_key=api_key,
+                    secret=secret,
+                    otp=None,
+                    account=accounts[account_label],
+                    use=use,
+                    designated=designated,
+                    probe=True,
+                )
+            elif credential.probe_status != Credential.ProbeStatus.DONE:
+                try:
+                    credential_test(credential=credential)
+                except ValidationError:
+                    continue  # a check is running right now
+            else:
                 continue
-            credential_create(
-                membership=membership,
-                label=label,
-                api_key=api_key,
-                secret=secret,
-                otp=None,
-                account=accounts[account_label],
-                use=use,
-                designated=designated,
-                probe=True,
-            )
+            # A key may trade or move funds only once checked, and the worker may not be up (or
+            # the broker was down when an earlier run enqueued the check): run the real probe
+            # here, designated keys included. Its conditional claim means a worker that got
+            # there first does it alone.
+            credential_probe(credential_id=credential.pk)
 
     def _announce(self, password: str, sandbox_note: str) -> None:
         lines = [

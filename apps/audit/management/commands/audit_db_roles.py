@@ -77,8 +77,13 @@ class Command(BaseCommand):
             for statement in statements:
                 cursor.execute(statement)
             if password is not None:
-                # Bound client-side by psycopg as a quoted literal; never echoed.
-                cursor.execute(f"ALTER ROLE {quote(role)} PASSWORD %s", [password])
+                # Only the SCRAM-SHA-256 verifier goes to the server, as psql's \password does:
+                # the statement's text may be logged (log_statement = ddl) and must not carry
+                # the password. libpq computes it (PQencryptPasswordConn, with SASLprep).
+                verifier = connection.connection.pgconn.encrypt_password(
+                    password.encode(), role.encode(), b"scram-sha-256"
+                )
+                cursor.execute(f"ALTER ROLE {quote(role)} PASSWORD %s", [verifier.decode()])
             self._check_result(cursor, role=role, owner=owner)
         self.stdout.write(
             f"Role {role!r}: CRUD on every table; audit records SELECT, INSERT only; chain heads "

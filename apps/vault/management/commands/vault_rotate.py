@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.vault import crypto
 from apps.vault.models import Credential
-from apps.vault.services import credential_rewrap
+from apps.vault.services import LIVE_STATUSES, credential_rewrap
 
 
 class Command(BaseCommand):
@@ -26,7 +26,8 @@ class Command(BaseCommand):
         except crypto.VaultError as error:
             raise CommandError(str(error)) from None
         counts = {"rewrapped": 0, "current": 0, "failed": 0}
-        ids = Credential.objects.filter(status=Credential.Status.ACTIVE).order_by("pk")
+        # Cancel-only keys keep their sealed secret (they must still cancel): re-wrap them too.
+        ids = Credential.objects.filter(status__in=LIVE_STATUSES).order_by("pk")
         for credential_id in ids.values_list("pk", flat=True).iterator():
             outcome, message = credential_rewrap(credential_id=credential_id)
             counts[outcome] += 1

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orgs", "0004_kraken_accounts"),
+        ("orgs", "0005_invitation_email_normalize"),
     ]
 
     operations = [

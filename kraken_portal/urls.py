@@ -13,6 +13,7 @@ core_patterns = (
 
 urlpatterns = [
     path("", include(core_patterns)),
+    path("accounts/activity/", include("apps.audit.account_urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("o/<slug:org>/", include("apps.orgs.urls")),
     path("o/<slug:org>/audit/", include("apps.audit.urls")),

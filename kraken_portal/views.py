@@ -11,8 +11,10 @@ from django.views.decorators.http import require_GET
 
 from apps.accounts.models import User
 from apps.core.access import login_view
-from apps.orgs.selectors import NOT_A_MEMBER, memberships_of
+from apps.orgs.selectors import NOT_A_MEMBER, memberships_of, onboarding_pending
 from apps.orgs.services.organizations import user_current_org_set
+
+STAFF_HOME_SHOWN = 5
 
 
 @require_GET
@@ -36,4 +38,11 @@ def home(request: HttpRequest) -> HttpResponse:
             return redirect("orgs:dashboard", org=membership.org.slug)
     if len(memberships) == 1:
         return redirect("orgs:dashboard", org=memberships[0].org.slug)
-    return render(request, "core/home.html", {"memberships": memberships})
+    context: dict[str, object] = {"memberships": memberships}
+    if request.user.is_staff:
+        # Kraken's reviewers: their work is the onboarding queue, shown here, not "you are not
+        # a member of any organization".
+        pending = onboarding_pending()
+        context["onboarding_count"] = pending.count()
+        context["onboarding_oldest"] = list(pending.order_by("created_at")[:STAFF_HOME_SHOWN])
+    return render(request, "core/home.html", context)

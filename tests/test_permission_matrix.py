@@ -215,6 +215,7 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
     "orgs:invitation-revoke": lambda w: {"pk": w.invitation().pk},
     "orgs:invitation-resend": lambda w: {"pk": w.invitation().pk},
     "invitations:accept": _accept_token,
+    "onboarding:review-detail": lambda w: {"pk": w.application().pk},
     "onboarding:review-approve": lambda w: {"pk": w.application().pk},
     "onboarding:review-reject": lambda w: {"pk": w.application().pk},
     "vault:credential-detail": World.own_credential,

@@ -47,6 +47,7 @@ from apps.accounts.selectors import (
     totp_device_pending,
 )
 from apps.accounts.tasks import password_reset_email_task, security_notice_task
+from apps.core.clientip import client_ip
 from apps.core.emails import email_normalize
 from apps.core.groups import session_group, user_group
 from apps.core.ratelimit import window_hit
@@ -172,6 +173,25 @@ def sign_in_failure_record(
         action="auth.sign_in_failed",
         actor=user,
         detail={"email": email[:254], "locked_out": locked_out},
+        request=request,
+    )
+
+
+def lockout_record(*, email: str, request: HttpRequest) -> None:
+    """django-axes locked this account for this client address: on the record once per lockout.
+
+    Axes signals a lockout on the failure that sets it off and again on every attempt during
+    the cool-off; the throttle, keyed by account and address for the cool-off's length, keeps
+    the first and counts the rest (`suppressed` on the next lockout's record).
+    """
+    email = email.strip().lower()[:254]
+    cool_off = max(60, int(float(settings.AXES_COOLOFF_TIME) * 3600))
+    audit_record_throttled(
+        action="auth.locked_out",
+        source=f"{email}|{client_ip(request)}",
+        window=cool_off,
+        actor=User.objects.filter(email__iexact=email).first(),
+        detail={"email": email, "cool_off_minutes": cool_off // 60},
         request=request,
     )
 

@@ -40,7 +40,13 @@ from apps.accounts.selectors import (
     totp_device_confirmed,
     two_factor_enabled,
 )
-from apps.accounts.stepup import step_up_age, step_up_is_fresh, step_up_redirect, step_up_required
+from apps.accounts.stepup import (
+    step_up_age,
+    step_up_is_fresh,
+    step_up_pending,
+    step_up_redirect,
+    step_up_required,
+)
 from apps.core.access import login_view, public_view
 from apps.core.clientip import client_ip
 from apps.core.crypto import CryptoError
@@ -337,6 +343,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponseBase:
             "qr": _qr_data_uri(device),
             "manual_key": _manual_key(device),
             "required_by": orgs_requiring_two_factor(user=user),
+            "pending": step_up_pending(request),
         },
     )
 
@@ -404,7 +411,12 @@ def step_up(request: HttpRequest) -> HttpResponseBase:
     return render(
         request,
         "accounts/step_up.html",
-        {"form": form, "next": next_url, "age": step_up_age(request)},
+        {
+            "form": form,
+            "next": next_url,
+            "age": step_up_age(request),
+            "pending": step_up_pending(request),
+        },
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
-from apps.audit.chain import chain_key_for, record_hash
+from apps.audit.chain import GLOBAL_CHAIN, chain_key_for, record_hash
 from apps.audit.models import AuditChain, AuditRecord
 from apps.orgs.models import Organization
 
@@ -72,6 +73,42 @@ def audit_record_page(
     has_more = len(rows) > size
     rows = rows[:size]
     return AuditPage(records=rows, next_before=rows[-1].seq if has_more and rows else None)
+
+
+SECURITY_EVENTS_SHOWN = 50
+
+
+def audit_security_events(
+    *, user: AbstractBaseUser, limit: int = SECURITY_EVENTS_SHOWN
+) -> list[AuditRecord]:
+    """The user's own sign-in and 2FA events (the global chain's `auth.*` records naming them),
+    newest first: what they need to spot a sign-in or a change that was not theirs."""
+    return list(
+        AuditRecord.objects.filter(
+            chain=GLOBAL_CHAIN, actor_id=user.pk, action__startswith="auth."
+        ).order_by("-seq")[:limit]
+    )
+
+
+RECENT_SHOWN = 8
+
+
+def audit_recent(
+    *,
+    org: Organization,
+    user: AbstractBaseUser | None = None,
+    membership_id: int | None = None,
+    limit: int = RECENT_SHOWN,
+) -> list[AuditRecord]:
+    """The organization's newest records; with `user`, only those by them or about them (their
+    membership or their account), for members whose role does not oversee the others."""
+    records = AuditRecord.objects.filter(chain=chain_key_for(org.pk))
+    if user is not None:
+        about = Q(actor_id=user.pk) | Q(target_type="accounts.user", target_id=str(user.pk))
+        if membership_id is not None:
+            about |= Q(target_type="orgs.membership", target_id=str(membership_id))
+        records = records.filter(about)
+    return list(records.order_by("-seq")[:limit])
 
 
 def audit_actor_emails(*, org: Organization) -> list[str]:

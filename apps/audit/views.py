@@ -19,20 +19,21 @@ from django.http import (
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.text import Truncator
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
 from apps.audit.forms import AuditFilterForm
 from apps.audit.models import AuditRecord
+from apps.audit.presentation import DetailField, action_title, detail_fields
 from apps.audit.selectors import (
     AuditFilters,
     audit_actor_emails,
     audit_export_batch,
     audit_record_page,
+    audit_security_events,
 )
 from apps.audit.services import audit_record
-from apps.audit.templatetags.audit_tags import compact_json
+from apps.core.access import login_view
 from apps.orgs.access import org_view
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Capability
@@ -67,7 +68,7 @@ def _filter_form(request: HttpRequest, membership: Membership) -> AuditFilterFor
     )
 
 
-DETAIL_SHOWN = 120  # characters of a record's detail shown before it folds into <details>
+FIELDS_SHOWN = 3  # detail fields shown before the rest fold into <details>
 
 
 @dataclass(frozen=True)
@@ -78,32 +79,26 @@ class RecordRow:
     record: AuditRecord
     iso_time: str
     time: str
-    detail: str
-    detail_short: str  # empty when the whole detail fits
-
-
-def _shorten(text: str) -> str:
-    """What the `truncatechars` filter would show, without its per-character walk when the
-    text is ASCII (no combining characters to count)."""
-    if len(text) <= DETAIL_SHOWN:
-        return ""
-    if text.isascii():
-        return text[: DETAIL_SHOWN - 1] + "…"
-    return Truncator(text).chars(DETAIL_SHOWN)
+    title: str  # a readable name for the action, or ""
+    fields: list[DetailField]  # shown at once
+    more_fields: list[DetailField]  # folded
 
 
 def _rows(records: list[AuditRecord]) -> list[RecordRow]:
     rows = []
     for record in records:
         created = timezone.localtime(record.created_at)
-        detail = compact_json(record.detail)
+        fields = detail_fields(record.detail)
+        # Fold only when it saves at least two lines: "1 more" behind a click helps nobody.
+        shown = fields if len(fields) <= FIELDS_SHOWN + 1 else fields[:FIELDS_SHOWN]
         rows.append(
             RecordRow(
                 record=record,
                 iso_time=created.isoformat(),
                 time=created.strftime("%Y-%m-%d %H:%M:%S"),
-                detail=detail,
-                detail_short=_shorten(detail),
+                title=action_title(record.action),
+                fields=shown,
+                more_fields=fields[len(shown) :],
             )
         )
     return rows
@@ -167,7 +162,8 @@ def _cell(value: Any) -> str:
 
 
 def _csv_row(record: AuditRecord, tz: tzinfo) -> list[str]:
-    detail = json.dumps(record.detail, sort_keys=True, separators=(",", ":"))
+    # Real characters ("Zürich", "…"), not \u escapes: the file is UTF-8 and read by people.
+    detail = json.dumps(record.detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     values = (
         record.seq,
         record.created_at.astimezone(tz).isoformat(),
@@ -224,3 +220,16 @@ def record_export(request: HttpRequest, membership: Membership) -> HttpResponseB
     filename = f"audit-{membership.org.slug}-{stamp}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+# A person's own security events live in the global chain (they belong to no organization):
+# every signed-in user reads theirs, and only theirs.
+@require_GET
+@login_view
+def security_activity(request: HttpRequest) -> HttpResponse:
+    records = audit_security_events(user=request.user)  # type: ignore[arg-type]
+    return render(
+        request,
+        "audit/security_activity.html",
+        {"rows": _rows(records), "tz": timezone.get_current_timezone()},
+    )

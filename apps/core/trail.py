@@ -58,6 +58,7 @@ class ThrottledAuditRecorder(Protocol):
         *,
         action: str,
         source: str | None = None,
+        window: int = ...,
         actor: Actor = None,
         org: models.Model | None = None,
         target: models.Model | None = None,
@@ -110,6 +111,7 @@ def audit_record_throttled(
     *,
     action: str,
     source: str | None = None,
+    window: int = 60,
     actor: Actor = None,
     org: models.Model | None = None,
     target: models.Model | None = None,
@@ -117,14 +119,15 @@ def audit_record_throttled(
     request: HttpRequest | None = None,
 ) -> models.Model | None:
     """`audit_record` for events anyone can trigger as fast as they send requests (a failed
-    sign-in, an onboarding application): at most once a minute per `source` (default: the
-    client's address), the next record counting what was left out (apps/audit/throttle.py).
-    Returns None when the event was only counted."""
+    sign-in, an onboarding application): at most once per `window` seconds per `source`
+    (default: the client's address), the next record counting what was left out
+    (apps/audit/throttle.py). Returns None when the event was only counted."""
     if _throttled_recorder is None:
         raise ImproperlyConfigured(NO_RECORDER)
     return _throttled_recorder(
         action=action,
         source=source,
+        window=window,
         actor=actor,
         org=org,
         target=target,

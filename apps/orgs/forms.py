@@ -197,3 +197,17 @@ class OnboardingForm(forms.Form):
         else:
             data["region"] = ""
         return data
+
+
+class OnboardingRejectForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason",
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Recorded on the application and the audit trail.",
+    )
+    tell_applicant = forms.BooleanField(
+        label="Tell the applicant this reason in the decision email",
+        required=False,
+        help_text="Leave unticked for compliance reasons: the email then gives none.",
+    )

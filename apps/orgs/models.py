@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.orgs.countries import COUNTRY_NAMES, US_STATE_NAMES
 from apps.orgs.permissions import Capability, Role, role_can
 from apps.orgs.validators import validate_asset_code, validate_kraken_account_id, validate_time_zone
 
@@ -261,9 +262,21 @@ class OnboardingApplication(models.Model):
     org = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Why staff rejected it (required for a rejection; on the audit trail too), and whether the
+    # applicant was told that reason in the decision email (compliance reasons often are not).
+    rejection_reason = models.TextField(max_length=1000, blank=True)
+    reason_told_applicant = models.BooleanField(default=False)
 
     class Meta:
         ordering = ("created_at",)
 
     def __str__(self) -> str:
         return f"{self.company_name} ({self.get_status_display()})"
+
+    @property
+    def country_name(self) -> str:
+        """ "United Kingdom", not "GB"; "Texas, United States", not "US-TX"."""
+        country = COUNTRY_NAMES.get(self.country, self.country)
+        if self.country == "US" and self.region:
+            return f"{US_STATE_NAMES.get(self.region, self.region)}, {country}"
+        return country

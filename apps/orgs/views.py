@@ -16,18 +16,26 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import User
-from apps.accounts.stepup import step_up_is_fresh, step_up_redirect
+from apps.accounts.stepup import (
+    FORM_KEPT,
+    kept_form_mark,
+    kept_form_take,
+    step_up_is_fresh,
+    step_up_redirect,
+)
 from apps.core.access import public_view, staff_view
 from apps.core.clientip import client_ip
 from apps.core.emails import email_normalize
 from apps.core.ratelimit import window_hit
 from apps.orgs.access import org_view
+from apps.orgs.dashboard import dashboard_attention, dashboard_panels
 from apps.orgs.forms import (
     AcceptAsNewUserForm,
     InvitationForm,
     KrakenAccountForm,
     MemberRoleForm,
     OnboardingForm,
+    OnboardingRejectForm,
     OrganizationSettingsForm,
     role_choices,
 )
@@ -57,6 +65,7 @@ INVITATION_SENT = "Invitation sent to {email}."
 INVITATION_RESENT = "A new invitation link was sent to {email}; the previous link no longer works."
 INVITATION_REVOKED = "The invitation to {email} was revoked."
 SETTINGS_SAVED = "Settings saved."
+SETTINGS_STEP_UP = "Saving the organization's settings"
 ACCOUNT_ADDED = "Kraken account “{label}” added."
 ACCOUNT_SAVED = "Kraken account “{label}” saved."
 ACCOUNT_ARCHIVED = "Kraken account “{label}” archived."
@@ -95,6 +104,8 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     }
     if context["can_manage_members"]:
         context["pending_invitations"] = list(invitations_pending(org=org))
+    context["attention"] = dashboard_attention(request, membership)
+    context["panels"] = dashboard_panels(request, membership)
     return render(request, "orgs/dashboard.html", context)
 
 
@@ -281,8 +292,11 @@ def permission_table(request: HttpRequest, membership: Membership) -> HttpRespon
 @org_view(Capability.MANAGE_POLICIES)
 def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseBase:
     if request.method == "POST" and not step_up_is_fresh(request):
-        # Policies (2FA for everyone) are sensitive: a fresh second-factor confirmation first.
-        return step_up_redirect(request)
+        # Policies (2FA for everyone) are sensitive: a fresh second-factor confirmation first,
+        # keeping what was typed for when the user comes back.
+        return step_up_redirect(
+            request, purpose=SETTINGS_STEP_UP, keep_form=OrganizationSettingsForm
+        )
     org = membership.org
     initial = {
         "name": org.name,
@@ -291,9 +305,12 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
         "business_timezone": org.business_timezone,
         "allow_overprivileged_keys": org.allow_overprivileged_keys,
     }
-    form = OrganizationSettingsForm(
-        request.POST or None, initial=initial, actor_role=membership.role
-    )
+    kept = kept_form_take(request)
+    data = kept.query() if kept is not None else request.POST or None
+    form = OrganizationSettingsForm(data, initial=initial, actor_role=membership.role)
+    if kept is not None:
+        kept_form_mark(form, kept)
+        messages.info(request, FORM_KEPT)
     if request.method == "POST" and form.is_valid():
         owner = membership.role == Role.OWNER
         try:
@@ -542,21 +559,35 @@ def onboarding_review_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_GET
+@staff_view
+def onboarding_review_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    application = onboarding_get(pk=pk)
+    return render(
+        request,
+        "orgs/onboarding_review.html",
+        {"application": application, "reject_form": OnboardingRejectForm()},
+    )
+
+
+@require_http_methods(["GET", "POST"])
 @staff_view
 def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: what approving will do, to confirm. POST: approve."""
     application = onboarding_get(pk=pk)
+    if request.method == "GET":
+        return render(request, "orgs/onboarding_approve.html", {"application": application})
     try:
         onboarding.onboarding_approve(
             application=application, reviewer=cast(User, request.user), request=request
         )
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
-    else:
-        messages.success(
-            request,
-            APPLICATION_APPROVED.format(company=application.company_name, email=application.email),
-        )
+        return redirect("onboarding:review-detail", pk=application.pk)
+    messages.success(
+        request,
+        APPLICATION_APPROVED.format(company=application.company_name, email=application.email),
+    )
     return redirect("onboarding:review-queue")
 
 
@@ -564,12 +595,24 @@ def onboarding_approve(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_view
 def onboarding_reject(request: HttpRequest, pk: int) -> HttpResponse:
     application = onboarding_get(pk=pk)
-    try:
-        onboarding.onboarding_reject(
-            application=application, reviewer=cast(User, request.user), request=request
-        )
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, APPLICATION_REJECTED.format(company=application.company_name))
-    return redirect("onboarding:review-queue")
+    form = OnboardingRejectForm(request.POST)
+    if form.is_valid():
+        try:
+            onboarding.onboarding_reject(
+                application=application,
+                reviewer=cast(User, request.user),
+                reason=form.cleaned_data["reason"],
+                tell_applicant=form.cleaned_data["tell_applicant"],
+                request=request,
+            )
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):  # the reason: shown beside its field
+                _add_service_errors(form, exc)
+            else:  # already reviewed: the detail page shows the decision
+                messages.error(request, _error_text(exc))
+                return redirect("onboarding:review-detail", pk=application.pk)
+        else:
+            messages.success(request, APPLICATION_REJECTED.format(company=application.company_name))
+            return redirect("onboarding:review-queue")
+    context = {"application": application, "reject_form": form}
+    return render(request, "orgs/onboarding_review.html", context, status=400)

@@ -9,16 +9,25 @@ oversight page (OVERSEE_KEYS) and revoke them with a step-up."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.stepup import step_up_required
+from apps.accounts.stepup import (
+    FORM_KEPT,
+    kept_form_mark,
+    kept_form_take,
+    step_up_for,
+    step_up_required,
+)
 from apps.orgs.access import org_view
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
@@ -40,11 +49,25 @@ KEY_SAVED = (
     "its permissions are being checked."
 )
 KEY_REVOKED = (
-    "API key “{label}” revoked and its private key destroyed. Delete the key on Kraken too."
+    "API key “{label}” revoked: its private key is erased from the portal's live database. "
+    "Delete the key on Kraken too."
 )
+# What the page of a revoked (or refused) key says for as long as the key is listed.
+KEY_ERASED_NOTICE = (
+    "Its private key was erased from the portal's live database at that moment. Database "
+    "backups taken before then keep their encrypted copy until they expire ({days} days "
+    "after they were taken): delete the key on Kraken too, so that no copy can be used."
+)
+TEST_NEVER = "Not tested yet."
+TEST_RUNNING = "Testing the connection… (started {at})"
+TEST_OK = "Connection OK: Kraken accepted the key and listed its permissions ({at})."
+TEST_PARTIAL = "Connection OK, but some permissions could not be checked ({at}): {error}"
+TEST_FAILED = "Connection failed ({at}): {error}"
+TEST_EARLIER = " The permissions below are from the test of {at}."
 KEY_DELETED = "API key “{label}” deleted. Delete the key on Kraken too."
 KEY_DESIGNATED = "“{label}” is now the designated {use} key of {account}."
 KEY_UNDESIGNATED = "“{label}” is no longer designated for unattended work."
+ADD_KEY_STEP_UP = "Adding an API key"
 TEST_STARTED = "Checking the permissions of “{label}”…"
 KEY_REVOKED_BY_OVERSEER = "{owner}'s API key “{label}” revoked and its private key destroyed."
 
@@ -58,6 +81,45 @@ class PermissionRow:
 
 
 @dataclass(frozen=True)
+class TestResult:
+    """The last "Test connection": its outcome as a sentence and when, in the reader's zone."""
+
+    state: str  # "never", "running", "ok", "partial" or "failed"
+    message: str
+    iso: str  # the moment, for <time datetime>; "" when never tested
+
+
+def local_moment(moment: datetime) -> str:
+    """`2026-12-01 16:40:12 CET (Europe/Paris)`: to the second, in the reader's time zone
+    (TimezoneMiddleware activates the member's), naming the zone."""
+    zone = timezone.get_current_timezone()
+    local = timezone.localtime(moment, zone)
+    abbreviation, name = local.strftime("%Z"), str(zone)
+    named = abbreviation if abbreviation == name else f"{abbreviation} ({name})"
+    return f"{local:%Y-%m-%d %H:%M:%S} {named}"
+
+
+def _test_result(credential: Credential) -> TestResult:
+    status = Credential.ProbeStatus
+    if credential.probe_in_progress:
+        started = credential.probe_started_at or credential.updated_at
+        return TestResult("running", TEST_RUNNING.format(at=local_moment(started)), "")
+    if credential.probe_status == status.FAILED and credential.probe_started_at:
+        at = credential.probe_started_at
+        message = TEST_FAILED.format(at=local_moment(at), error=credential.last_error or "—")
+        if credential.permissions_checked_at:
+            message += TEST_EARLIER.format(at=local_moment(credential.permissions_checked_at))
+        return TestResult("failed", message, at.isoformat())
+    if credential.probe_status == status.DONE and credential.permissions_checked_at:
+        at = credential.permissions_checked_at
+        if credential.last_error:
+            message = TEST_PARTIAL.format(at=local_moment(at), error=credential.last_error)
+            return TestResult("partial", message, at.isoformat())
+        return TestResult("ok", TEST_OK.format(at=local_moment(at)), at.isoformat())
+    return TestResult("never", TEST_NEVER, "")
+
+
+@dataclass(frozen=True)
 class CredentialRow:
     credential: Credential
     assessment: Assessment
@@ -65,6 +127,7 @@ class CredentialRow:
     can_manage: bool  # may revoke it
     can_change: bool  # may also test, delete or designate it (MANAGE_KEYS)
     can_designate: bool  # may designate it or withdraw its designation
+    test: TestResult
 
 
 def _row(credential: Credential, membership: Membership) -> CredentialRow:
@@ -82,7 +145,15 @@ def _row(credential: Credential, membership: Membership) -> CredentialRow:
     can_manage = not credential.designated or is_manager
     can_change = can_manage and membership.can(Capability.MANAGE_KEYS)
     can_designate = can_change and is_manager and credential.owner.role in KEY_MANAGERS
-    return CredentialRow(credential, assessment, rows, can_manage, can_change, can_designate)
+    return CredentialRow(
+        credential,
+        assessment,
+        rows,
+        can_manage,
+        can_change,
+        can_designate,
+        _test_result(credential),
+    )
 
 
 def _error_text(error: ValidationError) -> str:
@@ -113,10 +184,16 @@ def credential_list_view(request: HttpRequest, membership: Membership) -> HttpRe
 @never_cache
 @require_http_methods(["GET", "POST"])
 @org_view(Capability.MANAGE_KEYS)
-@step_up_required
+@step_up_for(purpose=ADD_KEY_STEP_UP, keep_form=CredentialForm)
 def credential_create_view(request: HttpRequest, membership: Membership) -> HttpResponse:
     status = 200
-    if request.method == "POST":
+    kept = kept_form_take(request)
+    if kept is not None:
+        # Back from the step-up or enrolment: the fields as typed, the private key asked again.
+        form = CredentialForm(kept.query(), membership=membership)
+        kept_form_mark(form, kept)
+        messages.info(request, FORM_KEPT)
+    elif request.method == "POST":
         form = CredentialForm(request.POST, membership=membership)
         if form.is_valid():
             data = form.cleaned_data
@@ -156,7 +233,12 @@ def credential_detail_view(request: HttpRequest, membership: Membership, pk: int
     template = "vault/credential_detail.html"
     if getattr(request, "htmx", False):
         template += "#credential-permissions"
-    return render(request, template, {"row": _row(credential, membership)})
+    context = {
+        "row": _row(credential, membership),
+        "revoked_at": local_moment(credential.revoked_at) if credential.revoked_at else "",
+        "key_erased_notice": KEY_ERASED_NOTICE.format(days=settings.BACKUP_RETENTION_DAYS),
+    }
+    return render(request, template, context)
 
 
 @require_POST

@@ -265,6 +265,9 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from <body hx-headers>, not
 # A sensitive action needs a TOTP confirmation no older than this (step-up "sudo mode").
 STEP_UP_MAX_AGE = env_int("STEP_UP_MAX_AGE", 5 * 60)
 OTP_TOTP_ISSUER = "Kraken Institutional Portal"
+# How long the deployment keeps database backups: a revoked key's sealed secret is erased from
+# the live database at once, and from the backups when they expire (the key's page says so).
+BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", 30)
 # The 2FA device admins never show a device's secret key or its QR code.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # App labels whose models the admin site leaves out (production: 2FA devices and lockouts).

@@ -91,3 +91,21 @@ def test_a_complete_sign_in_clears_earlier_failures(client: Client, person: Pers
         views.SIGN_IN_INVALID
         in client.post(LOGIN, {"email": person.user.email, "password": WRONG}).content.decode()
     )
+
+
+def test_a_lockout_is_on_the_audit_trail_once_and_shows_on_the_persons_activity(
+    client: Client, person: Person
+) -> None:
+    # The locking failure, then two more attempts during the cool-off (axes signals each).
+    _fail(client, person.user.email, settings.AXES_FAILURE_LIMIT + 2)
+    [record] = AuditRecord.objects.filter(action="auth.locked_out")
+    assert record.actor_id == person.user.pk
+    assert record.detail == {"email": person.user.email, "cool_off_minutes": 15}
+    assert record.ip == "127.0.0.1"
+
+
+def test_a_lockout_of_an_unknown_address_is_recorded_without_an_actor(client: Client) -> None:
+    _fail(client, "nobody@example.test", settings.AXES_FAILURE_LIMIT)
+    [record] = AuditRecord.objects.filter(action="auth.locked_out")
+    assert record.actor_id is None
+    assert record.detail["email"] == "nobody@example.test"

@@ -66,7 +66,10 @@ def test_a_viewer_reads_the_whole_trail_of_their_organization(trail, viewer, cli
         "order.place",
     ]
     assert "treasurer@acme.test" in html
-    assert '{"amount":"1.25000000","asset":"BTC"}' in html.replace("&quot;", '"')
+    # Detail reads as labelled fields, not JSON.
+    assert "<dt>Amount</dt><dd>1.25000000</dd>" in html
+    assert "<dt>Asset</dt><dd>BTC</dd>" in html
+    assert "&quot;amount&quot;" not in html
     assert "leak" not in html
     assert "outsider@other.test" not in html
 

@@ -9,6 +9,7 @@ saved to var/axe-report.json and a summary is printed and saved to var/axe-summa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
+from tests.browser import reachable
 from tests.conftest import verified_client
 from tests.factories import UserFactory
 from tests.market.conftest import clear_market_keys, feeder_subprocess
@@ -117,9 +119,15 @@ def test_no_page_any_demo_role_reaches_has_a_serious_accessibility_violation(
         member: Any = MembershipFactory(
             org=org, role=role, user=UserFactory(email=f"{role}@acme.test")
         )
+        # Pages that only exist, or only fill up, with data: key pages, details on the trail
+        # and the home page, the person's security activity.
+        if role in (Role.OWNER, Role.TRADER):
+            reachable.keys(member)
+        reachable.security_events(member.user)
         _sign_in(page, member.user, portal_server.url)
         _crawl(page, "/", role, report)
     staff = UserFactory(email="staff@portal.test", is_staff=True)
+    reachable.applications_to_review(staff)  # the review pages and the approval confirmation
     _sign_in(page, staff, portal_server.url)
     _crawl(page, "/", "staff", report)
 
@@ -149,6 +157,14 @@ def test_no_page_any_demo_role_reaches_has_a_serious_accessibility_violation(
     (var / "axe-summary.txt").write_text("\n".join(summary) + "\n")
     print("\n".join(summary))
     assert pages > 20, summary  # the crawl really walked the portal
+    visited = {entry["path"] for entries in report.values() for entry in entries}
+    for page_with_data in (
+        r"/o/acme/vault/\d+/",  # API key pages (live, refused, revoked)
+        r"/accounts/activity/",
+        r"/onboarding/review/\d+/",
+        r"/onboarding/review/\d+/approve/",
+    ):
+        assert any(re.fullmatch(page_with_data, path) for path in visited), page_with_data
     assert failures == [], "\n".join(failures)
 
 

@@ -3,6 +3,7 @@ screen, and no form control is clipped, checked by script on every page an owner
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,7 +12,9 @@ import pytest
 
 from apps.market.models import MarketPreference
 from apps.orgs.models import Membership
+from tests.browser import reachable
 from tests.browser.test_accessibility import _same_site_paths, _sign_in
+from tests.factories import UserFactory
 from tests.market.conftest import clear_market_keys, feeder_subprocess
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -82,17 +85,11 @@ def test_the_header_folds_into_a_menu_that_opens_and_closes(
     assert page.evaluate(OVERFLOW) == []
 
 
-def test_no_page_an_owner_reaches_overflows_a_phone_screen(
-    page: Any,
-    portal_server: Any,
-    owner: Membership,
-    viewer: Membership,
-    trader: Membership,
-    live_markets: None,
-) -> None:
-    _sign_in(page, owner.user, portal_server.url)
+def _overflowing_pages(page: Any, start: str) -> tuple[dict[str, list[str]], set[str]]:
+    """Every page reachable from `start` (up to 40) that is wider than the screen or clips a
+    control, with what is wrong on each; and the paths visited."""
     problems: dict[str, list[str]] = {}
-    queue, seen = ["/"], {"/"}
+    queue, seen = [start], {start}
     while queue:
         path = queue.pop(0)
         page.goto(path)
@@ -103,8 +100,26 @@ def test_no_page_an_owner_reaches_overflows_a_phone_screen(
             if link not in seen and len(seen) < 40:
                 seen.add(link)
                 queue.append(link)
+    return problems, seen
+
+
+def test_no_page_an_owner_reaches_overflows_a_phone_screen(
+    page: Any,
+    portal_server: Any,
+    owner: Membership,
+    viewer: Membership,
+    trader: Membership,
+    live_markets: None,
+) -> None:
+    # Keys, trail details and sign-in events, so their pages are crawled filled in.
+    reachable.keys(owner)
+    reachable.security_events(owner.user)
+    _sign_in(page, owner.user, portal_server.url)
+    problems, seen = _overflowing_pages(page, "/")
     assert len(seen) > 10, seen
     assert "/o/acme/members/" in seen
+    assert "/accounts/activity/" in seen
+    assert any(re.fullmatch(r"/o/acme/vault/\d+/", path) for path in seen), seen
 
     # The markets table view too (the crawl saw the tiles), and the members' controls.
     MarketPreference.objects.create(user=owner.user, layout="table")
@@ -125,3 +140,12 @@ def test_no_page_an_owner_reaches_overflows_a_phone_screen(
         assert box["x"] + box["width"] <= PHONE["width"]
     assert problems == {}, problems
     assert urlsplit(page.url).path == "/o/acme/members/"
+
+
+def test_no_page_staff_reach_overflows_a_phone_screen(page: Any, portal_server: Any) -> None:
+    staff = UserFactory(email="staff@portal.test", is_staff=True)
+    reachable.applications_to_review(staff)
+    _sign_in(page, staff, portal_server.url)
+    problems, seen = _overflowing_pages(page, "/")
+    assert any(re.fullmatch(r"/onboarding/review/\d+/approve/", path) for path in seen), seen
+    assert problems == {}, problems

@@ -133,7 +133,9 @@ def test_an_application_is_reviewed_only_once(staff_client, committing) -> None:
         staff_client.post(approve)
         again = staff_client.post(approve, follow=True)
         rejected = staff_client.post(
-            reverse("onboarding:review-reject", kwargs={"pk": application.pk}), follow=True
+            reverse("onboarding:review-reject", kwargs={"pk": application.pk}),
+            {"reason": "Changed our mind"},
+            follow=True,
         )
 
     assert Organization.objects.filter(name="Northwind Capital").count() == 1
@@ -158,7 +160,10 @@ def test_a_rejected_application_creates_nothing(staff_client) -> None:
     Client().post(APPLY, application_data())
     application = OnboardingApplication.objects.get()
 
-    staff_client.post(reverse("onboarding:review-reject", kwargs={"pk": application.pk}))
+    staff_client.post(
+        reverse("onboarding:review-reject", kwargs={"pk": application.pk}),
+        {"reason": "Outside our risk appetite"},
+    )
 
     application.refresh_from_db()
     assert application.status == OnboardingApplication.Status.REJECTED

@@ -137,8 +137,9 @@ def test_the_overview_and_audit_pages_stay_within_their_query_budget(
     client = client_for(owner)
     _grow(org, owner, 5)
     pages = {
-        # members count, pending invitations
-        reverse("orgs:dashboard", kwargs={"org": org.slug}): 2,
+        # members count, pending invitations; the home's panels: the member's keys, their
+        # watchlist, recent activity
+        reverse("orgs:dashboard", kwargs={"org": org.slug}): 5,
         # the actor filter's choices, one page of records
         reverse("audit:record-list", kwargs={"org": org.slug}): 2,
     }

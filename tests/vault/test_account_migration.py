@@ -3,6 +3,7 @@ organization, with the deployment's KRAKEN_TIER, and keep working."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +23,15 @@ def migrate(targets: list[tuple[str, str]]) -> Any:
     executor.loader.build_graph()
     executor.migrate(targets)
     return executor.loader.project_state(targets).apps
+
+
+@pytest.fixture(autouse=True)
+def latest_schema_afterwards(transactional_db: Any) -> Iterator[None]:
+    """The tests after this one need every migration, including those later than AFTER (orgs
+    0005 onwards): the test database is shared by the whole run."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 @pytest.mark.django_db(transaction=True)

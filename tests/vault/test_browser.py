@@ -54,7 +54,7 @@ def test_a_trader_adds_a_key_and_sees_its_permissions_checked(
     page.get_by_label("Private key").fill(secret)
     page.get_by_role("button", name="Save key").click()
     page.wait_for_url("**/o/acme/vault/*/")
-    assert page.get_by_text("Checking this key's permissions").is_visible()
+    assert page.get_by_text("Testing the connection…").is_visible()
     assert secret not in page.content()
 
     # Play the worker: run the probe task the page is waiting for.

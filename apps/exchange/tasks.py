@@ -1,5 +1,6 @@
-"""Thin tasks: ids in, one service call. Never `autoretry_for`: a send happens at most once
-(the service claims its row), and an unknown outcome is the reconciler's, not a retry's."""
+"""Thin tasks: ids in, one service call. None of them asks Celery to retry itself: a send
+happens at most once (the service claims its row), and an unknown outcome is the reconciler's,
+not a retry's."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -40,7 +39,9 @@ class PolicyTier(models.Model):
     policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="tiers")
     min_value = models.DecimalField(default=0, max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES)
     approvals = models.PositiveSmallIntegerField(default=1)
-    roles = ArrayField(models.CharField(max_length=16, choices=Role.choices))
+    # Role names (apps.orgs.permissions.Role). A JSON list rather than PostgreSQL's array, so the
+    # portal also runs on SQLite (make run's default).
+    roles = models.JSONField(default=list)
     owner_required = models.BooleanField(default=False)
 
     class Meta:
@@ -89,7 +90,7 @@ class ApprovalRequest(models.Model):
         default=0, max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES
     )
     required_approvals = models.PositiveSmallIntegerField()
-    approver_roles = ArrayField(models.CharField(max_length=16, choices=Role.choices))
+    approver_roles = models.JSONField(default=list)  # role names, frozen from the tier
     owner_required = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -38,7 +38,9 @@ def approvals_waiting(*, membership: Membership) -> QuerySet[ApprovalRequest]:
         ApprovalRequest.objects.filter(
             org_id=membership.org_id,
             status=ApprovalRequest.Status.PENDING,
-            approver_roles__contains=[membership.role],
+            # The JSON text of the list holds the quoted role name; no role name is part of
+            # another, and this lookup works on PostgreSQL and SQLite alike.
+            approver_roles__icontains=f'"{membership.role}"',
         )
         .exclude(requester_id=membership.user_id)
         .exclude(pk__in=decided.values("request_id"))

@@ -122,7 +122,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     # ArrayField (approval roles) and its checks.
-    "django.contrib.postgres",
     "channels",
     "django_htmx",
     "django_otp",

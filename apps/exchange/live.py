@@ -9,8 +9,7 @@ from functools import partial
 from django.db import transaction
 from django.template.loader import render_to_string
 
-from apps.core.groups import member_group
-from apps.core.realtime import publish_on_commit
+from apps.core.realtime import member_event_on_commit
 from apps.exchange.models import Operation
 from apps.orgs.permissions import Capability, role_can
 from apps.orgs.selectors import org_members
@@ -48,12 +47,12 @@ def _publish(operation_id: int) -> None:
     )
     if operation is None:
         return
-    parts = [[element_id(operation.pk), render_card(operation)]]
-    for user_id in audience(operation):
-        # Outside a transaction (we run on commit), so this sends at once.
-        publish_on_commit(
-            member_group(operation.org_id, user_id), {"type": "fragments", "parts": parts}
-        )
+    # Rendered once for everyone; outside a transaction (we run on commit), so it sends at once.
+    member_event_on_commit(
+        org_id=operation.org_id,
+        user_ids=audience(operation),
+        parts=[(element_id(operation.pk), render_card(operation))],
+    )
 
 
 def operation_changed_on_commit(operation: Operation) -> None:

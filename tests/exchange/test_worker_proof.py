@@ -198,6 +198,61 @@ def limit_buy(price: str, *, validate: bool = False) -> dict[str, Any]:
     return params
 
 
+# This test runs before the SIGKILL batch below: after that batch, a Withdraw still in flight from
+# its killed worker has been seen to reach the shared sandbox first (the test then waits for an
+# UNKNOWN that never comes). Root cause to be found; recorded in the issue note.
+def test_an_operation_unknown_while_kraken_is_down_shows_on_the_page_and_settles_by_itself(
+    beat_worker: BeatWorker,
+    exchange_sandbox: Any,
+    owner: Membership,
+    client_for: Callable[[Membership], Client],
+    desk: Desk,
+) -> None:
+    sandbox = exchange_sandbox
+    # Every Withdraw answer is lost until this one is UNKNOWN: a single-use fault could be spent
+    # by a Withdraw that an earlier test's worker still had in flight on the shared sandbox.
+    sandbox.set_faults([{"kind": "lost_response", "endpoint": "Withdraw"}])
+    try:
+        pk = prepare(
+            owner,
+            desk,
+            Kind.WITHDRAW,
+            {"asset": "XBT", "key": "cold-wallet", "amount": Decimal("0.02")},
+        )
+        wait_until(
+            lambda: Operation.objects.get(pk=pk).state == State.UNKNOWN, 60, "UNKNOWN", beat_worker
+        )
+    finally:
+        sandbox.clear_faults()
+    sandbox.set_status("maintenance")
+    try:
+        # The reconciler looks (beat, every second) but cannot decide while Kraken is down.
+        wait_until(
+            lambda: Operation.objects.get(pk=pk).reconcile_attempts >= 2,
+            60,
+            "reconciliation attempts",
+            beat_worker,
+        )
+        operation = Operation.objects.get(pk=pk)
+        assert operation.state == State.UNKNOWN
+        assert operation.reconcile_misses == 0
+        page = client_for(owner).get(f"/o/{owner.org.slug}/operations/")
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert f'id="operation-{pk}"' in html
+        assert 'data-state="unknown"' in html
+        assert "could not be asked" in html
+    finally:
+        sandbox.set_status("online")
+
+    wait_until(lambda: Operation.objects.get(pk=pk).state == State.DONE, 60, "DONE", beat_worker)
+    operation = Operation.objects.get(pk=pk)
+    withdrawals = desk.look(sandbox, "WithdrawStatus", {"asset": "XBT"})
+    assert [w["refid"] for w in withdrawals] == [operation.result["refid"]]
+    html = client_for(owner).get(f"/o/{owner.org.slug}/operations/").content.decode()
+    assert "Nothing in flight" in html
+
+
 def test_a_batch_under_lost_answers_5xx_and_a_killed_worker_settles_once_each(
     beat_worker: BeatWorker, exchange_sandbox: Any, owner: Membership, capsys: Any
 ) -> None:
@@ -361,50 +416,3 @@ def test_a_batch_under_lost_answers_5xx_and_a_killed_worker_settles_once_each(
         rejected = [(o.kind, o.error_code) for o in operations if o.state == State.REJECTED]
         print(f"[exchange proof] rejected by Kraken (a definite answer): {rejected}")
     assert recovered, "the faults should have left some outcomes unknown"
-
-
-def test_an_operation_unknown_while_kraken_is_down_shows_on_the_page_and_settles_by_itself(
-    beat_worker: BeatWorker,
-    exchange_sandbox: Any,
-    owner: Membership,
-    client_for: Callable[[Membership], Client],
-    desk: Desk,
-) -> None:
-    sandbox = exchange_sandbox
-    sandbox.set_faults([{"kind": "lost_response", "endpoint": "Withdraw", "count": 1}])
-    pk = prepare(
-        owner,
-        desk,
-        Kind.WITHDRAW,
-        {"asset": "XBT", "key": "cold-wallet", "amount": Decimal("0.02")},
-    )
-    wait_until(
-        lambda: Operation.objects.get(pk=pk).state == State.UNKNOWN, 60, "UNKNOWN", beat_worker
-    )
-    sandbox.set_status("maintenance")
-    try:
-        # The reconciler looks (beat, every second) but cannot decide while Kraken is down.
-        wait_until(
-            lambda: Operation.objects.get(pk=pk).reconcile_attempts >= 2,
-            60,
-            "reconciliation attempts",
-            beat_worker,
-        )
-        operation = Operation.objects.get(pk=pk)
-        assert operation.state == State.UNKNOWN
-        assert operation.reconcile_misses == 0
-        page = client_for(owner).get(f"/o/{owner.org.slug}/operations/")
-        assert page.status_code == 200
-        html = page.content.decode()
-        assert f'id="operation-{pk}"' in html
-        assert 'data-state="unknown"' in html
-        assert "could not be asked" in html
-    finally:
-        sandbox.set_status("online")
-
-    wait_until(lambda: Operation.objects.get(pk=pk).state == State.DONE, 60, "DONE", beat_worker)
-    operation = Operation.objects.get(pk=pk)
-    withdrawals = desk.look(sandbox, "WithdrawStatus", {"asset": "XBT"})
-    assert [w["refid"] for w in withdrawals] == [operation.result["refid"]]
-    html = client_for(owner).get(f"/o/{owner.org.slug}/operations/").content.decode()
-    assert "Nothing in flight" in html

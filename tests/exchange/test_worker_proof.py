@@ -198,9 +198,9 @@ def limit_buy(price: str, *, validate: bool = False) -> dict[str, Any]:
     return params
 
 
-# This test runs before the SIGKILL batch below: after that batch, a Withdraw still in flight from
-# its killed worker has been seen to reach the shared sandbox first (the test then waits for an
-# UNKNOWN that never comes). Root cause to be found; recorded in the issue note.
+# This test runs before the SIGKILL batch below: run after it, it has timed out waiting for an
+# UNKNOWN that never came (its Withdraw was answered despite the lost-answer fault). The cause is
+# not found yet; the issue note records it.
 def test_an_operation_unknown_while_kraken_is_down_shows_on_the_page_and_settles_by_itself(
     beat_worker: BeatWorker,
     exchange_sandbox: Any,
@@ -209,8 +209,7 @@ def test_an_operation_unknown_while_kraken_is_down_shows_on_the_page_and_settles
     desk: Desk,
 ) -> None:
     sandbox = exchange_sandbox
-    # Every Withdraw answer is lost until this one is UNKNOWN: a single-use fault could be spent
-    # by a Withdraw that an earlier test's worker still had in flight on the shared sandbox.
+    # Every Withdraw answer is lost until this one is UNKNOWN, then the fault is cleared.
     sandbox.set_faults([{"kind": "lost_response", "endpoint": "Withdraw"}])
     try:
         pk = prepare(

@@ -138,6 +138,10 @@ INSTALLED_APPS = [
     "apps.exchange",
     "apps.notifications",
     "apps.approvals",
+    "apps.schedules",
+    "apps.trading",
+    "apps.funding",
+    "apps.staking",
     # The composition layer: the home page's template context and the demo_data command.
     "kraken_portal",
     # The sandbox is a separate exchange; it is installed only so `manage.py sandbox` exists.

@@ -128,3 +128,66 @@ def test_the_balances_snapshot_is_earn_aware(
     assert Decimal("60") <= again.flex < Decimal("60.001")
 
 
+def test_a_socket_dropped_during_a_fill_loses_nothing(
+    reader: Reader, run_streams: Any, exchange_sandbox: Any
+) -> None:
+    streams = run_streams()
+    stream = streams.wait_subscribed(reader.account.pk)
+    # A first fill while connected: the ledger and the fills have a known end.
+    first = market_buy(reader, exchange_sandbox)
+    eventually(lambda: closed_order(reader, first))
+    eventually(lambda: LedgerEntry.objects.filter(account=reader.account).count() == 2)
+    reconnects = stream.status.reconnects
+    # The sandbox cuts the account's private sockets just before the next fill streams.
+    exchange_sandbox.set_faults([{"kind": "ws_drop_on_fill", "probability": 1.0, "count": 1}])
+    txid = market_buy(reader, exchange_sandbox, volume="0.02")
+    order = eventually(lambda: closed_order(reader, txid))
+    assert stream.status.reconnects > reconnects  # the socket did drop
+    assert order.vol_exec == Decimal("0.02")
+    fill = eventually(
+        lambda: ExchangeFill.objects.filter(account=reader.account, order=order).first()
+    )
+    assert fill.qty == Decimal("0.02")
+    kraken_trades = reader.direct(exchange_sandbox, "TradesHistory")["trades"]
+    assert set(
+        ExchangeFill.objects.filter(account=reader.account).values_list("trade_id", flat=True)
+    ) == set(kraken_trades)
+    # Both fills' ledger entries (the second pair came from Ledgers after the reconnect).
+    kraken_ledger = reader.direct(exchange_sandbox, "Ledgers")["ledger"]
+    eventually(
+        lambda: (
+            set(
+                LedgerEntry.objects.filter(account=reader.account).values_list(
+                    "ledger_id", flat=True
+                )
+            )
+            == set(kraken_ledger)
+        )
+    )
+    eventually(lambda: spot_matches_kraken(reader, exchange_sandbox, "BTC", "USD"))
+    assert asset_balance(account=reader.account, asset="BTC").spot == Decimal("5.03")
+
+
+def test_fills_beyond_the_50_fill_snapshot_come_from_trades_history(
+    reader: Reader, run_streams: Any, exchange_sandbox: Any
+) -> None:
+    streams = run_streams()
+    streams.wait_subscribed(reader.account.pk)
+    first = market_buy(reader, exchange_sandbox, volume="0.001")
+    eventually(lambda: closed_order(reader, first))
+    streams.stop()  # the streams are down (a deploy, a crash) while the account trades on
+    for _ in range(55):
+        market_buy(reader, exchange_sandbox, volume="0.001")
+    before = rest_calls(exchange_sandbox, reader.api_key)
+    streams = run_streams()
+    streams.wait_subscribed(reader.account.pk)
+    kraken_trades = reader.direct(exchange_sandbox, "TradesHistory")["trades"]
+    assert len(kraken_trades) == 50  # Kraken's page: the count says how many there are
+    eventually(lambda: ExchangeFill.objects.filter(account=reader.account).count() == 56)
+    after = rest_calls(exchange_sandbox, reader.api_key)
+    assert after.get("TradesHistory", 0) > before.get("TradesHistory", 0)
+    # Every order closed while the streams were down is recorded closed (QueryOrders).
+    eventually(
+        lambda: ExchangeOrder.objects.filter(account=reader.account, status="closed").count() == 56
+    )
+    eventually(lambda: spot_matches_kraken(reader, exchange_sandbox, "BTC", "USD"))

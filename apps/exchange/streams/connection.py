@@ -39,6 +39,8 @@ from typing import Any
 import websockets
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from apps.exchange.streams import live, records
 from apps.kraken.client import KrakenKey, kraken_private, websocket_token
@@ -52,7 +54,10 @@ SNAPSHOT_FILLS = 50  # Kraken's `snap_trades` sends the last 50 fills
 QUERY_ORDERS_BATCH = 50  # QueryOrders takes up to 50 txids
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
-GAP_MARGIN = timedelta(seconds=2)  # look a little before the last record: clocks differ
+GAP_MARGIN = timedelta(seconds=2)  # look a little before: Kraken's times are rounded
+# Redis: per account and channel, when its last subscription was accepted (Kraken's clock).
+MARKER_KEY = "exchange:streams:live"
+MARKER_TTL = 90 * 86400
 
 
 def _setting(name: str, default: float) -> float:
@@ -110,8 +115,10 @@ class AccountStream:
         ws_url: str,
         db: Executor,
         rest: Executor,
+        redis: Redis[bytes] | None = None,
     ) -> None:
         self.account_id = account_id
+        self.redis = redis
         self.credential_id = credential_id
         self.ws_url = ws_url
         self.db = db
@@ -123,6 +130,8 @@ class AccountStream:
         self._token_at = 0.0
         self._account: KrakenAccount | None = None
         self._renewing: asyncio.Task[None] | None = None
+        # Kraken's clock when each channel's subscription of this connection was accepted.
+        self._subscribed_at: dict[str, datetime] = {}
 
     # -- threads ------------------------------------------------------------------------------
 
@@ -262,6 +271,10 @@ class AccountStream:
                 if "token" in error.lower() or "EAPI" in error:
                     raise TokenRefused(error)
                 raise websockets.WebSocketException(error)
+            result = message.get("result") or {}
+            at = records.when(message.get("time_in"))
+            if isinstance(result, Mapping) and result.get("channel") and at is not None:
+                self._subscribed_at[str(result["channel"])] = at
             return
         channel = message.get("channel")
         if channel not in ("executions", "balances"):
@@ -269,12 +282,16 @@ class AccountStream:
         data = [entry for entry in message.get("data") or [] if isinstance(entry, Mapping)]
         snapshot = message.get("type") == "snapshot"
         if channel == "executions":
-            # What the record knew before this snapshot: where a gap would start.
-            last_fill = (
-                await self._db(records.last_fill_at, account_id=self.account_id)
-                if snapshot
-                else None
-            )
+            # Where a gap would start: what the record knew before this snapshot.
+            since, known = None, False
+            if snapshot:
+                since = await self._gap_start("executions", records.last_fill_at)
+                snapshot_fills = [str(e.get("exec_id")) for e in data if e.get("exec_id")]
+                known = bool(
+                    await self._db(
+                        records.known_fills, account_id=self.account_id, trade_ids=snapshot_fills
+                    )
+                )
             await self._apply(
                 records.apply_executions,
                 account_id=self.account_id,
@@ -282,13 +299,16 @@ class AccountStream:
                 snapshot=snapshot,
             )
             if snapshot:
-                await self._fill_order_gap(data, last_fill)
+                await self._fill_order_gap(data, None if known else since)
+                await self._mark_live("executions")
         else:
             if snapshot:
+                since = await self._gap_start("balances", records.last_ledger_at)
                 await self._apply(
                     records.apply_balances_snapshot, account_id=self.account_id, data=data
                 )
-                await self._fill_ledger_gap()
+                await self._fill_ledger_gap(since)
+                await self._mark_live("balances")
             else:
                 await self._apply(
                     records.apply_balance_updates, account_id=self.account_id, entries=data
@@ -318,6 +338,38 @@ class AccountStream:
 
     # -- gap fills ----------------------------------------------------------------------------
 
+    def _marker(self, channel: str) -> str:
+        return f"{MARKER_KEY}:{self.account_id}:{channel}"
+
+    async def _gap_start(
+        self, channel: str, last_recorded: Callable[..., datetime | None]
+    ) -> datetime | None:
+        """Where the gap of `channel` starts, on Kraken's clock: the later of the newest
+        record (a fill's or ledger entry's own time) and the moment an earlier subscription
+        of this account's channel was accepted (everything since then was streamed until the
+        socket went). None: this account was never streamed, the snapshot is the start."""
+        last = await self._db(last_recorded, account_id=self.account_id)
+        marked: datetime | None = None
+        if self.redis is not None:
+            try:
+                raw = await self.redis.get(self._marker(channel))
+            except (OSError, RedisError):
+                raw = None
+            marked = records.when(raw.decode()) if raw else None
+        starts = [t for t in (last, marked) if t is not None]
+        return max(starts) if starts else None
+
+    async def _mark_live(self, channel: str) -> None:
+        """Remember when this subscription was accepted (Kraken's clock), once its gap is
+        closed: the next connection's gap starts there at the latest."""
+        at = self._subscribed_at.get(channel)
+        if self.redis is None or at is None:
+            return
+        try:
+            await self.redis.set(self._marker(channel), at.isoformat(), ex=MARKER_TTL)
+        except (OSError, RedisError):
+            logger.warning("streams: account %s marker not stored", self.account_id)
+
     async def _fill_order_gap(
         self, data: list[Mapping[str, Any]], last_fill: datetime | None
     ) -> None:
@@ -337,16 +389,13 @@ class AccountStream:
             await self._apply(records.apply_rest_orders, account_id=self.account_id, orders=answer)
 
     async def _fill_trade_gap(self, trades: list[Mapping[str, Any]], last: datetime | None) -> None:
-        """When the snapshot is full (50 fills) and its oldest fill is newer than the last one
-        recorded before it, the fills in between come from TradesHistory."""
+        """When the snapshot is full (50 fills) and none of them was recorded before (`last`
+        is None when one was, or when the account was never streamed), the fills between the
+        gap's start and the snapshot come from TradesHistory."""
         if len(trades) < SNAPSHOT_FILLS:
             return  # the snapshot holds every fill the account ever had
         if last is None:
-            return  # nothing recorded yet: the snapshot is where the record starts
-        times = [records.when(entry.get("timestamp")) for entry in trades]
-        oldest = min((t for t in times if t is not None), default=None)
-        if oldest is None or oldest <= last:
-            return  # the snapshot reaches back to what is recorded
+            return  # the snapshot reaches back to the record, or is where it starts
         start = (last - GAP_MARGIN).timestamp()
         offset = 0
         while True:
@@ -361,10 +410,9 @@ class AccountStream:
             if offset >= int(answer.get("count") or 0):
                 break
 
-    async def _fill_ledger_gap(self) -> None:
+    async def _fill_ledger_gap(self, last: datetime | None) -> None:
         """Ledger entries booked while the socket was down (best effort: a key without Query
         Ledger keeps the balances, which the snapshot has, and misses only those entries)."""
-        last = await self._db(records.last_ledger_at, account_id=self.account_id)
         if last is None:
             return
         start = (last - GAP_MARGIN).timestamp()

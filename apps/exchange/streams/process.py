@@ -174,6 +174,7 @@ class StreamsProcess:
                 ws_url=self.ws_url,
                 db=self.db,
                 rest=self.rest,
+                redis=self.redis,
             )
             self.streams[account_id] = stream
             self.tasks[account_id] = asyncio.create_task(stream.run())

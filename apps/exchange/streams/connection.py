@@ -40,7 +40,6 @@ import websockets
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from apps.exchange.streams import live, records
 from apps.kraken.client import KrakenKey, kraken_private, websocket_token
@@ -55,9 +54,6 @@ QUERY_ORDERS_BATCH = 50  # QueryOrders takes up to 50 txids
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 GAP_MARGIN = timedelta(seconds=2)  # look a little before: Kraken's times are rounded
-# Redis: per account and channel, when its last subscription was accepted (Kraken's clock).
-MARKER_KEY = "exchange:streams:live"
-MARKER_TTL = 90 * 86400
 
 
 def _setting(name: str, default: float) -> float:
@@ -338,9 +334,6 @@ class AccountStream:
 
     # -- gap fills ----------------------------------------------------------------------------
 
-    def _marker(self, channel: str) -> str:
-        return f"{MARKER_KEY}:{self.account_id}:{channel}"
-
     async def _gap_start(
         self, channel: str, last_recorded: Callable[..., datetime | None]
     ) -> datetime | None:
@@ -349,13 +342,7 @@ class AccountStream:
         of this account's channel was accepted (everything since then was streamed until the
         socket went). None: this account was never streamed, the snapshot is the start."""
         last = await self._db(last_recorded, account_id=self.account_id)
-        marked: datetime | None = None
-        if self.redis is not None:
-            try:
-                raw = await self.redis.get(self._marker(channel))
-            except (OSError, RedisError):
-                raw = None
-            marked = records.when(raw.decode()) if raw else None
+        marked = await self._db(records.live_since, account_id=self.account_id, channel=channel)
         starts = [t for t in (last, marked) if t is not None]
         return max(starts) if starts else None
 
@@ -363,12 +350,10 @@ class AccountStream:
         """Remember when this subscription was accepted (Kraken's clock), once its gap is
         closed: the next connection's gap starts there at the latest."""
         at = self._subscribed_at.get(channel)
-        if self.redis is None or at is None:
-            return
-        try:
-            await self.redis.set(self._marker(channel), at.isoformat(), ex=MARKER_TTL)
-        except (OSError, RedisError):
-            logger.warning("streams: account %s marker not stored", self.account_id)
+        if at is not None:
+            await self._db(
+                records.live_since_set, account_id=self.account_id, channel=channel, at=at
+            )
 
     async def _fill_order_gap(
         self, data: list[Mapping[str, Any]], last_fill: datetime | None

@@ -43,6 +43,7 @@ from apps.exchange.models import (
     Kind,
     LedgerEntry,
     Operation,
+    StreamMark,
     WalletType,
 )
 from apps.exchange.streams.hooks import (
@@ -397,6 +398,17 @@ def known_fills(*, account_id: int, trade_ids: Iterable[str]) -> set[str]:
         ExchangeFill.objects.filter(
             account_id=account_id, trade_id__in=list(trade_ids)
         ).values_list("trade_id", flat=True)
+    )
+
+
+def live_since(*, account_id: int, channel: str) -> datetime | None:
+    mark = StreamMark.objects.filter(account_id=account_id, channel=channel).first()
+    return mark.live_since if mark is not None else None
+
+
+def live_since_set(*, account_id: int, channel: str, at: datetime) -> None:
+    StreamMark.objects.update_or_create(
+        account_id=account_id, channel=channel, defaults={"live_since": at}
     )
 
 

@@ -226,3 +226,35 @@ def test_fills_beyond_the_50_fill_snapshot_come_from_trades_history(
     closed = ExchangeOrder.objects.filter(account=reader.account, txid__in=txids, status="closed")
     assert closed.count() == 55
     spot_matches_kraken(reader, exchange_sandbox, "BTC", "USD")
+
+
+def test_a_sale_that_draws_on_auto_earn_moves_both_wallets(
+    reader: Reader, run_streams: Any, exchange_sandbox: Any
+) -> None:
+    """Kraken spends auto-earn (`flex`) funds when the spot wallet is short: the stream moves
+    both wallets (the update's `balance` is the asset's total, not the wallet's)."""
+    exchange_sandbox.control(
+        "POST",
+        f"/sandbox/accounts/{reader.account_id}/auto-earn",
+        {"asset": "DOT", "amount": "960"},
+    )
+    streams = run_streams()
+    streams.wait_subscribed(reader.account.pk)
+    assert asset_balance(account=reader.account, asset="DOT").spot == Decimal("40")
+    txid = reader.direct(
+        exchange_sandbox,
+        "AddOrder",
+        {"pair": "DOTUSD", "type": "sell", "ordertype": "market", "volume": "100"},
+    )["txid"][0]
+    eventually(lambda: closed_order(reader, txid))
+    streamed = eventually(
+        lambda: (b := asset_balance(account=reader.account, asset="DOT")).flex < 960 and b
+    )
+    assert streamed.spot == Decimal(0)
+    assert Decimal("900") <= streamed.flex < Decimal("900.01")  # 960 - the 60 the spot lacked
+    assert Decimal("900") <= streamed.total < Decimal("900.01")
+    # What Kraken's REST says (BalanceEx + Earn/Allocations) agrees.
+    services.balances_refresh(account=reader.account)
+    rest = asset_balance(account=reader.account, asset="DOT")
+    assert rest.spot == streamed.spot
+    assert streamed.flex <= rest.flex < streamed.flex + Decimal("0.01")

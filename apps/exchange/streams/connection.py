@@ -303,7 +303,7 @@ class AccountStream:
                 await self._apply(
                     records.apply_balances_snapshot, account_id=self.account_id, data=data
                 )
-                await self._fill_ledger_gap(since)
+                await self._fill_ledger_gap(since, self._subscribed_at.get("balances"))
                 await self._mark_live("balances")
             else:
                 await self._apply(
@@ -395,18 +395,19 @@ class AccountStream:
             if offset >= int(answer.get("count") or 0):
                 break
 
-    async def _fill_ledger_gap(self, last: datetime | None) -> None:
-        """Ledger entries booked while the socket was down (best effort: a key without Query
-        Ledger keeps the balances, which the snapshot has, and misses only those entries)."""
+    async def _fill_ledger_gap(self, last: datetime | None, until: datetime | None) -> None:
+        """Ledger entries booked while the socket was down, up to this subscription (later
+        ones stream, and must move the balances when they do); best effort: a key without
+        Query Ledger keeps the balances, which the snapshot has, and misses only entries."""
         if last is None:
             return
-        start = (last - GAP_MARGIN).timestamp()
+        params: dict[str, Any] = {"start": f"{(last - GAP_MARGIN).timestamp():.6f}"}
+        if until is not None:
+            params["end"] = f"{until.timestamp():.6f}"
         offset = 0
         try:
             while True:
-                answer = await self._rest(
-                    self._read, "Ledgers", {"start": f"{start:.6f}", "ofs": offset}
-                )
+                answer = await self._rest(self._read, "Ledgers", {**params, "ofs": offset})
                 page = answer.get("ledger") or {}
                 if not page:
                     break

@@ -551,9 +551,11 @@ def _ledger_entry(account_id: int, entry: Mapping[str, Any]) -> tuple[LedgerEntr
 
 
 def apply_balance_updates(*, account_id: int, entries: Sequence[Mapping[str, Any]]) -> Applied:
-    """Ledger entries streamed on `balances`: each recorded once; the wallet it names takes
-    the entry's `balance` (the wallet's balance after it). An entry already recorded changes
-    nothing (the snapshot after a reconnect is newer)."""
+    """Ledger entries streamed on `balances`: each recorded once, and its wallet moved by it
+    (`amount` less `fee`). Kraken's `balance` on an update is the asset's total across every
+    wallet, so when the asset has no other wallet with funds it is the wallet's exact balance
+    and corrects any drift. An entry already recorded changes nothing (applied before, or
+    older than the snapshot after a reconnect)."""
     applied = Applied()
     now = timezone.now()
     with transaction.atomic():
@@ -565,21 +567,25 @@ def apply_balance_updates(*, account_id: int, entries: Sequence[Mapping[str, Any
                 continue
             applied.ledger.add(ledger.pk)
             ledger_hooks_on_commit(ledger)
-            if entry.get("balance") is None:
-                continue
-            row, _ = AccountBalance.objects.select_for_update().get_or_create(
+            rows = {
+                (row.wallet_type, row.wallet_id): row
+                for row in AccountBalance.objects.select_for_update().filter(
+                    account_id=account_id, asset=ledger.asset
+                )
+            }
+            wallet = (ledger.wallet_type or WalletType.SPOT, ledger.wallet_id or WALLET_MAIN)
+            row = rows.get(wallet) or AccountBalance(
                 account_id=account_id,
                 asset=ledger.asset,
-                wallet_type=ledger.wallet_type or WalletType.SPOT,
-                wallet_id=ledger.wallet_id or WALLET_MAIN,
-                defaults={"source": BalanceSource.STREAM, "updated_at": now},
+                wallet_type=wallet[0],
+                wallet_id=wallet[1],
             )
-            row.balance, row.source, row.updated_at = (
-                dec(entry["balance"]),
-                BalanceSource.STREAM,
-                now,
-            )
-            row.save(update_fields=["balance", "source", "updated_at"])
+            balance = row.balance + ledger.amount - ledger.fee
+            others = any(other.balance for key, other in rows.items() if key != wallet)
+            if entry.get("balance") is not None and not others:
+                balance = dec(entry["balance"])
+            row.balance, row.source, row.updated_at = balance, BalanceSource.STREAM, now
+            row.save()
             applied.balances.add(row.pk)
             balance_hooks_on_commit(row)
     return applied

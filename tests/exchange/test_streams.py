@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.db import transaction
 
 from apps.exchange import services
 from apps.exchange.balances import asset_balance
@@ -16,9 +17,12 @@ from apps.exchange.models import (
     BalanceSource,
     ExchangeFill,
     ExchangeOrder,
+    Kind,
     LedgerEntry,
+    State,
 )
 from apps.exchange.streams.hooks import stream_hook_register, streams_tick_register
+from apps.orgs.models import Membership
 from tests.exchange.conftest import Reader, eventually
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -258,3 +262,32 @@ def test_a_sale_that_draws_on_auto_earn_moves_both_wallets(
     rest = asset_balance(account=reader.account, asset="DOT")
     assert rest.spot == streamed.spot
     assert streamed.flex <= rest.flex < streamed.flex + Decimal("0.01")
+
+
+@pytest.mark.usefixtures("eager_tasks")
+def test_an_order_the_portal_placed_is_linked_to_its_operation(
+    reader: Reader, run_streams: Any, exchange_sandbox: Any, owner: Membership
+) -> None:
+    seen: list[tuple[str, bool]] = []
+    stream_hook_register(on_fill=lambda fill, portal: seen.append((fill.trade_id, portal)))
+    streams = run_streams()
+    streams.wait_subscribed(reader.account.pk)
+    with transaction.atomic():
+        operation = services.operation_prepare(
+            org=owner.org,
+            credential=reader.credential,
+            kind=Kind.ADD_ORDER,
+            params={"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.01"},
+            requested_by=owner.user,
+        )
+    operation.refresh_from_db()
+    assert operation.state == State.DONE
+    txid = operation.result["txid"][0]
+    order = eventually(lambda: closed_order(reader, txid))
+    assert order.operation == operation
+    assert order.cl_ord_id == operation.reference["cl_ord_id"]
+    assert ExchangeOrder.objects.filter(account=reader.account).count() == 1  # one record
+    eventually(lambda: filled(order) == Decimal("0.01"))
+    fills = {fill.trade_id for fill in order.fills.all()}
+    eventually(lambda: {trade_id for trade_id, _ in seen} == fills)
+    assert all(portal for _, portal in seen)

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 LEASE_KEY = "exchange:streams:lease"
 STATUS_KEY = "exchange:streams"
+PROCESS_KEY = "exchange:streams:process"  # + ":<owner>": each process's own state and pid
 
 
 def _setting(name: str, default: float) -> float:
@@ -206,7 +207,7 @@ class StreamsProcess:
     # -- status -------------------------------------------------------------------------------
 
     def _own_key(self) -> str:
-        return f"{STATUS_KEY}:{self.lease.owner}"
+        return f"{PROCESS_KEY}:{self.lease.owner}"
 
     def accounts_status(self) -> dict[str, Any]:
         return {str(a): s.status.as_json() for a, s in sorted(self.streams.items())}

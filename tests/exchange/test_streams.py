@@ -291,3 +291,25 @@ def test_an_order_the_portal_placed_is_linked_to_its_operation(
     fills = {fill.trade_id for fill in order.fills.all()}
     eventually(lambda: {trade_id for trade_id, _ in seen} == fills)
     assert all(portal for _, portal in seen)
+
+
+def test_the_token_is_renewed_in_the_background_and_a_refused_one_replaced(
+    reader: Reader, run_streams: Any, exchange_sandbox: Any, settings: Any
+) -> None:
+    settings.STREAMS_TOKEN_RENEW = 1.5
+    streams = run_streams()
+    stream = streams.wait_subscribed(reader.account.pk)
+    # Renewed while connected, so a reconnect has a young token in hand.
+    eventually(lambda: rest_calls(exchange_sandbox, reader.api_key)["GetWebSocketsToken"] >= 3)
+    assert stream.subscribed.is_set()
+    # Every token in hand expires (the sandbox's clock jumps past 15 minutes) and the socket
+    # drops: Kraken refuses the old token, the stream fetches a new one and subscribes again.
+    settings.STREAMS_TOKEN_RENEW = 3600
+    settings.STREAMS_TOKEN_MAX_AGE = 3600
+    exchange_sandbox.advance(1000)
+    reconnects = stream.status.reconnects
+    exchange_sandbox.set_faults([{"kind": "ws_drop_on_fill", "probability": 1.0, "count": 1}])
+    txid = market_buy(reader, exchange_sandbox)
+    eventually(lambda: stream.status.reconnects > reconnects and stream.subscribed.is_set())
+    eventually(lambda: closed_order(reader, txid))
+    assert "token" in stream.status.last_error.lower()

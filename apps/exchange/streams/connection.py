@@ -7,18 +7,25 @@ the moment its account's key is revoked or the process loses its lease, which th
 reconnect loop does not allow.
 
 Every (re)connection:
-1. takes a token (GetWebSocketsToken with the account's designated read key; a token is used
-   for one subscription within its 15 minutes, so a fresh one is fetched in the background
-   before the one in hand gets old, and a reconnect never waits for REST);
+1. takes a token (GetWebSocketsToken with the account's designated read key). Kraken's token
+   must be used within 15 minutes of its creation and then lasts as long as the subscription;
+   the one in hand is reused for a reconnect while younger than STREAMS_TOKEN_MAX_AGE (10
+   min), a fresh one is fetched in the background before that, so a reconnect does not wait
+   for REST; a token Kraken refuses is dropped and a new one fetched;
 2. subscribes `executions` (snap_orders, snap_trades) and `balances` (snapshot);
-3. on the executions snapshot, closes the gap the socket was down for: orders the record
-   holds open that the snapshot no longer lists are read with QueryOrders (their final
-   state), and when the snapshot's 50 fills do not reach back to the last fill recorded, the
-   fills in between come from TradesHistory; on the balances snapshot, ledger entries since
-   the last recorded one come from Ledgers. All through the exchange's REST client, which
-   waits for the key's rate budget;
-4. then applies every update in the order Kraken sent it.
+3. closes the gap the socket was down for. The gap starts, on Kraken's own clock, at the later
+   of the newest record (a fill's or ledger entry's time) and the moment the previous
+   subscription of the channel was accepted (StreamMark: everything after it was streamed
+   until that socket went). On the executions snapshot: orders the record holds open that
+   the snapshot no longer lists are read with QueryOrders (their final state), and when the
+   snapshot's 50 fills are all new to the record, the fills between the gap's start and them
+   come from TradesHistory. On the balances snapshot: the ledger entries between the gap's
+   start and this subscription come from Ledgers (later ones stream, and move the balances
+   when they do). All through the exchange's REST client, which waits for the key's budget.
+   Then the subscription's StreamMark is written;
+4. applies every update in the order Kraken sent it.
 Each message is written in one transaction (records.py) and published after commit (live.py).
+A connection that never streamed before (no record, no mark) starts from the snapshots.
 """
 
 from __future__ import annotations
@@ -231,8 +238,6 @@ class AccountStream:
         ) as ws:
             self.status.connected_at = time.time()
             self.status.channels = set()
-            # The token is for this one connection: the next one takes a fresh one.
-            self._token = None
             await ws.send(
                 json.dumps(
                     {

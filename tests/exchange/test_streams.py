@@ -11,7 +11,7 @@ import pytest
 from django.db import transaction
 
 from apps.exchange import services
-from apps.exchange.balances import asset_balance
+from apps.exchange.balances import asset_balance, spendable
 from apps.exchange.models import (
     AccountBalance,
     BalanceSource,
@@ -313,3 +313,40 @@ def test_the_token_is_renewed_in_the_background_and_a_refused_one_replaced(
     eventually(lambda: stream.status.reconnects > reconnects and stream.subscribed.is_set())
     eventually(lambda: closed_order(reader, txid))
     assert "token" in stream.status.last_error.lower()
+
+
+def test_holds_follow_open_orders_without_a_rest_call(
+    reader: Reader, run_streams: Any, exchange_sandbox: Any
+) -> None:
+    """Kraken's `balances` channel carries no holds: the stream derives them from the open
+    orders it records, and they agree with BalanceEx's hold_trade."""
+    streams = run_streams()
+    streams.wait_subscribed(reader.account.pk)
+    before = rest_calls(exchange_sandbox, reader.api_key)
+    sell = reader.direct(
+        exchange_sandbox,
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "sell", "ordertype": "limit", "volume": "2", "price": "9999999"},
+    )["txid"][0]
+    buy = reader.direct(
+        exchange_sandbox,
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.5", "price": "1000"},
+    )["txid"][0]
+    eventually(lambda: asset_balance(account=reader.account, asset="BTC").held == Decimal("2"))
+    eventually(lambda: asset_balance(account=reader.account, asset="USD").held > 0)
+    assert spendable(account=reader.account, asset="BTC") == Decimal("3")
+    assert rest_calls(exchange_sandbox, reader.api_key) == before
+    kraken = reader.direct(exchange_sandbox, "BalanceEx")
+    assert asset_balance(account=reader.account, asset="BTC").held == Decimal(
+        kraken["XXBT"]["hold_trade"]
+    )
+    assert asset_balance(account=reader.account, asset="USD").held == Decimal(
+        kraken["ZUSD"]["hold_trade"]
+    )
+    # Cancelled: nothing held any more.
+    reader.direct(exchange_sandbox, "CancelOrder", {"txid": sell})
+    reader.direct(exchange_sandbox, "CancelOrder", {"txid": buy})
+    eventually(lambda: asset_balance(account=reader.account, asset="BTC").held == 0)
+    eventually(lambda: asset_balance(account=reader.account, asset="USD").held == 0)
+    assert spendable(account=reader.account, asset="BTC") == Decimal("5")

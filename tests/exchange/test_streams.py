@@ -23,7 +23,7 @@ from apps.exchange.models import (
 )
 from apps.exchange.streams.hooks import stream_hook_register, streams_tick_register
 from apps.orgs.models import Membership
-from tests.exchange.conftest import Reader, eventually
+from tests.exchange.conftest import Reader, eventually, make_reader
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
@@ -350,3 +350,22 @@ def test_holds_follow_open_orders_without_a_rest_call(
     eventually(lambda: asset_balance(account=reader.account, asset="BTC").held == 0)
     eventually(lambda: asset_balance(account=reader.account, asset="USD").held == 0)
     assert spendable(account=reader.account, asset="BTC") == Decimal("5")
+
+
+def test_a_key_that_cannot_read_the_ledger_still_streams(
+    owner: Membership, run_streams: Any, exchange_sandbox: Any
+) -> None:
+    """A refused gap fill (no Query Ledger permission) is logged, not retried for ever: the
+    stream goes on with what the snapshots give (orders, fills, balances)."""
+    reader = make_reader(exchange_sandbox, owner, without=frozenset({"query_ledger"}))
+    streams = run_streams()
+    stream = streams.wait_subscribed(reader.account.pk)
+    first = market_buy(reader, exchange_sandbox)
+    eventually(lambda: closed_order(reader, first))
+    exchange_sandbox.set_faults([{"kind": "ws_drop_on_fill", "probability": 1.0, "count": 1}])
+    txid = market_buy(reader, exchange_sandbox, volume="0.02")
+    order = eventually(lambda: closed_order(reader, txid))
+    eventually(lambda: filled(order) == Decimal("0.02"))
+    spot_matches_kraken(reader, exchange_sandbox, "BTC", "USD")
+    eventually(lambda: stream.subscribed.is_set())
+    assert "PermissionDenied" in stream.status.last_error

@@ -26,3 +26,11 @@ class SchedulesConfig(AppConfig):
             "schedules.run_waiting", "A workflow run waits for approval", default_email=True
         )
         approval_kind.register()
+        # Extra modules that register actions when imported (the tests' own action; a
+        # deployment's plug-ins). The business apps register theirs in their own ready().
+        from importlib import import_module
+
+        from django.conf import settings
+
+        for module in getattr(settings, "SCHEDULES_ACTION_MODULES", []):
+            import_module(module)

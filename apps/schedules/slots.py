@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -85,6 +86,7 @@ def zone_get(name: str) -> ZoneInfo:
         raise ScheduleError("timezone", ZONE_INVALID) from None
 
 
+@lru_cache(maxsize=4096)
 def cron_check(expression: str) -> str:
     """The expression, normalised (single spaces), or ScheduleError. Five fields only: a
     seconds field would run more than once a minute, which the beat cannot honour."""

@@ -169,6 +169,19 @@ def _enqueue(run_ids: list[int]) -> None:
         run_execute_task.delay(run_id)
 
 
+def _plan_key(workflow: Workflow) -> tuple[Any, ...]:
+    return (
+        workflow.schedule_kind,
+        workflow.cron,
+        workflow.timezone,
+        workflow.interval_minutes,
+        workflow.anchor,
+        workflow.next_slot,
+        workflow.next_slot_at,
+        workflow.catch_up,
+    )
+
+
 def _claim_batch(now: datetime, batch: int, report: TickReport) -> int:
     with transaction.atomic(durable=True):
         due = list(
@@ -179,9 +192,13 @@ def _claim_batch(now: datetime, batch: int, report: TickReport) -> int:
         if not due:
             return 0
         rows: list[tuple[Workflow, Slot, bool]] = []
+        # Workflows on the same schedule at the same cursor have the same plan (many share
+        # "0 9 * * *"): computed once per batch.
+        plans: dict[tuple[Any, ...], _Plan] = {}
         for workflow in due:
             try:
-                planned = plan(workflow, now=now)
+                key = _plan_key(workflow)
+                planned = plans.get(key) or plans.setdefault(key, plan(workflow, now=now))
             except ValueError:
                 # A schedule that no longer computes (a zone removed from the tz database):
                 # paused with the reason rather than retried every tick.

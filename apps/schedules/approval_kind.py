@@ -52,8 +52,8 @@ def _describe_workflow(workflow: Workflow) -> str:
     what = action.describe(workflow.params) if action is not None else workflow.action
     return (
         f"Workflow “{workflow.name}” on {workflow.account.label}: {what}; at most "
-        f"{workflow.per_run_cap.normalize():f} {workflow.cap_asset} a run and "
-        f"{workflow.per_day_cap.normalize():f} a day; {workflow.schedule_text}"
+        f"{workflow.per_run_cap_text} {workflow.cap_asset} a run and "
+        f"{workflow.per_day_cap_text} a day; {workflow.schedule_text}"
     )
 
 
@@ -64,7 +64,7 @@ def fingerprint(approval: ApprovalRequest) -> str:
     state = workflow_terms_hash(workflow)
     if approval.summary.get("mode") == "run":
         run = _run(approval)
-        state += f":run:{run.pk}:{run.amount}" if run is not None else ":run:gone"
+        state += f":run:{run.pk}:{run.amount_text}" if run is not None else ":run:gone"
     return hashlib.sha256(state.encode()).hexdigest()
 
 
@@ -172,7 +172,7 @@ def run_approval_request(*, run: Run, workflow: Workflow, requester: Membership)
             "workflow_id": workflow.pk,
             "run_id": run.pk,
             "slot": run.slot,
-            "amount": str(run.amount),
+            "amount": run.amount_text,
             "asset": run.asset,
         },
         asset=run.asset,

@@ -73,8 +73,8 @@ def workflow_initial(workflow: Workflow) -> dict[str, Any]:
         "timezone": workflow.timezone,
         "interval_minutes": workflow.interval_minutes,
         "action": workflow.action,
-        "per_run_cap": format(workflow.per_run_cap.normalize(), "f"),
-        "per_day_cap": format(workflow.per_day_cap.normalize(), "f"),
+        "per_run_cap": workflow.per_run_cap_text,
+        "per_day_cap": workflow.per_day_cap_text,
         "approval_mode": workflow.approval_mode,
         "catch_up": workflow.catch_up,
     }

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 
 # Money values: 28 digits, 8 after the point (as approvals and exchange).
 MAX_DIGITS = 28
 DECIMAL_PLACES = 8
+
+
+def plain(value: Decimal | None) -> str:
+    """A stored amount as it was meant: 2.5, not 2.50000000 (nor 1E+2)."""
+    if value is None:
+        return ""
+    return format(value.normalize(), "f")
 
 
 class Workflow(models.Model):
@@ -88,6 +97,14 @@ class Workflow(models.Model):
         return self.status == self.Status.ACTIVE
 
     @property
+    def per_run_cap_text(self) -> str:
+        return plain(self.per_run_cap)
+
+    @property
+    def per_day_cap_text(self) -> str:
+        return plain(self.per_day_cap)
+
+    @property
     def schedule_text(self) -> str:
         if self.schedule_kind == self.ScheduleKind.INTERVAL:
             return f"every {self.interval_minutes} min (UTC)"
@@ -153,6 +170,10 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow_id} @ {self.slot} ({self.state})"
+
+    @property
+    def amount_text(self) -> str:
+        return plain(self.amount)
 
     @property
     def is_settled(self) -> bool:

@@ -32,7 +32,7 @@ from apps.notifications.services import notify
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
 from apps.schedules import live
-from apps.schedules.models import Run, RunEvent, Workflow
+from apps.schedules.models import Run, RunEvent, Workflow, plain
 from apps.schedules.registry import Decision, Reference, RunContext, action_find
 from apps.schedules.services import workflow_is_approved
 
@@ -141,7 +141,7 @@ def _settle(run: Run, workflow: Workflow, state: str, text: str, **fields: objec
             "workflow": workflow.pk,
             "slot": run.slot,
             "decision": run.decision,
-            "amount": str(run.amount) if run.amount is not None else None,
+            "amount": plain(run.amount) if run.amount is not None else None,
             "asset": run.asset,
             "inputs": run.inputs,
             "reference": run.reference,
@@ -231,9 +231,11 @@ def _decide_amount(run: Run, workflow: Workflow, decision: Decision) -> None:
         blocked = ASSET_MISMATCH.format(asset=decision.asset, cap_asset=workflow.cap_asset)
         _settle(run, workflow, Run.State.BLOCKED, blocked, decision=text, amount=amount)
         return
-    room = min(workflow.per_run_cap, workflow.per_day_cap - used_today(workflow, run))
+    room = Decimal(
+        plain(min(workflow.per_run_cap, workflow.per_day_cap - used_today(workflow, run)))
+    )
     if room <= 0:
-        blocked = CAPS_USED.format(cap=workflow.per_day_cap, asset=workflow.cap_asset)
+        blocked = CAPS_USED.format(cap=workflow.per_day_cap_text, asset=workflow.cap_asset)
         _settle(run, workflow, Run.State.BLOCKED, blocked, decision=text, amount=amount)
         return
     if amount > room:
@@ -258,6 +260,8 @@ def _decide_amount(run: Run, workflow: Workflow, decision: Decision) -> None:
         return
     from apps.schedules.approval_kind import run_approval_request
 
+    # The request's fingerprint reads the run's amount from the database.
+    run.save(update_fields=["amount", "decision", "inputs", "asset", "decided_at", "updated_at"])
     run.approval_request = run_approval_request(run=run, workflow=workflow, requester=creator)
     _settle(
         run,
@@ -296,9 +300,9 @@ def run_act(*, run_id: int) -> Run:
         return run
     workflow = Workflow.objects.select_related("org", "account").get(pk=run.workflow_id)
     action = action_find(workflow.action)
-    decision = Decision(
-        amount=run.amount, asset=run.asset, text=run.decision, inputs=dict(run.inputs)
-    )
+    # As decided: the stored column pads to 8 places, which the action need not see.
+    amount = Decimal(plain(run.amount)) if run.amount is not None else None
+    decision = Decision(amount=amount, asset=run.asset, text=run.decision, inputs=dict(run.inputs))
     state: str
     try:
         if action is None:

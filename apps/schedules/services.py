@@ -402,8 +402,8 @@ def _audit_detail(workflow: Workflow) -> dict[str, Any]:
         "params": workflow.params,
         "caps": {
             "asset": workflow.cap_asset,
-            "per_run": str(workflow.per_run_cap),
-            "per_day": str(workflow.per_day_cap),
+            "per_run": workflow.per_run_cap_text,
+            "per_day": workflow.per_day_cap_text,
         },
         "approval_mode": workflow.approval_mode,
         "catch_up": workflow.catch_up,

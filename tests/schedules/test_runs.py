@@ -89,7 +89,8 @@ def test_caps_reduce_a_sweep_and_stop_it_once_the_day_is_used(make_workflow) -> 
     assert [r.amount for r in (first, second, third)] == [Decimal(4), Decimal(4), Decimal(2)]
     assert "Reduced from 99 to 4 BTC" in first.decision
     assert fourth.state == Run.State.BLOCKED
-    assert fourth.outcome == "" and "cap is used up" in fourth.events.last().text
+    assert fourth.outcome == ""
+    assert "cap is used up" in fourth.events.last().text
     # The next day (in the workflow's zone) starts afresh.
     fifth = due_run(workflow, now=NOW + timedelta(days=1))
     assert fifth.amount == Decimal(4)
@@ -170,7 +171,8 @@ def test_each_run_waits_for_its_own_approval_then_executes(
     run = due_run(workflow)
     assert run.state == Run.State.AWAITING_APPROVAL
     approval = run.approval_request
-    assert approval is not None and approval.summary["amount"] == "1"
+    assert approval is not None
+    assert approval.summary["amount"] == "1"
     assert approval.requester_id == treasurer.user_id
     assert actions.execute_calls() == 0
     approval_decide(
@@ -253,5 +255,6 @@ def test_a_paused_workflows_queued_run_does_nothing(make_workflow, treasurer) ->
         app.conf.task_always_eager = True
     workflow_pause(membership=treasurer, workflow=workflow, reason="Destination removed")
     run = run_service.run_execute(run_id=run.pk)
-    assert run is not None and run.state == Run.State.BLOCKED
+    assert run is not None
+    assert run.state == Run.State.BLOCKED
     assert actions.execute_calls() == 0

@@ -49,6 +49,7 @@ from django import forms
 from apps.orgs.permissions import Capability
 
 if TYPE_CHECKING:
+    from apps.approvals.models import ApprovalRequest
     from apps.orgs.models import KrakenAccount, Membership, Organization
 
 
@@ -94,6 +95,10 @@ class RunContext:
     scheduled_at: datetime
     # The member who created the workflow (still a member), for services that need an actor.
     created_by: Membership | None
+    # The approval that covers this run, for `execute` (a business app's `preapproved`): the
+    # workflow's own (approved once, with its caps, which the engine has applied) or the run's
+    # (each run approved). None while deciding.
+    approval: ApprovalRequest | None = None
 
     @property
     def idempotency_key(self) -> str:

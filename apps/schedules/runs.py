@@ -66,7 +66,14 @@ def _creator(workflow: Workflow) -> Membership | None:
     )
 
 
-def context_for(run: Run, workflow: Workflow) -> RunContext:
+def context_for(run: Run, workflow: Workflow, *, executing: bool = False) -> RunContext:
+    approval = None
+    if executing:
+        approval = (
+            run.approval_request
+            if workflow.approval_mode == Workflow.ApprovalMode.EACH_RUN
+            else workflow.approval_request
+        )
     return RunContext(
         run_id=run.pk,
         workflow_id=workflow.pk,
@@ -77,6 +84,7 @@ def context_for(run: Run, workflow: Workflow) -> RunContext:
         slot=run.slot,
         scheduled_at=run.scheduled_at,
         created_by=_creator(workflow),
+        approval=approval,
     )
 
 
@@ -307,7 +315,9 @@ def run_act(*, run_id: int) -> Run:
     try:
         if action is None:
             raise ValidationError(ACTION_GONE.format(action=workflow.action))
-        reference: Reference | None = action.execute(context_for(run, workflow), decision)
+        reference: Reference | None = action.execute(
+            context_for(run, workflow, executing=True), decision
+        )
         state, text = Run.State.SUCCEEDED, ""
     except ValidationError as error:
         reference, state, text = None, Run.State.FAILED, " ".join(error.messages)

@@ -27,6 +27,7 @@ KEY = "tests.sweep"
 BALANCES = "tests:schedules:balance"
 MOVES = "tests:schedules:moves"
 CALLS = "tests:schedules:execute-calls"
+APPROVALS = "tests:schedules:approvals"
 REFUSE = "The pretend exchange refused the move."
 
 
@@ -47,7 +48,11 @@ def execute_calls() -> int:
 
 
 def reset() -> None:
-    store().delete(BALANCES, MOVES, CALLS)
+    store().delete(BALANCES, MOVES, CALLS, APPROVALS)
+
+
+def approvals_used() -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in store().hgetall(APPROVALS).items()}
 
 
 class SweepForm(ActionParamsForm):
@@ -98,6 +103,8 @@ def execute(context: RunContext, decision: Decision) -> Reference:
         time.sleep(int(context.params["delay_ms"]) / 1000)
     # Idempotent per run: a second call for the same run finds its move already made.
     client.hsetnx(MOVES, context.idempotency_key, f"{decision.amount} {decision.asset}")
+    # Which approval covered it (what a business app receives as `preapproved`).
+    client.hset(APPROVALS, context.idempotency_key, context.approval.pk if context.approval else "")
     return Reference(
         label=f"Test move of {decision.amount} {decision.asset} to {context.params['destination']}",
         kind="tests.move",

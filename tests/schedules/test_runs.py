@@ -132,7 +132,10 @@ def test_approving_the_workflow_once_lets_its_runs_execute(
     )
     workflow.refresh_from_db()
     assert workflow_is_approved(workflow)
-    assert due_run(workflow).state == Run.State.SUCCEEDED
+    run = due_run(workflow)
+    assert run.state == Run.State.SUCCEEDED
+    # The action was told which approval covers the run (funding's `preapproved`).
+    assert actions.approvals_used() == {f"schedules.run:{run.pk}": str(approval.pk)}
 
 
 def test_changing_the_caps_or_destination_voids_the_approval_but_the_schedule_does_not(
@@ -185,6 +188,7 @@ def test_each_run_waits_for_its_own_approval_then_executes(
     run.refresh_from_db()
     assert run.state == Run.State.SUCCEEDED
     assert actions.moves() == {f"schedules.run:{run.pk}": "1 BTC"}
+    assert actions.approvals_used() == {f"schedules.run:{run.pk}": str(approval.pk)}
 
 
 def test_a_duplicated_task_finds_nothing_to_claim(make_workflow) -> None:

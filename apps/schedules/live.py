@@ -32,7 +32,10 @@ def _publish_run(run_id: int) -> None:
     context = {"run": run, "workflow": run.workflow, "events": list(run.events.all()), "oob": True}
     parts: list[tuple[str, str]] = [
         (f"run-{run.pk}", render_to_string("schedules/run_detail.html#run-card", context)),
-        (f"run-row-{run.pk}", render_to_string("schedules/workflow_detail.html#run-row", context)),
+        (
+            f"run-row-{run.pk}",
+            render_to_string("schedules/workflow_detail.html#run-row-state", context),
+        ),
     ]
     member_event_on_commit(org_id=run.org_id, user_ids=_members(run.org_id), parts=parts)
 
@@ -50,7 +53,7 @@ def _publish_workflow(workflow_id: int) -> None:
     parts: list[tuple[str, str]] = [
         (
             f"workflow-{workflow.pk}",
-            render_to_string("schedules/workflow_list.html#workflow-row", context),
+            render_to_string("schedules/workflow_list.html#workflow-state", context),
         ),
         (
             f"workflow-status-{workflow.pk}",

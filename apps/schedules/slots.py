@@ -179,10 +179,11 @@ def slots_after(
             index += 1
     tz = zone_get(zone)
     expression = cron_check(cron)
-    # Start an hour or two early in wall time: after a clocks-back change the wall clock reads
-    # earlier than an instant's first-occurrence wall time, and a wall time is judged by its
-    # instant below.
-    start = _to_wall(after, tz) - timedelta(hours=3)
+    # A wall time's instant is the first moment the wall clock reads it or later, so every wall
+    # time before the clock's reading at `after` ran at or before `after`: the walk starts at
+    # that reading (a minute early, for the seconds), and the instant decides the rest (in the
+    # second pass of a clocks-back hour, the walls ahead already ran in the first).
+    start = _to_wall(after, tz) - timedelta(minutes=1)
     for wall in _cron_walls(expression, start.replace(second=0, microsecond=0)):
         at = wall_to_instant(wall, tz)
         if at > after:

@@ -13,6 +13,12 @@ def schedules_tick_task() -> str:
     return str(ticks.schedules_tick())
 
 
+@shared_task(name="apps.schedules.tasks.runs_dispatch_task")
+def runs_dispatch_task(run_ids: list[int]) -> int:
+    ticks.runs_dispatch(run_ids)
+    return len(run_ids)
+
+
 @shared_task(name="apps.schedules.tasks.run_execute_task")
 def run_execute_task(run_id: int) -> str:
     run = runs.run_execute(run_id=run_id)

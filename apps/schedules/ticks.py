@@ -125,14 +125,14 @@ def plan(workflow: Workflow, *, now: datetime) -> _Plan:
     return _Plan(runs=runs, skipped=missed, skipped_first=first, skipped_last=last, cursor=cursor)
 
 
-def _insert_runs(rows: list[tuple[Workflow, Slot, bool]], now: datetime) -> list[int]:
+def _insert_runs(rows: list[tuple[Workflow, Slot, bool]]) -> list[int]:
     """One INSERT … ON CONFLICT DO NOTHING RETURNING id for the batch (PostgreSQL and SQLite
     both speak it): the ids of the runs this tick created, none for slots claimed before."""
     if not rows:
         return []
     table = Run._meta.db_table
     ops = connection.ops
-    stamp = ops.adapt_datetimefield_value(now)
+    stamp = ops.adapt_datetimefield_value(timezone.now())
     columns = (
         "org_id, workflow_id, slot, scheduled_at, late, state, inputs, decision, asset, "
         "reference, outcome, created_at, updated_at"
@@ -162,7 +162,25 @@ def _insert_runs(rows: list[tuple[Workflow, Slot, bool]], now: datetime) -> list
         return [row[0] for row in cursor.fetchall()]
 
 
+# The beat hands new runs to the workers in chunks: one message per chunk, which a worker fans
+# out into one task per run (runs_dispatch_task). Sending 10,000 messages from the beat itself
+# would keep it busy for a minute while the next slots wait.
+DISPATCH_CHUNK = 200
+
+
 def _enqueue(run_ids: list[int]) -> None:
+    from apps.schedules.tasks import run_execute_task, runs_dispatch_task
+
+    if len(run_ids) <= 2:
+        for run_id in run_ids:
+            run_execute_task.delay(run_id)
+        return
+    for start in range(0, len(run_ids), DISPATCH_CHUNK):
+        runs_dispatch_task.delay(run_ids[start : start + DISPATCH_CHUNK])
+
+
+def runs_dispatch(run_ids: list[int]) -> None:
+    """One task per run (the worker side of `_enqueue`)."""
     from apps.schedules.tasks import run_execute_task
 
     for run_id in run_ids:
@@ -195,6 +213,7 @@ def _claim_batch(now: datetime, batch: int, report: TickReport) -> int:
         # Workflows on the same schedule at the same cursor have the same plan (many share
         # "0 9 * * *"): computed once per batch.
         plans: dict[tuple[Any, ...], _Plan] = {}
+        cursors: dict[tuple[str, datetime], list[int]] = {}
         for workflow in due:
             try:
                 key = _plan_key(workflow)
@@ -222,12 +241,13 @@ def _claim_batch(now: datetime, batch: int, report: TickReport) -> int:
                         "rule": workflow.catch_up,
                     },
                 )
-            workflow.next_slot = planned.cursor.key
-            workflow.next_slot_at = planned.cursor.at
+            cursors.setdefault((planned.cursor.key, planned.cursor.at), []).append(workflow.pk)
         created: list[int] = []
         for start in range(0, len(rows), 500):
-            created += _insert_runs(rows[start : start + 500], now)
-        Workflow.objects.bulk_update(due, ["next_slot", "next_slot_at", "status", "paused_reason"])
+            created += _insert_runs(rows[start : start + 500])
+        # One UPDATE per distinct new cursor (workflows on one schedule share it).
+        for (cursor_key, cursor_at), ids in cursors.items():
+            Workflow.objects.filter(pk__in=ids).update(next_slot=cursor_key, next_slot_at=cursor_at)
         if created:
             RunEvent.objects.bulk_create(
                 RunEvent(run_id=run_id, state=Run.State.CREATED, text="Slot claimed; queued.")

@@ -45,5 +45,5 @@ def test_a_due_slot_runs_through_the_worker_once(celery_worker_proc, make_workfl
     assert first.amount == 2.25
     assert first.inputs == {"spendable ETH": "12.25", "keep": "10"}
     assert actions.execute_calls() == len(created)
-    assert list(actions.moves().values())[0] == "2.25 ETH"
+    assert next(iter(actions.moves().values())) == "2.25 ETH"
     assert "apps.schedules.tasks.run_execute_task" in celery_worker_proc.log()

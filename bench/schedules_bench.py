@@ -154,8 +154,9 @@ def measure(slot: datetime, count: int, beats: list[tuple[int, int, float]]) -> 
 
     with connection.cursor() as cursor:
         lag = "extract(epoch FROM created_at - scheduled_at)"
-        query = (  # noqa: S608 (the table name is our own model's)
-            "SELECT count(*), count(DISTINCT (workflow_id, slot)),"
+        # The table name is our own model's.
+        query = (
+            "SELECT count(*), count(DISTINCT (workflow_id, slot)),"  # noqa: S608
             f" percentile_cont(0.5) WITHIN GROUP (ORDER BY {lag}),"
             f" percentile_cont(0.99) WITHIN GROUP (ORDER BY {lag}), max({lag})"
             f" FROM {Run._meta.db_table} WHERE scheduled_at = %s"

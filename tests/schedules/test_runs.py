@@ -258,7 +258,7 @@ def test_a_paused_workflows_queued_run_does_nothing(make_workflow, treasurer) ->
     finally:
         app.conf.task_always_eager = True
     workflow_pause(membership=treasurer, workflow=workflow, reason="Destination removed")
-    run = run_service.run_execute(run_id=run.pk)
-    assert run is not None
-    assert run.state == Run.State.BLOCKED
+    after = run_service.run_execute(run_id=run.pk)
+    assert after is not None
+    assert after.state == Run.State.BLOCKED
     assert actions.execute_calls() == 0

@@ -136,7 +136,11 @@ class StreamsProcess:
                         task.cancel()
                     await asyncio.gather(keeper, work, ticks, return_exceptions=True)
                     await self._stop_all()
-                logger.warning("streams lost the lease; standing by")
+                    # Ours only if the work ended on its own: hand over at once rather than
+                    # after the ttl (a release checks the owner, so a lost lease is untouched).
+                    with contextlib.suppress(Exception):
+                        await self.lease.release()
+                logger.warning("streams stopped holding the accounts; standing by")
         finally:
             status.cancel()
             await self._stop_all()

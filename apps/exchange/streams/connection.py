@@ -24,7 +24,8 @@ Every (re)connection:
    when they do). All through the exchange's REST client, which waits for the key's budget.
    Then the subscription's StreamMark is written;
 4. applies every update in the order Kraken sent it.
-Each message is written in one transaction (records.py) and published after commit (live.py).
+Each message is written in one transaction (records.py); what changed is published after
+commit (live.py) by a per-account publisher that merges changes arriving meanwhile.
 A connection that never streamed before (no record, no mark) starts from the snapshots.
 """
 
@@ -119,6 +120,7 @@ class AccountStream:
         db: Executor,
         rest: Executor,
         redis: Redis[bytes] | None = None,
+        publish: Executor | None = None,
     ) -> None:
         self.account_id = account_id
         self.redis = redis
@@ -126,7 +128,12 @@ class AccountStream:
         self.ws_url = ws_url
         self.db = db
         self.rest = rest
+        self.publish = publish or db
         self.status = StreamState()
+        # What changed and is not on the members' pages yet: published by _publish_loop,
+        # merged while a publication is under way (latest wins: fragments render the rows).
+        self._unpublished = records.Applied()
+        self._publish_wanted = asyncio.Event()
         self.subscribed = asyncio.Event()
         self._key: KrakenKey | None = None
         self._token: str | None = None
@@ -194,6 +201,7 @@ class AccountStream:
     async def run(self) -> None:
         attempt = 0
         self._renewing = asyncio.create_task(self._renew_token())
+        publisher = asyncio.create_task(self._publish_loop())
         try:
             while True:
                 try:
@@ -227,6 +235,7 @@ class AccountStream:
             self.subscribed.clear()
             if self._renewing is not None:
                 self._renewing.cancel()
+            publisher.cancel()
 
     async def _connect_once(self) -> None:
         self.status.state = "connecting"
@@ -328,16 +337,37 @@ class AccountStream:
         if account is None:  # _connect_once loads it before the first message
             account = self._account = await self._db(self._load_account)
 
-        def write_and_publish() -> records.Applied:
+        def write() -> records.Applied:
             try:
-                applied = fn(**kwargs)
+                return fn(**kwargs)
             except IntegrityError:
                 # The AddOrder answer recorded the same order at the same moment: once more.
-                applied = fn(**kwargs)
-            live.publish(account, applied)
-            return applied
+                return fn(**kwargs)
 
-        return await self._db(write_and_publish)
+        applied = await self._db(write)
+        if applied:
+            self._unpublished.merge(applied)
+            self._publish_wanted.set()
+        return applied
+
+    async def _publish_loop(self) -> None:
+        """Send what changed to the organization's members, off the recording path: a
+        publication (render, channel layer) takes longer than a write, so changes that
+        arrive meanwhile are merged into the next one."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._publish_wanted.wait()
+            self._publish_wanted.clear()
+            applied, self._unpublished = self._unpublished, records.Applied()
+            account = self._account
+            if not applied or account is None:
+                continue
+            try:
+                await loop.run_in_executor(
+                    self.publish, partial(orm_job, live.publish, account, applied)
+                )
+            except Exception:
+                logger.exception("streams: account %s publication failed", self.account_id)
 
     # -- gap fills ----------------------------------------------------------------------------
 

@@ -105,6 +105,7 @@ class StreamsProcess:
         self.threads = threads = int(_setting("STREAMS_DB_THREADS", 4))
         self.db = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="streams-db")
         self.rest = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="streams-rest")
+        self.publish = ThreadPoolExecutor(max_workers=2, thread_name_prefix="streams-publish")
         self.active = asyncio.Event()
 
     async def _thread[T](self, fn: Callable[..., T], *args: Any) -> T:
@@ -136,7 +137,11 @@ class StreamsProcess:
                         task.cancel()
                     await asyncio.gather(keeper, work, ticks, return_exceptions=True)
                     await self._stop_all()
-                logger.warning("streams lost the lease; standing by")
+                    # Ours only if the work ended on its own: hand over at once rather than
+                    # after the ttl (a release checks the owner, so a lost lease is untouched).
+                    with contextlib.suppress(Exception):
+                        await self.lease.release()
+                logger.warning("streams stopped holding the accounts; standing by")
         finally:
             status.cancel()
             await self._stop_all()
@@ -144,9 +149,10 @@ class StreamsProcess:
                 await self.lease.release()
             with contextlib.suppress(Exception):
                 await self.redis.delete(self._own_key())
-            for executor in (self.db, self.rest):
+            pools = ((self.db, self.threads), (self.rest, self.threads), (self.publish, 2))
+            for executor, threads in pools:
                 await asyncio.get_running_loop().run_in_executor(
-                    None, close_thread_connections, executor, self.threads
+                    None, close_thread_connections, executor, threads
                 )
                 executor.shutdown(wait=False, cancel_futures=True)
 
@@ -176,6 +182,7 @@ class StreamsProcess:
                 db=self.db,
                 rest=self.rest,
                 redis=self.redis,
+                publish=self.publish,
             )
             self.streams[account_id] = stream
             self.tasks[account_id] = asyncio.create_task(stream.run())

@@ -39,6 +39,13 @@ class WithdrawalForm(ServiceErrorsMixin):
     destination = DestinationChoiceField(
         queryset=Destination.objects.none(),
         help_text="Only allow-listed addresses of the chosen account can be used.",
+        error_messages={
+            "invalid_choice": (
+                "Choose an allow-listed destination: this one is not (or no longer) on the "
+                "address book."
+            ),
+            "required": "Choose an allow-listed destination.",
+        },
     )
     amount = forms.CharField(
         max_length=60,

@@ -65,13 +65,12 @@ def prices() -> Iterator[dict[str, Decimal]]:
 
 
 @pytest.fixture(autouse=True)
-def funding_hooks() -> Iterator[None]:
+def funding_hooks() -> None:
     """The treasury's exchange hooks, as FundingConfig.ready() registers them (other apps'
     tests clear every hook after themselves)."""
     for kind in (Kind.WITHDRAW, Kind.WITHDRAW_CANCEL, Kind.ACCOUNT_TRANSFER):
         operation_hooks_clear(kind)
     register_hooks()
-    yield
 
 
 @dataclass(frozen=True)
@@ -111,12 +110,15 @@ def make_treasury(sandbox: Any, owner: Membership) -> Treasury:
 
 
 @pytest.fixture
-def reference_data(exchange_sandbox: Any) -> None:
+def reference_data(exchange_sandbox: Any) -> None:  # noqa: F811 - the imported fixture
     reference_data_refresh()
 
 
 @pytest.fixture
 def treasury(
-    exchange_sandbox: Any, owner: Membership, reference_data: None, prices: Any
+    exchange_sandbox: Any,  # noqa: F811 - the imported fixture
+    owner: Membership,
+    reference_data: None,
+    prices: Any,
 ) -> Treasury:
     return make_treasury(exchange_sandbox, owner)

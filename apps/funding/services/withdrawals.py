@@ -16,7 +16,8 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from apps.approvals.models import ApprovalRequest
+from apps.approvals.models import ApprovalRequest, Policy
+from apps.approvals.policies import policy_for
 from apps.approvals.services import approval_cancel, approval_request_create
 from apps.core import amounts
 from apps.core.trail import audit_record
@@ -76,6 +77,30 @@ FOLLOW_WINDOW = timedelta(days=7)
 
 # Kraken status → ours, for a withdrawal Kraken has accepted.
 _FINAL = {"Success": Withdrawal.Status.SUCCESS, "Failure": Withdrawal.Status.FAILURE}
+
+
+# The example default's daily cap per asset (rolling 24 hours, in the asset), written when the
+# organization's withdrawal policy is first created; owners change them under Approvals.
+DEFAULT_DAILY_CAPS = {
+    "BTC": "50",
+    "ETH": "1000",
+    "USD": "2000000",
+    "EUR": "2000000",
+    "USDT": "2000000",
+    "USDC": "2000000",
+}
+
+
+def withdrawal_policy(org: Organization) -> Policy:
+    """The organization's `funding.withdrawal` policy, created with the default tiers and the
+    default daily caps per asset on first use."""
+    existing = Policy.objects.filter(org=org, kind=KIND).first()
+    if existing is not None:
+        return existing
+    policy = policy_for(org=org, kind=KIND)
+    Policy.objects.filter(pk=policy.pk, velocity_caps={}).update(velocity_caps=DEFAULT_DAILY_CAPS)
+    policy.refresh_from_db()
+    return policy
 
 
 def fee_margin(org: Organization) -> Decimal:
@@ -213,6 +238,7 @@ def withdrawal_request(
         unattended=unattended,
     )
     info, clean, preview = checked["asset"], checked["amount"], checked["preview"]
+    withdrawal_policy(account.org)
     worth = valued(org=account.org, kind=KIND, asset=info.symbol, amount=clean)
     with transaction.atomic():
         destination = Destination.objects.select_for_update(of=("self",)).get(pk=destination.pk)

@@ -50,7 +50,7 @@ def decide(
     stepped_up: bool = True,
     fingerprint: str | None = None,
 ) -> ApprovalRequest:
-    approval = ApprovalRequest.objects.get(pk=withdrawal.approval_id)
+    approval = ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0)
     return approval_decide(
         approval=approval,
         actor=who,
@@ -86,7 +86,7 @@ def test_one_person_cannot_approve_twice_where_two_are_needed(
     decide(withdrawal, approver)
     with pytest.raises(ValidationError, match="already decided"):
         decide(withdrawal, approver)
-    assert ApprovalRequest.objects.get(pk=withdrawal.approval_id).status == "pending"
+    assert ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0).status == "pending"
     assert nothing_sent()
     decide(withdrawal, second_approver(treasurer.org))
     withdrawal.refresh_from_db()
@@ -97,7 +97,7 @@ def test_an_expired_request_cannot_be_approved(
     treasury: Treasury, treasurer: Membership, approver: Membership
 ) -> None:
     withdrawal = ask(treasury, treasurer)
-    ApprovalRequest.objects.filter(pk=withdrawal.approval_id).update(
+    ApprovalRequest.objects.filter(pk=withdrawal.approval_id or 0).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     with pytest.raises(ValidationError, match="expired"):
@@ -128,7 +128,7 @@ def test_a_decision_without_a_fresh_step_up_is_refused(
     withdrawal = ask(treasury, treasurer)
     with pytest.raises(PermissionDenied):
         decide(withdrawal, approver, stepped_up=False)
-    assert ApprovalRequest.objects.get(pk=withdrawal.approval_id).decisions.count() == 0
+    assert ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0).decisions.count() == 0
     assert nothing_sent()
 
 
@@ -137,11 +137,11 @@ def test_a_withdrawal_changed_after_it_was_shown_is_refused_and_earlier_approval
 ) -> None:
     withdrawal = ask(treasury, treasurer, amount="0.5")  # two approvals
     decide(withdrawal, approver)
-    seen = ApprovalRequest.objects.get(pk=withdrawal.approval_id).fingerprint
+    seen = ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0).fingerprint
     Withdrawal.objects.filter(pk=withdrawal.pk).update(amount=Decimal("0.9"))
     with pytest.raises(ValidationError, match="changed since you opened it"):
         decide(withdrawal, second_approver(treasurer.org), fingerprint=seen)
-    approval = ApprovalRequest.objects.get(pk=withdrawal.approval_id)
+    approval = ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0)
     assert approval.decisions.filter(voided_at__isnull=True).count() == 0
     assert nothing_sent()
 
@@ -150,7 +150,7 @@ def test_a_price_move_that_raises_the_tier_waits_for_the_extra_approval(
     treasury: Treasury, treasurer: Membership, approver: Membership
 ) -> None:
     withdrawal = ask(treasury, treasurer, amount="0.1")  # 5,000 USD: one approval
-    assert ApprovalRequest.objects.get(pk=withdrawal.approval_id).required_approvals == 1
+    assert ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0).required_approvals == 1
     set_prices({**PRICES, "BTC/USD": Decimal("150000")})  # now 15,000 USD: two
     approval = decide(withdrawal, approver)
 

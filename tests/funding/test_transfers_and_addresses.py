@@ -176,7 +176,7 @@ def test_removing_an_address_is_immediate_audited_voids_waiting_withdrawals_and_
     waiting.refresh_from_db()
     assert waiting.status == Withdrawal.Status.VOIDED
     assert "was removed from the address book" in waiting.error
-    assert ApprovalRequest.objects.get(pk=waiting.approval_id).status == "cancelled"
+    assert ApprovalRequest.objects.get(pk=waiting.approval_id or 0).status == "cancelled"
     assert [d.pk for d in heard] == [treasury.destination.pk]
     record = AuditRecord.objects.get(action="funding.destination.remove")
     assert record.detail["voided"] == [waiting.pk]

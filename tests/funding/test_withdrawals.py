@@ -40,7 +40,7 @@ def request(treasury: Treasury, treasurer: Membership, amount: str = "0.01") -> 
 
 def approve(withdrawal: Withdrawal, approver: Membership) -> ApprovalRequest:
     assert withdrawal.approval is not None
-    approval = ApprovalRequest.objects.get(pk=withdrawal.approval_id)
+    approval = ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0)
     return approval_decide(
         approval=approval,
         actor=approver,
@@ -66,7 +66,7 @@ def test_a_request_freezes_the_preview_and_waits_for_approval(
     # The preview plus the default 20 % margin.
     assert withdrawal.max_fee == Decimal("0.00018")
     assert (withdrawal.key, withdrawal.address) == (WITHDRAW_KEY, "bc1qportaltestaddress")
-    approval = ApprovalRequest.objects.get(pk=withdrawal.approval_id)
+    approval = ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0)
     assert approval.kind == "funding.withdrawal"
     assert approval.summary["max_fee"] == "0.00018"
     assert approval.summary["address"] == "bc1qportaltestaddress"
@@ -101,7 +101,7 @@ def test_an_approved_withdrawal_is_sent_once_with_key_address_and_max_fee_and_fo
     assert withdrawal.kraken_status == "Success"
     assert withdrawal.txid
     assert withdrawal.fee == BTC_FEE
-    assert ApprovalRequest.objects.get(pk=withdrawal.approval_id).status == "executed"
+    assert ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0).status == "executed"
 
 
 def test_a_fee_above_the_approved_maximum_is_refused_by_kraken_and_shown(
@@ -111,7 +111,7 @@ def test_a_fee_above_the_approved_maximum_is_refused_by_kraken_and_shown(
     # Kraken's fee rises after the request; the approved maximum stays 0.00018.
     Withdrawal.objects.filter(pk=withdrawal.pk).update(max_fee=Decimal("0.0001"))
     Destination.objects.filter(pk=treasury.destination.pk)  # unchanged
-    approval = ApprovalRequest.objects.get(pk=withdrawal.approval_id)
+    approval = ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0)
     # The frozen maximum is part of what was approved: re-fingerprint as if requested so.
     from apps.funding.services.withdrawals import withdrawal_fingerprint
 
@@ -190,5 +190,5 @@ def test_a_request_waiting_for_approval_is_cancelled_with_its_approval(
     withdrawal = request(treasury, treasurer)
     withdrawal = withdrawal_cancel(withdrawal=withdrawal, actor=treasurer)
     assert withdrawal.status == Withdrawal.Status.CANCELLED
-    assert ApprovalRequest.objects.get(pk=withdrawal.approval_id).status == "cancelled"
+    assert ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0).status == "cancelled"
     assert not Operation.objects.exists()

@@ -8,7 +8,9 @@ from decimal import Decimal
 
 from apps.approvals.registry import TierSpec, approval_kind_register
 from apps.exchange.hooks import operation_hook_register
-from apps.exchange.models import Kind
+from apps.exchange.models import AccountBalance, Kind, LedgerEntry
+from apps.exchange.streams.hooks import stream_hook_register
+from apps.funding import deposits, live
 from apps.funding.services import destinations, transfers, withdrawals
 from apps.notifications.kinds import notification_kind_register
 from apps.orgs.permissions import Role
@@ -68,6 +70,20 @@ def register() -> None:
     notification_kind_register("funding.transfer", "Transfers", default_email=False)
     notification_kind_register("funding.deposit", "Deposits received", default_email=True)
     register_hooks()
+    stream_hook_register(on_balance=on_balance, on_ledger=on_ledger)
+
+
+def on_balance(balance: AccountBalance) -> None:
+    live.balances_changed_on_commit(balance.account_id)
+
+
+def on_ledger(entry: LedgerEntry) -> None:
+    """Deposits are announced; a transfer entry completes a transfer Kraken answered
+    `pending` (Kraken has no status call for transfers)."""
+    if entry.type == "deposit":
+        deposits.on_ledger_entry(entry)
+    elif entry.type == "transfer" and entry.refid:
+        transfers.transfer_complete_from_ledger(account_id=entry.account_id, refid=entry.refid)
 
 
 def register_hooks() -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 from apps.core.amounts import to_decimal
 from apps.exchange.models import Kind
-from apps.exchange.services import private_read
+from apps.exchange.services import deposit_address_new, private_read
 from apps.kraken.naming import normalize_asset
 from apps.vault.models import Credential
 
@@ -252,10 +252,14 @@ def deposit_addresses(
 ) -> list[DepositAddress]:
     """The account's deposit addresses for `asset` and `method`; `new` asks Kraken for another
     one (not idempotent, but harmless: a lost answer leaves one unused address more)."""
-    params: dict[str, Any] = {"asset": asset, "method": method}
     if new:
-        params["new"] = True
-    answer = private_read(credential=credential, method="DepositAddresses", params=params)
+        answer = deposit_address_new(credential=credential, asset=asset, method=method)
+    else:
+        answer = private_read(
+            credential=credential,
+            method="DepositAddresses",
+            params={"asset": asset, "method": method},
+        )
     return [
         DepositAddress(
             address=str(entry.get("address", "")),

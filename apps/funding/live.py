@@ -98,3 +98,38 @@ def transfer_changed_on_commit(transfer: Transfer) -> None:
 
 def destination_changed_on_commit(destination: Destination) -> None:
     transaction.on_commit(partial(_send_destination, destination.pk), robust=True)
+
+
+def balances_element(account_id: int) -> str:
+    return f"balances-account-{account_id}"
+
+
+TOTAL_ELEMENT = "treasury-total"
+
+
+def _send_balances(account_id: int) -> None:
+    from apps.funding.balances import account_view, treasury_view
+    from apps.orgs.models import KrakenAccount
+
+    account = KrakenAccount.objects.select_related("org").filter(pk=account_id).first()
+    if account is None:
+        return
+    org = account.org
+    card = render_to_string(
+        "funding/balances.html#account-card",
+        {"view": account_view(account=account), "currency": org.reporting_currency, "oob": True},
+    )
+    total = render_to_string(
+        "funding/balances.html#treasury-total", {"treasury": treasury_view(org=org), "oob": True}
+    )
+    member_event_on_commit(
+        org_id=org.pk,
+        user_ids=_audience(org.pk),
+        parts=[(balances_element(account_id), card.strip()), (TOTAL_ELEMENT, total.strip())],
+    )
+
+
+def balances_changed_on_commit(account_id: int) -> None:
+    """A wallet of the account changed: its card and the total, rendered once, to every
+    member (the socket's latest-wins buffer folds a burst of updates into one)."""
+    transaction.on_commit(partial(_send_balances, account_id), robust=True)

@@ -88,6 +88,8 @@ def _kraken_id(iiban: str) -> str:
 def make_treasury(sandbox: Any, owner: Membership) -> Treasury:
     desk = make_desk(sandbox, owner)
     credential_designate(credential=desk.funding, actor=owner, designated=True)
+    # The streams' and balance refresh's read key.
+    credential_designate(credential=desk.credential, actor=owner, designated=True)
     master = desk.funding.account
     master.kraken_id = _kraken_id(desk.iiban)
     master.save(update_fields=["kraken_id"])

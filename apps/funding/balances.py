@@ -231,3 +231,29 @@ def balance_snapshots_take(*, now: datetime | None = None) -> int:
         BalanceSnapshot.objects.bulk_create(batch)
         taken = len(batch)
     return taken
+
+
+@dataclass(frozen=True)
+class DayChange:
+    value: Decimal  # the total now
+    start: Decimal | None  # the total at the start of the business day (from snapshots)
+
+    @property
+    def change(self) -> Decimal | None:
+        return None if self.start is None else self.value - self.start
+
+
+def total_and_change_today(*, org: Organization) -> tuple[TreasuryView, DayChange]:
+    """The total now, and what it was when the organization's business day began (the last
+    snapshot before, else the first of the day): the home panel's "change today"."""
+    from zoneinfo import ZoneInfo
+
+    view = treasury_view(org=org)
+    zone = ZoneInfo(org.business_timezone or "UTC")
+    local = timezone.now().astimezone(zone)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    points = value_series(org=org, since=day_start - timedelta(days=1))
+    before = [p for p in points if p.at <= day_start and p.complete]
+    during = [p for p in points if p.at > day_start and p.complete]
+    start = before[-1].value if before else (during[0].value if during else None)
+    return view, DayChange(value=view.value, start=start)

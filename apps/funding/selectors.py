@@ -133,3 +133,24 @@ def unattended_ready(*, account: KrakenAccount) -> bool:
     except NoCredential:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Activity:
+    kind: str  # withdrawal | transfer
+    item: Withdrawal | Transfer
+
+
+def funding_activity(*, org: Organization, limit: int = 5) -> list[Activity]:
+    """The latest withdrawals and transfers together, newest first."""
+    withdrawals = Withdrawal.objects.filter(org=org).select_related("account", "destination")[
+        :limit
+    ]
+    transfers = Transfer.objects.filter(org=org).select_related("from_account", "to_account")[
+        :limit
+    ]
+    items = [Activity("withdrawal", w) for w in withdrawals] + [
+        Activity("transfer", t) for t in transfers
+    ]
+    items.sort(key=lambda a: a.item.created_at, reverse=True)
+    return items[:limit]

@@ -170,7 +170,7 @@ def withdrawal_detail_view(
 
 
 @require_POST
-@org_view(Capability.VIEW)
+@org_view(Capability.REQUEST_FUNDING)
 def withdrawal_cancel_view(
     request: HtmxHttpRequest, membership: Membership, pk: int
 ) -> HttpResponseBase:

@@ -192,3 +192,39 @@ def test_a_request_waiting_for_approval_is_cancelled_with_its_approval(
     assert withdrawal.status == Withdrawal.Status.CANCELLED
     assert ApprovalRequest.objects.get(pk=withdrawal.approval_id or 0).status == "cancelled"
     assert not Operation.objects.exists()
+
+
+def test_krakens_hold_is_shown_and_followed_until_the_withdrawal_completes(
+    treasury: Treasury, treasurer: Membership, approver: Membership, exchange_sandbox: Any
+) -> None:
+    exchange_sandbox.control(
+        "POST",
+        f"/sandbox/accounts/{treasury.desk.account_id}/withdraw-addresses",
+        {"asset": "XBT", "key": "review-hold", "address": "bc1qheldaddress", "hold_steps": 2},
+    )
+    held = Destination.objects.create(
+        org=treasurer.org,
+        account=treasury.master,
+        asset="XBT",
+        method="Bitcoin",
+        key="review-hold",
+        address="bc1qheldaddress",
+        status=Destination.Status.ALLOWED,
+        requested_by=treasurer.user,
+    )
+    withdrawal = withdrawal_request(
+        requester=treasurer, account=treasury.master, destination=held, asset="BTC", amount="0.01"
+    )
+    approve(withdrawal, approver)
+
+    exchange_sandbox.advance(6)  # one step: Kraken holds it for review
+    withdrawals_follow()
+    withdrawal.refresh_from_db()
+    assert withdrawal.status == Withdrawal.Status.ON_HOLD
+    assert (withdrawal.kraken_status, withdrawal.kraken_status_prop) == ("Pending", "onhold")
+
+    exchange_sandbox.advance(60)  # released, then processed
+    withdrawals_follow()
+    withdrawal.refresh_from_db()
+    assert withdrawal.status == Withdrawal.Status.SUCCESS
+    assert withdrawal.kraken_status_prop == ""

@@ -223,3 +223,22 @@ def test_an_unattended_withdrawal_under_a_prior_approval_is_sent_with_the_design
     assert operation.state == State.DONE
     assert withdrawal.status == Withdrawal.Status.PROCESSING
     assert withdrawal.source == "workflow:7"
+
+
+def test_a_transfer_above_the_spendable_balance_is_refused_next_to_the_amount(
+    treasury: Treasury, treasurer: Membership
+) -> None:
+    from apps.exchange.services import balances_refresh
+
+    balances_refresh(account=treasury.master)  # 5 BTC recorded
+    with pytest.raises(ValidationError) as caught:
+        transfer_request(
+            requester=treasurer,
+            from_account=treasury.master,
+            to_account=treasury.sub,
+            asset="BTC",
+            amount="6",
+        )
+    assert "Above what Main account has available: 5" in caught.value.message_dict["amount"][0]
+    assert not Transfer.objects.exists()
+    assert not ApprovalRequest.objects.exists()

@@ -20,7 +20,8 @@ from django.utils import timezone
 from apps.approvals.models import ApprovalRequest, Decision
 from apps.approvals.services import approval_request_create
 from apps.core.trail import audit_record
-from apps.exchange.models import Kind, Operation
+from apps.exchange.balances import spendable
+from apps.exchange.models import AccountBalance, Kind, Operation
 from apps.exchange.services import operation_prepare
 from apps.funding import kraken_funding, live
 from apps.funding.models import Transfer
@@ -97,7 +98,8 @@ def transfer_request(
       caps; approved or executed): sent at once. Without it a `funding.transfer` approval
       request is opened and the transfer is sent at quorum.
     - `available`: the spendable balance the caller read (a sweep or top-up decides with it);
-      an amount above it is refused next to the amount.
+      without it, apps.exchange.balances.spendable() of the source account when its balances
+      are recorded. An amount above it is refused next to the amount.
 
     Raises ValidationError (per field) and changes nothing on bad input. Runs in the caller's
     transaction when there is one; the AccountTransfer is sent once, after commit.
@@ -109,6 +111,10 @@ def transfer_request(
     master = _check_pair(from_account, to_account)
     info = asset_info(asset)
     clean = clean_amount(amount, info)
+    if available is None and AccountBalance.objects.filter(account=from_account).exists():
+        # What the account can spend now (exchange's one definition), when its balances are
+        # known (the private stream or a refresh has recorded them).
+        available = spendable(account=from_account, asset=info.symbol)
     if available is not None and clean > available:
         raise ValidationError(
             {

@@ -248,6 +248,7 @@ def test_the_tier_follows_the_value_at_the_current_price(
 def test_the_daily_cap_per_asset_refuses_what_would_exceed_it(
     prices: Any, treasurer: Membership, amounts: list[Decimal]
 ) -> None:
+    set_prices(PRICES)  # fresh for each example: the whole test may outlast the price limit
     org = treasurer.org
     ApprovalRequest.objects.filter(org=org).delete()
     withdrawal_policy(org)  # default caps: 50 BTC a day

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,7 +19,7 @@ from django.utils import timezone
 from apps.core import amounts
 from apps.exchange.balances import AssetBalance, account_balances
 from apps.exchange.models import AccountBalance, BalanceSnapshot
-from apps.market.conversion import ConversionError, value_in
+from apps.market.conversion import ConversionError, Valuation, value_in
 from apps.orgs.models import KrakenAccount, Organization
 
 ZERO = Decimal(0)
@@ -89,14 +89,31 @@ class TreasuryView:
         return max(ages) if ages else None
 
 
-def _value(balance: AssetBalance, currency: str) -> Valued:
-    if balance.total == 0:
-        return Valued(balance, ZERO, None)
-    try:
-        valuation = value_in(asset=balance.asset, quantity=balance.total, currency=currency)
-    except ConversionError as error:
-        return Valued(balance, None, None, error.message)
-    return Valued(balance, valuation.value, valuation.age_seconds)
+class Rates:
+    """One valuation per asset for a whole page: value_in reads the market store (three Redis
+    round trips) each time, and 20 accounts holding one asset share its rate."""
+
+    def __init__(self, currency: str) -> None:
+        self.currency = currency
+        self._cache: dict[str, Valuation | ConversionError] = {}
+
+    def value(self, balance: AssetBalance) -> Valued:
+        if balance.total == 0:
+            return Valued(balance, ZERO, None)
+        unit = self._cache.get(balance.asset)
+        if unit is None:
+            try:
+                unit = value_in(asset=balance.asset, quantity=Decimal(1), currency=self.currency)
+            except ConversionError as error:
+                unit = error
+            self._cache[balance.asset] = unit
+        if isinstance(unit, ConversionError):
+            return Valued(balance, None, None, unit.message)
+        with localcontext() as context:
+            context.prec = 80  # quantity x rate never rounds before the final quantize
+            exact = balance.total * unit.rate
+        value = amounts.quantize(exact, amounts.STORAGE_DECIMAL_PLACES)
+        return Valued(balance, value, unit.age_seconds)
 
 
 def _sum(balances: Iterable[AssetBalance]) -> list[AssetBalance]:
@@ -127,6 +144,7 @@ def _sum(balances: Iterable[AssetBalance]) -> list[AssetBalance]:
 def treasury_view(*, org: Organization) -> TreasuryView:
     """Every active account's balances with their value, and the per-asset totals."""
     currency = org.reporting_currency
+    rates = Rates(currency)
     accounts = []
     every: list[AssetBalance] = []
     for account in KrakenAccount.objects.filter(org=org, archived_at__isnull=True).order_by(
@@ -134,14 +152,14 @@ def treasury_view(*, org: Organization) -> TreasuryView:
     ):
         balances = account_balances(account=account)
         every.extend(balances)
-        accounts.append(AccountView(account, [_value(b, currency) for b in balances]))
-    totals = [_value(b, currency) for b in _sum(every)]
+        accounts.append(AccountView(account, [rates.value(b) for b in balances]))
+    totals = [rates.value(b) for b in _sum(every)]
     return TreasuryView(currency=currency, accounts=accounts, totals=totals)
 
 
 def account_view(*, account: KrakenAccount) -> AccountView:
-    currency = account.org.reporting_currency
-    return AccountView(account, [_value(b, currency) for b in account_balances(account=account)])
+    rates = Rates(account.org.reporting_currency)
+    return AccountView(account, [rates.value(b) for b in account_balances(account=account)])
 
 
 # --- value over time -------------------------------------------------------------------------

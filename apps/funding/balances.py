@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 
-from django.db import transaction
 from django.utils import timezone
 
 from apps.core import amounts
 from apps.exchange.balances import AssetBalance, account_balances
-from apps.exchange.models import AccountBalance, BalanceSnapshot
+from apps.exchange.models import BalanceSnapshot
 from apps.market.conversion import ConversionError, Valuation, value_in
 from apps.orgs.models import KrakenAccount, Organization
 
@@ -32,9 +31,6 @@ RANGES: dict[str, timedelta] = {
     "1y": timedelta(days=365),
 }
 DEFAULT_RANGE = "7d"
-# A snapshot is taken at most this often per account (whoever takes it: this app's beat task,
-# or the streams process): two writers never double the chart's points.
-SNAPSHOT_EVERY = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -203,52 +199,6 @@ def value_series_csv(*, org: Organization, points: list[Point]) -> str:
     for point in points:
         writer.writerow([point.at.astimezone(UTC).isoformat(), f"{point.value:f}", point.complete])
     return out.getvalue()
-
-
-def balance_snapshots_take(*, now: datetime | None = None) -> int:
-    """Record every account's wallets with the price used now (beat): quantities and prices,
-    never totals, so the chart can be re-read in another reporting currency later. An account
-    snapshotted within SNAPSHOT_EVERY is skipped."""
-    now = now or timezone.now()
-    taken = 0
-    recent = set(
-        BalanceSnapshot.objects.filter(taken_at__gt=now - SNAPSHOT_EVERY).values_list(
-            "account_id", flat=True
-        )
-    )
-    rows = (
-        AccountBalance.objects.filter(account__archived_at__isnull=True)
-        .exclude(account_id__in=recent)
-        .select_related("account__org")
-    )
-    prices: dict[tuple[str, str], Decimal | None] = {}
-    batch = []
-    for row in rows:
-        currency = row.account.org.reporting_currency
-        if (row.asset, currency) not in prices:
-            try:
-                prices[(row.asset, currency)] = value_in(
-                    asset=row.asset, quantity=Decimal(1), currency=currency
-                ).rate
-            except ConversionError:
-                prices[(row.asset, currency)] = None
-        price = prices[(row.asset, currency)]
-        batch.append(
-            BalanceSnapshot(
-                account_id=row.account_id,
-                asset=row.asset,
-                wallet_type=row.wallet_type,
-                wallet_id=row.wallet_id,
-                quantity=row.balance,
-                price=amounts.quantize(price, 18) if price is not None else None,
-                price_currency=currency if price is not None else "",
-                taken_at=now,
-            )
-        )
-    with transaction.atomic():
-        BalanceSnapshot.objects.bulk_create(batch)
-        taken = len(batch)
-    return taken
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 
 from apps.core.realtime import member_event_on_commit
+from apps.core.redis_clients import redis_client
 from apps.funding.models import Destination, Transfer, Withdrawal
 from apps.orgs.models import Membership
 
@@ -129,7 +130,36 @@ def _send_balances(account_id: int) -> None:
     )
 
 
+# A burst of wallet updates (a stream snapshot, a refresh of 50 assets) is sent as one: the
+# first change schedules a send this long after, which renders the state then.
+BALANCES_COALESCE_SECONDS = 1.0
+
+
+def balances_send(account_id: int) -> None:
+    """Render the account's card and the organization's total now and send them."""
+    redis_client().delete(_pending_key(account_id))
+    _send_balances(account_id)
+
+
+def _pending_key(account_id: int) -> str:
+    return f"funding:balances-pending:{account_id}"
+
+
+def _schedule(account_id: int) -> None:
+    from apps.funding.tasks import balances_publish_task
+
+    pending = redis_client().set(
+        _pending_key(account_id), "1", nx=True, ex=int(BALANCES_COALESCE_SECONDS * 10) + 1
+    )
+    if pending:
+        # The default queue: a burst of withdrawals on `funding` never delays a page update.
+        balances_publish_task.apply_async(
+            (account_id,), countdown=BALANCES_COALESCE_SECONDS, queue="default"
+        )
+
+
 def balances_changed_on_commit(account_id: int) -> None:
-    """A wallet of the account changed: its card and the total, rendered once, to every
-    member (the socket's latest-wins buffer folds a burst of updates into one)."""
-    transaction.on_commit(partial(_send_balances, account_id), robust=True)
+    """A wallet of the account changed: its card and the total, rendered once per burst, to
+    every member. The first change of a burst schedules the send; later ones find it pending
+    and are included, since the send renders what has committed by then."""
+    transaction.on_commit(partial(_schedule, account_id), robust=True)

@@ -16,3 +16,11 @@ def withdrawals_follow_task() -> int:
 @shared_task(acks_late=True)
 def transfers_follow_task() -> int:
     return transfers_follow()
+
+
+@shared_task(acks_late=True)
+def balances_publish_task(account_id: int) -> None:
+    # Renders and sends the current balances: running it twice only sends them twice.
+    from apps.funding.live import balances_send
+
+    balances_send(account_id)

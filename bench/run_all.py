@@ -17,6 +17,7 @@ ORDER = [
     "market_bench.py",
     "http_bench.py",
     "schedules_bench.py",
+    "treasury_bench.py",
 ]
 
 

@@ -31,6 +31,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kraken_portal.settings.base")
 # Read from the environment, not settings: beat builds its schedule before Django is set up.
 EXCHANGE_RECONCILE_EVERY = float(os.environ.get("EXCHANGE_RECONCILE_EVERY", "30"))
 SCHEDULES_TICK_EVERY = float(os.environ.get("SCHEDULES_TICK_EVERY", "15"))
+FUNDING_FOLLOW_EVERY = float(os.environ.get("FUNDING_FOLLOW_EVERY", "15"))
 
 app = Celery("kraken_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -88,5 +89,17 @@ app.conf.beat_schedule = {
     "schedules-tick": {
         "task": "apps.schedules.tasks.schedules_tick_task",
         "schedule": SCHEDULES_TICK_EVERY,
+    },
+    # Every 15 s (FUNDING_FOLLOW_EVERY): follow withdrawals Kraken accepted to Success or
+    # Failure (WithdrawStatus, one read per key and asset, including Kraken's hold states),
+    # and settle withdrawals whose approval ended without sending them.
+    "funding-follow-withdrawals": {
+        "task": "apps.funding.tasks.withdrawals_follow_task",
+        "schedule": FUNDING_FOLLOW_EVERY,
+    },
+    # Every 15 s: complete transfers Kraken answered `pending` once their ledger entries show.
+    "funding-follow-transfers": {
+        "task": "apps.funding.tasks.transfers_follow_task",
+        "schedule": FUNDING_FOLLOW_EVERY,
     },
 }

@@ -21,6 +21,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Members", "orgs:member-list", Capability.MANAGE_MEMBERS),
     NavItem("Members' keys", "vault:oversight", Capability.OVERSEE_KEYS),
     NavItem("Permissions", "orgs:permission-table", Capability.MANAGE_MEMBERS),
+    NavItem("Treasury", "funding:home", Capability.VIEW),
     NavItem("Approvals", "approvals:inbox", Capability.VIEW),
     NavItem("Workflows", "schedules:workflow-list", Capability.VIEW),
     NavItem("Operations", "exchange:operation-list", Capability.MANAGE_OPERATIONS),

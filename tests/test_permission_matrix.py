@@ -201,6 +201,44 @@ def _approval(world: World) -> dict[str, Any]:
     return {"pk": ApprovalRequest.objects.get(org=world.org).pk}
 
 
+def _destination(world: World) -> Any:
+    """An allow-listed withdrawal destination on the organization's master account."""
+    from apps.funding.models import Destination
+
+    return Destination.objects.create(
+        org=world.org,
+        account=master_account(world.org),
+        asset="XBT",
+        key="matrix-cold",
+        address="bc1qmatrix",
+        status=Destination.Status.ALLOWED,
+        requested_by=world.member("owner").user,
+    )
+
+
+def _withdrawal(world: World) -> dict[str, Any]:
+    """A withdrawal waiting for its approval (cancelling it needs no call to Kraken)."""
+    from decimal import Decimal
+
+    from apps.funding.models import Withdrawal
+
+    destination = _destination(world)
+    withdrawal = Withdrawal.objects.create(
+        org=world.org,
+        account=destination.account,
+        destination=destination,
+        asset="XBT",
+        amount=Decimal("0.1"),
+        key=destination.key,
+        address=destination.address,
+        fee_preview=Decimal("0.00015"),
+        amount_received_preview=Decimal("0.09985"),
+        max_fee=Decimal("0.00018"),
+        requested_by=world.member("owner").user,
+    )
+    return {"pk": withdrawal.pk}
+
+
 def _accept_token(world: World) -> dict[str, Any]:
     token = secrets.token_urlsafe(32)
     world.invitation(token)
@@ -253,6 +291,10 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
     "approvals:request-decide": _approval,
     "approvals:request-cancel": _approval,
     "approvals:policy-edit": lambda w: {"kind": "orgs.role_grant"},
+    "funding:address-remove": lambda w: {"pk": _destination(w).pk},
+    "funding:withdrawal-detail": _withdrawal,
+    "funding:withdrawal-cancel": _withdrawal,
+    "funding:balances-refresh": lambda w: {"pk": master_account(w.org).pk},
     "market:watch-add": World.market_pair,
     "market:watch-remove": World.market_pair,
     "schedules:workflow-detail": _workflow,

@@ -673,3 +673,19 @@ def balances_refresh(*, account: KrakenAccount) -> list[AccountBalance]:
         for row in rows:
             balance_hooks_on_commit(row)
     return rows
+
+
+def deposit_address_new(*, credential: Credential, asset: str, method: str) -> Any:
+    """Ask Kraken for a new deposit address (DepositAddresses with new=true), for the treasury.
+
+    Not idempotent (each call makes one more address) but it moves nothing, so it is no
+    operation row: it is sent once and never retried; a lost answer leaves one unused address
+    more, which the next listing shows. Raises KrakenError (UnknownOutcomeError when the
+    answer was lost)."""
+    key = credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
+    return kraken_private(
+        key,
+        "DepositAddresses",
+        {"asset": asset, "method": method, "new": True},
+        operation=OperationRef(f"deposit-address-{uuid.uuid4()}"),
+    )

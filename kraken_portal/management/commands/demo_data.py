@@ -29,6 +29,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from typing import Any
 
 from axes.utils import reset as axes_reset
@@ -70,6 +71,16 @@ DEMO_BALANCES = {
         "DOT": "5000.0000000000",
     },
     DEMO_SUBACCOUNT_LABEL: {"ZUSD": "250000.0000", "XXBT": "5.0000000000"},
+}
+DEMO_WITHDRAW_KEY = "cold-storage"
+DEMO_WITHDRAW_ADDRESS = "bc1qdemocapitalcoldstorage0000000000000"
+# The demo's reference prices for its week of balance snapshots (the value chart's history).
+DEMO_PRICES_USD = {
+    "USD": Decimal(1),
+    "USDC": Decimal(1),
+    "BTC": Decimal(90000),
+    "ETH": Decimal(3000),
+    "DOT": Decimal(6),
 }
 # (account, member's role, use, designated): members' personal keys, and the keys designated
 # for unattended work on each account (stored by the owner).
@@ -151,6 +162,7 @@ class Command(BaseCommand):
         if options["wait_for_sandbox"]:
             try:
                 self._provision_keys(memberships)
+                self._treasury(memberships[Role.OWNER])
             except SandboxUnavailable as exc:
                 sandbox_note = f"  (sandbox keys not provisioned: {exc})\n"
         self._announce(password, sandbox_note)
@@ -397,6 +409,73 @@ class Command(BaseCommand):
             # here, designated keys included. Its conditional claim means a worker that got
             # there first does it alone.
             credential_probe(credential_id=credential.pk)
+
+    def _treasury(self, owner: Membership) -> None:
+        """The treasury's demo: a withdrawal address on Kraken for the master account,
+        allow-listed in the portal's address book, and a week of hourly balance snapshots
+        (at the demo's reference prices) so the value chart has a history at once."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from apps.exchange.models import BalanceSnapshot, WalletType
+        from apps.funding.models import Destination
+        from apps.kraken.naming import normalize_asset
+
+        master = kraken_account_master(org=owner.org)
+        if master is None:
+            return
+        self._control(
+            "POST",
+            f"/sandbox/accounts/{DEMO_MASTER_ID}/withdraw-addresses",
+            {"asset": "XBT", "key": DEMO_WITHDRAW_KEY, "address": DEMO_WITHDRAW_ADDRESS},
+        )
+        Destination.objects.get_or_create(
+            org=owner.org,
+            account=master,
+            asset="XBT",
+            key=DEMO_WITHDRAW_KEY,
+            status__in=[Destination.Status.ALLOWED, Destination.Status.PENDING],
+            defaults={
+                "method": "Bitcoin",
+                "address": DEMO_WITHDRAW_ADDRESS,
+                "verified": True,
+                "label": "Cold storage",
+                "status": Destination.Status.ALLOWED,
+                "requested_by": owner.user,
+                "allowed_at": timezone.now(),
+            },
+        )
+        if BalanceSnapshot.objects.filter(account__org=owner.org).exists():
+            return
+        now = timezone.now().replace(minute=0, second=0, microsecond=0)
+        accounts = {a.label: a for a in kraken_accounts(org=owner.org)}
+        rows = []
+        for hours_ago in range(7 * 24, 0, -1):
+            # A gentle, repeatable drift around the reference prices.
+            drift = Decimal(1) + Decimal((hours_ago * 37) % 41 - 20) / Decimal(1000)
+            for label, balances in DEMO_BALANCES.items():
+                account = accounts.get(label)
+                if account is None:
+                    continue
+                for raw, quantity in balances.items():
+                    asset = normalize_asset(raw)
+                    price = DEMO_PRICES_USD.get(asset)
+                    rows.append(
+                        BalanceSnapshot(
+                            account=account,
+                            asset=asset,
+                            wallet_type=WalletType.SPOT,
+                            wallet_id="main",
+                            quantity=Decimal(quantity),
+                            price=(price if asset in ("USD", "USDC") else price * drift)
+                            if price is not None
+                            else None,
+                            price_currency="USD" if price is not None else "",
+                            taken_at=now - timedelta(hours=hours_ago),
+                        )
+                    )
+        BalanceSnapshot.objects.bulk_create(rows)
 
     def _announce(self, password: str, sandbox_note: str) -> None:
         lines = [

@@ -45,6 +45,17 @@ def due_run(workflow: Workflow, *, now: datetime = NOW) -> Run:
     return Run.objects.get(pk=created[0])
 
 
+def queued_run(workflow: Workflow) -> Run:
+    """A run as the tick leaves it, whose task was lost (no task is sent: a session's worker
+    would otherwise take it)."""
+    return Run.objects.create(
+        org=workflow.org,
+        workflow=workflow,
+        slot="2026-06-01T10:00 Europe/London",
+        scheduled_at=NOW,
+    )
+
+
 def test_a_sweep_that_finds_nothing_to_move_records_nothing_to_do(make_workflow, treasurer) -> None:
     actions.balance_set("BTC", "0.75")
     run = due_run(approve_once(make_workflow(approval_mode="once")))
@@ -219,13 +230,7 @@ def test_a_run_whose_worker_was_lost_while_executing_is_carried_on_once(make_wor
 def test_a_run_lost_while_deciding_goes_back_to_the_queue(make_workflow) -> None:
     actions.balance_set("BTC", "2")
     workflow = approve_once(make_workflow(approval_mode="once"))
-    rewind(workflow, to=NOW - timedelta(minutes=1))
-    app.conf.task_always_eager = False  # the tick's task is lost: nobody runs it
-    try:
-        app.conf.broker_url  # noqa: B018 (the broker stays configured; nothing consumes here)
-        run = Run.objects.get(pk=schedules_tick(now=NOW).created[0])
-    finally:
-        app.conf.task_always_eager = True
+    run = queued_run(workflow)
     Run.objects.filter(pk=run.pk).update(
         state=Run.State.RUNNING, updated_at=timezone.now() - timedelta(minutes=10)
     )
@@ -251,14 +256,9 @@ def test_a_paused_workflows_queued_run_does_nothing(make_workflow, treasurer) ->
 
     actions.balance_set("BTC", "2")
     workflow = approve_once(make_workflow(approval_mode="once"))
-    rewind(workflow, to=NOW - timedelta(minutes=1))
-    app.conf.task_always_eager = False
-    try:
-        run = Run.objects.get(pk=schedules_tick(now=NOW).created[0])
-    finally:
-        app.conf.task_always_eager = True
+    run = queued_run(workflow)
     workflow_pause(membership=treasurer, workflow=workflow, reason="Destination removed")
-    run = run_service.run_execute(run_id=run.pk)
-    assert run is not None
-    assert run.state == Run.State.BLOCKED
+    after = run_service.run_execute(run_id=run.pk)
+    assert after is not None
+    assert after.state == Run.State.BLOCKED
     assert actions.execute_calls() == 0

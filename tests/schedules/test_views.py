@@ -50,7 +50,8 @@ def form_data(org: Any, **overrides: str) -> dict[str, str]:
 
 def field_block(html: str, field: str) -> str:
     """The form's <div class="field"> that holds the input named `field`."""
-    for block in re.findall(r'<div class="field">.*?</div>', html, flags=re.S):
+    blocks: list[str] = re.findall(r'<div class="field">.*?</div>', html, flags=re.S)
+    for block in blocks:
         if f'name="{field}"' in block:
             return block
     raise AssertionError(f"no field {field} in the page")

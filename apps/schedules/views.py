@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -14,17 +15,25 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from apps.accounts.stepup import (
+    FORM_KEPT,
+    kept_form_mark,
+    kept_form_take,
+    step_up_is_fresh,
+    step_up_redirect,
+)
 from apps.orgs.access import org_view
 from apps.orgs.models import KrakenAccount, Membership
 from apps.orgs.permissions import Capability
 from apps.schedules import selectors, services
 from apps.schedules.forms import WorkflowForm, workflow_initial, zone_names
 from apps.schedules.models import Workflow
-from apps.schedules.registry import ActionParamsForm, action_find
+from apps.schedules.registry import ActionParamsForm, action_find, actions
 from apps.schedules.slots import ScheduleError, next_slots
 
 PREVIEW_COUNT = 5
 PARAMS_PREFIX = "p"
+WORKFLOW_STEP_UP = "Setting up a workflow that moves funds"
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -105,13 +114,37 @@ def _show_errors(
             form.add_error(key if key in form.fields else None, text)
 
 
+def _kept_form_class() -> type[forms.Form]:
+    """The workflow form's fields and every action's (prefixed), so a step-up keeps them all."""
+    fields: dict[str, Any] = dict(WorkflowForm.base_fields)
+    for action in actions():
+        for name, field in action.form.base_fields.items():
+            fields[f"{PARAMS_PREFIX}-{name}"] = field
+    return type("KeptWorkflowForm", (forms.Form,), fields)
+
+
 def _form_page(
     request: HtmxHttpRequest,
     membership: Membership,
     workflow: Workflow | None,
 ) -> HttpResponseBase:
     org = membership.org
-    if request.method == "POST":
+    kept = kept_form_take(request)
+    if request.method == "POST" and not step_up_is_fresh(request):
+        # A workflow moves funds unattended later: setting one up is confirmed with a fresh
+        # second factor, and what was typed comes back after it.
+        return step_up_redirect(request, purpose=WORKFLOW_STEP_UP, keep_form=_kept_form_class())
+    if kept is not None:
+        typed = kept.query()
+        form = WorkflowForm(typed, org=org)
+        kept_form_mark(form, kept)
+        params_form = _params_form(membership, typed.get("action", ""), data=typed)
+        if params_form is not None:
+            params_form.is_valid()
+        messages.info(request, FORM_KEPT)
+        preview_source: Any = typed
+        status = 200
+    elif request.method == "POST":
         form = WorkflowForm(request.POST, org=org)
         params_form = _params_form(membership, request.POST.get("action", ""), data=request.POST)
         if form.is_valid():
@@ -133,7 +166,7 @@ def _form_page(
                 return redirect("schedules:workflow-detail", org=org.slug, pk=saved.pk)
         elif params_form is not None:
             params_form.is_valid()
-        preview_source: Any = request.POST
+        preview_source = request.POST
         status = 400
     else:
         initial = (

@@ -22,6 +22,14 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
+@pytest.fixture
+def client_for() -> Any:
+    """Signed in, 2FA-verified and freshly stepped up (setting up a workflow asks for it)."""
+    from tests.approvals.conftest import stepped_up_client
+
+    return stepped_up_client
+
+
 def url(name: str, org: str = "acme", **kwargs: Any) -> str:
     return reverse(f"schedules:{name}", kwargs={"org": org, **kwargs})
 
@@ -230,3 +238,19 @@ def test_anonymous_visitors_are_sent_to_sign_in(client: Client, org) -> None:
     response = client.get(url("workflow-list"))
     assert response.status_code == 302
     assert reverse("accounts:login") in response["Location"]
+
+
+def test_a_stale_session_confirms_its_second_factor_and_gets_back_what_it_typed(
+    treasurer, org
+) -> None:
+    from tests.conftest import verified_client
+
+    client = verified_client(treasurer.user)  # signed in long ago: no fresh confirmation
+    response = client.post(url("workflow-create"), form_data(org, **{"p-keep": "2.75"}))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:step-up"))
+    assert not Workflow.objects.exists()
+    page = client.get(url("workflow-create")).content.decode()
+    assert 'value="Sweep BTC nightly"' in page
+    assert 'value="2.75"' in page  # the action's own fields are kept too
+    assert "What you typed is back" in page

@@ -40,6 +40,27 @@ def _publish_run(run_id: int) -> None:
     member_event_on_commit(org_id=run.org_id, user_ids=_members(run.org_id), parts=parts)
 
 
+def _publish_run_table(run_id: int) -> None:
+    """A run started: the workflow's run list, with the new row, to its open pages."""
+    from apps.schedules.selectors import workflow_runs
+
+    run = Run.objects.select_related("workflow", "workflow__org").filter(pk=run_id).first()
+    if run is None:
+        return
+    workflow = run.workflow
+    context = {"workflow": workflow, "runs": workflow_runs(workflow=workflow), "oob": True}
+    html = render_to_string("schedules/workflow_detail.html#run-table", context)
+    member_event_on_commit(
+        org_id=run.org_id, user_ids=_members(run.org_id), parts=[(f"run-table-{workflow.pk}", html)]
+    )
+
+
+def run_started_on_commit(run: Run) -> None:
+    """Publish the workflow's run list (with the new run in it) and the run's card."""
+    transaction.on_commit(partial(_publish_run_table, run.pk), robust=True)
+    run_changed_on_commit(run)
+
+
 def run_changed_on_commit(run: Run) -> None:
     """Publish the run's card and row once the change has committed (read back then)."""
     transaction.on_commit(partial(_publish_run, run.pk), robust=True)

@@ -180,7 +180,7 @@ def run_claim(*, run_id: int) -> bool:
         if claimed:
             run = Run.objects.get(pk=run_id)
             _event(run, "Deciding: reading balances and prices.")
-            live.run_changed_on_commit(run)
+            live.run_started_on_commit(run)
     return bool(claimed)
 
 

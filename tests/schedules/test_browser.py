@@ -55,7 +55,7 @@ def test_a_workflow_is_created_with_its_runs_previewed_and_a_run_is_seen_executi
     page.locator("#id_p-keep").fill("10")
     page.locator("#id_p-destination").fill("cold-eth")
     # Slow enough to be watched at work.
-    page.locator("#id_p-delay_ms").fill("2500")
+    page.locator("#id_p-delay_ms").fill("3000")
     page.get_by_label("Per-run cap").fill("5")
     page.get_by_label("Per-day cap").fill("20")
     page.get_by_role("button", name="Save").click()
@@ -68,14 +68,21 @@ def test_a_workflow_is_created_with_its_runs_previewed_and_a_run_is_seen_executi
     approve_once(workflow)
     actions.balance_set("ETH", "13.5")
     rewind(workflow, to=timezone.now() - timedelta(minutes=6))
+    page.get_by_text("No runs yet.").wait_for()
     created = schedules_tick().created
     assert len(created) == 1
     run = Run.objects.get(pk=created[0])
 
-    # The run page, opened as the worker takes it: its card moves on by itself.
-    page.goto(f"/o/acme/schedules/runs/{run.pk}/")
+    # The workflow's page lists the run as soon as a worker takes it, without a reload...
+    row = page.locator(f"#run-row-{run.pk}")
+    row.wait_for(timeout=15_000)
+    # ...and its page, opened while it is at work, follows it to the end by itself.
+    page.locator(f"#run-table-{workflow.pk} a").first.click()
     card = page.locator(f"#run-{run.pk}")
-    card.locator('[data-state="executing"]').first.wait_for(timeout=15_000)
+    card.wait_for()
+    at_open = card.locator("header [data-state]").first.get_attribute("data-state")
+    assert at_open in {"running", "executing"}, at_open
+    card.locator('header [data-state="executing"]').wait_for(timeout=15_000)
     card.locator('header [data-state="succeeded"]').wait_for(timeout=20_000)
     assert "Move the 3.5 ETH above the 10 kept." in card.inner_text()
     assert "spendable ETH: 13.5" in card.inner_text()

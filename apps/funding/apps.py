@@ -10,6 +10,9 @@ class FundingConfig(AppConfig):
     label = "funding"
 
     def ready(self) -> None:
-        from apps.funding import kinds
+        from apps.funding import kinds, workflow_actions
 
         kinds.register()
+        # The scheduled-workflow actions (fixed withdrawal and transfer, sweep, top-up), in
+        # apps.schedules' registry; and a removed destination pauses the workflows using it.
+        workflow_actions.register()

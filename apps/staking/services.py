@@ -481,7 +481,10 @@ def on_operation_done(operation: Operation) -> None:
     if row is None:
         return
     with transaction.atomic(durable=True):
-        background = str((operation.result or {}).get("background_error") or "")
+        # Kraken answers `true`; the finder's result (after a lost answer) is a dict that may
+        # carry a failure the status call reported.
+        result = operation.result if isinstance(operation.result, dict) else {}
+        background = str(result.get("background_error") or "")
         if background:
             _finish(
                 row,

@@ -5,6 +5,7 @@ from the real feeder for the approval threshold, and a worker whose follow-up lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def staking_hooks() -> Iterator[None]:
             on_rejected=services.on_operation_refused,
             on_not_placed=services.on_operation_not_placed,
         )
-    yield
+    return
 
 
 @pytest.fixture
@@ -171,10 +172,8 @@ def earn_prices(sandbox: Any, settings: Any) -> None:
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.8)  # the trailing flush stores the newest tickers
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         await client.aclose()
 
     asyncio.run(feed())
@@ -193,9 +192,11 @@ def worker_environment(sandbox: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def staking_worker(_celery_worker_pool: Any, earn_sandbox: Any) -> CeleryWorker:
+def staking_worker(_celery_worker_pool: Any, earn_sandbox: Any) -> Iterator[CeleryWorker]:
     worker: CeleryWorker = _celery_worker_pool.get(worker_environment(earn_sandbox))
-    return worker
+    yield worker
+    # Shown by pytest only when the test failed: what the worker did meanwhile.
+    print(worker.log()[-6000:])  # noqa: T201
 
 
 def wait_for(check: Callable[[], Any], *, within: float = 30.0, what: str = "") -> Any:

@@ -45,12 +45,16 @@ def test_the_catalogue_reads_lock_types_and_why_a_strategy_is_not_allocatable(
 ) -> None:
     starter = make_earn_desk(earn_sandbox, owner, tier="starter")
     offered = {s.id: s for s in earn.strategies(starter.account, fresh=True)}
-    assert offered[DOT_FLEX].lock_type == "instant" and offered[DOT_FLEX].allocatable
-    assert offered[DOT_AUTO].lock_type == "flex" and not offered[DOT_AUTO].allocatable
+    assert offered[DOT_FLEX].lock_type == "instant"
+    assert offered[DOT_FLEX].allocatable
+    assert offered[DOT_AUTO].lock_type == "flex"
+    assert not offered[DOT_AUTO].allocatable
     assert "auto-earn" in offered[DOT_AUTO].why_not
     bonded = offered[DOT_BONDED]
-    assert bonded.lock_type == "bonded" and bonded.unbonding_seconds == 28 * 86400
-    assert not bonded.allocatable and bonded.restrictions == ("tier",)
+    assert bonded.lock_type == "bonded"
+    assert bonded.unbonding_seconds == 28 * 86400
+    assert not bonded.allocatable
+    assert bonded.restrictions == ("tier",)
     assert "tier is too low" in bonded.why_not
 
 
@@ -62,7 +66,8 @@ def test_below_the_minimum_is_refused_next_to_the_amount(
     assert services.BELOW_MINIMUM.format(minimum=Decimal("0.01"), asset="DOT") in _messages(
         refused.value
     )
-    assert not StakeRequest.objects.exists() and not Operation.objects.exists()
+    assert not StakeRequest.objects.exists()
+    assert not Operation.objects.exists()
 
 
 def test_above_the_accounts_cap_is_refused(
@@ -120,7 +125,9 @@ def test_below_the_threshold_it_goes_straight_to_kraken(
     row, message = ask(treasurer, desk, DOT_FLEX, "10")
     assert message == services.SENT
     assert row.status == StakeRequest.Status.SENDING
-    assert row.value is not None and row.value < Decimal(10000) and row.currency == "USD"
+    assert row.value is not None
+    assert row.value < Decimal(10000)
+    assert row.currency == "USD"
     operation = Operation.objects.get(pk=row.operation_id)
     assert operation.kind == "Earn/Allocate"
     assert operation.params == {"strategy_id": DOT_FLEX, "amount": "10"}
@@ -135,8 +142,10 @@ def test_at_or_above_the_threshold_it_waits_for_approval(
     assert message == services.AWAITING_APPROVAL
     assert row.status == StakeRequest.Status.AWAITING_APPROVAL
     approval = ApprovalRequest.objects.get(pk=row.approval_id)
-    assert approval.kind == "staking.allocate" and approval.value == row.value
-    assert approval.summary["amount"] == "20000" and "rate" in approval.summary
+    assert approval.kind == "staking.allocate"
+    assert approval.value == row.value
+    assert approval.summary["amount"] == "20000"
+    assert "rate" in approval.summary
     assert "Allocate 20000 USDC to ESMWVX6-JAPVY-23L3CV" in services.approval_describe(approval)
     assert not Operation.objects.exists()
 
@@ -148,7 +157,8 @@ def test_without_a_price_a_request_waits_for_approval(
 
     clear_market_keys()
     row, message = ask(treasurer, desk, DOT_FLEX, "1")
-    assert message == services.AWAITING_APPROVAL and row.value is None
+    assert message == services.AWAITING_APPROVAL
+    assert row.value is None
 
 
 def test_a_second_request_on_the_same_strategy_waits_in_the_queue(
@@ -157,7 +167,8 @@ def test_a_second_request_on_the_same_strategy_waits_in_the_queue(
     first, _ = ask(treasurer, desk, DOT_FLEX, "10")
     second, message = ask(treasurer, desk, DOT_FLEX, "11")
     assert first.status == StakeRequest.Status.SENDING
-    assert second.status == StakeRequest.Status.QUEUED and second.operation_id is None
+    assert second.status == StakeRequest.Status.QUEUED
+    assert second.operation_id is None
     assert message == services.QUEUED.format(account=desk.account.label, position=1)
     other, _ = ask(treasurer, desk, USDC_FLEX, "10")
     assert other.status == StakeRequest.Status.SENDING  # another strategy is not blocked

@@ -1,0 +1,193 @@
+"""Requests carried out end to end with real parts: a real Celery worker sends the exchange
+operation and follows it through AllocateStatus/DeallocateStatus and Allocations, against the
+sandbox with its errors, its clock and a lost answer."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from apps.approvals.policies import policy_for, policy_tiers_replace
+from apps.approvals.registry import TierSpec
+from apps.exchange import services as exchange_services
+from apps.exchange.models import Operation, State
+from apps.notifications.models import Notification
+from apps.orgs.models import Membership
+from apps.orgs.permissions import Role
+from apps.staking import services
+from apps.staking.models import RewardSnapshot, StakeRequest
+from tests.plugins.celery_worker import CeleryWorker
+from tests.staking.conftest import DAY, DOT_FLEX, SOL_BONDED, EarnDesk, wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+Status = StakeRequest.Status
+
+
+def ask(membership: Membership, desk: EarnDesk, strategy: str, amount: str, **kw: Any) -> Any:
+    row, message = services.stake_request_create(
+        membership=membership,
+        account=desk.account,
+        strategy_id=strategy,
+        direction=kw.get("direction", "allocate"),
+        amount=Decimal(amount),
+    )
+    return row, message
+
+
+def settles(row: StakeRequest, *statuses: str, within: float = 40.0) -> StakeRequest:
+    def check() -> StakeRequest | None:
+        row.refresh_from_db()
+        return row if row.status in statuses else None
+
+    def what() -> str:
+        operation = Operation.objects.filter(pk=row.operation_id).first()
+        return (
+            f"request {row.pk} to reach {statuses}: it is {row.status} ({row.error}); "
+            f"operation {operation and operation.state} {operation and operation.error_code}"
+        )
+
+    try:
+        return wait_for(check, within=within, what="")  # type: ignore[no-any-return]
+    except pytest.fail.Exception:
+        pytest.fail(what())
+
+
+def earn_ledger(sandbox: Any, desk: EarnDesk, asset: str) -> list[dict[str, Any]]:
+    entries = desk.look(sandbox, "Ledgers", {"asset": asset, "type": "earn"})["ledger"]
+    # The spot side of each allocation (the Earn wallet's counterpart is positive).
+    return [
+        e for e in entries.values() if e.get("subtype") == "allocation" and Decimal(e["amount"]) < 0
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _no_approval_needed(earn_prices: None, owner: Membership) -> None:
+    """These tests are about Kraken's side: the threshold is out of reach."""
+    for kind in (services.KIND_ALLOCATE, services.KIND_DEALLOCATE):
+        policy = policy_for(org=owner.org, kind=kind)
+        policy_tiers_replace(policy, [TierSpec(Decimal(10**12), 1, (Role.OWNER,))])
+
+
+def test_an_allocation_goes_pending_then_allocated_and_notifies(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker, earn_sandbox: Any
+) -> None:
+    row, _ = ask(treasurer, desk, DOT_FLEX, "12.5")
+    settles(row, Status.PENDING, Status.DONE)
+    settles(row, Status.DONE)
+    assert Operation.objects.get(pk=row.operation_id).state == State.DONE
+    holding = desk.holding(earn_sandbox, DOT_FLEX)
+    assert holding is not None
+    assert Decimal(holding["amount_allocated"]["allocated"]["native"]) >= Decimal("12.5")
+    note = Notification.objects.get(recipient=treasurer.user, kind="staking.completed")
+    assert note.title == "Allocation of 12.5 DOT done"
+    # A snapshot for the rewards chart is taken once it has settled.
+    wait_for(
+        RewardSnapshot.objects.filter(account=desk.account, strategy_id=DOT_FLEX).exists,
+        within=10,
+        what="a reward snapshot",
+    )
+
+
+def test_insufficient_funds_fail_with_a_clear_message(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker
+) -> None:
+    row, _ = ask(treasurer, desk, DOT_FLEX, "5000")  # the account holds 1000 DOT
+    settles(row, Status.FAILED)
+    assert row.error.startswith("Not enough DOT available on")
+    assert "EEarnings:Insufficient funds" in row.error
+    assert Operation.objects.get(pk=row.operation_id).state == State.REJECTED
+
+
+def test_a_queued_request_starts_when_the_one_ahead_has_finished(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker, earn_sandbox: Any
+) -> None:
+    first, _ = ask(treasurer, desk, DOT_FLEX, "10")
+    second, message = ask(treasurer, desk, DOT_FLEX, "11")
+    assert second.status == Status.QUEUED
+    assert "waits in the queue" in message
+    settles(first, Status.DONE)
+    settles(second, Status.DONE)
+    assert second.operation_id is not None
+    amounts = sorted(-Decimal(e["amount"]) for e in earn_ledger(earn_sandbox, desk, "DOT"))
+    assert amounts == [Decimal(10), Decimal(11)]  # each sent once
+
+
+def test_busy_at_kraken_is_a_refusal_with_a_clear_message(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker, earn_sandbox: Any
+) -> None:
+    # Someone allocates outside the portal, and Kraken takes an hour to process it.
+    earn_sandbox.configure(earn_delay=3600)
+    try:
+        desk.look(earn_sandbox, "Earn/Allocate", {"strategy_id": DOT_FLEX, "amount": "3"})
+    finally:
+        earn_sandbox.configure(earn_delay=1)
+    row, _ = ask(treasurer, desk, DOT_FLEX, "4")
+    settles(row, Status.FAILED)
+    operation = Operation.objects.get(pk=row.operation_id)
+    assert operation.state == State.REJECTED  # a refusal, not an unknown outcome
+    assert operation.error_code.startswith("EEarnings:Busy")
+    assert row.error.startswith("Kraken is still processing another allocation or deallocation")
+
+
+def test_a_failure_reported_on_the_status_call_fails_the_request(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker, earn_sandbox: Any
+) -> None:
+    earn_sandbox.control(
+        "POST",
+        f"/sandbox/accounts/{desk.account_id}/earn-failures",
+        {"strategy_id": DOT_FLEX, "error": "EEarnings:Insufficient funds:Insufficient funds"},
+    )
+    row, _ = ask(treasurer, desk, DOT_FLEX, "7")
+    settles(row, Status.FAILED)
+    # The call itself was accepted; Kraken reported the failure afterwards.
+    assert Operation.objects.get(pk=row.operation_id).state == State.DONE
+    assert "Not enough DOT available" in row.error
+    spot = Decimal(desk.look(earn_sandbox, "Balance")["DOT"])
+    assert spot == Decimal(1000)  # refunded: nothing moved
+
+
+def test_a_bonded_strategy_bonds_then_unbonds_with_their_ends_shown(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker, earn_sandbox: Any
+) -> None:
+    row, _ = ask(treasurer, desk, SOL_BONDED, "2")
+    settles(row, Status.BONDING)
+    assert row.expected_end is not None
+    earn_sandbox.advance(DAY + 60)
+    settles(row, Status.DONE)
+    out, _ = ask(treasurer, desk, SOL_BONDED, "1.5", direction="deallocate")
+    settles(out, Status.UNBONDING)
+    assert out.expected_end is not None
+    assert (out.expected_end - out.created_at).total_seconds() > 2.5 * DAY
+    # Unbonding does not keep the strategy busy: another deallocation goes to Kraken now.
+    again, message = ask(treasurer, desk, SOL_BONDED, "0.5", direction="deallocate")
+    assert message == services.SENT
+    settles(again, Status.UNBONDING)
+    earn_sandbox.advance(3 * DAY + 60)
+    settles(out, Status.DONE)
+    settles(again, Status.DONE)
+    assert Decimal(desk.look(earn_sandbox, "Balance")["SOL"]) == Decimal(100)
+
+
+def test_a_lost_answer_is_reconciled_and_the_allocation_happens_exactly_once(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker, earn_sandbox: Any
+) -> None:
+    earn_sandbox.set_faults(
+        [{"kind": "lost_response", "endpoint": "Earn/Allocate", "probability": 1.0, "count": 1}]
+    )
+    row, _ = ask(treasurer, desk, DOT_FLEX, "9")
+
+    def unknown() -> bool:
+        return Operation.objects.get(pk=row.operation_id).state == State.UNKNOWN
+
+    wait_for(unknown, within=30, what="the lost answer to leave the operation UNKNOWN")
+    row.refresh_from_db()
+    assert row.status == Status.SENDING  # not resent, not failed: the outcome is open
+    # The reconciler (beat in production) finds it by the status call and the ledger.
+    exchange_services.operation_reconcile(operation_id=row.operation_id)
+    assert Operation.objects.get(pk=row.operation_id).state == State.DONE
+    settles(row, Status.DONE)
+    amounts = [-Decimal(e["amount"]) for e in earn_ledger(earn_sandbox, desk, "DOT")]
+    assert amounts == [Decimal(9)]  # once

@@ -196,7 +196,7 @@ def staking_worker(_celery_worker_pool: Any, earn_sandbox: Any) -> Iterator[Cele
     worker: CeleryWorker = _celery_worker_pool.get(worker_environment(earn_sandbox))
     yield worker
     # Shown by pytest only when the test failed: what the worker did meanwhile.
-    print(worker.log()[-6000:])  # noqa: T201
+    print(worker.log()[-6000:])
 
 
 def wait_for(check: Callable[[], Any], *, within: float = 30.0, what: str = "") -> Any:

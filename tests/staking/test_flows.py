@@ -43,7 +43,7 @@ def settles(row: StakeRequest, *statuses: str, within: float = 40.0) -> StakeReq
         return row if row.status in statuses else None
 
     def what() -> str:
-        operation = Operation.objects.filter(pk=row.operation_id).first()
+        operation = Operation.objects.filter(pk=row.operation_id or 0).first()
         return (
             f"request {row.pk} to reach {statuses}: it is {row.status} ({row.error}); "
             f"operation {operation and operation.state} {operation and operation.error_code}"

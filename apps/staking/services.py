@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -37,8 +38,9 @@ from apps.approvals.policies import policy_for, policy_tiers
 from apps.approvals.services import approval_cancel, approval_request_create
 from apps.core.amounts import quantize
 from apps.core.trail import audit_record
+from apps.exchange.balances import AssetBalance, account_balances, spendable
 from apps.exchange.models import Kind, Operation
-from apps.exchange.services import operation_prepare
+from apps.exchange.services import balances_refresh, operation_prepare
 from apps.kraken.errors import KrakenError
 from apps.market.conversion import ConversionError, value_in
 from apps.notifications.services import notify
@@ -82,6 +84,10 @@ NOT_DEALLOCATABLE = (
     "This strategy does not take deallocations: its funds come back by themselves when the "
     "lock ends."
 )
+NOT_SPENDABLE = (
+    "Only {spendable} {asset} is spendable on {account} (spot less holds, plus auto-earn); "
+    "allocated Earn funds must be deallocated first."
+)
 ABOVE_ALLOCATED = "{account} has {held} {asset} allocated to this strategy; you asked for {amount}."
 QUEUED = (
     "Another allocation or deallocation on this strategy is at Kraken for {account}: yours waits "
@@ -115,6 +121,11 @@ KRAKEN_MESSAGES: tuple[tuple[str, str], ...] = (
     ("EGeneral:Invalid arguments", "Kraken refused the request as invalid; nothing moved."),
 )
 KRAKEN_FAILED = "Kraken reported that it failed ({code}); nothing moved."
+
+
+def plain(number: Decimal) -> str:
+    """A quantity as people write it: no trailing zeros, no exponent (1000, 0.01)."""
+    return format(number.normalize(), "f")
 
 
 def kraken_message(code: str, request: StakeRequest) -> str:
@@ -176,26 +187,67 @@ def _check(
     if errors:
         raise ValidationError(errors)
     if amount < strategy.min_allocation:
-        add("amount", BELOW_MINIMUM.format(minimum=strategy.min_allocation, asset=strategy.asset))
+        add(
+            "amount",
+            BELOW_MINIMUM.format(minimum=plain(strategy.min_allocation), asset=strategy.asset),
+        )
     holding = earn.allocations(account).get(strategy.id)
     held = holding.total if holding else Decimal(0)
     cap = strategy.user_cap
     if direction == Direction.ALLOCATE and cap is not None and held + amount > cap:
         add(
             "amount",
-            ABOVE_CAP.format(account=account.label, cap=cap, asset=strategy.asset, held=held),
+            ABOVE_CAP.format(
+                account=account.label, cap=plain(cap), asset=strategy.asset, held=plain(held)
+            ),
         )
+    if direction == Direction.ALLOCATE:
+        available = _spendable(account, strategy.asset)
+        if available is not None and amount > available:
+            add(
+                "amount",
+                NOT_SPENDABLE.format(
+                    spendable=plain(available), asset=strategy.asset, account=account.label
+                ),
+            )
     if direction == Direction.DEALLOCATE:
         allocated = holding.allocated if holding else Decimal(0)
         if amount > allocated:
             add(
                 "amount",
                 ABOVE_ALLOCATED.format(
-                    account=account.label, held=allocated, asset=strategy.asset, amount=amount
+                    account=account.label,
+                    held=plain(allocated),
+                    asset=strategy.asset,
+                    amount=plain(amount),
                 ),
             )
     if errors:
         raise ValidationError(errors)
+
+
+BALANCES_REFRESH_EVERY = 30  # seconds: at most one REST refresh per account in that time
+
+
+def balances_current(*, account: KrakenAccount, force: bool = False) -> list[AssetBalance]:
+    """The account's Earn-aware balances (apps.exchange.balances), refreshed over REST when
+    the streams have not written them lately. Best effort: without a read key, the rows as
+    they are."""
+    key = f"staking:balances-refreshed:{account.pk}"
+    if force or cache.add(key, 1, BALANCES_REFRESH_EVERY):
+        try:
+            balances_refresh(account=account)
+        except (NoCredential, KrakenError) as error:
+            logger.info("staking: balances of account %s not refreshed: %s", account.pk, error)
+    return account_balances(account=account)
+
+
+def _spendable(account: KrakenAccount, asset: str) -> Decimal | None:
+    """The platform's one definition (spot - holds + auto-earn), or None when the account's
+    balances are not known."""
+    if not balances_current(account=account):
+        return None
+    return spendable(account=account, asset=asset)
 
 
 def _valuation(*, asset: str, amount: Decimal, currency: str) -> tuple[Decimal | None, str, str]:
@@ -445,7 +497,7 @@ def _finish(
             org=row.org,
             user_ids=[row.requested_by_id],
             kind="staking.completed",
-            title=f"{verb} of {row.amount.normalize():f} {row.asset} {outcome}",
+            title=f"{verb} of {plain(row.amount)} {row.asset} {outcome}",
             body=error or f"{row.account.label} · {row.strategy_id}",
             link=f"/o/{row.org.slug}/staking/",
         )
@@ -607,7 +659,7 @@ def _follow_pending(row: StakeRequest) -> None:
             _schedule_follow(row, lock_poll_seconds())
         # The strategy is free again at Kraken (a lock does not keep it busy).
         _start_next(account_id=row.account_id, strategy_id=row.strategy_id)
-    snapshot_account(row.account)
+    _after_change(row.account)
 
 
 def _follow_lock(row: StakeRequest) -> None:
@@ -625,7 +677,14 @@ def _follow_lock(row: StakeRequest) -> None:
             _schedule_follow(row, lock_poll_seconds())
             return
         _finish(row, to=Status.DONE, from_states=(row.status,))
-    snapshot_account(row.account)
+    _after_change(row.account)
+
+
+def _after_change(account: KrakenAccount) -> None:
+    """Funds moved between spot and Earn: a reward snapshot, and fresh balances for every
+    page (best effort; the streams and the hourly snapshot catch up otherwise)."""
+    snapshot_account(account)
+    balances_current(account=account, force=True)
 
 
 def stake_requests_follow_due() -> int:

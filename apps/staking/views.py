@@ -41,6 +41,11 @@ def overview_view(request: HtmxHttpRequest, membership: Membership) -> HttpRespo
         "reward_points": points,
         "chart": selectors.chart_points(points),
         "can_request": membership.can(Capability.REQUEST_FUNDING),
+        # Exchange's Earn-aware balances: Earn funds counted once, spendable by its one rule.
+        "balances": [
+            (account, services.balances_current(account=account))
+            for account in selectors.accounts(org=org)
+        ],
     }
     template = "staking/overview.html" + ("#holdings" if request.htmx else "")
     return render(request, template, context)

@@ -57,6 +57,18 @@ class EarnDesk:
 
 
 @pytest.fixture(autouse=True)
+def staking_cache_starts_empty() -> None:
+    """Earn reads are cached per account id, and test databases reuse ids from run to run."""
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match="*staking:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(autouse=True)
 def staking_hooks() -> Iterator[None]:
     """The exchange's tests clear every result hook after each of theirs: make sure staking's
     are registered (once) for ours."""

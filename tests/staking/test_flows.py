@@ -91,10 +91,15 @@ def test_an_allocation_goes_pending_then_allocated_and_notifies(
     )
 
 
-def test_insufficient_funds_fail_with_a_clear_message(
-    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker
+def test_insufficient_funds_at_kraken_fail_with_a_clear_message(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker, earn_sandbox: Any
 ) -> None:
-    row, _ = ask(treasurer, desk, DOT_FLEX, "5000")  # the account holds 1000 DOT
+    # 600 of the 1000 DOT earn in auto-earn: spendable (the portal lets it through), but
+    # Kraken pays an allocation from the spot wallet only.
+    earn_sandbox.control(
+        "POST", f"/sandbox/accounts/{desk.account_id}/auto-earn", {"asset": "DOT", "amount": "600"}
+    )
+    row, _ = ask(treasurer, desk, DOT_FLEX, "500")
     settles(row, Status.FAILED)
     assert row.error.startswith("Not enough DOT available on")
     assert "EEarnings:Insufficient funds" in row.error
@@ -191,3 +196,24 @@ def test_a_lost_answer_is_reconciled_and_the_allocation_happens_exactly_once(
     settles(row, Status.DONE)
     amounts = [-Decimal(e["amount"]) for e in earn_ledger(earn_sandbox, desk, "DOT")]
     assert amounts == [Decimal(9)]  # once
+
+
+def test_earn_holdings_are_counted_once_and_never_as_zero(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker, earn_sandbox: Any
+) -> None:
+    row, _ = ask(treasurer, desk, DOT_FLEX, "250")
+    settles(row, Status.DONE)
+    dot = next(
+        b for b in services.balances_current(account=desk.account, force=True) if b.asset == "DOT"
+    )
+    assert dot.spot == Decimal(750)
+    assert Decimal(250) <= dot.earn["flexible"] < Decimal("250.01")  # with its rewards
+    assert Decimal(1000) <= dot.total < Decimal("1000.01")  # once: not 1250, not 750
+    assert dot.spendable == Decimal(750)  # allocated funds are not spendable
+    # While a deallocation is pending, the funds are still Earn funds: never zero anywhere.
+    out, _ = ask(treasurer, desk, DOT_FLEX, "250", direction="deallocate")
+    settles(out, Status.PENDING, Status.DONE)
+    dot = next(
+        b for b in services.balances_current(account=desk.account, force=True) if b.asset == "DOT"
+    )
+    assert Decimal(1000) <= dot.total < Decimal("1000.01")

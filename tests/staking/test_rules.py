@@ -63,9 +63,7 @@ def test_below_the_minimum_is_refused_next_to_the_amount(
 ) -> None:
     with pytest.raises(ValidationError) as refused:
         ask(treasurer, desk, DOT_FLEX, "0.001")
-    assert services.BELOW_MINIMUM.format(minimum=Decimal("0.01"), asset="DOT") in _messages(
-        refused.value
-    )
+    assert services.BELOW_MINIMUM.format(minimum="0.01", asset="DOT") in _messages(refused.value)
     assert not StakeRequest.objects.exists()
     assert not Operation.objects.exists()
 
@@ -76,6 +74,14 @@ def test_above_the_accounts_cap_is_refused(
     with pytest.raises(ValidationError) as refused:
         ask(treasurer, desk, USDC_FLEX, "100001")
     assert "above the strategy's cap of 100000 USDC" in _messages(refused.value)
+
+
+def test_more_than_is_spendable_is_refused(
+    desk: EarnDesk, treasurer: Membership, earn_prices: None
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        ask(treasurer, desk, DOT_FLEX, "1000.5")  # the account holds 1000 DOT
+    assert "Only 1000 DOT is spendable on" in _messages(refused.value)
 
 
 def test_auto_earn_is_never_allocatable(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
@@ -21,6 +21,7 @@ from apps.staking.selectors import LOCK_TYPES, SORTS
 STEP_UP_PURPOSE = "Allocating or deallocating Earn funds"
 
 CANCELLED = "Request cancelled."
+WHICH_REQUEST = "Say which request to cancel (request_id)."
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -127,7 +128,10 @@ def request_create_view(request: HtmxHttpRequest, membership: Membership) -> Htt
 @require_POST
 @org_view(Capability.REQUEST_FUNDING)
 def request_cancel_view(request: HtmxHttpRequest, membership: Membership) -> HttpResponseBase:
-    row = selectors.request_get(org=membership.org, pk=request.POST.get("request_id", ""))
+    request_id = request.POST.get("request_id", "")
+    if not request_id.isdigit():
+        return HttpResponseBadRequest(WHICH_REQUEST)
+    row = selectors.request_get(org=membership.org, pk=request_id)
     try:
         services.stake_request_cancel(row=row, membership=membership)
     except (ValidationError, PermissionDenied) as error:

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from apps.approvals.models import ApprovalRequest
 from apps.approvals.policies import policy_for, policy_tiers_replace
 from apps.approvals.registry import TierSpec
+from apps.approvals.services import approval_decide
 from apps.exchange import services as exchange_services
 from apps.exchange.models import Operation, State
 from apps.notifications.models import Notification
@@ -217,3 +219,55 @@ def test_earn_holdings_are_counted_once_and_never_as_zero(
         b for b in services.balances_current(account=desk.account, force=True) if b.asset == "DOT"
     )
     assert Decimal(1000) <= dot.total < Decimal("1000.01")
+
+
+def _approval_for_everything(owner: Membership) -> None:
+    for kind in (services.KIND_ALLOCATE, services.KIND_DEALLOCATE):
+        policy_tiers_replace(
+            policy_for(org=owner.org, kind=kind),
+            [TierSpec(Decimal(0), 1, (Role.OWNER, Role.APPROVER))],
+        )
+
+
+def test_an_approved_request_goes_to_kraken_as_the_member_who_asked(
+    desk: EarnDesk,
+    treasurer: Membership,
+    approver: Membership,
+    owner: Membership,
+    staking_worker: CeleryWorker,
+) -> None:
+    _approval_for_everything(owner)
+    row, message = ask(treasurer, desk, DOT_FLEX, "5")
+    assert message == services.AWAITING_APPROVAL
+    approval = ApprovalRequest.objects.get(pk=row.approval_id)
+    approval_decide(
+        approval=approval,
+        actor=approver,
+        verdict="approve",
+        fingerprint_seen=approval.fingerprint,
+        stepped_up=True,
+    )
+    settles(row, Status.DONE)
+    approval.refresh_from_db()
+    assert approval.status == ApprovalRequest.Status.EXECUTED
+    assert Operation.objects.get(pk=row.operation_id).requested_by_id == treasurer.user_id
+
+
+def test_a_rejected_request_is_closed_and_never_sent(
+    desk: EarnDesk, treasurer: Membership, approver: Membership, owner: Membership
+) -> None:
+    _approval_for_everything(owner)
+    row, _ = ask(treasurer, desk, DOT_FLEX, "5")
+    approval = ApprovalRequest.objects.get(pk=row.approval_id)
+    approval_decide(
+        approval=approval,
+        actor=approver,
+        verdict="reject",
+        fingerprint_seen=approval.fingerprint,
+        stepped_up=True,
+    )
+    assert services.stake_requests_follow_due() == 1
+    row.refresh_from_db()
+    assert row.status == Status.CANCELLED
+    assert row.error == "The approval request was rejected."
+    assert row.operation_id is None

@@ -195,3 +195,30 @@ def test_a_queued_request_can_be_cancelled_by_its_requester_only(
     services.stake_request_cancel(row=queued, membership=treasurer)
     queued.refresh_from_db()
     assert queued.status == StakeRequest.Status.CANCELLED
+
+
+def test_the_daily_digest_tells_treasurers_and_owners_what_earn_paid(
+    desk: EarnDesk,
+    treasurer: Membership,
+    owner: Membership,
+    viewer: Membership,
+    earn_sandbox: Any,
+    earn_prices: None,
+) -> None:
+    from apps.notifications.models import Notification
+    from apps.staking.models import RewardSnapshot
+
+    desk.look(earn_sandbox, "Earn/Allocate", {"strategy_id": DOT_FLEX, "amount": "500"})
+    earn_sandbox.advance(5)  # processed
+    services.snapshot_account(desk.account)
+    earn_sandbox.advance(86400)  # a day of rewards at the strategy's APR
+    services.snapshot_account(desk.account)
+    first, last = RewardSnapshot.objects.filter(strategy_id=DOT_FLEX).order_by("taken_at", "id")
+    assert last.rewarded > first.rewarded
+    assert last.price is not None
+    assert last.currency == "USD"
+    assert services.rewards_digest_send() == 1
+    notes = Notification.objects.filter(kind="staking.rewards")
+    assert {n.recipient_id for n in notes} == {treasurer.user_id, owner.user_id}
+    gained = last.rewarded - first.rewarded
+    assert notes[0].body == f"{gained.normalize():f} DOT"

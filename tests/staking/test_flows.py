@@ -271,3 +271,31 @@ def test_a_rejected_request_is_closed_and_never_sent(
     assert row.status == Status.CANCELLED
     assert row.error == "The approval request was rejected."
     assert row.operation_id is None
+
+
+def test_a_lost_answer_to_a_bonded_deallocation_is_found_while_it_unbonds(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker, earn_sandbox: Any
+) -> None:
+    row, _ = ask(treasurer, desk, SOL_BONDED, "2")
+    settles(row, Status.BONDING)
+    earn_sandbox.advance(DAY + 60)
+    settles(row, Status.DONE)
+    earn_sandbox.set_faults(
+        [{"kind": "lost_response", "endpoint": "Earn/Deallocate", "probability": 1.0, "count": 1}]
+    )
+    out, _ = ask(treasurer, desk, SOL_BONDED, "2", direction="deallocate")
+
+    def unknown() -> bool:
+        return Operation.objects.get(pk=out.operation_id).state == State.UNKNOWN
+
+    wait_for(unknown, within=30, what="the lost answer to leave the operation UNKNOWN")
+    earn_sandbox.advance(5)  # processed: nothing is back in spot, the funds unbond for 3 days
+    # Nothing in the ledger yet: the unbonding allocation is the trace, not a miss.
+    exchange_services.operation_reconcile(operation_id=out.operation_id)
+    operation = Operation.objects.get(pk=out.operation_id)
+    assert operation.state == State.DONE, operation.reconcile_note
+    assert operation.result["unbonding"]
+    settles(out, Status.UNBONDING)
+    holding = desk.holding(earn_sandbox, SOL_BONDED)
+    assert holding is not None
+    assert holding["amount_allocated"]["unbonding"]["allocation_count"] == 1  # deallocated once

@@ -60,6 +60,9 @@ class StakeRequest(models.Model):
         Operation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     approval_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # Set by unattended callers (a workflow run: "schedules.run:<id>"): asking again with the
+    # same key returns this request instead of a second one.
+    idempotency_key = models.CharField(max_length=100, blank=True)
     error = models.TextField(blank=True)
     # Bonding/unbonding: when Kraken says the lock ends, and its `expires` as Kraken wrote it
     # (how the lock is recognised in Allocations until it is gone).
@@ -86,6 +89,11 @@ class StakeRequest(models.Model):
                 fields=("account", "strategy_id"),
                 condition=Q(status__in=["sending", "pending"]),
                 name="staking_one_request_at_kraken",
+            ),
+            models.UniqueConstraint(
+                fields=("org", "idempotency_key"),
+                condition=~Q(idempotency_key=""),
+                name="staking_request_idempotency_key_once",
             ),
         )
 

@@ -222,3 +222,66 @@ def test_the_daily_digest_tells_treasurers_and_owners_what_earn_paid(
     assert {n.recipient_id for n in notes} == {treasurer.user_id, owner.user_id}
     gained = last.rewarded - first.rewarded
     assert notes[0].body == f"{gained.normalize():f} DOT"
+
+
+def test_asking_again_with_the_same_key_returns_the_first_request(
+    desk: EarnDesk, treasurer: Membership, earn_prices: None
+) -> None:
+    first, _ = services.stake_request_create(
+        membership=treasurer,
+        account=desk.account,
+        strategy_id=DOT_FLEX,
+        direction="allocate",
+        amount=Decimal(10),
+        idempotency_key="schedules.run:7",
+    )
+    again, message = services.stake_request_create(
+        membership=treasurer,
+        account=desk.account,
+        strategy_id=DOT_FLEX,
+        direction="allocate",
+        amount=Decimal(10),
+        idempotency_key="schedules.run:7",
+    )
+    assert again.pk == first.pk
+    assert message == services.ALREADY_ASKED
+    assert StakeRequest.objects.count() == 1
+    assert Operation.objects.count() == 1
+
+
+def test_an_approval_given_beforehand_covers_a_request_above_the_threshold(
+    desk: EarnDesk, treasurer: Membership, owner: Membership, earn_prices: None
+) -> None:
+    from apps.approvals.models import ApprovalRequest
+
+    given = ApprovalRequest.objects.create(
+        org=owner.org,
+        kind="schedules.workflow",
+        requester=owner.user,
+        summary={},
+        fingerprint="x",
+        required_approvals=1,
+        status=ApprovalRequest.Status.APPROVED,
+        expires_at=owner.org.created_at,
+    )
+    row, message = services.stake_request_create(
+        membership=treasurer,
+        account=desk.account,
+        strategy_id=USDC_FLEX,
+        direction="allocate",
+        amount=Decimal(20000),  # above the 10 000 USD threshold
+        preapproved=given,
+    )
+    assert message == services.SENT
+    assert row.approval_id == given.pk
+    given.status = ApprovalRequest.Status.REJECTED
+    given.save()
+    with pytest.raises(ValidationError):
+        services.stake_request_create(
+            membership=treasurer,
+            account=desk.account,
+            strategy_id=USDC_FLEX,
+            direction="allocate",
+            amount=Decimal(5),
+            preapproved=given,
+        )

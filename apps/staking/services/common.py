@@ -54,6 +54,8 @@ QUEUED = (
     "in the queue (position {position}) and starts when it finishes."
 )
 AWAITING_APPROVAL = "Above the approval threshold: the request waits for approval."
+ALREADY_ASKED = "This was asked already; here is the request it made."
+NOT_PREAPPROVED = "The approval given for this is not an approved request of this organization."
 SENT = "Sent to Kraken; it shows as pending until Kraken has processed it."
 NOT_CANCELLABLE = "Only a request that waits (for approval or in the queue) can be cancelled."
 CANCEL_NOT_YOURS = "Only the requester or an owner can cancel this request."

@@ -46,6 +46,7 @@ from apps.staking.services.common import (
     ABOVE_ALLOCATED,
     ABOVE_CAP,
     ACCOUNT_UNKNOWN,
+    ALREADY_ASKED,
     AMOUNT_NOT_POSITIVE,
     APPROVAL_KIND,
     AUTO_EARN,
@@ -56,6 +57,7 @@ from apps.staking.services.common import (
     NOT_ALLOWED,
     NOT_CANCELLABLE,
     NOT_DEALLOCATABLE,
+    NOT_PREAPPROVED,
     NOT_SPENDABLE,
     OPERATION_KIND,
     QUEUED,
@@ -199,11 +201,30 @@ def stake_request_create(
     direction: str,
     amount: Decimal,
     request: HttpRequest | None = None,
+    idempotency_key: str = "",
+    preapproved: ApprovalRequest | None = None,
 ) -> tuple[StakeRequest, str]:
     """Ask for a (de)allocation; returns the request and what to tell the member. Raises
-    ValidationError (field-keyed where a field is at fault) and PermissionDenied."""
+    ValidationError (field-keyed where a field is at fault) and PermissionDenied.
+
+    For unattended callers (a scheduled workflow's run): `idempotency_key` makes a repeated
+    call return the request the first one made instead of asking twice, and `preapproved` is
+    the approval that already covers it (approved, same organization), so it is not asked
+    again."""
     if not membership.can(Capability.REQUEST_FUNDING):
         raise PermissionDenied(NOT_ALLOWED)
+    if idempotency_key:
+        earlier = StakeRequest.objects.filter(
+            org=membership.org, idempotency_key=idempotency_key
+        ).first()
+        if earlier is not None:
+            return earlier, ALREADY_ASKED
+    if preapproved is not None and (
+        preapproved.org_id != membership.org_id
+        or preapproved.status
+        not in (ApprovalRequest.Status.APPROVED, ApprovalRequest.Status.EXECUTED)
+    ):
+        raise ValidationError(NOT_PREAPPROVED)
     if account.org_id != membership.org_id or account.archived_at is not None:
         raise ValidationError({"account": [ACCOUNT_UNKNOWN]})
     direction = Direction(direction)
@@ -232,6 +253,8 @@ def stake_request_create(
         currency=policy.currency if value is not None else "",
         requested_by=membership.user,
         status=Status.AWAITING_APPROVAL,
+        idempotency_key=idempotency_key,
+        approval_id=preapproved.pk if preapproved is not None else None,
     )
     row.full_clean()
     row.save()
@@ -249,7 +272,7 @@ def stake_request_create(
             "currency": row.currency,
         },
     )
-    if approval_needed(org=membership.org, kind=kind, value=value):
+    if preapproved is None and approval_needed(org=membership.org, kind=kind, value=value):
         summary: dict[str, Any] = {
             "account": account.label,
             "strategy_id": strategy.id,

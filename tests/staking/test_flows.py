@@ -4,10 +4,12 @@ sandbox with its errors, its clock and a lost answer."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from apps.approvals.models import ApprovalRequest
 from apps.approvals.policies import policy_for, policy_tiers_replace
@@ -299,3 +301,20 @@ def test_a_lost_answer_to_a_bonded_deallocation_is_found_while_it_unbonds(
     holding = desk.holding(earn_sandbox, SOL_BONDED)
     assert holding is not None
     assert holding["amount_allocated"]["unbonding"]["allocation_count"] == 1  # deallocated once
+
+
+def test_a_request_whose_hook_never_ran_is_picked_up_by_the_beat(
+    desk: EarnDesk, treasurer: Membership
+) -> None:
+    row, _ = ask(treasurer, desk, DOT_FLEX, "3")
+    # The process died between the operation's settling and its hook (nothing was sent here:
+    # no worker runs; the operation is marked as a dead worker would have left it).
+    Operation.objects.filter(pk=row.operation_id).update(
+        state=State.REJECTED,
+        error_code="EEarnings:Below min:(De)allocation operation amount less than minimum",
+        settled_at=timezone.now() - timedelta(minutes=10),
+    )
+    assert services.stake_requests_follow_due() == 1
+    row.refresh_from_db()
+    assert row.status == Status.FAILED
+    assert row.error.startswith("Below the strategy's minimum; nothing moved.")

@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.approvals.models import ApprovalRequest
-from apps.exchange.models import Operation
+from apps.exchange.models import Operation, State
 from apps.kraken.errors import KrakenError
 from apps.orgs.models import KrakenAccount
 from apps.staking import earn
@@ -223,6 +223,19 @@ def stake_requests_follow_due() -> int:
         with transaction.atomic(durable=True):
             _schedule_follow(row, 0)
         touched += 1
+    # A request still `sending` whose operation settled long ago: its hook did not run (the
+    # process died between the operation's commit and the hook). Run it now.
+    hooks = {
+        State.DONE: on_operation_done,
+        State.REJECTED: on_operation_refused,
+        State.NOT_PLACED: on_operation_not_placed,
+    }
+    for row in StakeRequest.objects.select_related("operation").filter(
+        status=Status.SENDING, operation__settled_at__lt=overdue
+    ):
+        if row.operation is not None and row.operation.state in hooks:
+            hooks[State(row.operation.state)](row.operation)
+            touched += 1
     ended = [
         ApprovalRequest.Status.REJECTED,
         ApprovalRequest.Status.EXPIRED,

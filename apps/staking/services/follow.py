@@ -247,13 +247,18 @@ def stake_requests_follow_due() -> int:
     ):
         approval = ApprovalRequest.objects.filter(pk=row.approval_id or 0).first()
         if approval is None or approval.status in ended:
-            reason = approval.get_status_display().lower() if approval else "gone"
+            if approval is None:
+                error = "The approval request is gone."
+            elif approval.status == ApprovalRequest.Status.FAILED:
+                error = f"Approved, but it could not be sent: {approval.error}"
+            else:
+                error = f"The approval request was {approval.get_status_display().lower()}."
             with transaction.atomic(durable=True):
                 _finish(
                     row,
                     to=Status.CANCELLED,
                     from_states=(Status.AWAITING_APPROVAL,),
-                    error=f"The approval request was {reason}.",
+                    error=error,
                 )
             touched += 1
     return touched

@@ -31,6 +31,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kraken_portal.settings.base")
 # Read from the environment, not settings: beat builds its schedule before Django is set up.
 EXCHANGE_RECONCILE_EVERY = float(os.environ.get("EXCHANGE_RECONCILE_EVERY", "30"))
 STAKING_SNAPSHOT_EVERY = float(os.environ.get("STAKING_SNAPSHOT_EVERY", "3600"))
+SCHEDULES_TICK_EVERY = float(os.environ.get("SCHEDULES_TICK_EVERY", "15"))
 
 app = Celery("kraken_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -104,5 +105,13 @@ app.conf.beat_schedule = {
     "staking-rewards-digest": {
         "task": "apps.staking.tasks.rewards_digest_task",
         "schedule": crontab(hour=7, minute=0),
+    },
+    # Every 15 s (SCHEDULES_TICK_EVERY, at most 30): claim the workflow slots that are due,
+    # exactly once each (a unique constraint on workflow and slot; two beats racing split the
+    # work), apply the catch-up rule to slots missed while down, and requeue runs whose task
+    # or worker was lost (apps/schedules/ticks.py).
+    "schedules-tick": {
+        "task": "apps.schedules.tasks.schedules_tick_task",
+        "schedule": SCHEDULES_TICK_EVERY,
     },
 }

@@ -176,9 +176,11 @@ def make_reader(
     *,
     balances: dict[str, str] | None = None,
     account: Any = None,
+    without: frozenset[str] = frozenset(),
 ) -> Reader:
     account_id = sandbox.create_account(balances or BALANCES, tier="pro")
-    api_key, secret = sandbox.create_key(account_id, permissions=_permissions("trading"))
+    permissions = [p for p in _permissions("trading") if p not in without]
+    api_key, secret = sandbox.create_key(account_id, permissions=permissions)
     other_key, other_secret = sandbox.create_key(account_id)
     account = account or master_account(membership.org, tier="pro")
     credential = credential_create(

@@ -11,7 +11,7 @@ import pytest
 from django.db import transaction
 
 from apps.exchange import services
-from apps.exchange.balances import asset_balance
+from apps.exchange.balances import asset_balance, spendable
 from apps.exchange.models import (
     AccountBalance,
     BalanceSource,
@@ -23,7 +23,7 @@ from apps.exchange.models import (
 )
 from apps.exchange.streams.hooks import stream_hook_register, streams_tick_register
 from apps.orgs.models import Membership
-from tests.exchange.conftest import Reader, eventually
+from tests.exchange.conftest import Reader, eventually, make_reader
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
@@ -313,3 +313,59 @@ def test_the_token_is_renewed_in_the_background_and_a_refused_one_replaced(
     eventually(lambda: stream.status.reconnects > reconnects and stream.subscribed.is_set())
     eventually(lambda: closed_order(reader, txid))
     assert "token" in stream.status.last_error.lower()
+
+
+def test_holds_follow_open_orders_without_a_rest_call(
+    reader: Reader, run_streams: Any, exchange_sandbox: Any
+) -> None:
+    """Kraken's `balances` channel carries no holds: the stream derives them from the open
+    orders it records, and they agree with BalanceEx's hold_trade."""
+    streams = run_streams()
+    streams.wait_subscribed(reader.account.pk)
+    before = rest_calls(exchange_sandbox, reader.api_key)
+    sell = reader.direct(
+        exchange_sandbox,
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "sell", "ordertype": "limit", "volume": "2", "price": "9999999"},
+    )["txid"][0]
+    buy = reader.direct(
+        exchange_sandbox,
+        "AddOrder",
+        {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.5", "price": "1000"},
+    )["txid"][0]
+    eventually(lambda: asset_balance(account=reader.account, asset="BTC").held == Decimal("2"))
+    eventually(lambda: asset_balance(account=reader.account, asset="USD").held > 0)
+    assert spendable(account=reader.account, asset="BTC") == Decimal("3")
+    assert rest_calls(exchange_sandbox, reader.api_key) == before
+    kraken = reader.direct(exchange_sandbox, "BalanceEx")
+    assert asset_balance(account=reader.account, asset="BTC").held == Decimal(
+        kraken["XXBT"]["hold_trade"]
+    )
+    assert asset_balance(account=reader.account, asset="USD").held == Decimal(
+        kraken["ZUSD"]["hold_trade"]
+    )
+    # Cancelled: nothing held any more.
+    reader.direct(exchange_sandbox, "CancelOrder", {"txid": sell})
+    reader.direct(exchange_sandbox, "CancelOrder", {"txid": buy})
+    eventually(lambda: asset_balance(account=reader.account, asset="BTC").held == 0)
+    eventually(lambda: asset_balance(account=reader.account, asset="USD").held == 0)
+    assert spendable(account=reader.account, asset="BTC") == Decimal("5")
+
+
+def test_a_key_that_cannot_read_the_ledger_still_streams(
+    owner: Membership, run_streams: Any, exchange_sandbox: Any
+) -> None:
+    """A refused gap fill (no Query Ledger permission) is logged, not retried for ever: the
+    stream goes on with what the snapshots give (orders, fills, balances)."""
+    reader = make_reader(exchange_sandbox, owner, without=frozenset({"query_ledger"}))
+    streams = run_streams()
+    stream = streams.wait_subscribed(reader.account.pk)
+    first = market_buy(reader, exchange_sandbox)
+    eventually(lambda: closed_order(reader, first))
+    exchange_sandbox.set_faults([{"kind": "ws_drop_on_fill", "probability": 1.0, "count": 1}])
+    txid = market_buy(reader, exchange_sandbox, volume="0.02")
+    order = eventually(lambda: closed_order(reader, txid))
+    eventually(lambda: filled(order) == Decimal("0.02"))
+    spot_matches_kraken(reader, exchange_sandbox, "BTC", "USD")
+    eventually(lambda: stream.subscribed.is_set())
+    assert "PermissionDenied" in stream.status.last_error

@@ -107,7 +107,7 @@ def status() -> dict[str, Any]:
         own = {key.decode(): client.hgetall(key) for key in client.scan_iter(f"{PROCESS_KEY}:*")}
     finally:
         client.close()
-    found = {k.decode(): v.decode() for k, v in raw.items()}
+    found: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
     found["accounts"] = json.loads(found.get("accounts") or "{}")
     found["pids"] = {
         key.rsplit(":", 1)[1]: int(value[b"pid"]) for key, value in own.items() if b"pid" in value
@@ -128,10 +128,15 @@ def test_a_standby_takes_over_when_the_active_process_is_killed(
 ) -> None:
     reader: Reader = make_reader(exchange_sandbox, owner)
     first, second = commands(), commands()
-    active = eventually(lambda: subscribed_by(reader.account.pk), timeout=60)
-    active_pid = active["pids"][active["owner"]]
     processes = {first.process.pid: first, second.process.pid: second}
-    assert set(processes) <= set(active["pids"].values())  # both run: one active, one standby
+
+    def both_up() -> dict[str, Any] | None:
+        # One holds the account's socket, and both report (one active, one standby).
+        found = subscribed_by(reader.account.pk)
+        return found if found and set(processes) <= set(found["pids"].values()) else None
+
+    active = eventually(both_up, timeout=60)
+    active_pid = active["pids"][active["owner"]]
     txid = market_buy(reader, exchange_sandbox)
     eventually(lambda: closed_order(reader, txid))
 

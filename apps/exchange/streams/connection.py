@@ -35,7 +35,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,7 +50,7 @@ from redis.asyncio import Redis
 
 from apps.exchange.streams import live, records
 from apps.kraken.client import KrakenKey, kraken_private, websocket_token
-from apps.kraken.errors import KrakenError, PermissionDeniedError
+from apps.kraken.errors import KrakenError
 from apps.orgs.models import KrakenAccount
 from apps.vault.services import KeyPurpose, credential_key_for_task
 
@@ -300,7 +300,7 @@ class AccountStream:
                 snapshot=snapshot,
             )
             if snapshot:
-                await self._fill_order_gap(data, None if known else since)
+                await self._gap_fill(self._fill_order_gap(data, None if known else since))
                 await self._mark_live("executions")
         else:
             if snapshot:
@@ -308,7 +308,9 @@ class AccountStream:
                 await self._apply(
                     records.apply_balances_snapshot, account_id=self.account_id, data=data
                 )
-                await self._fill_ledger_gap(since, self._subscribed_at.get("balances"))
+                await self._gap_fill(
+                    self._fill_ledger_gap(since, self._subscribed_at.get("balances"))
+                )
                 await self._mark_live("balances")
             else:
                 await self._apply(
@@ -338,6 +340,19 @@ class AccountStream:
         return await self._db(write_and_publish)
 
     # -- gap fills ----------------------------------------------------------------------------
+
+    async def _gap_fill(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a gap fill. A passing failure (Kraken busy, the rate budget, the network)
+        ends the connection before its StreamMark is written, so the next one tries the same
+        gap again; a definite refusal (a key without the permission, say) would refuse every
+        time: it is logged and the stream goes on with what the snapshots give."""
+        try:
+            await work
+        except KrakenError as error:
+            if error.transient:
+                raise
+            self.status.last_error = f"gap fill: {type(error).__name__}: {error}"[:200]
+            logger.warning("streams: account %s gap fill refused: %s", self.account_id, error)
 
     async def _gap_start(
         self, channel: str, last_recorded: Callable[..., datetime | None]
@@ -402,25 +417,21 @@ class AccountStream:
 
     async def _fill_ledger_gap(self, last: datetime | None, until: datetime | None) -> None:
         """Ledger entries booked while the socket was down, up to this subscription (later
-        ones stream, and must move the balances when they do); best effort: a key without
-        Query Ledger keeps the balances, which the snapshot has, and misses only entries."""
+        ones stream, and must move the balances when they do). A key without Query Ledger is
+        refused (see _gap_fill): the balances, which the snapshot has, stay right; only the
+        entries of the gap are missing."""
         if last is None:
             return
         params: dict[str, Any] = {"start": f"{(last - GAP_MARGIN).timestamp():.6f}"}
         if until is not None:
             params["end"] = f"{until.timestamp():.6f}"
         offset = 0
-        try:
-            while True:
-                answer = await self._rest(self._read, "Ledgers", {**params, "ofs": offset})
-                page = answer.get("ledger") or {}
-                if not page:
-                    break
-                await self._apply(
-                    records.apply_rest_ledgers, account_id=self.account_id, ledgers=page
-                )
-                offset += len(page)
-                if offset >= int(answer.get("count") or 0):
-                    break
-        except PermissionDeniedError:
-            logger.info("streams: account %s key cannot read the ledger", self.account_id)
+        while True:
+            answer = await self._rest(self._read, "Ledgers", {**params, "ofs": offset})
+            page = answer.get("ledger") or {}
+            if not page:
+                break
+            await self._apply(records.apply_rest_ledgers, account_id=self.account_id, ledgers=page)
+            offset += len(page)
+            if offset >= int(answer.get("count") or 0):
+                break

@@ -15,7 +15,7 @@ class StakingConfig(AppConfig):
         from apps.exchange.models import Kind
         from apps.notifications.kinds import notification_kind_register
         from apps.orgs.permissions import Role
-        from apps.staking import services
+        from apps.staking import services, workflow_actions
 
         for kind in (Kind.EARN_ALLOCATE, Kind.EARN_DEALLOCATE):
             operation_hook_register(
@@ -47,3 +47,5 @@ class StakingConfig(AppConfig):
             "staking.completed", "Earn allocation or deallocation finished", default_email=False
         )
         notification_kind_register("staking.rewards", "Daily Earn rewards", default_email=False)
+        # The scheduled workflows' "keep X spendable, allocate the rest to strategy S".
+        workflow_actions.register()

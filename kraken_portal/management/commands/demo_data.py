@@ -93,6 +93,11 @@ DEMO_KEYS: tuple[tuple[str, str, str, bool], ...] = (
     (DEMO_SUBACCOUNT_LABEL, Role.OWNER, "trading", True),
     (DEMO_SUBACCOUNT_LABEL, Role.OWNER, "funding", True),
 )
+# Earn on the demo: auto-earn DOT on the master, and one allocation to Kraken's example
+# strategy (DOT, flexible) asked by the treasurer.
+DEMO_AUTO_EARN_DOT = "400"
+DEMO_EARN_STRATEGY = "ESRFUO3-Q62XD-WIOIL7"
+DEMO_EARN_ALLOCATION = "250"
 # Labels the demo used before it had accounts; their keys are revoked when it refreshes.
 LEGACY_KEY_LABEL_PREFIX = "Demo sandbox "
 KEY_PERMISSIONS = {
@@ -108,7 +113,8 @@ KEY_PERMISSIONS = {
     # Exactly what the portal's own least-privilege table says funding needs, read from it so
     # the two cannot drift: a demo key that can do more would set off the portal's warning
     # about over-privileged keys, and teach the opposite of what the warning says.
-    "funding": sorted(str(permission) for permission in NEEDED[Use.FUNDING]),
+    # Earn (Allocate/Deallocate) is an optional call of funding keys, which staking makes.
+    "funding": sorted({*(str(permission) for permission in NEEDED[Use.FUNDING]), "earn"}),
 }
 
 
@@ -161,10 +167,12 @@ class Command(BaseCommand):
         sandbox_note = ""
         if options["wait_for_sandbox"]:
             try:
-                self._provision_keys(memberships)
+                created = self._provision_keys(memberships)
                 self._treasury(memberships[Role.OWNER])
             except SandboxUnavailable as exc:
                 sandbox_note = f"  (sandbox keys not provisioned: {exc})\n"
+            else:
+                sandbox_note = self._demo_staking(memberships, created)
         self._announce(password, sandbox_note)
 
     def _refuse_production(self) -> None:
@@ -349,7 +357,43 @@ class Command(BaseCommand):
             )
         return {DEMO_MASTER_LABEL: master, DEMO_SUBACCOUNT_LABEL: sub}
 
-    def _provision_keys(self, memberships: dict[str, Membership]) -> None:
+    def _demo_staking(self, memberships: dict[str, Membership], created: bool) -> str:
+        """Earn on the demo: auto-earn DOT on a fresh master account, and one allocation to the
+        DOT flexible strategy asked by the treasurer (through the portal's own service: below
+        the threshold it goes to Kraken, without a fresh price it waits for approval)."""
+        from decimal import Decimal
+
+        from django.core.exceptions import PermissionDenied
+
+        from apps.staking.models import StakeRequest
+        from apps.staking.services import stake_request_create
+
+        if created:
+            self._control(
+                "POST",
+                f"/sandbox/accounts/{DEMO_MASTER_ID}/auto-earn",
+                {"asset": "DOT", "amount": DEMO_AUTO_EARN_DOT},
+            )
+        treasurer = memberships[Role.TREASURER]
+        if StakeRequest.objects.filter(org=treasurer.org).exists():
+            return ""
+        account = kraken_account_master(org=treasurer.org)
+        if account is None:
+            return ""
+        try:
+            stake_request_create(
+                membership=treasurer,
+                account=account,
+                strategy_id=DEMO_EARN_STRATEGY,
+                direction="allocate",
+                amount=Decimal(DEMO_EARN_ALLOCATION),
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            reason = " ".join(getattr(exc, "messages", [str(exc)]))
+            return f"  (demo Earn allocation not asked: {reason})\n"
+        return ""
+
+    def _provision_keys(self, memberships: dict[str, Membership]) -> bool:
         from apps.vault.models import Credential
         from apps.vault.probe import credential_probe
         from apps.vault.services import credential_create, credential_revoke, credential_test
@@ -409,6 +453,7 @@ class Command(BaseCommand):
             # here, designated keys included. Its conditional claim means a worker that got
             # there first does it alone.
             credential_probe(credential_id=credential.pk)
+        return sandbox_ids[DEMO_MASTER_LABEL][1]
 
     def _treasury(self, owner: Membership) -> None:
         """The treasury's demo: a withdrawal address on Kraken for the master account,

@@ -1,36 +1,41 @@
 from django.apps import AppConfig
 
 
+def register_hooks() -> None:
+    """The orders' reaction to their operations' outcomes (apps.exchange.hooks)."""
+    from apps.exchange.hooks import operation_hook_register
+    from apps.exchange.models import Kind
+    from apps.trading import services
+
+    operation_hook_register(
+        Kind.ADD_ORDER,
+        on_done=services.on_add_order_done,
+        on_rejected=services.on_add_order_rejected,
+        on_not_placed=services.on_add_order_not_placed,
+    )
+    operation_hook_register(
+        Kind.AMEND_ORDER,
+        on_done=services.on_amend_done,
+        on_rejected=services.on_amend_failed,
+        on_not_placed=services.on_amend_failed,
+    )
+    operation_hook_register(
+        Kind.CANCEL_ORDER,
+        on_done=services.on_cancel_done,
+        on_rejected=services.on_cancel_failed,
+        on_not_placed=services.on_cancel_failed,
+    )
+    operation_hook_register(Kind.CANCEL_ALL, on_done=services.on_cancel_all_done)
+
+
 class TradingConfig(AppConfig):
     name = "apps.trading"
     label = "trading"
 
     def ready(self) -> None:
-        from apps.exchange.hooks import operation_hook_register
-        from apps.exchange.models import Kind
         from apps.market.panels import pair_panel_register
-        from apps.trading import services
         from apps.trading.views import render_ticket_panel
 
-        # The orders' reaction to their operations' outcomes (apps.exchange.hooks).
-        operation_hook_register(
-            Kind.ADD_ORDER,
-            on_done=services.on_add_order_done,
-            on_rejected=services.on_add_order_rejected,
-            on_not_placed=services.on_add_order_not_placed,
-        )
-        operation_hook_register(
-            Kind.AMEND_ORDER,
-            on_done=services.on_amend_done,
-            on_rejected=services.on_amend_failed,
-            on_not_placed=services.on_amend_failed,
-        )
-        operation_hook_register(
-            Kind.CANCEL_ORDER,
-            on_done=services.on_cancel_done,
-            on_rejected=services.on_cancel_failed,
-            on_not_placed=services.on_cancel_failed,
-        )
-        operation_hook_register(Kind.CANCEL_ALL, on_done=services.on_cancel_all_done)
+        register_hooks()
         # The ticket on every market pair page (market offers the slot; it never imports us).
         pair_panel_register("trading-ticket", render_ticket_panel)

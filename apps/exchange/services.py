@@ -224,7 +224,10 @@ def operation_prepare(
     kind = Kind(kind)
     if credential.org_id != org.pk:
         raise ValidationError(CREDENTIAL_OTHER_ORG)
-    if not credential.is_active:
+    # A key left cancel-only by its member's demotion still cancels (the vault checks, at
+    # send time, that it cancels only for that member or the organization's kill switch).
+    cancelling = credential.is_cancel_only and PURPOSE[kind] == KeyPurpose.CANCEL
+    if not credential.is_active and not cancelling:
         raise ValidationError(CREDENTIAL_REVOKED)
     for name in params:
         if name.lower() in SECRET_NAMES:

@@ -119,7 +119,7 @@ def market_keys() -> Iterator[Any]:
 
 
 @pytest.fixture
-def pair_rules(exchange_sandbox: Any) -> None:
+def pair_rules(exchange_sandbox: Any) -> None:  # noqa: F811 - the fixture
     reference_data_refresh()
 
 
@@ -147,7 +147,10 @@ def make_trading_desk(sandbox: Any, owner: Membership, trader: Membership) -> Tr
 
 @pytest.fixture
 def trading_desk(
-    exchange_sandbox: Any, pair_rules: None, owner: Membership, trader: Membership
+    exchange_sandbox: Any,  # noqa: F811 - the fixture
+    pair_rules: None,
+    owner: Membership,
+    trader: Membership,
 ) -> TradingDesk:
     return make_trading_desk(exchange_sandbox, owner, trader)
 

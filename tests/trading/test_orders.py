@@ -13,7 +13,7 @@ from apps.audit.models import AuditRecord
 from apps.exchange.models import ExchangeOrder, Kind, Operation, State
 from apps.orgs.models import Membership
 from apps.trading import rules, services
-from apps.trading.models import Order, OrderEvent, OrderState
+from apps.trading.models import OrderEvent, OrderState
 from tests.trading.conftest import TradingDesk, limit_ticket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_tasks")]
@@ -137,7 +137,8 @@ def test_the_kill_switch_refuses_new_orders_with_a_clear_message_and_audits_it(
 
     services.kill_switch_release(membership=owner)
     order = services.order_submit(membership=trader, ticket=limit_ticket(trading_desk.account))
-    assert switch.pk and order.pk
+    assert switch.pk
+    assert order.pk
 
 
 def test_only_owners_and_admins_hold_the_kill_switch(

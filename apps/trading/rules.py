@@ -139,9 +139,14 @@ CLOSE_OK = frozenset(
 )
 LIMIT_PRICED = frozenset({OrderType.LIMIT, OrderType.ICEBERG})
 
-_RELATIVE = re.compile(r"^\s*([+-])\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
-_ABSOLUTE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
-_OFFSET = re.compile(r"^\s*\+?\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+# At most 15 digits before the point and 18 after: every amount Kraken takes, and nothing whose
+# arithmetic could leave Decimal's precision.
+_DIGITS = r"(\d{1,15}(?:\.\d{1,18})?)"
+_RELATIVE = re.compile(r"^\s*([+-])\s*" + _DIGITS + r"\s*(%?)\s*$")
+_ABSOLUTE = re.compile(r"^\s*" + _DIGITS + r"\s*$")
+_OFFSET = re.compile(r"^\s*\+?\s*" + _DIGITS + r"\s*(%?)\s*$")
+MAX_AMOUNT = Decimal("1e15")
+QUANTITY_TOO_LARGE = "That quantity is beyond anything Kraken accepts."
 MAX_DIGITS = 30  # anything longer is not a price or a quantity anyone means
 
 
@@ -508,6 +513,13 @@ def ticket_check(
         reference_price = (book.best_ask if side == Side.BUY else book.best_bid) or book.last
     if quantity is None or not quantity.is_finite() or quantity <= 0:
         check.add("quantity", QUANTITY_REQUIRED)
+    elif quantity >= MAX_AMOUNT or quantity.as_tuple().exponent < -18:  # type: ignore[operator]
+        check.add(
+            "quantity",
+            QUANTITY_TOO_LARGE
+            if quantity >= MAX_AMOUNT
+            else QUANTITY_DECIMALS.format(pair=pair.symbol, places=lot, base=pair.base),
+        )
     elif ticket.quantity_in == "quote":
         quote_quantity = quantity
         if order_type == OrderType.MARKET and side == Side.BUY:
@@ -554,6 +566,7 @@ def ticket_check(
         if (
             not display.is_finite()
             or display <= 0
+            or display >= MAX_AMOUNT
             or (volume is not None and display >= volume)
             or round_down(display, lot) != display
         ):

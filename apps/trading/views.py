@@ -105,7 +105,7 @@ def render_ticket_panel(request: HttpRequest, membership: Membership, symbol: st
     account = selectors.desk_accounts(org=membership.org).first()
     form = _initial_form(membership, account.pk if account else None, symbol)
     context = ticket_context(membership=membership, form=form, check=None, pair=symbol)
-    return render_to_string("trading/_ticket.html#ticket", context, request=request)
+    return render_to_string("trading/_ticket.html#pair-panel", context, request=request)
 
 
 @require_GET

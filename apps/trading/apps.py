@@ -28,6 +28,16 @@ def register_hooks() -> None:
     operation_hook_register(Kind.CANCEL_ALL, on_done=services.on_cancel_all_done)
 
 
+def register_stream_hooks() -> None:
+    """Kraken's own word on the account's orders and fills (the private streams), and the
+    dead man's switch's refresh on the streams process's tick."""
+    from apps.exchange.streams.hooks import stream_hook_register, streams_tick_register
+    from apps.trading import streams
+
+    stream_hook_register(on_order=streams.on_exchange_order, on_fill=streams.on_exchange_fill)
+    streams_tick_register(streams.dead_mans_switch_refresh)
+
+
 class TradingConfig(AppConfig):
     name = "apps.trading"
     label = "trading"
@@ -37,5 +47,6 @@ class TradingConfig(AppConfig):
         from apps.trading.views import render_ticket_panel
 
         register_hooks()
+        register_stream_hooks()
         # The ticket on every market pair page (market offers the slot; it never imports us).
         pair_panel_register("trading-ticket", render_ticket_panel)

@@ -626,6 +626,7 @@ def ticket_check(
         except (ConversionError, ValueError):
             check.notional_reporting = None
 
+    _spendable_note(check, ticket, pair, volume)
     if check.errors:
         return check
 
@@ -697,6 +698,43 @@ def ticket_check(
         params["close"] = close
     check.params = params
     return check
+
+
+SPENDABLE_SHORT = (
+    "This needs about {needed} {asset}; the account can spend {spendable} {asset} now "
+    "(balances as last reported), so Kraken may refuse it."
+)
+
+
+def _spendable_note(check: Check, ticket: Ticket, pair: AssetPair, volume: Decimal | None) -> None:
+    """A note (not a refusal: balances may lag) when the order needs more than the account can
+    spend (apps.exchange.balances.spendable, the platform's one definition)."""
+    from apps.exchange.balances import asset_balance
+
+    if ticket.account is None:
+        return
+    if ticket.side == Side.BUY:
+        asset = pair.quote
+        estimate = check.estimate
+        needed = (estimate.cost or Decimal(0)) + (estimate.fee or Decimal(0))
+        if check.viqc and check.quote_quantity is not None:
+            needed = check.quote_quantity
+    else:
+        asset = pair.base
+        needed = volume or Decimal(0)
+    if needed <= 0:
+        return
+    balance = asset_balance(account=ticket.account, asset=asset)
+    if balance.updated_at is None:
+        return  # nothing reported yet for this asset: say nothing rather than guess
+    if balance.spendable < needed:
+        check.notes.append(
+            SPENDABLE_SHORT.format(
+                needed=f"{needed.normalize():f}",
+                spendable=f"{balance.spendable.normalize():f}",
+                asset=asset,
+            )
+        )
 
 
 def _estimate(

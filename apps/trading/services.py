@@ -665,7 +665,7 @@ def on_add_order_done(operation: Operation) -> None:
         order.state = OrderState.OPEN
     order.save(update_fields=["txid", "exchange_order", "state", "updated_at"])
     if exchange_order is not None:
-        _apply_exchange_status(order, exchange_order)
+        order_apply_exchange_status(order, exchange_order)
     _event(
         order,
         OrderEvent.Kind.PLACED,
@@ -797,7 +797,7 @@ _KRAKEN_STATUS = {
 }
 
 
-def _apply_exchange_status(order: Order, exchange_order: ExchangeOrder) -> bool:
+def order_apply_exchange_status(order: Order, exchange_order: ExchangeOrder) -> bool:
     """Bring the order's state, fills and average price in line with exchange's record."""
     changed = False
     state = _KRAKEN_STATUS.get(exchange_order.status)

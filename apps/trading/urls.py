@@ -14,6 +14,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("orders/<int:pk>/cancel/", views.order_cancel_view, name="order-cancel"),
     path("orders/<int:pk>/resubmit/", views.order_resubmit_view, name="order-resubmit"),
     path("cancel-mine/", views.cancel_mine_view, name="cancel-mine"),
+    path("dead-mans-switch/", views.dead_mans_switch_view, name="dead-mans-switch"),
     path("kill-switch/", views.kill_switch_view, name="kill-switch"),
     path("kill-switch/release/", views.kill_switch_release_view, name="kill-switch-release"),
 ]

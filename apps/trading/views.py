@@ -19,6 +19,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from apps.accounts.stepup import step_up_for
+from apps.exchange.balances import account_balances
 from apps.exchange.models import State
 from apps.market import presenters as market_presenters
 from apps.market import selectors as market_selectors
@@ -26,8 +27,9 @@ from apps.market.store import symbol_slug
 from apps.orgs.access import org_view
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
-from apps.trading import selectors, services
+from apps.trading import selectors, services, streams
 from apps.trading.forms import AmendForm, KillSwitchForm, TicketForm
+from apps.trading.models import DeadMansSwitch
 from apps.trading.rules import Check, ticket_check
 
 DEFAULT_PAIR = "BTC/USD"
@@ -146,6 +148,10 @@ def _render_desk(
         "fills": selectors.recent_fills(account=account),
         "can_halt": membership.can(Capability.MANAGE_POLICIES)
         and membership.can(Capability.OVERSEE_KEYS),
+        "balances": account_balances(account=account) if account is not None else [],
+        "dms": DeadMansSwitch.objects.filter(account=account).first() if account else None,
+        "dms_minimum": streams.minimum_timeout(),
+        "dms_takeover": streams.takeover_seconds(),
     }
     return render(request, "trading/desk.html", context, status=status)
 
@@ -405,3 +411,32 @@ def kill_switch_release_view(request: HtmxHttpRequest, membership: Membership) -
     else:
         messages.success(request, RELEASED_MESSAGE)
     return redirect("trading:kill-switch", org=membership.org.slug)
+
+
+@require_POST
+@org_view(Capability.TRADE)
+def dead_mans_switch_view(request: HtmxHttpRequest, membership: Membership) -> HttpResponseBase:
+    """Arm (with a timeout) or disarm the account's dead man's switch."""
+    account = selectors.desk_account_get(org=membership.org, pk=request.POST.get("account"))
+    if account is None:
+        messages.error(request, "The organization has no Kraken account.")
+        return redirect(_desk_url(membership))
+    try:
+        if request.POST.get("action") == "disarm":
+            streams.dead_mans_switch_disarm(membership=membership, account=account)
+            messages.success(request, "Dead man's switch disarmed.")
+        else:
+            try:
+                timeout = int(request.POST.get("timeout") or streams.minimum_timeout())
+            except ValueError:
+                timeout = 0
+            switch = streams.dead_mans_switch_arm(
+                membership=membership, account=account, timeout=timeout
+            )
+            messages.success(request, f"Dead man's switch armed: {switch.timeout_seconds} seconds.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    url = _desk_url(membership, account.pk, _pair_of(request))
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)

@@ -1,0 +1,161 @@
+"""The desk from the private streams' hooks (apps.exchange.streams.hooks): Kraken's word on an
+order updates ours, fills join its history, an order placed outside the portal on the account
+appears marked external; the dead man's switch is armed by a trader and refreshed by the
+streams process's tick, never by a browser tab."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.exchange.models import ExchangeFill, ExchangeOrder
+from apps.exchange.streams.hooks import (
+    fill_hooks_on_commit,
+    order_hooks_on_commit,
+    stream_hooks_clear,
+    tick_hooks_run,
+)
+from apps.orgs.models import Membership
+from apps.trading import services, streams
+from apps.trading.apps import register_stream_hooks
+from apps.trading.models import DeadMansSwitch, Order, OrderEvent, OrderState
+from tests.trading.conftest import TradingDesk, limit_ticket
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_tasks")]
+
+
+@pytest.fixture(autouse=True)
+def stream_hooks() -> Any:
+    stream_hooks_clear()
+    register_stream_hooks()
+    yield
+    stream_hooks_clear()
+    register_stream_hooks()
+
+
+def test_an_order_placed_outside_the_portal_appears_marked_external(
+    trading_desk: TradingDesk, exchange_sandbox: Any
+) -> None:
+    placed = trading_desk.look(
+        exchange_sandbox,
+        "AddOrder",
+        {
+            "pair": "XBTUSD",
+            "type": "sell",
+            "ordertype": "limit",
+            "volume": "0.02",
+            "price": "90000",
+        },
+    )
+    txid = placed["txid"][0]
+
+    # What the streams process records, then hands to the hooks.
+    with transaction.atomic():
+        exchange_order = ExchangeOrder.objects.create(
+            account=trading_desk.account,
+            txid=txid,
+            pair="XBT/USD",
+            side="sell",
+            order_type="limit",
+            status="open",
+            vol=Decimal("0.02"),
+            price=Decimal("90000"),
+        )
+        order_hooks_on_commit(exchange_order, placed_by_portal=False)
+
+    order = Order.objects.get(txid=txid)
+    assert order.external
+    assert order.placed_by is None
+    assert order.pair == "BTC/USD"
+    assert order.state == OrderState.OPEN
+    assert order.events.get().kind == OrderEvent.Kind.EXTERNAL
+
+    # Cancelled outside the portal too.
+    trading_desk.look(exchange_sandbox, "CancelOrder", {"txid": txid})
+    with transaction.atomic():
+        ExchangeOrder.objects.filter(pk=exchange_order.pk).update(status="canceled")
+        exchange_order.refresh_from_db()
+        order_hooks_on_commit(exchange_order, placed_by_portal=False)
+    order.refresh_from_db()
+    assert order.state == OrderState.CANCELED
+
+
+def test_fills_and_kraken_status_update_the_portals_order(
+    trading_desk: TradingDesk, trader: Membership
+) -> None:
+    order = services.order_submit(membership=trader, ticket=limit_ticket(trading_desk.account))
+    order.refresh_from_db()
+    exchange_order = order.exchange_order
+    assert exchange_order is not None
+
+    with transaction.atomic():
+        fill = ExchangeFill.objects.create(
+            account=trading_desk.account,
+            trade_id="TFILL-1",
+            order=exchange_order,
+            order_txid=order.txid,
+            pair="XBT/USD",
+            side="buy",
+            price=Decimal("1000"),
+            qty=Decimal("0.01"),
+            cost=Decimal("10"),
+            fees=[{"asset": "USD", "qty": "0.026"}],
+            liquidity="m",
+            executed_at=timezone.now(),
+        )
+        ExchangeOrder.objects.filter(pk=exchange_order.pk).update(
+            status="closed", vol_exec=Decimal("0.01"), avg_price=Decimal("1000")
+        )
+        exchange_order.refresh_from_db()
+        fill_hooks_on_commit(fill, placed_by_portal=True)
+        order_hooks_on_commit(exchange_order, placed_by_portal=True)
+
+    order.refresh_from_db()
+    assert order.state == OrderState.FILLED
+    assert order.filled_volume == Decimal("0.01")
+    assert order.avg_price == Decimal("1000")
+    messages = list(order.events.values_list("message", flat=True))
+    assert "Filled 0.01 at 1000 (maker)" in messages
+    assert "Kraken: closed" in messages
+
+
+def test_the_dead_mans_switch_is_refreshed_by_the_streams_tick_and_fires_when_it_stops(
+    trading_desk: TradingDesk, trader: Membership, exchange_sandbox: Any
+) -> None:
+    order = services.order_submit(membership=trader, ticket=limit_ticket(trading_desk.account))
+    with pytest.raises(ValidationError) as short:
+        streams.dead_mans_switch_arm(membership=trader, account=trading_desk.account, timeout=10)
+    assert short.value.messages == [streams.DMS_TOO_SHORT.format(minimum=streams.minimum_timeout())]
+
+    switch = streams.dead_mans_switch_arm(
+        membership=trader, account=trading_desk.account, timeout=120
+    )
+    assert switch.armed
+    assert switch.trigger_at is not None
+    first = switch.last_refreshed_at
+
+    # The streams process's ticks, 100 s apart on Kraken's clock, keep pushing the timer out:
+    # 200 s after arming (past the first 120 s) the order is still there.
+    exchange_sandbox.advance(100)
+    tick_hooks_run(trading_desk.account)
+    exchange_sandbox.advance(100)
+    tick_hooks_run(trading_desk.account)
+    switch.refresh_from_db()
+    assert switch.last_refreshed_at is not None
+    assert first is not None
+    assert switch.last_refreshed_at > first
+    order.refresh_from_db()
+    assert order.txid in trading_desk.look(exchange_sandbox, "OpenOrders")["open"]
+
+    # Ticks stop (every streams process gone): Kraken cancels once the timeout has passed.
+    exchange_sandbox.advance(130)
+    exchange_sandbox.advance(1)
+    assert trading_desk.look(exchange_sandbox, "OpenOrders")["open"] == {}
+
+    streams.dead_mans_switch_disarm(membership=trader, account=trading_desk.account)
+    assert not DeadMansSwitch.objects.get(account=trading_desk.account).armed

@@ -36,8 +36,8 @@ from tests.vault.conftest import KEK_1
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
-ORDERS = int(os.environ.get("DESK_CHAOS_ORDERS", "120"))
-CHANGES = int(os.environ.get("DESK_CHAOS_CHANGES", "25"))
+ORDERS = int(os.environ.get("DESK_CHAOS_ORDERS", "60"))
+CHANGES = int(os.environ.get("DESK_CHAOS_CHANGES", "15"))
 TRADERS = 4
 SETTLE_TIMEOUT = 300.0
 ORDER_METHODS = ["AddOrder", "AmendOrder", "CancelOrder"]
@@ -86,7 +86,7 @@ def wait_until(condition: Any, timeout: float, what: str, worker: BeatWorker) ->
             return
         time.sleep(0.5)
     states = Counter(Operation.objects.values_list("state", flat=True))
-    with open("/tmp/desk-chaos-worker.log", "w") as dump:  # noqa: PTH123 - a debugging aid
+    with open("/tmp/desk-chaos-worker.log", "w") as dump:
         for path in worker.logs:
             dump.write(path.read_text(errors="replace"))
     pytest.fail(f"timed out waiting for {what}; {dict(states)}\n{worker.log()[-3000:]}")

@@ -3,7 +3,11 @@ from django.apps import AppConfig
 
 def register_hooks() -> None:
     """The orders' reaction to their operations' outcomes (apps.exchange.hooks)."""
-    from apps.exchange.hooks import operation_hook_register
+    from apps.exchange.hooks import (
+        operation_hook_register,
+        send_guard_register,
+        send_guards_clear,
+    )
     from apps.exchange.models import Kind
     from apps.trading import services
 
@@ -26,6 +30,12 @@ def register_hooks() -> None:
         on_not_placed=services.on_cancel_failed,
     )
     operation_hook_register(Kind.CANCEL_ALL, on_done=services.on_cancel_all_done)
+    # The kill switch also stops orders and amends queued before it (checked at send time).
+    # Only trading guards these kinds; clearing first keeps a second registration (tests)
+    # from doubling them.
+    for kind in (Kind.ADD_ORDER, Kind.AMEND_ORDER):
+        send_guards_clear(kind)
+        send_guard_register(kind, services.halted_send_guard)
 
 
 def register_stream_hooks() -> None:

@@ -633,6 +633,15 @@ def kill_switch_release(
     return switch
 
 
+HALTED_AT_SEND = "trading was halted (kill switch) before it left"
+
+
+def halted_send_guard(operation: Operation) -> str | None:
+    """Registered with apps.exchange.hooks: an order or amend queued before the kill switch is
+    not sent after it."""
+    return HALTED_AT_SEND if active_halt(operation.org_id) is not None else None
+
+
 # --- Operation outcomes (registered in apps.py; each runs after commit, in its own
 # transaction, see apps.exchange.hooks) ----------------------------------------------------
 

@@ -294,3 +294,27 @@ def test_a_cancel_only_key_is_revoked_once_its_member_has_nothing_open(
     key.refresh_from_db()
     assert key.status == Credential.Status.REVOKED
     assert key.status_reason == services.CANCEL_ONLY_REVOKED
+
+
+def test_an_order_queued_before_the_kill_switch_is_not_sent_after_it(
+    trading_desk: TradingDesk, trader: Membership, owner: Membership, exchange_sandbox: Any
+) -> None:
+    from kraken_portal.celery import app
+
+    app.conf.task_always_eager = False  # queued on the broker; no worker takes it
+    try:
+        order = services.order_submit(membership=trader, ticket=limit_ticket(trading_desk.account))
+    finally:
+        app.conf.task_always_eager = True
+    services.kill_switch_activate(membership=owner, cancel_all=False)
+
+    assert order.operation_id is not None
+    exchange.operation_send(operation_id=order.operation_id)
+
+    order.refresh_from_db()
+    assert order.operation is not None
+    assert order.operation.state == State.REJECTED
+    assert order.operation.error_message == services.HALTED_AT_SEND
+    assert order.state == OrderState.REJECTED
+    assert trading_desk.orders_with(exchange_sandbox, order.cl_ord_id) == 0
+    app.control.purge()

@@ -9,27 +9,27 @@ def register_hooks() -> None:
         send_guards_clear,
     )
     from apps.exchange.models import Kind
-    from apps.trading import services
+    from apps.trading import outcomes, services
 
     operation_hook_register(
         Kind.ADD_ORDER,
-        on_done=services.on_add_order_done,
-        on_rejected=services.on_add_order_rejected,
-        on_not_placed=services.on_add_order_not_placed,
+        on_done=outcomes.on_add_order_done,
+        on_rejected=outcomes.on_add_order_rejected,
+        on_not_placed=outcomes.on_add_order_not_placed,
     )
     operation_hook_register(
         Kind.AMEND_ORDER,
-        on_done=services.on_amend_done,
-        on_rejected=services.on_amend_failed,
-        on_not_placed=services.on_amend_failed,
+        on_done=outcomes.on_amend_done,
+        on_rejected=outcomes.on_amend_failed,
+        on_not_placed=outcomes.on_amend_failed,
     )
     operation_hook_register(
         Kind.CANCEL_ORDER,
-        on_done=services.on_cancel_done,
-        on_rejected=services.on_cancel_failed,
-        on_not_placed=services.on_cancel_failed,
+        on_done=outcomes.on_cancel_done,
+        on_rejected=outcomes.on_cancel_failed,
+        on_not_placed=outcomes.on_cancel_failed,
     )
-    operation_hook_register(Kind.CANCEL_ALL, on_done=services.on_cancel_all_done)
+    operation_hook_register(Kind.CANCEL_ALL, on_done=outcomes.on_cancel_all_done)
     # The kill switch also stops orders and amends queued before it (checked at send time).
     # Only trading guards these kinds; clearing first keeps a second registration (tests)
     # from doubling them.

@@ -32,7 +32,7 @@ from apps.trading.models import (
     OrderType,
     Side,
 )
-from apps.trading.services import order_apply_exchange_status
+from apps.trading.outcomes import order_apply_exchange_status
 from apps.vault.models import Use
 from apps.vault.selectors import NoCredential, designated_credential
 

@@ -16,7 +16,7 @@ from apps.audit.models import AuditRecord
 from apps.exchange import services as exchange
 from apps.exchange.models import Kind, Operation, State
 from apps.orgs.models import Membership
-from apps.trading import risk, rules, services
+from apps.trading import outcomes, risk, rules, services
 from apps.trading.models import DeskSettings, Order, OrderEvent, OrderState, RiskLimit
 from apps.vault.models import Credential
 from tests.trading.conftest import TradingDesk, limit_ticket
@@ -286,14 +286,14 @@ def test_a_cancel_only_key_is_revoked_once_its_member_has_nothing_open(
     key = Credential.objects.get(pk=trading_desk.credential.pk)
     assert key.status == Credential.Status.CANCEL_ONLY
 
-    assert services.cancel_only_keys_revoke() == 0  # an order of theirs is still open
+    assert outcomes.cancel_only_keys_revoke() == 0  # an order of theirs is still open
     with pytest.raises(ValidationError):
         services.order_amend(membership=trader, order=order, price="1002")
     services.order_cancel(membership=trader, order=order)  # the cancel-only key still cancels
 
     key.refresh_from_db()
     assert key.status == Credential.Status.REVOKED
-    assert key.status_reason == services.CANCEL_ONLY_REVOKED
+    assert key.status_reason == outcomes.CANCEL_ONLY_REVOKED
 
 
 def test_an_order_queued_before_the_kill_switch_is_not_sent_after_it(

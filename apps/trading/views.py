@@ -104,10 +104,17 @@ def render_ticket_panel(request: HttpRequest, membership: Membership, symbol: st
     """The ticket for a market pair page (registered with apps.market.panels)."""
     from django.template.loader import render_to_string
 
+    from django.middleware.csrf import get_token
+    from django.template.context_processors import csp
+
     account = selectors.desk_accounts(org=membership.org).first()
     form = _initial_form(membership, account.pk if account else None, symbol)
     context = ticket_context(membership=membership, form=form, check=None, pair=symbol)
-    return render_to_string("trading/_ticket.html#pair-panel", context, request=request)
+    # Without the request's context processors: the page around the panel has run them
+    # already (the header's counts, the organization switcher); the panel needs only these.
+    context.update(csp(request))
+    context["csrf_token"] = get_token(request)
+    return render_to_string("trading/_ticket.html#pair-panel", context)
 
 
 @require_GET

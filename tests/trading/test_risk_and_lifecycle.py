@@ -247,8 +247,13 @@ def test_a_submission_that_ends_not_placed_shows_so_and_is_never_resent(
 
 
 def test_a_demoted_traders_queued_order_is_not_sent(
-    trading_desk: TradingDesk, trader: Membership, owner: Membership, exchange_sandbox: Any
+    trading_desk: TradingDesk,
+    trader: Membership,
+    owner: Membership,
+    exchange_sandbox: Any,
+    _celery_worker_pool: Any,
 ) -> None:
+    _celery_worker_pool.close()  # no worker may take the queued task before the demotion
     from apps.orgs.services.memberships import membership_change_role
     from apps.vault.services import KEY_CANCEL_ONLY, use_label
     from kraken_portal.celery import app
@@ -297,8 +302,13 @@ def test_a_cancel_only_key_is_revoked_once_its_member_has_nothing_open(
 
 
 def test_an_order_queued_before_the_kill_switch_is_not_sent_after_it(
-    trading_desk: TradingDesk, trader: Membership, owner: Membership, exchange_sandbox: Any
+    trading_desk: TradingDesk,
+    trader: Membership,
+    owner: Membership,
+    exchange_sandbox: Any,
+    _celery_worker_pool: Any,
 ) -> None:
+    _celery_worker_pool.close()  # no worker may take the queued task before the halt
     from kraken_portal.celery import app
 
     app.conf.task_always_eager = False  # queued on the broker; no worker takes it

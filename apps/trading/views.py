@@ -102,10 +102,9 @@ def _initial_form(membership: Membership, account_id: Any, pair: str) -> TicketF
 
 def render_ticket_panel(request: HttpRequest, membership: Membership, symbol: str) -> str:
     """The ticket for a market pair page (registered with apps.market.panels)."""
-    from django.template.loader import render_to_string
-
     from django.middleware.csrf import get_token
     from django.template.context_processors import csp
+    from django.template.loader import render_to_string
 
     account = selectors.desk_accounts(org=membership.org).first()
     form = _initial_form(membership, account.pk if account else None, symbol)

@@ -119,6 +119,13 @@ def market_keys() -> Iterator[Any]:
 
 
 @pytest.fixture
+def no_session_worker(_celery_worker_pool: Any) -> None:
+    """Stop the session's Celery worker (a later test that needs it starts it again): a test
+    that leaves a task queued must know no worker takes it early."""
+    _celery_worker_pool.close()
+
+
+@pytest.fixture
 def pair_rules(exchange_sandbox: Any) -> None:  # noqa: F811 - the fixture
     reference_data_refresh()
 

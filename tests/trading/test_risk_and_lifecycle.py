@@ -251,9 +251,8 @@ def test_a_demoted_traders_queued_order_is_not_sent(
     trader: Membership,
     owner: Membership,
     exchange_sandbox: Any,
-    _celery_worker_pool: Any,
+    no_session_worker: None,
 ) -> None:
-    _celery_worker_pool.close()  # no worker may take the queued task before the demotion
     from apps.orgs.services.memberships import membership_change_role
     from apps.vault.services import KEY_CANCEL_ONLY, use_label
     from kraken_portal.celery import app
@@ -306,9 +305,8 @@ def test_an_order_queued_before_the_kill_switch_is_not_sent_after_it(
     trader: Membership,
     owner: Membership,
     exchange_sandbox: Any,
-    _celery_worker_pool: Any,
+    no_session_worker: None,
 ) -> None:
-    _celery_worker_pool.close()  # no worker may take the queued task before the halt
     from kraken_portal.celery import app
 
     app.conf.task_always_eager = False  # queued on the broker; no worker takes it

@@ -44,7 +44,11 @@ def register_stream_hooks() -> None:
     from apps.exchange.streams.hooks import stream_hook_register, streams_tick_register
     from apps.trading import streams
 
-    stream_hook_register(on_order=streams.on_exchange_order, on_fill=streams.on_exchange_fill)
+    stream_hook_register(
+        on_order=streams.on_exchange_order,
+        on_fill=streams.on_exchange_fill,
+        on_balance=streams.on_balance,
+    )
     streams_tick_register(streams.dead_mans_switch_refresh)
 
 

@@ -93,6 +93,28 @@ def _publish_halt(org_id: int) -> None:
     )
 
 
+def _publish_balances(account_id: int) -> None:
+    from apps.exchange.balances import account_balances
+    from apps.orgs.models import KrakenAccount
+
+    account = KrakenAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        return
+    html = render_to_string(
+        "trading/_balances.html#balances",
+        {"account": account, "balances": account_balances(account=account), "oob": True},
+    )
+    member_event_on_commit(
+        org_id=account.org_id,
+        user_ids=audience(account.org_id),
+        parts=[(f"desk-balances-{account.pk}", html)],
+    )
+
+
+def balances_changed_on_commit(account_id: int) -> None:
+    transaction.on_commit(partial(_publish_balances, account_id), robust=True)
+
+
 def order_changed_on_commit(order: Order) -> None:
     transaction.on_commit(partial(_publish_order, order.pk), robust=True)
 

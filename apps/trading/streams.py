@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from apps.core.trail import audit_record
 from apps.exchange.deadman import cancel_all_orders_after
-from apps.exchange.models import ExchangeFill, ExchangeOrder
+from apps.exchange.models import AccountBalance, ExchangeFill, ExchangeOrder
 from apps.kraken.naming import pair_symbol
 from apps.orgs.models import KrakenAccount, Membership
 from apps.orgs.permissions import Capability
@@ -47,9 +47,17 @@ DMS_NOT_A_TRADER = "Your role does not allow trading."
 DMS_NO_KEY = "{account} has no designated trading key: the dead man's switch uses it."
 
 
+# What a standby needs after the lease has passed to it: a WebSocket token, the connection,
+# the subscriptions and their snapshots. Generous: the switch's timeout is built on it.
+CONNECT_ALLOWANCE = 15
+
+
 def takeover_seconds() -> int:
-    """How long a standby streams process may take to take over the account's connection."""
-    return int(getattr(settings, "STREAMS_TAKEOVER_SECONDS", 30))
+    """How long a standby streams process may take to take over the account's connection:
+    the active one's lease running out, the standby's next look at it, and connecting."""
+    ttl = float(getattr(settings, "STREAMS_LEASE_TTL", 5))
+    poll = float(getattr(settings, "STREAMS_LEASE_POLL", 1))
+    return int(ttl + poll) + CONNECT_ALLOWANCE
 
 
 def minimum_timeout() -> int:
@@ -157,6 +165,11 @@ def on_exchange_fill(fill: ExchangeFill, placed_by_portal: bool) -> None:
         detail={"trade_id": fill.trade_id, "fees": fill.fees},
     )
     live.order_changed_on_commit(order)
+
+
+def on_balance(balance: AccountBalance) -> None:
+    """A wallet's balance or hold changed: the desk's balances of that account, live."""
+    live.balances_changed_on_commit(balance.account_id)
 
 
 # --- Dead man's switch ------------------------------------------------------------------

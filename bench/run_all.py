@@ -17,6 +17,7 @@ ORDER = [
     "market_bench.py",
     "http_bench.py",
     "order_path_bench.py",
+    "schedules_bench.py",
 ]
 
 

@@ -30,6 +30,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kraken_portal.settings.base")
 
 # Read from the environment, not settings: beat builds its schedule before Django is set up.
 EXCHANGE_RECONCILE_EVERY = float(os.environ.get("EXCHANGE_RECONCILE_EVERY", "30"))
+SCHEDULES_TICK_EVERY = float(os.environ.get("SCHEDULES_TICK_EVERY", "15"))
 
 app = Celery("kraken_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -76,8 +77,22 @@ app.conf.beat_schedule = {
     # unknown (a lost answer, a worker killed mid-send, a lost task) and enqueue one reconcile
     # per operation on its kind's queue. Short, because an UNKNOWN order or withdrawal blocks
     # its business flow; the finders' N spaced misses, not this period, decide NOT_PLACED.
+    # Hourly: every account wallet's quantity with the price used then (quantities and
+    # prices, never totals, so the reporting currency can change later).
+    "exchange-balance-snapshots": {
+        "task": "apps.exchange.tasks.balance_snapshots_task",
+        "schedule": crontab(minute=0),
+    },
     "exchange-reconcile-operations": {
         "task": "apps.exchange.tasks.operations_reconcile_due_task",
         "schedule": EXCHANGE_RECONCILE_EVERY,
+    },
+    # Every 15 s (SCHEDULES_TICK_EVERY, at most 30): claim the workflow slots that are due,
+    # exactly once each (a unique constraint on workflow and slot; two beats racing split the
+    # work), apply the catch-up rule to slots missed while down, and requeue runs whose task
+    # or worker was lost (apps/schedules/ticks.py).
+    "schedules-tick": {
+        "task": "apps.schedules.tasks.schedules_tick_task",
+        "schedule": SCHEDULES_TICK_EVERY,
     },
 }

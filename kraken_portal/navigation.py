@@ -23,6 +23,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Members' keys", "vault:oversight", Capability.OVERSEE_KEYS),
     NavItem("Permissions", "orgs:permission-table", Capability.MANAGE_MEMBERS),
     NavItem("Approvals", "approvals:inbox", Capability.VIEW),
+    NavItem("Workflows", "schedules:workflow-list", Capability.VIEW),
     NavItem("Operations", "exchange:operation-list", Capability.MANAGE_OPERATIONS),
     NavItem("Audit trail", "audit:record-list", Capability.VIEW),
     NavItem("Settings", "orgs:settings", Capability.MANAGE_POLICIES),

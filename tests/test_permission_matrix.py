@@ -248,6 +248,26 @@ def _accept_token(world: World) -> dict[str, Any]:
     return {"token": token}
 
 
+def _workflow(world: World) -> dict[str, Any]:
+    """A workflow on the test action (tests/schedules/actions.py, loaded by the test settings),
+    set up by the treasurer."""
+    from apps.schedules.services import workflow_create
+    from tests.schedules.conftest import workflow_input
+
+    treasurer = world.member("treasurer")
+    return {"pk": workflow_create(membership=treasurer, data=workflow_input(treasurer)).pk}
+
+
+def _run(world: World) -> dict[str, Any]:
+    from apps.schedules.models import Run, Workflow
+
+    workflow = Workflow.objects.get(pk=_workflow(world)["pk"])
+    run = Run.objects.create(
+        org=world.org, workflow=workflow, slot="2026-01-01T09:00 UTC", scheduled_at=timezone.now()
+    )
+    return {"pk": run.pk}
+
+
 # Arguments other than the organization slug, per URL name. A new URL with another argument
 # fails loudly until it gets an entry here.
 SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
@@ -281,6 +301,11 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
     "trading:order-cancel": _own_order,
     "trading:order-resubmit": _own_order,
     "trading:preflight-result": _own_preflight,
+    "schedules:workflow-detail": _workflow,
+    "schedules:workflow-edit": _workflow,
+    "schedules:workflow-pause": _workflow,
+    "schedules:workflow-resume": _workflow,
+    "schedules:run-detail": _run,
     # A link that does not check out: Django's view answers with its "invalid link" page.
     "accounts:password-reset-confirm": lambda w: {"uidb64": "MQ", "token": "not-a-token"},
 }
@@ -294,6 +319,10 @@ NARROWER_RULES: dict[str, set[str]] = {
     # The kill switch is for owners and admins (apps/trading/services.py).
     "trading:kill-switch": {Role.OWNER, Role.ADMIN},
     "trading:kill-switch-release": {Role.OWNER, Role.ADMIN},
+    # Pausing and resuming a workflow: those who set them up and those who manage policies
+    # (apps/schedules/services.py can_manage).
+    "schedules:workflow-pause": {Role.OWNER, Role.ADMIN, Role.TREASURER},
+    "schedules:workflow-resume": {Role.OWNER, Role.ADMIN, Role.TREASURER},
 }
 
 

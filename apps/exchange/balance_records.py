@@ -106,6 +106,8 @@ def _upsert(
         elif row.balance != balance or row.hold != hold or row.source != source:
             row.balance, row.hold, row.source, row.updated_at = balance, hold, source, now
             row.save(update_fields=["balance", "hold", "source", "updated_at"])
+        else:
+            continue  # confirmed as it was
         written.append(row)
     types = set(zero_others)
     for wallet, row in existing.items():
@@ -125,7 +127,7 @@ def rest_balances_write(
     earn: Mapping[tuple[str, str], Decimal] | None,
 ) -> list[AccountBalance]:
     """Write a REST refresh (source=rest). `earn` None: Allocations could not be read, so the
-    Earn rows are left as they were. Returns the rows that changed or were confirmed."""
+    Earn rows are left as they were. Returns the rows that changed (or were created)."""
     values: dict[Wallet, tuple[Decimal, Decimal]] = {
         (asset, WalletType.SPOT, WALLET_MAIN): pair for asset, pair in spot.items()
     }

@@ -668,6 +668,7 @@ def balances_refresh(*, account: KrakenAccount) -> list[AccountBalance]:
 
     Raises NoCredential (no designated read key) or KrakenError. When the Earn calls fail
     (a key without Earn access), the spot rows are written and the Earn rows left as they were.
+    Returns the rows that changed (their on_balance hooks run after commit).
     """
     credential = read_credential(account=account)
     spot = balance_records.spot_from_balance_ex(

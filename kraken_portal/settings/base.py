@@ -429,3 +429,8 @@ PASSWORD_RESET_WINDOW = env_int("PASSWORD_RESET_WINDOW", 60 * 60)
 PASSWORD_RESET_LIMIT_PER_IP = env_int("PASSWORD_RESET_LIMIT_PER_IP", 10)
 PASSWORD_RESET_LIMIT_PER_ADDRESS = env_int("PASSWORD_RESET_LIMIT_PER_ADDRESS", 3)
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 60 * 60)
+
+# Scheduled workflows (apps/schedules): a slot more than this many seconds overdue when the beat
+# reaches it was missed (the beat or the database was down) and follows its workflow's catch-up
+# rule; within it, the slot is simply on time.
+SCHEDULES_CATCHUP_GRACE = env_int("SCHEDULES_CATCHUP_GRACE", 300)

@@ -16,3 +16,8 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # A fixed test keyring (the second factors are sealed with it); tests of the vault replace it.
 PORTAL_KEYRING = env("PORTAL_KEYRING") or "test:" + "dGVzdC1vbmx5LWtleS1mb3ItdGhlLXRlc3Qtc3VpdGU="
+
+# A workflow action for the scheduler's tests (tests/schedules/actions.py), loaded by
+# apps.schedules at ready() in every process the tests start (the Celery worker, the browser
+# tests' server), as the business apps' actions are in production.
+SCHEDULES_ACTION_MODULES = ["tests.schedules.actions"]

@@ -164,45 +164,49 @@ def test_the_dead_mans_switch_is_refreshed_by_the_streams_tick_and_fires_when_it
 def test_a_balance_change_reaches_the_desk_of_the_organizations_members_only(
     trading_desk: TradingDesk, trader: Membership, outsider: Membership
 ) -> None:
+    import asyncio
+
     from asgiref.sync import async_to_sync
+    from channels.db import database_sync_to_async
     from channels.layers import get_channel_layer
 
     from apps.core.groups import member_group
     from apps.exchange.models import AccountBalance
     from apps.exchange.streams.hooks import balance_hooks_on_commit
 
-    layer: Any = get_channel_layer()
-    ours = async_to_sync(layer.new_channel)()
-    theirs = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(member_group(trader.org_id, trader.user_id), ours)
-    async_to_sync(layer.group_add)(member_group(outsider.org_id, outsider.user_id), theirs)
+    def record() -> None:
+        with transaction.atomic():
+            row = AccountBalance.objects.create(
+                account=trading_desk.account,
+                asset="USD",
+                wallet_type="spot",
+                wallet_id="main",
+                balance=Decimal("1234.5"),
+                hold=Decimal("10"),
+                source="stream",
+                updated_at=timezone.now(),
+            )
+            balance_hooks_on_commit(row)
 
-    with transaction.atomic():
-        row = AccountBalance.objects.create(
-            account=trading_desk.account,
-            asset="USD",
-            wallet_type="spot",
-            wallet_id="main",
-            balance=Decimal("1234.5"),
-            hold=Decimal("10"),
-            source="stream",
-            updated_at=timezone.now(),
-        )
-        balance_hooks_on_commit(row)
-
-    message = async_to_sync(layer.receive)(ours)
-    parts = dict(message["parts"])
-    html = parts[f"desk-balances-{trading_desk.account.pk}"]
-    assert 'data-asset="USD"' in html
-    assert "1224.5" in html  # spendable: the balance less what open orders hold
-
-    async def nothing_for_them() -> bool:
-        import asyncio
-
+    async def scenario() -> tuple[dict[str, str], bool]:
+        layer: Any = get_channel_layer()
+        ours = await layer.new_channel()
+        theirs = await layer.new_channel()
+        await layer.group_add(member_group(trader.org_id, trader.user_id), ours)
+        await layer.group_add(member_group(outsider.org_id, outsider.user_id), theirs)
+        await database_sync_to_async(record)()
+        message = await asyncio.wait_for(layer.receive(ours), timeout=10)
         try:
             await asyncio.wait_for(layer.receive(theirs), timeout=0.5)
         except TimeoutError:
-            return True
-        return False
+            leaked = False
+        else:
+            leaked = True
+        return dict(message["parts"]), leaked
 
-    assert async_to_sync(nothing_for_them)()
+    parts, leaked = async_to_sync(scenario)()
+
+    html = parts[f"desk-balances-{trading_desk.account.pk}"]
+    assert 'data-asset="USD"' in html
+    assert "1224.5" in html  # spendable: the balance less what open orders hold
+    assert not leaked

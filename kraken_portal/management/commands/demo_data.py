@@ -164,16 +164,52 @@ class Command(BaseCommand):
         self._refuse_unless_sandbox(options["timeout"] if options["wait_for_sandbox"] else 0.0)
         password = os.environ.get("DEMO_PASSWORD", DEFAULT_DEMO_PASSWORD)
         memberships = self._people(password)
+        self._desk(memberships[Role.OWNER].org)
         sandbox_note = ""
         if options["wait_for_sandbox"]:
             try:
                 created = self._provision_keys(memberships)
+                self._pair_rules()
                 self._treasury(memberships[Role.OWNER])
             except SandboxUnavailable as exc:
                 sandbox_note = f"  (sandbox keys not provisioned: {exc})\n"
             else:
                 sandbox_note = self._demo_staking(memberships, created)
         self._announce(password, sandbox_note)
+
+    def _desk(self, org: Organization) -> None:
+        """The desk's settings and an organization-wide risk limit, so the demo trader meets
+        a confirmation for a large or far-off order and a limit to learn from."""
+        from decimal import Decimal
+
+        from apps.trading.models import DeskSettings, RiskLimit
+
+        DeskSettings.objects.update_or_create(
+            org=org,
+            defaults={"confirm_notional": Decimal(250000), "confirm_band_pct": Decimal(5)},
+        )
+        RiskLimit.objects.update_or_create(
+            org=org,
+            account=None,
+            member=None,
+            defaults={
+                "max_order_notional": Decimal(1000000),
+                "max_daily_notional": Decimal(5000000),
+                "max_open_orders": 200,
+            },
+        )
+
+    def _pair_rules(self) -> None:
+        """Kraken's pair rules from the sandbox at once (the hourly refresh may not have run
+        yet), so the ticket knows ordermin, tick size and lot decimals from the first page."""
+        from apps.kraken.models import AssetPair
+        from apps.kraken.services import reference_data_refresh
+
+        if not AssetPair.objects.exists():
+            try:
+                reference_data_refresh()
+            except Exception as exc:  # the hourly refresh will try again
+                raise SandboxUnavailable(f"pair rules not loaded: {exc}") from exc
 
     def _refuse_production(self) -> None:
         module = str(settings.SETTINGS_MODULE)

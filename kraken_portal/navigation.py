@@ -17,6 +17,7 @@ class NavItem:
 NAVIGATION: list[NavItem] = [
     NavItem("Overview", "orgs:dashboard", Capability.VIEW),
     NavItem("Markets", "market:overview", Capability.VIEW),
+    NavItem("Blotter", "trading:blotter-open", Capability.VIEW),
     NavItem("API keys", "vault:credential-list", Capability.VIEW),
     NavItem("Members", "orgs:member-list", Capability.MANAGE_MEMBERS),
     NavItem("Members' keys", "vault:oversight", Capability.OVERSEE_KEYS),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from apps.orgs.models import KrakenAccount, Organization
 from apps.vault.models import Credential
@@ -180,6 +180,23 @@ class ExchangeOrder(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        indexes = (
+            # The blotters' keyset pages (apps.trading.blotter): newest first per account, and
+            # the open orders alone, so neither scans an account's whole history.
+            models.Index(
+                F("account"),
+                F("opened_at").desc(nulls_first=True),
+                F("id").desc(),
+                name="exchange_order_recent",
+            ),
+            models.Index(
+                F("account"),
+                F("opened_at").desc(nulls_first=True),
+                F("id").desc(),
+                condition=Q(status__in=["pending", "open"]),
+                name="exchange_order_open_recent",
+            ),
+        )
         constraints = (
             models.UniqueConstraint(fields=("account", "txid"), name="exchange_order_once"),
             # Our cl_ord_ids are UUIDs: one order per cl_ord_id per account.
@@ -216,6 +233,10 @@ class ExchangeFill(models.Model):
     executed_at = models.DateTimeField()
 
     class Meta:
+        indexes = (
+            # The fills blotter's keyset pages and the P&L's walk in time order, per account.
+            models.Index(fields=("account", "-executed_at", "-id"), name="exchange_fill_recent"),
+        )
         constraints = (
             models.UniqueConstraint(fields=("account", "trade_id"), name="exchange_fill_once"),
         )

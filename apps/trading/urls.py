@@ -1,4 +1,6 @@
 from django.urls import URLPattern, URLResolver
 
+from apps.trading.urls_blotter import blotter_urlpatterns
+
 app_name = "trading"
-urlpatterns: list[URLPattern | URLResolver] = []
+urlpatterns: list[URLPattern | URLResolver] = [*blotter_urlpatterns]

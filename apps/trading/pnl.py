@@ -197,8 +197,16 @@ def fifo(
     for lot in opening:
         asset = normalize_asset(lot.asset)
         label = f"{asset} {OPENING}"
+        cost = lot.unit_cost
+        if normalize_asset(lot.currency) != currency:
+            # Imported when the organization reported in another currency.
+            try:
+                cost = lot.unit_cost * rate(normalize_asset(lot.currency))
+            except Unvalued as missing:
+                problems.append(f"The opening {asset} cannot be valued: no live {missing} rate.")
+                continue
         books[(lot.account_id, asset)].append(
-            Lot(qty=lot.qty, unit_cost=lot.unit_cost, pair=label, opened_at=None)
+            Lot(qty=lot.qty, unit_cost=cost, pair=label, opened_at=None)
         )
         line(lot.account_id, label)
 
@@ -313,8 +321,8 @@ def pnl_report(
     *,
     accounts: Sequence[KrakenAccount],
     currency: str,
-    since: datetime | None,
-    until: datetime | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     rate: RateSource | None = None,
 ) -> Report:
     """The P&L of `accounts` in `currency` for [since, until), with live prices unless `rate`

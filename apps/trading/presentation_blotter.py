@@ -127,20 +127,20 @@ class FillRow:
     external: bool
 
 
-def fee_amounts(fees: Any, decimals: PairDecimals, *, grouped: bool = True) -> list[str]:
-    """A fill's fees, each in its own asset: "0.26 USD", "0.00001000 BTC"."""
+def fee_amounts(fees: Any, decimals: PairDecimals, *, precise: bool = False) -> list[str]:
+    """A fill's fees, each in its own asset: "0.26 USD", "0.00001000 BTC". `precise` (the
+    CSV): at the asset's record-keeping decimals, without separators."""
     shown = []
     for fee in fees if isinstance(fees, list) else []:
         asset = normalize_asset(str(fee.get("asset", "")))
-        places = (
-            decimals.quote_display_decimals
-            if asset == decimals.quote
-            else decimals.base_display_decimals
-            if asset == decimals.base
-            else 8
-        )
+        if asset == decimals.quote:
+            places = decimals.quote_decimals if precise else decimals.quote_display_decimals
+        elif asset == decimals.base:
+            places = decimals.base_decimals if precise else decimals.base_display_decimals
+        else:
+            places = 10 if precise else 8
         qty = Decimal(str(fee.get("qty", "0")))
-        shown.append(f"{amounts.format_number(qty, places, grouped=grouped)} {asset}")
+        shown.append(f"{amounts.format_number(qty, places, grouped=not precise)} {asset}")
     return shown
 
 
@@ -265,7 +265,7 @@ def fill_csv_row(
         _plain(fill.price, decimals.price_decimals),
         _plain(fill.cost, decimals.quote_decimals),
         decimals.quote,
-        "; ".join(fee_amounts(fill.fees, decimals, grouped=False)),
+        "; ".join(fee_amounts(fill.fees, decimals, precise=True)),
         {"m": "maker", "t": "taker"}.get(fill.liquidity, ""),
         who,
         key,

@@ -4,23 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exchange', '0001_initial'),
-        ('orgs', '0006_onboarding_rejection_reason'),
+        ("exchange", "0001_initial"),
+        ("orgs", "0006_onboarding_rejection_reason"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='exchangefill',
-            index=models.Index(fields=['account', '-executed_at', '-id'], name='exchange_fill_recent'),
+            model_name="exchangefill",
+            index=models.Index(
+                fields=["account", "-executed_at", "-id"], name="exchange_fill_recent"
+            ),
         ),
         migrations.AddIndex(
-            model_name='exchangeorder',
-            index=models.Index(models.F('account'), models.OrderBy(models.F('opened_at'), descending=True, nulls_first=True), models.OrderBy(models.F('id'), descending=True), name='exchange_order_recent'),
+            model_name="exchangeorder",
+            index=models.Index(
+                models.F("account"),
+                models.OrderBy(models.F("opened_at"), descending=True, nulls_first=True),
+                models.OrderBy(models.F("id"), descending=True),
+                name="exchange_order_recent",
+            ),
         ),
         migrations.AddIndex(
-            model_name='exchangeorder',
-            index=models.Index(models.F('account'), models.OrderBy(models.F('opened_at'), descending=True, nulls_first=True), models.OrderBy(models.F('id'), descending=True), condition=models.Q(('status__in', ['pending', 'open'])), name='exchange_order_open_recent'),
+            model_name="exchangeorder",
+            index=models.Index(
+                models.F("account"),
+                models.OrderBy(models.F("opened_at"), descending=True, nulls_first=True),
+                models.OrderBy(models.F("id"), descending=True),
+                condition=models.Q(("status__in", ["pending", "open"])),
+                name="exchange_order_open_recent",
+            ),
         ),
     ]

@@ -33,7 +33,7 @@ PARTS = (
 
 
 def render_parts(org: Organization) -> list[tuple[str, str]]:
-    parts = []
+    parts: list[tuple[str, str]] = []
     for element, url_name, include, target in PARTS:
         html = render_to_string(
             "trading/_live.html",

@@ -194,21 +194,21 @@ def fifo(
             lines[key] = Line(account_id=account_id, pair=pair)
         return lines[key]
 
-    for lot in opening:
-        asset = normalize_asset(lot.asset)
+    for held in opening:
+        asset = normalize_asset(held.asset)
         label = f"{asset} {OPENING}"
-        cost = lot.unit_cost
-        if normalize_asset(lot.currency) != currency:
+        cost = held.unit_cost
+        if normalize_asset(held.currency) != currency:
             # Imported when the organization reported in another currency.
             try:
-                cost = lot.unit_cost * rate(normalize_asset(lot.currency))
+                cost = held.unit_cost * rate(normalize_asset(held.currency))
             except Unvalued as missing:
                 problems.append(f"The opening {asset} cannot be valued: no live {missing} rate.")
                 continue
-        books[(lot.account_id, asset)].append(
-            Lot(qty=lot.qty, unit_cost=cost, pair=label, opened_at=None)
+        books[(held.account_id, asset)].append(
+            Lot(qty=held.qty, unit_cost=cost, pair=label, opened_at=None)
         )
-        line(lot.account_id, label)
+        line(held.account_id, label)
 
     for fill in fills:
         try:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -34,6 +34,7 @@ from apps.trading.services_pnl import opening_lots_import
 DATE_RANGE_REVERSED = "The end date is before the start date."
 RANGE_TOO_LONG = "Choose at most {days} days."
 MAX_RANGE_DAYS = 3660
+CHOOSE_ACCOUNT = "Choose the account whose opening positions to import."
 IMPORTED = "Opening positions of {account} imported: {lots}."
 
 
@@ -168,7 +169,10 @@ def pnl_view(request: HtmxHttpRequest, membership: Membership) -> HttpResponse:
 @require_POST
 @org_view(Capability.TRADE)
 def pnl_opening_import_view(request: HttpRequest, membership: Membership) -> HttpResponseBase:
-    account = blotter.org_account_get(org=membership.org, pk=request.POST.get("account", ""))
+    raw = request.POST.get("account", "")
+    if not raw.isdigit():
+        return HttpResponseBadRequest(CHOOSE_ACCOUNT)
+    account = blotter.org_account_get(org=membership.org, pk=raw)
     try:
         result = opening_lots_import(account=account, actor=membership)
     except ValidationError as error:

@@ -249,14 +249,16 @@ def test_fill_pages_show_every_fill_exactly_once(desk, trader) -> None:
     order = desk.order(by=trader, status="closed", opened_at=at(0))
     fills = [desk.fill(order, qty="0.01", price="50000", at=at(i // 4)) for i in range(23)]
     accounts = org_accounts(org=desk.account.org)
-    seen, after = [], ""
+    seen: list[int] = []
+    after = ""
     while True:
         result = fill_page(accounts=accounts, filters=BlotterFilters(), after=after, size=5)
         seen.extend(fill.pk for fill in result.rows)
         if result.next_cursor is None:
             break
         after = result.next_cursor
-    assert sorted(seen) == sorted(f.pk for f in fills) and len(seen) == len(set(seen))
+    assert sorted(seen) == sorted(f.pk for f in fills)
+    assert len(seen) == len(set(seen))
 
 
 def test_a_forged_page_marker_is_a_400_with_a_reason(desk, viewer, client_for) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
+from functools import cache
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -147,10 +148,17 @@ def live_rates(currency: str) -> tuple[RateSource, list[str]]:
     return rate, problems
 
 
+@cache
 def _split(pair: str) -> tuple[str, str, str]:
+    """(symbol, base, quote); cached, as a walk meets the same few spellings 100,000 times."""
     symbol = pair_symbol(pair)
     base, _, quote = symbol.partition("/")
     return symbol, base, quote
+
+
+@cache
+def _asset(name: str) -> str:
+    return normalize_asset(name)
 
 
 def _fee_value(
@@ -158,7 +166,7 @@ def _fee_value(
 ) -> Decimal:
     total = ZERO
     for fee in fees if isinstance(fees, list) else []:
-        asset = normalize_asset(str(fee.get("asset", "")))
+        asset = _asset(str(fee.get("asset", "")))
         qty = Decimal(str(fee.get("qty", "0")))
         if not qty:
             continue

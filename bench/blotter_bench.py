@@ -90,10 +90,10 @@ def setup_django(database_url: str) -> None:
 
 
 def make_org(slug: str, orders: int, fills: int) -> Any:
+    from apps.accounts.models import User
     from apps.exchange.models import ExchangeFill, ExchangeOrder, Kind, Operation, State
     from apps.orgs.models import KrakenAccount, Membership, Organization
     from apps.orgs.permissions import Role
-    from apps.accounts.models import User
     from apps.vault.services import credential_create
 
     rng = random.Random(slug)
@@ -251,7 +251,8 @@ def run(args: argparse.Namespace) -> int:
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     print(
-        f"prepared {args.orders:,} orders and {args.fills:,} fills in {time.perf_counter() - began:.0f} s",
+        f"prepared {args.orders:,} orders and {args.fills:,} fills "
+        f"in {time.perf_counter() - began:.0f} s",
         flush=True,
     )
 

@@ -13,8 +13,8 @@ from django.apps import apps as django_apps
 from django.test import Client
 from django.urls import reverse
 
-from apps.exchange.models import Kind
 from apps.exchange.hooks import _hooks
+from apps.exchange.models import Kind
 from apps.trading.live_blotter import audience, render_parts
 from tests.trading.conftest import DeskData
 

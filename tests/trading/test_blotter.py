@@ -216,11 +216,14 @@ def test_pages_go_through_every_order_once_at_a_constant_query_count(
     size=st.integers(min_value=1, max_value=7),
     view=st.sampled_from(["open", "history"]),
 )
-def test_keyset_pages_show_every_row_exactly_once(desk, times, size, view) -> None:
-    ExchangeOrder.objects.filter(account=desk.account).delete()
+def test_keyset_pages_show_every_row_exactly_once(desk, subaccount, times, size, view) -> None:
+    ExchangeOrder.objects.all().delete()
     statuses = ["open", "closed"]
     for i, minute in enumerate(times):
-        desk.order(status=statuses[i % 2], opened_at=None if minute is None else at(minute))
+        # Two accounts: the page merges each account's own index walk.
+        account = subaccount if i % 3 == 0 else desk.account
+        when = None if minute is None else at(minute)
+        desk.order(account=account, status=statuses[i % 2], opened_at=when)
     accounts = org_accounts(org=desk.account.org)
     seen: list[int] = []
     after = ""
@@ -232,7 +235,7 @@ def test_keyset_pages_show_every_row_exactly_once(desk, times, size, view) -> No
         if result.next_cursor is None:
             break
         after = result.next_cursor
-    wanted = ExchangeOrder.objects.filter(account=desk.account)
+    wanted = ExchangeOrder.objects.all()
     wanted = wanted.filter(status="open") if view == "open" else wanted.exclude(status="open")
     assert sorted(seen) == sorted(wanted.values_list("pk", flat=True))
     assert len(seen) == len(set(seen))
@@ -245,9 +248,12 @@ def test_keyset_pages_show_every_row_exactly_once(desk, times, size, view) -> No
     assert [by_pk[pk] for pk in seen] == sorted(keys, reverse=True)
 
 
-def test_fill_pages_show_every_fill_exactly_once(desk, trader) -> None:
-    order = desk.order(by=trader, status="closed", opened_at=at(0))
-    fills = [desk.fill(order, qty="0.01", price="50000", at=at(i // 4)) for i in range(23)]
+def test_fill_pages_show_every_fill_exactly_once(desk, trader, subaccount) -> None:
+    orders = [
+        desk.order(by=trader, status="closed", opened_at=at(0)),
+        desk.order(account=subaccount, status="closed", opened_at=at(0)),
+    ]
+    fills = [desk.fill(orders[i % 2], qty="0.01", price="50000", at=at(i // 4)) for i in range(23)]
     accounts = org_accounts(org=desk.account.org)
     seen: list[int] = []
     after = ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 
 from apps.orgs.models import KrakenAccount, Organization
 from apps.vault.models import Credential
@@ -181,18 +181,13 @@ class ExchangeOrder(models.Model):
 
     class Meta:
         indexes = (
-            # The blotters' keyset pages (apps.trading.blotter): newest first per account, and
-            # the open orders alone, so neither scans an account's whole history.
+            # The blotters' keyset pages (apps.trading.selectors_blotter): newest first per
+            # account, and the open orders alone, so neither scans an account's whole history.
+            # PostgreSQL's DESC puts NULLs first, which is the pages' order (an order Kraken has
+            # not dated yet is the newest); SQLite cannot say NULLS FIRST in an index.
+            models.Index(fields=("account", "-opened_at", "-id"), name="exchange_order_recent"),
             models.Index(
-                F("account"),
-                F("opened_at").desc(nulls_first=True),
-                F("id").desc(),
-                name="exchange_order_recent",
-            ),
-            models.Index(
-                F("account"),
-                F("opened_at").desc(nulls_first=True),
-                F("id").desc(),
+                fields=("account", "-opened_at", "-id"),
                 condition=Q(status__in=["pending", "open"]),
                 name="exchange_order_open_recent",
             ),

@@ -296,6 +296,22 @@ def run(args: argparse.Namespace) -> int:
     )
     add("history, external orders", get(client, history, {"member": "external"}))
 
+    # The database's share: each page's query, as PostgreSQL runs it (EXPLAIN ANALYZE).
+    from apps.trading.selectors_blotter import _newest
+
+    def explain(label: str, filters: Any, view: str = "history") -> None:
+        queryset = blotter.orders_queryset(accounts=accounts, view=view, filters=filters)
+        ids = [account.pk for account in accounts]
+        plan = _newest(queryset, ids, "opened_at", None, blotter.PAGE_SIZE).explain(analyze=True)
+        took = next(line for line in plan.splitlines() if line.startswith("Execution Time"))
+        print(f"  SQL only: {label:<42} {took}", flush=True)
+
+    explain("history page 1", blotter.BlotterFilters())
+    explain("open orders page 1", blotter.BlotterFilters(), view="open")
+    explain("history by member", blotter.BlotterFilters(member=traders[1][0].pk))
+    explain("history by pair", blotter.BlotterFilters(pair="BTC/USD"))
+    explain("history external", blotter.BlotterFilters(member="external"))
+
     def fixed(asset: str) -> Decimal:
         return Decimal(50000) if asset not in ("EUR",) else Decimal("1.1")
 
@@ -303,10 +319,22 @@ def run(args: argparse.Namespace) -> int:
         pnl_report(accounts=accounts, currency="USD", rate=fixed)
 
     add(f"P&L walk over {args.fills:,} fills (fixed rates)", pnl)
+    from apps.trading.pnl import pnl_invalidate
+
+    pnl_url = reverse("trading:pnl", kwargs={"org": large.slug})
+
+    def cold_pnl_page() -> Any:
+        pnl_invalidate(org_id=large.pk)  # as after a new fill: the walk runs again
+        return get(client, pnl_url)()
+
+    add(f"P&L page over {args.fills:,} fills, after a change", cold_pnl_page)
     add(
-        f"P&L page over {args.fills:,} fills",
+        f"P&L page over {args.fills:,} fills, walk cached",
         get(client, reverse("trading:pnl", kwargs={"org": large.slug})),
     )
+
+    home = reverse("orgs:dashboard", kwargs={"org": large.slug})
+    add("home page with the desk panel, walk cached", get(client, home))
 
     small_ms = rows[0][1]
     large_ms = rows[3][1]

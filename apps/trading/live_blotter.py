@@ -22,6 +22,7 @@ from apps.exchange.models import Kind, Operation
 from apps.orgs.models import KrakenAccount, Organization
 from apps.orgs.permissions import Capability
 from apps.orgs.selectors import org_members
+from apps.trading.pnl import pnl_invalidate
 
 PARTS = (
     ("blotter-live-open", "trading:blotter-open", "#blotter-filters", "#blotter-table"),
@@ -57,6 +58,7 @@ def _publish(account_id: int) -> None:
     if account is None:
         return
     org = account.org
+    pnl_invalidate(org_id=org.pk)
     member_event_on_commit(org_id=org.pk, user_ids=audience(org), parts=render_parts(org))
 
 

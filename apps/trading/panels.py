@@ -27,7 +27,9 @@ def desk_panel_context(membership: Membership) -> dict[str, Any]:
     org = membership.org
     accounts = blotter.org_accounts(org=org)
     start, end, _ = pnl_window(org, None, None)
-    report = pnl_report(accounts=accounts, currency=org.reporting_currency, since=start, until=end)
+    report = pnl_report(
+        accounts=accounts, currency=org.reporting_currency, since=start, until=end, org_id=org.pk
+    )
     fills = blotter.fill_page(
         accounts=accounts, filters=blotter.BlotterFilters(), size=RECENT_FILLS
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -25,6 +26,7 @@ from apps.exchange.services import private_read
 from apps.kraken.naming import WALLET_SPOT, pair_symbol, split_balance_key
 from apps.market.conversion import ConversionError, value_in
 from apps.orgs.models import KrakenAccount, Membership
+from apps.trading.pnl import pnl_invalidate
 from apps.trading.pnl_models import OpeningLot
 from apps.vault.models import Use
 from apps.vault.selectors import NoCredential, credential_for
@@ -102,6 +104,7 @@ def opening_lots_create(
         lot.full_clean()
         lot.save()
         created.append(lot)
+    transaction.on_commit(partial(pnl_invalidate, org_id=account.org_id), robust=True)
     audit_record(
         action="trading.opening_lots_import",
         actor=actor,

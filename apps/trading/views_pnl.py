@@ -107,7 +107,9 @@ def pnl_context(
     org = membership.org
     accounts = blotter.org_accounts(org=org)
     start, end, label = pnl_window(org, since, until)
-    report = pnl_report(accounts=accounts, currency=org.reporting_currency, since=start, until=end)
+    report = pnl_report(
+        accounts=accounts, currency=org.reporting_currency, since=start, until=end, org_id=org.pk
+    )
     members = dict(blotter.blotter_members(org=org))
     by_member = sorted(
         (

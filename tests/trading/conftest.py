@@ -114,6 +114,16 @@ class DeskData:
         )
 
 
+@pytest.fixture(autouse=True)
+def pnl_cache_starts_empty() -> None:
+    """The P&L walk is cached in Redis by organization id, which a new test database reuses."""
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    keys = list(client.scan_iter(match="*trading:pnl:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 @pytest.fixture
 def desk(org: Any, settings: Any) -> DeskData:
     settings.PORTAL_KEYRING = f"k1:{KEK_1}"

@@ -249,3 +249,34 @@ def test_importing_for_another_organizations_account_is_not_found(
     url = reverse("trading:pnl-opening-import", kwargs={"org": "acme"})
     response = client_for(trader).post(url, {"account": theirs.pk})
     assert response.status_code == 404
+
+
+def test_the_walk_is_cached_until_the_desk_changes_but_positions_follow_the_live_mid(
+    desk, trader, prices: Prices, django_capture_on_commit_callbacks
+) -> None:
+    from apps.trading.live_blotter import desk_changed_on_commit
+
+    prices.set("BTC/USD", "60000")
+    now = datetime.now(tz=UTC)
+    buy = desk.order(by=trader, side="buy")
+    desk.fill(buy, qty="1", price="50000", at=now - timedelta(seconds=3))
+
+    def current() -> Any:
+        return pnl_report(
+            accounts=[desk.account],
+            currency="USD",
+            since=now - timedelta(hours=1),
+            until=now + timedelta(hours=1),
+            org_id=desk.account.org_id,
+        )
+
+    assert current().unrealised == Decimal("10000")
+    prices.set("BTC/USD", "61000")
+    assert current().unrealised == Decimal("11000")  # the cached walk, valued now
+    sell = desk.order(by=trader, side="sell")
+    desk.fill(sell, qty="0.5", price="61000", at=now - timedelta(seconds=1))
+    assert current().realised == Decimal(0)  # not told yet
+    with django_capture_on_commit_callbacks(execute=True):
+        desk_changed_on_commit(account_id=desk.account.pk)
+    assert current().realised == Decimal("5500")
+    assert current().unrealised == Decimal("5500")

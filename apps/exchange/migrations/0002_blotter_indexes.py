@@ -4,23 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exchange', '0001_initial'),
-        ('orgs', '0006_onboarding_rejection_reason'),
+        ("exchange", "0001_initial"),
+        ("orgs", "0006_onboarding_rejection_reason"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='exchangefill',
-            index=models.Index(fields=['account', '-executed_at', '-id'], name='exchange_fill_recent'),
+            model_name="exchangefill",
+            index=models.Index(
+                fields=["account", "-executed_at", "-id"], name="exchange_fill_recent"
+            ),
         ),
         migrations.AddIndex(
-            model_name='exchangeorder',
-            index=models.Index(fields=['account', '-opened_at', '-id'], name='exchange_order_recent'),
+            model_name="exchangeorder",
+            index=models.Index(
+                fields=["account", "-opened_at", "-id"], name="exchange_order_recent"
+            ),
         ),
         migrations.AddIndex(
-            model_name='exchangeorder',
-            index=models.Index(condition=models.Q(('status__in', ['pending', 'open'])), fields=['account', '-opened_at', '-id'], name='exchange_order_open_recent'),
+            model_name="exchangeorder",
+            index=models.Index(
+                condition=models.Q(("status__in", ["pending", "open"])),
+                fields=["account", "-opened_at", "-id"],
+                name="exchange_order_open_recent",
+            ),
         ),
     ]

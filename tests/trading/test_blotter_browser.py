@@ -14,6 +14,7 @@ from django.db import connections
 from apps.orgs.permissions import Role
 from apps.trading.live_blotter import desk_changed_on_commit
 from apps.trading.selectors_blotter import PAGE_SIZE
+from tests.browser.test_accessibility import FAILING_IMPACTS, _axe
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
 from tests.plugins.browser import PortalServer
 from tests.trading.conftest import DeskData
@@ -25,6 +26,10 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def portal_server_env() -> dict[str, str]:
     return {"PORTAL_KEYRING": f"k1:{KEK_1}"}
+
+
+def serious_violations(page: Any) -> list[str]:
+    return [v["id"] for v in _axe(page) if v["impact"] in FAILING_IMPACTS]
 
 
 def publish(account_id: int) -> None:
@@ -70,6 +75,8 @@ def test_a_member_filters_pages_and_sees_fills_arrive_live(
     table = page.get_by_test_id("blotter-table")
     assert table.locator("tbody tr").count() == PAGE_SIZE
 
+    assert serious_violations(page) == []
+
     page.get_by_label("Side").select_option("buy")
     page.get_by_role("button", name="Filter").click()
     page.wait_for_url("**side=buy**")
@@ -104,4 +111,8 @@ def test_a_member_filters_pages_and_sees_fills_arrive_live(
     page.locator(f'[data-row="fill-{fill.pk}"]').wait_for(timeout=10_000)
     assert page.locator("#blotter-table tbody tr").count() == 1  # the filter still applies
     assert "member=" in page.url
+    assert serious_violations(page) == []
+    page.goto("/o/acme/desk/pnl/")
+    page.get_by_test_id("pnl-report").wait_for()
+    assert serious_violations(page) == []
     assert page.console_errors == []  # type: ignore[attr-defined]

@@ -269,3 +269,84 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return self.ledger_id
+
+
+class WalletType(models.TextChoices):
+    """Kraken's WS v2 `balances` wallet types."""
+
+    SPOT = "spot", "Spot"
+    EARN = "earn", "Earn"
+
+
+class BalanceSource(models.TextChoices):
+    STREAM = "stream", "Private stream"
+    REST = "rest", "REST refresh"
+
+
+# Kraken's WS v2 `balances` wallet ids (FUNDING-EARN.md): spot `main`; Earn `flex` (auto-earn,
+# spendable), `flexible` (instant), `bonded`, `locked` (timed), `liquid`, `closed`.
+WALLET_MAIN = "main"
+WALLET_FLEX = "flex"
+# Earn lock types (Earn/Strategies `lock_type.type`) → the wallet id `balances` names them by.
+EARN_WALLET_BY_LOCK: dict[str, str] = {
+    "flex": "flex",
+    "instant": "flexible",
+    "bonded": "bonded",
+    "timed": "locked",
+}
+
+
+class AccountBalance(models.Model):
+    """One wallet's balance of one asset on one Kraken account: the live state the private
+    stream (`balances`) keeps, or the last REST refresh (BalanceEx + Earn/Allocations).
+
+    `asset` is the portal's normalised name (apps.kraken.naming: `BTC`, `USD`). `hold` is the
+    part of a spot wallet reserved by open orders (BalanceEx `hold_trade`; zero for Earn).
+    Read it through apps.exchange.balances (`spendable`, `account_balances`), never by hand.
+    """
+
+    account = models.ForeignKey(
+        KrakenAccount, on_delete=models.CASCADE, related_name="exchange_balances"
+    )
+    asset = models.CharField(max_length=16)
+    wallet_type = models.CharField(max_length=8, choices=WalletType.choices)
+    wallet_id = models.CharField(max_length=16)
+    balance = models.DecimalField(max_digits=38, decimal_places=18, default=0)
+    hold = models.DecimalField(max_digits=38, decimal_places=18, default=0)
+    source = models.CharField(max_length=8, choices=BalanceSource.choices)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("account_id", "asset", "wallet_type", "wallet_id")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("account", "asset", "wallet_type", "wallet_id"),
+                name="exchange_balance_once",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.wallet_type}/{self.wallet_id}: {self.balance}"
+
+
+class BalanceSnapshot(models.Model):
+    """A wallet's quantity at a moment, with the price used then (None when no price was
+    live). Quantities and prices, never totals: the reporting currency may change later."""
+
+    account = models.ForeignKey(
+        KrakenAccount, on_delete=models.CASCADE, related_name="balance_snapshots"
+    )
+    asset = models.CharField(max_length=16)
+    wallet_type = models.CharField(max_length=8, choices=WalletType.choices)
+    wallet_id = models.CharField(max_length=16)
+    quantity = models.DecimalField(max_digits=38, decimal_places=18)
+    price = models.DecimalField(max_digits=38, decimal_places=18, null=True, blank=True)
+    price_currency = models.CharField(max_length=16, blank=True)
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ("-taken_at", "account_id", "asset")
+        indexes = (models.Index(fields=("account", "taken_at"), name="exchange_snap_acct_time"),)
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.quantity} @ {self.taken_at:%Y-%m-%d %H:%M}"

@@ -36,13 +36,23 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.core.trail import audit_record
-from apps.exchange import finders, live, records
+from apps.exchange import balance_records, finders, live, records
+from apps.exchange.credentials import read_credential
 from apps.exchange.hooks import hooks_on_commit
-from apps.exchange.models import SETTLED, Kind, Operation, OperationEvent, State, queue_for
+from apps.exchange.models import (
+    SETTLED,
+    AccountBalance,
+    Kind,
+    Operation,
+    OperationEvent,
+    State,
+    queue_for,
+)
+from apps.exchange.streams.hooks import balance_hooks_on_commit
 from apps.kraken.client import OperationRef, is_validate_only, kraken_private
 from apps.kraken.errors import KrakenError, UnknownOutcomeError
 from apps.kraken.naming import decimal_to_wire
-from apps.orgs.models import Membership, Organization
+from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.vault import crypto
 from apps.vault.models import Credential
 from apps.vault.services import CredentialUnavailable, KeyPurpose, credential_key_for_task
@@ -615,3 +625,51 @@ def private_read(
     above: apps/exchange is the only caller of Kraken's private methods, reads included."""
     key = credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
     return kraken_private(key, method, params or {})
+
+
+def _earn_lock_types(credential: Credential) -> dict[str, str]:
+    """{strategy id: lock type} from Earn/Strategies (every page)."""
+    locks: dict[str, str] = {}
+    cursor: str | None = None
+    for _page in range(20):  # bounded: Kraken lists a few hundred strategies at most
+        params: dict[str, Any] = {"limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        answer = private_read(credential=credential, method="Earn/Strategies", params=params)
+        for item in answer.get("items") or []:
+            locks[str(item.get("id"))] = str((item.get("lock_type") or {}).get("type") or "")
+        cursor = answer.get("next_cursor")
+        if not cursor:
+            break
+    return locks
+
+
+def balances_refresh(*, account: KrakenAccount) -> list[AccountBalance]:
+    """Read the account's balances over REST with its designated read key (credentials.py)
+    and write them (AccountBalance, source=rest): BalanceEx for the spot wallet and its hold,
+    Earn/Allocations (with Earn/Strategies for each strategy's lock type) for the Earn
+    wallets. For pages and tests without the streams process, and after a long outage.
+
+    Raises NoCredential (no designated read key) or KrakenError. When the Earn calls fail
+    (a key without Earn access), the spot rows are written and the Earn rows left as they were.
+    """
+    credential = read_credential(account=account)
+    spot = balance_records.spot_from_balance_ex(
+        private_read(credential=credential, method="BalanceEx")
+    )
+    earn: dict[tuple[str, str], Decimal] | None
+    try:
+        allocations = private_read(
+            credential=credential,
+            method="Earn/Allocations",
+            params={"hide_zero_allocations": True},
+        )
+        earn = balance_records.earn_from_allocations(allocations, _earn_lock_types(credential))
+    except KrakenError as error:
+        logger.warning("exchange: Earn balances of account %s unread: %s", account.pk, error)
+        earn = None
+    with transaction.atomic():
+        rows = balance_records.rest_balances_write(account=account, spot=spot, earn=earn)
+        for row in rows:
+            balance_hooks_on_commit(row)
+    return rows

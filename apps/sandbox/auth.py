@@ -116,6 +116,9 @@ class ApiKey:
     name: str = ""
     created_at: float = 0.0
     last_used_at: float = 0.0
+    # Authenticated private REST calls per method since start-up (not persisted): the control
+    # API's /sandbox/limits shows them, so a test can prove a client made no REST call.
+    calls: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -351,6 +351,7 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
                 for (aid, pid) in engine.trade_limiter.counters
                 if aid == acct.id
             },
+            "calls": dict(sorted(k.calls.items())),
         }
 
     router = app.router

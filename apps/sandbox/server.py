@@ -202,6 +202,7 @@ def _handle(
         except AuthError as err:
             return _reply(error=err.error)
         acct = engine.accounts[key.account_id]
+        key.calls[method] = key.calls.get(method, 0) + 1
         if engine.rate_limits and not engine.rest_limiter.charge(
             key.key, method, engine.tier_of(acct), now
         ):

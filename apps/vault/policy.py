@@ -34,8 +34,13 @@ CALLS: dict[str, dict[str, frozenset[str]]] = {
         "CancelOrder": frozenset({P.TRADE}),
         "CancelAll": frozenset({P.TRADE}),
         "CancelAllOrdersAfter": frozenset({P.TRADE}),
-        # The private `executions` channel (WebSocket v2) needs a token.
+        # The private `executions` and `balances` channels (WebSocket v2) need a token; the
+        # streams read the account through its designated trading key (apps/exchange).
         "GetWebSocketsToken": frozenset({P.WEBSOCKET}),
+        # Balances without the streams (exchange.services.balances_refresh).
+        "BalanceEx": frozenset({P.QUERY_FUNDS}),
+        "Earn/Allocations": frozenset({P.QUERY_FUNDS}),
+        "Earn/Strategies": frozenset(),
     },
     Use.FUNDING: {
         "Balance": frozenset({P.QUERY_FUNDS}),
@@ -63,7 +68,11 @@ CALLS: dict[str, dict[str, frozenset[str]]] = {
 # Calls a use may make when the key happens to allow them, without needing them: a missing
 # one costs a feature, never safety.
 OPTIONAL_CALLS: dict[str, dict[str, frozenset[str]]] = {
-    Use.TRADING: {"TradeVolume": frozenset({P.QUERY_FUNDS})},
+    Use.TRADING: {
+        "TradeVolume": frozenset({P.QUERY_FUNDS}),
+        # The streams' ledger gap fill after a reconnect (skipped without the permission).
+        "Ledgers": frozenset({P.QUERY_LEDGER}),
+    },
     Use.FUNDING: {
         "DepositMethods": frozenset({P.QUERY_FUNDS, P.DEPOSIT}),
         "Earn/Allocate": frozenset({P.EARN}),

@@ -140,3 +140,62 @@ def make_desk(sandbox: Any, membership: Membership) -> Desk:
 @pytest.fixture
 def desk(exchange_sandbox: Any, owner: Membership) -> Desk:
     return make_desk(exchange_sandbox, owner)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A sandbox account the portal reads through a designated trading key (what the streams
+    and balances_refresh use), and a key of the same account for the tests' own direct calls
+    (another client: its own nonce sequence, its own REST counter)."""
+
+    account_id: str
+    account: Any  # KrakenAccount
+    credential: Credential
+    api_key: str
+    other_key: str
+    other_secret: str
+
+    def direct(self, sandbox: Any, method: str, params: dict[str, Any] | None = None) -> Any:
+        answer = sandbox.private(self.other_key, self.other_secret, method, params or {})
+        assert not answer.get("error"), answer
+        return answer["result"]
+
+
+def make_reader(
+    sandbox: Any,
+    membership: Membership,
+    *,
+    balances: dict[str, str] | None = None,
+    account: Any = None,
+) -> Reader:
+    account_id = sandbox.create_account(balances or BALANCES, tier="pro")
+    api_key, secret = sandbox.create_key(account_id, permissions=_permissions("trading"))
+    other_key, other_secret = sandbox.create_key(account_id)
+    account = account or master_account(membership.org, tier="pro")
+    credential = credential_create(
+        membership=membership,
+        label=f"Designated trading {api_key[:6]}",
+        api_key=api_key,
+        secret=secret,
+        otp=None,
+        account=account,
+        use="trading",
+        probe=False,
+        designated=True,
+    )
+    credential_test(credential=credential)
+    credential_probe(credential_id=credential.pk)
+    credential.refresh_from_db()
+    return Reader(
+        account_id=account_id,
+        account=account,
+        credential=credential,
+        api_key=api_key,
+        other_key=other_key,
+        other_secret=other_secret,
+    )
+
+
+@pytest.fixture
+def reader(exchange_sandbox: Any, owner: Membership) -> Reader:
+    return make_reader(exchange_sandbox, owner)

@@ -18,7 +18,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from apps.core.realtime import member_event_on_commit
-from apps.exchange.models import Kind, Operation
+from apps.exchange.models import ExchangeFill, ExchangeOrder, Kind, Operation
 from apps.orgs.models import KrakenAccount, Organization
 from apps.orgs.permissions import Capability
 from apps.orgs.selectors import org_members
@@ -72,11 +72,21 @@ def _operation_settled(operation: Operation) -> None:
     desk_changed_on_commit(account_id=operation.account_id)
 
 
-def register() -> None:
-    """From the trading app's ready(): orders placed or cancelled through the portal (exchange
-    records them when their operation settles) refresh the desk's pages. The private streams'
-    orders and fills from anywhere else arrive through apps.exchange.streams.hooks once merged."""
-    from apps.exchange.hooks import operation_hook_register
+def _order_changed(order: ExchangeOrder, placed_by_portal: bool) -> None:
+    desk_changed_on_commit(account_id=order.account_id)
 
+
+def _fill_recorded(fill: ExchangeFill, placed_by_portal: bool) -> None:
+    desk_changed_on_commit(account_id=fill.account_id)
+
+
+def register() -> None:
+    """From the trading app's ready(): every order or fill exchange records (the private
+    streams', ours and other programs' alike) and every order operation that settles (placed,
+    amended or cancelled through the portal) refreshes the desk's pages."""
+    from apps.exchange.hooks import operation_hook_register
+    from apps.exchange.streams.hooks import stream_hook_register
+
+    stream_hook_register(on_order=_order_changed, on_fill=_fill_recorded)
     for kind in (Kind.ADD_ORDER, Kind.CANCEL_ORDER, Kind.CANCEL_ALL, Kind.AMEND_ORDER):
         operation_hook_register(kind, on_done=_operation_settled)

@@ -1,8 +1,9 @@
 """Writes for the P&L: importing an account's opening positions (issue 11 §5).
 
 An account usually held assets before its key was added to the portal. Without them, the FIFO
-walk would see the first sell of those assets as a short. The import reads what the account
-holds now (Kraken's Balance, through exchange's private read), takes away what the recorded
+walk would see the first sell of those assets as a short. The import takes what the account
+holds now (exchange's recorded balances, or Kraken's Balance through exchange's private read),
+takes away what the recorded
 fills have added since (buys) and put back what they took (sells), and records what is left as
 one opening lot per asset, valued at the live price at that moment. Imported when the key is
 first used, the fills are none and the lot is simply the balance then. Once per account and
@@ -21,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.core.trail import audit_record
+from apps.exchange.balances import account_balances
 from apps.exchange.models import ExchangeFill
 from apps.exchange.services import private_read
 from apps.kraken.naming import WALLET_SPOT, pair_symbol, split_balance_key
@@ -129,10 +131,15 @@ def _decimal_balances(answer: Any) -> dict[str, Decimal]:
 
 
 def opening_lots_import(*, account: KrakenAccount, actor: Membership) -> ImportResult:
-    """Read the account's balances from Kraken with the member's key (or the account's
-    designated one) and record its opening lots. The read happens outside any transaction."""
+    """Record the account's opening lots from its spot balances: as exchange last recorded
+    them (the private streams keep them current), or, when exchange has none yet, read from
+    Kraken with the member's key (or the account's designated one), outside any transaction."""
     if account.org_id != actor.org_id:
         raise ValidationError(NOT_THIS_ORG)
+    recorded = account_balances(account=account)
+    if recorded:
+        balances = {balance.asset: balance.spot for balance in recorded}
+        return opening_lots_create(account=account, balances=balances, actor=actor)
     try:
         credential = credential_for(membership=actor, account=account, use=Use.TRADING)
         answer = private_read(credential=credential, method="Balance")

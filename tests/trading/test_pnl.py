@@ -280,3 +280,25 @@ def test_the_walk_is_cached_until_the_desk_changes_but_positions_follow_the_live
         desk_changed_on_commit(account_id=desk.account.pk)
     assert current().realised == Decimal("5500")
     assert current().unrealised == Decimal("5500")
+
+
+def test_the_import_takes_exchanges_recorded_balances_when_it_has_them(
+    desk, trader, client_for, prices: Prices
+) -> None:
+    from apps.exchange.balance_records import rest_balances_write
+
+    prices.set("ETH/USD", "3000")
+    rest_balances_write(
+        account=desk.account,
+        spot={"ETH": (Decimal("4"), Decimal(0)), "USD": (Decimal("100"), Decimal(0))},
+        earn=None,
+    )
+    url = reverse("trading:pnl-opening-import", kwargs={"org": "acme"})
+
+    response = client_for(trader).post(url, {"account": desk.account.pk}, follow=True)
+
+    assert "Opening positions of Main account imported: 4 ETH." in unescape(
+        response.content.decode()
+    )
+    lot = OpeningLot.objects.get()
+    assert (lot.asset, lot.qty, lot.unit_cost) == ("ETH", Decimal(4), Decimal(3000))

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("exchange", "0001_initial"),
+        ("exchange", "0002_balances"),
         ("orgs", "0006_onboarding_rejection_reason"),
     ]
 

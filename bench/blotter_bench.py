@@ -302,7 +302,10 @@ def run(args: argparse.Namespace) -> int:
     def explain(label: str, filters: Any, view: str = "history") -> None:
         queryset = blotter.orders_queryset(accounts=accounts, view=view, filters=filters)
         ids = [account.pk for account in accounts]
-        plan = _newest(queryset, ids, "opened_at", None, blotter.PAGE_SIZE).explain(analyze=True)
+        branches = blotter._branches(ids, filters)
+        plan = _newest(queryset, branches, "opened_at", None, blotter.PAGE_SIZE).explain(
+            analyze=True
+        )
         took = next(line for line in plan.splitlines() if line.startswith("Execution Time"))
         print(f"  SQL only: {label:<42} {took}", flush=True)
 

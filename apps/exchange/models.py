@@ -191,6 +191,10 @@ class ExchangeOrder(models.Model):
                 condition=Q(status__in=["pending", "open"]),
                 name="exchange_order_open_recent",
             ),
+            # A blotter filtered by pair walks the pair's own orders.
+            models.Index(
+                fields=("account", "pair", "-opened_at", "-id"), name="exchange_order_pair_recent"
+            ),
         )
         constraints = (
             models.UniqueConstraint(fields=("account", "txid"), name="exchange_order_once"),
@@ -231,6 +235,9 @@ class ExchangeFill(models.Model):
         indexes = (
             # The fills blotter's keyset pages and the P&L's walk in time order, per account.
             models.Index(fields=("account", "-executed_at", "-id"), name="exchange_fill_recent"),
+            models.Index(
+                fields=("account", "pair", "-executed_at", "-id"), name="exchange_fill_pair_recent"
+            ),
         )
         constraints = (
             models.UniqueConstraint(fields=("account", "trade_id"), name="exchange_fill_once"),

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, Q, QuerySet
 from django.http import Http404
 
-from apps.exchange.models import ExchangeFill, ExchangeOrder
+from apps.exchange.models import ExchangeFill, ExchangeOrder, Kind, Operation
 from apps.kraken.naming import asset_spellings, pair_symbol
 from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.vault.models import Credential
@@ -182,30 +182,55 @@ def fills_queryset(
     ).order_by(F("executed_at").desc(), F("id").desc())
 
 
+def _branches(account_ids: list[int], filters: BlotterFilters) -> list[Q]:
+    """One condition per index walk: an account, or an account and one spelling of the pair.
+
+    Each walk is cheap only when its rows are where the index puts them, so a filtered page
+    walks the narrowest index it can: with a pair, (account, pair, time) once per spelling
+    Kraken may have stored; with a member or a key, an account where they placed nothing is
+    skipped before it is walked (a one-time EXISTS, evaluated once per branch), rather than
+    read to its end in search of rows that are not there.
+    """
+    spellings = pair_spellings(filters.pair) if filters.pair else [None]
+    branches: list[Q] = []
+    for pk in account_ids:
+        guard = Q(account_id=pk)
+        if isinstance(filters.member, int):
+            placed = Operation.objects.filter(
+                account_id=pk, requested_by_id=filters.member, kind=Kind.ADD_ORDER
+            )
+            guard &= Q(Exists(placed))
+        if filters.key is not None:
+            guard &= Q(Exists(Credential.objects.filter(pk=filters.key, account_id=pk)))
+        branches.extend(guard if s is None else guard & Q(pair=s) for s in spellings)
+    return branches
+
+
 def _newest[T: (ExchangeOrder, ExchangeFill)](
-    queryset: QuerySet[T], account_ids: list[int], column: str, cursor: Cursor | None, size: int
+    queryset: QuerySet[T], branches: list[Q], column: str, cursor: Cursor | None, size: int
 ) -> QuerySet[T]:
-    """The next `size` + 1 rows after `cursor`, in one query that each account's index answers.
+    """The next `size` + 1 rows after `cursor`, in one query that the indexes answer in order.
 
     `account_id IN (...) ORDER BY time, id` cannot walk the (account, time, id) index in order
     across several accounts, so PostgreSQL would sort every matching row (100,000 of them) to
-    return 51. Instead each account's next rows come from its own index walk (a LIMIT per
-    branch), and the few are merged: UNION ALL of one branch per account, then the same order
-    and limit. SQLite cannot limit a branch of a compound query; it gets the plain form (it
-    serves `make run`, not large desks).
+    return 51. Instead each branch (an account, or an account and a pair spelling: _branches)
+    takes its next rows from its own index walk (a LIMIT per branch), and the few are merged:
+    UNION ALL, then the same order and limit (PostgreSQL merges them: Merge Append). SQLite
+    cannot limit a branch of a compound query; it gets the plain form (it serves `make run`,
+    not large desks).
     """
     after = queryset.filter(_after(column, cursor))
-    if len(account_ids) < 2 or not connection.features.supports_slicing_ordering_in_compound:
+    if len(branches) < 2 or not connection.features.supports_slicing_ordering_in_compound:
         return after[: size + 1]
-    first, *others = (after.filter(account_id=pk)[: size + 1] for pk in account_ids)
+    first, *others = (after.filter(branch)[: size + 1] for branch in branches)
     order = (F(column).desc(nulls_first=True), F("id").desc())
     return first.union(*others, all=True).order_by(*order)[: size + 1]
 
 
 def _page[T: (ExchangeOrder, ExchangeFill)](
-    queryset: QuerySet[T], account_ids: list[int], column: str, cursor: Cursor | None, size: int
+    queryset: QuerySet[T], branches: list[Q], column: str, cursor: Cursor | None, size: int
 ) -> tuple[list[T], str | None]:
-    rows = list(_newest(queryset, account_ids, column, cursor, size))
+    rows = list(_newest(queryset, branches, column, cursor, size))
     if len(rows) <= size:
         return rows, None
     rows = rows[:size]
@@ -225,8 +250,8 @@ def order_page(
     BadCursor for a marker this module did not make."""
     cursor = Cursor.decode(after) if after else None
     queryset = orders_queryset(accounts=accounts, view=view, filters=filters)
-    account_ids = _account_ids(accounts, filters)
-    rows, next_cursor = _page(queryset, account_ids, "opened_at", cursor, size)
+    branches = _branches(_account_ids(accounts, filters), filters)
+    rows, next_cursor = _page(queryset, branches, "opened_at", cursor, size)
     return Page(rows, next_cursor, {account.pk: account for account in accounts})
 
 
@@ -239,8 +264,8 @@ def fill_page(
 ) -> Page[ExchangeFill]:
     cursor = Cursor.decode(after) if after else None
     queryset = fills_queryset(accounts=accounts, filters=filters)
-    account_ids = _account_ids(accounts, filters)
-    rows, next_cursor = _page(queryset, account_ids, "executed_at", cursor, size)
+    branches = _branches(_account_ids(accounts, filters), filters)
+    rows, next_cursor = _page(queryset, branches, "executed_at", cursor, size)
     return Page(rows, next_cursor, {account.pk: account for account in accounts})
 
 

@@ -33,22 +33,25 @@ class DeskData:
     """Builds exchange's records for one organization."""
 
     account: KrakenAccount
-    keys: dict[int, Credential] = field(default_factory=dict)  # membership pk -> key
+    # membership pk -> their key on the main account; (membership pk, account pk) -> any key
+    keys: dict[Any, Credential] = field(default_factory=dict)
 
     def key_for(self, member: Membership, account: KrakenAccount | None = None) -> Credential:
-        if member.pk not in self.keys:
+        account = account or self.account
+        slot: Any = member.pk if account == self.account else (member.pk, account.pk)
+        if slot not in self.keys:
             pair = new_key_pair()
-            self.keys[member.pk] = credential_create(
+            self.keys[slot] = credential_create(
                 membership=member,
                 label=f"{member.user.email.split('@')[0]} key",
                 api_key=pair.api_key,
                 secret=pair.secret,
                 otp=None,
-                account=account or self.account,
+                account=account,
                 use="trading",
                 probe=False,
             )
-        return self.keys[member.pk]
+        return self.keys[slot]
 
     def order(
         self,

@@ -81,6 +81,10 @@ def test_each_filter_selects_exactly_its_orders(desk: DeskData, trader, owner, s
     assert selected(member=trader.user_id) == {a.pk, d.pk}
     assert selected(member=EXTERNAL) == {c.pk}
     assert selected(key=desk.keys[owner.pk].pk) == {b.pk}
+    # The trader's key on the subaccount placed d: the main account's walk is skipped.
+    assert selected(key=desk.keys[(trader.pk, subaccount.pk)].pk) == {d.pk}
+    assert selected(member=trader.user_id, account=subaccount.pk) == {d.pk}
+    assert selected(member=owner.user_id, pair="BTC/USD") == set()
     assert selected(status="closed") == {a.pk, c.pk}
     assert selected(account=subaccount.pk) == {d.pk}
     assert selected(since=at(0), until=at(3)) == {a.pk, b.pk}
@@ -206,8 +210,11 @@ def test_pages_go_through_every_order_once_at_a_constant_query_count(
     assert len(set(counts)) == 1, counts  # the same queries whatever the page
 
 
+SPELLINGS = ["XBTUSD", "XXBTZUSD", "BTC/USD", "ETHUSD"]
+
+
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     times=st.lists(
@@ -215,28 +222,33 @@ def test_pages_go_through_every_order_once_at_a_constant_query_count(
     ),
     size=st.integers(min_value=1, max_value=7),
     view=st.sampled_from(["open", "history"]),
+    by_pair=st.booleans(),
 )
-def test_keyset_pages_show_every_row_exactly_once(desk, subaccount, times, size, view) -> None:
+def test_keyset_pages_show_every_row_exactly_once(
+    desk, subaccount, times, size, view, by_pair
+) -> None:
     ExchangeOrder.objects.all().delete()
     statuses = ["open", "closed"]
     for i, minute in enumerate(times):
-        # Two accounts: the page merges each account's own index walk.
+        # Two accounts and several spellings of a pair: the page merges one index walk per
+        # account (and per spelling when filtered by pair).
         account = subaccount if i % 3 == 0 else desk.account
         when = None if minute is None else at(minute)
-        desk.order(account=account, status=statuses[i % 2], opened_at=when)
+        desk.order(account=account, status=statuses[i % 2], opened_at=when, pair=SPELLINGS[i % 4])
     accounts = org_accounts(org=desk.account.org)
+    filters = BlotterFilters(pair="BTC/USD") if by_pair else BlotterFilters()
     seen: list[int] = []
     after = ""
     for _ in range(len(times) + 2):
-        result = order_page(
-            accounts=accounts, view=view, filters=BlotterFilters(), after=after, size=size
-        )
+        result = order_page(accounts=accounts, view=view, filters=filters, after=after, size=size)
         seen.extend(order.pk for order in result.rows)
         if result.next_cursor is None:
             break
         after = result.next_cursor
     wanted = ExchangeOrder.objects.all()
     wanted = wanted.filter(status="open") if view == "open" else wanted.exclude(status="open")
+    if by_pair:
+        wanted = wanted.exclude(pair="ETHUSD")
     assert sorted(seen) == sorted(wanted.values_list("pk", flat=True))
     assert len(seen) == len(set(seen))
     # Newest first: undated orders, then by time descending, ties by id descending.

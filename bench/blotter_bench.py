@@ -321,7 +321,19 @@ def run(args: argparse.Namespace) -> int:
     def pnl() -> None:
         pnl_report(accounts=accounts, currency="USD", rate=fixed)
 
-    add(f"P&L walk over {args.fills:,} fills (fixed rates)", pnl)
+    last_fill = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=330)
+
+    def pnl_day() -> None:
+        pnl_report(
+            accounts=accounts,
+            currency="USD",
+            rate=fixed,
+            since=last_fill - timedelta(days=1),
+            until=last_fill + timedelta(days=1),
+        )
+
+    add(f"P&L walk over {args.fills:,} fills, all time (fixed rates)", pnl)
+    add(f"P&L walk over {args.fills:,} fills, one day's window", pnl_day)
     from apps.trading.pnl import pnl_invalidate
 
     pnl_url = reverse("trading:pnl", kwargs={"org": large.slug})

@@ -15,6 +15,7 @@ from django.urls import reverse
 
 from apps.exchange.hooks import _hooks
 from apps.exchange.models import Kind
+from apps.exchange.streams import hooks as stream_hooks
 from apps.trading.live_blotter import audience, render_parts
 from tests.trading.conftest import DeskData
 
@@ -92,13 +93,20 @@ def test_live_parts_go_to_the_organizations_members_only(
 
 def test_the_trading_app_makes_settled_order_operations_refresh_the_desk() -> None:
     saved = {kind: list(hooks) for kind, hooks in _hooks.items()}
+    saved_streams = list(stream_hooks._hooks)
     _hooks.clear()  # another test module may have cleared them: start from none
+    stream_hooks._hooks.clear()
     try:
         django_apps.get_app_config("trading").ready()
         for kind in (Kind.ADD_ORDER, Kind.CANCEL_ORDER, Kind.CANCEL_ALL, Kind.AMEND_ORDER):
             (hooks,) = _hooks[kind]
             assert hooks.on_done is not None
             assert hooks.on_done.__module__ == "apps.trading.live_blotter"
+        (streams,) = stream_hooks._hooks
+        assert streams.on_fill is not None
+        assert streams.on_order is not None
+        assert streams.on_fill.__module__ == "apps.trading.live_blotter"
     finally:
         _hooks.clear()
         _hooks.update(saved)
+        stream_hooks._hooks[:] = saved_streams

@@ -5,6 +5,7 @@ a member of another organization receives nothing."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 from channels.auth import AuthMiddlewareStack
@@ -13,9 +14,11 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
+from apps.exchange.streams import hooks as stream_hooks
 from apps.exchange.streams.hooks import fill_hooks_on_commit
 from apps.notifications.routing import websocket_urlpatterns
 from apps.orgs.models import Membership
+from apps.trading import live_blotter
 from tests.conftest import verified_client
 from tests.factories import master_account
 from tests.sockets import session_key
@@ -23,8 +26,22 @@ from tests.trading.conftest import DeskData, at
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("socket_db_connections"),
+    pytest.mark.usefixtures("socket_db_connections", "desk_stream_hooks"),
 ]
+
+
+@pytest.fixture
+def desk_stream_hooks() -> Iterator[None]:
+    """The trading app's stream hooks, as its ready() registers them (another module's tests
+    may have cleared the registry); the registry is put back as it was afterwards."""
+    saved = list(stream_hooks._hooks)
+    stream_hooks._hooks.clear()
+    stream_hooks.stream_hook_register(
+        on_order=live_blotter._order_changed, on_fill=live_blotter._fill_recorded
+    )
+    yield
+    stream_hooks._hooks[:] = saved
+
 
 application = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 

@@ -76,6 +76,12 @@ app.conf.beat_schedule = {
     # unknown (a lost answer, a worker killed mid-send, a lost task) and enqueue one reconcile
     # per operation on its kind's queue. Short, because an UNKNOWN order or withdrawal blocks
     # its business flow; the finders' N spaced misses, not this period, decide NOT_PLACED.
+    # Hourly: every account wallet's quantity with the price used then (quantities and
+    # prices, never totals, so the reporting currency can change later).
+    "exchange-balance-snapshots": {
+        "task": "apps.exchange.tasks.balance_snapshots_task",
+        "schedule": crontab(minute=0),
+    },
     "exchange-reconcile-operations": {
         "task": "apps.exchange.tasks.operations_reconcile_due_task",
         "schedule": EXCHANGE_RECONCILE_EVERY,

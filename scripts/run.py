@@ -1,10 +1,11 @@
 """`make run`: prepare var/, migrate, collect static, load the demo, then start every process.
 
 Processes (Procfile): the ASGI web server, a Celery worker (queues default, orders, funding),
-Celery beat, the market-data feeder and the Kraken sandbox. The sandbox starts first; once it
-answers, `demo_data` runs here, once (never in the web process, so a deployment that starts
-the web process cannot load demo users); then the other processes start. With no sandbox in the
-Procfile (pointed at the real Kraken) no demo is loaded. Ctrl-C stops them all.
+Celery beat, the market-data feeder, the private streams and the Kraken sandbox. The sandbox
+starts first; once it answers, `demo_data` runs here, once (never in the web process, so a
+deployment that starts the web process cannot load demo users); then the other processes start.
+With no sandbox in the Procfile (pointed at the real Kraken) no demo is loaded. Ctrl-C stops
+them all.
 """
 
 from __future__ import annotations

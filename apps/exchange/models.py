@@ -357,3 +357,22 @@ class BalanceSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset} {self.quantity} @ {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class StreamMark(models.Model):
+    """When the private stream's last subscription to one channel of one account was
+    accepted, on Kraken's clock (the subscribe answer's `time_in`), written once the gap
+    before it was closed: everything after it was streamed until that socket went, so the
+    next connection's gap starts there at the latest (streams/connection.py)."""
+
+    account = models.ForeignKey(KrakenAccount, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=16)
+    live_since = models.DateTimeField()
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("account", "channel"), name="exchange_stream_mark"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.channel} since {self.live_since}"

@@ -25,3 +25,10 @@ def operation_reconcile_task(operation_id: int) -> str:
 @shared_task(name="apps.exchange.tasks.operations_reconcile_due_task")
 def operations_reconcile_due_task() -> int:
     return services.operations_reconcile_due()
+
+
+@shared_task(name="apps.exchange.tasks.balance_snapshots_task")
+def balance_snapshots_task() -> int:
+    from apps.exchange.snapshots import balance_snapshots_take
+
+    return balance_snapshots_take()

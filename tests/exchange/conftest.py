@@ -3,15 +3,24 @@ withdrawal address) and the owner's stored key for it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
+from redis.asyncio import Redis
 
 from apps.exchange.hooks import operation_hooks_clear
 from apps.exchange.models import queue_for
+from apps.exchange.streams.connection import AccountStream
+from apps.exchange.streams.hooks import stream_hooks_isolated
+from apps.exchange.streams.process import StreamsProcess
 from apps.orgs.models import Membership
 from apps.vault.models import Credential
 from apps.vault.policy import ALLOWED
@@ -199,3 +208,91 @@ def make_reader(
 @pytest.fixture
 def reader(exchange_sandbox: Any, owner: Membership) -> Reader:
     return make_reader(exchange_sandbox, owner)
+
+
+def eventually(condition: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll `condition()` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout:.0f} s: {condition}")
+        time.sleep(interval)
+
+
+class StreamsThread:
+    """The streams process (apps/exchange/streams/process.py), run in this test process on its
+    own event loop in a thread, with short intervals and its own lease key."""
+
+    def __init__(self, lease_key: str) -> None:
+        self.lease_key = lease_key
+        self.process: StreamsProcess | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="streams-test", daemon=True)
+
+    def start(self) -> StreamsThread:
+        self._thread.start()
+        assert self._started.wait(10), "the streams thread did not start"
+        return self
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        redis = Redis.from_url(django_settings.REDIS_URL)
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self.process = StreamsProcess(
+            redis=redis, lease_key=self.lease_key, lease_ttl=2, lease_poll=0.2, poll=0.3, tick=0.3
+        )
+        self._started.set()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.process.run_forever()
+        finally:
+            await redis.aclose()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._task is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the streams thread did not stop"
+
+    def stream(self, account_id: int) -> AccountStream | None:
+        return self.process.streams.get(account_id) if self.process else None
+
+    def wait_subscribed(self, account_id: int, timeout: float = 30.0) -> AccountStream:
+        def ready() -> AccountStream | None:
+            stream = self.stream(account_id)
+            return stream if stream is not None and stream.subscribed.is_set() else None
+
+        stream: AccountStream = eventually(ready, timeout)
+        return stream
+
+
+@pytest.fixture
+def streams_settings(exchange_sandbox: Any, settings: Any) -> Any:
+    settings.KRAKEN_WS_AUTH_URL = exchange_sandbox.ws_auth_url
+    return exchange_sandbox
+
+
+@pytest.fixture
+def run_streams(streams_settings: Any) -> Iterator[Any]:
+    """Start the in-process streams (call it); every one started is stopped afterwards."""
+    started: list[StreamsThread] = []
+
+    def start(lease_key: str | None = None) -> StreamsThread:
+        thread = StreamsThread(lease_key or f"test:streams:lease:{secrets.token_hex(4)}")
+        started.append(thread.start())
+        return thread
+
+    with stream_hooks_isolated():
+        try:
+            yield start
+        finally:
+            for thread in started:
+                thread.stop()

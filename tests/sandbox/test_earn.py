@@ -213,6 +213,11 @@ async def test_auto_earn_is_spendable_and_wallets_are_labelled(sandbox: SandboxP
             frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
             if frame.get("channel") == "balances" and frame.get("type") == "update":
                 updates.extend(frame["data"])
+    # Each update's `balance` is the asset's total across wallets (Kraken: "the total amount
+    # of this asset held in account"), not the wallet's: the Earn funds (35+ flex, 10, 5)
+    # stay in it while the spot wallet empties.
+    dot_updates = [u for u in updates if u["asset"] == "DOT"]
+    assert all(Decimal(str(u["balance"])) >= 50 for u in dot_updates), dot_updates
     flex_update = next(u for u in updates if u["wallet_id"] == "flex")
     assert (flex_update["wallet_type"], flex_update["subtype"]) == ("earn", "autodeallocation")
     # The fill(s) beyond the 25 DOT in spot came out of auto-earn (one update per fill).

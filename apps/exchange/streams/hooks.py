@@ -25,7 +25,8 @@ the streams process, one account after another.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -80,6 +81,17 @@ def stream_hooks_clear() -> None:
     """For tests: forget every stream and tick hook."""
     _hooks.clear()
     _ticks.clear()
+
+
+@contextmanager
+def stream_hooks_isolated() -> Iterator[None]:
+    """For tests: hooks registered inside are forgotten afterwards; the apps' own stay."""
+    saved_hooks, saved_ticks = list(_hooks), list(_ticks)
+    try:
+        yield
+    finally:
+        _hooks[:] = saved_hooks
+        _ticks[:] = saved_ticks
 
 
 def _call(hook: Callable[..., None], *args: Any) -> None:

@@ -183,6 +183,16 @@ class PrivateChannels(HubBase):
                 return
             asset_info = ASSETS.get(payload["asset"])
             wallet_type, _, wallet_id = str(payload.get("wallet", "spot / main")).partition(" / ")
+            # Kraken's update `balance` is "the total amount of this asset held in account"
+            # (every wallet: spot and Earn), not the wallet's own balance.
+            acct = self.engine.accounts.get(account_id)
+            total = payload["balance"]
+            if acct is not None:
+                total = acct.balances.get(payload["asset"], Decimal(0)) + sum(
+                    earn_wallets(acct).get(payload["asset"], {}).values(), Decimal(0)
+                )
+                if asset_info is not None:
+                    total = total.quantize(Decimal(1).scaleb(-asset_info.decimals))
             data = {
                 "ledger_id": payload["id"],
                 "ref_id": payload["refid"],
@@ -194,7 +204,7 @@ class PrivateChannels(HubBase):
                 "asset_class": "currency",
                 "amount": payload["amount"],
                 "fee": payload["fee"],
-                "balance": payload["balance"],
+                "balance": total,
                 "wallet_type": wallet_type,
                 "wallet_id": wallet_id,
             }

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("exchange", "0002_balances"),
+        ("exchange", "0003_stream_mark"),
         ("orgs", "0006_onboarding_rejection_reason"),
     ]
 

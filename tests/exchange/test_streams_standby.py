@@ -107,7 +107,7 @@ def status() -> dict[str, Any]:
         own = {key.decode(): client.hgetall(key) for key in client.scan_iter(f"{PROCESS_KEY}:*")}
     finally:
         client.close()
-    found = {k.decode(): v.decode() for k, v in raw.items()}
+    found: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
     found["accounts"] = json.loads(found.get("accounts") or "{}")
     found["pids"] = {
         key.rsplit(":", 1)[1]: int(value[b"pid"]) for key, value in own.items() if b"pid" in value

@@ -18,11 +18,12 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from apps.core.realtime import member_event_on_commit
-from apps.exchange.models import ExchangeFill, ExchangeOrder, Kind, Operation
+from apps.exchange.models import AccountBalance, ExchangeFill, ExchangeOrder, Kind, Operation
 from apps.orgs.models import KrakenAccount, Organization
 from apps.orgs.permissions import Capability
 from apps.orgs.selectors import org_members
 from apps.trading.pnl import pnl_invalidate
+from apps.trading.services_pnl import opening_lot_from_balance
 
 PARTS = (
     ("blotter-live-open", "trading:blotter-open", "#blotter-filters", "#blotter-table"),
@@ -80,13 +81,21 @@ def _fill_recorded(fill: ExchangeFill, placed_by_portal: bool) -> None:
     desk_changed_on_commit(account_id=fill.account_id)
 
 
+def _balance_recorded(balance: AccountBalance) -> None:
+    # Before an account's first fill its balances are its opening positions (services_pnl).
+    opening_lot_from_balance(balance=balance)
+
+
 def register() -> None:
     """From the trading app's ready(): every order or fill exchange records (the private
     streams', ours and other programs' alike) and every order operation that settles (placed,
-    amended or cancelled through the portal) refreshes the desk's pages."""
+    amended or cancelled through the portal) refreshes the desk's pages; balances recorded
+    before an account's first fill become its opening lots."""
     from apps.exchange.hooks import operation_hook_register
     from apps.exchange.streams.hooks import stream_hook_register
 
-    stream_hook_register(on_order=_order_changed, on_fill=_fill_recorded)
+    stream_hook_register(
+        on_order=_order_changed, on_fill=_fill_recorded, on_balance=_balance_recorded
+    )
     for kind in (Kind.ADD_ORDER, Kind.CANCEL_ORDER, Kind.CANCEL_ALL, Kind.AMEND_ORDER):
         operation_hook_register(kind, on_done=_operation_settled)

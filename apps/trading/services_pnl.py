@@ -23,9 +23,9 @@ from django.db import transaction
 
 from apps.core.trail import audit_record
 from apps.exchange.balances import account_balances
-from apps.exchange.models import ExchangeFill
+from apps.exchange.models import AccountBalance, ExchangeFill, WalletType
 from apps.exchange.services import private_read
-from apps.kraken.naming import WALLET_SPOT, pair_symbol, split_balance_key
+from apps.kraken.naming import WALLET_SPOT, normalize_asset, pair_symbol, split_balance_key
 from apps.market.conversion import ConversionError, value_in
 from apps.orgs.models import KrakenAccount, Membership
 from apps.trading.pnl import pnl_invalidate
@@ -149,3 +149,54 @@ def opening_lots_import(*, account: KrakenAccount, actor: Membership) -> ImportR
         reason = getattr(error, "message", None) or type(error).__name__
         raise ValidationError(CANNOT_READ.format(account=account.label, reason=reason)) from None
     return opening_lots_create(account=account, balances=_decimal_balances(answer), actor=actor)
+
+
+OPENING_LOT_RECORDED = "trading.opening_lot_record"
+
+
+def opening_lot_from_balance(*, balance: AccountBalance) -> OpeningLot | None:
+    """The stream hook for balances: until the account's first fill, what it holds is what it
+    held before the portal saw any trade, so each spot balance exchange records (the streams'
+    snapshot when the key is first used, then each change, a deposit say) sets that asset's
+    opening lot, valued at the live mid then. From the first fill on, lots come from fills and
+    the opening lots stay as they were. Cash in the reporting currency is not a position. An
+    asset without a live price gets no lot now; its next balance event tries again."""
+    if balance.wallet_type != WalletType.SPOT:
+        return None
+    account = KrakenAccount.objects.select_related("org").get(pk=balance.account_id)
+    currency = account.org.reporting_currency
+    asset = normalize_asset(balance.asset)
+    if asset == currency or ExchangeFill.objects.filter(account=account).exists():
+        return None
+    with transaction.atomic():
+        KrakenAccount.objects.select_for_update().filter(pk=account.pk).first()
+        lot = OpeningLot.objects.filter(account=account, asset=asset).first()
+        if lot is not None and lot.qty == balance.balance:
+            return lot
+        if balance.balance <= 0:
+            if lot is not None:
+                lot.delete()
+            return None
+        try:
+            valuation = value_in(asset=asset, quantity=Decimal(1), currency=currency)
+        except ConversionError:
+            return lot
+        lot = lot or OpeningLot(account=account, asset=asset)
+        lot.qty, lot.unit_cost, lot.currency = balance.balance, valuation.value, currency
+        lot.priced_by = valuation.route
+        lot.full_clean(validate_unique=False)
+        lot.save()
+        audit_record(
+            action=OPENING_LOT_RECORDED,
+            org=account.org,
+            target=account,
+            detail={
+                "asset": asset,
+                "qty": str(lot.qty),
+                "unit_cost": str(lot.unit_cost),
+                "currency": currency,
+                "source": "balance before the first fill",
+            },
+        )
+        transaction.on_commit(partial(pnl_invalidate, org_id=account.org_id), robust=True)
+    return lot

@@ -106,6 +106,7 @@ def test_the_trading_app_makes_settled_order_operations_refresh_the_desk() -> No
         assert streams.on_fill is not None
         assert streams.on_order is not None
         assert streams.on_fill.__module__ == "apps.trading.live_blotter"
+        assert streams.on_balance is not None  # opening lots before the first fill
     finally:
         _hooks.clear()
         _hooks.update(saved)

@@ -302,3 +302,61 @@ def test_the_import_takes_exchanges_recorded_balances_when_it_has_them(
     )
     lot = OpeningLot.objects.get()
     assert (lot.asset, lot.qty, lot.unit_cost) == ("ETH", Decimal(4), Decimal(3000))
+
+
+# Opening lots recorded automatically, from the balances exchange records before the first fill.
+
+
+def _balance(desk: DeskData, asset: str, qty: str, wallet: str = "spot") -> Any:
+    from apps.exchange.models import AccountBalance
+
+    row, _ = AccountBalance.objects.update_or_create(
+        account=desk.account,
+        asset=asset,
+        wallet_type=wallet,
+        wallet_id="main" if wallet == "spot" else "flex",
+        defaults={"balance": Decimal(qty), "source": "stream", "updated_at": datetime.now(tz=UTC)},
+    )
+    return row
+
+
+def test_balances_before_the_first_fill_are_the_opening_lots_and_fills_freeze_them(
+    desk, trader, prices: Prices
+) -> None:
+    from apps.trading.services_pnl import OPENING_LOT_RECORDED, opening_lot_from_balance
+
+    prices.set("BTC/USD", "60000")
+    lot = opening_lot_from_balance(balance=_balance(desk, "BTC", "2"))
+    assert lot is not None
+    assert (lot.qty, lot.unit_cost, lot.currency) == (Decimal(2), Decimal(60000), "USD")
+    prices.set("BTC/USD", "61000")
+    opening_lot_from_balance(balance=_balance(desk, "BTC", "2.5"))  # a deposit, still no fill
+    assert OpeningLot.objects.get().qty == Decimal("2.5")
+    assert opening_lot_from_balance(balance=_balance(desk, "USD", "1000")) is None  # cash
+    assert opening_lot_from_balance(balance=_balance(desk, "BTC", "1", wallet="earn")) is None
+
+    sell = desk.order(by=trader, side="sell")
+    desk.fill(sell, qty="0.5", price="62000", at=at(1))
+    opening_lot_from_balance(balance=_balance(desk, "BTC", "2"))  # after the sale
+    lot = OpeningLot.objects.get()
+    assert (lot.qty, lot.unit_cost) == (Decimal("2.5"), Decimal(61000))  # as before the fill
+    assert AuditRecord.objects.filter(action=OPENING_LOT_RECORDED).count() == 2
+    result = report(desk)
+    assert result.realised == Decimal("0.5") * 1000  # a disposal, not a short
+
+
+def test_the_stream_hook_records_opening_lots(
+    desk, prices: Prices, django_capture_on_commit_callbacks
+) -> None:
+    from apps.exchange.streams.hooks import (
+        balance_hooks_on_commit,
+        stream_hook_register,
+        stream_hooks_isolated,
+    )
+    from apps.trading.live_blotter import _balance_recorded
+
+    prices.set("ETH/USD", "3000")
+    with stream_hooks_isolated(), django_capture_on_commit_callbacks(execute=True):
+        stream_hook_register(on_balance=_balance_recorded)
+        balance_hooks_on_commit(_balance(desk, "ETH", "7"))
+    assert OpeningLot.objects.get().qty == Decimal(7)

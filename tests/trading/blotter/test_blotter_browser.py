@@ -17,7 +17,7 @@ from apps.trading.selectors_blotter import PAGE_SIZE
 from tests.browser.test_accessibility import FAILING_IMPACTS, _axe
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
 from tests.plugins.browser import PortalServer
-from tests.trading.conftest import DeskData
+from tests.trading.blotter.conftest import DeskData
 from tests.vault.conftest import KEK_1
 
 pytestmark = pytest.mark.browser

@@ -17,7 +17,7 @@ from apps.exchange.hooks import _hooks
 from apps.exchange.models import Kind
 from apps.exchange.streams import hooks as stream_hooks
 from apps.trading.live_blotter import audience, render_parts
-from tests.trading.conftest import DeskData
+from tests.trading.blotter.conftest import DeskData
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from apps.trading import live_blotter
 from tests.conftest import verified_client
 from tests.factories import master_account
 from tests.sockets import session_key
-from tests.trading.conftest import DeskData, at
+from tests.trading.blotter.conftest import DeskData, at
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

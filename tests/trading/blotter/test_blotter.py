@@ -32,7 +32,7 @@ from apps.trading.selectors_blotter import (
     pair_spellings,
 )
 from tests.factories import master_account
-from tests.trading.conftest import DeskData, at
+from tests.trading.blotter.conftest import DeskData, at
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from apps.audit.models import AuditRecord
 from apps.trading.pnl import EXTERNAL, Unvalued, pnl_report, pnl_window
 from apps.trading.pnl_models import OpeningLot
 from apps.trading.services_pnl import ALREADY_IMPORTED, opening_lots_create
-from tests.trading.conftest import DeskData, Prices, at
+from tests.trading.blotter.conftest import DeskData, Prices, at
 
 pytestmark = pytest.mark.django_db
 

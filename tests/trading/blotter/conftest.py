@@ -1,4 +1,5 @@
-"""Desk fixtures: an organization's accounts and keys, exchange's records of their orders and
+"""Blotter and P&L fixtures (a package of their own, so tests/trading/conftest.py stays the
+order ticket's): an organization's accounts and keys, exchange's records of their orders and
 fills (as the platform's private streams and settled operations write them), and market prices
 in the feeder's store for the P&L's live mids."""
 

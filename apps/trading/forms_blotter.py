@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from django import forms
 
+from apps.kraken.naming import pair_symbol
 from apps.orgs.models import KrakenAccount
 from apps.trading.selectors_blotter import EXTERNAL, ORDER_STATUSES, BlotterFilters
 
@@ -50,7 +51,22 @@ class BlotterFilterForm(forms.Form):
             cast(forms.ChoiceField, self.fields[name]).choices = values
 
         choices("account", [("", "All accounts"), *((a.pk, a.label) for a in accounts)])
-        choices("pair", [("", "All pairs"), *((p, p) for p in pairs)])
+        # The market feed's pairs; a pair it does not list (the feed is down, or the pair was
+        # delisted) is still accepted in any of Kraken's spellings, as its normalised symbol.
+        known = list(pairs)
+        asked = str(self.data.get("pair", "")) if self.is_bound else ""
+        if asked:
+            try:
+                symbol = pair_symbol(asked)
+            except ValueError:
+                symbol = ""
+            if symbol and symbol not in known:
+                known.append(symbol)
+            if symbol and asked != symbol:
+                data = dict(self.data.items())
+                data["pair"] = symbol
+                self.data = data
+        choices("pair", [("", "All pairs"), *((p, p) for p in known)])
         choices(
             "member",
             [("", "Anyone"), (EXTERNAL, "External (outside the portal)"), *members],

@@ -374,3 +374,13 @@ def test_an_outsider_cannot_export(desk, outsider, client_for) -> None:
 def test_times_in_the_page_name_their_zone(desk, viewer, client_for) -> None:
     desk.order(status="closed", opened_at=datetime.now(tz=UTC) - timedelta(minutes=1))
     assert "Time (UTC)" in page(client_for(viewer), HISTORY)
+
+
+def test_a_pair_the_feed_does_not_list_is_still_a_filter_in_any_spelling(
+    desk, trader, viewer, client_for
+) -> None:
+    ours = desk.order(by=trader, pair="XXBTZUSD", status="closed", opened_at=at(1))
+    other = desk.order(by=trader, pair="ETHUSD", status="closed", opened_at=at(2))
+    html = page(client_for(viewer), HISTORY, {"pair": "XBTUSD"})  # no feeder: no market pairs
+    assert txids(html, [ours, other]) == {ours.txid}
+    assert '<option value="BTC/USD" selected>BTC/USD</option>' in html

@@ -19,6 +19,7 @@ ORDER = [
     "order_path_bench.py",
     "schedules_bench.py",
     "treasury_bench.py",
+    "blotter_bench.py",
 ]
 
 

@@ -31,6 +31,7 @@ from apps.orgs.dashboard import (
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability, Role
 from apps.orgs.selectors import onboarding_pending
+from apps.trading.panels import desk_panel
 from apps.vault.models import Credential
 from apps.vault.policy import assess
 from apps.vault.selectors import credential_list
@@ -199,6 +200,7 @@ def register() -> None:
     dashboard_attention_register(onboarding_attention)
     dashboard_attention_register(key_attention)
     dashboard_attention_register(two_factor_attention)
+    dashboard_panel_register(desk_panel, order=5)
     dashboard_panel_register(watchlist_panel, order=10)
     dashboard_panel_register(treasury_panel, order=15)
     dashboard_panel_register(feed_panel, order=20)

@@ -18,6 +18,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Overview", "orgs:dashboard", Capability.VIEW),
     NavItem("Markets", "market:overview", Capability.VIEW),
     NavItem("Desk", "trading:desk", Capability.VIEW),
+    NavItem("Blotter", "trading:blotter-open", Capability.VIEW),
     NavItem("Treasury", "funding:home", Capability.VIEW),
     NavItem("Staking", "staking:overview", Capability.VIEW),
     NavItem("Workflows", "schedules:workflow-list", Capability.VIEW),

@@ -1,3 +1,7 @@
+"""The trading desk: order ticket, pre-trade risk, kill switch, blotters and P&L. Orders are
+exchange operations.
+"""
+
 from django.apps import AppConfig
 
 
@@ -58,9 +62,12 @@ class TradingConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.market.panels import pair_panel_register
+        from apps.trading.live_blotter import register as blotter_live_register
         from apps.trading.views import render_ticket_panel
 
         register_hooks()
         register_stream_hooks()
         # The ticket on every market pair page (market offers the slot; it never imports us).
         pair_panel_register("trading-ticket", render_ticket_panel)
+        # The blotters' and P&L's live refreshes (stream and operation hooks).
+        blotter_live_register()

@@ -18,6 +18,7 @@ from django.db.models import Q
 
 from apps.exchange.models import ExchangeOrder, Operation
 from apps.orgs.models import KrakenAccount, Membership, Organization
+from apps.trading.pnl_models import OpeningLot as OpeningLot  # §5's model, in its own module
 from apps.vault.models import Credential
 
 

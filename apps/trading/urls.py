@@ -1,6 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from apps.trading import views
+from apps.trading.urls_blotter import blotter_urlpatterns
 
 app_name = "trading"
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -17,4 +18,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("dead-mans-switch/", views.dead_mans_switch_view, name="dead-mans-switch"),
     path("kill-switch/", views.kill_switch_view, name="kill-switch"),
     path("kill-switch/release/", views.kill_switch_release_view, name="kill-switch-release"),
+    *blotter_urlpatterns,
 ]

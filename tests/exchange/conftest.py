@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from apps.exchange.hooks import operation_hooks_clear
+from apps.exchange.key_check import credential_check
 from apps.exchange.models import queue_for
 from apps.orgs.models import Membership
 from apps.vault.models import Credential
 from apps.vault.policy import ALLOWED
-from apps.vault.probe import credential_probe
 from apps.vault.services import credential_create, credential_test
 from kraken_portal.celery import app
 from tests.factories import master_account
@@ -99,7 +99,7 @@ def _store(membership: Membership, account: Any, api_key: str, secret: str, use:
         probe=False,
     )
     credential_test(credential=credential)
-    credential_probe(credential_id=credential.pk)  # the worker's task body, run here
+    credential_check(credential_id=credential.pk)  # the worker's task body, run here
     credential.refresh_from_db()
     return credential
 

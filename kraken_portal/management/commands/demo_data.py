@@ -338,8 +338,8 @@ class Command(BaseCommand):
         return {DEMO_MASTER_LABEL: master, DEMO_SUBACCOUNT_LABEL: sub}
 
     def _provision_keys(self, memberships: dict[str, Membership]) -> None:
+        from apps.exchange.key_check import credential_check
         from apps.vault.models import Credential
-        from apps.vault.probe import credential_probe
         from apps.vault.services import credential_create, credential_revoke, credential_test
 
         owner = memberships[Role.OWNER]
@@ -396,7 +396,7 @@ class Command(BaseCommand):
             # the broker was down when an earlier run enqueued the check): run the real probe
             # here, designated keys included. Its conditional claim means a worker that got
             # there first does it alone.
-            credential_probe(credential_id=credential.pk)
+            credential_check(credential_id=credential.pk)
 
     def _announce(self, password: str, sandbox_note: str) -> None:
         lines = [

@@ -16,6 +16,7 @@ ORDER = [
     "asgi_bench.py",
     "market_bench.py",
     "http_bench.py",
+    "audit_bench.py",
 ]
 
 

@@ -103,6 +103,29 @@ def test_an_order_is_sent_once_on_commit_with_the_portals_cl_ord_id(
     } <= actions
 
 
+def test_the_trail_records_each_state_change_once_and_nothing_for_the_order_record(
+    desk: Desk, owner: Membership, exchange_sandbox: Any
+) -> None:
+    # Issue 10 §7: intents, decisions and state changes are audited, not every write under them
+    # (the order record, later its fills and balance ticks), so the organization's chain head,
+    # which serialises its audited writes (bench/audit_bench.py), carries a few rows per
+    # operation instead of one per event Kraken streams.
+    before = AuditRecord.objects.filter(org=owner.org).count()
+    operation = prepare(desk, owner, Kind.ADD_ORDER, limit_buy())
+    assert ExchangeOrder.objects.filter(operation=operation).exists()
+
+    trail = list(
+        AuditRecord.objects.filter(org=owner.org)
+        .order_by("seq")
+        .values_list("action", "target_type", "target_id")[before:]
+    )
+    assert trail == [
+        ("exchange.operation.prepared", "exchange.operation", str(operation.pk)),
+        ("exchange.operation.sending", "exchange.operation", str(operation.pk)),
+        ("exchange.operation.done", "exchange.operation", str(operation.pk)),
+    ]
+
+
 def test_an_operation_rolled_back_with_its_callers_transaction_is_never_sent(
     desk: Desk, owner: Membership, exchange_sandbox: Any
 ) -> None:

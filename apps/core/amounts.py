@@ -7,9 +7,13 @@ Pure functions over `Decimal`; no Django models and no imports from any app, so 
   so every function here refuses one with `TypeError` instead of guessing what was meant.
   Strings and ints are exact and accepted; NaN and infinities are refused with `ValueError`.
 - Storage keeps every digit Kraken can send: `STORAGE_MAX_DIGITS`/`STORAGE_DECIMAL_PLACES` are
-  what a model's DecimalField uses. Nothing is rounded on the way in.
-- Quantize only at the edges: for display (`format_*`) and for the wire (`to_wire`). Sums,
-  totals and conversions in between keep full precision, so rounding errors never accumulate.
+  what a model's DecimalField uses. Nothing Kraken sends is rounded on the way in.
+- A value the portal derives (a quantity times a conversion rate) can have more decimals than a
+  column keeps; `to_storage` rounds it once, half-even, to the storage places, as the last step
+  before it is stored. It is the only rounding allowed between the edges.
+- Otherwise quantize only at the edges: for display (`format_*`) and for the wire (`to_wire`),
+  through `quantize`. Sums, totals and conversions in between keep full precision, so rounding
+  errors never accumulate.
 - Converting a quote amount to base rounds down (`quote_to_base`): "buy 100 USD of BTC" must
   never become an order that costs more than 100 USD.
 - Fees are lists of (asset, quantity) (`Fees`): a fill may be charged in the quote, the base or
@@ -79,8 +83,16 @@ def _quantize(number: Decimal, places: int, rounding: str) -> Decimal:
 
 
 def quantize(value: Number, places: int, *, rounding: str = ROUND_HALF_EVEN) -> Decimal:
-    """`value` at exactly `places` decimals. Only for display and the wire."""
+    """`value` at exactly `places` decimals. Only for display and the wire (storage precision
+    is `to_storage`)."""
     return _quantize(to_decimal(value), places, rounding)
+
+
+def to_storage(value: Number) -> Decimal:
+    """A derived value at the storage precision of the portal's amount columns
+    (STORAGE_DECIMAL_PLACES, half-even): the one rounding a computed value gets before it is
+    stored, so what is stored equals what is read back."""
+    return _quantize(to_decimal(value), STORAGE_DECIMAL_PLACES, ROUND_HALF_EVEN)
 
 
 def round_down(value: Number, places: int) -> Decimal:

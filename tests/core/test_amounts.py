@@ -232,3 +232,17 @@ def test_fees_round_trip_through_krakens_json_shape_without_losing_a_digit() -> 
 def test_a_fee_entry_without_an_asset_or_an_exact_quantity_is_refused(entry: object) -> None:
     with pytest.raises((TypeError, ValueError)):
         amounts.Fees.from_json([entry])  # type: ignore[list-item]
+
+
+# -- Storage precision ------------------------------------------------------------------------
+
+
+def test_a_derived_value_is_stored_at_the_columns_precision_half_even() -> None:
+    assert amounts.to_storage("0.0000000000000000005") == Decimal("0E-18")  # half to even: 0
+    assert amounts.to_storage("0.0000000000000000015") == Decimal("0.000000000000000002")
+    assert amounts.to_storage(Decimal("12345678901234567890.123")) == Decimal(
+        "12345678901234567890.123000000000000000"
+    )
+    assert amounts.to_storage("-0.0000000000000000001") == Decimal("0E-18")  # never "-0"
+    with pytest.raises(TypeError):
+        amounts.to_storage(0.1)  # type: ignore[arg-type]

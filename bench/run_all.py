@@ -20,6 +20,7 @@ ORDER = [
     "schedules_bench.py",
     "treasury_bench.py",
     "blotter_bench.py",
+    "audit_bench.py",
 ]
 
 

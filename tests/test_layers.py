@@ -76,3 +76,17 @@ def test_a_wrong_arrow_breaks_the_contract(
     broken_lines = [line for line in result.stdout.splitlines() if line.endswith(" BROKEN")]
     assert any(broken in line for line in broken_lines), result.stdout
     assert module.removesuffix(".py").replace("/", ".") in result.stdout
+
+
+def test_only_exchange_calls_krakens_private_methods() -> None:
+    """ARCHITECTURE: apps/exchange is the only caller of Kraken's private methods, reads and the
+    key permission check included; the vault only stores keys and what a check found."""
+    callers = sorted(
+        str(path.relative_to(ROOT))
+        for package in ("apps", "kraken_portal")
+        for path in (ROOT / package).rglob("*.py")
+        if "kraken_private" in path.read_text()
+        and not path.is_relative_to(ROOT / "apps" / "exchange")
+        and not path.is_relative_to(ROOT / "apps" / "kraken")
+    )
+    assert callers == []

@@ -1,4 +1,5 @@
 """`orgs.policy_change`: owners edit approval policies, and a change is itself a request.
+The same rules gate the organization settings that loosen a safeguard (setting_changes.py).
 
 - Two or more owners: any change waits for a second owner's approval.
 - A sole owner: a tightening applies at once; a loosening (a threshold raised, fewer approvals,
@@ -191,9 +192,7 @@ def policy_change_propose(
     ).exists():
         raise ValidationError(CHANGE_PENDING)
     loosening = is_loosening(current, spec)
-    owners = list(
-        Membership.objects.filter(org=org, role=Role.OWNER).values_list("user_id", flat=True)
-    )
+    owners = owner_user_ids(org)
     summary = {"policy_kind": kind, "from": current.as_json(), "to": spec.as_json()}
     if len(owners) < 2 and not loosening:
         _apply(policy, spec)
@@ -206,13 +205,44 @@ def policy_change_propose(
             request=request,
         )
         return PolicyChangeOutcome(APPLIED)
+    delayed, approval = loosening_request(
+        org=org,
+        actor=actor,
+        summary=summary,
+        stepped_up=stepped_up,
+        request=request,
+        what=f"the {kind} policy",
+    )
+    return PolicyChangeOutcome(WAITS_24H if delayed else WAITS_FOR_OWNER, approval)
+
+
+def owner_user_ids(org: Organization) -> list[int]:
+    return list(
+        Membership.objects.filter(org=org, role=Role.OWNER).values_list("user_id", flat=True)
+    )
+
+
+def loosening_request(
+    *,
+    org: Organization,
+    actor: Membership,
+    summary: dict[str, Any],
+    stepped_up: bool,
+    request: HttpRequest | None,
+    what: str,
+) -> tuple[bool, ApprovalRequest]:
+    """An `orgs.policy_change` request for a loosening: with two or more owners it waits for
+    another owner's approval; a sole owner (after a fresh step-up) gets it approved now but
+    carried out only after LOOSENING_DELAY, and every owner is emailed and may cancel it.
+    Returns (delayed, request). `what` names the thing loosened in the owners' notification."""
+    owners = owner_user_ids(org)
     if len(owners) < 2 and not stepped_up:
         raise PermissionDenied(STEP_UP_FOR_LOOSENING)
     approval = approval_request_create(
         org=org, kind=KIND, requester=actor, summary=summary, request=request
     )
     if len(owners) >= 2:
-        return PolicyChangeOutcome(WAITS_FOR_OWNER, approval)
+        return False, approval
     # A sole owner's loosening: no one else can approve it, so time stands in for the second
     # pair of eyes. It is approved now and runs after the delay unless an owner cancels it.
     approval.required_approvals = 0
@@ -224,14 +254,25 @@ def policy_change_propose(
         org=org,
         user_ids=owners,
         kind="approvals.delayed",
-        title=f"A loosening of the {kind} policy applies in 24 hours",
+        title=f"A loosening of {what} applies in 24 hours",
         body="Open the request to read the change; any owner may cancel it before then.",
         link=approval_link(approval),
     )
-    return PolicyChangeOutcome(WAITS_24H, approval)
+    return True, approval
+
+
+def _is_setting(approval: ApprovalRequest) -> bool:
+    """A loosening of an organization setting (apps.approvals.setting_changes), which shares
+    this kind's rules, rather than of an approval policy."""
+    return "org_setting" in approval.summary
 
 
 def handler(approval: ApprovalRequest) -> None:
+    if _is_setting(approval):
+        from apps.approvals import setting_changes
+
+        setting_changes.handler(approval)
+        return
     kind = approval.summary["policy_kind"]
     policy = policy_for(org=approval.org, kind=kind)
     spec = PolicySpec.from_json(approval.summary["to"])
@@ -241,6 +282,10 @@ def handler(approval: ApprovalRequest) -> None:
 
 
 def fingerprint(approval: ApprovalRequest) -> str:
+    if _is_setting(approval):
+        from apps.approvals import setting_changes
+
+        return setting_changes.fingerprint(approval)
     return _policy_fingerprint(approval.org_id, approval.summary["policy_kind"])
 
 
@@ -255,7 +300,11 @@ def _spec_text(data: dict[str, Any]) -> str:
 
 
 def describe(approval: ApprovalRequest) -> str:
-    """What an approver reads: the policy as it is, and as it would be."""
+    """What an approver reads: the policy (or setting) as it is, and as it would be."""
+    if _is_setting(approval):
+        from apps.approvals import setting_changes
+
+        return setting_changes.describe(approval)
     summary = approval.summary
     return (
         f"Change the {summary['policy_kind']} approval policy from [{_spec_text(summary['from'])}]"

@@ -7,11 +7,17 @@ Pure functions over `Decimal`; no Django models and no imports from any app, so 
   so every function here refuses one with `TypeError` instead of guessing what was meant.
   Strings and ints are exact and accepted; NaN and infinities are refused with `ValueError`.
 - Storage keeps every digit Kraken can send: `STORAGE_MAX_DIGITS`/`STORAGE_DECIMAL_PLACES` are
-  what a model's DecimalField uses. Nothing is rounded on the way in.
-- Quantize only at the edges: for display (`format_*`) and for the wire (`to_wire`). Sums,
-  totals and conversions in between keep full precision, so rounding errors never accumulate.
+  what a model's DecimalField uses. Nothing Kraken sends is rounded on the way in.
+- A value the portal derives (a quantity times a conversion rate) can have more decimals than a
+  column keeps; `to_storage` rounds it once, half-even, to the storage places, as the last step
+  before it is stored. It is the only rounding allowed between the edges.
+- Otherwise quantize only at the edges: for display (`format_*`) and for the wire (`to_wire`),
+  through `quantize`. Sums, totals and conversions in between keep full precision, so rounding
+  errors never accumulate.
 - Converting a quote amount to base rounds down (`quote_to_base`): "buy 100 USD of BTC" must
   never become an order that costs more than 100 USD.
+- Fees are lists of (asset, quantity) (`Fees`): a fill may be charged in the quote, the base or
+  another asset, and quantities of different assets are never added together.
 - Display follows the pair: prices at its tick decimals (`pair_decimals`), sizes at its lot
   decimals (never finer than the base asset keeps, so a EUR size has no eight decimals), and
   amounts of an asset at that asset's display decimals, followed by its name. Every displayed
@@ -20,6 +26,7 @@ Pure functions over `Decimal`; no Django models and no imports from any app, so 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from typing import Any
@@ -76,8 +83,16 @@ def _quantize(number: Decimal, places: int, rounding: str) -> Decimal:
 
 
 def quantize(value: Number, places: int, *, rounding: str = ROUND_HALF_EVEN) -> Decimal:
-    """`value` at exactly `places` decimals. Only for display and the wire."""
+    """`value` at exactly `places` decimals. Only for display and the wire (storage precision
+    is `to_storage`)."""
     return _quantize(to_decimal(value), places, rounding)
+
+
+def to_storage(value: Number) -> Decimal:
+    """A derived value at the storage precision of the portal's amount columns
+    (STORAGE_DECIMAL_PLACES, half-even): the one rounding a computed value gets before it is
+    stored, so what is stored equals what is read back."""
+    return _quantize(to_decimal(value), STORAGE_DECIMAL_PLACES, ROUND_HALF_EVEN)
 
 
 def round_down(value: Number, places: int) -> Decimal:
@@ -197,3 +212,90 @@ def format_base(value: Number | None, pair: PairDecimals) -> str:
 def format_quote(value: Number | None, pair: PairDecimals) -> str:
     """An amount of the pair's quote asset, with its name: `1,234,567.89 USD`."""
     return format_amount(value, asset=pair.quote, decimals=pair.quote_display_decimals)
+
+
+# -- Fees: lists of (asset, quantity) ------------------------------------------------------------
+
+NO_FEE = "no fee"
+FEE_ENTRY_INVALID = "A fee needs an asset and a quantity: {entry!r}."
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    asset: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Fees:
+    """What something cost in fees, per asset, in first-seen order: `0.26 USD + 0.0001 XBT`.
+
+    Quantities of one asset are summed, of different assets never; zero quantities are left
+    out. Stored as JSON in Kraken's own shape (`[{"asset": "USD", "qty": "0.26"}]`, as the
+    executions channel sends it), with the quantity as text so no digit is lost.
+    """
+
+    items: tuple[Fee, ...] = ()
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[str, Number]]) -> Fees:
+        totals: dict[str, Decimal] = {}
+        for asset, quantity in pairs:
+            name = str(asset).strip()
+            if not name:
+                raise ValueError(FEE_ENTRY_INVALID.format(entry=(asset, quantity)))
+            totals[name] = totals.get(name, Decimal(0)) + to_decimal(quantity)
+        return cls(tuple(Fee(a, q) for a, q in totals.items() if not q.is_zero()))
+
+    @classmethod
+    def from_json(cls, data: Iterable[Mapping[str, Any]] | None) -> Fees:
+        """From stored or Kraken JSON: entries with `asset` and `qty` (or `quantity`). A float
+        quantity is refused like everywhere else in this module."""
+        pairs: list[tuple[str, Number]] = []
+        for entry in data or ():
+            quantity = entry.get("qty", entry.get("quantity"))
+            if (
+                not isinstance(entry, Mapping)
+                or entry.get("asset") in (None, "")
+                or quantity is None
+            ):
+                raise ValueError(FEE_ENTRY_INVALID.format(entry=entry))
+            pairs.append((str(entry["asset"]), quantity))
+        return cls.of(pairs)
+
+    def to_json(self) -> list[dict[str, str]]:
+        return [{"asset": fee.asset, "qty": format(fee.quantity, "f")} for fee in self.items]
+
+    def __add__(self, other: Fees) -> Fees:
+        return Fees.of([(f.asset, f.quantity) for f in (*self.items, *other.items)])
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def quantity(self, asset: str) -> Decimal:
+        """The fees charged in `asset` (zero when none)."""
+        return sum((f.quantity for f in self.items if f.asset == asset), Decimal(0))
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        return tuple(f.asset for f in self.items)
+
+
+def format_fees(
+    fees: Fees, *, decimals: Mapping[str, int] | Callable[[str], int | None] | None = None
+) -> str:
+    """`0.26 USD + 0.0001 XBT`: each quantity at its asset's display decimals where `decimals`
+    knows them (a mapping or a function of the asset), otherwise with exactly its own digits;
+    `no fee` when there is none."""
+    if not fees:
+        return NO_FEE
+    parts = []
+    for fee in fees.items:
+        places = decimals.get(fee.asset) if isinstance(decimals, Mapping) else None
+        if callable(decimals):
+            places = decimals(fee.asset)
+        if places is None:
+            # Finite (to_decimal refused the rest), so the exponent is an int.
+            places = max(0, -int(fee.quantity.as_tuple().exponent))
+        parts.append(format_amount(fee.quantity, asset=fee.asset, decimals=places))
+    return " + ".join(parts)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.core.amounts import Fees
 from apps.orgs.models import KrakenAccount, Organization
 from apps.vault.models import Credential
 
@@ -245,6 +246,12 @@ class ExchangeFill(models.Model):
 
     def __str__(self) -> str:
         return self.trade_id
+
+    @property
+    def fee_amounts(self) -> Fees:
+        """The fill's fees as (asset, quantity) pairs: `0.26 USD + 0.0001 XBT`, never one sum
+        of quantities in different assets."""
+        return Fees.from_json(self.fees)
 
 
 class LedgerEntry(models.Model):

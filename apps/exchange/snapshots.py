@@ -35,7 +35,7 @@ def balance_snapshots_take() -> int:
         if key not in rates:
             try:
                 rate = value_in(asset=row.asset, quantity=Decimal(1), currency=currency).rate
-                rates[key] = amounts.quantize(rate, amounts.STORAGE_DECIMAL_PLACES)
+                rates[key] = amounts.to_storage(rate)
             except ConversionError:
                 rates[key] = None
         price = rates[key]

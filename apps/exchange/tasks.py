@@ -4,9 +4,11 @@ not a retry's."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
-from apps.exchange import services
+from apps.exchange import key_check, services
 
 
 @shared_task(name="apps.exchange.tasks.operation_send_task")
@@ -32,3 +34,16 @@ def balance_snapshots_task() -> int:
     from apps.exchange.snapshots import balance_snapshots_take
 
     return balance_snapshots_take()
+
+
+# acks_late: the check only reads Kraken (and sends a validate-only order in the fallback) and
+# the vault claims it with a conditional update, so a redelivered message does nothing.
+@shared_task(name="apps.exchange.tasks.credential_check_task", acks_late=True, ignore_result=True)
+def credential_check_task(credential_id: int) -> dict[str, Any] | None:
+    """Check a stored key's Kraken permissions (apps.exchange.key_check)."""
+    return key_check.credential_check(credential_id=credential_id)
+
+
+def credential_check_enqueue(credential_id: int) -> None:
+    """The vault's key-check hook (apps.vault.hooks): the check runs in a worker."""
+    credential_check_task.delay(credential_id)

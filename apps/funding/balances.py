@@ -108,7 +108,7 @@ class Rates:
         with localcontext() as context:
             context.prec = 80  # quantity x rate never rounds before the final quantize
             exact = balance.total * unit.rate
-        value = amounts.quantize(exact, amounts.STORAGE_DECIMAL_PLACES)
+        value = amounts.to_storage(exact)
         return Valued(balance, value, unit.age_seconds)
 
 

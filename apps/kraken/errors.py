@@ -26,6 +26,11 @@ NONCE_HINT = (
     "the portal its own key: nonces from another program may be larger than ours."
 )
 PERMISSION_HINT = "The API key does not have the permission this request needs."
+EARN_NOT_ALLOWED_HINT = (
+    "Kraken does not allow this allocation or deallocation on this strategy for the account "
+    "(its verification tier is not high enough, or the strategy is restricted for it). The API "
+    "key's permissions are not the cause."
+)
 RATE_LIMIT_HINT = "Kraken's rate limit for this key was reached; try again shortly."
 FUNDS_HINT = "The account does not have enough available funds for this request."
 INVALID_ARGUMENTS_HINT = "Kraken rejected the request arguments."
@@ -89,6 +94,15 @@ class NonceError(KrakenError):
 
 class PermissionDeniedError(KrakenError):
     hint = PERMISSION_HINT
+
+
+class EarnNotAllowedError(KrakenError):
+    """``EEarnings:Permission denied``: despite its name, not the key's permission (a key
+    without Earn gets ``EGeneral:Permission denied``) but the strategy refusing the operation
+    for this account, e.g. ``:The user's tier is not high enough``. Not a PermissionDeniedError,
+    so the key check can never read it as a missing key permission."""
+
+    hint = EARN_NOT_ALLOWED_HINT
 
 
 class RateLimitError(KrakenError):
@@ -366,9 +380,9 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ),
     ErrorRule(
         "EEarnings:Permission denied",
-        PermissionDeniedError,
+        EarnNotAllowedError,
         _REJECTED,
-        "The account's tier may not use this strategy; refused.",
+        "The strategy does not allow the operation for this account (its tier); refused.",
     ),
     ErrorRule(
         "ETrade:User Locked",

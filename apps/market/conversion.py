@@ -150,9 +150,9 @@ def value_in(
 
 
 def _quantize(amount: Decimal) -> Decimal:
-    """At storage precision, half-even, through the portal's one rounding rule (which also
-    widens its context for a large amount and never returns "-0")."""
-    return amounts.quantize(amount, amounts.STORAGE_DECIMAL_PLACES)
+    """At storage precision, half-even (amounts.to_storage: a derived value's one rounding,
+    which also widens its context for a large amount and never returns "-0")."""
+    return amounts.to_storage(amount)
 
 
 def _route(asset: str, currency: str, pairs: set[str]) -> list[tuple[str, bool]] | None:

@@ -84,14 +84,17 @@ class OrganizationSettingsForm(forms.Form):
     require_2fa = forms.BooleanField(
         required=False,
         label="Require two-factor authentication for every member",
-        help_text="Members without 2FA are asked to set it up before they can continue.",
+        help_text="Members without 2FA are asked to set it up before they can continue. "
+        "Turning it off is an owner's decision that waits for a second owner's approval "
+        "(a sole owner's waits 24 hours, and every owner may cancel it).",
     )
     # Left empty (or not posted) means unchanged.
     reporting_currency = forms.CharField(
         required=False,
         max_length=16,
         help_text="Values, limits and reports are shown in this asset, e.g. USD, EUR or BTC. "
-        "Owners only.",
+        "Owners only; a change waits for a second owner's approval (a sole owner's waits 24 "
+        "hours, and every owner may cancel it).",
     )
     business_timezone = forms.CharField(
         required=False,
@@ -104,7 +107,9 @@ class OrganizationSettingsForm(forms.Form):
         required=False,
         label="Accept API keys that can do more than their use needs",
         help_text="Off: a key that can, say, withdraw although it is for trading is refused "
-        "when its permissions are checked. Only an owner can change this.",
+        "when its permissions are checked. Only an owner can change this; turning it on waits "
+        "for a second owner's approval (a sole owner's waits 24 hours, and every owner may "
+        "cancel it).",
     )
 
     def __init__(self, *args: Any, actor_role: str, **kwargs: Any) -> None:

@@ -7,11 +7,15 @@
   request calls.
 - Removal warnings: what removing each member would break (a policy no one could satisfy),
   shown on the members page before removing.
+- The settings loosening gate: changing the reporting currency, allowing over-privileged keys
+  and turning the 2FA requirement off need two owners, or a sole owner's step-up and a 24-hour
+  delay (approvals' `orgs.policy_change`). orgs asks; the approved request calls
+  `organization_setting_apply`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.http import HttpRequest
 
@@ -34,11 +38,30 @@ class RoleGrantGate(Protocol):
         ...
 
 
+class SettingsLooseningGate(Protocol):
+    def __call__(
+        self,
+        *,
+        org: Organization,
+        actor: Membership,
+        field: str,
+        old: Any,
+        new: Any,
+        stepped_up: bool,
+        request: HttpRequest | None,
+    ) -> str | None:
+        """None to let the change happen now; otherwise it is held (the gate has recorded the
+        request it waits on) and the message says what happens next. Raises ValidationError or
+        PermissionDenied to refuse it."""
+        ...
+
+
 class RemovalWarnings(Protocol):
     def __call__(self, org: Organization) -> dict[int, list[str]]: ...
 
 
 _gate: RoleGrantGate | None = None
+_settings_gate: SettingsLooseningGate | None = None
 _removal_warnings: list[RemovalWarnings] = []
 
 
@@ -58,6 +81,34 @@ def role_grant_held(
     if _gate is None:
         return None
     return _gate(actor=actor, role=role, member=member, email=email, request=request)
+
+
+def settings_loosening_gate_register(gate: SettingsLooseningGate) -> None:
+    global _settings_gate
+    _settings_gate = gate
+
+
+def settings_loosening_held(
+    *,
+    org: Organization,
+    actor: Membership,
+    field: str,
+    old: Any,
+    new: Any,
+    stepped_up: bool,
+    request: HttpRequest | None,
+) -> str | None:
+    if _settings_gate is None:
+        return None
+    return _settings_gate(
+        org=org,
+        actor=actor,
+        field=field,
+        old=old,
+        new=new,
+        stepped_up=stepped_up,
+        request=request,
+    )
 
 
 def removal_warnings_register(provider: RemovalWarnings) -> None:

@@ -314,7 +314,7 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
     if request.method == "POST" and form.is_valid():
         owner = membership.role == Role.OWNER
         try:
-            organizations.organization_update_settings(
+            saved = organizations.organization_update_settings(
                 org=org,
                 actor=membership,
                 name=form.cleaned_data["name"],
@@ -324,6 +324,7 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
                 allow_overprivileged_keys=(
                     form.cleaned_data["allow_overprivileged_keys"] if owner else None
                 ),
+                stepped_up=step_up_is_fresh(request),
                 request=request,
             )
         except PermissionDenied as exc:
@@ -331,7 +332,11 @@ def settings_view(request: HttpRequest, membership: Membership) -> HttpResponseB
         except ValidationError as exc:
             _add_service_errors(form, exc)
         else:
-            messages.success(request, SETTINGS_SAVED)
+            # A loosening is not saved but held for approval: say so, and what happens next.
+            for held in saved.held:
+                messages.warning(request, held)
+            if not saved.held or saved.changed:
+                messages.success(request, SETTINGS_SAVED)
             return redirect("orgs:settings", org=org.slug)
     status = 400 if request.method == "POST" else 200
     return render(request, "orgs/settings.html", {"org": org, "form": form}, status=status)

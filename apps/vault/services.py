@@ -22,6 +22,7 @@ from apps.core.trail import audit_record
 from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.orgs.permissions import Role
 from apps.vault import crypto
+from apps.vault.hooks import key_check_enqueue
 from apps.vault.models import Credential, Use
 from apps.vault.policy import USE_CAPABILITY, assess, role_allows_use, use_label
 from apps.vault.validators import clean_key_pair
@@ -181,11 +182,10 @@ def _audit_detail(credential: Credential) -> dict[str, Any]:
 
 
 def _enqueue_probe(credential_id: int) -> None:
-    from apps.vault.tasks import credential_probe_task
-
-    # Robust: if the broker is down the key is still saved; the probe stays "pending" and the
-    # member can press "Test connection" again.
-    transaction.on_commit(partial(credential_probe_task.delay, credential_id), robust=True)
+    # The check itself asks Kraken, so exchange runs it (apps.vault.hooks). Robust: if the
+    # broker is down the key is still saved; the probe stays "pending" and the member can press
+    # "Test connection" again.
+    transaction.on_commit(partial(key_check_enqueue, credential_id), robust=True)
 
 
 def _check_free(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 
 from apps.orgs.models import Membership
-from apps.vault.probe import credential_probe
 
 logger = logging.getLogger(__name__)
 
@@ -20,13 +18,6 @@ KEYS_RESTRICTED_BODY = (
     "keys were restricted:\n\n{lines}\n\nNothing else is needed from you. If you did not "
     "expect this, ask an owner of {org}.\n"
 )
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def credential_probe_task(credential_id: int) -> dict[str, Any] | None:
-    """Probe a stored key's Kraken permissions. Idempotent: the service claims the probe with
-    a conditional update, so a redelivered message does nothing."""
-    return credential_probe(credential_id=credential_id)
 
 
 @shared_task(ignore_result=True)

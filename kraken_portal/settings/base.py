@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from django.utils.csp import CSP
@@ -360,7 +361,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 _VISIBILITY_TIMEOUT = 3600
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _VISIBILITY_TIMEOUT}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": _VISIBILITY_TIMEOUT}
+# A prefix for every broker key (queues, unacked messages, bindings, the control channel), so
+# processes that share one Redis database but not a prefix never see each other's messages. The
+# test session sets a fresh one per run: a worker left behind by a killed run keeps listening
+# on its own prefix instead of taking (and failing) the next run's tasks.
+if _broker_prefix := env("CELERY_BROKER_KEY_PREFIX", ""):
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = _broker_prefix
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": _VISIBILITY_TIMEOUT}
 CELERY_TASK_ACKS_LATE = False  # Only idempotent tasks opt in with acks_late=True.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

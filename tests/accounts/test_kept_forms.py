@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from apps.accounts.models import EncryptedTOTPDevice
 from apps.accounts.stepup import FIELD_NOT_KEPT, FORM_KEPT, PENDING_SESSION_KEY
+from apps.approvals.models import ApprovalRequest
 from apps.vault.models import Credential
 from tests.accounts.otp import totp_code
 from tests.conftest import verified_client
@@ -79,7 +80,9 @@ def test_an_owner_without_2fa_is_told_why_enrols_and_finds_the_settings_form_as_
 
     assert client.post(SETTINGS, typed).status_code == 302
     org.refresh_from_db()
-    assert (org.name, org.allow_overprivileged_keys) == ("Acme Capital Partners", True)
+    # Accepting over-privileged keys is a loosening: a sole owner's waits 24 hours.
+    assert (org.name, org.allow_overprivileged_keys) == ("Acme Capital Partners", False)
+    assert ApprovalRequest.objects.get().summary["org_setting"] == "allow_overprivileged_keys"
     assert not org.require_2fa  # the unticked box came back unticked
 
 

@@ -184,3 +184,65 @@ def test_the_amounts_module_imports_no_app_and_no_django() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
     assert not {name for name in imported if name.startswith(("apps", "django", "kraken"))}
+
+
+# -- Fees as lists of (asset, quantity) -------------------------------------------------------
+
+
+def test_fees_in_several_assets_read_as_a_sum_of_amounts_never_added_together() -> None:
+    fees = amounts.Fees.of([("USD", "0.26"), ("XBT", "0.0001"), ("USD", "0.04")])
+
+    assert fees.assets == ("USD", "XBT")
+    assert fees.quantity("USD") == Decimal("0.30")
+    assert fees.quantity("XBT") == Decimal("0.0001")
+    assert fees.quantity("ETH") == 0
+    assert amounts.format_fees(fees) == "0.30 USD + 0.0001 XBT"
+    assert amounts.format_fees(fees, decimals={"USD": 2, "XBT": 8}) == "0.30 USD + 0.00010000 XBT"
+    assert amounts.format_fees(fees, decimals=lambda asset: 4 if asset == "USD" else None) == (
+        "0.3000 USD + 0.0001 XBT"
+    )
+
+
+def test_no_fee_and_zero_fees_read_as_no_fee() -> None:
+    assert not amounts.Fees()
+    assert amounts.format_fees(amounts.Fees.of([("USD", "0")])) == amounts.NO_FEE
+    assert amounts.Fees.from_json([]) == amounts.Fees()
+
+
+def test_fees_round_trip_through_krakens_json_shape_without_losing_a_digit() -> None:
+    # The executions channel's shape, which ExchangeFill.fees stores.
+    stored = [{"asset": "USD", "qty": "0.123456789012345678"}, {"asset": "XBT", "qty": "1E-8"}]
+
+    fees = amounts.Fees.from_json(stored)
+
+    assert fees.to_json() == [
+        {"asset": "USD", "qty": "0.123456789012345678"},
+        {"asset": "XBT", "qty": "0.00000001"},
+    ]
+    assert amounts.Fees.from_json(fees.to_json()) == fees
+    assert fees + amounts.Fees.of([("XBT", "0.00000001")]) == amounts.Fees.of(
+        [("USD", "0.123456789012345678"), ("XBT", "0.00000002")]
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"asset": "USD", "qty": 0.26}, {"asset": "", "qty": "1"}, {"qty": "1"}, {"asset": "USD"}],
+)
+def test_a_fee_entry_without_an_asset_or_an_exact_quantity_is_refused(entry: object) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        amounts.Fees.from_json([entry])  # type: ignore[list-item]
+
+
+# -- Storage precision ------------------------------------------------------------------------
+
+
+def test_a_derived_value_is_stored_at_the_columns_precision_half_even() -> None:
+    assert amounts.to_storage("0.0000000000000000005") == Decimal("0E-18")  # half to even: 0
+    assert amounts.to_storage("0.0000000000000000015") == Decimal("0.000000000000000002")
+    assert amounts.to_storage(Decimal("12345678901234567890.123")) == Decimal(
+        "12345678901234567890.123000000000000000"
+    )
+    assert amounts.to_storage("-0.0000000000000000001") == Decimal("0E-18")  # never "-0"
+    with pytest.raises(TypeError):
+        amounts.to_storage(0.1)  # type: ignore[arg-type]

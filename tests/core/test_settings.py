@@ -49,3 +49,12 @@ def test_celery_sees_no_leftover_settings_it_would_ignore() -> None:
     assert not hasattr(settings, "CELERY_TASK_QUEUES_NAMES")
     assert not hasattr(settings, "CELERY_VISIBILITY_TIMEOUT")
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS == {"visibility_timeout": 3600}
+
+
+def test_a_broker_key_prefix_from_the_environment_keeps_processes_apart() -> None:
+    code = "from kraken_portal.settings import base;print(base.CELERY_BROKER_TRANSPORT_OPTIONS)"
+    env = {**os.environ, "CELERY_BROKER_KEY_PREFIX": "run-1:"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "{'visibility_timeout': 3600, 'global_keyprefix': 'run-1:'}"

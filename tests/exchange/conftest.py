@@ -17,6 +17,7 @@ from django.conf import settings as django_settings
 from redis.asyncio import Redis
 
 from apps.exchange.hooks import operation_hooks_clear
+from apps.exchange.key_check import credential_check
 from apps.exchange.models import queue_for
 from apps.exchange.streams.connection import AccountStream
 from apps.exchange.streams.hooks import stream_hooks_isolated
@@ -24,7 +25,6 @@ from apps.exchange.streams.process import StreamsProcess
 from apps.orgs.models import Membership
 from apps.vault.models import Credential
 from apps.vault.policy import ALLOWED
-from apps.vault.probe import credential_probe
 from apps.vault.services import credential_create, credential_test
 from kraken_portal.celery import app
 from tests.factories import master_account
@@ -108,7 +108,7 @@ def _store(membership: Membership, account: Any, api_key: str, secret: str, use:
         probe=False,
     )
     credential_test(credential=credential)
-    credential_probe(credential_id=credential.pk)  # the worker's task body, run here
+    credential_check(credential_id=credential.pk)  # the worker's task body, run here
     credential.refresh_from_db()
     return credential
 
@@ -195,7 +195,7 @@ def make_reader(
         designated=True,
     )
     credential_test(credential=credential)
-    credential_probe(credential_id=credential.pk)
+    credential_check(credential_id=credential.pk)
     credential.refresh_from_db()
     return Reader(
         account_id=account_id,

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from apps.audit.models import AuditRecord
+from apps.core.amounts import Fees, format_fees
 from apps.exchange import services
 from apps.exchange.hooks import operation_hook_register
-from apps.exchange.models import ExchangeOrder, Kind, Operation, State
+from apps.exchange.models import ExchangeFill, ExchangeOrder, Kind, Operation, State
 from apps.kraken.errors import FUNDS_HINT
 from apps.orgs.models import Membership
 from tests.exchange.conftest import DOT_STRATEGY, WITHDRAW_KEY, Desk
@@ -101,6 +103,29 @@ def test_an_order_is_sent_once_on_commit_with_the_portals_cl_ord_id(
         "exchange.operation.sending",
         "exchange.operation.done",
     } <= actions
+
+
+def test_the_trail_records_each_state_change_once_and_nothing_for_the_order_record(
+    desk: Desk, owner: Membership, exchange_sandbox: Any
+) -> None:
+    # Issue 10 §7: intents, decisions and state changes are audited, not every write under them
+    # (the order record, later its fills and balance ticks), so the organization's chain head,
+    # which serialises its audited writes (bench/audit_bench.py), carries a few rows per
+    # operation instead of one per event Kraken streams.
+    before = AuditRecord.objects.filter(org=owner.org).count()
+    operation = prepare(desk, owner, Kind.ADD_ORDER, limit_buy())
+    assert ExchangeOrder.objects.filter(operation=operation).exists()
+
+    trail = list(
+        AuditRecord.objects.filter(org=owner.org)
+        .order_by("seq")
+        .values_list("action", "target_type", "target_id")[before:]
+    )
+    assert trail == [
+        ("exchange.operation.prepared", "exchange.operation", str(operation.pk)),
+        ("exchange.operation.sending", "exchange.operation", str(operation.pk)),
+        ("exchange.operation.done", "exchange.operation", str(operation.pk)),
+    ]
 
 
 def test_an_operation_rolled_back_with_its_callers_transaction_is_never_sent(
@@ -390,3 +415,20 @@ def test_two_keys_on_one_account_share_the_in_flight_slot(
             org=owner.org, credential=treasurers_key, kind=Kind.WITHDRAW, params=params
         )
     assert refused.value.messages == [services.OPERATION_IN_FLIGHT.format(kind="withdrawal")]
+
+
+def test_a_fills_fees_read_as_amounts_per_asset(desk: Desk) -> None:
+    fill = ExchangeFill.objects.create(
+        account=desk.credential.account,
+        trade_id="TQ2AB-CD3EF-GH4IJK",
+        pair="XBT/USD",
+        side="buy",
+        price=Decimal("50000"),
+        qty=Decimal("0.01"),
+        fees=Fees.of([("USD", "0.26"), ("XBT", "0.0001")]).to_json(),
+        executed_at=timezone.now(),
+    )
+    fill.refresh_from_db()
+
+    assert fill.fee_amounts.quantity("USD") == Decimal("0.26")
+    assert format_fees(fill.fee_amounts) == "0.26 USD + 0.0001 XBT"

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
+from apps.exchange.key_check import credential_check
 from apps.kraken import nonce, ratelimit
 from apps.kraken.client import KrakenKey
 from apps.vault.models import Use
 from apps.vault.policy import NEEDED
-from apps.vault.probe import credential_probe
 from apps.vault.services import (
     KeyPurpose,
     credential_create,
@@ -68,7 +68,7 @@ def two_keys_on_one_account(sandbox: Any, owner: Any, trader: Any) -> tuple[Krak
             probe=False,
         )
         credential_test(credential=credential)
-        credential_probe(credential_id=credential.pk)  # the worker's task body, run here
+        credential_check(credential_id=credential.pk)  # the worker's task body, run here
         keys.append(credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.TRADE))
     return tuple(keys)
 

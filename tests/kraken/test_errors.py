@@ -118,7 +118,7 @@ REFUSALS: list[tuple[str, type[e.KrakenError]]] = [
         "EEarnings:Below min:(De)allocation operation amount less than minimum",
         e.InvalidArgumentsError,
     ),
-    ("EEarnings:Permission denied:The user's tier is not high enough", e.PermissionDeniedError),
+    ("EEarnings:Permission denied:The user's tier is not high enough", e.EarnNotAllowedError),
 ]
 WRITES = ["AddOrder", "CancelOrder", "Withdraw", "Earn/Allocate", "AccountTransfer"]
 
@@ -241,3 +241,19 @@ def test_no_error_string_on_a_read_is_an_unknown_outcome(category: str, text: st
 def test_a_string_not_in_krakens_format_leaves_a_write_unknown(garbage: str) -> None:
     exc = e.error_from_codes("AddOrder", [garbage], idempotent=False)
     assert isinstance(exc, e.UnknownOutcomeError)
+
+
+def test_earns_permission_denied_says_the_strategy_refused_not_the_key() -> None:
+    exc = e.error_from_codes(
+        "Earn/Allocate",
+        ["EEarnings:Permission denied:The user's tier is not high enough"],
+        idempotent=False,
+    )
+
+    assert type(exc) is e.EarnNotAllowedError
+    assert not isinstance(exc, e.PermissionDeniedError)
+    assert exc.hint == e.EARN_NOT_ALLOWED_HINT
+    assert "The API key's permissions are not the cause." in str(exc)
+    # A key without the Earn permission is still told so.
+    missing = e.error_from_codes("Earn/Allocate", ["EGeneral:Permission denied"], idempotent=False)
+    assert type(missing) is e.PermissionDeniedError

@@ -11,6 +11,7 @@ from apps.audit.models import AuditRecord
 from apps.audit.services import audit_record
 from apps.audit.tasks import audit_verify_task
 from kraken_portal.celery import app
+from tests.plugins.celery_worker import BROKER_PREFIX
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,13 @@ def test_the_worker_consumes_the_three_queues_with_json_and_time_limits(celery_w
     assert conf["CELERY_RESULT_SERIALIZER"] == "json"
     assert (conf["CELERY_TASK_SOFT_TIME_LIMIT"], conf["CELERY_TASK_TIME_LIMIT"]) == (60, 90)
     assert conf["CELERY_TASK_ACKS_LATE"] is False
-    assert conf["CELERY_BROKER_TRANSPORT_OPTIONS"] == {"visibility_timeout": 3600}
+    # This run's own broker prefix (tests/plugins/celery_worker.py) beside the timeout; Celery
+    # masks the prefix's value in its report (a "key"), and the worker answering this run's
+    # ping at all shows it is the run's.
+    options = conf["CELERY_BROKER_TRANSPORT_OPTIONS"]
+    assert options["visibility_timeout"] == 3600
+    assert "global_keyprefix" in options
+    assert app.conf.broker_transport_options["global_keyprefix"] == BROKER_PREFIX
     registered = inspect.registered()[celery_worker_proc.hostname]
     assert "apps.audit.tasks.audit_verify_task" in registered
 

@@ -23,13 +23,13 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.models import User
+from apps.exchange.key_check import credential_check
 from apps.kraken.client import kraken_private
 from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.orgs.permissions import Role
 from apps.orgs.services.memberships import membership_remove
 from apps.vault.models import Credential, Permission, Use
 from apps.vault.policy import NEEDED, assess
-from apps.vault.probe import credential_probe
 from apps.vault.selectors import designated_credential
 from apps.vault.services import KeyPurpose, credential_key_for_task
 from kraken_portal.management.commands import demo_data
@@ -213,7 +213,7 @@ def test_the_demo_funding_key_holds_exactly_what_funding_needs(
     credential = Credential.objects.get(owner__user__email="treasurer@demo.test")
     assert credential.use == Use.FUNDING
     # What the portal itself finds on Kraken's side (the sandbox), not what the demo meant.
-    credential_probe(credential_id=credential.pk)
+    credential_check(credential_id=credential.pk)
     credential.refresh_from_db()
     assessment = assess(use=Use.FUNDING, permissions=credential.permissions)
     assert assessment.warnings == ()

@@ -6,10 +6,15 @@ answers a ping, and stops it when the session ends. `celery_worker_sandbox` is t
 with its Kraken URLs aimed at the `sandbox` fixture, for tests whose tasks call Kraken. Tests
 that use either must commit their data (`@pytest.mark.django_db(transaction=True)`), since the
 worker has its own connection.
+
+Every run talks to the broker under its own key prefix (`CELERY_BROKER_KEY_PREFIX`, see
+settings): its queues are new and empty, and a worker left behind by a killed run, which still
+listens on the same Redis database, cannot take this run's tasks or answer its pings.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,9 +29,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import redis
 
 REPO = Path(__file__).resolve().parents[2]
 QUEUES = "default,orders,funding"
+# This run's broker prefix (a test process imports this module once per run).
+BROKER_PREFIX = f"pytest-{uuid.uuid4().hex[:12]}:"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
 
@@ -159,6 +167,36 @@ class _WorkerPool:
         self.kraken = {}
 
 
+def broker_prefix_use(prefix: str) -> None:
+    """Send this process's tasks, pings and purges under `prefix` (new connections only)."""
+    from kraken_portal.celery import app
+
+    app.conf.broker_transport_options = {
+        **(app.conf.broker_transport_options or {}),
+        "global_keyprefix": prefix,
+    }
+    # Celery keeps its connection and producer pools once built; drop them so the next
+    # message goes out with the prefix.
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _celery_broker_prefix() -> Iterator[str]:
+    """The whole session enqueues under this run's prefix; its keys are deleted at the end."""
+    from django.conf import settings
+
+    from apps.core.redis_clients import redis_client
+
+    broker_prefix_use(BROKER_PREFIX)
+    yield BROKER_PREFIX
+    with contextlib.suppress(redis.RedisError):
+        client = redis_client(settings.CELERY_BROKER_URL)
+        keys = list(client.scan_iter(match=BROKER_PREFIX + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
 @pytest.fixture(scope="session")
 def _celery_worker_pool(django_db_setup: Any, django_db_blocker: Any) -> Iterator[_WorkerPool]:
     from django.conf import settings
@@ -176,6 +214,7 @@ def _celery_worker_pool(django_db_setup: Any, django_db_blocker: Any) -> Iterato
             "REDIS_URL": settings.REDIS_URL,
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+            "CELERY_BROKER_KEY_PREFIX": BROKER_PREFIX,
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -16,13 +16,13 @@ import redis
 from django.conf import settings as django_settings
 
 from apps.exchange.hooks import operation_hooks_clear
+from apps.exchange.key_check import credential_check
 from apps.exchange.models import Kind
 from apps.market.store import state_key
 from apps.orgs.models import KrakenAccount, Membership
 from apps.staking import services
 from apps.vault.models import Credential
 from apps.vault.policy import ALLOWED
-from apps.vault.probe import credential_probe
 from apps.vault.services import credential_create, credential_test
 from tests.factories import master_account, subaccount_of
 from tests.plugins.celery_worker import CeleryWorker, sandbox_environment
@@ -118,7 +118,7 @@ def _store(
         designated=True,
     )
     credential_test(credential=credential)
-    credential_probe(credential_id=credential.pk)
+    credential_check(credential_id=credential.pk)
     credential.refresh_from_db()
     return credential
 

@@ -107,8 +107,8 @@ def store_checked_key(
     """`store_checked_key(membership, use=..., permissions=...)`: a key that exists in the
     Kraken sandbox (by default with exactly what its use needs), stored and then checked by
     the real permission probe, as a key must be before it may trade or move funds."""
+    from apps.exchange.key_check import credential_check
     from apps.vault.policy import NEEDED
-    from apps.vault.probe import credential_probe
     from apps.vault.services import credential_test
 
     settings.KRAKEN_API_URL = sandbox.url
@@ -128,7 +128,7 @@ def store_checked_key(
             membership, use=use, pair=KeyPair(api_key=api_key, secret=secret, otp=otp), **kwargs
         )
         credential_test(credential=credential)
-        credential_probe(credential_id=credential.pk)  # the worker's task body, run here
+        credential_check(credential_id=credential.pk)  # the worker's task body, run here
         credential.refresh_from_db()
         return credential, pair
 

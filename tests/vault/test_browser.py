@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from apps.accounts.services import totp_device_create
+from apps.exchange.tasks import credential_check_task
 from apps.vault.models import Credential
-from apps.vault.tasks import credential_probe_task
 from tests.factories import master_account
 from tests.vault.conftest import KEK_1
 
@@ -59,7 +59,7 @@ def test_a_trader_adds_a_key_and_sees_its_permissions_checked(
 
     # Play the worker: run the probe task the page is waiting for.
     credential = Credential.objects.get(owner=trader)
-    credential_probe_task(credential.pk)
+    credential_check_task(credential.pk)
 
     # htmx polls the permissions panel and swaps in the result, no reload. A trading key that
     # can withdraw is refused (the organization does not accept over-privileged keys), and the

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.urls import reverse
 
+from apps.exchange.tasks import credential_check_task
 from apps.vault.models import Credential, Use
 from apps.vault.services import credential_create
-from apps.vault.tasks import credential_probe_task
 from apps.vault.views import KEY_ERASED_NOTICE, TEST_NEVER
 from tests.factories import master_account
 
@@ -85,7 +85,7 @@ def test_test_connection_shows_its_result_and_exact_time_in_the_members_zone(
     assert "Testing the connection…" in running
     assert 'hx-trigger="every 2s"' in running
 
-    credential_probe_task(credential.pk)  # the worker's part
+    credential_check_task(credential.pk)  # the worker's part
     credential.refresh_from_db()
     fragment = client.get(
         url("credential-detail", pk=credential.pk), headers={"HX-Request": "true"}
@@ -103,7 +103,7 @@ def test_a_failed_test_says_why_and_when(trader, client_for, store_key) -> None:
     # A well-formed key pair the sandbox never issued: Kraken answers "EAPI:Invalid key".
     credential, _ = store_key(trader)
     Credential.objects.filter(pk=credential.pk).update(probe_status="pending")
-    credential_probe_task(credential.pk)
+    credential_check_task(credential.pk)
     html = client_for(trader).get(url("credential-detail", pk=credential.pk)).content.decode()
     match = re.search(r"Connection failed \((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC\): ([^<]+)", html)
     assert match is not None

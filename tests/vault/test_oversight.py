@@ -9,7 +9,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
+from apps.approvals.models import ApprovalRequest
+from apps.approvals.services import approvals_run_due
 from apps.audit.models import AuditRecord
 from apps.orgs.models import Organization
 from apps.orgs.services.organizations import (
@@ -100,7 +103,9 @@ def test_posting_a_use_the_role_lacks_is_a_form_error(trader, stepped_up_client_
 # --- The organization's over-privilege setting ----------------------------------------------
 
 
-def test_only_an_owner_may_allow_overprivileged_keys_and_it_is_audited(owner, admin) -> None:
+def test_only_an_owner_may_allow_overprivileged_keys_and_it_is_audited(
+    owner, admin, django_capture_on_commit_callbacks
+) -> None:
     org = owner.org
     with pytest.raises(PermissionDenied, match=OVERPRIVILEGED_KEYS_OWNERS_ONLY):
         organization_update_settings(
@@ -112,16 +117,25 @@ def test_only_an_owner_may_allow_overprivileged_keys_and_it_is_audited(owner, ad
         )
     assert not Organization.objects.get(pk=org.pk).allow_overprivileged_keys
 
-    organization_update_settings(
+    saved = organization_update_settings(
         org=org,
         actor=owner,
         name=org.name,
         require_2fa=org.require_2fa,
         allow_overprivileged_keys=True,
+        stepped_up=True,
     )
+    # A loosening: the sole owner's waits 24 hours (tests/approvals/test_setting_changes.py).
+    assert saved.held
+    assert not Organization.objects.get(pk=org.pk).allow_overprivileged_keys
+    approval = ApprovalRequest.objects.get()
+    ApprovalRequest.objects.filter(pk=approval.pk).update(not_before=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        approvals_run_due()
     assert Organization.objects.get(pk=org.pk).allow_overprivileged_keys
     record = AuditRecord.objects.get(action="organization.settings")
     assert record.detail["changes"] == {"allow_overprivileged_keys": [False, True]}
+    assert record.detail["approval"] == approval.pk
     assert record.actor_email == owner.user.email
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from apps.exchange.tasks import credential_check_task
 from apps.vault.models import Credential, Use
 from apps.vault.services import (
     KEY_NOT_CHECKED,
@@ -17,7 +18,6 @@ from apps.vault.services import (
     credential_key_for_task,
     credential_test,
 )
-from apps.vault.tasks import credential_probe_task
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,7 @@ def test_a_key_whose_check_failed_cannot_trade(trader, store_key, sandbox, setti
     settings.KRAKEN_API_URL = sandbox.url
     trading, _ = store_key(trader, use=Use.TRADING)  # a key the sandbox does not know
     credential_test(credential=trading)
-    credential_probe_task(trading.pk)
+    credential_check_task(trading.pk)
     trading.refresh_from_db()
     assert trading.probe_status == Credential.ProbeStatus.FAILED
 

@@ -30,7 +30,7 @@ def test_the_worker_runs_the_probe_queued_on_commit_and_fails_without_our_keyrin
 ) -> None:
     inspect = app.control.inspect([celery_worker_proc.hostname], timeout=5)
     registered = inspect.registered()[celery_worker_proc.hostname]
-    assert "apps.vault.tasks.credential_probe_task" in registered
+    assert "apps.exchange.tasks.credential_check_task" in registered
 
     from apps.vault.services import credential_create
 

@@ -430,8 +430,8 @@ class Command(BaseCommand):
         return ""
 
     def _provision_keys(self, memberships: dict[str, Membership]) -> bool:
+        from apps.exchange.key_check import credential_check
         from apps.vault.models import Credential
-        from apps.vault.probe import credential_probe
         from apps.vault.services import credential_create, credential_revoke, credential_test
 
         owner = memberships[Role.OWNER]
@@ -488,7 +488,7 @@ class Command(BaseCommand):
             # the broker was down when an earlier run enqueued the check): run the real probe
             # here, designated keys included. Its conditional claim means a worker that got
             # there first does it alone.
-            credential_probe(credential_id=credential.pk)
+            credential_check(credential_id=credential.pk)
         return sandbox_ids[DEMO_MASTER_LABEL][1]
 
     def _treasury(self, owner: Membership) -> None:

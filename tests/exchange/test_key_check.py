@@ -1,4 +1,5 @@
-"""The permission probe against the Kraken sandbox, with keys of different permissions."""
+"""The key permission check (apps.exchange.key_check: GetApiKeyInfo, probing as fallback) against
+the Kraken sandbox, with keys of different permissions; the vault records what it finds."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import os
 import pytest
 
 from apps.audit.models import AuditRecord
+from apps.exchange.tasks import credential_check_task
 from apps.vault.models import Credential, Use
 from apps.vault.policy import ACCEPTED_REASON, REFUSED_REASON, assess
 from apps.vault.services import credential_create
-from apps.vault.tasks import credential_probe_task
 from tests.factories import master_account
+from tests.vault.conftest import KEK_1
 
 pytestmark = pytest.mark.django_db
 
@@ -34,6 +36,7 @@ READ_ONLY = ["query_funds", "query_open", "query_closed", "query_ledger"]
 @pytest.fixture(autouse=True)
 def kraken_is_the_sandbox(settings, sandbox) -> None:
     settings.KRAKEN_API_URL = sandbox.url
+    settings.PORTAL_KEYRING = f"k1:{KEK_1}"
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def stored(membership, sandbox, account, permissions, *, use=Use.TRADING, otp=No
 
 
 def probe(credential: Credential) -> Credential:
-    credential_probe_task(credential.pk)  # The task body, run here in the test's transaction.
+    credential_check_task(credential.pk)  # The task body, run here in the test's transaction.
     credential.refresh_from_db()
     return credential
 
@@ -224,7 +227,7 @@ def test_the_probe_result_is_audited_without_the_secret_or_logs_of_it(
 def test_a_redelivered_probe_message_does_nothing(trader, sandbox, account) -> None:
     credential, _ = stored(trader, sandbox, account, READ_ONLY)
     probe(credential)
-    assert credential_probe_task(credential.pk) is None
+    assert credential_check_task(credential.pk) is None
     assert AuditRecord.objects.filter(action="vault.credential.probe").count() == 1
 
 
@@ -233,4 +236,4 @@ def test_a_revoked_key_is_not_probed(trader, sandbox, account) -> None:
 
     credential, _ = stored(trader, sandbox, account, READ_ONLY)
     credential_revoke(credential=credential, actor=trader)
-    assert credential_probe_task(credential.pk) is None
+    assert credential_check_task(credential.pk) is None

@@ -18,7 +18,7 @@ from apps.notifications.models import Notification
 from apps.schedules import runs as run_service
 from apps.schedules.models import Run, Workflow
 from apps.schedules.services import workflow_is_approved, workflow_update
-from apps.schedules.ticks import schedules_tick
+from apps.schedules.ticks import TickReport, schedules_tick
 from kraken_portal.celery import app
 from tests.schedules import actions
 from tests.schedules.conftest import approve_once, rewind, workflow_input
@@ -43,6 +43,14 @@ def due_run(workflow: Workflow, *, now: datetime = NOW) -> Run:
     created = schedules_tick(now=now).created
     assert len(created) == 1
     return Run.objects.get(pk=created[0])
+
+
+def later_tick() -> TickReport:
+    """A tick at the current time that claims no new slot: every workflow's next slot is put a
+    day ahead (else a test run within the grace after the hour would also claim that hour's
+    slot), so it only sweeps."""
+    Workflow.objects.update(next_slot_at=timezone.now() + timedelta(days=1))
+    return schedules_tick()
 
 
 def queued_run(workflow: Workflow) -> Run:
@@ -219,7 +227,7 @@ def test_a_run_whose_worker_was_lost_while_executing_is_carried_on_once(make_wor
     Run.objects.filter(pk=run.pk).update(
         state=Run.State.EXECUTING, updated_at=timezone.now() - timedelta(minutes=10)
     )
-    report = schedules_tick()
+    report = later_tick()
     assert report.requeued == 1
     run.refresh_from_db()
     assert run.state == Run.State.SUCCEEDED
@@ -234,7 +242,7 @@ def test_a_run_lost_while_deciding_goes_back_to_the_queue(make_workflow) -> None
     Run.objects.filter(pk=run.pk).update(
         state=Run.State.RUNNING, updated_at=timezone.now() - timedelta(minutes=10)
     )
-    assert schedules_tick().requeued == 1
+    assert later_tick().requeued == 1
     run.refresh_from_db()
     assert run.state == Run.State.SUCCEEDED
     assert "worker was lost" in run.events.get(state="created", text__contains="lost").text
@@ -261,4 +269,62 @@ def test_a_paused_workflows_queued_run_does_nothing(make_workflow, treasurer) ->
     after = run_service.run_execute(run_id=run.pk)
     assert after is not None
     assert after.state == Run.State.BLOCKED
+    assert actions.execute_calls() == 0
+
+
+def test_a_rejected_run_approval_leaves_waiting_and_is_not_run(
+    make_workflow, treasurer, approver
+) -> None:
+    actions.balance_set("BTC", "2")
+    run = due_run(make_workflow(approval_mode="each_run"))
+    assert run.state == Run.State.AWAITING_APPROVAL
+    approval = run.approval_request
+    approval_decide(
+        approval=approval,
+        actor=approver,
+        verdict="reject",
+        fingerprint_seen=approval.fingerprint,
+        stepped_up=True,
+    )
+    # Still waiting until the beat's next tick sees the rejection.
+    run.refresh_from_db()
+    assert run.state == Run.State.AWAITING_APPROVAL
+    report = later_tick()
+    assert report.approvals_ended == 1
+    run.refresh_from_db()
+    assert run.state == Run.State.BLOCKED
+    reason = run_service.APPROVAL_REJECTED.format(who="approver@acme.test")
+    assert run.outcome == reason
+    assert run.events.last().text == reason
+    assert actions.execute_calls() == 0
+    assert Notification.objects.filter(
+        kind="schedules.run_failed", recipient=treasurer.user, body=reason
+    ).exists()
+    assert AuditRecord.objects.filter(
+        action="schedules.run_blocked", target_id=str(run.pk), detail__outcome=reason
+    ).exists()
+    # A second tick finds nothing more to do.
+    assert later_tick().approvals_ended == 0
+
+
+def test_an_expired_run_approval_leaves_waiting_and_is_not_run(make_workflow, treasurer) -> None:
+    actions.balance_set("BTC", "2")
+    run = due_run(make_workflow(approval_mode="each_run"))
+    approval = run.approval_request
+    # Not expired yet: the run keeps waiting.
+    assert later_tick().approvals_ended == 0
+    ApprovalRequest.objects.filter(pk=approval.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert later_tick().approvals_ended == 1
+    run.refresh_from_db()
+    assert run.state == Run.State.BLOCKED
+    assert run.outcome == run_service.APPROVAL_EXPIRED
+    assert Notification.objects.filter(
+        kind="schedules.run_failed", recipient=treasurer.user, body=run_service.APPROVAL_EXPIRED
+    ).exists()
+    assert AuditRecord.objects.filter(
+        action="schedules.run_blocked", target_id=str(run.pk)
+    ).exists()
+    # Approving it afterwards runs nothing.
     assert actions.execute_calls() == 0

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from apps.approvals.models import ApprovalRequest
 from apps.core.trail import audit_record
+from apps.market.conversion import ConversionError
 from apps.notifications.services import notify
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
@@ -51,6 +52,10 @@ CAPS_USED = "Today's cap is used up ({cap} {asset}): nothing was done."
 ASSET_MISMATCH = "The action decided in {asset}, but the caps are in {cap_asset}: nothing was done."
 CREATOR_GONE = "The person who set up this workflow is no longer a member: nothing was done."
 WAITING_APPROVAL = "Waiting for approval of {amount} {asset}."
+NO_VALUE = (
+    "{amount} {asset} could not be valued for its approval ({reason}): nothing was done; the "
+    "next run tries again."
+)
 APPROVAL_REJECTED = "Approval rejected by {who}: nothing was done."
 APPROVAL_EXPIRED = "Approval expired before enough approvers agreed: nothing was done."
 APPROVAL_CANCELLED = "The approval request was cancelled: nothing was done."
@@ -276,7 +281,13 @@ def _decide_amount(run: Run, workflow: Workflow, decision: Decision) -> None:
 
     # The request's fingerprint reads the run's amount from the database.
     run.save(update_fields=["amount", "decision", "inputs", "asset", "decided_at", "updated_at"])
-    run.approval_request = run_approval_request(run=run, workflow=workflow, requester=creator)
+    try:
+        run.approval_request = run_approval_request(run=run, workflow=workflow, requester=creator)
+    except ConversionError as error:
+        # Fail closed: approvers cannot be chosen by value without a current price.
+        blocked = NO_VALUE.format(amount=plain(amount), asset=run.asset, reason=error.message)
+        _settle(run, workflow, Run.State.BLOCKED, blocked, outcome=blocked[:500])
+        return
     _settle(
         run,
         workflow,
@@ -333,7 +344,11 @@ def run_approval_ended(*, run_id: int, now: datetime | None = None) -> Run:
     run = Run.objects.select_for_update().get(pk=run_id)
     if run.state != Run.State.AWAITING_APPROVAL:
         return run
-    approval = ApprovalRequest.objects.filter(pk=run.approval_request_id).first()
+    approval = (
+        ApprovalRequest.objects.filter(pk=run.approval_request_id).first()
+        if run.approval_request_id is not None
+        else None
+    )
     reason = APPROVAL_GONE if approval is None else approval_end_reason(approval, now=now)
     if reason is None:
         return run

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -20,6 +20,8 @@ from apps.schedules.models import Run, Workflow
 from apps.schedules.services import workflow_is_approved, workflow_update
 from apps.schedules.ticks import TickReport, schedules_tick
 from kraken_portal.celery import app
+from tests.market.conftest import market_redis  # noqa: F401 - a fixture frozen_prices uses
+from tests.market.test_conversion import frozen_prices  # noqa: F401 - a fixture
 from tests.schedules import actions
 from tests.schedules.conftest import approve_once, rewind, workflow_input
 
@@ -185,6 +187,7 @@ def test_changing_the_caps_or_destination_voids_the_approval_but_the_schedule_do
     assert not workflow_is_approved(workflow)
 
 
+@pytest.mark.usefixtures("frozen_prices")
 def test_each_run_waits_for_its_own_approval_then_executes(
     make_workflow, treasurer, approver
 ) -> None:
@@ -272,6 +275,7 @@ def test_a_paused_workflows_queued_run_does_nothing(make_workflow, treasurer) ->
     assert actions.execute_calls() == 0
 
 
+@pytest.mark.usefixtures("frozen_prices")
 def test_a_rejected_run_approval_leaves_waiting_and_is_not_run(
     make_workflow, treasurer, approver
 ) -> None:
@@ -307,6 +311,7 @@ def test_a_rejected_run_approval_leaves_waiting_and_is_not_run(
     assert later_tick().approvals_ended == 0
 
 
+@pytest.mark.usefixtures("frozen_prices")
 def test_an_expired_run_approval_leaves_waiting_and_is_not_run(make_workflow, treasurer) -> None:
     actions.balance_set("BTC", "2")
     run = due_run(make_workflow(approval_mode="each_run"))
@@ -328,3 +333,74 @@ def test_an_expired_run_approval_leaves_waiting_and_is_not_run(make_workflow, tr
     ).exists()
     # Approving it afterwards runs nothing.
     assert actions.execute_calls() == 0
+
+
+@pytest.mark.usefixtures("frozen_prices")
+def test_a_runs_approval_is_valued_in_the_reporting_currency_and_its_tier_chosen_by_value(
+    make_workflow, treasurer, approver, owner
+) -> None:
+    from apps.approvals.policies import policy_for, policy_tiers_replace
+    from apps.approvals.registry import TierSpec
+    from apps.market.conversion import value_in
+    from apps.orgs.permissions import Role
+
+    rate = value_in(asset="BTC", quantity=Decimal(1), currency="USD").rate
+    # Above half a bitcoin's value, two approvals; below, one.
+    policy = policy_for(org=treasurer.org, kind="funding.workflow")
+    policy_tiers_replace(
+        policy,
+        (
+            TierSpec(Decimal(0), 1, (Role.OWNER, Role.APPROVER)),
+            TierSpec((rate / 2).quantize(Decimal(1)), 2, (Role.OWNER, Role.APPROVER)),
+        ),
+    )
+    actions.balance_set("BTC", "1.25")
+    small = due_run(make_workflow(name="Small", approval_mode="each_run"))
+    actions.balance_set("BTC", "2")
+    large = due_run(make_workflow(name="Large", approval_mode="each_run"))
+    for run, amount, approvals in ((small, "0.25", 1), (large, "1", 2)):
+        approval = run.approval_request
+        assert approval is not None
+        assert approval.currency == "USD"
+        exact = Decimal(amount) * rate
+        assert approval.value == exact.quantize(Decimal("1e-8"), rounding=ROUND_CEILING)
+        assert Decimal(approval.summary["rate"]) == rate
+        assert approval.summary["value"] == format(approval.value.normalize(), "f")
+        assert approval.required_approvals == approvals
+    # One approval is not enough for the large run's tier.
+    approval = large.approval_request
+    approval_decide(
+        approval=approval,
+        actor=approver,
+        verdict="approve",
+        fingerprint_seen=approval.fingerprint,
+        stepped_up=True,
+    )
+    large.refresh_from_db()
+    assert large.state == Run.State.AWAITING_APPROVAL
+    approval_decide(
+        approval=approval,
+        actor=owner,
+        verdict="approve",
+        fingerprint_seen=approval.fingerprint,
+        stepped_up=True,
+    )
+    large.refresh_from_db()
+    assert large.state == Run.State.SUCCEEDED
+
+
+@pytest.mark.usefixtures("frozen_prices")
+def test_a_run_that_cannot_be_valued_on_a_stale_price_asks_nothing_and_says_why(
+    make_workflow, treasurer, settings
+) -> None:
+    settings.MARKET_PRICE_MAX_AGE = 0.001
+    actions.balance_set("BTC", "2")
+    run = due_run(make_workflow(approval_mode="each_run"))
+    assert run.state == Run.State.BLOCKED
+    assert run.approval_request is None
+    assert not ApprovalRequest.objects.filter(kind="funding.workflow").exists()
+    assert "could not be valued" in run.outcome
+    assert "BTC/USD price is" in run.outcome
+    assert Notification.objects.filter(
+        kind="schedules.run_failed", recipient=treasurer.user, body=run.outcome
+    ).exists()

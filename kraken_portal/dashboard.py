@@ -31,6 +31,7 @@ from apps.orgs.dashboard import (
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability, Role
 from apps.orgs.selectors import onboarding_pending
+from apps.schedules.dashboard import workflows_panel
 from apps.vault.models import Credential
 from apps.vault.policy import assess
 from apps.vault.selectors import credential_list
@@ -180,3 +181,4 @@ def register() -> None:
     dashboard_panel_register(watchlist_panel, order=10)
     dashboard_panel_register(feed_panel, order=20)
     dashboard_panel_register(activity_panel, order=30)
+    dashboard_panel_register(workflows_panel, order=25)

@@ -16,7 +16,10 @@ ORDER = [
     "asgi_bench.py",
     "market_bench.py",
     "http_bench.py",
+    "order_path_bench.py",
     "schedules_bench.py",
+    "treasury_bench.py",
+    "blotter_bench.py",
 ]
 
 

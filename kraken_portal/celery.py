@@ -30,7 +30,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kraken_portal.settings.base")
 
 # Read from the environment, not settings: beat builds its schedule before Django is set up.
 EXCHANGE_RECONCILE_EVERY = float(os.environ.get("EXCHANGE_RECONCILE_EVERY", "30"))
+STAKING_SNAPSHOT_EVERY = float(os.environ.get("STAKING_SNAPSHOT_EVERY", "3600"))
 SCHEDULES_TICK_EVERY = float(os.environ.get("SCHEDULES_TICK_EVERY", "15"))
+FUNDING_FOLLOW_EVERY = float(os.environ.get("FUNDING_FOLLOW_EVERY", "15"))
 
 app = Celery("kraken_portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -87,6 +89,24 @@ app.conf.beat_schedule = {
         "task": "apps.exchange.tasks.operations_reconcile_due_task",
         "schedule": EXCHANGE_RECONCILE_EVERY,
     },
+    # Every minute: restart the follow-up of staking requests whose chain of looks was lost
+    # (a worker died), and close requests whose approval was rejected, expired or cancelled.
+    "staking-follow-due": {
+        "task": "apps.staking.tasks.stake_requests_follow_due_task",
+        "schedule": 60.0,
+    },
+    # Hourly (STAKING_SNAPSHOT_EVERY): one Earn snapshot per account (quantities and prices),
+    # the points of the rewards chart.
+    "staking-reward-snapshots": {
+        "task": "apps.staking.tasks.reward_snapshots_task",
+        "schedule": STAKING_SNAPSHOT_EVERY,
+    },
+    # Daily at 07:00 UTC: what Earn paid in the last 24 hours (Kraken pays continuously, so a
+    # digest rather than one notification per payout).
+    "staking-rewards-digest": {
+        "task": "apps.staking.tasks.rewards_digest_task",
+        "schedule": crontab(hour=7, minute=0),
+    },
     # Every 15 s (SCHEDULES_TICK_EVERY, at most 30): claim the workflow slots that are due,
     # exactly once each (a unique constraint on workflow and slot; two beats racing split the
     # work), apply the catch-up rule to slots missed while down, and requeue runs whose task
@@ -94,5 +114,17 @@ app.conf.beat_schedule = {
     "schedules-tick": {
         "task": "apps.schedules.tasks.schedules_tick_task",
         "schedule": SCHEDULES_TICK_EVERY,
+    },
+    # Every 15 s (FUNDING_FOLLOW_EVERY): follow withdrawals Kraken accepted to Success or
+    # Failure (WithdrawStatus, one read per key and asset, including Kraken's hold states),
+    # and settle withdrawals whose approval ended without sending them.
+    "funding-follow-withdrawals": {
+        "task": "apps.funding.tasks.withdrawals_follow_task",
+        "schedule": FUNDING_FOLLOW_EVERY,
+    },
+    # Every 15 s: complete transfers Kraken answered `pending` once their ledger entries show.
+    "funding-follow-transfers": {
+        "task": "apps.funding.tasks.transfers_follow_task",
+        "schedule": FUNDING_FOLLOW_EVERY,
     },
 }

@@ -32,6 +32,7 @@ from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability, Role
 from apps.orgs.selectors import onboarding_pending
 from apps.schedules.dashboard import workflows_panel
+from apps.trading.panels import desk_panel
 from apps.vault.models import Credential
 from apps.vault.policy import assess
 from apps.vault.selectors import credential_list
@@ -174,11 +175,35 @@ def activity_panel(request: HttpRequest, membership: Membership) -> DashboardPan
     )
 
 
+def treasury_panel(request: HttpRequest, membership: Membership) -> DashboardPanel:
+    """Issue 14 §1: the organization's total balance and its change today, the latest funding
+    activity, or an empty state that says where to start."""
+    from apps.funding.balances import total_and_change_today
+    from apps.funding.selectors import funding_activity
+
+    org = membership.org
+    view, day = total_and_change_today(org=org)
+    return DashboardPanel(
+        "dashboard/_treasury.html",
+        "Treasury",
+        {
+            "treasury": view,
+            "day": day,
+            "activity": funding_activity(org=org, limit=5),
+            "has_accounts": bool(view.accounts),
+            "has_balances": any(a.rows for a in view.accounts),
+            "can_request": membership.can(Capability.REQUEST_FUNDING),
+        },
+    )
+
+
 def register() -> None:
     dashboard_attention_register(onboarding_attention)
     dashboard_attention_register(key_attention)
     dashboard_attention_register(two_factor_attention)
+    dashboard_panel_register(desk_panel, order=5)
     dashboard_panel_register(watchlist_panel, order=10)
+    dashboard_panel_register(treasury_panel, order=15)
     dashboard_panel_register(feed_panel, order=20)
     dashboard_panel_register(activity_panel, order=30)
     dashboard_panel_register(workflows_panel, order=25)

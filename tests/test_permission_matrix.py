@@ -175,6 +175,47 @@ class World:
         return {"symbol": "BTC-USD"}
 
 
+def _own_order(world: World) -> dict[str, Any]:
+    """A settled (cancelled) desk order the acting member placed, else the owner's: actions on
+    it answer 409 (nothing to do), so only the access policy can refuse."""
+    from apps.trading.models import Order, OrderState
+
+    holder = world.member(world.who if world.who in ROLES else "owner")
+    order = Order.objects.create(
+        org=world.org,
+        account=master_account(world.org),
+        placed_by=holder,
+        pair="BTC/USD",
+        side="buy",
+        order_type="limit",
+        volume=1,
+        price=1000,
+        state=OrderState.CANCELED,
+    )
+    return {"pk": order.pk}
+
+
+def _own_preflight(world: World) -> dict[str, Any]:
+    """A validate-only AddOrder the acting member asked for."""
+    from apps.exchange.models import Operation, State
+    from apps.vault.models import Credential
+
+    credential = Credential.objects.get(pk=world.own_credential()["pk"])
+    holder = world.member(world.who if world.who in ROLES else "owner")
+    operation = Operation.objects.create(
+        org=credential.org,
+        account=credential.account,
+        credential=credential,
+        kind="AddOrder",
+        params={"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "1"},
+        reference={"cl_ord_id": "preflight"},
+        validate_only=True,
+        requested_by=holder.user,
+        state=State.DONE,
+    )
+    return {"pk": operation.pk}
+
+
 def _own_notification(world: World) -> dict[str, Any]:
     """A notification of the acting member (others' are 404), else of the owner."""
     from apps.notifications.models import Notification
@@ -199,6 +240,44 @@ def _approval(world: World) -> dict[str, Any]:
         request=None,
     )
     return {"pk": ApprovalRequest.objects.get(org=world.org).pk}
+
+
+def _destination(world: World) -> Any:
+    """An allow-listed withdrawal destination on the organization's master account."""
+    from apps.funding.models import Destination
+
+    return Destination.objects.create(
+        org=world.org,
+        account=master_account(world.org),
+        asset="XBT",
+        key="matrix-cold",
+        address="bc1qmatrix",
+        status=Destination.Status.ALLOWED,
+        requested_by=world.member("owner").user,
+    )
+
+
+def _withdrawal(world: World) -> dict[str, Any]:
+    """A withdrawal waiting for its approval (cancelling it needs no call to Kraken)."""
+    from decimal import Decimal
+
+    from apps.funding.models import Withdrawal
+
+    destination = _destination(world)
+    withdrawal = Withdrawal.objects.create(
+        org=world.org,
+        account=destination.account,
+        destination=destination,
+        asset="XBT",
+        amount=Decimal("0.1"),
+        key=destination.key,
+        address=destination.address,
+        fee_preview=Decimal("0.00015"),
+        amount_received_preview=Decimal("0.09985"),
+        max_fee=Decimal("0.00018"),
+        requested_by=world.member("owner").user,
+    )
+    return {"pk": withdrawal.pk}
 
 
 def _accept_token(world: World) -> dict[str, Any]:
@@ -253,8 +332,17 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
     "approvals:request-decide": _approval,
     "approvals:request-cancel": _approval,
     "approvals:policy-edit": lambda w: {"kind": "orgs.role_grant"},
+    "funding:address-remove": lambda w: {"pk": _destination(w).pk},
+    "funding:withdrawal-detail": _withdrawal,
+    "funding:withdrawal-cancel": _withdrawal,
+    "funding:balances-refresh": lambda w: {"pk": master_account(w.org).pk},
     "market:watch-add": World.market_pair,
     "market:watch-remove": World.market_pair,
+    "trading:order-detail": _own_order,
+    "trading:order-amend": _own_order,
+    "trading:order-cancel": _own_order,
+    "trading:order-resubmit": _own_order,
+    "trading:preflight-result": _own_preflight,
     "schedules:workflow-detail": _workflow,
     "schedules:workflow-edit": _workflow,
     "schedules:workflow-pause": _workflow,
@@ -270,6 +358,9 @@ NARROWER_RULES: dict[str, set[str]] = {
     "vault:credential-designate": {Role.OWNER, Role.ADMIN},
     # Approval policies are edited by owners only (apps/approvals/policy_changes.py).
     "approvals:policy-edit": {Role.OWNER},
+    # The kill switch is for owners and admins (apps/trading/services.py).
+    "trading:kill-switch": {Role.OWNER, Role.ADMIN},
+    "trading:kill-switch-release": {Role.OWNER, Role.ADMIN},
     # Pausing and resuming a workflow: those who set them up and those who manage policies
     # (apps/schedules/services.py can_manage).
     "schedules:workflow-pause": {Role.OWNER, Role.ADMIN, Role.TREASURER},

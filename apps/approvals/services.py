@@ -517,3 +517,32 @@ def approvals_release_member(
         )
         _audit(approval, "decision_void", actor=actor, request=request)
         publish_request(approval)
+
+
+def approval_void(
+    *, approval: ApprovalRequest, reason: str, actor: Membership | None = None
+) -> ApprovalRequest:
+    """The subject of a request is gone (a removed withdrawal destination voids the
+    withdrawals waiting for it): cancel the request, pending or approved but not carried out,
+    with `reason` on its timeline. Runs in the caller's transaction (the change that voids it
+    and the cancellation commit together); a settled request is left as it is."""
+    approval = (
+        ApprovalRequest.objects.select_related("org")
+        .select_for_update(of=("self",))
+        .get(pk=approval.pk)
+    )
+    if approval.status not in UNSETTLED:
+        return approval
+    approval.status = ApprovalRequest.Status.CANCELLED
+    approval.save(update_fields=["status"])
+    _event(approval, "cancelled", f"Cancelled: {reason}", actor.user if actor else None)
+    _audit(approval, "cancel", actor=actor, reason=reason)
+    people = {approval.requester_id, *(d.approver_id for d in _approvals(approval))}
+    _notify(
+        approval,
+        "approvals.decided",
+        people,
+        f"Cancelled: {approval_kind_get(approval.kind).label}",
+    )
+    publish_request(approval)
+    return approval

@@ -36,7 +36,8 @@ What Kraken made hard, method by method:
   transfer in flight per from, to and asset.
 - Earn Allocate/Deallocate: AllocateStatus/DeallocateStatus says `pending` while one is in
   flight (at most one per strategy); once settled, the earn ledger entry (allocation or
-  deallocation, by amount and time) is the trace.
+  deallocation, by amount and time) is the trace, or, for a bonded strategy's deallocation
+  still unbonding (nothing back in spot yet), its unbonding allocation in Earn/Allocations.
 """
 
 from __future__ import annotations
@@ -433,7 +434,41 @@ def _find_earn(look: Look, *, status_method: str, subtype: str, sign: int) -> Ve
         if background_error:
             result["background_error"] = background_error
         return Found(result)
+    if subtype == "deallocation" and amount is not None and not background_error:
+        # A bonded strategy's deallocation unbonds for days before it pays anything back to
+        # spot: until then its trace is an unbonding allocation in Earn/Allocations, of the
+        # amount, made after the call left.
+        lock = _unbonding_lock(look, str(params["strategy_id"]), amount, window_end)
+        if lock:
+            return Found({"accepted": True, "pending": False, "unbonding": lock})
     return Absent()
+
+
+def _unbonding_lock(look: Look, strategy_id: str, amount: Decimal, window_end: float) -> str:
+    """The `expires` of an unbonding allocation of `amount` on the strategy that began inside
+    the look's window and no other operation owns ('' when there is none)."""
+    owned = _owned(look.operation, [Kind.EARN_DEALLOCATE], "unbonding")
+    answer = look.private("Earn/Allocations", {"hide_zero_allocations": True}) or {}
+    for item in answer.get("items") or []:
+        if str(item.get("strategy_id")) != strategy_id:
+            continue
+        unbonding = (item.get("amount_allocated") or {}).get("unbonding") or {}
+        for lock in unbonding.get("allocations") or []:
+            expires = str(lock.get("expires") or "")
+            created = _iso_seconds(lock.get("created_at"))
+            if _dec(lock.get("native")) != amount or not expires or expires in owned:
+                continue
+            if created is not None and look.window_start <= created <= window_end:
+                return expires
+    return ""
+
+
+def _iso_seconds(value: Any) -> float | None:
+    """An RFC 3339 time (Earn's `created_at`) as seconds since the epoch."""
+    from django.utils.dateparse import parse_datetime
+
+    when = parse_datetime(str(value)) if value else None
+    return when.timestamp() if when is not None else None
 
 
 @finder(Kind.EARN_ALLOCATE)

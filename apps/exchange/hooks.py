@@ -80,3 +80,38 @@ def hooks_on_commit(*, kind: str, state: str, operation_id: int) -> None:
         hook = hooks.for_state(state)
         if hook is not None:
             transaction.on_commit(partial(_run, hook, operation_id))
+
+
+# Send guards: a business app may stop an operation of a kind at the last moment before it is
+# sent (the trading desk's kill switch halts orders already queued). A guard returns None to
+# let it go, or the reason it must not be sent; the operation then ends REJECTED with that
+# reason, never sent. Guards only ever stop a send, so an unknown outcome is never involved.
+SendGuard = Callable[[Operation], "str | None"]
+_guards: dict[str, list[SendGuard]] = {}
+
+
+def send_guard_register(kind: str, guard: SendGuard) -> None:
+    Kind(kind)
+    _guards.setdefault(kind, []).append(guard)
+
+
+def send_guards_clear(kind: str | None = None) -> None:
+    """For tests: forget the guards of `kind` (or all)."""
+    if kind is None:
+        _guards.clear()
+    else:
+        _guards.pop(kind, None)
+
+
+def send_guard_refusal(operation: Operation) -> str | None:
+    """The first guard's reason not to send `operation`, or None. A guard that raises is
+    logged and counts as a refusal: when in doubt, an order is not sent."""
+    for guard in _guards.get(operation.kind, []):
+        try:
+            reason = guard(operation)
+        except Exception:
+            logger.exception("exchange: send guard %r failed for operation %s", guard, operation.pk)
+            return "a check before sending failed"
+        if reason:
+            return reason
+    return None

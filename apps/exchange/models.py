@@ -180,6 +180,22 @@ class ExchangeOrder(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        indexes = (
+            # The blotters' keyset pages (apps.trading.selectors_blotter): newest first per
+            # account, and the open orders alone, so neither scans an account's whole history.
+            # PostgreSQL's DESC puts NULLs first, which is the pages' order (an order Kraken has
+            # not dated yet is the newest); SQLite cannot say NULLS FIRST in an index.
+            models.Index(fields=("account", "-opened_at", "-id"), name="exchange_order_recent"),
+            models.Index(
+                fields=("account", "-opened_at", "-id"),
+                condition=Q(status__in=["pending", "open"]),
+                name="exchange_order_open_recent",
+            ),
+            # A blotter filtered by pair walks the pair's own orders.
+            models.Index(
+                fields=("account", "pair", "-opened_at", "-id"), name="exchange_order_pair_recent"
+            ),
+        )
         constraints = (
             models.UniqueConstraint(fields=("account", "txid"), name="exchange_order_once"),
             # Our cl_ord_ids are UUIDs: one order per cl_ord_id per account.
@@ -216,6 +232,13 @@ class ExchangeFill(models.Model):
     executed_at = models.DateTimeField()
 
     class Meta:
+        indexes = (
+            # The fills blotter's keyset pages and the P&L's walk in time order, per account.
+            models.Index(fields=("account", "-executed_at", "-id"), name="exchange_fill_recent"),
+            models.Index(
+                fields=("account", "pair", "-executed_at", "-id"), name="exchange_fill_pair_recent"
+            ),
+        )
         constraints = (
             models.UniqueConstraint(fields=("account", "trade_id"), name="exchange_fill_once"),
         )

@@ -38,7 +38,7 @@ from django.utils import timezone
 from apps.core.trail import audit_record
 from apps.exchange import balance_records, finders, live, records
 from apps.exchange.credentials import read_credential
-from apps.exchange.hooks import hooks_on_commit
+from apps.exchange.hooks import hooks_on_commit, send_guard_refusal
 from apps.exchange.models import (
     SETTLED,
     AccountBalance,
@@ -234,7 +234,10 @@ def operation_prepare(
     kind = Kind(kind)
     if credential.org_id != org.pk:
         raise ValidationError(CREDENTIAL_OTHER_ORG)
-    if not credential.is_active:
+    # A key left cancel-only by its member's demotion still cancels (the vault checks, at
+    # send time, that it cancels only for that member or the organization's kill switch).
+    cancelling = credential.is_cancel_only and PURPOSE[kind] == KeyPurpose.CANCEL
+    if not credential.is_active and not cancelling:
         raise ValidationError(CREDENTIAL_REVOKED)
     for name in params:
         if name.lower() in SECRET_NAMES:
@@ -371,6 +374,19 @@ def operation_send(*, operation_id: int) -> Operation | None:
         live.operation_changed_on_commit(operation)
     operation.state = State.SENDING
     sending = (State.SENDING,)
+    refusal = send_guard_refusal(operation) if not operation.validate_only else None
+    if refusal is not None:
+        # A business rule that changed since the operation was prepared (the trading desk's
+        # kill switch): nothing was sent.
+        _transition(
+            operation,
+            to=State.REJECTED,
+            from_states=sending,
+            message=f"Not sent: {refusal}"[:300],
+            error_code="guard",
+            error_message=refusal[:1000],
+        )
+        return operation
     try:
         key = credential_key_for_task(
             credential_id=operation.credential_id,
@@ -674,3 +690,19 @@ def balances_refresh(*, account: KrakenAccount) -> list[AccountBalance]:
         for row in rows:
             balance_hooks_on_commit(row)
     return rows
+
+
+def deposit_address_new(*, credential: Credential, asset: str, method: str) -> Any:
+    """Ask Kraken for a new deposit address (DepositAddresses with new=true), for the treasury.
+
+    Not idempotent (each call makes one more address) but it moves nothing, so it is no
+    operation row: it is sent once and never retried; a lost answer leaves one unused address
+    more, which the next listing shows. Raises KrakenError (UnknownOutcomeError when the
+    answer was lost)."""
+    key = credential_key_for_task(credential_id=credential.pk, purpose=KeyPurpose.READ)
+    return kraken_private(
+        key,
+        "DepositAddresses",
+        {"asset": asset, "method": method, "new": True},
+        operation=OperationRef(f"deposit-address-{uuid.uuid4()}"),
+    )

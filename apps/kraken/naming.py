@@ -119,6 +119,15 @@ def split_balance_key(name: str) -> tuple[str, str]:
     return _ASSET_ALIASES.get(raw, raw), wallet
 
 
+def asset_spellings(asset: str) -> frozenset[str]:
+    """Every spelling Kraken uses for the normalised `asset`: ``BTC`` → {BTC, XBT, XXBT}. For
+    finding stored rows whatever spelling their writer kept."""
+    common = normalize_asset(asset)
+    return frozenset(
+        {common, *(legacy for legacy, name in _ASSET_ALIASES.items() if name == common)}
+    )
+
+
 def pair_symbol(name: str) -> str:
     """Any Kraken spelling of a pair → the display symbol ``BASE/QUOTE``.
 

@@ -14,6 +14,7 @@ from django_htmx.middleware import HtmxDetails
 
 from apps.market import presenters, selectors, services
 from apps.market.models import MarketPreference
+from apps.market.panels import pair_panels
 from apps.market.store import symbol_slug
 from apps.orgs.access import org_view
 from apps.orgs.models import Membership
@@ -150,6 +151,7 @@ def pair(request: HttpRequest, membership: Membership, symbol: str) -> HttpRespo
             ],
             "time_zone": getattr(request.user, "time_zone", "") or "UTC",
             "watched": pair_symbol in selectors.watchlist_symbols(user=request.user),
+            "panels": pair_panels(request, membership, pair_symbol),
             "socket_url": _socket_url(membership, symbol_slug(pair_symbol)),
             "feeder_ok": selectors.market_feeder_ok(),
             **_feed_context(),

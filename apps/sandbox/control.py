@@ -181,6 +181,12 @@ def register(app: web.Application, sandbox: Sandbox) -> None:
             "key": str(body["key"]),
             "address": str(body["address"]),
             "verified": bool(body.get("verified", True)),
+            # Kraken may hold a withdrawal for review (or a Kraken Organizations approval
+            # queue): WithdrawStatus then shows status-prop "onhold". Withdrawals to this key
+            # are held this many status steps after Initial (a key containing "hold": 2).
+            "hold_steps": int(
+                body.get("hold_steps", 2 if "hold" in str(body["key"]).lower() else 0)
+            ),
         }
         acct.withdraw_addresses = [
             w

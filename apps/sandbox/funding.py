@@ -292,6 +292,7 @@ def withdraw(ctx: Ctx) -> Any:
             "status": "Initial",
             "status_prop": None,
             "fail": "fail" in w["key"].lower(),
+            "hold_steps": int(w.get("hold_steps", 0)),
         }
     )
     return {"refid": refid}
@@ -304,7 +305,15 @@ def advance_withdrawals(engine: Engine, step: float) -> None:
         for w in acct.withdrawals:
             if w["status"] in ("Success", "Failure") or w["status_prop"] == "canceled":
                 continue
-            stage = min(3, int((now - w["time"]) // step)) if step > 0 else 3
+            raw = int((now - w["time"]) // step) if step > 0 else 3 + w.get("hold_steps", 0)
+            held = w.get("hold_steps", 0)
+            if held and 1 <= raw <= held:
+                # On hold for review after Kraken took it: Pending, status-prop onhold.
+                w["status"], w["status_prop"] = "Pending", "onhold"
+                continue
+            if w["status_prop"] == "onhold":
+                w["status_prop"] = None  # released
+            stage = min(3, raw - held if held and raw > held else raw)
             if w["fail"] and stage >= 2:
                 w["status"] = "Failure"
                 engine.credit(

@@ -396,6 +396,11 @@ EXCHANGE_FINDER_WINDOW = env_float("EXCHANGE_FINDER_WINDOW", 600.0)
 EXCHANGE_STALE_MARGIN = env_float("EXCHANGE_STALE_MARGIN", 30.0)
 EXCHANGE_PREPARED_STALE = env_float("EXCHANGE_PREPARED_STALE", 120.0)
 
+# Staking: how soon the portal asks Kraken again whether an Earn (de)allocation it sent is still
+# pending, and how often it looks whether a bonding or unbonding lock has ended.
+STAKING_POLL_SECONDS = env_float("STAKING_POLL_SECONDS", 5.0)
+STAKING_LOCK_POLL_SECONDS = env_float("STAKING_LOCK_POLL_SECONDS", 300.0)
+
 # Vault: ordered key-encryption keys, "id:base64key,id:base64key"; the first one encrypts.
 PORTAL_KEYRING = env("PORTAL_KEYRING")
 # Audit chain HMAC key; falls back to a key derived from SECRET_KEY.

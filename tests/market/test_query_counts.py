@@ -25,7 +25,11 @@ PAIR = "/o/acme/markets/BTC-USD/"
 # (unread notifications and approvals waiting, one query).
 PAGE_QUERIES = 7
 # The overview's layout (tiles or table) is a per-user preference: one more row read.
-BUDGETS = {OVERVIEW: PAGE_QUERIES + 1, PAIR: PAGE_QUERIES}
+# The pair page carries the desk's order ticket (apps.market.panels): the organization's
+# accounts (the default one, then the account picker), Kraken's rules for the pair (two reads
+# when the pair is spelt differently), and whether trading is halted. A fixed cost as well.
+TICKET_QUERIES = 5
+BUDGETS = {OVERVIEW: PAGE_QUERIES + 1, PAIR: PAGE_QUERIES + TICKET_QUERIES}
 
 
 @pytest.mark.parametrize("url", [OVERVIEW, PAIR])

@@ -27,7 +27,7 @@ from apps.kraken.client import kraken_private
 from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.orgs.permissions import Role
 from apps.orgs.services.memberships import membership_remove
-from apps.vault.models import Credential, Use
+from apps.vault.models import Credential, Permission, Use
 from apps.vault.policy import NEEDED, assess
 from apps.vault.probe import credential_probe
 from apps.vault.selectors import designated_credential
@@ -217,7 +217,8 @@ def test_the_demo_funding_key_holds_exactly_what_funding_needs(
     credential.refresh_from_db()
     assessment = assess(use=Use.FUNDING, permissions=credential.permissions)
     assert assessment.warnings == ()
-    assert set(assessment.granted) == set(NEEDED[Use.FUNDING])
+    # Plus Earn: staking's Allocate/Deallocate, an optional call of funding keys (no warning).
+    assert set(assessment.granted) == {*NEEDED[Use.FUNDING], Permission.EARN}
 
 
 def test_the_demo_keys_are_checked_so_the_trading_key_can_trade(
@@ -295,3 +296,21 @@ def test_the_demo_has_a_master_and_a_subaccount_with_members_and_designated_keys
         assert key.account_ref == account.counter_ref
         balance = kraken_private(key, "Balance")
         assert Decimal(balance["ZUSD"]) == Decimal(usd)
+
+
+def test_the_demo_has_earn_on_its_master_account(
+    sandbox: SandboxProcess, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.staking.models import StakeRequest
+
+    settings.KRAKEN_API_URL = sandbox.url
+    settings.PORTAL_KEYRING = "k1:" + base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv("SANDBOX_ADMIN_TOKEN", sandbox.admin_token)
+    _run(wait_for_sandbox=True, timeout=30)
+    _run(wait_for_sandbox=True, timeout=30)  # idempotent: still one request
+
+    request = StakeRequest.objects.get()
+    assert request.requested_by.email == "treasurer@demo.test"
+    assert request.strategy_id == "ESRFUO3-Q62XD-WIOIL7"
+    # Without a fresh price it waits for the demo approver; with one it went to Kraken.
+    assert request.status in {StakeRequest.Status.AWAITING_APPROVAL, StakeRequest.Status.SENDING}

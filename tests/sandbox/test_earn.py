@@ -83,6 +83,21 @@ def test_lock_types_and_what_each_allows(sandbox: SandboxProcess) -> None:
     )
 
 
+def test_strategies_page_with_a_cursor_until_it_is_null(sandbox: SandboxProcess) -> None:
+    a = Account(sandbox, {})
+    everything = [s["id"] for s in a.ok("Earn/Strategies")["items"]]
+    seen: list[str] = []
+    cursor = None
+    for _ in range(len(everything)):
+        page = a.ok("Earn/Strategies", {"limit": 5, **({"cursor": cursor} if cursor else {})})
+        seen += [s["id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        assert isinstance(cursor, str)
+    assert seen == everything
+
+
 def test_refusals_use_krakens_strings(sandbox: SandboxProcess) -> None:
     starter = Account(sandbox, {"DOT": "100", "ETH": "10"}, tier="starter")
     bonded = next(

@@ -112,7 +112,13 @@ def strategies(ctx: Ctx) -> Any:
         items.append(item)
     if opt_bool(ctx.params, "ascending"):
         items.reverse()
-    return {"items": items[:limit], "next_cursor": None}
+    # Kraken pages with an opaque cursor (FACTS §4.5 shows "next_cursor":"2"): here the
+    # position of the next page's first item, and null on the last page.
+    cursor = opt_str(ctx.params, "cursor") or "0"
+    start = int(cursor) if cursor.isdigit() else 0
+    page = items[start : start + max(limit, 1)]
+    more = start + len(page) < len(items)
+    return {"items": page, "next_cursor": str(start + len(page)) if more else None}
 
 
 def allocations(ctx: Ctx) -> Any:

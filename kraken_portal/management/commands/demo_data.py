@@ -29,6 +29,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from typing import Any
 
 from axes.utils import reset as axes_reset
@@ -71,6 +72,16 @@ DEMO_BALANCES = {
     },
     DEMO_SUBACCOUNT_LABEL: {"ZUSD": "250000.0000", "XXBT": "5.0000000000"},
 }
+DEMO_WITHDRAW_KEY = "cold-storage"
+DEMO_WITHDRAW_ADDRESS = "bc1qdemocapitalcoldstorage0000000000000"
+# The demo's reference prices for its week of balance snapshots (the value chart's history).
+DEMO_PRICES_USD = {
+    "USD": Decimal(1),
+    "USDC": Decimal(1),
+    "BTC": Decimal(90000),
+    "ETH": Decimal(3000),
+    "DOT": Decimal(6),
+}
 # (account, member's role, use, designated): members' personal keys, and the keys designated
 # for unattended work on each account (stored by the owner).
 DEMO_KEYS: tuple[tuple[str, str, str, bool], ...] = (
@@ -82,6 +93,11 @@ DEMO_KEYS: tuple[tuple[str, str, str, bool], ...] = (
     (DEMO_SUBACCOUNT_LABEL, Role.OWNER, "trading", True),
     (DEMO_SUBACCOUNT_LABEL, Role.OWNER, "funding", True),
 )
+# Earn on the demo: auto-earn DOT on the master, and one allocation to Kraken's example
+# strategy (DOT, flexible) asked by the treasurer.
+DEMO_AUTO_EARN_DOT = "400"
+DEMO_EARN_STRATEGY = "ESRFUO3-Q62XD-WIOIL7"
+DEMO_EARN_ALLOCATION = "250"
 # Labels the demo used before it had accounts; their keys are revoked when it refreshes.
 LEGACY_KEY_LABEL_PREFIX = "Demo sandbox "
 KEY_PERMISSIONS = {
@@ -97,7 +113,8 @@ KEY_PERMISSIONS = {
     # Exactly what the portal's own least-privilege table says funding needs, read from it so
     # the two cannot drift: a demo key that can do more would set off the portal's warning
     # about over-privileged keys, and teach the opposite of what the warning says.
-    "funding": sorted(str(permission) for permission in NEEDED[Use.FUNDING]),
+    # Earn (Allocate/Deallocate) is an optional call of funding keys, which staking makes.
+    "funding": sorted({*(str(permission) for permission in NEEDED[Use.FUNDING]), "earn"}),
 }
 
 
@@ -147,13 +164,52 @@ class Command(BaseCommand):
         self._refuse_unless_sandbox(options["timeout"] if options["wait_for_sandbox"] else 0.0)
         password = os.environ.get("DEMO_PASSWORD", DEFAULT_DEMO_PASSWORD)
         memberships = self._people(password)
+        self._desk(memberships[Role.OWNER].org)
         sandbox_note = ""
         if options["wait_for_sandbox"]:
             try:
-                self._provision_keys(memberships)
+                created = self._provision_keys(memberships)
+                self._pair_rules()
+                self._treasury(memberships[Role.OWNER])
             except SandboxUnavailable as exc:
                 sandbox_note = f"  (sandbox keys not provisioned: {exc})\n"
+            else:
+                sandbox_note = self._demo_staking(memberships, created)
         self._announce(password, sandbox_note)
+
+    def _desk(self, org: Organization) -> None:
+        """The desk's settings and an organization-wide risk limit, so the demo trader meets
+        a confirmation for a large or far-off order and a limit to learn from."""
+        from decimal import Decimal
+
+        from apps.trading.models import DeskSettings, RiskLimit
+
+        DeskSettings.objects.update_or_create(
+            org=org,
+            defaults={"confirm_notional": Decimal(250000), "confirm_band_pct": Decimal(5)},
+        )
+        RiskLimit.objects.update_or_create(
+            org=org,
+            account=None,
+            member=None,
+            defaults={
+                "max_order_notional": Decimal(1000000),
+                "max_daily_notional": Decimal(5000000),
+                "max_open_orders": 200,
+            },
+        )
+
+    def _pair_rules(self) -> None:
+        """Kraken's pair rules from the sandbox at once (the hourly refresh may not have run
+        yet), so the ticket knows ordermin, tick size and lot decimals from the first page."""
+        from apps.kraken.models import AssetPair
+        from apps.kraken.services import reference_data_refresh
+
+        if not AssetPair.objects.exists():
+            try:
+                reference_data_refresh()
+            except Exception as exc:  # the hourly refresh will try again
+                raise SandboxUnavailable(f"pair rules not loaded: {exc}") from exc
 
     def _refuse_production(self) -> None:
         module = str(settings.SETTINGS_MODULE)
@@ -337,7 +393,43 @@ class Command(BaseCommand):
             )
         return {DEMO_MASTER_LABEL: master, DEMO_SUBACCOUNT_LABEL: sub}
 
-    def _provision_keys(self, memberships: dict[str, Membership]) -> None:
+    def _demo_staking(self, memberships: dict[str, Membership], created: bool) -> str:
+        """Earn on the demo: auto-earn DOT on a fresh master account, and one allocation to the
+        DOT flexible strategy asked by the treasurer (through the portal's own service: below
+        the threshold it goes to Kraken, without a fresh price it waits for approval)."""
+        from decimal import Decimal
+
+        from django.core.exceptions import PermissionDenied
+
+        from apps.staking.models import StakeRequest
+        from apps.staking.services import stake_request_create
+
+        if created:
+            self._control(
+                "POST",
+                f"/sandbox/accounts/{DEMO_MASTER_ID}/auto-earn",
+                {"asset": "DOT", "amount": DEMO_AUTO_EARN_DOT},
+            )
+        treasurer = memberships[Role.TREASURER]
+        if StakeRequest.objects.filter(org=treasurer.org).exists():
+            return ""
+        account = kraken_account_master(org=treasurer.org)
+        if account is None:
+            return ""
+        try:
+            stake_request_create(
+                membership=treasurer,
+                account=account,
+                strategy_id=DEMO_EARN_STRATEGY,
+                direction="allocate",
+                amount=Decimal(DEMO_EARN_ALLOCATION),
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            reason = " ".join(getattr(exc, "messages", [str(exc)]))
+            return f"  (demo Earn allocation not asked: {reason})\n"
+        return ""
+
+    def _provision_keys(self, memberships: dict[str, Membership]) -> bool:
         from apps.vault.models import Credential
         from apps.vault.probe import credential_probe
         from apps.vault.services import credential_create, credential_revoke, credential_test
@@ -397,6 +489,74 @@ class Command(BaseCommand):
             # here, designated keys included. Its conditional claim means a worker that got
             # there first does it alone.
             credential_probe(credential_id=credential.pk)
+        return sandbox_ids[DEMO_MASTER_LABEL][1]
+
+    def _treasury(self, owner: Membership) -> None:
+        """The treasury's demo: a withdrawal address on Kraken for the master account,
+        allow-listed in the portal's address book, and a week of hourly balance snapshots
+        (at the demo's reference prices) so the value chart has a history at once."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from apps.exchange.models import BalanceSnapshot, WalletType
+        from apps.funding.models import Destination
+        from apps.kraken.naming import normalize_asset
+
+        master = kraken_account_master(org=owner.org)
+        if master is None:
+            return
+        self._control(
+            "POST",
+            f"/sandbox/accounts/{DEMO_MASTER_ID}/withdraw-addresses",
+            {"asset": "XBT", "key": DEMO_WITHDRAW_KEY, "address": DEMO_WITHDRAW_ADDRESS},
+        )
+        Destination.objects.get_or_create(
+            org=owner.org,
+            account=master,
+            asset="XBT",
+            key=DEMO_WITHDRAW_KEY,
+            status__in=[Destination.Status.ALLOWED, Destination.Status.PENDING],
+            defaults={
+                "method": "Bitcoin",
+                "address": DEMO_WITHDRAW_ADDRESS,
+                "verified": True,
+                "label": "Cold storage",
+                "status": Destination.Status.ALLOWED,
+                "requested_by": owner.user,
+                "allowed_at": timezone.now(),
+            },
+        )
+        if BalanceSnapshot.objects.filter(account__org=owner.org).exists():
+            return
+        now = timezone.now().replace(minute=0, second=0, microsecond=0)
+        accounts = {a.label: a for a in kraken_accounts(org=owner.org)}
+        rows = []
+        for hours_ago in range(7 * 24, 0, -1):
+            # A gentle, repeatable drift around the reference prices.
+            drift = Decimal(1) + Decimal((hours_ago * 37) % 41 - 20) / Decimal(1000)
+            for label, balances in DEMO_BALANCES.items():
+                account = accounts.get(label)
+                if account is None:
+                    continue
+                for raw, quantity in balances.items():
+                    asset = normalize_asset(raw)
+                    price = DEMO_PRICES_USD.get(asset)
+                    rows.append(
+                        BalanceSnapshot(
+                            account=account,
+                            asset=asset,
+                            wallet_type=WalletType.SPOT,
+                            wallet_id="main",
+                            quantity=Decimal(quantity),
+                            price=(price if asset in ("USD", "USDC") else price * drift)
+                            if price is not None
+                            else None,
+                            price_currency="USD" if price is not None else "",
+                            taken_at=now - timedelta(hours=hours_ago),
+                        )
+                    )
+        BalanceSnapshot.objects.bulk_create(rows)
 
     def _announce(self, password: str, sandbox_note: str) -> None:
         lines = [

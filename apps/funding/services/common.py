@@ -1,0 +1,138 @@
+"""What withdrawals, transfers and the address book share: which key acts, how an amount is
+checked and valued, and the messages for bad input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_UP, Decimal
+
+from django.core.exceptions import ValidationError
+
+from apps.approvals.policies import policy_for
+from apps.core import amounts
+from apps.kraken.models import Asset
+from apps.kraken.naming import normalize_asset
+from apps.kraken.selectors import asset_get
+from apps.market.conversion import ConversionError, value_in
+from apps.orgs.models import KrakenAccount, Membership, Organization
+from apps.orgs.permissions import Capability
+from apps.vault.models import Credential, Use
+from apps.vault.selectors import NoCredential, credential_for, designated_credential
+
+AMOUNT_NOT_A_NUMBER = "Enter the amount as a number, for example 0.25."
+AMOUNT_NOT_POSITIVE = "The amount must be more than zero."
+AMOUNT_TOO_PRECISE = "{asset} amounts have at most {places} decimals."
+UNKNOWN_ASSET = "Kraken lists no asset called “{asset}”."
+ACCOUNT_NOT_HERE = "Choose one of this organization's active Kraken accounts."
+CANNOT_REQUEST = "Your role cannot request withdrawals or transfers."
+PRICE_UNAVAILABLE = (
+    "{reason} The approval tier depends on the value, so nothing is requested until the price "
+    "is current."
+)
+# Approvals store values with 8 decimals.
+VALUE_PLACES = 8
+
+
+@dataclass(frozen=True)
+class Valued:
+    value: Decimal
+    currency: str
+    rate: str  # the rate and its route, frozen in the approval summary
+    age_seconds: float
+
+
+def asset_info(asset: str, *, field: str = "asset") -> Asset:
+    try:
+        return asset_get(name=asset)
+    except Asset.DoesNotExist:
+        raise ValidationError({field: UNKNOWN_ASSET.format(asset=asset)}) from None
+
+
+def clean_amount(value: object, asset: Asset, *, field: str = "amount") -> Decimal:
+    """A positive Decimal with no more decimals than Kraken keeps for the asset."""
+    try:
+        amount = amounts.to_decimal(value if isinstance(value, Decimal | int) else str(value))
+    except (TypeError, ValueError):
+        raise ValidationError({field: AMOUNT_NOT_A_NUMBER}) from None
+    if amount <= 0:
+        raise ValidationError({field: AMOUNT_NOT_POSITIVE})
+    exponent = amount.normalize().as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    if places > asset.decimals:
+        raise ValidationError(
+            {field: AMOUNT_TOO_PRECISE.format(asset=asset.symbol, places=asset.decimals)}
+        )
+    return amount
+
+
+def check_requester(requester: Membership) -> None:
+    if not requester.can(Capability.REQUEST_FUNDING):
+        raise ValidationError(CANNOT_REQUEST)
+
+
+def check_account(org: Organization, account: KrakenAccount, *, field: str = "account") -> None:
+    if account.org_id != org.pk or not account.is_active:
+        raise ValidationError({field: ACCOUNT_NOT_HERE})
+
+
+def acting_credential(
+    *, account: KrakenAccount, requester: Membership | None, unattended: bool
+) -> Credential:
+    """The funding key that acts on `account`: for an unattended run (a scheduled workflow,
+    or no requester) the account's designated funding key; for a person, their own funding key
+    on that account, else the designated one. Raises ValidationError with the vault's
+    message when there is none."""
+    try:
+        if unattended or requester is None:
+            return designated_credential(account=account, use=Use.FUNDING)
+        return credential_for(membership=requester, account=account, use=Use.FUNDING)
+    except NoCredential as error:
+        raise ValidationError({"account": str(error)}) from None
+
+
+def valued(*, org: Organization, kind: str, asset: str, amount: Decimal) -> Valued:
+    """The amount's value in the currency of the kind's policy thresholds (the organization's
+    reporting currency when the policy was written). Fails closed on a stale or missing price:
+    the approval tier depends on it."""
+    currency = policy_for(org=org, kind=kind).currency
+    try:
+        valuation = value_in(asset=normalize_asset(asset), quantity=amount, currency=currency)
+    except ConversionError as error:
+        raise ValidationError({"amount": PRICE_UNAVAILABLE.format(reason=error.message)}) from None
+    value = amounts.quantize(valuation.value, VALUE_PLACES)
+    return Valued(
+        value=value,
+        currency=currency,
+        rate=f"{valuation.rate} ({valuation.route})",
+        age_seconds=valuation.age_seconds,
+    )
+
+
+def current_value(*, asset: str, amount: Decimal, currency: str) -> Decimal | None:
+    """The value now, for the approval's tier re-check at execution (None when no fresh price:
+    the handler then refuses, failing closed)."""
+    try:
+        valuation = value_in(asset=normalize_asset(asset), quantity=amount, currency=currency)
+    except ConversionError:
+        return None
+    return amounts.quantize(valuation.value, VALUE_PLACES)
+
+
+def fee_cap(fee: Decimal, *, margin: Decimal, places: int) -> Decimal:
+    """The maximum fee approved: the previewed fee plus the policy's margin, rounded up to the
+    asset's decimals (never below the previewed fee)."""
+    return amounts.quantize(fee * (Decimal(1) + margin), places, rounding=ROUND_UP)
+
+
+def plain(value: Decimal | None) -> str:
+    """A Decimal as plain text without trailing zeros (0.00018, not 0.0001800000 or 1.8E-4)."""
+    if value is None:
+        return ""
+    return format(value.normalize(), "f")
+
+
+def field_errors(error: ValidationError) -> dict[str, list[str]]:
+    """A ValidationError as {field: messages} ("__all__" for the general ones)."""
+    if hasattr(error, "error_dict"):
+        return {field: list(msgs) for field, msgs in error.message_dict.items()}
+    return {"__all__": list(error.messages)}

@@ -357,6 +357,19 @@ def run_approval_ended(*, run_id: int, now: datetime | None = None) -> Run:
     return run
 
 
+def runs_settle_archived(*, workflow: Workflow, text: str) -> list[int]:
+    """In the archiving transaction: the workflow's runs not yet under way (queued, or
+    waiting for approval) are settled as not run. Returns their ids."""
+    waiting = Run.objects.select_for_update().filter(
+        workflow=workflow, state__in=(Run.State.CREATED, Run.State.AWAITING_APPROVAL)
+    )
+    settled = []
+    for run in waiting:
+        _settle(run, workflow, Run.State.BLOCKED, text, outcome=text[:500])
+        settled.append(run.pk)
+    return settled
+
+
 def runs_with_ended_approvals(*, now: datetime) -> list[int]:
     """Runs waiting for approval whose request can no longer be approved (the tick's sweep)."""
     return list(

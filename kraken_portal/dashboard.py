@@ -31,6 +31,7 @@ from apps.orgs.dashboard import (
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability, Role
 from apps.orgs.selectors import onboarding_pending
+from apps.schedules.dashboard import workflows_panel
 from apps.trading.panels import desk_panel
 from apps.vault.models import Credential
 from apps.vault.policy import assess
@@ -205,3 +206,4 @@ def register() -> None:
     dashboard_panel_register(treasury_panel, order=15)
     dashboard_panel_register(feed_panel, order=20)
     dashboard_panel_register(activity_panel, order=30)
+    dashboard_panel_register(workflows_panel, order=25)

@@ -13,15 +13,17 @@ it (the four-eyes rule of apps.approvals)."""
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from apps.approvals.models import ApprovalRequest
+from apps.approvals.policies import policy_for
 from apps.approvals.registry import TierSpec, approval_kind_register
 from apps.approvals.services import approval_request_create
 from apps.core.trail import audit_record
+from apps.market.conversion import value_in
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Role
 from apps.schedules import live
@@ -161,7 +163,16 @@ def workflow_approval_request(
 
 
 def run_approval_request(*, run: Run, workflow: Workflow, requester: Membership) -> ApprovalRequest:
-    """Ask (in the run's deciding transaction) for this run's amount to be approved."""
+    """Ask (in the run's deciding transaction) for this run's amount to be approved, valued in
+    the policy's currency (the organization's reporting currency) at live prices, the value and
+    the rate frozen in the request so the policy's tiers by value apply. Raises
+    apps.market.conversion.ConversionError when no fresh price values it (fail closed)."""
+    currency = policy_for(org=workflow.org, kind=KIND).currency
+    amount = run.amount if run.amount is not None else Decimal(0)
+    valuation = value_in(asset=run.asset, quantity=amount, currency=currency)
+    # At the request's precision (8 places), rounded up: a value never slips under a tier.
+    places = ApprovalRequest._meta.get_field("value").decimal_places  # type: ignore[union-attr]
+    value = valuation.value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_CEILING)
     return approval_request_create(
         org=workflow.org,
         kind=KIND,
@@ -174,7 +185,14 @@ def run_approval_request(*, run: Run, workflow: Workflow, requester: Membership)
             "slot": run.slot,
             "amount": run.amount_text,
             "asset": run.asset,
+            "value": format(value.normalize(), "f"),
+            "currency": currency,
+            "rate": format(valuation.rate, "f"),
+            "route": valuation.route,
+            "price_as_of": valuation.as_of.isoformat(),
         },
+        value=value,
+        currency=currency,
         asset=run.asset,
         amount=run.amount,
     )

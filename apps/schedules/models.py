@@ -35,6 +35,8 @@ class Workflow(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         PAUSED = "paused", "Paused"
+        # Retired for good (never deleted: its runs stay for the audit trail).
+        ARCHIVED = "archived", "Archived"
 
     org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=120)
@@ -72,6 +74,7 @@ class Workflow(models.Model):
     catch_up = models.CharField(max_length=16, choices=CatchUp.choices, default=CatchUp.SKIP)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     paused_reason = models.CharField(max_length=300, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
     # The cursor the beat reads: the next slot not yet claimed. Indexed with the status, so the
     # tick finds the due workflows without scanning the others.
     next_slot = models.CharField(max_length=100, blank=True)
@@ -95,6 +98,10 @@ class Workflow(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    @property
+    def is_archived(self) -> bool:
+        return self.status == self.Status.ARCHIVED
 
     @property
     def per_run_cap_text(self) -> str:

@@ -27,7 +27,9 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from apps.approvals.models import ApprovalRequest
 from apps.core.trail import audit_record
+from apps.market.conversion import ConversionError
 from apps.notifications.services import notify
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
@@ -50,6 +52,15 @@ CAPS_USED = "Today's cap is used up ({cap} {asset}): nothing was done."
 ASSET_MISMATCH = "The action decided in {asset}, but the caps are in {cap_asset}: nothing was done."
 CREATOR_GONE = "The person who set up this workflow is no longer a member: nothing was done."
 WAITING_APPROVAL = "Waiting for approval of {amount} {asset}."
+NO_VALUE = (
+    "{amount} {asset} could not be valued for its approval ({reason}): nothing was done; the "
+    "next run tries again."
+)
+APPROVAL_REJECTED = "Approval rejected by {who}: nothing was done."
+APPROVAL_EXPIRED = "Approval expired before enough approvers agreed: nothing was done."
+APPROVAL_CANCELLED = "The approval request was cancelled: nothing was done."
+APPROVAL_GONE = "The approval request is gone: nothing was done."
+APPROVAL_FAILED = "The approval request failed ({error}): nothing was done."
 
 USED_STATES = (Run.State.AWAITING_APPROVAL, Run.State.EXECUTING, Run.State.SUCCEEDED)
 
@@ -270,7 +281,13 @@ def _decide_amount(run: Run, workflow: Workflow, decision: Decision) -> None:
 
     # The request's fingerprint reads the run's amount from the database.
     run.save(update_fields=["amount", "decision", "inputs", "asset", "decided_at", "updated_at"])
-    run.approval_request = run_approval_request(run=run, workflow=workflow, requester=creator)
+    try:
+        run.approval_request = run_approval_request(run=run, workflow=workflow, requester=creator)
+    except ConversionError as error:
+        # Fail closed: approvers cannot be chosen by value without a current price.
+        blocked = NO_VALUE.format(amount=plain(amount), asset=run.asset, reason=error.message)
+        _settle(run, workflow, Run.State.BLOCKED, blocked, outcome=blocked[:500])
+        return
     _settle(
         run,
         workflow,
@@ -293,6 +310,87 @@ def run_approved(*, run: Run) -> None:
     workflow = Workflow.objects.select_related("org").get(pk=run.workflow_id)
     _settle(run, workflow, Run.State.EXECUTING, "Approved: executing.")
     transaction.on_commit(partial(_enqueue, run.pk), robust=True)
+
+
+def approval_end_reason(approval: ApprovalRequest, *, now: datetime) -> str | None:
+    """Why a run's approval can no longer be given (None: it may still be)."""
+    status = approval.status
+    if status == ApprovalRequest.Status.REJECTED:
+        rejecter = (
+            approval.decisions.filter(verdict="reject", voided_at__isnull=True)
+            .select_related("approver")
+            .order_by("-created_at")
+            .first()
+        )
+        return APPROVAL_REJECTED.format(
+            who=rejecter.approver.email if rejecter is not None else "an approver"
+        )
+    if status == ApprovalRequest.Status.EXPIRED or (
+        status == ApprovalRequest.Status.PENDING and approval.expires_at <= now
+    ):
+        return APPROVAL_EXPIRED
+    if status == ApprovalRequest.Status.CANCELLED:
+        return APPROVAL_CANCELLED
+    if status == ApprovalRequest.Status.FAILED:
+        return APPROVAL_FAILED.format(error=approval.error or "see the request")
+    return None
+
+
+@transaction.atomic(durable=True)
+def run_approval_ended(*, run_id: int, now: datetime | None = None) -> Run:
+    """A run waiting for its approval whose request was rejected, expired, cancelled or failed
+    leaves "waiting for approval": it is not run, with the reason (notified, audited, live)."""
+    now = now or timezone.now()
+    run = Run.objects.select_for_update().get(pk=run_id)
+    if run.state != Run.State.AWAITING_APPROVAL:
+        return run
+    approval = (
+        ApprovalRequest.objects.filter(pk=run.approval_request_id).first()
+        if run.approval_request_id is not None
+        else None
+    )
+    reason = APPROVAL_GONE if approval is None else approval_end_reason(approval, now=now)
+    if reason is None:
+        return run
+    workflow = Workflow.objects.select_related("org").get(pk=run.workflow_id)
+    _settle(run, workflow, Run.State.BLOCKED, reason, outcome=reason[:500])
+    return run
+
+
+def runs_settle_archived(*, workflow: Workflow, text: str) -> list[int]:
+    """In the archiving transaction: the workflow's runs not yet under way (queued, or
+    waiting for approval) are settled as not run. Returns their ids."""
+    waiting = Run.objects.select_for_update().filter(
+        workflow=workflow, state__in=(Run.State.CREATED, Run.State.AWAITING_APPROVAL)
+    )
+    settled = []
+    for run in waiting:
+        _settle(run, workflow, Run.State.BLOCKED, text, outcome=text[:500])
+        settled.append(run.pk)
+    return settled
+
+
+def runs_with_ended_approvals(*, now: datetime) -> list[int]:
+    """Runs waiting for approval whose request can no longer be approved (the tick's sweep)."""
+    return list(
+        Run.objects.filter(state=Run.State.AWAITING_APPROVAL)
+        .filter(
+            models.Q(approval_request__isnull=True)
+            | models.Q(
+                approval_request__status__in=(
+                    ApprovalRequest.Status.REJECTED,
+                    ApprovalRequest.Status.EXPIRED,
+                    ApprovalRequest.Status.CANCELLED,
+                    ApprovalRequest.Status.FAILED,
+                )
+            )
+            | models.Q(
+                approval_request__status=ApprovalRequest.Status.PENDING,
+                approval_request__expires_at__lte=now,
+            )
+        )
+        .values_list("pk", flat=True)[:500]
+    )
 
 
 def run_act(*, run_id: int) -> Run:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
-from apps.orgs.models import Organization
+from apps.approvals.selectors import approvals_waiting
+from apps.orgs.models import Membership, Organization
 from apps.schedules.models import Run, Workflow
 
 
@@ -33,3 +37,43 @@ def run_get(*, org: Organization, pk: int) -> Run:
     if run is None:
         raise Http404("No such run.")
     return run
+
+
+DASHBOARD_ROWS = 5
+RECENT_FAILURES = timedelta(days=7)
+
+
+def runs_waiting_for(*, membership: Membership, limit: int = DASHBOARD_ROWS) -> list[Run]:
+    """Runs waiting for an approval this member may give and has not given (one query)."""
+    return list(
+        Run.objects.filter(
+            org_id=membership.org_id,
+            state=Run.State.AWAITING_APPROVAL,
+            approval_request__in=approvals_waiting(membership=membership),
+        )
+        .select_related("workflow", "workflow__org")
+        .order_by("scheduled_at", "id")[:limit]
+    )
+
+
+def runs_failed_recently(
+    *, org: Organization, now: datetime | None = None, limit: int = DASHBOARD_ROWS
+) -> list[Run]:
+    """Runs of the last days that failed or were not run, newest first (one query)."""
+    since = (now or timezone.now()) - RECENT_FAILURES
+    return list(
+        Run.objects.filter(
+            org=org, state__in=(Run.State.FAILED, Run.State.BLOCKED), finished_at__gte=since
+        )
+        .select_related("workflow", "workflow__org")
+        .order_by("-finished_at", "-id")[:limit]
+    )
+
+
+def workflows_next(*, org: Organization, limit: int = DASHBOARD_ROWS) -> list[Workflow]:
+    """The active workflows, soonest next slot first (one query)."""
+    return list(
+        Workflow.objects.filter(org=org, status=Workflow.Status.ACTIVE, next_slot_at__isnull=False)
+        .select_related("org")
+        .order_by("next_slot_at", "id")[:limit]
+    )

@@ -39,6 +39,8 @@ CAP_DECIMALS = "At most {places} decimal places."
 CAP_ORDER = "The per-run cap cannot be above the per-day cap."
 ALREADY_PAUSED = "This workflow is already paused."
 ALREADY_ACTIVE = "This workflow is already active."
+ARCHIVED = "This workflow is archived: it cannot run, be changed or be resumed any more."
+ARCHIVED_RUN = "The workflow was archived by {email}: this run was not run."
 SCHEDULE_KIND_UNKNOWN = "Choose a cron expression or an interval."
 
 
@@ -271,6 +273,8 @@ def workflow_update(
     workflow = Workflow.objects.select_for_update().get(pk=workflow.pk, org=membership.org)
     if not can_create(membership, action_find(data.action)):
         raise PermissionDenied(CANNOT_CREATE)
+    if workflow.is_archived:
+        raise ValidationError(ARCHIVED)
     checked = _check(membership=membership, data=data)
     before = _audit_detail(workflow)
     approved_before = workflow_is_approved(workflow)
@@ -320,6 +324,8 @@ def workflow_pause(
     if membership is not None and not can_manage(membership):
         raise PermissionDenied(CANNOT_MANAGE)
     workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    if workflow.is_archived:
+        raise ValidationError(ARCHIVED)
     if workflow.status == Workflow.Status.PAUSED:
         raise ValidationError(ALREADY_PAUSED)
     workflow.status = Workflow.Status.PAUSED
@@ -348,6 +354,8 @@ def workflow_resume(
     if not can_manage(membership):
         raise PermissionDenied(CANNOT_MANAGE)
     workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+    if workflow.is_archived:
+        raise ValidationError(ARCHIVED)
     if workflow.status == Workflow.Status.ACTIVE:
         raise ValidationError(ALREADY_ACTIVE)
     workflow.status = Workflow.Status.ACTIVE
@@ -361,6 +369,43 @@ def workflow_resume(
         actor=membership,
         target=workflow,
         detail={"next_slot": workflow.next_slot},
+        request=request,
+    )
+    live.workflow_changed_on_commit(workflow)
+    return workflow
+
+
+@transaction.atomic(durable=True)
+def workflow_archive(
+    *, membership: Membership, workflow: Workflow, request: HttpRequest | None = None
+) -> Workflow:
+    """Retire a workflow for good. Nothing is deleted: its runs, their decisions and audit
+    records stay. It claims no slot any more, and its runs still waiting for approval are
+    settled as not run (an approval given later finds nothing to execute)."""
+    if not can_manage(membership):
+        raise PermissionDenied(CANNOT_MANAGE)
+    workflow = (
+        Workflow.objects.select_for_update(of=("self",))
+        .select_related("org")
+        .get(pk=workflow.pk, org=membership.org)
+    )
+    if workflow.is_archived:
+        raise ValidationError(ARCHIVED)
+    status_before = workflow.status
+    workflow.status = Workflow.Status.ARCHIVED
+    workflow.archived_at = timezone.now()
+    workflow.paused_reason = ""
+    workflow.save(update_fields=["status", "archived_at", "paused_reason", "updated_at"])
+    from apps.schedules.runs import runs_settle_archived
+
+    settled = runs_settle_archived(
+        workflow=workflow, text=ARCHIVED_RUN.format(email=membership.user.email)
+    )
+    audit_record(
+        action="schedules.workflow_archive",
+        actor=membership,
+        target=workflow,
+        detail={"status_before": status_before, "runs_not_run": settled},
         request=request,
     )
     live.workflow_changed_on_commit(workflow)

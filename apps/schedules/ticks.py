@@ -56,6 +56,7 @@ class TickReport:
     skipped: int = 0
     late: int = 0
     requeued: int = 0
+    approvals_ended: int = 0
 
     def __str__(self) -> str:
         return (
@@ -301,4 +302,15 @@ def schedules_tick(*, now: datetime | None = None, batch: int = BATCH) -> TickRe
     while _claim_batch(now, batch, report) == batch:
         pass
     _sweep_stale(now, report)
+    _sweep_ended_approvals(now, report)
     return report
+
+
+def _sweep_ended_approvals(now: datetime, report: TickReport) -> None:
+    """Runs waiting for an approval that was rejected, expired (even before approvals' own beat
+    marks it so), cancelled or failed are settled as not run, with the reason."""
+    from apps.schedules.runs import run_approval_ended, runs_with_ended_approvals
+
+    for run_id in runs_with_ended_approvals(now=now):
+        if run_approval_ended(run_id=run_id, now=now).state == Run.State.BLOCKED:
+            report.approvals_ended += 1

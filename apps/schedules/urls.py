@@ -12,5 +12,6 @@ urlpatterns = [
     path("<int:pk>/edit/", views.workflow_edit_view, name="workflow-edit"),
     path("<int:pk>/pause/", views.workflow_pause_view, name="workflow-pause"),
     path("<int:pk>/resume/", views.workflow_resume_view, name="workflow-resume"),
+    path("<int:pk>/archive/", views.workflow_archive_view, name="workflow-archive"),
     path("runs/<int:pk>/", views.run_detail_view, name="run-detail"),
 ]

@@ -225,6 +225,9 @@ def workflow_edit_view(
     request: HtmxHttpRequest, membership: Membership, pk: int
 ) -> HttpResponseBase:
     workflow = selectors.workflow_get(org=membership.org, pk=pk)
+    if workflow.is_archived:
+        messages.error(request, services.ARCHIVED)
+        return redirect("schedules:workflow-detail", org=membership.org.slug, pk=workflow.pk)
     return _form_page(request, membership, workflow)
 
 
@@ -320,6 +323,22 @@ def workflow_resume_view(
     request: HtmxHttpRequest, membership: Membership, pk: int
 ) -> HttpResponseBase:
     return _toggle(request, membership, pk, pause=False)
+
+
+@require_POST
+@org_view(Capability.VIEW)
+def workflow_archive_view(
+    request: HtmxHttpRequest, membership: Membership, pk: int
+) -> HttpResponseBase:
+    workflow = selectors.workflow_get(org=membership.org, pk=pk)
+    if not services.can_manage(membership):
+        raise PermissionDenied(services.CANNOT_MANAGE)
+    try:
+        services.workflow_archive(membership=membership, workflow=workflow, request=request)
+        messages.success(request, f"“{workflow.name}” archived. Its runs stay below.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect("schedules:workflow-detail", org=membership.org.slug, pk=workflow.pk)
 
 
 @require_GET

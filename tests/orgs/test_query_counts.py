@@ -138,8 +138,8 @@ def test_the_overview_and_audit_pages_stay_within_their_query_budget(
     _grow(org, owner, 5)
     pages = {
         # members count, pending invitations; the home's panels: the member's keys, their
-        # watchlist, recent activity
-        reverse("orgs:dashboard", kwargs={"org": org.slug}): 5,
+        # watchlist, recent activity; workflows: runs waiting for me, recent failures, next runs
+        reverse("orgs:dashboard", kwargs={"org": org.slug}): 8,
         # the actor filter's choices, one page of records
         reverse("audit:record-list", kwargs={"org": org.slug}): 2,
     }

@@ -314,3 +314,22 @@ def test_the_demo_has_earn_on_its_master_account(
     assert request.strategy_id == "ESRFUO3-Q62XD-WIOIL7"
     # Without a fresh price it waits for the demo approver; with one it went to Kraken.
     assert request.status in {StakeRequest.Status.AWAITING_APPROVAL, StakeRequest.Status.SENDING}
+
+
+def test_the_demo_has_a_scheduled_workflow_waiting_for_its_approval(demo_env: Any) -> None:
+    from apps.approvals.models import ApprovalRequest
+    from apps.schedules.models import Workflow
+
+    call_command("demo_data", "--wait-for-sandbox", "--timeout", "10", verbosity=0)
+    call_command("demo_data", "--wait-for-sandbox", "--timeout", "10", verbosity=0)  # kept once
+    org = Organization.objects.get(slug=DEMO_ORG_SLUG)
+    (workflow,) = Workflow.objects.filter(org=org)
+    assert workflow.name == demo_data.DEMO_WORKFLOW_NAME
+    assert workflow.action == "funding.top_up"
+    assert workflow.account == KrakenAccount.objects.get(org=org, kind="subaccount")
+    assert workflow.created_by.email == f"treasurer@{demo_data.DEMO_DOMAIN}"
+    assert workflow.is_active
+    assert workflow.next_slot_at is not None
+    approval = workflow.approval_request
+    assert approval is not None
+    assert approval.status == ApprovalRequest.Status.PENDING

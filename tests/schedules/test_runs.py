@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -18,8 +18,10 @@ from apps.notifications.models import Notification
 from apps.schedules import runs as run_service
 from apps.schedules.models import Run, Workflow
 from apps.schedules.services import workflow_is_approved, workflow_update
-from apps.schedules.ticks import schedules_tick
+from apps.schedules.ticks import TickReport, schedules_tick
 from kraken_portal.celery import app
+from tests.market.conftest import market_redis  # noqa: F401 - a fixture frozen_prices uses
+from tests.market.test_conversion import frozen_prices  # noqa: F401 - a fixture
 from tests.schedules import actions
 from tests.schedules.conftest import approve_once, rewind, workflow_input
 
@@ -43,6 +45,14 @@ def due_run(workflow: Workflow, *, now: datetime = NOW) -> Run:
     created = schedules_tick(now=now).created
     assert len(created) == 1
     return Run.objects.get(pk=created[0])
+
+
+def later_tick() -> TickReport:
+    """A tick at the current time that claims no new slot: every workflow's next slot is put a
+    day ahead (else a test run within the grace after the hour would also claim that hour's
+    slot), so it only sweeps."""
+    Workflow.objects.update(next_slot_at=timezone.now() + timedelta(days=1))
+    return schedules_tick()
 
 
 def queued_run(workflow: Workflow) -> Run:
@@ -177,6 +187,7 @@ def test_changing_the_caps_or_destination_voids_the_approval_but_the_schedule_do
     assert not workflow_is_approved(workflow)
 
 
+@pytest.mark.usefixtures("frozen_prices")
 def test_each_run_waits_for_its_own_approval_then_executes(
     make_workflow, treasurer, approver
 ) -> None:
@@ -219,7 +230,7 @@ def test_a_run_whose_worker_was_lost_while_executing_is_carried_on_once(make_wor
     Run.objects.filter(pk=run.pk).update(
         state=Run.State.EXECUTING, updated_at=timezone.now() - timedelta(minutes=10)
     )
-    report = schedules_tick()
+    report = later_tick()
     assert report.requeued == 1
     run.refresh_from_db()
     assert run.state == Run.State.SUCCEEDED
@@ -234,7 +245,7 @@ def test_a_run_lost_while_deciding_goes_back_to_the_queue(make_workflow) -> None
     Run.objects.filter(pk=run.pk).update(
         state=Run.State.RUNNING, updated_at=timezone.now() - timedelta(minutes=10)
     )
-    assert schedules_tick().requeued == 1
+    assert later_tick().requeued == 1
     run.refresh_from_db()
     assert run.state == Run.State.SUCCEEDED
     assert "worker was lost" in run.events.get(state="created", text__contains="lost").text
@@ -262,3 +273,134 @@ def test_a_paused_workflows_queued_run_does_nothing(make_workflow, treasurer) ->
     assert after is not None
     assert after.state == Run.State.BLOCKED
     assert actions.execute_calls() == 0
+
+
+@pytest.mark.usefixtures("frozen_prices")
+def test_a_rejected_run_approval_leaves_waiting_and_is_not_run(
+    make_workflow, treasurer, approver
+) -> None:
+    actions.balance_set("BTC", "2")
+    run = due_run(make_workflow(approval_mode="each_run"))
+    assert run.state == Run.State.AWAITING_APPROVAL
+    approval = run.approval_request
+    approval_decide(
+        approval=approval,
+        actor=approver,
+        verdict="reject",
+        fingerprint_seen=approval.fingerprint,
+        stepped_up=True,
+    )
+    # Still waiting until the beat's next tick sees the rejection.
+    run.refresh_from_db()
+    assert run.state == Run.State.AWAITING_APPROVAL
+    report = later_tick()
+    assert report.approvals_ended == 1
+    run.refresh_from_db()
+    assert run.state == Run.State.BLOCKED
+    reason = run_service.APPROVAL_REJECTED.format(who="approver@acme.test")
+    assert run.outcome == reason
+    assert run.events.last().text == reason
+    assert actions.execute_calls() == 0
+    assert Notification.objects.filter(
+        kind="schedules.run_failed", recipient=treasurer.user, body=reason
+    ).exists()
+    assert AuditRecord.objects.filter(
+        action="schedules.run_blocked", target_id=str(run.pk), detail__outcome=reason
+    ).exists()
+    # A second tick finds nothing more to do.
+    assert later_tick().approvals_ended == 0
+
+
+@pytest.mark.usefixtures("frozen_prices")
+def test_an_expired_run_approval_leaves_waiting_and_is_not_run(make_workflow, treasurer) -> None:
+    actions.balance_set("BTC", "2")
+    run = due_run(make_workflow(approval_mode="each_run"))
+    approval = run.approval_request
+    # Not expired yet: the run keeps waiting.
+    assert later_tick().approvals_ended == 0
+    ApprovalRequest.objects.filter(pk=approval.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert later_tick().approvals_ended == 1
+    run.refresh_from_db()
+    assert run.state == Run.State.BLOCKED
+    assert run.outcome == run_service.APPROVAL_EXPIRED
+    assert Notification.objects.filter(
+        kind="schedules.run_failed", recipient=treasurer.user, body=run_service.APPROVAL_EXPIRED
+    ).exists()
+    assert AuditRecord.objects.filter(
+        action="schedules.run_blocked", target_id=str(run.pk)
+    ).exists()
+    # Approving it afterwards runs nothing.
+    assert actions.execute_calls() == 0
+
+
+@pytest.mark.usefixtures("frozen_prices")
+def test_a_runs_approval_is_valued_in_the_reporting_currency_and_its_tier_chosen_by_value(
+    make_workflow, treasurer, approver, owner
+) -> None:
+    from apps.approvals.policies import policy_for, policy_tiers_replace
+    from apps.approvals.registry import TierSpec
+    from apps.market.conversion import value_in
+    from apps.orgs.permissions import Role
+
+    rate = value_in(asset="BTC", quantity=Decimal(1), currency="USD").rate
+    # Above half a bitcoin's value, two approvals; below, one.
+    policy = policy_for(org=treasurer.org, kind="funding.workflow")
+    policy_tiers_replace(
+        policy,
+        (
+            TierSpec(Decimal(0), 1, (Role.OWNER, Role.APPROVER)),
+            TierSpec((rate / 2).quantize(Decimal(1)), 2, (Role.OWNER, Role.APPROVER)),
+        ),
+    )
+    actions.balance_set("BTC", "1.25")
+    small = due_run(make_workflow(name="Small", approval_mode="each_run"))
+    actions.balance_set("BTC", "2")
+    large = due_run(make_workflow(name="Large", approval_mode="each_run"))
+    for run, amount, approvals in ((small, "0.25", 1), (large, "1", 2)):
+        approval = run.approval_request
+        assert approval is not None
+        assert approval.currency == "USD"
+        exact = Decimal(amount) * rate
+        assert approval.value == exact.quantize(Decimal("1e-8"), rounding=ROUND_CEILING)
+        assert Decimal(approval.summary["rate"]) == rate
+        assert approval.summary["value"] == format(approval.value.normalize(), "f")
+        assert approval.required_approvals == approvals
+    # One approval is not enough for the large run's tier.
+    approval = large.approval_request
+    approval_decide(
+        approval=approval,
+        actor=approver,
+        verdict="approve",
+        fingerprint_seen=approval.fingerprint,
+        stepped_up=True,
+    )
+    large.refresh_from_db()
+    assert large.state == Run.State.AWAITING_APPROVAL
+    approval_decide(
+        approval=approval,
+        actor=owner,
+        verdict="approve",
+        fingerprint_seen=approval.fingerprint,
+        stepped_up=True,
+    )
+    large.refresh_from_db()
+    assert large.state == Run.State.SUCCEEDED
+
+
+@pytest.mark.usefixtures("frozen_prices")
+def test_a_run_that_cannot_be_valued_on_a_stale_price_asks_nothing_and_says_why(
+    make_workflow, treasurer, settings
+) -> None:
+    settings.MARKET_PRICE_MAX_AGE = 0.001
+    actions.balance_set("BTC", "2")
+    run = due_run(make_workflow(approval_mode="each_run"))
+    assert run.state == Run.State.BLOCKED
+    assert run.approval_request is None
+    assert not ApprovalRequest.objects.filter(kind="funding.workflow").exists()
+    assert "could not be valued" in run.outcome
+    assert "BTC/USD price is" in run.outcome
+    assert Notification.objects.filter(
+        kind="schedules.run_failed", recipient=treasurer.user, body=run.outcome
+    ).exists()

@@ -73,6 +73,8 @@ DEMO_BALANCES = {
     DEMO_SUBACCOUNT_LABEL: {"ZUSD": "250000.0000", "XXBT": "5.0000000000"},
 }
 DEMO_WITHDRAW_KEY = "cold-storage"
+DEMO_WORKFLOW_NAME = "Top up the desk's USD"
+DEMO_WORKFLOW_LEVEL = "300000"  # the desk subaccount starts with 250000 USD
 DEMO_WITHDRAW_ADDRESS = "bc1qdemocapitalcoldstorage0000000000000"
 # The demo's reference prices for its week of balance snapshots (the value chart's history).
 DEMO_PRICES_USD = {
@@ -171,6 +173,7 @@ class Command(BaseCommand):
                 created = self._provision_keys(memberships)
                 self._pair_rules()
                 self._treasury(memberships[Role.OWNER])
+                self._workflow(memberships[Role.TREASURER])
             except SandboxUnavailable as exc:
                 sandbox_note = f"  (sandbox keys not provisioned: {exc})\n"
             else:
@@ -490,6 +493,39 @@ class Command(BaseCommand):
             # there first does it alone.
             credential_check(credential_id=credential.pk)
         return sandbox_ids[DEMO_MASTER_LABEL][1]
+
+    def _workflow(self, treasurer: Membership) -> None:
+        """One scheduled workflow: on weekday mornings, top the desk subaccount's USD up to
+        DEMO_WORKFLOW_LEVEL from the master, within caps, approved once (its approval request
+        waits in the approvers' inbox). Kept as it is on later runs."""
+        from apps.funding.workflow_actions import TOP_UP
+        from apps.schedules.models import Workflow
+        from apps.schedules.services import WorkflowInput, workflow_create
+
+        if Workflow.objects.filter(org=treasurer.org, name=DEMO_WORKFLOW_NAME).exists():
+            return
+        sub = KrakenAccount.objects.filter(
+            org=treasurer.org, kind=KrakenAccount.Kind.SUBACCOUNT, archived_at__isnull=True
+        ).first()
+        if sub is None:
+            return
+        workflow_create(
+            membership=treasurer,
+            data=WorkflowInput(
+                name=DEMO_WORKFLOW_NAME,
+                account_id=sub.pk,
+                schedule_kind="cron",
+                cron="0 9 * * 1-5",
+                timezone="Europe/London",
+                interval_minutes=None,
+                action=TOP_UP,
+                params={"asset": "USD", "level": DEMO_WORKFLOW_LEVEL},
+                per_run_cap=Decimal("50000"),
+                per_day_cap=Decimal("100000"),
+                approval_mode="once",
+                catch_up="skip",
+            ),
+        )
 
     def _treasury(self, owner: Membership) -> None:
         """The treasury's demo: a withdrawal address on Kraken for the master account,

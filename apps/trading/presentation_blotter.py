@@ -27,7 +27,14 @@ class PairBook:
 
     def __init__(self, pairs: list[dict[str, Any]] | None = None) -> None:
         listed = market_pairs() if pairs is None else pairs
-        self._known = {p["symbol"]: PairDecimals.from_mapping(p) for p in listed}
+        self._known: dict[str, PairDecimals] = {}
+        for entry in listed:
+            try:
+                self._known[str(entry["symbol"])] = PairDecimals.from_mapping(entry)
+            except (KeyError, TypeError, ValueError):
+                # An entry without its decimals (a feed mid-restart, or a partial list) is
+                # treated as unlisted below: a page must not fail for it (it did: a 500 on home).
+                continue
         self.symbols = sorted(self._known)
 
     def __getitem__(self, pair: str) -> PairDecimals:

@@ -32,6 +32,7 @@ from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability, Role
 from apps.orgs.selectors import onboarding_pending
 from apps.schedules.dashboard import workflows_panel
+from apps.staking.panels import staking_panel
 from apps.trading.panels import desk_panel
 from apps.vault.models import Credential
 from apps.vault.policy import assess
@@ -204,6 +205,7 @@ def register() -> None:
     dashboard_panel_register(desk_panel, order=5)
     dashboard_panel_register(watchlist_panel, order=10)
     dashboard_panel_register(treasury_panel, order=15)
+    dashboard_panel_register(staking_panel, order=17)
     dashboard_panel_register(feed_panel, order=20)
     dashboard_panel_register(activity_panel, order=30)
     dashboard_panel_register(workflows_panel, order=25)

@@ -38,6 +38,10 @@ What Kraken made hard, method by method:
   flight (at most one per strategy); once settled, the earn ledger entry (allocation or
   deallocation, by amount and time) is the trace, or, for a bonded strategy's deallocation
   still unbonding (nothing back in spot yet), its unbonding allocation in Earn/Allocations.
+  A transient error on the status call (`EGeneral:Internal error`, 5xx) says nothing: the
+  ledger and Allocations (`pending` holds the amount in flight) still may; if neither shows
+  it, the look is Undecidable (stays UNKNOWN, noted, looked at again after the usual spacing),
+  never a miss. Only a status answer and Allocations agreeing nothing happened make a miss.
 """
 
 from __future__ import annotations
@@ -402,15 +406,22 @@ def find_transfer(look: Look) -> Verdict:
 
 def _find_earn(look: Look, *, status_method: str, subtype: str, sign: int) -> Verdict:
     params = look.operation.params
+    strategy_id = str(params["strategy_id"])
     background_error = ""
+    status_unasked = ""  # the status call failed transiently: it says nothing either way
     try:
-        status = look.private(status_method, {"strategy_id": params["strategy_id"]}) or {}
+        status = look.private(status_method, {"strategy_id": strategy_id}) or {}
     except KrakenError as error:
+        status = {}
         if error.transient:
-            raise
-        # Kraken reports a (de)allocation that failed in the background on the status call:
-        # the call itself was accepted.
-        status, background_error = {}, error.code
+            # `EGeneral:Internal error`, a 5xx, a rate limit: Kraken could not answer now. A
+            # background failure may hide behind it too, so it proves nothing: look at the
+            # other traces, and if none shows, count this look as "could not look".
+            status_unasked = error.code or error.detail or "no answer"
+        else:
+            # Kraken reports a (de)allocation that failed in the background on the status
+            # call: the call itself was accepted.
+            background_error = error.code
     if status.get("pending"):
         return Found({"accepted": True, "pending": True})
     amount = _dec(params.get("amount"))
@@ -434,32 +445,61 @@ def _find_earn(look: Look, *, status_method: str, subtype: str, sign: int) -> Ve
         if background_error:
             result["background_error"] = background_error
         return Found(result)
-    if subtype == "deallocation" and amount is not None and not background_error:
+    if background_error:
+        return Absent()
+    holding = _earn_holding(look, strategy_id)
+    if amount is not None and _dec(_native(holding, "pending")) == -sign * amount:
+        # Allocations.pending holds the amount in flight (negative when deallocating): the
+        # status call could not say so, Allocations does.
+        return Found({"accepted": True, "pending": True, "seen_in": "Earn/Allocations"})
+    if subtype == "deallocation" and amount is not None:
         # A bonded strategy's deallocation unbonds for days before it pays anything back to
         # spot: until then its trace is an unbonding allocation in Earn/Allocations, of the
         # amount, made after the call left.
-        lock = _unbonding_lock(look, str(params["strategy_id"]), amount, window_end)
+        lock = _unbonding_lock(look, holding, amount, window_end)
         if lock:
             return Found({"accepted": True, "pending": False, "unbonding": lock})
+    if status_unasked:
+        # Not a miss: a miss needs the status call and Allocations to agree nothing happened.
+        # The reconciler leaves the operation UNKNOWN with this note and looks again after
+        # the usual spacing; nothing is resent.
+        looks = look.operation.reconcile_attempts + 1  # counted before this look
+        return Undecidable(
+            note=(
+                f"Could not look: Kraken's {status_method} answered {status_unasked}"
+                f" ({looks} look{'s' if looks != 1 else ''} so far); the ledger and"
+                " Allocations show nothing yet. Looking again later; nothing is resent."
+            )
+        )
     return Absent()
 
 
-def _unbonding_lock(look: Look, strategy_id: str, amount: Decimal, window_end: float) -> str:
-    """The `expires` of an unbonding allocation of `amount` on the strategy that began inside
-    the look's window and no other operation owns ('' when there is none)."""
-    owned = _owned(look.operation, [Kind.EARN_DEALLOCATE], "unbonding")
+def _earn_holding(look: Look, strategy_id: str) -> dict[str, Any]:
+    """The strategy's item in Earn/Allocations ({} when the account holds none)."""
     answer = look.private("Earn/Allocations", {"hide_zero_allocations": True}) or {}
     for item in answer.get("items") or []:
-        if str(item.get("strategy_id")) != strategy_id:
+        if str(item.get("strategy_id")) == strategy_id:
+            return dict(item)
+    return {}
+
+
+def _native(holding: dict[str, Any], part: str) -> Any:
+    value = (holding.get("amount_allocated") or {}).get(part)
+    return value.get("native") if isinstance(value, dict) else value
+
+
+def _unbonding_lock(look: Look, holding: dict[str, Any], amount: Decimal, window_end: float) -> str:
+    """The `expires` of an unbonding allocation of `amount` in the strategy's holding that
+    began inside the look's window and no other operation owns ('' when there is none)."""
+    owned = _owned(look.operation, [Kind.EARN_DEALLOCATE], "unbonding")
+    unbonding = (holding.get("amount_allocated") or {}).get("unbonding") or {}
+    for lock in unbonding.get("allocations") or []:
+        expires = str(lock.get("expires") or "")
+        created = _iso_seconds(lock.get("created_at"))
+        if _dec(lock.get("native")) != amount or not expires or expires in owned:
             continue
-        unbonding = (item.get("amount_allocated") or {}).get("unbonding") or {}
-        for lock in unbonding.get("allocations") or []:
-            expires = str(lock.get("expires") or "")
-            created = _iso_seconds(lock.get("created_at"))
-            if _dec(lock.get("native")) != amount or not expires or expires in owned:
-                continue
-            if created is not None and look.window_start <= created <= window_end:
-                return expires
+        if created is not None and look.window_start <= created <= window_end:
+            return expires
     return ""
 
 

@@ -10,14 +10,17 @@ idempotency key), covered by the workflow's approval when it has one.
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
-from apps.core.amounts import quantize
+from apps.core.amounts import round_down
 from apps.exchange.balances import spendable
+from apps.kraken.models import Asset
+from apps.kraken.selectors import asset_get
+from apps.schedules.models import DECIMAL_PLACES as RUN_PLACES
 from apps.schedules.registry import (
     ActionParamsForm,
     Decision,
@@ -70,9 +73,19 @@ class AutoStakeForm(ActionParamsForm):
         return data
 
 
-def _places(amount: Decimal) -> int:
-    exponent = amount.as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+def asset_places(asset: str) -> int | None:
+    """Kraken's decimals for `asset` (None when the reference data does not know it)."""
+    try:
+        return int(asset_get(name=asset).decimals)
+    except Asset.DoesNotExist:
+        return None
+
+
+def allocation_amount(excess: Decimal, places: int | None) -> Decimal:
+    """What may be allocated out of `excess`: cut DOWN to the asset's decimals and to at most
+    the 8 the schedules' Run row stores (PostgreSQL would round a 9th decimal half away from
+    zero, so the run would record, and ask for, more than is there)."""
+    return round_down(excess, min(places if places is not None else RUN_PLACES, RUN_PLACES))
 
 
 def decide(context: RunContext) -> Decision:
@@ -88,7 +101,7 @@ def decide(context: RunContext) -> Decision:
     keep = Decimal(str(params["keep"]))
     excess = max(available - keep, Decimal(0))
     # Kraken takes amounts at the asset's precision: never more than is there.
-    amount = quantize(excess, max(_places(strategy.min_allocation), 8), rounding=ROUND_DOWN)
+    amount = allocation_amount(excess, asset_places(asset))
     inputs = {f"spendable {asset}": plain(available), f"kept {asset}": plain(keep)}
     if amount and amount < strategy.min_allocation:
         text = BELOW_MINIMUM.format(

@@ -13,11 +13,13 @@ import pytest
 
 from apps.approvals.models import ApprovalRequest
 from apps.approvals.services import approval_decide
+from apps.kraken.services import reference_data_refresh
 from apps.orgs.models import Membership
 from apps.schedules.models import Run, Workflow
 from apps.schedules.services import WorkflowInput, workflow_create, workflow_is_approved
 from apps.schedules.ticks import schedules_tick
 from apps.staking.models import StakeRequest
+from apps.staking.workflow_actions import allocation_amount, asset_places
 from tests.plugins.celery_worker import CeleryWorker
 from tests.schedules.conftest import rewind
 from tests.staking.conftest import DOT_FLEX, EarnDesk, wait_for
@@ -111,3 +113,44 @@ def test_an_auto_stake_workflow_across_three_slots(
     holding = desk.holding(earn_sandbox, DOT_FLEX)
     assert holding is not None
     assert Decimal(140) <= Decimal(holding["amount_allocated"]["allocated"]["native"]) < 141
+
+
+def test_a_ten_decimal_balance_is_cut_down_to_what_the_run_and_kraken_keep(
+    desk: EarnDesk,
+    treasurer: Membership,
+    approver: Membership,
+    staking_worker: CeleryWorker,
+    earn_sandbox: Any,
+    earn_prices: None,
+) -> None:
+    reference_data_refresh()  # Kraken's Assets: DOT has 10 decimals
+    assert asset_places("DOT") == 10
+    earn_sandbox.deposit(desk.account_id, "DOT", "0.1234567899")  # spendable 1000.1234567899
+    workflow = auto_stake(treasurer, approver, desk)
+    run = run_slot(workflow, FIRST_SLOT)
+    assert run.state == Run.State.SUCCEEDED, list(run.events.values_list("text", flat=True))
+    assert run.inputs["spendable DOT"] == "1000.1234567899"
+    # Down, at 8 places: not 100.12345679 (half up), and exactly what the run row holds.
+    assert run.amount == Decimal("100.12345678")
+    row = settled_request(run)
+    assert row.status == "done"
+    assert row.amount == Decimal("100.12345678")
+    spot = Decimal(desk.look(earn_sandbox, "Balance")["DOT"])
+    assert spot == Decimal("900.0000000099")  # never more than the excess left
+
+
+@pytest.mark.parametrize(
+    ("excess", "places", "expected"),
+    [
+        ("100.1234567899", 10, "100.12345678"),  # 10-decimal asset: the run keeps 8
+        ("100.1234567899", 4, "100.1234"),  # a 4-decimal asset (EUR, USD): its own
+        ("0.99999", 2, "0.99"),  # down, never up to 1.00
+        ("5.123456789", None, "5.12345678"),  # asset unknown: the run's 8
+    ],
+)
+def test_the_allocation_is_cut_down_to_the_assets_decimals_and_at_most_eight(
+    excess: str, places: int | None, expected: str
+) -> None:
+    amount = allocation_amount(Decimal(excess), places)
+    assert amount == Decimal(expected)
+    assert amount.as_tuple().exponent == Decimal(expected).as_tuple().exponent

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.approvals.models import ApprovalRequest
@@ -318,3 +319,101 @@ def test_a_request_whose_hook_never_ran_is_picked_up_by_the_beat(
     row.refresh_from_db()
     assert row.status == Status.FAILED
     assert row.error.startswith("Below the strategy's minimum; nothing moved.")
+
+
+def test_a_lost_answer_whose_status_call_fails_with_an_internal_error_is_still_found(
+    desk: EarnDesk, treasurer: Membership, staking_worker: CeleryWorker, earn_sandbox: Any
+) -> None:
+    # The allocation fails in the background and Kraken's status call then answers the
+    # retryable `EGeneral:Internal error`; the answer to the Allocate itself was lost.
+    earn_sandbox.control(
+        "POST",
+        f"/sandbox/accounts/{desk.account_id}/earn-failures",
+        {"strategy_id": DOT_FLEX, "error": "EGeneral:Internal error"},
+    )
+    earn_sandbox.set_faults(
+        [{"kind": "lost_response", "endpoint": "Earn/Allocate", "probability": 1.0, "count": 1}]
+    )
+    row, _ = ask(treasurer, desk, DOT_FLEX, "6")
+
+    def unknown() -> bool:
+        return Operation.objects.get(pk=row.operation_id).state == State.UNKNOWN
+
+    wait_for(unknown, within=30, what="the lost answer to leave the operation UNKNOWN")
+    earn_sandbox.advance(5)  # Kraken processes it, and it fails
+    # The status call proves nothing now, but the ledger shows the call was taken: found, not
+    # an exception on every look.
+    operation = exchange_services.operation_reconcile(operation_id=row.operation_id)
+    assert operation.state == State.DONE, operation.reconcile_note
+    settles(row, Status.FAILED)
+    assert Decimal(desk.look(earn_sandbox, "Balance")["DOT"]) == Decimal(1000)  # refunded
+    amounts = [e["amount"] for e in earn_ledger(earn_sandbox, desk, "DOT")]
+    assert [Decimal(a) for a in amounts if Decimal(a) < 0] == [Decimal(-6)]  # sent once
+
+
+def test_a_status_call_that_keeps_failing_leaves_the_operation_unknown_with_the_reason(
+    desk: EarnDesk,
+    treasurer: Membership,
+    staking_worker: CeleryWorker,
+    earn_sandbox: Any,
+    settings: Any,
+) -> None:
+    settings.EXCHANGE_MISS_SPACING = 0
+    # The Allocate never reaches Kraken (a gateway error before it), so its outcome is open.
+    earn_sandbox.set_faults(
+        [{"kind": "http_5xx", "endpoint": "Earn/Allocate", "probability": 1.0, "count": 1}]
+    )
+    row, _ = ask(treasurer, desk, DOT_FLEX, "4")
+
+    def unknown() -> bool:
+        return Operation.objects.get(pk=row.operation_id).state == State.UNKNOWN
+
+    wait_for(unknown, within=30, what="the gateway error to leave the operation UNKNOWN")
+    # Now every status call fails transiently.
+    earn_sandbox.set_faults(
+        [{"kind": "unavailable", "endpoint": "Earn/AllocateStatus", "probability": 1.0}]
+    )
+    for _ in range(4):
+        operation = exchange_services.operation_reconcile(operation_id=row.operation_id)
+        assert operation.state == State.UNKNOWN  # never NOT_PLACED on looks that saw nothing
+        assert operation.reconcile_misses == 0
+    assert operation.reconcile_note.startswith(
+        "Could not look: Kraken's Earn/AllocateStatus answered EService:Unavailable (4 looks"
+    ), operation.reconcile_note
+    # Kraken answers again: the status call and Allocations agree nothing happened, so the
+    # usual spaced misses apply (two here) and it was not placed. Nothing was ever resent.
+    earn_sandbox.clear_faults()
+    operation = exchange_services.operation_reconcile(operation_id=row.operation_id)
+    assert operation.state == State.UNKNOWN
+    assert operation.reconcile_misses == 1
+    operation = exchange_services.operation_reconcile(operation_id=row.operation_id)
+    assert operation.state == State.NOT_PLACED
+    assert earn_ledger(earn_sandbox, desk, "DOT") == []
+    assert Decimal(desk.look(earn_sandbox, "Balance")["DOT"]) == Decimal(1000)
+
+
+def test_the_operations_page_shows_why_an_earn_operation_is_still_unknown(
+    desk: EarnDesk,
+    treasurer: Membership,
+    owner: Membership,
+    staking_worker: CeleryWorker,
+    earn_sandbox: Any,
+    client_for: Any,
+) -> None:
+    earn_sandbox.set_faults(
+        [{"kind": "http_5xx", "endpoint": "Earn/Allocate", "probability": 1.0, "count": 1}]
+    )
+    row, _ = ask(treasurer, desk, DOT_FLEX, "4")
+
+    def unknown() -> bool:
+        return Operation.objects.get(pk=row.operation_id).state == State.UNKNOWN
+
+    wait_for(unknown, within=30, what="the gateway error to leave the operation UNKNOWN")
+    earn_sandbox.set_faults(
+        [{"kind": "http_5xx", "endpoint": "Earn/AllocateStatus", "probability": 1.0}]
+    )
+    exchange_services.operation_reconcile(operation_id=row.operation_id)
+    url = reverse("exchange:operation-list", kwargs={"org": owner.org.slug})
+    page = client_for(owner).get(url)
+    assert page.status_code == 200
+    assert "Could not look: Kraken&#x27;s Earn/AllocateStatus answered" in page.content.decode()

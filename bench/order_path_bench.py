@@ -407,13 +407,15 @@ def main() -> int:
 
     print(f"load before: {os.getloadavg()}", flush=True)
     sandbox = start_sandbox()
-    processes = Processes(sandbox, probe=False)
+    processes = Processes(sandbox, probe=os.environ.get("BENCH_TIMING_DETAIL") == "1")
     try:
         setup = prepare(sandbox, 1)
         host = processes.server()
         processes.workers(1)
+        timings()
         a = asyncio.run(latency(host, setup, sandbox, args.orders))
         processes.stop()
+        detail = timings()
     finally:
         processes.stop()
         stop_sandbox(sandbox)
@@ -433,6 +435,11 @@ def main() -> int:
         f"p99 {percentile(portal, 0.99) - percentile(direct, 0.99):+.1f} ms (goal p50 <= +30 ms)",
         flush=True,
     )
+    if detail:
+        print("    per stage, total s / calls (BENCH_TIMING_DETAIL): " + ", ".join(
+            f"{k} {v:.2f}/{detail.get(k + '_calls', 0):.0f}"
+            for k, v in sorted(detail.items()) if not k.endswith("_calls")
+        ))
     if args.skip_throughput:
         print(f"load after: {os.getloadavg()}")
         return 0

@@ -49,6 +49,27 @@ def _instrument() -> None:
 
     trail._recorder = timed("audit", trail._recorder)  # noqa: SLF001
     services.order_submit = timed("submit", services.order_submit)
+    if os.environ.get("BENCH_TIMING_DETAIL") == "1":
+        import importlib
+
+        # Where the time goes, one name per stage (BENCH_TIMING_DETAIL=1; adds a Redis call each).
+        for dotted in (
+            "apps.trading.views.order_submit_view",
+            "apps.trading.live._publish_order",
+            "apps.trading.live.render_order",
+            "apps.trading.live.render_open_orders",
+            "apps.core.realtime._send",
+            "apps.exchange.services._enqueue_send",
+            "apps.exchange.services.operation_send",
+            "apps.exchange.live._publish",
+            "apps.exchange.live.render_card",
+            "apps.trading.outcomes.order_outcome",
+            "apps.trading.services.ticket_check",
+        ):
+            module_name, _, attr = dotted.rpartition(".")
+            module = importlib.import_module(module_name)
+            if hasattr(module, attr):
+                setattr(module, attr, timed(attr, getattr(module, attr)))
     started: dict[str, float] = {}
 
     @signals.task_prerun.connect(weak=False)

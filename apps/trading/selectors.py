@@ -36,7 +36,7 @@ def desk_account_get(*, org: Organization, pk: int | str | None) -> KrakenAccoun
 
 def _orders(org: Organization) -> QuerySet[Order]:
     return Order.objects.filter(org=org).select_related(
-        "placed_by__user", "credential", "account", "operation"
+        "org", "placed_by__user", "credential", "account", "operation"
     )
 
 

@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import re
-import secrets
 import signal
 import socket
 import statistics
@@ -197,7 +196,9 @@ class Processes:
     def stop(self) -> None:
         for process in reversed(self.running):
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM if "worker" in process.args else signal.SIGINT)
+                # SIGTERM: Celery's warm shutdown; SIGINT: uvicorn's graceful stop.
+                worker = "worker" in [str(arg) for arg in process.args]  # type: ignore[union-attr]
+                process.send_signal(signal.SIGTERM if worker else signal.SIGINT)
         for process in self.running:
             try:
                 process.wait(timeout=20)
@@ -436,10 +437,14 @@ def main() -> int:
         flush=True,
     )
     if detail:
-        print("    per stage, total s / calls (BENCH_TIMING_DETAIL): " + ", ".join(
-            f"{k} {v:.2f}/{detail.get(k + '_calls', 0):.0f}"
-            for k, v in sorted(detail.items()) if not k.endswith("_calls")
-        ))
+        print(
+            "    per stage, total s / calls (BENCH_TIMING_DETAIL): "
+            + ", ".join(
+                f"{k} {v:.2f}/{detail.get(k + '_calls', 0):.0f}"
+                for k, v in sorted(detail.items())
+                if not k.endswith("_calls")
+            )
+        )
     if args.skip_throughput:
         print(f"load after: {os.getloadavg()}")
         return 0

@@ -47,7 +47,7 @@ def _instrument() -> None:
 
         return wrapper
 
-    trail._recorder = timed("audit", trail._recorder)  # noqa: SLF001
+    trail._recorder = timed("audit", trail._recorder)
     services.order_submit = timed("submit", services.order_submit)
     if os.environ.get("BENCH_TIMING_DETAIL") == "1":
         import importlib
@@ -65,6 +65,10 @@ def _instrument() -> None:
             "apps.exchange.live.render_card",
             "apps.trading.outcomes.order_outcome",
             "apps.trading.services.ticket_check",
+            "apps.exchange.services.credential_key_for_task",
+            "apps.exchange.services.kraken_private",
+            "apps.exchange.services._transition",
+            "apps.exchange.hooks._run",
         ):
             module_name, _, attr = dotted.rpartition(".")
             module = importlib.import_module(module_name)

@@ -68,6 +68,19 @@ def _client_ip(request: HttpRequest | None) -> str | None:
     return client_ip(request)
 
 
+def _storable(value: Any) -> Any:
+    """`value` with every NUL character replaced by U+FFFD: PostgreSQL's text and jsonb cannot
+    hold NUL, and audited details carry what people typed (a refused order's fields), so a NUL
+    in a form must be recorded, visibly, not turn the refusal into a database error."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
 def audit_record(
     *,
     action: str,
@@ -109,10 +122,10 @@ def audit_record(
             action=action,
             target_type=target._meta.label_lower if target is not None else "",
             target_id=str(target.pk) if target is not None else "",
-            target_repr=str(target)[:200] if target is not None else "",
+            target_repr=_storable(str(target)[:200]) if target is not None else "",
             ip=_normalized_ip(ip),
-            user_agent=(user_agent or "")[:300],
-            detail=json.loads(json.dumps(detail, default=str)),
+            user_agent=_storable((user_agent or "")[:300]),
+            detail=_storable(json.loads(json.dumps(detail, default=str))),
             prev_hash=chain.last_hash,
         )
         record.hash = record_hash(record)

@@ -95,3 +95,19 @@ def test_the_orm_cannot_save_an_existing_record_either(owner) -> None:
         record.save()
     record.refresh_from_db()
     assert record.action == "test.keep"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_nul_character_typed_into_a_form_is_recorded_visibly_not_refused(owner) -> None:
+    # Hypothesis found it: a NUL in a refused order's price reached the audit detail, and
+    # PostgreSQL (text and jsonb cannot hold NUL) turned the refusal into a 500.
+    record = audit_record(
+        action="test.nul",
+        actor=owner,
+        detail={"price2": "1\x002", "fields\x00": ["a\x00"]},
+        user_agent="agent\x00",
+    )
+    stored = AuditRecord.objects.get(pk=record.pk)
+    assert stored.detail == {"price2": "1\ufffd2", "fields\ufffd": ["a\ufffd"]}
+    assert stored.user_agent == "agent\ufffd"
+    assert audit_chain_verify(chain=chain_key_for(owner.org_id)).ok

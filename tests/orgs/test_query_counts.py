@@ -140,8 +140,9 @@ def test_the_overview_and_audit_pages_stay_within_their_query_budget(
         # members count, pending invitations; the home's panels, each a fixed number of queries
         # whatever the rows: the member's keys, their watchlist, recent activity (3); desk: the
         # accounts, open orders (2); treasury: accounts, the value series, withdrawals,
-        # transfers (4); workflows: runs waiting for me, recent failures, next runs (3)
-        reverse("orgs:dashboard", kwargs={"org": org.slug}): 14,
+        # transfers (4); staking: accounts (1, then one aggregate); workflows: runs waiting for
+        # me, recent failures, next runs (3)
+        reverse("orgs:dashboard", kwargs={"org": org.slug}): 15,
         # the actor filter's choices, one page of records
         reverse("audit:record-list", kwargs={"org": org.slug}): 2,
     }

@@ -22,6 +22,8 @@ from apps.vault.selectors import NoCredential, credential_for, designated_creden
 AMOUNT_NOT_A_NUMBER = "Enter the amount as a number, for example 0.25."
 AMOUNT_NOT_POSITIVE = "The amount must be more than zero."
 AMOUNT_TOO_PRECISE = "{asset} amounts have at most {places} decimals."
+AMOUNT_TOO_LARGE = "The amount must be less than {limit}."
+VALUE_TOO_LARGE = "The amount is worth more than the approvals can record ({currency} {limit})."
 UNKNOWN_ASSET = "Kraken lists no asset called “{asset}”."
 ACCOUNT_NOT_HERE = "Choose one of this organization's active Kraken accounts."
 CANNOT_REQUEST = "Your role cannot request withdrawals or transfers."
@@ -31,6 +33,12 @@ PRICE_UNAVAILABLE = (
 )
 # Approvals store values with 8 decimals.
 VALUE_PLACES = 8
+# The largest amount taken (a whole number of digits well inside every amount column: the
+# storage columns keep 20 integer digits, the approvals' 20 too); beyond it, a field error
+# rather than the database's overflow.
+AMOUNT_MAX_INTEGER_DIGITS = 15
+# Values are stored by the approvals with 28 digits, 8 of them decimals.
+VALUE_MAX_INTEGER_DIGITS = 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,9 @@ def clean_amount(value: object, asset: Asset, *, field: str = "amount") -> Decim
         raise ValidationError({field: AMOUNT_NOT_A_NUMBER}) from None
     if amount <= 0:
         raise ValidationError({field: AMOUNT_NOT_POSITIVE})
+    if amount >= Decimal(10) ** AMOUNT_MAX_INTEGER_DIGITS:
+        limit = f"{Decimal(10) ** AMOUNT_MAX_INTEGER_DIGITS:,f}"
+        raise ValidationError({field: AMOUNT_TOO_LARGE.format(limit=limit)})
     exponent = amount.normalize().as_tuple().exponent
     places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     if places > asset.decimals:
@@ -100,6 +111,9 @@ def valued(*, org: Organization, kind: str, asset: str, amount: Decimal) -> Valu
     except ConversionError as error:
         raise ValidationError({"amount": PRICE_UNAVAILABLE.format(reason=error.message)}) from None
     value = amounts.quantize(valuation.value, VALUE_PLACES)
+    if value >= Decimal(10) ** VALUE_MAX_INTEGER_DIGITS:
+        limit = f"{Decimal(10) ** VALUE_MAX_INTEGER_DIGITS:,f}"
+        raise ValidationError({"amount": VALUE_TOO_LARGE.format(currency=currency, limit=limit)})
     return Valued(
         value=value,
         currency=currency,

@@ -242,3 +242,72 @@ def test_a_transfer_above_the_spendable_balance_is_refused_next_to_the_amount(
     assert "Above what Main account has available: 5" in caught.value.message_dict["amount"][0]
     assert not Transfer.objects.exists()
     assert not ApprovalRequest.objects.exists()
+
+
+def test_two_requests_with_one_source_make_one_withdrawal_and_one_operation(
+    treasury: Treasury, treasurer: Membership, owner: Membership
+) -> None:
+    from django.db import IntegrityError, transaction
+
+    blanket = ApprovalRequest.objects.create(
+        org=owner.org,
+        kind="funding.withdrawal",
+        requester=owner.user,
+        fingerprint="-",
+        required_approvals=1,
+        status=ApprovalRequest.Status.EXECUTED,
+        expires_at="2099-01-01T00:00:00Z",
+    )
+    ask = dict(
+        requester=treasurer,
+        account=treasury.master,
+        destination=treasury.destination,
+        asset="BTC",
+        amount=Decimal("0.002"),
+        unattended=True,
+        preapproved=blanket,
+        source="schedules.run:41",
+    )
+    first = withdrawal_request(**ask)  # type: ignore[arg-type]
+    second = withdrawal_request(**ask)  # type: ignore[arg-type]
+    assert first.pk == second.pk
+    assert Withdrawal.objects.count() == 1
+    assert Operation.objects.filter(kind=Kind.WITHDRAW).count() == 1
+    # And the database holds it whatever the code path: a second row with the source fails.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Withdrawal.objects.create(
+            **{
+                f.attname: getattr(first, f.attname)
+                for f in Withdrawal._meta.concrete_fields
+                if not f.primary_key
+            }
+        )
+
+
+def test_two_transfers_with_one_source_make_one_transfer_and_one_operation(
+    treasury: Treasury, treasurer: Membership, owner: Membership
+) -> None:
+    blanket = ApprovalRequest.objects.create(
+        org=owner.org,
+        kind="funding.transfer",
+        requester=owner.user,
+        fingerprint="-",
+        required_approvals=1,
+        status=ApprovalRequest.Status.EXECUTED,
+        expires_at="2099-01-01T00:00:00Z",
+    )
+    ask = dict(
+        requester=treasurer,
+        from_account=treasury.master,
+        to_account=treasury.sub,
+        asset="BTC",
+        amount="0.1",
+        unattended=True,
+        preapproved=blanket,
+        source="schedules.run:42",
+    )
+    first = transfer_request(**ask)  # type: ignore[arg-type]
+    second = transfer_request(**ask)  # type: ignore[arg-type]
+    assert first.pk == second.pk
+    assert Transfer.objects.count() == 1
+    assert Operation.objects.filter(kind=Kind.ACCOUNT_TRANSFER).count() == 1

@@ -258,18 +258,18 @@ def test_two_requests_with_one_source_make_one_withdrawal_and_one_operation(
         status=ApprovalRequest.Status.EXECUTED,
         expires_at="2099-01-01T00:00:00Z",
     )
-    ask = dict(
-        requester=treasurer,
-        account=treasury.master,
-        destination=treasury.destination,
-        asset="BTC",
-        amount=Decimal("0.002"),
-        unattended=True,
-        preapproved=blanket,
-        source="schedules.run:41",
-    )
-    first = withdrawal_request(**ask)  # type: ignore[arg-type]
-    second = withdrawal_request(**ask)  # type: ignore[arg-type]
+    ask: dict[str, Any] = {
+        "requester": treasurer,
+        "account": treasury.master,
+        "destination": treasury.destination,
+        "asset": "BTC",
+        "amount": Decimal("0.002"),
+        "unattended": True,
+        "preapproved": blanket,
+        "source": "schedules.run:41",
+    }
+    first = withdrawal_request(**ask)
+    second = withdrawal_request(**ask)
     assert first.pk == second.pk
     assert Withdrawal.objects.count() == 1
     assert Operation.objects.filter(kind=Kind.WITHDRAW).count() == 1
@@ -296,18 +296,18 @@ def test_two_transfers_with_one_source_make_one_transfer_and_one_operation(
         status=ApprovalRequest.Status.EXECUTED,
         expires_at="2099-01-01T00:00:00Z",
     )
-    ask = dict(
-        requester=treasurer,
-        from_account=treasury.master,
-        to_account=treasury.sub,
-        asset="BTC",
-        amount="0.1",
-        unattended=True,
-        preapproved=blanket,
-        source="schedules.run:42",
-    )
-    first = transfer_request(**ask)  # type: ignore[arg-type]
-    second = transfer_request(**ask)  # type: ignore[arg-type]
+    ask: dict[str, Any] = {
+        "requester": treasurer,
+        "from_account": treasury.master,
+        "to_account": treasury.sub,
+        "asset": "BTC",
+        "amount": "0.1",
+        "unattended": True,
+        "preapproved": blanket,
+        "source": "schedules.run:42",
+    }
+    first = transfer_request(**ask)
+    second = transfer_request(**ask)
     assert first.pk == second.pk
     assert Transfer.objects.count() == 1
     assert Operation.objects.filter(kind=Kind.ACCOUNT_TRANSFER).count() == 1

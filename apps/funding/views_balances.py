@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.http import Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -22,6 +23,11 @@ from apps.orgs.permissions import Capability
 from apps.vault.selectors import NoCredential
 
 REFRESHED = "Balances read from Kraken."
+REFRESH_EVERY = 30  # seconds: at most one read from Kraken per account in that time (as staking)
+REFRESH_TOO_SOON = (
+    "The balances of {account} were read from Kraken less than {seconds} seconds ago; "
+    "these are current."
+)
 
 
 def _range(request: HtmxHttpRequest) -> str:
@@ -73,6 +79,13 @@ def balances_refresh_view(
     account = selectors.funding_accounts(org=membership.org).filter(pk=pk).first()
     if account is None:
         raise Http404("No such account.")
+    # Any member may ask, so BalanceEx and the Earn reads are throttled per account (the
+    # streams keep the balances current in between).
+    if not cache.add(f"funding:balances-refreshed:{account.pk}", 1, REFRESH_EVERY):
+        messages.info(
+            request, REFRESH_TOO_SOON.format(account=account.label, seconds=REFRESH_EVERY)
+        )
+        return redirect("funding:home", org=membership.org.slug)
     try:
         balances_refresh(account=account)
     except (NoCredential, KrakenError) as error:

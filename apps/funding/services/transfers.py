@@ -32,6 +32,7 @@ from apps.funding.services.common import (
     check_requester,
     clean_amount,
     current_value,
+    daily_cap_check,
     plain,
     valued,
 )
@@ -132,6 +133,9 @@ def transfer_request(
     acting_credential(account=master, requester=requester, unattended=unattended)
     worth = valued(org=org, kind=KIND, asset=info.symbol, amount=clean)
     with transaction.atomic():
+        daily_cap_check(
+            org=org, kind=KIND, info=info, amount=clean, movements=Transfer.objects.all()
+        )
         try:
             with transaction.atomic():
                 transfer = Transfer.objects.create(

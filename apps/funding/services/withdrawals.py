@@ -32,6 +32,7 @@ from apps.funding.services.common import (
     check_requester,
     clean_amount,
     current_value,
+    daily_cap_check,
     fee_cap,
     plain,
     valued,
@@ -257,6 +258,13 @@ def withdrawal_request(
             raise ValidationError(
                 {"destination": ALREADY_IN_FLIGHT.format(asset=info.symbol, key=destination.key)}
             )
+        daily_cap_check(
+            org=account.org,
+            kind=KIND,
+            info=info,
+            amount=clean,
+            movements=Withdrawal.objects.all(),
+        )
         try:
             with transaction.atomic():
                 withdrawal = Withdrawal.objects.create(

@@ -80,3 +80,11 @@ class DestinationRequestForm(ServiceErrorsMixin):
     asset = forms.CharField(max_length=16, widget=forms.HiddenInput)
     key = forms.CharField(max_length=120, widget=forms.HiddenInput)
     label = forms.CharField(max_length=80, required=False)
+
+
+class DepositAddressForm(forms.Form):
+    """The deposit page's "new address" fields (kept across the step-up it asks for)."""
+
+    account = forms.CharField(max_length=20, required=False)
+    asset = forms.CharField(max_length=16)
+    method = forms.CharField(max_length=64, required=False)

@@ -168,6 +168,15 @@ class Withdrawal(models.Model):
     class Meta:
         ordering = ("-created_at", "-id")
         indexes = (models.Index(fields=("org", "status"), name="funding_withdrawal_status"),)
+        constraints = (
+            # One withdrawal per source (a workflow run's key): two workers running the same
+            # requeued run cannot both send (withdrawal_request returns the one made).
+            models.UniqueConstraint(
+                fields=("org", "source"),
+                condition=~Q(source=""),
+                name="funding_withdrawal_source_once",
+            ),
+        )
 
     def __str__(self) -> str:
         return f"Withdrawal #{self.pk} {self.amount} {self.asset} ({self.status})"
@@ -236,6 +245,14 @@ class Transfer(models.Model):
     class Meta:
         ordering = ("-created_at", "-id")
         indexes = (models.Index(fields=("org", "status"), name="funding_transfer_status"),)
+        constraints = (
+            # One transfer per source (a workflow run's key), as for withdrawals.
+            models.UniqueConstraint(
+                fields=("org", "source"),
+                condition=~Q(source=""),
+                name="funding_transfer_source_once",
+            ),
+        )
 
     def __str__(self) -> str:
         return f"Transfer #{self.pk} {self.amount} {self.asset} ({self.status})"

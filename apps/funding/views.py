@@ -13,6 +13,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from apps.accounts.stepup import (
+    FORM_KEPT,
+    kept_form_mark,
+    kept_form_take,
+    step_up_is_fresh,
+    step_up_redirect,
+)
 from apps.funding import selectors, services
 from apps.funding.forms import DestinationRequestForm, TransferForm, WithdrawalForm
 from apps.funding.models import Withdrawal
@@ -25,6 +32,11 @@ ADDRESS_REMOVED = "Removed from the address book."
 WITHDRAWAL_REQUESTED = "Withdrawal requested: it is sent once approved."
 TRANSFER_REQUESTED = "Transfer requested: it is sent once approved."
 CANCEL_DONE = "Cancelled."
+# What the step-up page says it is for (a fresh second factor before each of these).
+STEP_UP_WITHDRAWAL = "Requesting a withdrawal"
+STEP_UP_TRANSFER = "Requesting a transfer"
+STEP_UP_ADDRESS_REQUEST = "Allow-listing a withdrawal address"
+STEP_UP_ADDRESS_REMOVE = "Removing an address from the address book"
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -56,6 +68,10 @@ def address_book_view(request: HtmxHttpRequest, membership: Membership) -> HttpR
 @require_POST
 @org_view(Capability.REQUEST_FUNDING)
 def address_request_view(request: HtmxHttpRequest, membership: Membership) -> HttpResponseBase:
+    if not step_up_is_fresh(request):
+        # Back to the address book (this URL only takes POSTs) to ask again, now fresh; the
+        # row's address is in the page, only an optional label was typed.
+        return step_up_redirect(request, purpose=STEP_UP_ADDRESS_REQUEST)
     form = DestinationRequestForm(request.POST)
     if form.is_valid():
         account = (
@@ -89,6 +105,8 @@ def address_remove_view(
     request: HtmxHttpRequest, membership: Membership, pk: int
 ) -> HttpResponseBase:
     destination = selectors.destination_get(membership=membership, pk=pk)
+    if not step_up_is_fresh(request):
+        return step_up_redirect(request, purpose=STEP_UP_ADDRESS_REMOVE)
     try:
         services.destination_remove(destination=destination, actor=membership, request=request)
     except ValidationError as error:
@@ -132,10 +150,19 @@ def _withdrawal_args(membership: Membership, form: WithdrawalForm) -> dict[str, 
 @org_view(Capability.REQUEST_FUNDING)
 def withdrawal_new_view(request: HtmxHttpRequest, membership: Membership) -> HttpResponseBase:
     org = membership.org
-    form = WithdrawalForm(request.POST or None, org=org, initial=_initial(request, org))
+    kept = kept_form_take(request)
+    if kept is not None:
+        # Back from the step-up: what was typed, to check and send again.
+        form = WithdrawalForm(kept.query(), org=org)
+        kept_form_mark(form, kept)
+        messages.info(request, FORM_KEPT)
+    else:
+        form = WithdrawalForm(request.POST or None, org=org, initial=_initial(request, org))
     preview: dict[str, Any] | None = None
     if request.method == "POST" and form.is_valid():
         args = _withdrawal_args(membership, form)
+        if "preview" not in request.POST and not step_up_is_fresh(request):
+            return step_up_redirect(request, purpose=STEP_UP_WITHDRAWAL, keep_form=WithdrawalForm)
         try:
             if "preview" in request.POST:
                 preview = services.withdrawal_preview(**args)
@@ -199,11 +226,19 @@ def withdrawal_cancel_view(
 def transfer_list_view(request: HtmxHttpRequest, membership: Membership) -> HttpResponseBase:
     org = membership.org
     can_request = membership.can(Capability.REQUEST_FUNDING)
-    form = TransferForm(request.POST or None, org=org)
+    kept = kept_form_take(request) if can_request else None
+    if kept is not None:
+        form = TransferForm(kept.query(), org=org)
+        kept_form_mark(form, kept)
+        messages.info(request, FORM_KEPT)
+    else:
+        form = TransferForm(request.POST or None, org=org)
     if request.method == "POST":
         if not can_request:
             raise PermissionDenied("Your role cannot request transfers.")
         if form.is_valid():
+            if not step_up_is_fresh(request):
+                return step_up_redirect(request, purpose=STEP_UP_TRANSFER, keep_form=TransferForm)
             data = form.cleaned_data
             try:
                 services.transfer_request(

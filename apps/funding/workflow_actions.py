@@ -22,17 +22,25 @@ funding): keep it that way, so either side can change without the other.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Max
 from django.urls import reverse
+from django.utils import timezone
 
+from apps.core.amounts import round_down
 from apps.exchange.balances import asset_balance
+from apps.exchange.models import AccountBalance
+from apps.exchange.services import balances_refresh
 from apps.funding.models import Destination, Transfer, Withdrawal
+from apps.funding.services.common import asset_info
 from apps.funding.services.transfers import transfer_request
 from apps.funding.services.withdrawals import withdrawal_request
+from apps.kraken.errors import KrakenError
 from apps.kraken.naming import normalize_asset
 from apps.orgs.models import KrakenAccount
 from apps.schedules.registry import (
@@ -43,6 +51,7 @@ from apps.schedules.registry import (
     action_register,
 )
 from apps.schedules.services import workflows_pause_using
+from apps.vault.selectors import NoCredential
 
 WITHDRAWAL = "funding.withdrawal"
 TRANSFER = "funding.transfer"
@@ -57,15 +66,61 @@ DESTINATION_NOT_ALLOWED = "Choose an allow-listed destination of this account fo
 TARGET_REQUIRED = "Choose an allow-listed destination or one of the organization's accounts."
 NOT_A_SUBACCOUNT = "A top-up workflow runs on the subaccount it tops up, from its master."
 PAUSED_FOR_DESTINATION = "Paused: its destination “{key}” was removed from the address book."
+BALANCES_STALE = (
+    "The balances of {account} could not be read now ({reason}) and the last read ({as_of}) is "
+    "older than {limit} seconds: nothing is decided on a stale balance."
+)
+
+# A run decides on balances read at most this long ago: it reads them again first, and when
+# that read fails, refuses unless the stored ones (the private stream's) are this fresh.
+BALANCE_MAX_AGE = timedelta(seconds=60)
+# The schedules' Run records amounts with 8 decimals (PostgreSQL would round a 9th half away
+# from zero: more than there is), so amounts are rounded down to at most 8 places.
+RUN_PLACES = 8
 
 
 def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f") if value else "0"
 
 
+def _balances_fresh(account: KrakenAccount, *, sends: bool = True) -> None:
+    """Read the account's balances again (BalanceEx + Earn) before deciding; when Kraken or
+    the read key is unavailable, go on only if the stored balances are fresh enough. For the
+    account receiving a top-up (`sends=False`) the read is best effort: a stale balance there
+    can only make the top-up larger, and it stays within what the sender has."""
+    try:
+        balances_refresh(account=account)
+        return
+    except (NoCredential, KrakenError) as error:
+        reason = str(error) or type(error).__name__
+    if not sends:
+        return
+    newest = AccountBalance.objects.filter(account=account).aggregate(at=Max("updated_at"))["at"]
+    if newest is None or timezone.now() - newest > BALANCE_MAX_AGE:
+        raise ValidationError(
+            BALANCES_STALE.format(
+                account=account.label,
+                reason=reason,
+                as_of=newest.isoformat(timespec="seconds") if newest else "never",
+                limit=int(BALANCE_MAX_AGE.total_seconds()),
+            )
+        )
+
+
+def _places(asset: str) -> int:
+    """The decimals an amount of `asset` is sent with: the asset's, at most the Run's 8."""
+    return min(asset_info(asset).decimals, RUN_PLACES)
+
+
+def _down(amount: Decimal, asset: str) -> Decimal:
+    """Rounded down: never more than there is, never more than was asked."""
+    return round_down(amount, _places(asset))
+
+
 def _spendable(
-    context: RunContext, account: KrakenAccount, asset: str
+    context: RunContext, account: KrakenAccount, asset: str, *, sends: bool = True
 ) -> tuple[Decimal, dict[str, str]]:
+    _balances_fresh(account, sends=sends)
     balance = asset_balance(account=account, asset=asset)
     as_of = balance.updated_at.isoformat(timespec="seconds") if balance.updated_at else "never read"
     inputs = {
@@ -241,8 +296,16 @@ class TopUpForm(_AssetForm):
 
 def withdrawal_decide(context: RunContext) -> Decision:
     asset = context.params["asset"]
-    amount = Decimal(context.params["amount"])
+    amount = _down(Decimal(context.params["amount"]), asset)
     spendable, inputs = _spendable(context, context.account, asset)
+    if amount <= 0:
+        return Decision(
+            amount=None,
+            asset=asset,
+            text=f"{_plain(Decimal(context.params['amount']))} {asset} is below the asset's "
+            "smallest unit: nothing to send.",
+            inputs=inputs,
+        )
     if spendable < amount:
         raise ValidationError(
             NOT_ENOUGH.format(
@@ -292,7 +355,7 @@ def sweep_decide(context: RunContext) -> Decision:
     keep = Decimal(context.params["keep"])
     spendable, inputs = _spendable(context, context.account, asset)
     inputs["keep"] = _plain(keep)
-    excess = spendable - keep
+    excess = _down(spendable - keep, asset)
     if excess <= 0:
         return Decision(
             amount=None,
@@ -324,10 +387,10 @@ def top_up_decide(context: RunContext) -> Decision:
     sub = context.account
     if sub.parent is None:
         raise ValidationError(NOT_A_SUBACCOUNT)
-    spendable, inputs = _spendable(context, sub, asset)
+    spendable, inputs = _spendable(context, sub, asset, sends=False)
     master_spendable, master_inputs = _spendable(context, sub.parent, asset)
     inputs |= master_inputs | {"level": _plain(level)}
-    missing = level - spendable
+    missing = _down(level - spendable, asset)
     if missing <= 0:
         return Decision(
             amount=None,
@@ -336,7 +399,7 @@ def top_up_decide(context: RunContext) -> Decision:
             f"{_plain(level)}.",
             inputs=inputs,
         )
-    amount = min(missing, master_spendable)
+    amount = _down(min(missing, master_spendable), asset)
     if amount <= 0:
         raise ValidationError(
             NOT_ENOUGH.format(

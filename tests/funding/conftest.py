@@ -6,7 +6,7 @@ service accepts (written to the market store as the feeder would)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import transaction
+from django.test import Client
 
 from apps.exchange.hooks import operation_hooks_clear
 from apps.exchange.models import Kind
@@ -44,7 +45,9 @@ def set_prices(prices: dict[str, Decimal], *, age: float = 0.0) -> None:
     """Store tickers as the market feeder does (bid = ask = the price, confirmed `age` s ago)."""
     client = redis.Redis.from_url(settings.REDIS_URL)
     at = time.time() - age
-    client.set(PAIRS_KEY, dumps([{"symbol": symbol} for symbol in prices]))
+    # As the feeder lists them: with their decimals (the dashboard's desk panel reads them).
+    listed = [{"symbol": symbol, "price_decimals": 1, "qty_decimals": 8} for symbol in prices]
+    client.set(PAIRS_KEY, dumps(listed))
     for symbol, price in prices.items():
         state = {
             "symbol": symbol,
@@ -124,3 +127,12 @@ def treasury(
     prices: Any,
 ) -> Treasury:
     return make_treasury(exchange_sandbox, owner)
+
+
+@pytest.fixture
+def client_for() -> Callable[[Membership], Client]:
+    """A 2FA-verified client that confirmed its second factor just now (the treasury's writes
+    ask for a fresh step-up; tests/funding/test_step_up.py covers being asked)."""
+    from tests.approvals.conftest import stepped_up_client
+
+    return stepped_up_client

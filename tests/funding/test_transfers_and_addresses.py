@@ -242,3 +242,157 @@ def test_a_transfer_above_the_spendable_balance_is_refused_next_to_the_amount(
     assert "Above what Main account has available: 5" in caught.value.message_dict["amount"][0]
     assert not Transfer.objects.exists()
     assert not ApprovalRequest.objects.exists()
+
+
+def test_two_requests_with_one_source_make_one_withdrawal_and_one_operation(
+    treasury: Treasury, treasurer: Membership, owner: Membership
+) -> None:
+    from django.db import IntegrityError, transaction
+
+    blanket = ApprovalRequest.objects.create(
+        org=owner.org,
+        kind="funding.withdrawal",
+        requester=owner.user,
+        fingerprint="-",
+        required_approvals=1,
+        status=ApprovalRequest.Status.EXECUTED,
+        expires_at="2099-01-01T00:00:00Z",
+    )
+    ask: dict[str, Any] = {
+        "requester": treasurer,
+        "account": treasury.master,
+        "destination": treasury.destination,
+        "asset": "BTC",
+        "amount": Decimal("0.002"),
+        "unattended": True,
+        "preapproved": blanket,
+        "source": "schedules.run:41",
+    }
+    first = withdrawal_request(**ask)
+    second = withdrawal_request(**ask)
+    assert first.pk == second.pk
+    assert Withdrawal.objects.count() == 1
+    assert Operation.objects.filter(kind=Kind.WITHDRAW).count() == 1
+    # And the database holds it whatever the code path: a second row with the source fails.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Withdrawal.objects.create(
+            **{
+                f.attname: getattr(first, f.attname)
+                for f in Withdrawal._meta.concrete_fields
+                if not f.primary_key
+            }
+        )
+
+
+def test_two_transfers_with_one_source_make_one_transfer_and_one_operation(
+    treasury: Treasury, treasurer: Membership, owner: Membership
+) -> None:
+    blanket = ApprovalRequest.objects.create(
+        org=owner.org,
+        kind="funding.transfer",
+        requester=owner.user,
+        fingerprint="-",
+        required_approvals=1,
+        status=ApprovalRequest.Status.EXECUTED,
+        expires_at="2099-01-01T00:00:00Z",
+    )
+    ask: dict[str, Any] = {
+        "requester": treasurer,
+        "from_account": treasury.master,
+        "to_account": treasury.sub,
+        "asset": "BTC",
+        "amount": "0.1",
+        "unattended": True,
+        "preapproved": blanket,
+        "source": "schedules.run:42",
+    }
+    first = transfer_request(**ask)
+    second = transfer_request(**ask)
+    assert first.pk == second.pk
+    assert Transfer.objects.count() == 1
+    assert Operation.objects.filter(kind=Kind.ACCOUNT_TRANSFER).count() == 1
+
+
+def test_withdrawals_sent_under_a_workflow_approval_are_checked_and_counted_in_daily_caps(
+    treasury: Treasury, treasurer: Membership, owner: Membership
+) -> None:
+    from apps.approvals.models import Policy
+    from apps.funding.services.withdrawals import withdrawal_policy
+    from apps.schedules.approval_kind import KIND as WORKFLOW_KIND
+
+    org = owner.org
+    policy = withdrawal_policy(org)
+    Policy.objects.filter(pk=policy.pk).update(velocity_caps={"BTC": "0.005"})
+    workflow_approval = ApprovalRequest.objects.create(
+        org=org,
+        kind=WORKFLOW_KIND,
+        requester=owner.user,
+        fingerprint="-",
+        required_approvals=1,
+        status=ApprovalRequest.Status.APPROVED,
+        expires_at="2099-01-01T00:00:00Z",
+    )
+
+    def run(source: str, amount: str, *, preapproved: ApprovalRequest | None) -> Withdrawal:
+        return withdrawal_request(
+            requester=treasurer,
+            account=treasury.master,
+            destination=treasury.destination,
+            asset="BTC",
+            amount=Decimal(amount),
+            unattended=preapproved is not None,
+            preapproved=preapproved,
+            source=source,
+        )
+
+    run("schedules.run:1", "0.003", preapproved=workflow_approval)
+    # A second run would take the day to 0.006 BTC: refused, nothing sent.
+    with pytest.raises(ValidationError) as caught:
+        run("schedules.run:2", "0.003", preapproved=workflow_approval)
+    assert "daily cap for BTC: 0.006 BTC" in caught.value.message_dict["amount"][0]
+    # And a treasurer's own request counts what the workflow sent.
+    with pytest.raises(ValidationError) as caught:
+        run("", "0.003", preapproved=None)
+    assert "daily cap for BTC" in caught.value.message_dict["amount"][0]
+    assert Withdrawal.objects.count() == 1
+    assert Operation.objects.filter(kind=Kind.WITHDRAW).count() == 1
+    assert not ApprovalRequest.objects.filter(kind="funding.withdrawal").exists()
+    # Within the cap, it is sent.
+    run("schedules.run:3", "0.002", preapproved=workflow_approval)
+    assert Operation.objects.filter(kind=Kind.WITHDRAW).count() == 2
+
+
+def test_transfers_sent_under_a_workflow_approval_respect_the_transfer_caps(
+    treasury: Treasury, treasurer: Membership, owner: Membership
+) -> None:
+    from apps.approvals.models import Policy
+    from apps.approvals.policies import policy_for
+    from apps.schedules.approval_kind import KIND as WORKFLOW_KIND
+
+    org = owner.org
+    policy = policy_for(org=org, kind="funding.transfer")
+    Policy.objects.filter(pk=policy.pk).update(velocity_caps={"BTC": "0.5"})
+    workflow_approval = ApprovalRequest.objects.create(
+        org=org,
+        kind=WORKFLOW_KIND,
+        requester=owner.user,
+        fingerprint="-",
+        required_approvals=1,
+        status=ApprovalRequest.Status.APPROVED,
+        expires_at="2099-01-01T00:00:00Z",
+    )
+    ask: dict[str, Any] = {
+        "requester": treasurer,
+        "from_account": treasury.master,
+        "to_account": treasury.sub,
+        "asset": "BTC",
+        "amount": "0.3",
+        "unattended": True,
+        "preapproved": workflow_approval,
+    }
+    transfer_request(**ask, source="schedules.run:1")
+    with pytest.raises(ValidationError) as caught:
+        transfer_request(**ask, source="schedules.run:2")
+    assert "daily cap for BTC: 0.6 BTC" in caught.value.message_dict["amount"][0]
+    assert Transfer.objects.count() == 1
+    assert Operation.objects.filter(kind=Kind.ACCOUNT_TRANSFER).count() == 1

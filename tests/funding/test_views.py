@@ -169,3 +169,27 @@ def test_the_address_book_lists_krakens_keys_beside_the_allow_list(
     assert 'data-kraken-key="eth-cold"' in html
     assert "Request allow-listing" not in html  # a viewer cannot request
     assert AccountBalance.objects.count() >= 0
+
+
+def test_a_viewers_balance_refresh_reads_kraken_at_most_once_in_30_seconds(
+    treasury: Treasury,
+    viewer: Membership,
+    client_for: Callable[[Membership], Client],
+    exchange_sandbox: Any,
+) -> None:
+    from django.core.cache import cache
+
+    from apps.exchange.balances import spendable
+
+    cache.delete(f"funding:balances-refreshed:{treasury.master.pk}")  # an earlier test's account
+    client = client_for(viewer)
+    path = url(treasury.master.org, f"accounts/{treasury.master.pk}/refresh/")
+    first = client.post(path, follow=True)
+    assert "Balances read from Kraken." in first.content.decode()
+    assert spendable(account=treasury.master, asset="BTC") == Decimal(5)
+    # Kraken's balance moves; a second refresh right away does not read it (throttled).
+    exchange_sandbox.deposit(treasury.desk.account_id, "XBT", "1")
+    second = client.post(path, follow=True)
+    assert second.status_code == 200
+    assert "less than 30 seconds ago" in second.content.decode()
+    assert spendable(account=treasury.master, asset="BTC") == Decimal(5)

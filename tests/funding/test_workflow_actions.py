@@ -157,3 +157,76 @@ def test_removing_the_destination_pauses_the_workflows_sending_to_it(
 
 
 WITHDRAW_KEY_TEXT = "was removed from the address book"
+
+
+def test_a_sweep_reads_the_balance_again_rather_than_overdraw_on_a_stale_one(
+    treasury: Treasury, treasurer, approver
+) -> None:
+    from apps.exchange.models import AccountBalance
+
+    balances_refresh(account=treasury.master)  # 5 BTC
+    # An hour-old read that shows more than there is now (say, before a withdrawal elsewhere).
+    stale = AccountBalance.objects.filter(account=treasury.master, asset="BTC", wallet_type="spot")
+    assert stale.update(balance=Decimal("5.6"), updated_at=timezone.now() - timedelta(hours=1))
+    target = f"destination:{treasury.destination.pk}"
+    made = workflow(
+        treasurer,
+        approver,
+        treasury.master,
+        workflow_actions.SWEEP,
+        {"asset": "BTC", "keep": "4.9", "target": target},
+    )
+    run = due_run(made)
+    assert run.state == Run.State.SUCCEEDED, run.events.last().text
+    # Decided on the balance read now (5), not the stale 5.6: 0.1 moved, not 0.7.
+    assert Withdrawal.objects.get().amount == Decimal("0.1")
+    assert run.inputs["spendable BTC on " + treasury.master.label] == "5"
+
+
+def test_a_sweep_refuses_a_stale_balance_it_cannot_read_again(
+    treasury: Treasury, treasurer, approver, owner
+) -> None:
+    from apps.exchange.models import AccountBalance
+    from apps.vault.services import credential_designate
+
+    balances_refresh(account=treasury.master)
+    AccountBalance.objects.filter(account=treasury.master).update(
+        updated_at=timezone.now() - timedelta(hours=1)
+    )
+    # No designated read key: the balances cannot be read again.
+    credential_designate(credential=treasury.desk.credential, actor=owner, designated=False)
+    target = f"destination:{treasury.destination.pk}"
+    made = workflow(
+        treasurer,
+        approver,
+        treasury.master,
+        workflow_actions.SWEEP,
+        {"asset": "BTC", "keep": "4.9", "target": target},
+    )
+    run = due_run(made)
+    assert run.state != Run.State.SUCCEEDED
+    assert "nothing is decided on a stale balance" in " ".join(e.text for e in run.events.all())
+    assert not Withdrawal.objects.exists()
+    assert not Operation.objects.filter(kind=Kind.WITHDRAW).exists()
+
+
+def test_a_sweep_of_a_ten_decimal_balance_sends_it_rounded_down_to_eight(
+    treasury: Treasury, treasurer, approver, exchange_sandbox
+) -> None:
+    exchange_sandbox.deposit(treasury.desk.account_id, "XBT", "0.1234567895")
+    balances_refresh(account=treasury.master)
+    target = f"destination:{treasury.destination.pk}"
+    made = workflow(
+        treasurer,
+        approver,
+        treasury.master,
+        workflow_actions.SWEEP,
+        {"asset": "BTC", "keep": "5", "target": target},
+    )
+    run = due_run(made)
+    assert run.state == Run.State.SUCCEEDED, run.events.last().text
+    assert run.inputs["spendable BTC on " + treasury.master.label] == "5.1234567895"
+    withdrawal = Withdrawal.objects.get()
+    # Down, never up: 0.12345678 (PostgreSQL's rounding of the Run's column would say ...79).
+    assert withdrawal.amount == Decimal("0.12345678")
+    assert run.amount == Decimal("0.12345678")

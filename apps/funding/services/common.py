@@ -4,10 +4,15 @@ checked and valued, and the messages for bad input."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_UP, Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
 
+from apps.approvals.models import ApprovalRequest, Policy
 from apps.approvals.policies import policy_for
 from apps.core import amounts
 from apps.kraken.models import Asset
@@ -22,6 +27,8 @@ from apps.vault.selectors import NoCredential, credential_for, designated_creden
 AMOUNT_NOT_A_NUMBER = "Enter the amount as a number, for example 0.25."
 AMOUNT_NOT_POSITIVE = "The amount must be more than zero."
 AMOUNT_TOO_PRECISE = "{asset} amounts have at most {places} decimals."
+AMOUNT_TOO_LARGE = "The amount must be less than {limit}."
+VALUE_TOO_LARGE = "The amount is worth more than the approvals can record ({currency} {limit})."
 UNKNOWN_ASSET = "Kraken lists no asset called “{asset}”."
 ACCOUNT_NOT_HERE = "Choose one of this organization's active Kraken accounts."
 CANNOT_REQUEST = "Your role cannot request withdrawals or transfers."
@@ -29,8 +36,23 @@ PRICE_UNAVAILABLE = (
     "{reason} The approval tier depends on the value, so nothing is requested until the price "
     "is current."
 )
+DAILY_CAP_REACHED = (
+    "Over the organization's daily cap for {asset}: {total} {asset} in the last 24 hours with "
+    "this one (workflow runs included), the cap is {cap} {asset}. Nothing is sent."
+)
+# The caps' window, as the approvals count it (apps.approvals.services: rolling 24 hours).
+CAP_WINDOW = timedelta(hours=24)
+# Movements that did not and will not move money: not counted against a cap.
+NOT_SPENT = ("refused", "not_sent", "rejected", "expired", "cancelled", "voided", "failure")
+
 # Approvals store values with 8 decimals.
 VALUE_PLACES = 8
+# The largest amount taken (a whole number of digits well inside every amount column: the
+# storage columns keep 20 integer digits, the approvals' 20 too); beyond it, a field error
+# rather than the database's overflow.
+AMOUNT_MAX_INTEGER_DIGITS = 15
+# Values are stored by the approvals with 28 digits, 8 of them decimals.
+VALUE_MAX_INTEGER_DIGITS = 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,9 @@ def clean_amount(value: object, asset: Asset, *, field: str = "amount") -> Decim
         raise ValidationError({field: AMOUNT_NOT_A_NUMBER}) from None
     if amount <= 0:
         raise ValidationError({field: AMOUNT_NOT_POSITIVE})
+    if amount >= Decimal(10) ** AMOUNT_MAX_INTEGER_DIGITS:
+        limit = f"{Decimal(10) ** AMOUNT_MAX_INTEGER_DIGITS:,f}"
+        raise ValidationError({field: AMOUNT_TOO_LARGE.format(limit=limit)})
     exponent = amount.normalize().as_tuple().exponent
     places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
     if places > asset.decimals:
@@ -63,6 +88,55 @@ def clean_amount(value: object, asset: Asset, *, field: str = "amount") -> Decim
             {field: AMOUNT_TOO_PRECISE.format(asset=asset.symbol, places=asset.decimals)}
         )
     return amount
+
+
+def daily_cap_check(
+    *,
+    org: Organization,
+    kind: str,
+    info: Asset,
+    amount: Decimal,
+    movements: models.QuerySet[Any],
+) -> None:
+    """Refuse (next to the amount) a movement of `amount` that takes the organization over the
+    daily cap for its asset in the `kind` policy (Approvals → velocity caps). Counts, in the
+    last 24 hours, the `kind` approval requests that are or may still be spent (what the
+    approvals count) and the `movements` (this kind's Withdrawal or Transfer rows) sent under
+    another approval — a workflow's, which the approvals do not see. Call it in the
+    transaction that records the movement: it locks the policy, so two at once cannot both
+    fit."""
+    policy = Policy.objects.select_for_update().filter(org=org, kind=kind).first()
+    cap_text = policy.velocity_caps.get(info.symbol) if policy is not None else None
+    if cap_text is None:
+        return
+    cap = Decimal(str(cap_text))
+    since = timezone.now() - CAP_WINDOW
+    requested = ApprovalRequest.objects.filter(
+        org=org,
+        kind=kind,
+        asset=info.symbol,
+        created_at__gt=since,
+        status__in=[
+            ApprovalRequest.Status.PENDING,
+            ApprovalRequest.Status.APPROVED,
+            ApprovalRequest.Status.EXECUTED,
+        ],
+    ).aggregate(total=models.Sum("amount"))["total"] or Decimal(0)
+    names = {info.symbol, info.altname or info.symbol, info.kraken_id or info.symbol}
+    sent_otherwise = movements.filter(
+        org=org, asset__in=names, created_at__gt=since, approval__isnull=False
+    ).exclude(approval__kind=kind).exclude(status__in=NOT_SPENT).aggregate(
+        total=models.Sum("amount")
+    )["total"] or Decimal(0)
+    total = requested + sent_otherwise + amount
+    if total > cap:
+        raise ValidationError(
+            {
+                "amount": DAILY_CAP_REACHED.format(
+                    asset=info.symbol, total=plain(total), cap=plain(cap)
+                )
+            }
+        )
 
 
 def check_requester(requester: Membership) -> None:
@@ -100,6 +174,9 @@ def valued(*, org: Organization, kind: str, asset: str, amount: Decimal) -> Valu
     except ConversionError as error:
         raise ValidationError({"amount": PRICE_UNAVAILABLE.format(reason=error.message)}) from None
     value = amounts.quantize(valuation.value, VALUE_PLACES)
+    if value >= Decimal(10) ** VALUE_MAX_INTEGER_DIGITS:
+        limit = f"{Decimal(10) ** VALUE_MAX_INTEGER_DIGITS:,f}"
+        raise ValidationError({"amount": VALUE_TOO_LARGE.format(currency=currency, limit=limit)})
     return Valued(
         value=value,
         currency=currency,

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -32,6 +32,7 @@ from apps.funding.services.common import (
     check_requester,
     clean_amount,
     current_value,
+    daily_cap_check,
     plain,
     valued,
 )
@@ -106,6 +107,11 @@ def transfer_request(
     """
     check_requester(requester)
     org = requester.org
+    if source:
+        # Idempotent on its source (a workflow run asked again): the one already made.
+        existing = Transfer.objects.filter(org=org, source=source[:64]).first()
+        if existing is not None:
+            return existing
     check_account(org, from_account, field="from_account")
     check_account(org, to_account, field="to_account")
     master = _check_pair(from_account, to_account)
@@ -127,19 +133,30 @@ def transfer_request(
     acting_credential(account=master, requester=requester, unattended=unattended)
     worth = valued(org=org, kind=KIND, asset=info.symbol, amount=clean)
     with transaction.atomic():
-        transfer = Transfer.objects.create(
-            org=org,
-            from_account=from_account,
-            to_account=to_account,
-            asset=info.altname or info.symbol,
-            amount=clean,
-            memo=memo.strip()[:200],
-            value=worth.value,
-            currency=worth.currency,
-            rate=worth.rate[:80],
-            requested_by=requester.user,
-            source=source[:64],
+        daily_cap_check(
+            org=org, kind=KIND, info=info, amount=clean, movements=Transfer.objects.all()
         )
+        try:
+            with transaction.atomic():
+                transfer = Transfer.objects.create(
+                    org=org,
+                    from_account=from_account,
+                    to_account=to_account,
+                    asset=info.altname or info.symbol,
+                    amount=clean,
+                    memo=memo.strip()[:200],
+                    value=worth.value,
+                    currency=worth.currency,
+                    rate=worth.rate[:80],
+                    requested_by=requester.user,
+                    source=source[:64],
+                )
+        except IntegrityError:
+            # The same source (a workflow run) made it meanwhile: that one, not a second.
+            existing = Transfer.objects.filter(org=org, source=source[:64]).first()
+            if source and existing is not None:
+                return existing
+            raise
         audit_record(
             action="funding.transfer.request",
             actor=requester,

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -32,6 +32,7 @@ from apps.funding.services.common import (
     check_requester,
     clean_amount,
     current_value,
+    daily_cap_check,
     fee_cap,
     plain,
     valued,
@@ -229,6 +230,11 @@ def withdrawal_request(
     commit together); Kraken is only read before it, and the send happens after commit.
     """
     check_requester(requester)
+    if source:
+        # Idempotent on its source (a workflow run asked again): the one already made.
+        existing = Withdrawal.objects.filter(org=account.org, source=source[:64]).first()
+        if existing is not None:
+            return existing
     checked = withdrawal_preview(
         requester=requester,
         account=account,
@@ -252,25 +258,40 @@ def withdrawal_request(
             raise ValidationError(
                 {"destination": ALREADY_IN_FLIGHT.format(asset=info.symbol, key=destination.key)}
             )
-        withdrawal = Withdrawal.objects.create(
+        daily_cap_check(
             org=account.org,
-            account=account,
-            destination=destination,
-            asset=destination.asset,
-            method=preview.method or destination.method,
+            kind=KIND,
+            info=info,
             amount=clean,
-            key=destination.key,
-            address=destination.address,
-            fee_preview=preview.fee,
-            amount_received_preview=preview.amount_received,
-            max_fee=checked["max_fee"],
-            memo=memo.strip()[:200],
-            value=worth.value,
-            currency=worth.currency,
-            rate=worth.rate[:80],
-            requested_by=requester.user,
-            source=source[:64],
+            movements=Withdrawal.objects.all(),
         )
+        try:
+            with transaction.atomic():
+                withdrawal = Withdrawal.objects.create(
+                    org=account.org,
+                    account=account,
+                    destination=destination,
+                    asset=destination.asset,
+                    method=preview.method or destination.method,
+                    amount=clean,
+                    key=destination.key,
+                    address=destination.address,
+                    fee_preview=preview.fee,
+                    amount_received_preview=preview.amount_received,
+                    max_fee=checked["max_fee"],
+                    memo=memo.strip()[:200],
+                    value=worth.value,
+                    currency=worth.currency,
+                    rate=worth.rate[:80],
+                    requested_by=requester.user,
+                    source=source[:64],
+                )
+        except IntegrityError:
+            # The same source (a workflow run) made it meanwhile: that one, not a second.
+            existing = Withdrawal.objects.filter(org=account.org, source=source[:64]).first()
+            if source and existing is not None:
+                return existing
+            raise
         audit_record(
             action="funding.withdrawal.request",
             actor=requester,

@@ -28,13 +28,14 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from apps.approvals.models import ApprovalRequest
+from apps.core.amounts import round_down
 from apps.core.trail import audit_record
 from apps.market.conversion import ConversionError
 from apps.notifications.services import notify
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
 from apps.schedules import live
-from apps.schedules.models import Run, RunEvent, Workflow, plain
+from apps.schedules.models import DECIMAL_PLACES, Run, RunEvent, Workflow, plain
 from apps.schedules.registry import Decision, Reference, RunContext, action_find
 from apps.schedules.services import workflow_is_approved
 
@@ -244,7 +245,9 @@ def run_decide(*, run_id: int) -> Run:
 
 
 def _decide_amount(run: Run, workflow: Workflow, decision: Decision) -> None:
-    amount = decision.amount or Decimal(0)
+    # Cut down to what the run's column holds: PostgreSQL would round a 9th decimal half away
+    # from zero, so the stored (and executed) amount could exceed what the action decided.
+    amount = round_down(decision.amount or Decimal(0), DECIMAL_PLACES)
     text = decision.text
     if decision.asset != workflow.cap_asset:
         blocked = ASSET_MISMATCH.format(asset=decision.asset, cap_asset=workflow.cap_asset)

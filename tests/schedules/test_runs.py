@@ -100,6 +100,18 @@ def test_an_approved_once_workflow_moves_the_excess(make_workflow) -> None:
     assert record.detail["inputs"] == {"spendable BTC": "3.5", "keep": "1"}
 
 
+def test_a_decided_amount_beyond_eight_decimals_is_cut_down_never_rounded_up(
+    make_workflow,
+) -> None:
+    # 2.1234567895 above the kept 1: PostgreSQL would round the 9th decimal up, moving more
+    # than the action decided; the run stores and executes the amount cut down.
+    actions.balance_set("BTC", "3.1234567895")
+    run = due_run(approve_once(make_workflow(approval_mode="once")))
+    assert run.state == Run.State.SUCCEEDED
+    assert run.amount == Decimal("2.12345678")
+    assert actions.moves() == {f"schedules.run:{run.pk}": "2.12345678 BTC"}
+
+
 def test_caps_reduce_a_sweep_and_stop_it_once_the_day_is_used(make_workflow) -> None:
     actions.balance_set("BTC", "100")
     workflow = approve_once(make_workflow(approval_mode="once", per_run_cap="4", per_day_cap="10"))

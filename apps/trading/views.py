@@ -25,11 +25,13 @@ from apps.market import presenters as market_presenters
 from apps.market import selectors as market_selectors
 from apps.market.store import symbol_slug
 from apps.orgs.access import org_view
+from apps.orgs.dashboard import DashboardPanel
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
 from apps.trading import selectors, services, streams
 from apps.trading.forms import AmendForm, KillSwitchForm, TicketForm
 from apps.trading.models import DeadMansSwitch
+from apps.trading.panels import desk_panel_context
 from apps.trading.rules import Check, ticket_check
 
 DEFAULT_PAIR = "BTC/USD"
@@ -155,6 +157,11 @@ def _render_desk(
         "can_halt": membership.can(Capability.MANAGE_POLICIES)
         and membership.can(Capability.OVERSEE_KEYS),
         "balances": account_balances(account=account) if account is not None else [],
+        # Today's P&L, open orders and recent fills of the organization: the home page's desk
+        # panel, refreshed live as fills arrive (apps.trading.live_blotter).
+        "desk_panel": DashboardPanel(
+            "trading/_desk_panel.html", "Desk", desk_panel_context(membership)
+        ),
         "dms": DeadMansSwitch.objects.filter(account=account).first() if account else None,
         "dms_minimum": streams.minimum_timeout(),
         "dms_takeover": streams.takeover_seconds(),

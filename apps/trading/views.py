@@ -37,6 +37,9 @@ from apps.trading.rules import Check, ticket_check
 DEFAULT_PAIR = "BTC/USD"
 SUBMITTED = "Order #{pk} submitted: it is sent to Kraken once."
 KILL_SWITCH_STEP_UP = "Halting trading for the organization"
+IN_FLIGHT_MESSAGE = (
+    " {count} order(s) or amend(s) were already on their way to Kraken: they are listed below."
+)
 HALTED_MESSAGE = "Trading is halted."
 RELEASED_MESSAGE = "Trading is resumed."
 
@@ -383,7 +386,7 @@ def kill_switch_view(request: HtmxHttpRequest, membership: Membership) -> HttpRe
     if request.method == "POST":
         if form.is_valid():
             try:
-                services.kill_switch_activate(
+                switch = services.kill_switch_activate(
                     membership=membership,
                     cancel_all=form.cleaned_data["cancel_all"],
                     reason=form.cleaned_data.get("reason") or "",
@@ -393,7 +396,12 @@ def kill_switch_view(request: HtmxHttpRequest, membership: Membership) -> HttpRe
                 form.add_error(None, " ".join(error.messages))
                 status = 409
             else:
-                messages.warning(request, HALTED_MESSAGE)
+                in_flight = switch.in_flight.count()
+                messages.warning(
+                    request,
+                    HALTED_MESSAGE
+                    + (IN_FLIGHT_MESSAGE.format(count=in_flight) if in_flight else ""),
+                )
                 url = reverse("trading:kill-switch", kwargs={"org": membership.org.slug})
                 if request.htmx:
                     return HttpResponseClientRedirect(url)
@@ -406,7 +414,13 @@ def kill_switch_view(request: HtmxHttpRequest, membership: Membership) -> HttpRe
     return render(
         request,
         "trading/kill_switch.html",
-        {"membership": membership, "form": form, "halt": halt, "history": latest},
+        {
+            "membership": membership,
+            "form": form,
+            "halt": halt,
+            "in_flight": selectors.halt_in_flight(switch=halt) if halt else [],
+            "history": latest,
+        },
         status=status,
     )
 

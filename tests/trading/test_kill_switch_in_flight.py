@@ -57,8 +57,9 @@ def test_an_order_in_flight_at_a_cancel_everything_halt_is_listed_and_cancelled_
         membership=trader, ticket=limit_ticket(trading_desk.account, price="1000")
     )
     assert order.operation is not None
+    sent = order.operation.pk
     eventually(
-        lambda: Operation.objects.filter(pk=order.operation_id, state=State.SENDING).exists(),
+        lambda: Operation.objects.filter(pk=sent, state=State.SENDING).exists(),
         timeout=60,
     )
 
@@ -81,7 +82,7 @@ def test_an_order_in_flight_at_a_cancel_everything_halt_is_listed_and_cancelled_
 
     # Whichever reached Kraken first, the portal cannot tell: both settle, then...
     eventually(lambda: Operation.objects.get(pk=first_cancel.pk).state == State.DONE, timeout=60)
-    eventually(lambda: Operation.objects.get(pk=order.operation_id).state == State.DONE, timeout=60)
+    eventually(lambda: Operation.objects.get(pk=sent).state == State.DONE, timeout=60)
     # Then CancelAll once more, as its own exchange operation, and nothing is left open.
     again = eventually(
         lambda: Operation.objects.filter(kind=Kind.CANCEL_ALL).exclude(pk=first_cancel.pk).first(),

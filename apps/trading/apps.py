@@ -34,6 +34,10 @@ def register_hooks() -> None:
         on_not_placed=outcomes.on_cancel_failed,
     )
     operation_hook_register(Kind.CANCEL_ALL, on_done=outcomes.on_cancel_all_done)
+    # A "cancel everything" halt: CancelAll once more after the orders already in flight.
+    settled = services.kill_switch_in_flight_settled
+    for kind in (Kind.ADD_ORDER, Kind.CANCEL_ALL):
+        operation_hook_register(kind, on_done=settled, on_rejected=settled, on_not_placed=settled)
     # The kill switch also stops orders and amends queued before it (checked at send time).
     # Only trading guards these kinds; clearing first keeps a second registration (tests)
     # from doubling them.

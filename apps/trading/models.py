@@ -317,6 +317,11 @@ class KillSwitch(models.Model):
     # The CancelAll operations it prepared, and accounts it could not reach (no designated key).
     operations = models.ManyToManyField(Operation, blank=True, related_name="+")
     skipped = models.JSONField(default=list, blank=True)
+    # The orders and amends already on their way to Kraken when the halt landed (SENDING or
+    # UNKNOWN: they left, or may have, before it), and the accounts whose CancelAll was issued
+    # again once those settled (an order that reached Kraken after the first CancelAll).
+    in_flight = models.ManyToManyField(Operation, blank=True, related_name="+")
+    reissued = models.JSONField(default=list, blank=True)
     released_by = models.ForeignKey(
         Membership,
         null=True,

@@ -3,12 +3,14 @@ organization's orders; nobody sees another organization's (a 404, not a 403)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 from django.http import Http404
 
 from apps.exchange.models import ExchangeFill, Operation
 from apps.orgs.models import KrakenAccount, Membership, Organization
-from apps.trading.models import LIVE_STATES, KillSwitch, Order
+from apps.trading.models import LIVE_STATES, KillSwitch, Order, OrderEvent
 
 ORDER_NOT_FOUND = "No such order."
 ACCOUNT_NOT_FOUND = "No such account."
@@ -83,3 +85,29 @@ def preflight_get(*, membership: Membership, pk: int) -> Operation:
     if operation is None:
         raise Http404(ORDER_NOT_FOUND)
     return operation
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """An order or amend that was already on its way to Kraken when the halt landed."""
+
+    operation: Operation
+    order: Order | None
+
+
+def halt_in_flight(*, switch: KillSwitch) -> list[InFlight]:
+    """The halt's in-flight sends, each with its order (the order it placed, or amended)."""
+    operations = list(switch.in_flight.order_by("pk"))
+    placed = {
+        o.operation_id: o
+        for o in Order.objects.filter(operation__in=operations).select_related("placed_by__user")
+    }
+    amended = {
+        e.operation_id: e.order
+        for e in OrderEvent.objects.filter(operation__in=operations).select_related(
+            "order__placed_by__user"
+        )
+    }
+    return [
+        InFlight(operation=op, order=placed.get(op.pk) or amended.get(op.pk)) for op in operations
+    ]

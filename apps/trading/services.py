@@ -24,7 +24,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.core.trail import audit_record
-from apps.exchange.models import Kind, Operation
+from apps.exchange.models import UNSETTLED, Kind, Operation, State
 from apps.exchange.services import operation_prepare
 from apps.orgs.models import KrakenAccount, Membership, Organization
 from apps.orgs.permissions import Capability
@@ -569,6 +569,17 @@ def kill_switch_activate(
             switch.operations.set(operations)
             switch.skipped = skipped
             switch.save(update_fields=["skipped"])
+        # What had already left (or may have): the halt cannot stop it. The page lists these;
+        # with cancel_all, each account's CancelAll is issued once more after they settle.
+        in_flight = list(
+            Operation.objects.filter(
+                org_id=membership.org_id,
+                kind__in=IN_FLIGHT_KINDS,
+                validate_only=False,
+                state__in=(State.SENDING, State.UNKNOWN),
+            ).order_by("pk")
+        )
+        switch.in_flight.set(in_flight)
         audit_record(
             action="trading.kill_switch.activated",
             actor=membership,
@@ -578,6 +589,7 @@ def kill_switch_activate(
                 "cancel_all": cancel_all,
                 "operations": [o.pk for o in operations],
                 "skipped": skipped,
+                "in_flight": [o.pk for o in in_flight],
                 "reason": reason[:300],
             },
             request=request,
@@ -608,6 +620,65 @@ def kill_switch_release(
         )
         live.halt_changed_on_commit(membership.org)
     return switch
+
+
+IN_FLIGHT_KINDS = (Kind.ADD_ORDER, Kind.AMEND_ORDER)
+REISSUE_REASON = "kill switch: again, after orders in flight settled"
+
+
+def kill_switch_in_flight_settled(operation: Operation) -> None:
+    """An AddOrder or a CancelAll settled while the organization is halted with cancel-all
+    (registered as their result hook). An order that was already on its way when the halt
+    landed may have reached Kraken after the halt's CancelAll: once every such send on the
+    account and that CancelAll have settled, and one of those orders was placed, CancelAll is
+    issued once more on the account (an exchange operation like the first), so "cancel
+    everything" leaves nothing open. An AddOrder that settles DONE during the halt passed the
+    send guard before the halt committed: it counts as in flight even if the halt did not see
+    it SENDING."""
+    with transaction.atomic(durable=True):
+        switch = (
+            KillSwitch.objects.select_for_update()
+            .select_related("activated_by__org", "activated_by__user")
+            .filter(org_id=operation.org_id, released_at__isnull=True, cancel_all=True)
+            .first()
+        )
+        if switch is None:
+            return
+        account_id = operation.account_id
+        if account_id in switch.reissued:
+            return
+        if operation.kind == Kind.ADD_ORDER and operation.state == State.DONE:
+            switch.in_flight.add(operation)
+        sends = [o for o in switch.in_flight.all() if o.account_id == account_id]
+        cancels = [o for o in switch.operations.all() if o.account_id == account_id]
+        if not cancels or any(o.state in UNSETTLED for o in (*sends, *cancels)):
+            return  # no CancelAll reached this account, or something is still on its way
+        if not any(o.kind == Kind.ADD_ORDER and o.state == State.DONE for o in sends):
+            return  # nothing in flight was placed: the first CancelAll was enough
+        switch.reissued = [*switch.reissued, account_id]
+        account = KrakenAccount.objects.get(pk=account_id)
+        try:
+            again = _cancel_all_account(
+                membership=switch.activated_by, account=account, reason=REISSUE_REASON
+            )
+        except (NoCredential, ValidationError) as error:
+            messages = getattr(error, "messages", None) or [str(error)]
+            switch.skipped = [*switch.skipped, f"{account.label} (again): {' '.join(messages)}"]
+            switch.save(update_fields=["reissued", "skipped"])
+            return
+        switch.operations.add(again)
+        switch.save(update_fields=["reissued"])
+        audit_record(
+            action="trading.kill_switch.cancel_all_again",
+            org=switch.org,
+            target=switch,
+            detail={
+                "account": account_id,
+                "operation": again.pk,
+                "after": [o.pk for o in sends],
+            },
+        )
+        live.halt_changed_on_commit(switch.org)
 
 
 HALTED_AT_SEND = "trading was halted (kill switch) before it left"

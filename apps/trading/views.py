@@ -25,16 +25,21 @@ from apps.market import presenters as market_presenters
 from apps.market import selectors as market_selectors
 from apps.market.store import symbol_slug
 from apps.orgs.access import org_view
+from apps.orgs.dashboard import DashboardPanel
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
 from apps.trading import selectors, services, streams
 from apps.trading.forms import AmendForm, KillSwitchForm, TicketForm
 from apps.trading.models import DeadMansSwitch
+from apps.trading.panels import desk_panel_context
 from apps.trading.rules import Check, ticket_check
 
 DEFAULT_PAIR = "BTC/USD"
 SUBMITTED = "Order #{pk} submitted: it is sent to Kraken once."
 KILL_SWITCH_STEP_UP = "Halting trading for the organization"
+IN_FLIGHT_MESSAGE = (
+    " {count} order(s) or amend(s) were already on their way to Kraken: they are listed below."
+)
 HALTED_MESSAGE = "Trading is halted."
 RELEASED_MESSAGE = "Trading is resumed."
 
@@ -155,6 +160,11 @@ def _render_desk(
         "can_halt": membership.can(Capability.MANAGE_POLICIES)
         and membership.can(Capability.OVERSEE_KEYS),
         "balances": account_balances(account=account) if account is not None else [],
+        # Today's P&L, open orders and recent fills of the organization: the home page's desk
+        # panel, refreshed live as fills arrive (apps.trading.live_blotter).
+        "desk_panel": DashboardPanel(
+            "trading/_desk_panel.html", "Desk", desk_panel_context(membership)
+        ),
         "dms": DeadMansSwitch.objects.filter(account=account).first() if account else None,
         "dms_minimum": streams.minimum_timeout(),
         "dms_takeover": streams.takeover_seconds(),
@@ -376,7 +386,7 @@ def kill_switch_view(request: HtmxHttpRequest, membership: Membership) -> HttpRe
     if request.method == "POST":
         if form.is_valid():
             try:
-                services.kill_switch_activate(
+                switch = services.kill_switch_activate(
                     membership=membership,
                     cancel_all=form.cleaned_data["cancel_all"],
                     reason=form.cleaned_data.get("reason") or "",
@@ -386,7 +396,12 @@ def kill_switch_view(request: HtmxHttpRequest, membership: Membership) -> HttpRe
                 form.add_error(None, " ".join(error.messages))
                 status = 409
             else:
-                messages.warning(request, HALTED_MESSAGE)
+                in_flight = switch.in_flight.count()
+                messages.warning(
+                    request,
+                    HALTED_MESSAGE
+                    + (IN_FLIGHT_MESSAGE.format(count=in_flight) if in_flight else ""),
+                )
                 url = reverse("trading:kill-switch", kwargs={"org": membership.org.slug})
                 if request.htmx:
                     return HttpResponseClientRedirect(url)
@@ -399,7 +414,13 @@ def kill_switch_view(request: HtmxHttpRequest, membership: Membership) -> HttpRe
     return render(
         request,
         "trading/kill_switch.html",
-        {"membership": membership, "form": form, "halt": halt, "history": latest},
+        {
+            "membership": membership,
+            "form": form,
+            "halt": halt,
+            "in_flight": selectors.halt_in_flight(switch=halt) if halt else [],
+            "history": latest,
+        },
         status=status,
     )
 

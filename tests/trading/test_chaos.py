@@ -34,12 +34,17 @@ from tests.plugins.celery_worker import sandbox_environment
 from tests.trading.conftest import TradingDesk, limit_ticket, make_trading_desk
 from tests.vault.conftest import KEK_1
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
-
 ORDERS = int(os.environ.get("DESK_CHAOS_ORDERS", "60"))
 CHANGES = int(os.environ.get("DESK_CHAOS_CHANGES", "15"))
 TRADERS = 4
-SETTLE_TIMEOUT = 300.0
+# The full run (500 orders) queues behind one worker on a shared machine: its waits grow with it.
+SETTLE_TIMEOUT = max(300.0, ORDERS * 2.0)
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(max(600, int(SETTLE_TIMEOUT * 2.5))),
+]
 ORDER_METHODS = ["AddOrder", "AmendOrder", "CancelOrder"]
 
 

@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from apps.accounts.models import EncryptedTOTPDevice, User
 from apps.accounts.selectors import two_factor_enabled
+from apps.approvals.registry import approval_kinds
+from apps.approvals.selectors import approvals_waiting
 from apps.audit.presentation import action_title, detail_fields
 from apps.audit.selectors import audit_recent
 from apps.market import presenters
@@ -147,7 +149,31 @@ def feed_panel(request: HttpRequest, membership: Membership) -> DashboardPanel:
             "ok": market.market_feeder_ok(),
             "heard_seconds": int(time.time() - heard) if heard else None,
             "rebuilding": pulse["down"],
+            # Kraken's own word (maintenance, cancel_only, post_only), as the feeder received it.
+            "kraken": market.system_status(),
         },
+    )
+
+
+APPROVALS_SHOWN = 5
+
+
+def approvals_panel(request: HttpRequest, membership: Membership) -> DashboardPanel:
+    """What waits for this member's decision (the inbox's first rows): one query."""
+    labels = {kind.key: kind.label for kind in approval_kinds()}
+    waiting = list(
+        approvals_waiting(membership=membership)
+        .select_related("requester")
+        .order_by("created_at", "id")[: APPROVALS_SHOWN + 1]
+    )
+    rows = [
+        {"approval": approval, "label": labels.get(approval.kind, approval.kind)}
+        for approval in waiting[:APPROVALS_SHOWN]
+    ]
+    return DashboardPanel(
+        "dashboard/_approvals.html",
+        "Waiting for your approval",
+        {"rows": rows, "more": len(waiting) > APPROVALS_SHOWN},
     )
 
 
@@ -202,6 +228,7 @@ def register() -> None:
     dashboard_attention_register(onboarding_attention)
     dashboard_attention_register(key_attention)
     dashboard_attention_register(two_factor_attention)
+    dashboard_panel_register(approvals_panel, order=3)
     dashboard_panel_register(desk_panel, order=5)
     dashboard_panel_register(watchlist_panel, order=10)
     dashboard_panel_register(treasury_panel, order=15)

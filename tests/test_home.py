@@ -147,3 +147,38 @@ def test_recent_activity_follows_the_role(owner, trader, viewer, client_for, sto
     assert "Your recent activity" in traders
     assert "Role changed" in traders  # done to them
     assert "API key revoked" not in traders  # someone else's
+
+
+def test_home_lists_what_waits_for_my_approval_and_nothing_for_others(
+    owner: Any, admin: Any, viewer: Any, trader: Any, client_for: Any
+) -> None:
+    from apps.approvals.role_grants import role_grant_gate
+
+    assert "Nothing waits for your approval" in page(client_for(owner))
+    role_grant_gate(actor=admin, role="trader", member=viewer, email=None, request=None)
+    html = page(client_for(owner))
+    assert "Waiting for your approval" in html
+    assert f"asked by {admin.user.email}" in html
+    assert "Nothing waits for your approval" not in html
+    # The admin asked (never their own approver) and a trader may not decide role grants.
+    assert "Nothing waits for your approval" in page(client_for(admin))
+    assert "Nothing waits for your approval" in page(client_for(trader))
+
+
+def test_home_says_krakens_own_status(owner: Any, client_for: Any, store: Any) -> None:
+    from apps.market.store import SYSTEM_STATUS_KEY
+
+    now = time.time()
+    store.hset(
+        SYSTEM_STATUS_KEY, mapping={"status": "maintenance", "since": now, "received_at": now}
+    )
+    try:
+        html = page(client_for(owner))
+        assert "Maintenance" in html
+        assert "no order can be placed or cancelled" in html
+        store.hset(
+            SYSTEM_STATUS_KEY, mapping={"status": "online", "since": now, "received_at": now}
+        )
+        assert "Maintenance" not in page(client_for(owner))
+    finally:
+        store.delete(SYSTEM_STATUS_KEY)

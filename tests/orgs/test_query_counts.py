@@ -138,11 +138,12 @@ def test_the_overview_and_audit_pages_stay_within_their_query_budget(
     _grow(org, owner, 5)
     pages = {
         # members count, pending invitations; the home's panels, each a fixed number of queries
-        # whatever the rows: the member's keys, their watchlist, recent activity (3); desk: the
+        # whatever the rows: approvals waiting for me (1); the member's keys, their watchlist,
+        # recent activity (3); desk: the
         # accounts, open orders (2); treasury: accounts, the value series, withdrawals,
         # transfers (4); staking: accounts (1, then one aggregate); workflows: runs waiting for
         # me, recent failures, next runs (3)
-        reverse("orgs:dashboard", kwargs={"org": org.slug}): 15,
+        reverse("orgs:dashboard", kwargs={"org": org.slug}): 16,
         # the actor filter's choices, one page of records
         reverse("audit:record-list", kwargs={"org": org.slug}): 2,
     }

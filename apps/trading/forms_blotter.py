@@ -4,10 +4,11 @@ members and keys, and dates are days in the reader's time zone."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, cast
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from apps.kraken.naming import pair_symbol
 from apps.orgs.models import KrakenAccount
@@ -15,6 +16,25 @@ from apps.trading.selectors_blotter import EXTERNAL, ORDER_STATUSES, BlotterFilt
 
 DATE_RANGE_REVERSED = "The end date is before the start date."
 FILTER_FIELDS = ("account", "pair", "side", "member", "key", "status", "since", "until")
+
+
+# Days a blotter or P&L range may name: far wider than any account's history, and narrow enough
+# that "the day after" is always a date (9999-12-31 + 1 day overflowed into a 500).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2100, 12, 31)
+DAY_VALIDATORS = [
+    MinValueValidator(FIRST_DAY, message="Choose a day from 2000 on."),
+    MaxValueValidator(LAST_DAY, message="Choose a day before 2101."),
+]
+
+
+def day_field(label: str) -> forms.DateField:
+    return forms.DateField(
+        required=False,
+        label=label,
+        validators=DAY_VALIDATORS,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
 
 
 class BlotterFilterForm(forms.Form):
@@ -26,12 +46,8 @@ class BlotterFilterForm(forms.Form):
     member = forms.ChoiceField(required=False, label="Placed by")
     key = forms.TypedChoiceField(required=False, label="API key", coerce=int, empty_value=None)
     status = forms.ChoiceField(required=False, label="Status")
-    since = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    until = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
-    )
+    since = day_field("From")
+    until = day_field("To")
 
     def __init__(
         self,

@@ -172,6 +172,12 @@ class Order(models.Model):
             models.Index(fields=("account", "pair", "created_at"), name="trading_order_daily"),
         )
         constraints = (
+            # An order that was not placed is submitted again at most once.
+            models.UniqueConstraint(
+                fields=("resubmission_of",),
+                condition=Q(resubmission_of__isnull=False),
+                name="trading_order_resubmitted_once",
+            ),
             models.UniqueConstraint(
                 fields=("account", "txid"),
                 condition=~Q(txid=""),

@@ -52,6 +52,9 @@ AMEND_NOTHING = "Enter a new price or quantity."
 AMEND_TYPES = "Only limit, iceberg and stop orders can be amended."
 AMEND_QTY_FILLED = "The new quantity must be above what has already filled ({filled})."
 RESUBMIT_ONLY_NOT_PLACED = "Only an order that was not placed can be submitted again."
+ALREADY_RESUBMITTED = (
+    "This order was already submitted again as order #{pk}; it is not sent a second time."
+)
 KILL_SWITCH_ROLE = "Only an owner or an admin can use the kill switch."
 KILL_SWITCH_ACTIVE = "Trading is halted already."
 KILL_SWITCH_NOT_ACTIVE = "Trading is not halted."
@@ -119,6 +122,13 @@ def order_submit(
     refused: Check | None = None
     with transaction.atomic(durable=True):
         _lock_org(membership.org)
+        if resubmission_of is not None:
+            # Under the organization's lock: a double click, a second tab or the back button
+            # must not send the same order twice (each attempt would carry a new cl_ord_id, so
+            # nothing further down could tell them apart). A constraint backs this up.
+            earlier = Order.objects.filter(resubmission_of=resubmission_of).first()
+            if earlier is not None:
+                raise ValidationError(ALREADY_RESUBMITTED.format(pk=earlier.pk))
         check = ticket_check(membership=membership, ticket=ticket)
         if not check.ok or check.errors:
             refused = check

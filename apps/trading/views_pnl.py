@@ -25,6 +25,7 @@ from apps.orgs.dashboard import DashboardPanel
 from apps.orgs.models import KrakenAccount, Membership
 from apps.orgs.permissions import Capability
 from apps.trading import selectors_blotter as blotter
+from apps.trading.forms_blotter import day_field
 from apps.trading.panels import desk_panel_context
 from apps.trading.pnl import EXTERNAL, Line, Report, pnl_report, pnl_window
 from apps.trading.pnl_models import OpeningLot
@@ -43,12 +44,8 @@ class HtmxHttpRequest(HttpRequest):
 
 
 class PnlRangeForm(forms.Form):
-    since = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    until = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
-    )
+    since = day_field("From")
+    until = day_field("To")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -245,6 +245,12 @@ def test_a_submission_that_ends_not_placed_shows_so_and_is_never_resent(
     assert again.state == OrderState.OPEN
     assert trading_desk.orders_with(exchange_sandbox, again.cl_ord_id) == 1
 
+    # A second "Submit again" (double click, another tab) sends nothing more.
+    with pytest.raises(ValidationError, match=f"already submitted again as order #{again.pk}"):
+        services.order_resubmit(membership=trader, order=order)
+    assert Order.objects.filter(resubmission_of=order).count() == 1
+    assert Operation.objects.filter(kind=Kind.ADD_ORDER, validate_only=False).count() == 2
+
 
 def test_a_demoted_traders_queued_order_is_not_sent(
     trading_desk: TradingDesk,

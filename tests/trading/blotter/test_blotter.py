@@ -125,6 +125,20 @@ def test_a_reversed_date_range_is_shown_next_to_the_field(desk, viewer, client_f
     assert "Correct the filters to see the matching rows." in html
 
 
+@pytest.mark.parametrize("url", [HISTORY, FILLS, HISTORY_CSV, FILLS_CSV, "pnl"])
+def test_a_day_at_the_end_of_the_calendar_is_a_field_error_not_a_500(
+    url, desk, viewer, client_for
+) -> None:
+    # "The day after" 9999-12-31 does not exist: it overflowed into a 500 on every one of these.
+    if url == "pnl":
+        url = reverse("trading:pnl", kwargs={"org": "acme"})
+    for query in ({"until": "9999-12-31"}, {"since": "9999-12-31"}):
+        response = client_for(viewer).get(url, query)
+        assert response.status_code in (200, 400), (url, query, response.status_code)
+        if not url.endswith(".csv"):
+            assert "Choose a day before 2101." in unescape(response.content.decode())
+
+
 def test_another_organizations_key_or_account_selects_nothing(
     desk, trader, outsider, client_for
 ) -> None:

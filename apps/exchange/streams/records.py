@@ -253,7 +253,17 @@ def _record_fill(
 
 
 def _refresh_fee(order: ExchangeOrder) -> None:
-    order.fee = sum((_fee_qty(fees) for fees in order.fills.values_list("fees", flat=True)), ZERO)
+    # Kraken's order `fee` is in the quote currency. A fee charged in another asset (fcib, or a
+    # fee-credit asset) stays on its fills' (asset, qty) lists and is never added into this one
+    # number: 0.26 USD and 0.0001 BTC do not sum.
+    quote = order.pair.partition("/")[2]
+    order.fee = sum(
+        (
+            _fee_qty(fee for fee in fees if fee.get("asset") == quote)
+            for fees in order.fills.values_list("fees", flat=True)
+        ),
+        ZERO,
+    )
 
 
 def apply_executions(

@@ -21,7 +21,7 @@ from django.http import HttpRequest
 from apps.approvals.models import ApprovalRequest
 from apps.approvals.policies import policy_for
 from apps.approvals.registry import TierSpec, approval_kind_register
-from apps.approvals.services import approval_request_create
+from apps.approvals.services import approval_request_create, approval_void
 from apps.core.trail import audit_record
 from apps.market.conversion import value_in
 from apps.orgs.models import Membership
@@ -138,8 +138,16 @@ def workflow_approval_request(
     """Ask (in the caller's transaction) for the workflow's terms to be approved once; a
     request already waiting is reused (its fingerprint follows the terms as they are now)."""
     waiting = _pending(workflow.org_id, mode="workflow", workflow_id=workflow.pk)
-    if waiting is not None:
+    if waiting is not None and waiting.requester_id == requester.user_id:
         return waiting
+    if waiting is not None:
+        # Someone else set these terms: the request is asked anew in their name, so they can
+        # never approve what they set themselves (a reused request kept the first requester).
+        approval_void(
+            approval=waiting,
+            reason=f"The workflow's terms were changed by {requester.user.email}.",
+            actor=requester,
+        )
     approval = approval_request_create(
         org=workflow.org,
         kind=KIND,

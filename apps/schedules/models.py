@@ -82,6 +82,11 @@ class Workflow(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
+    # Who last set the terms (services.workflow_terms_hash): approvals of the workflow and of
+    # its runs are asked in their name, so the person who set what moves money never approves it.
+    terms_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -78,6 +78,18 @@ def _creator(workflow: Workflow) -> Membership | None:
     )
 
 
+def _terms_setter(workflow: Workflow) -> Membership | None:
+    """The member who last set the workflow's terms: a run's approval is asked in their name,
+    so they cannot approve it (the creator, or anyone else allowed, can)."""
+    if workflow.terms_set_by_id is None or workflow.terms_set_by_id == workflow.created_by_id:
+        return _creator(workflow)
+    return (
+        Membership.objects.select_related("user", "org")
+        .filter(org_id=workflow.org_id, user_id=workflow.terms_set_by_id)
+        .first()
+    )
+
+
 def context_for(run: Run, workflow: Workflow, *, executing: bool = False) -> RunContext:
     approval = None
     if executing:
@@ -247,7 +259,9 @@ def run_decide(*, run_id: int) -> Run:
 def _decide_amount(run: Run, workflow: Workflow, decision: Decision) -> None:
     # Cut down to what the run's column holds: PostgreSQL would round a 9th decimal half away
     # from zero, so the stored (and executed) amount could exceed what the action decided.
-    amount = round_down(decision.amount or Decimal(0), DECIMAL_PLACES)
+    amount = decision.amount or Decimal(0)
+    if round_down(amount, DECIMAL_PLACES) != amount:
+        amount = round_down(amount, DECIMAL_PLACES)
     text = decision.text
     if decision.asset != workflow.cap_asset:
         blocked = ASSET_MISMATCH.format(asset=decision.asset, cap_asset=workflow.cap_asset)
@@ -285,7 +299,9 @@ def _decide_amount(run: Run, workflow: Workflow, decision: Decision) -> None:
     # The request's fingerprint reads the run's amount from the database.
     run.save(update_fields=["amount", "decision", "inputs", "asset", "decided_at", "updated_at"])
     try:
-        run.approval_request = run_approval_request(run=run, workflow=workflow, requester=creator)
+        run.approval_request = run_approval_request(
+            run=run, workflow=workflow, requester=_terms_setter(workflow) or creator
+        )
     except ConversionError as error:
         # Fail closed: approvers cannot be chosen by value without a current price.
         blocked = NO_VALUE.format(amount=plain(amount), asset=run.asset, reason=error.message)

@@ -242,7 +242,9 @@ def workflow_create(
     if not can_create(membership, action_find(data.action)):
         raise PermissionDenied(CANNOT_CREATE)
     checked = _check(membership=membership, data=data)
-    workflow = Workflow(org=membership.org, created_by=membership.user)
+    workflow = Workflow(
+        org=membership.org, created_by=membership.user, terms_set_by=membership.user
+    )
     _apply(workflow, data, checked)
     now = timezone.now()
     if workflow.schedule_kind == Workflow.ScheduleKind.INTERVAL:
@@ -278,6 +280,7 @@ def workflow_update(
     checked = _check(membership=membership, data=data)
     before = _audit_detail(workflow)
     approved_before = workflow_is_approved(workflow)
+    terms_before = workflow_terms_hash(workflow)
     schedule_before = (
         workflow.schedule_kind,
         workflow.cron,
@@ -297,6 +300,8 @@ def workflow_update(
     voided = approved_before and not workflow_is_approved(workflow)
     if voided:
         workflow.approved_terms = ""
+    if workflow_terms_hash(workflow) != terms_before:
+        workflow.terms_set_by = membership.user
     workflow.full_clean()
     workflow.save()
     audit_record(

@@ -416,3 +416,52 @@ def test_a_run_that_cannot_be_valued_on_a_stale_price_asks_nothing_and_says_why(
     assert Notification.objects.filter(
         kind="schedules.run_failed", recipient=treasurer.user, body=run.outcome
     ).exists()
+
+
+def test_whoever_changes_a_waiting_workflows_terms_cannot_approve_them(
+    make_workflow, treasurer, owner, approver
+) -> None:
+    # The reviewer's scenario: an owner (who may both set up and approve) edits a treasurer's
+    # waiting workflow. The waiting request was reused with the treasurer as requester, so the
+    # owner could approve what he had just set himself.
+    workflow = make_workflow(approval_mode="once")
+    first = ApprovalRequest.objects.get(kind="funding.workflow")
+    changed = workflow_input(
+        owner, approval_mode="once", params={"asset": "BTC", "keep": "0", "destination": "x-9"}
+    )
+    workflow = workflow_update(membership=owner, workflow=workflow, data=changed)
+    first.refresh_from_db()
+    assert first.status == ApprovalRequest.Status.CANCELLED
+    asked = ApprovalRequest.objects.filter(kind="funding.workflow").exclude(pk=first.pk).get()
+    assert asked.requester_id == owner.user_id
+    with pytest.raises(ValidationError, match=SELF_APPROVAL):
+        approval_decide(
+            approval=asked,
+            actor=owner,
+            verdict="approve",
+            fingerprint_seen=asked.fingerprint,
+            stepped_up=True,
+        )
+    approval_decide(
+        approval=asked,
+        actor=approver,
+        verdict="approve",
+        fingerprint_seen=asked.fingerprint,
+        stepped_up=True,
+    )
+    workflow.refresh_from_db()
+    assert workflow_is_approved(workflow)
+
+
+@pytest.mark.usefixtures("frozen_prices")
+def test_a_runs_approval_is_asked_in_the_name_of_whoever_last_set_the_terms(
+    make_workflow, treasurer, owner
+) -> None:
+    actions.balance_set("BTC", "3")
+    workflow = make_workflow(approval_mode="each_run")
+    changed = workflow_input(owner, params={"asset": "BTC", "keep": "0.5", "destination": "x-9"})
+    workflow = workflow_update(membership=owner, workflow=workflow, data=changed)
+    run = due_run(workflow)
+    assert run.state == Run.State.AWAITING_APPROVAL
+    assert run.approval_request is not None
+    assert run.approval_request.requester_id == owner.user_id

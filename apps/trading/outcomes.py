@@ -11,8 +11,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.exchange.models import ExchangeOrder, Operation, State
-from apps.trading import live
+from apps.trading import live, market, risk
 from apps.trading.models import LIVE_STATES, Order, OrderEvent, OrderState, OrderType
+from apps.trading.rules.base import TWO_PRICES
 from apps.vault.models import Credential, Use
 
 CANCEL_ONLY_REVOKED = (
@@ -137,9 +138,8 @@ def on_amend_done(operation: Operation) -> None:
     if params.get("order_qty") not in (None, ""):
         order.volume = Decimal(str(params["order_qty"]))
         fields.append("volume")
-    if order.volume is not None and order.price is not None:
-        order.notional = order.volume * order.price
-        fields.append("notional")
+    if order_revalue(order):
+        fields += ["notional", "notional_reporting"]
     order.save(update_fields=sorted(set(fields)))
     order_event(order, OrderEvent.Kind.AMENDED, "Amended on Kraken", operation=operation)
     live.order_changed_on_commit(order)
@@ -202,9 +202,43 @@ _KRAKEN_STATUS = {
 }
 
 
+def order_revalue(order: Order) -> bool:
+    """Recompute `notional` (quote currency) and `notional_reporting` (what the risk limits
+    sum) after the order's volume or price changed, the way the submit path values it (price2
+    for the two-price types). False (nothing changed) when the order cannot be valued from its
+    own volume and price (a market buy in quote, a market order).
+
+    When no fresh price converts the new notional, the reporting value is the old one scaled
+    by new/old notional (the submit-time rate) rather than None, which the limits' sums would
+    count as zero."""
+    if order.viqc or order.volume is None:
+        return False
+    at = (
+        order.price2 if order.order_type in TWO_PRICES and order.price2 is not None else order.price
+    )
+    if at is None:
+        return False
+    notional = order.volume * at
+    pair = market.pair_rules(order.pair)
+    reporting = (
+        risk.notional_in_reporting(
+            quote=pair.quote, notional=notional, currency=order.org.reporting_currency
+        )
+        if pair is not None
+        else None
+    )
+    if reporting is None and order.notional_reporting is not None and order.notional:
+        reporting = order.notional_reporting * notional / order.notional
+    order.notional = notional
+    order.notional_reporting = reporting
+    return True
+
+
 def order_apply_exchange_status(order: Order, exchange_order: ExchangeOrder) -> bool:
-    """Bring the order's state, fills and average price in line with exchange's record."""
+    """Bring the order's state, fills, average price, volume and price in line with exchange's
+    record (and, when volume or price moved, the notional the risk limits count)."""
     changed = False
+    volume_before, price_before = order.volume, order.price
     state = _KRAKEN_STATUS.get(exchange_order.status)
     if (
         state is not None
@@ -237,6 +271,8 @@ def order_apply_exchange_status(order: Order, exchange_order: ExchangeOrder) -> 
     ):
         order.price = exchange_order.price
         changed = True
+    if (order.volume, order.price) != (volume_before, price_before):
+        order_revalue(order)
     if changed:
         order.save()
     return changed

@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
+from apps.market.conversion import ConversionError, value_in
 from apps.orgs.business_day import business_day_bounds
 from apps.orgs.models import KrakenAccount, Membership
 from apps.trading.models import FINAL_STATES, LIVE_STATES, Order, OrderState, RiskLimit
@@ -76,6 +77,16 @@ def _scope(limit: RiskLimit) -> str:
 
 def _money(value: Decimal) -> str:
     return f"{value:,.2f}"
+
+
+def notional_in_reporting(*, quote: str, notional: Decimal, currency: str) -> Decimal | None:
+    """An order's quote-currency notional in the organization's reporting currency (what the
+    limits are set in and what `notional_reporting` stores), or None when no fresh price can
+    convert it. The one conversion used at submit, amend and stream sync."""
+    try:
+        return value_in(asset=quote, quantity=notional, currency=currency).value
+    except (ConversionError, ValueError):
+        return None
 
 
 def risk_check(

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditRecord
 from apps.exchange import services as exchange
-from apps.exchange.models import Kind, Operation, State
+from apps.exchange.models import ExchangeOrder, Kind, Operation, State
 from apps.orgs.models import Membership
 from apps.trading import outcomes, risk, rules, services
 from apps.trading.models import DeskSettings, Order, OrderEvent, OrderState, RiskLimit
@@ -179,6 +179,64 @@ def test_a_traders_amend_and_cancel_are_exchange_operations_with_history(
         OrderEvent.Kind.CANCEL_REQUESTED,
         OrderEvent.Kind.CANCELED,
     ]
+
+
+def test_an_amended_order_counts_at_its_amended_size_against_the_open_exposure_limit(
+    trading_desk: TradingDesk, trader: Membership
+) -> None:
+    RiskLimit.objects.create(
+        org=trader.org, account=trading_desk.account, max_open_exposure=Decimal("100")
+    )
+    # 0.01 BTC at 1000 USD = 10 USD.
+    order = services.order_submit(membership=trader, ticket=limit_ticket(trading_desk.account))
+    order.refresh_from_db()
+    assert order.notional_reporting == Decimal("10")
+
+    # The amend itself is valued at its new size: 0.11 BTC = 110 USD breaks the limit.
+    with pytest.raises(services.OrderRefused) as error:
+        services.order_amend(membership=trader, order=order, quantity=Decimal("0.11"))
+    assert error.value.check.errors["quantity"][0].startswith(
+        "Open orders on BTC/USD would reach 110.00 USD"
+    )
+
+    # 0.1 BTC = 100 USD is within it (the order itself is not counted twice).
+    amend = services.order_amend(membership=trader, order=order, quantity=Decimal("0.1"))
+    amend.refresh_from_db()
+    assert amend.state == State.DONE
+    order.refresh_from_db()
+    assert order.volume == Decimal("0.1")
+    assert order.notional == Decimal("100")
+    assert order.notional_reporting == Decimal("100")
+
+    # A new 90 USD order would bring the open exposure to 190 USD: refused (counting the
+    # amended order at its submit-time 10 USD would have let it through at exactly 100).
+    errors = refused(trader, limit_ticket(trading_desk.account, quantity=Decimal("0.09")))
+    assert errors["quantity"] == [
+        risk.OPEN_EXPOSURE.format(
+            pair="BTC/USD", value="190.00", limit="100.00", currency="USD", scope="account"
+        )
+    ]
+
+
+def test_a_stream_sync_of_a_new_volume_revalues_the_notional_the_limits_count(
+    trading_desk: TradingDesk, trader: Membership
+) -> None:
+    order = services.order_submit(membership=trader, ticket=limit_ticket(trading_desk.account))
+    order.refresh_from_db()
+    # Exchange's record of it after an amend made elsewhere (the stream's view).
+    exchange_order = ExchangeOrder(
+        txid=order.txid,
+        status="open",
+        vol=Decimal("0.05"),
+        vol_exec=Decimal(0),
+        price=Decimal("1200"),
+    )
+
+    assert outcomes.order_apply_exchange_status(order, exchange_order)
+
+    order.refresh_from_db()
+    assert order.notional == Decimal("60")
+    assert order.notional_reporting == Decimal("60")
 
 
 def test_only_the_placer_may_amend_or_cancel(

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.utils import timezone
 
-from apps.market.conversion import ConversionError, value_in
 from apps.orgs.models import Membership
 from apps.orgs.permissions import Capability
 from apps.trading import market, risk
@@ -222,12 +221,9 @@ def ticket_check(
             ),
         )
     if notional is not None:
-        try:
-            check.notional_reporting = value_in(
-                asset=pair.quote, quantity=notional, currency=org.reporting_currency
-            ).value
-        except (ConversionError, ValueError):
-            check.notional_reporting = None
+        check.notional_reporting = risk.notional_in_reporting(
+            quote=pair.quote, notional=notional, currency=org.reporting_currency
+        )
 
     _spendable_note(check, ticket, pair, volume)
     if check.errors:

@@ -267,7 +267,9 @@ class StreamsThread:
     def stream(self, account_id: int) -> AccountStream | None:
         return self.process.streams.get(account_id) if self.process else None
 
-    def wait_subscribed(self, account_id: int, timeout: float = 30.0) -> AccountStream:
+    # 60 s: the first connection of a run also waits for the token and the sandbox's snapshot,
+    # which took longer than 30 s once in a loaded full run.
+    def wait_subscribed(self, account_id: int, timeout: float = 60.0) -> AccountStream:
         def ready() -> AccountStream | None:
             stream = self.stream(account_id)
             return stream if stream is not None and stream.subscribed.is_set() else None

@@ -159,8 +159,9 @@ def test_an_order_filled_by_another_client_reaches_the_record_without_a_rest_cal
     nothing_missing(reader, exchange_sandbox)
     # The hooks saw it, as an external order.
     eventually(lambda: (txid, "closed", False) in seen["orders"])
-    assert sorted(seen["fills"]) == sorted((fill.trade_id, False) for fill in fills)
-    assert {"BTC", "USD"} <= set(seen["balances"])
+    # Hooks run after the records commit, off the recording path: wait for them too.
+    eventually(lambda: sorted(seen["fills"]) == sorted((fill.trade_id, False) for fill in fills))
+    eventually(lambda: {"BTC", "USD"} <= set(seen["balances"]))
     eventually(lambda: reader.account.pk in seen["ticks"])
     # And the portal made no REST call with the account's key for any of it.
     after = rest_calls(exchange_sandbox, reader.api_key)

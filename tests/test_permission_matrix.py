@@ -347,6 +347,7 @@ SAMPLE_KWARGS: dict[str, Callable[[World], dict[str, Any]]] = {
     "schedules:workflow-edit": _workflow,
     "schedules:workflow-pause": _workflow,
     "schedules:workflow-resume": _workflow,
+    "schedules:workflow-archive": _workflow,
     "schedules:run-detail": _run,
     # A link that does not check out: Django's view answers with its "invalid link" page.
     "accounts:password-reset-confirm": lambda w: {"uidb64": "MQ", "token": "not-a-token"},
@@ -365,6 +366,7 @@ NARROWER_RULES: dict[str, set[str]] = {
     # (apps/schedules/services.py can_manage).
     "schedules:workflow-pause": {Role.OWNER, Role.ADMIN, Role.TREASURER},
     "schedules:workflow-resume": {Role.OWNER, Role.ADMIN, Role.TREASURER},
+    "schedules:workflow-archive": {Role.OWNER, Role.ADMIN, Role.TREASURER},
 }
 
 

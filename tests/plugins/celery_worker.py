@@ -189,7 +189,15 @@ def _celery_broker_prefix() -> Iterator[str]:
     from apps.core.redis_clients import redis_client
 
     broker_prefix_use(BROKER_PREFIX)
+    # Every process the tests start (the portal server, schedule ticks, streams, workers)
+    # inherits the prefix: a task the portal server enqueues must reach this run's worker.
+    previous = os.environ.get("CELERY_BROKER_KEY_PREFIX")
+    os.environ["CELERY_BROKER_KEY_PREFIX"] = BROKER_PREFIX
     yield BROKER_PREFIX
+    if previous is None:
+        os.environ.pop("CELERY_BROKER_KEY_PREFIX", None)
+    else:
+        os.environ["CELERY_BROKER_KEY_PREFIX"] = previous
     with contextlib.suppress(redis.RedisError):
         client = redis_client(settings.CELERY_BROKER_URL)
         keys = list(client.scan_iter(match=BROKER_PREFIX + "*", count=1000))

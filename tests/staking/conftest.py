@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,7 +189,9 @@ def earn_prices(sandbox: Any, settings: Any) -> None:
             await task
         await client.aclose()
 
-    asyncio.run(feed())
+    # In a thread of its own: a browser test's Playwright loop may already run in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(feed())).result()
     assert _priced(), "the feeder stored no prices"
 
 

@@ -135,6 +135,8 @@ def test_the_market_moves_through_a_resting_order_and_the_desk_shows_the_fill_pn
         timeout=30_000
     )
     assert not ExchangeFill.objects.exists()
+    order.refresh_from_db()  # read when the ticket answered: before the worker sent it
+    assert order.txid
 
     # Another participant sells through the bid: the market trades below the order's price.
     exchange_sandbox.move_price("XBTUSD", f"{limit - 50:f}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connections
-from django.test import Client
+from django.core.management.base import CommandError
+from django.db import OperationalError, connections
+from django.test import Client, TransactionTestCase
 
 from apps.accounts.models import EncryptedTOTPDevice
 from apps.accounts.services import totp_device_create
@@ -18,6 +20,8 @@ from apps.core.ratelimit import redis_client
 from apps.orgs.models import Membership, Organization
 from apps.orgs.permissions import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+FLUSH_ATTEMPTS = 5
 
 pytest_plugins = [
     "tests.plugins.sandbox",
@@ -36,6 +40,30 @@ def redis_windows_start_empty() -> None:
         keys = list(client.scan_iter(match=prefix + "*", count=1000))
         if keys:
             client.delete(*keys)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_outlasts_a_busy_worker() -> Iterator[None]:
+    """A test that committed its data is flushed (TRUNCATE of every table) when it ends. A
+    worker or portal server task still running then can deadlock with it, and PostgreSQL
+    aborts one of the two: if that is the flush, the test's rows would stay for the next
+    test (which then finds "acme" taken). The flush is one transaction: it is tried again."""
+    original = TransactionTestCase._fixture_teardown
+
+    def fixture_teardown(self: TransactionTestCase) -> None:
+        for attempt in range(FLUSH_ATTEMPTS):
+            try:
+                original(self)
+                return
+            except CommandError as error:
+                cause = error.__cause__
+                if not isinstance(cause, OperationalError) or attempt == FLUSH_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = fixture_teardown  # type: ignore[method-assign]
+    yield
+    TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ again by the services) decide, and the forms show the rules' messages next to ea
 
 from __future__ import annotations
 
+import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -77,9 +78,17 @@ class TicketForm(forms.Form):
     close_price = forms.CharField(label="Close price", required=False, max_length=40)
     close_price2 = forms.CharField(label="Close limit price", required=False, max_length=40)
     confirmed = forms.BooleanField(label="I confirm this order", required=False)
+    submission = forms.CharField(
+        required=False,
+        max_length=64,
+        widget=forms.HiddenInput,
+    )
 
     def __init__(self, *args: Any, membership: Membership, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            # A new ticket, a new id: sending it twice places one order (services.order_submit).
+            self.initial.setdefault("submission", secrets.token_hex(16))
         field = self.fields["account"]
         if not isinstance(field, forms.ModelChoiceField):
             raise TypeError("the account field is a ModelChoiceField")
@@ -112,6 +121,7 @@ class TicketForm(forms.Form):
             close_price=str(data.get("close_price") or ""),
             close_price2=str(data.get("close_price2") or ""),
             confirmed=bool(data.get("confirmed")),
+            submission=str(data.get("submission") or ""),
         )
 
     def show(self, check: Check) -> None:

@@ -130,6 +130,8 @@ class Order(models.Model):
     close_price2 = models.DecimalField(max_digits=38, decimal_places=18, null=True, blank=True)
     # What identifies it on Kraken: our cl_ord_id, or (conditional close) our userref.
     cl_ord_id = models.CharField(max_length=64, blank=True)
+    # The ticket's id (forms.TicketForm): one order per ticket, however often it is sent.
+    submission = models.CharField(max_length=64, blank=True, editable=False)
     userref = models.BigIntegerField(null=True, blank=True)
     txid = models.CharField(max_length=32, blank=True)
     # The order's value in its quote currency when submitted (price x volume, or the book's
@@ -187,6 +189,11 @@ class Order(models.Model):
                 fields=("account", "cl_ord_id"),
                 condition=~Q(cl_ord_id=""),
                 name="trading_order_cl_ord_id_once",
+            ),
+            models.UniqueConstraint(
+                fields=("org", "submission"),
+                condition=~Q(submission=""),
+                name="trading_order_one_per_ticket",
             ),
         )
 

@@ -129,6 +129,13 @@ def order_submit(
             earlier = Order.objects.filter(resubmission_of=resubmission_of).first()
             if earlier is not None:
                 raise ValidationError(ALREADY_RESUBMITTED.format(pk=earlier.pk))
+        if ticket.submission:
+            # The same ticket again (a double click, a key held down, a repeated POST): the
+            # order it already placed, not a second one. Under the organization's lock, so
+            # two of them at once are one; the constraint backs it up.
+            sent = Order.objects.filter(org=membership.org, submission=ticket.submission).first()
+            if sent is not None:
+                return sent
         check = ticket_check(membership=membership, ticket=ticket)
         if not check.ok or check.errors:
             refused = check
@@ -206,6 +213,7 @@ def _order_create(
         ),
         cl_ord_id=str(operation.params.get("cl_ord_id") or ""),
         userref=operation.params.get("userref"),
+        submission=ticket.submission[:64],
         notional=check.notional or Decimal(0),
         notional_reporting=check.notional_reporting,
         operation=operation,

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
@@ -36,6 +37,7 @@ from apps.trading.rules import Check, ticket_check
 
 DEFAULT_PAIR = "BTC/USD"
 SUBMITTED = "Order #{pk} submitted: it is sent to Kraken once."
+ALREADY_SENT = "This ticket was already sent as order #{pk}: it is not sent a second time."
 KILL_SWITCH_STEP_UP = "Halting trading for the organization"
 IN_FLIGHT_MESSAGE = (
     " {count} order(s) or amend(s) were already on their way to Kraken: they are listed below."
@@ -217,6 +219,7 @@ def order_submit_view(request: HtmxHttpRequest, membership: Membership) -> HttpR
     form.is_valid()
     pair = _pair_of(request)
     ticket = form.ticket()
+    started = timezone.now()
     try:
         order = services.order_submit(membership=membership, ticket=ticket, request=request)
     except services.OrderRefused as refused:
@@ -227,7 +230,8 @@ def order_submit_view(request: HtmxHttpRequest, membership: Membership) -> HttpR
         return _render_desk(
             request, membership, ticket.account, pair, form, refused.check, status=422
         )
-    flash = SUBMITTED.format(pk=order.pk)
+    # An order written before this request began is the one this ticket placed already.
+    flash = (ALREADY_SENT if order.created_at < started else SUBMITTED).format(pk=order.pk)
     if request.htmx:
         fresh = _initial_form(membership, order.account_id, pair)
         context = ticket_context(

@@ -4,6 +4,7 @@ page carries the ticket; other organizations' orders are 404."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -106,6 +107,51 @@ def test_without_javascript_review_then_send_places_the_order(
     assert order.state == OrderState.OPEN
     page = client.get(sent["Location"]).content.decode()
     assert f"Order #{order.pk} submitted" in page
+
+
+def test_one_ticket_sent_twice_or_at_once_places_one_order(
+    trading_desk: TradingDesk,
+    trader: Membership,
+    client_for: Callable[[Membership], Client],
+    exchange_sandbox: Any,
+) -> None:
+    """A double click, a key held down or a repeated POST: one order, sent to Kraken once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from apps.exchange.models import Kind, Operation
+
+    client = client_for(trader)
+    page = client.get(url("desk", trader)).content.decode()
+    drawn = re.search(r'name="submission" value="([0-9a-f]{32})"', page)
+    assert drawn is not None  # the ticket carries its own id
+    data = ticket_data(trading_desk, submission=drawn.group(1))
+
+    def send(_: int) -> int:
+        try:
+            response = client_for(trader).post(
+                url("order-submit", trader), data, headers={"HX-Request": "true"}
+            )
+            return response.status_code
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(send, range(2))) == [200, 200]
+    again = client.post(url("order-submit", trader), data, headers={"HX-Request": "true"})
+
+    order = Order.objects.get()
+    assert Operation.objects.filter(kind=Kind.ADD_ORDER).count() == 1
+    assert len(trading_desk.look(exchange_sandbox, "OpenOrders")["open"]) == 1
+    html = again.content.decode()
+    assert f"This ticket was already sent as order #{order.pk}" in html
+    # The fresh ticket it answers with is a new one: its next order is another order.
+    fresh = re.search(r'name="submission" value="([0-9a-f]{32})"', html)
+    assert fresh is not None
+    assert fresh.group(1) != drawn.group(1)
+    client.post(url("order-submit", trader), ticket_data(trading_desk, submission=fresh.group(1)))
+    assert Order.objects.count() == 2
 
 
 def test_a_refused_order_shows_the_reason_next_to_its_field(

@@ -92,6 +92,9 @@ class Ticket:
     close_price: str = ""
     close_price2: str = ""
     confirmed: bool = False
+    # The ticket's own random id, written when the ticket was drawn: the same ticket sent
+    # twice (a double click, Enter held down, the browser repeating a POST) is one order.
+    submission: str = ""
 
 
 @dataclass

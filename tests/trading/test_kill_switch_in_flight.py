@@ -51,17 +51,28 @@ def test_an_order_in_flight_at_a_cancel_everything_halt_is_listed_and_cancelled_
     client_for: Callable[[Membership], Client],
 ) -> None:
     exchange_sandbox.set_faults(
-        [{"kind": "latency", "endpoint": "AddOrder", "latency_ms": 6000, "probability": 1.0}]
+        [
+            {
+                "kind": "latency",
+                "endpoint": "AddOrder",
+                "latency_ms": 6000,
+                "probability": 1.0,
+                "count": 1,
+            }
+        ]
     )
     order = services.order_submit(
         membership=trader, ticket=limit_ticket(trading_desk.account, price="1000")
     )
     assert order.operation is not None
     sent = order.operation.pk
+    # SENDING is not yet gone: the worker checks the kill switch once more after it. The order
+    # has left when Kraken holds it, i.e. when the slow answer's one activation is used.
     eventually(
-        lambda: Operation.objects.filter(pk=sent, state=State.SENDING).exists(),
+        lambda: exchange_sandbox.control("GET", "/sandbox/faults")["rules"][0]["count"] == 0,
         timeout=60,
     )
+    assert Operation.objects.get(pk=sent).state == State.SENDING
 
     switch = services.kill_switch_activate(membership=owner, cancel_all=True, reason="test")
     assert list(switch.in_flight.values_list("pk", flat=True)) == [order.operation_id]

@@ -4,22 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('exchange', '0004_blotter_indexes'),
-        ('orgs', '0006_onboarding_rejection_reason'),
-        ('trading', '0004_order_resubmitted_once'),
-        ('vault', '0005_credential_account_required'),
+        ("exchange", "0004_blotter_indexes"),
+        ("orgs", "0006_onboarding_rejection_reason"),
+        ("trading", "0004_order_resubmitted_once"),
+        ("vault", "0005_credential_account_required"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='order',
-            name='submission',
+            model_name="order",
+            name="submission",
             field=models.CharField(blank=True, editable=False, max_length=64),
         ),
         migrations.AddConstraint(
-            model_name='order',
-            constraint=models.UniqueConstraint(condition=models.Q(('submission', ''), _negated=True), fields=('org', 'submission'), name='trading_order_one_per_ticket'),
+            model_name="order",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("submission", ""), _negated=True),
+                fields=("org", "submission"),
+                name="trading_order_one_per_ticket",
+            ),
         ),
     ]

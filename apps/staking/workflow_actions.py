@@ -2,7 +2,7 @@
 an asset spendable on the workflow's account and allocate the rest to Earn strategy S.
 
 `decide` only reads: the account's spendable amount by the platform's one definition
-(apps.exchange.balances.spendable: spot - holds + auto-earn), refreshed when stale. `execute`
+(apps.exchange.balances.spendable: spot - holds + auto-earn), read from Kraken first. `execute`
 asks through the same service as a treasurer's request (so the queue per account and strategy,
 the exchange's exactly-once operation and the follow-up are the same), once per run (the run's
 idempotency key), covered by the workflow's approval when it has one.
@@ -96,7 +96,9 @@ def decide(context: RunContext) -> Decision:
             UNKNOWN_STRATEGY.format(strategy=params["strategy_id"], account=context.account.label)
         )
     asset = strategy.asset
-    balances_current(account=context.account)
+    # Read from Kraken now, whatever was read lately: this decides how much money moves, and
+    # a deposit since the last read (the streams may not run) must count. One run per slot.
+    balances_current(account=context.account, force=True)
     available = spendable(account=context.account, asset=asset)
     keep = Decimal(str(params["keep"]))
     excess = max(available - keep, Decimal(0))

@@ -96,6 +96,41 @@
       event.preventDefault();
     }
   });
+  // What changed between the page being drawn and its live socket opening was published to
+  // nobody: when the member's socket opens, the page's live regions ([data-live-region] with an
+  // id) are read again once and replaced. A region that a live message touched meanwhile is left
+  // as it is (the message is newer than the page that was read).
+  var touched = null;
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail.target;
+    if (touched && target instanceof Element && target.id) touched.push(target.id);
+  });
+  document.addEventListener("htmx:wsOpen", function (event) {
+    var socket = event.target;
+    if (!(socket instanceof Element) || !socket.hasAttribute("data-live-header")) return;
+    var regions = Array.prototype.slice.call(document.querySelectorAll("[data-live-region][id]"));
+    if (!regions.length) return;
+    touched = [];
+    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Live-Resync": "1" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        var since = touched || [];
+        touched = null;
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        regions.forEach(function (region) {
+          var newer = fresh.getElementById(region.id);
+          if (!newer || !region.isConnected) return;
+          if (since.some(function (id) {
+            return id === region.id || region.querySelector("#" + CSS.escape(id)) !== null;
+          })) return;
+          var adopted = document.importNode(newer, true);
+          region.replaceWith(adopted);
+          if (window.htmx) window.htmx.process(adopted);
+        });
+      })
+      .catch(function () { touched = null; });
+  });
   document.addEventListener("htmx:afterSwap", function () {
     document.querySelectorAll(".toast:not([data-armed])").forEach(function (t) { t.dataset.armed = "1"; arm(t); });
   });

@@ -56,8 +56,10 @@ def test_allocate_then_deallocate_a_bonded_strategy_live(
     earn_sandbox: Any,
 ) -> None:
     _no_approval(owner)
-    # Kraken takes a few (simulated) seconds to process each call: long enough to watch.
-    earn_sandbox.configure(earn_delay=4)
+    # Kraken takes ten (simulated) seconds to process each call: long enough to watch. (The
+    # request often turns pending before the page's socket has opened: the page reads its live
+    # regions again when it opens, so that state is not missed.)
+    earn_sandbox.configure(earn_delay=10)
     device = totp_device_create(user=treasurer.user, name="Authenticator app", confirmed=True)
     sign_in_browser(page, treasurer.user, device)
 

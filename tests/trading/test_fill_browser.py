@@ -168,7 +168,13 @@ def test_the_market_moves_through_a_resting_order_and_the_desk_shows_the_fill_pn
     )
     expected_net = (mid - fill.price) * QUANTITY - usd_fee - btc_fee * fill.price
     expected = money(expected_net, "USD", signed=True)
-    eventually(lambda: net.inner_text() == expected, timeout=30)
+    try:
+        eventually(lambda: net.inner_text() == expected, timeout=30)
+    except pytest.fail.Exception:
+        pytest.fail(
+            f"today's P&L shows {net.inner_text()!r}, not {expected!r} (mid {mid}, fill "
+            f"{fill.price} x {fill.qty}, fees {fill.fees})"
+        )
     assert expected != net_before
     assert Order.objects.get(pk=order.pk).state == OrderState.FILLED
     assert page.console_errors == [], "\n".join(page.console_errors)  # type: ignore[attr-defined]

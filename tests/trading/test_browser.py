@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from apps.accounts.services import totp_device_create
 from apps.exchange.models import Kind, Operation, State
@@ -68,7 +69,10 @@ def test_a_trader_places_amends_and_cancels_and_sees_the_kill_switch_halt_the_de
     assert page.get_by_label("Sell").is_checked()
     page.keyboard.press("b")
     assert page.get_by_label("Buy").is_checked()
-    page.locator("#ticket-feedback [data-ready]").wait_for()
+    try:
+        page.locator("#ticket-feedback [data-ready]").wait_for()
+    except PlaywrightTimeoutError:
+        pytest.fail(f"the ticket is not ready: {page.locator('#ticket-feedback').inner_html()}")
     # Enter in a field reviews, it never sends.
     page.get_by_label("Price (or trigger)").focus()
     page.keyboard.press("Enter")

@@ -51,6 +51,7 @@ def test_a_trader_places_amends_and_cancels_and_sees_the_kill_switch_halt_the_de
     trader: Membership,
     owner: Membership,
     exchange_sandbox: Any,
+    market_keys: Any,  # an empty market store: another test's old prices do not linger
 ) -> None:
     device = totp_device_create(user=trader.user, name="Authenticator app", confirmed=True)
     sign_in_browser(page, trader.user, device)

@@ -24,6 +24,7 @@ from apps.trading.models import Order, OrderState
 from apps.trading.presentation_blotter import money
 from tests.exchange.conftest import eventually
 from tests.exchange.test_streams_standby import commands, subscribed_by  # noqa: F401 - fixture
+from tests.market.conftest import clear_market_keys
 from tests.plugins.celery_worker import sandbox_environment
 from tests.trading.blotter.conftest import MARKET_PAIRS, Prices
 from tests.trading.conftest import TradingDesk
@@ -64,6 +65,7 @@ def prices() -> Any:
     for key in client.scan_iter(match="*trading:pnl:*", count=1000):
         client.delete(key)
     client.close()
+    clear_market_keys()  # another test's old prices (other pairs) do not linger
     market = Prices()
     yield market
     market.clear()

@@ -27,6 +27,7 @@ from apps.vault.policy import ALLOWED
 from apps.vault.services import credential_create, credential_test
 from tests.factories import master_account, subaccount_of
 from tests.plugins.celery_worker import CeleryWorker, sandbox_environment
+from tests.plugins.sandbox import SandboxProcess, start_sandbox, stop_sandbox
 
 DOT_FLEX = "ESRFUO3-Q62XD-WIOIL7"  # DOT instant (Kraken's "flexible"), min 0.01
 DOT_BONDED = "ESDQCOL-WTZEU-NU55QF"  # DOT bonded, 28-day unbonding, intermediate tier and up
@@ -85,6 +86,19 @@ def staking_hooks() -> Iterator[None]:
             on_not_placed=services.on_operation_not_placed,
         )
     return
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxProcess]:
+    """Staking's own sandbox (it overrides the session's for these tests). They fast-forward
+    its clock by days (bonding, unbonding, rewards), and the clock only moves forward: on the
+    shared sandbox every later test's trades would be stamped days ahead of the wall clock
+    (the desk's fill test then found its fill outside "today")."""
+    own = start_sandbox()
+    try:
+        yield own
+    finally:
+        stop_sandbox(own)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ deployed (a subprocess) reporting Kraken's executions and balances, and the sand
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.exchange.conftest import eventually
 from tests.exchange.test_streams_standby import commands, subscribed_by  # noqa: F401 - fixture
 from tests.market.conftest import clear_market_keys
 from tests.plugins.celery_worker import sandbox_environment
+from tests.plugins.sandbox import SandboxProcess, start_sandbox, stop_sandbox
 from tests.trading.blotter.conftest import MARKET_PAIRS, Prices
 from tests.trading.conftest import TradingDesk
 from tests.vault.conftest import KEK_1
@@ -33,6 +35,18 @@ from tests.vault.conftest import KEK_1
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 QUANTITY = Decimal("0.01")
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxProcess]:
+    """A sandbox of this test's own, its clock on the wall clock's time: "today's P&L" counts
+    the fill's fee only if Kraken stamps the fill today, and the session's sandbox may have been
+    fast-forwarded by earlier tests."""
+    own = start_sandbox()
+    try:
+        yield own
+    finally:
+        stop_sandbox(own)
 
 
 @pytest.fixture
